@@ -1,0 +1,52 @@
+# xenvtpm — build, test and demo entry points.
+#
+#   make images    build every domain image into $(OUT) and list them
+#   make test      every test tier (what CI runs): unit tests always; image
+#                  builds, QEMU and Xen test-bed tiers when the tamago-go
+#                  toolchain is installed (otherwise one SKIP: line each)
+#   make testbed   the Xen test bed end to end (needs the toolchain)
+#   make demo      the main job: boot Xen under QEMU and run the hello domain
+#   make toolchain install tamago-go for go.mod's tamago version from a local
+#                  clone (TAMAGO_GO_SRC=path-to-a-tamago-go-git-repository)
+
+OUT      ?= out
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+TAMAGO   := $(shell go tool -n tamago 2>/dev/null)
+GOENV    := GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago
+# linkcpuinit: board/xen/pvh brings its own PVH entry; linkramstart: RAM from
+# 2 MiB, so small domains fit. The image is linked just above it.
+TAGS     := linkcpuinit,linkramstart
+LDFLAGS  := -T 0x00210000 -R 0x1000 -X main.Version=$(VERSION)
+IMAGES   := hello
+
+.PHONY: all images test unit toolchain-check testbed demo toolchain clean FORCE
+all: images
+
+toolchain-check:
+	@build/toolchain.sh check
+
+images: toolchain-check $(addprefix $(OUT)/,$(IMAGES))
+	@for i in $(IMAGES); do ls -l $(OUT)/$$i; done
+
+$(OUT)/%: FORCE
+	@mkdir -p $(dir $@)
+	$(GOENV) $(TAMAGO) build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $@ ./build/$*
+
+unit:
+	go vet ./...
+	go test -race -count=1 ./...
+
+test:
+	build/test-all.sh
+
+testbed:
+	build/testbed/host-deps.sh
+	build/testbed/run.sh build/hello/testbed
+
+demo: testbed
+
+toolchain:
+	build/toolchain.sh install
+
+clean:
+	rm -rf $(OUT)

@@ -1,0 +1,243 @@
+//go:build tamago
+
+package pvh
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime/goos"
+	"sync/atomic"
+	"unsafe"
+	_ "unsafe"
+
+	"github.com/usbarmory/tamago/amd64"
+	"github.com/usbarmory/tamago/amd64/lapic"
+
+	"github.com/xenvtpm/xenvtpm/board/xen"
+	"github.com/xenvtpm/xenvtpm/board/xen/shm"
+	"github.com/xenvtpm/xenvtpm/drivers/console"
+	"github.com/xenvtpm/xenvtpm/evtchn"
+)
+
+// UpcallVector is the interrupt vector Xen raises for pending events.
+const UpcallVector = 0xf3
+
+var (
+	// CPU is the boot vCPU.
+	CPU = &amd64.CPU{}
+	// Hypervisor is the hypercall interface, set up before main runs.
+	Hypervisor *xen.Hypervisor
+	// Info is the parsed hvm_start_info.
+	Info *StartInfo
+	// Events delivers event channels; set up before main runs.
+	Events *evtchn.Mux
+
+	sharedInfo *shm.Page
+	cons       *console.Ring
+	consPort   evtchn.Port
+
+	// clockBase maps Xen system time to Go's nanotime, which must start
+	// near zero and never go back.
+	clockBase   int64
+	clockReady  atomic.Bool
+	bootCounter int64
+
+	bootErr error
+
+	hypercallPage  [2 << 12]byte
+	sharedInfoPage [2 << 12]byte
+)
+
+func pageOf(b []byte) uintptr {
+	return (uintptr(unsafe.Pointer(&b[0])) + 0xfff) &^ 0xfff
+}
+
+//go:linkname printk runtime/goos.Printk
+func printk(c byte) {
+	if cons != nil {
+		cons.WriteByte(c)
+		return
+	}
+	xen.DebugPutc(c)
+}
+
+func xenTime() int64 {
+	return xen.ReadTimeInfo(sharedInfo, 32).Nanotime(xen.RDTSC())
+}
+
+//go:linkname nanotime runtime/goos.Nanotime
+func nanotime() int64 {
+	if !clockReady.Load() {
+		// Before shared_info is mapped the runtime only needs a clock that
+		// moves forward.
+		bootCounter++
+		return bootCounter
+	}
+	return xenTime() - clockBase
+}
+
+// XenTime converts a Go nanotime value to Xen system time.
+func XenTime(ns int64) int64 { return ns + clockBase }
+
+func physRead(pa uint64, n int) ([]byte, error) {
+	if pa < 0x1000 || n < 0 || pa+uint64(n) > 0xc0000000 || pa+uint64(n) < pa {
+		return nil, fmt.Errorf("address %#x+%d outside RAM", pa, n)
+	}
+	return shm.At(uintptr(pa), n).Bytes(), nil
+}
+
+// halt stops the vCPU for good: used when Xen itself cannot be reached.
+func halt(msg string) {
+	for _, c := range []byte(msg) {
+		xen.DebugPutc(c)
+	}
+	amd64.Fault()
+}
+
+//go:linkname hwinit1 runtime/goos.Hwinit1
+func hwinit1() {
+	h, err := xen.Init(pageOf(hypercallPage[:]))
+	if err != nil {
+		halt("pvh: " + err.Error() + "\n")
+	}
+	Hypervisor = h
+
+	si := pageOf(sharedInfoPage[:])
+	if err := h.AddToPhysmap(xen.MapSpaceSharedInfo, 0, uint64(si>>12)); err != nil {
+		halt("pvh: mapping shared_info: " + err.Error() + "\n")
+	}
+	sharedInfo = shm.At(si, 4096)
+	clockBase = xenTime() - bootCounter - 1
+	clockReady.Store(true)
+
+	goos.Exit = exit
+	goos.Idle = idle
+
+	Info, bootErr = ParseStartInfo(startInfoPA, physRead)
+	if bootErr == nil {
+		bootErr = checkBootInfo(Info)
+	}
+
+	if err := initConsole(h); err != nil {
+		print("pvh: PV console unavailable, logging to Xen's console only: ", err.Error(), "\n")
+	}
+}
+
+// checkBootInfo makes sure nothing the heap may reuse was still needed.
+func checkBootInfo(si *StartInfo) error {
+	top := uint64(ramStart + ramSize)
+	if si.RAMEnd(uint64(ramStart)) == 0 {
+		return fmt.Errorf("pvh: memory map has no RAM at %#x:\n%s", ramStart, si.MemmapString())
+	}
+	if uint64(goos.Bloc) <= si.Location && si.Location < top {
+		return fmt.Errorf("pvh: hvm_start_info at %#x lies in the heap (starts %#x); raise BOOT_INFO_RESERVE", si.Location, goos.Bloc)
+	}
+	return nil
+}
+
+// MemmapString formats the memory map for the log.
+func (si *StartInfo) MemmapString() string {
+	s := ""
+	for _, e := range si.Memmap {
+		s += fmt.Sprintf("  %#012x-%#012x type %d\n", e.Addr, e.Addr+e.Size, e.Type)
+	}
+	return s
+}
+
+func initConsole(h *xen.Hypervisor) error {
+	pfn, err := h.GetParam(xen.ParamConsolePFN)
+	if err != nil {
+		return err
+	}
+	port, err := h.GetParam(xen.ParamConsoleEvtchn)
+	if err != nil {
+		return err
+	}
+	if pfn == 0 {
+		return errors.New("no console page (HVM_PARAM_CONSOLE_PFN is 0)")
+	}
+	consPort = evtchn.Port(port)
+	ops := xen.EvtchnOps{H: h}
+	cons = console.New(shm.At(uintptr(pfn<<12), 4096), func() { ops.Send(consPort) })
+	return nil
+}
+
+func init() {
+	CPU.LAPIC = &lapic.LAPIC{Base: amd64.LAPIC_BASE}
+	CPU.EnableExceptions()
+
+	if bootErr != nil {
+		panic(bootErr)
+	}
+	mux, err := evtchn.NewMux(sharedInfo, xen.EvtchnOps{H: Hypervisor})
+	if err != nil {
+		panic(err)
+	}
+	Events = mux
+	// VIRQ_TIMER only has to end a halt; its events are counted as stray.
+	tp, err := mux.Ops().BindVIRQ(evtchn.VIRQTimer, 0)
+	if err != nil {
+		panic(fmt.Errorf("pvh: binding VIRQ_TIMER: %w", err))
+	}
+	if err := mux.Ops().Unmask(tp); err != nil {
+		panic(fmt.Errorf("pvh: unmasking VIRQ_TIMER: %w", err))
+	}
+	CPU.LAPIC.Enable()
+	if err := Hypervisor.SetUpcallVector(0, UpcallVector); err != nil {
+		panic(fmt.Errorf("pvh: %w", err))
+	}
+	// Events raised before the vector existed (the console and xenstore
+	// ports are live from domain creation) left evtchn_upcall_pending set,
+	// and Xen interrupts only on its 0→1 edge: clear it by demuxing once.
+	mux.Demux()
+	go CPU.ServiceInterrupts(func(vector int) {
+		if vector == UpcallVector {
+			mux.Demux()
+		}
+	})
+}
+
+// idle blocks the vCPU until an event or, if the scheduler has a timer
+// pending, until Xen's one-shot timer fires at that time.
+func idle(until int64) {
+	if until != 0 && until != math.MaxInt64 {
+		if until <= nanotime() {
+			return
+		}
+		if err := Hypervisor.SetSingleshotTimer(0, XenTime(until)); err != nil {
+			return // keep polling rather than sleep forever
+		}
+	}
+	CPU.WaitInterrupt()
+}
+
+// exit ends the domain: code 0 powers it off, anything else (a panic exits
+// with 2) reports a crash, so xl's on_poweroff / on_crash apply.
+func exit(code int32) {
+	drainConsole()
+	reason := uint32(xen.ShutdownPoweroff)
+	if code != 0 {
+		reason = xen.ShutdownCrash
+	}
+	if Hypervisor != nil {
+		Hypervisor.Shutdown(reason)
+	}
+	amd64.Fault()
+}
+
+// drainConsole waits, for a bounded time, until xenconsoled has read the
+// ring, so the last lines (a panic's message and stack) reach the log
+// before the domain is destroyed.
+func drainConsole() {
+	if cons == nil {
+		return
+	}
+	cons.Flush()
+	deadline := nanotime() + 2e9
+	for !cons.Empty() && nanotime() < deadline {
+		cons.Flush()
+		for i := 0; i < 100000; i++ {
+		}
+	}
+}

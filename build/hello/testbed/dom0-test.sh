@@ -1,0 +1,57 @@
+# The foundation's checks on real Xen: the hello domain boots as PVH, talks to
+# xenstore (write/read back, dom0 reads the same key, a watch on a key dom0
+# writes), keeps time against dom0's clock, exits cleanly; then a second run
+# panics on purpose and must leave its panic on the console and be gone.
+# Sourced by dom0's init with testlib.sh loaded.
+
+t0=$(now)
+xl_create hello.cfg || fail "xl create hello.cfg failed"
+wait_console hello 'domid=[0-9]+' 60 || fail "no banner on hello's console"
+log "FIGURE xl-create-to-banner: $(elapsed "$t0")s"
+id=$(xl domid hello) || fail "xl domid hello"
+grep -q "domid=$id" "$(console_log hello)" || fail "banner shows a domid other than $id"
+
+wait_console hello 'xenstore write/read ok' 60 || fail "hello did not write and read back its key"
+v=$(xenstore-read "/local/domain/$id/data/hello") || fail "dom0 cannot read data/hello"
+[ "$v" = "written-by-domain-$id" ] || fail "dom0 read data/hello=$v"
+log "dom0 read /local/domain/$id/data/hello=$v"
+
+# Stamp every data/tick event with dom0's clock (the builtin read of
+# /proc/uptime avoids a fork per event).
+xenstore-watch "/local/domain/$id/data/tick" | while read -r _; do
+	read -r up _ </proc/uptime
+	echo "$up"
+done >/tmp/ticks &
+watcher=$!
+sleep 1
+cpu0=$(xl list hello | awk 'NR==2{print $6}')
+xenstore-write "/local/domain/$id/data/ping" pong
+wait_console hello 'watch fired: data/ping=pong' 60 || fail "hello's watch on data/ping did not fire"
+
+wait_console hello 'HELLO-DONE' 120 || fail "hello did not finish"
+cpu1=$(xl list hello 2>/dev/null | awk 'NR==2{print $6}')
+kill "$watcher" 2>/dev/null
+grep -E 'tick|round trip' "$(console_log hello)"
+# The first event is the watch firing on setup, then tick 0..5 about 1 s
+# apart (a later one is the domain's directory going away).
+n=$(wc -l </tmp/ticks)
+[ "$n" -ge 7 ] || fail "dom0 saw $n tick events, want 7: $(tr '\n' ' ' </tmp/ticks)"
+dom0span=$(sed -n '2p;7p' /tmp/ticks | awk 'NR==1{a=$1} NR==2{printf "%.2f", $1-a}')
+ourspan=$(sed -n 's/.*clock: ticks 0..5 span \([0-9.]*\)s.*/\1/p' "$(console_log hello)")
+[ -n "$ourspan" ] || fail "hello did not report its clock span"
+log "FIGURE clock: ticks 0..5 span ${ourspan}s by hello's clock, ${dom0span}s by dom0's (ticks at $(sed -n '2,7p' /tmp/ticks | tr '\n' ' '))"
+awk -v a="$ourspan" -v b="$dom0span" 'BEGIN{r=a/b; exit !(r > 0.98 && r < 1.02)}' ||
+	fail "hello's clock disagrees with dom0's by more than 2% (${ourspan}s vs ${dom0span}s)"
+grep -o 'time.Sleep(1s) took [0-9.]*[mµ]*s' "$(console_log hello)" | awk '{t=$3; if (t ~ /ms$/) t=t/1000; else sub(/s$/,"",t); if (t < 1.0) bad=1} END{exit bad}' ||
+	fail "a time.Sleep(1s) returned early"
+[ -n "$cpu1" ] && log "FIGURE hello CPU seconds over its sleeps: $cpu0 -> $cpu1"
+wait_gone hello 30 || fail "hello still listed after its clean exit"
+log "hello exited and is gone"
+
+xl_create hello.cfg 'extra="panic"' || fail "xl create (panic) failed"
+wait_gone hello 90 || fail "panicking hello still listed"
+c=$(console_log hello)
+grep -q 'panic: deliberate panic requested' "$c" || fail "panic message not on the console"
+grep -q 'goroutine 1' "$c" || fail "panic stack not on the console"
+log "panic message and stack reached the console; domain gone"
+pass "hello domain: xenstore, watch, clock, clean exit and panic all checked"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# test-all.sh: every test tier, in order (see ARCHITECTURE's test tiers):
+#   1. host unit and integration tests (go vet, go test -race), and a short
+#      run of every fuzz target over its committed corpus plus new inputs;
+#   2. real peers on the host (tpm2-tools, swtpm, go-tpm): part of go test,
+#      each skipping with a SKIP: line when its peer is not installed;
+#   3. QEMU without Xen: the TIS driver against QEMU's tpm-tis + swtpm;
+#   4. the Xen test bed: our domains under real Xen 4.17 in QEMU.
+# Tiers 3 and 4 need the tamago-go toolchain; without it each prints one
+# SKIP: line. Ends with a "N passed, N failed, N skipped" line over the tiers.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+FUZZTIME=${FUZZTIME:-5s}
+passed=0 failed=0 skipped=0
+failures=()
+
+step() { # step NAME CMD...: run one step and count it
+	local name=$1
+	shift
+	echo "=== $name"
+	local start=$SECONDS rc
+	"$@"
+	rc=$?
+	case $rc in
+	0) passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - start))s)" ;;
+	3) skipped=$((skipped + 1)); echo "=== $name: skipped" ;;
+	*) failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED (exit $rc, $((SECONDS - start))s)" ;;
+	esac
+}
+
+fuzz_all() { # every Fuzz target in every package, FUZZTIME each
+	local rc=0 pkg target
+	while read -r pkg; do
+		for target in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz'); do
+			echo "--- fuzz $pkg $target"
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/xenvtpm-fuzz.log 2>&1 || {
+				cat /tmp/xenvtpm-fuzz.log
+				rc=1
+			}
+		done
+	done < <(go list ./...)
+	return $rc
+}
+
+toolchain() { build/toolchain.sh check; }
+
+step "vet" go vet ./...
+step "unit+peers (go test -race)" go test -race -count=1 ./...
+step "fuzz (${FUZZTIME} per target)" fuzz_all
+if toolchain; then
+	step "images" make -s images
+	if [ -x build/qemu-tis/run.sh ]; then
+		step "QEMU tier: tpm_tis driver on QEMU tpm-tis + swtpm" build/qemu-tis/run.sh
+	fi
+	step "Xen test bed: self-test (Linux PVH and PV guests)" build/testbed/run.sh -q build/testbed/scenarios/linux-pvh
+	step "Xen test bed: hello domain" build/testbed/run.sh -q build/hello/testbed
+else
+	skipped=$((skipped + 1))
+fi
+
+echo
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "failed steps: ${failures[*]}"
+fi
+echo "tiers: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,122 @@
+# testlib.sh: helpers for scenario scripts running in the test bed's dom0 (busybox ash).
+#
+# The dom0 init sources this before /test/dom0-test.sh, and the interactive dom0 shell
+# sources it too (through $ENV). Timestamps are seconds of dom0 uptime.
+#
+#   log MSG...                      print a timestamped line on the console
+#   pass [MSG]                      record PASS and end the test
+#   fail REASON                     record FAIL REASON and end the test
+#   check DESC CMD [ARGS...]        run CMD; fail "DESC" if it exits non-zero
+#   xl_create CFG [XL-ARGS...]      xl create CFG, logging how long xl took
+#   wait_console DOM PATTERN [SECS] wait until DOM's console log matches PATTERN (grep -E)
+#   wait_dmesg PATTERN [SECS]       wait until `xl dmesg` (Xen's console) matches PATTERN
+#   wait_gone DOM [SECS]            wait until DOM no longer exists
+#   console_log DOM                 print the path of DOM's console log
+#   now                             print dom0 uptime in seconds (centisecond precision)
+#   elapsed T0                      print seconds since the uptime T0 (from now)
+#
+# The wait_* helpers return 0 when the condition is met and 1 after SECS (default 60)
+# seconds; they do not fail the test themselves, so a script says what a miss means:
+#   wait_console pvh 'GUEST-INIT-RAN' 120 || fail "pvh guest init did not run"
+
+TESTBED_RESULT_FILE=/run/testbed/result
+TESTBED_CONSOLE_DIR=/var/log/xen/console
+
+now() {
+	cut -d' ' -f1 /proc/uptime
+}
+
+log() {
+	echo "[dom0 +$(now)s] $*"
+}
+
+# record_result keeps the first verdict: a later pass cannot hide an earlier fail made in
+# a subshell (a pipeline or $(...)), where exit does not end the test.
+record_result() {
+	mkdir -p "${TESTBED_RESULT_FILE%/*}"
+	[ -s "$TESTBED_RESULT_FILE" ] || echo "$*" >"$TESTBED_RESULT_FILE"
+}
+
+pass() {
+	log "PASS${1:+: $*}"
+	record_result PASS
+	exit 0
+}
+
+fail() {
+	log "FAIL: ${*:-no reason given}"
+	record_result "FAIL ${*:-no reason given}"
+	exit 1
+}
+
+check() {
+	local desc=$1
+	shift
+	if "$@"; then
+		log "ok: $desc"
+	else
+		fail "$desc (command: $*)"
+	fi
+}
+
+console_log() {
+	echo "$TESTBED_CONSOLE_DIR/guest-$1.log"
+}
+
+xl_create() {
+	local t0 rc=0
+	t0=$(now)
+	log "xl create $*"
+	xl create "$@" || rc=$?
+	if [ "$rc" -eq 0 ]; then
+		log "xl create $1 done in $(elapsed "$t0")s"
+	else
+		log "xl create $1 failed with status $rc"
+	fi
+	return "$rc"
+}
+
+# elapsed T0 prints the seconds since uptime T0.
+elapsed() {
+	awk -v t0="$1" -v t1="$(now)" 'BEGIN{printf "%.2f", t1 - t0}'
+}
+
+# _wait_for polls CMD once a second until it succeeds or SECS have passed, logging how
+# long the wait took either way (the numbers are what timing reports are built from).
+_wait_for() {
+	local what=$1 secs=$2 t0
+	shift 2
+	t0=$(now)
+	while :; do
+		if "$@"; then
+			log "seen: $what after $(elapsed "$t0")s"
+			return 0
+		fi
+		if awk -v e="$(elapsed "$t0")" -v s="$secs" 'BEGIN{exit !(e >= s)}'; then
+			log "not seen within ${secs}s: $what"
+			return 1
+		fi
+		sleep 1
+	done
+}
+
+wait_console() {
+	_wait_for "console of $1 matching '$2'" "${3:-60}" \
+		grep -q -E -e "$2" "$(console_log "$1")" 2>/dev/null
+}
+
+_dmesg_has() {
+	xl dmesg 2>/dev/null | grep -q -E -e "$1"
+}
+
+wait_dmesg() {
+	_wait_for "xl dmesg matching '$1'" "${2:-60}" _dmesg_has "$1"
+}
+
+_domain_gone() {
+	! xl domid "$1" >/dev/null 2>&1
+}
+
+wait_gone() {
+	_wait_for "domain $1 gone" "${2:-60}" _domain_gone "$1"
+}

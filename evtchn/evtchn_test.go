@@ -1,0 +1,197 @@
+package evtchn
+
+import (
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/xenvtpm/xenvtpm/board/xen/shm"
+)
+
+// fakeXen plays the hypervisor's side of the 2-level ABI on a plain page.
+type fakeXen struct {
+	si     *shm.Page
+	mu     sync.Mutex
+	next   Port
+	sent   []Port
+	closed []Port
+}
+
+func (f *fakeXen) raise(p Port) {
+	w, b := int(p/64), uint(p%64)
+	f.si.Or64(pendingBase+8*w, 1<<b)
+	if f.si.Load64(maskBase+8*w)&(1<<b) == 0 {
+		f.si.Or64(pendingSel, 1<<uint(w))
+		f.si.Store8(upcallPending, 1)
+	}
+}
+
+func (f *fakeXen) alloc() Port {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.next++
+	return f.next
+}
+func (f *fakeXen) AllocUnbound(uint16) (Port, error)          { return f.alloc(), nil }
+func (f *fakeXen) BindInterdomain(uint16, Port) (Port, error) { return f.alloc(), nil }
+func (f *fakeXen) BindVIRQ(uint32, uint32) (Port, error)      { return f.alloc(), nil }
+func (f *fakeXen) Send(p Port) error {
+	f.mu.Lock()
+	f.sent = append(f.sent, p)
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakeXen) Close(p Port) error {
+	f.mu.Lock()
+	f.closed = append(f.closed, p)
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakeXen) Unmask(p Port) error {
+	w, b := int(p/64), uint(p%64)
+	f.si.And64(maskBase+8*w, ^(uint64(1) << b))
+	return nil
+}
+
+func newMux(t *testing.T) (*Mux, *fakeXen) {
+	si := shm.New(make([]byte, 4096))
+	// Xen starts with every port masked.
+	for w := 0; w < 64; w++ {
+		si.Store64(maskBase+8*w, ^uint64(0))
+	}
+	f := &fakeXen{si: si}
+	m, err := NewMux(si, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, f
+}
+
+func TestDemuxDeliversEachPort(t *testing.T) {
+	m, f := newMux(t)
+	a, err := m.AllocUnbound(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A port in a higher selector word.
+	var b *Channel
+	for b == nil || b.Port < 130 {
+		if b, err = m.AllocUnbound(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.raise(a.Port)
+	f.raise(b.Port)
+	f.raise(b.Port) // coalesces with the previous one in Xen's bitmap
+	if n := m.Demux(); n != 2 {
+		t.Fatalf("Demux found %d events, want 2", n)
+	}
+	for _, c := range []*Channel{a, b} {
+		select {
+		case <-c.C:
+		default:
+			t.Fatalf("port %d got no signal", c.Port)
+		}
+		if c.Count() != 1 {
+			t.Fatalf("port %d count %d", c.Port, c.Count())
+		}
+	}
+	if f.si.Load8(upcallPending) != 0 || f.si.Load64(pendingSel) != 0 {
+		t.Fatal("Demux left upcall_pending or the selector set")
+	}
+}
+
+func TestSignalsCoalesceButCountsDoNotLose(t *testing.T) {
+	m, f := newMux(t)
+	c, _ := m.AllocUnbound(0)
+	for i := 0; i < 5; i++ {
+		f.raise(c.Port)
+		m.Demux()
+	}
+	if c.Count() != 5 {
+		t.Fatalf("count %d, want 5", c.Count())
+	}
+	<-c.C
+	select {
+	case <-c.C:
+		t.Fatal("more than one buffered signal")
+	default:
+	}
+}
+
+func TestMaskedAndStrayPorts(t *testing.T) {
+	m, f := newMux(t)
+	// Port 7 is unbound: pending but masked, it must not be delivered.
+	f.raise(7)
+	if n := m.Demux(); n != 0 {
+		t.Fatalf("masked port delivered: %d", n)
+	}
+	f.Unmask(7)
+	f.si.Or64(pendingSel, 1)
+	if n := m.Demux(); n != 1 || m.Stray.Load() != 1 {
+		t.Fatalf("stray event: n=%d stray=%d", n, m.Stray.Load())
+	}
+}
+
+func TestBindErrors(t *testing.T) {
+	m, _ := newMux(t)
+	if _, err := m.Bind(0); err == nil {
+		t.Fatal("port 0 accepted")
+	}
+	if _, err := m.Bind(NumPorts); err == nil {
+		t.Fatal("port beyond the 2-level ABI accepted")
+	}
+	c, _ := m.Bind(5)
+	if _, err := m.Bind(5); err == nil {
+		t.Fatal("double bind accepted")
+	}
+	if err := c.Notify(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Bind(5); err != nil {
+		t.Fatalf("rebind after close: %v", err)
+	}
+}
+
+type failingOps struct{ fakeXen }
+
+func (f *failingOps) Unmask(Port) error { return errors.New("boom") }
+
+func TestBindUnmaskFailureClosesPort(t *testing.T) {
+	si := shm.New(make([]byte, 4096))
+	f := &failingOps{fakeXen{si: si}}
+	m, _ := NewMux(si, f)
+	if _, err := m.AllocUnbound(0); err == nil {
+		t.Fatal("unmask failure not reported")
+	}
+	if len(f.closed) != 1 {
+		t.Fatalf("port not closed after failed bind: %v", f.closed)
+	}
+}
+
+func TestConcurrentRaiseAndDemux(t *testing.T) {
+	m, f := newMux(t)
+	c, _ := m.AllocUnbound(0)
+	const N = 2000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < N; i++ {
+			f.raise(c.Port)
+			m.Demux()
+		}
+	}()
+	got := 0
+	for got < N && c.Count() < N {
+		<-c.C
+		got++
+	}
+	wg.Wait()
+	if c.Count() != N {
+		t.Fatalf("count %d, want %d", c.Count(), N)
+	}
+}
