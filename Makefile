@@ -14,9 +14,9 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TAMAGO   := $(shell go tool -n tamago 2>/dev/null)
 GOENV    := GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago
 # linkcpuinit: board/xen/pvh brings its own PVH entry; linkramstart: RAM from
-# 2 MiB, so small domains fit. The image is linked just above it.
+# 1 MiB, so small domains fit. The image is linked just above it.
 TAGS     := linkcpuinit,linkramstart
-LDFLAGS  := -T 0x00210000 -R 0x1000 -X main.Version=$(VERSION)
+LDFLAGS  := -T 0x00110000 -R 0x1000 -X main.Version=$(VERSION)
 IMAGES   := hello
 
 .PHONY: all images test unit toolchain-check testbed demo toolchain clean FORCE
@@ -31,6 +31,7 @@ images: toolchain-check $(addprefix $(OUT)/,$(IMAGES))
 $(OUT)/%: FORCE
 	@mkdir -p $(dir $@)
 	$(GOENV) $(TAMAGO) build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $@ ./build/$*
+	go run ./build/imgtrim $@
 
 unit:
 	go vet ./...

@@ -78,7 +78,7 @@ func run(d *domain.Domain) error {
 
 	// Clock: dom0 stamps each data/tick event with its own clock and
 	// compares the span of ticks 0..5 with ours.
-	const ticks = 5
+	const ticks = 10
 	var first time.Time
 	for i := 0; i <= ticks; i++ {
 		if i > 0 {

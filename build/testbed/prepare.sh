@@ -79,7 +79,7 @@ kernel_package() {
 # names come from apt-get --print-uris (no network), so a cached run downloads nothing
 # and a Debian update replaces the stale file.
 fetch_debs() {
-	local kpkg uris want=() missing=() f
+	local retried=${1:-} kpkg uris want=() missing=() f
 	kpkg=$(kernel_package)
 	# shellcheck disable=SC2046 # apt_opts is a list of words by design
 	uris=$(apt-get download --print-uris $(apt_opts) "${XEN_PKGS[@]}" "$kpkg" busybox-static) ||
@@ -97,8 +97,16 @@ fetch_debs() {
 		local names=()
 		for f in "${missing[@]}"; do names+=("${f%%_*}"); done
 		# shellcheck disable=SC2046
-		(cd "$DEBS" && apt_quiet apt-get download $(apt_opts) "${names[@]}") ||
-			die "apt-get download failed"
+		if ! (cd "$DEBS" && apt_quiet apt-get download $(apt_opts) "${names[@]}"); then
+			# Old package lists name versions the mirror has dropped: refresh them once.
+			if [ -z "$retried" ] && [ "$(id -u)" = 0 ]; then
+				log "download failed: running apt-get update and retrying"
+				apt_quiet apt-get update || die "apt-get update failed"
+				fetch_debs retried
+				return
+			fi
+			die "apt-get download failed (apt-get update may help)"
+		fi
 	fi
 	# Drop packages no longer wanted (superseded versions) so the cache does not grow.
 	for f in "$DEBS"/*.deb; do
@@ -279,9 +287,13 @@ build_dom0_base() {
 	# lazily), so ldd cannot see it.
 	install_file "$r" "$(libgcc_s)" /usr/lib/x86_64-linux-gnu/libgcc_s.so.1
 	cp -a "$ROOT"/etc/xen/. "$r"/etc/xen/
-	# libxl runs the hotplug scripts in /etc/xen/scripts (disks, network) with bash.
-	install_file "$r" "$(command -v bash)" /bin/bash
-	install_libs "$r" "$(command -v bash)"
+	# libxl runs the hotplug scripts in /etc/xen/scripts (disks, network) with bash, and
+	# they lock with flock, which busybox lacks: both come from the host.
+	for b in bash flock; do
+		f=$(command -v "$b") || die "$b not found on the host"
+		install_file "$r" "$f" "/bin/$b"
+		install_libs "$r" "$f"
+	done
 	install_modules "$r" "${DOM0_MODULES[@]}"
 	make_cpio "$r" "$dir/dom0-base.cpio"
 	rm -rf "$r"

@@ -26,6 +26,7 @@
 #
 # Exit status: 0 PASS; 1 FAIL, timeout or no verdict; 2 bad usage or set-up error.
 set -euo pipefail
+shopt -s extglob # for the escape-sequence pattern in timestamp()
 
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 CACHE=${XENVTPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xenvtpm}/testbed
@@ -132,9 +133,10 @@ if [ -n "$opt_log" ]; then
 	log_file=$(readlink -f "$opt_log")
 else
 	mkdir -p "$CACHE/runs"
-	log_file=$CACHE/runs/$name-$(date +%Y%m%d-%H%M%S).log
+	# The run directory's random suffix keeps parallel runs of one scenario apart.
+	log_file=$CACHE/runs/$name-$(date +%Y%m%d-%H%M%S)-${run_dir##*.}.log
 	# Keep the newest 30 logs.
-	find "$CACHE/runs" -name '*.log' -printf '%T@ %p\n' | sort -rn | tail -n +30 |
+	find "$CACHE/runs" -name '*.log' -printf '%T@ %p\n' | sort -rn | tail -n +31 |
 		cut -d' ' -f2- | xargs -r rm -f
 fi
 mkdir -p "$(dirname "$log_file")"
@@ -217,13 +219,16 @@ usecs() { echo "${EPOCHREALTIME/./}"; }
 start=$(usecs)
 
 # timestamp prefixes each serial line with the host seconds since QEMU started, keeps it
-# in the log and (unless quiet) shows it. Carriage returns go: serial lines end in CR LF,
-# and lines relayed from dom0 in CR CR LF.
+# in the log and (unless quiet) shows it. Carriage returns go (serial lines end in CR LF,
+# lines relayed from dom0 in CR CR LF), and so do the terminal escapes SeaBIOS starts with.
 timestamp() {
 	local line t
 	while IFS= read -r line || [ -n "$line" ]; do
 		t=$(($(usecs) - start))
-		printf -v line '[%4d.%02d] %s' $((t / 1000000)) $((t % 1000000 / 10000)) "${line//$'\r'/}"
+		line=${line//$'\r'/}
+		line=${line//$'\e'\[*([0-9;?])[A-Za-z]/}
+		line=${line//$'\e'c/}
+		printf -v line '[%4d.%02d] %s' $((t / 1000000)) $((t % 1000000 / 10000)) "$line"
 		printf '%s\n' "$line" >&3
 		[ "$quiet" = 1 ] || printf '%s\n' "$line"
 	done

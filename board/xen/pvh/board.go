@@ -3,6 +3,7 @@
 package pvh
 
 import (
+	"crypto/fips140"
 	"errors"
 	"fmt"
 	"math"
@@ -166,6 +167,11 @@ func initConsole(h *xen.Hypervisor) error {
 func init() {
 	CPU.LAPIC = &lapic.LAPIC{Base: amd64.LAPIC_BASE}
 	CPU.EnableExceptions()
+
+	if reclaim[1] != 0 && fips140.Enabled() {
+		// The heap occupies the buffer FIPS mode's entropy source writes.
+		panic("pvh: FIPS 140-3 mode is enabled but this image's FIPS scratch buffer was reclaimed for the heap (build/imgtrim)")
+	}
 
 	if bootErr != nil {
 		panic(bootErr)

@@ -2,7 +2,7 @@
 
 #include "textflag.h"
 
-// Low-memory layout used before Go runs. Go's RAM starts at 2 MiB
+// Low-memory layout used before Go runs. Go's RAM starts at 1 MiB
 // (linkramstart), so these pages stay ours for the life of the domain.
 #define BOOTSTACK 0x8000
 #define GDT       0x8f00	// 3 descriptors + the GDTR image at GDT+24
@@ -159,11 +159,39 @@ sized:
 	SUBQ	runtime∕goos·RamStackOffset(SB), SP
 
 	// Xen's domain builder puts start_info, its memory map and command line
-	// right after the image, where the heap would begin: start the heap
-	// past them so Go can still read them in Hwinit1.
+	// right after the image's load span, where the heap would begin: start
+	// the heap past them so Go can still read them in Hwinit1. A trimmed
+	// image's span ends at the reclaimed scratch buffer (see mem.go).
 	LEAQ	runtime·end(SB), AX
+	MOVQ	·reclaim+8(SB), BX
+	TESTQ	BX, BX
+	JZ	heap
+	MOVQ	BX, AX
+heap:
 	ADDQ	$(BOOT_INFO_RESERVE + 0xfff), AX
 	ANDQ	$~0xfff, AX
 	MOVQ	AX, runtime∕goos·Bloc(SB)
 
+	// Until Hwinit1 installs the real exit (SCHEDOP_shutdown needs the
+	// hypercall page), a fatal error during runtime start-up - typically
+	// too little memory= - crashes the domain instead of spinning forever.
+	LEAQ	·earlyExitFunc(SB), AX
+	MOVQ	AX, runtime∕goos·Exit(SB)
+
 	JMP	_rt0_tamago_start(SB)
+
+// earlyExitFunc is a func value for earlyExit.
+DATA	·earlyExitFunc+0(SB)/8, $·earlyExit(SB)
+GLOBL	·earlyExitFunc(SB), RODATA, $8
+
+// earlyExit triple-faults: with an empty IDT, INT3 cannot be delivered, and
+// Xen ends the domain as crashed. It ignores its argument, so it is safe to
+// call through a func value from any calling convention.
+TEXT ·earlyExit(SB),NOSPLIT|NOFRAME,$0
+	CLI
+	SUBQ	$16, SP
+	MOVQ	$0, 0(SP)
+	MOVQ	$0, 8(SP)
+	LIDT	(SP)
+	INT	$3
+	HLT

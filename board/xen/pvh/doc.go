@@ -10,5 +10,5 @@
 // (poweroff or crash).
 //
 // Images must be built with the tags `linkcpuinit linkramstart` and linked
-// at 0x210000 (see the Makefile).
+// at 0x110000 (see the Makefile).
 package pvh
