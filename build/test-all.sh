@@ -57,6 +57,9 @@ if toolchain; then
 	step "Xen test bed: Linux guest with iomem TPM passthrough" build/testbed/run.sh -q build/testbed/scenarios/linux-tpm
 	step "Xen test bed: Linux guest with a PV disk" build/testbed/run.sh -q build/testbed/scenarios/linux-disk
 	step "Xen test bed: hello domain" build/testbed/run.sh -q build/hello/testbed
+	if [ -d build/tisxen/testbed ]; then
+		step "Xen test bed: tpm_tis driver through iomem passthrough" build/testbed/run.sh -q build/tisxen/testbed
+	fi
 else
 	skipped=$((skipped + 1))
 fi
