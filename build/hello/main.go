@@ -1,3 +1,5 @@
+//go:build tamago
+
 // Command hello is the foundation's proof domain: a Go program booted by Xen
 // as a PVH domU that shows the board, event channels and xenstore working,
 // in a form the test bed checks from its console (see
