@@ -96,6 +96,22 @@ func (c *Channel) Notify() error {
 	return nil
 }
 
+// Mask stops Xen from raising upcalls for the port; events still mark it
+// pending and are delivered after Unmask.
+func (c *Channel) Mask() {
+	w, b := int(c.Port/64), uint(c.Port%64)
+	c.mux.si.Or64(maskBase+8*w, 1<<b)
+}
+
+// Unmask re-enables upcalls for the port (EVTCHNOP_unmask, which re-raises
+// an event that arrived while it was masked).
+func (c *Channel) Unmask() error {
+	if err := c.mux.ops.Unmask(c.Port); err != nil {
+		return fmt.Errorf("evtchn: unmask port %d: %w", c.Port, err)
+	}
+	return nil
+}
+
 // Close unbinds the port and closes it in Xen.
 func (c *Channel) Close() error {
 	c.mux.mu.Lock()

@@ -195,3 +195,22 @@ func TestConcurrentRaiseAndDemux(t *testing.T) {
 		t.Fatalf("count %d, want %d", c.Count(), N)
 	}
 }
+
+func TestMaskHoldsEventsUntilUnmask(t *testing.T) {
+	m, f := newMux(t)
+	c, _ := m.AllocUnbound(0)
+	c.Mask()
+	f.raise(c.Port)
+	if n := m.Demux(); n != 0 || c.Count() != 0 {
+		t.Fatalf("masked port delivered (n=%d count=%d)", n, c.Count())
+	}
+	if err := c.Unmask(); err != nil {
+		t.Fatal(err)
+	}
+	// Xen's unmask re-raises a pending event; the fake only clears the mask,
+	// so raise the selector as Xen would.
+	f.si.Or64(pendingSel, 1<<(uint(c.Port)/64))
+	if n := m.Demux(); n != 1 || c.Count() != 1 {
+		t.Fatalf("event lost across mask/unmask (n=%d count=%d)", n, c.Count())
+	}
+}
