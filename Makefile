@@ -17,7 +17,10 @@ GOENV    := GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago
 # 1 MiB, so small domains fit. The image is linked just above it.
 TAGS     := linkcpuinit,linkramstart
 LDFLAGS  := -T 0x00110000 -R 0x1000 -X main.Version=$(VERSION)
-IMAGES   := hello
+IMAGES   := hello vtpmdomain tisxen
+
+# An image's main package: build/NAME for test images, else ./NAME.
+pkg = $(if $(wildcard build/$(1)/main.go),./build/$(1),./$(1))
 
 .PHONY: all images test unit toolchain-check testbed demo toolchain clean FORCE
 all: images
@@ -30,7 +33,7 @@ images: toolchain-check $(addprefix $(OUT)/,$(IMAGES))
 
 $(OUT)/%: FORCE
 	@mkdir -p $(dir $@)
-	$(GOENV) $(TAMAGO) build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $@ ./build/$*
+	$(GOENV) $(TAMAGO) build -tags $(TAGS) -trimpath -ldflags "$(LDFLAGS)" -o $@ $(call pkg,$*)
 	go run ./build/imgtrim $@
 
 unit:

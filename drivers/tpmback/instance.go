@@ -1,0 +1,366 @@
+package tpmback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/xenvtpm/xenvtpm/evtchn"
+	"github.com/xenvtpm/xenvtpm/grant"
+	"github.com/xenvtpm/xenvtpm/ring"
+	"github.com/xenvtpm/xenvtpm/xenbus"
+)
+
+// unwatchTimeout bounds the clean-up calls made after a context ended.
+const unwatchTimeout = time.Second
+
+// Frontend describes one connected or connecting frontend. The fields are
+// fixed when the instance starts.
+type Frontend struct {
+	// Domid is the frontend's domain and Handle its device number.
+	Domid  uint16
+	Handle uint32
+	// UUID is the vTPM's uuid from the backend directory (canonical form);
+	// it is what the manager identifies the vTPM by.
+	UUID string
+	// BackendPath and FrontendPath are the two xenstore directories.
+	BackendPath, FrontendPath string
+}
+
+func (fe *Frontend) String() string { return fmt.Sprintf("%d/%d", fe.Domid, fe.Handle) }
+
+// conn is a live connection: the mapped page and the bound channel.
+type conn struct {
+	gen  uint64
+	m    *grant.Mapping
+	page *ring.Page
+	ch   *evtchn.Channel
+}
+
+type result struct {
+	gen uint64
+	req ring.Request
+	rsp []byte
+}
+
+// instance is one backend/vtpm/<domid>/<devid> directory, driven by one
+// goroutine.
+type instance struct {
+	b       *Backend
+	fe      *Frontend
+	dir     string // relative backend directory
+	state   xenbus.State
+	conn    *conn
+	gen     uint64
+	busy    bool // a Handler call is running for conn
+	done    chan result
+	quit    chan struct{}
+	quitOne sync.Once
+	kick    chan struct{} // a key of the backend directory changed
+	buf     []byte
+}
+
+func newInstance(b *Backend, k key, dir, fePath, uuid string) *instance {
+	return &instance{
+		b:    b,
+		fe:   &Frontend{Domid: k.dom, Handle: k.handle, BackendPath: dir, FrontendPath: fePath, UUID: uuid},
+		dir:  dir,
+		done: make(chan result, 1),
+		quit: make(chan struct{}),
+		kick: make(chan struct{}, 1),
+	}
+}
+
+func (in *instance) kickToolstack() {
+	select {
+	case in.kick <- struct{}{}:
+	default:
+	}
+}
+
+// online reads the backend's online key; libxl writes 1 at creation and 0
+// when it removes the device. A missing key counts as online.
+func (in *instance) online(ctx context.Context) bool {
+	v, err := in.b.cfg.Store.ReadString(ctx, in.dir+"/online")
+	return err != nil || v != "0"
+}
+
+// detach ends a device the toolstack is removing: Closed, then the backend
+// directory goes (libxl waits for both when the backend is not in dom0).
+func (in *instance) detach(ctx context.Context, why string) {
+	in.disconnect(why)
+	in.switchState(ctx, xenbus.StateClosed)
+	if err := in.b.cfg.Store.Rm(ctx, in.dir); err != nil && !errors.Is(err, xenbus.ErrNoEnt) {
+		in.log().Errorf("tpmback: frontend %v: remove %s: %v", in.fe, in.dir, err)
+	}
+	in.log().Infof("VTPM detached from Frontend %v (%s)", in.fe, why)
+}
+
+func (in *instance) stop() { in.quitOne.Do(func() { close(in.quit) }) }
+
+func (in *instance) log() Logger { return in.b.cfg.Log }
+
+// writeIfPresent writes dir/key only while the backend directory still
+// exists, so a late write does not recreate a directory the toolstack
+// removed.
+func (in *instance) writeIfPresent(ctx context.Context, key, value string) error {
+	return in.b.cfg.Store.Transaction(ctx, func(tx *xenbus.Tx) error {
+		if _, err := tx.Read(ctx, in.dir+"/frontend"); err != nil {
+			return err
+		}
+		return tx.WriteString(ctx, in.dir+"/"+key, value)
+	})
+}
+
+func (in *instance) switchState(ctx context.Context, s xenbus.State) {
+	if err := in.b.cfg.Store.SwitchState(ctx, in.dir, s); err != nil {
+		if !errors.Is(err, xenbus.ErrNoEnt) && ctx.Err() == nil {
+			in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
+		}
+		return
+	}
+	in.state = s
+}
+
+func (in *instance) run(ctx context.Context) {
+	st := in.b.cfg.Store
+	defer in.disconnect("backend stopped")
+	uuid := in.fe.UUID
+	if !ValidUUID(uuid) {
+		in.log().Errorf("tpmback: frontend %v rejected: uuid %q is not in canonical 36-character form", in.fe, uuid)
+		in.switchState(ctx, xenbus.StateClosed)
+		for {
+			select {
+			case <-in.kick:
+				if !in.online(ctx) {
+					in.detach(ctx, "device removed by the toolstack")
+					return
+				}
+			case <-in.quit:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	// feature-protocol-v2 first: a frontend may check it as soon as it
+	// sees InitWait.
+	if err := in.writeIfPresent(ctx, "feature-protocol-v2", "1"); err != nil {
+		in.log().Errorf("tpmback: frontend %v: write feature-protocol-v2: %v", in.fe, err)
+		return
+	}
+	in.switchState(ctx, xenbus.StateInitWait)
+	in.log().Debugf("tpmback: frontend %v (uuid %s) at %s: InitWait", in.fe, uuid, in.fe.FrontendPath)
+
+	w, err := st.Watch(ctx, in.fe.FrontendPath+"/state")
+	if err != nil {
+		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
+		return
+	}
+	defer func() {
+		uctx, c := context.WithTimeout(context.WithoutCancel(ctx), unwatchTimeout)
+		w.Unwatch(uctx)
+		c()
+	}()
+	for {
+		var evc <-chan struct{}
+		if in.conn != nil {
+			evc = in.conn.ch.C
+		}
+		select {
+		case _, ok := <-w.Events():
+			if !ok {
+				in.log().Errorf("tpmback: frontend %v: state watch ended: %v", in.fe, w.Err())
+				return
+			}
+			in.frontendChanged(ctx)
+		case <-evc:
+			in.serve()
+		case r := <-in.done:
+			in.busy = false
+			in.respond(r)
+		case <-in.kick:
+			if !in.online(ctx) {
+				in.detach(ctx, "device removed by the toolstack")
+				return
+			}
+		case <-in.quit:
+			in.log().Infof("VTPM detached from Frontend %v", in.fe)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (in *instance) frontendChanged(ctx context.Context) {
+	s, err := in.b.cfg.Store.ReadState(ctx, in.fe.FrontendPath)
+	if err != nil {
+		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
+		return
+	}
+	in.log().Debugf("tpmback: frontend %v is %v, backend %v", in.fe, s, in.state)
+	switch s {
+	case xenbus.StateInitialised, xenbus.StateConnected:
+		if in.conn == nil && in.state == xenbus.StateInitWait {
+			if err := in.connect(ctx); err != nil {
+				in.log().Errorf("tpmback: frontend %v: connect: %v", in.fe, err)
+				in.switchState(ctx, xenbus.StateClosing)
+			}
+		}
+	case xenbus.StateClosing:
+		in.disconnect("frontend closing")
+		in.switchState(ctx, xenbus.StateClosing)
+	case xenbus.StateClosed:
+		in.disconnect("frontend closed")
+		if in.online(ctx) {
+			in.switchState(ctx, xenbus.StateInitWait)
+		} else {
+			in.switchState(ctx, xenbus.StateClosed)
+		}
+	case xenbus.StateInitialising:
+		// A frontend starting over (reboot, reattach) after we closed.
+		if in.conn != nil {
+			in.disconnect("frontend restarted")
+		}
+		if in.state != xenbus.StateInitWait {
+			in.switchState(ctx, xenbus.StateInitWait)
+		}
+	case xenbus.StateUnknown:
+		// The frontend directory is gone (domain destroyed): let go of its
+		// page now rather than when the toolstack removes our directory.
+		if in.conn != nil {
+			in.disconnect("frontend gone")
+			in.switchState(ctx, xenbus.StateClosed)
+		}
+	}
+}
+
+func (in *instance) connect(ctx context.Context) error {
+	st := in.b.cfg.Store
+	fe := in.fe.FrontendPath
+	v2, err := st.ReadString(ctx, fe+"/feature-protocol-v2")
+	if err != nil || v2 != "1" {
+		return fmt.Errorf("vTPM protocol 2 required (feature-protocol-v2 is %q, %v)", v2, err)
+	}
+	ref, err := st.ReadUint(ctx, fe+"/ring-ref", 32)
+	if err != nil {
+		return err
+	}
+	port, err := st.ReadUint(ctx, fe+"/event-channel", 32)
+	if err != nil {
+		return err
+	}
+	m, err := in.b.cfg.Grants.Map(in.fe.Domid, grant.Ref(ref), false)
+	if err != nil {
+		return err
+	}
+	page, err := ring.New(m.Page)
+	if err != nil {
+		in.b.cfg.Grants.Unmap(m)
+		return err
+	}
+	ch, err := in.b.cfg.Events.BindInterdomain(in.fe.Domid, evtchn.Port(port))
+	if err != nil {
+		if uerr := in.b.cfg.Grants.Unmap(m); uerr != nil {
+			in.log().Errorf("tpmback: frontend %v: %v", in.fe, uerr)
+		}
+		return err
+	}
+	in.gen++
+	in.conn = &conn{gen: in.gen, m: m, page: page, ch: ch}
+	if err := in.writeIfPresent(ctx, "ready", "1"); err != nil {
+		in.disconnect("setup failed")
+		return fmt.Errorf("write ready: %w", err)
+	}
+	in.switchState(ctx, xenbus.StateConnected)
+	in.log().Infof("VTPM attached to Frontend %v (uuid %s)", in.fe, in.fe.UUID)
+	// A request submitted before the channel was bound raised no event.
+	in.serve()
+	return nil
+}
+
+func (in *instance) disconnect(why string) {
+	c := in.conn
+	if c == nil {
+		return
+	}
+	in.conn = nil
+	if err := c.ch.Close(); err != nil {
+		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
+	}
+	if err := in.b.cfg.Grants.Unmap(c.m); err != nil {
+		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
+	}
+	in.log().Debugf("tpmback: frontend %v disconnected: %s", in.fe, why)
+}
+
+// serve looks at the page after an event.
+func (in *instance) serve() {
+	c := in.conn
+	if c == nil || in.busy {
+		// While a command runs, SUBMIT is ours to finish and CANCEL is
+		// answered by that finish: nothing to do.
+		return
+	}
+	switch s := c.page.State(); s {
+	case ring.StateSubmit:
+		req, err := c.page.Request(in.buf)
+		if err != nil {
+			in.log().Errorf("tpmback: frontend %v: bad request: %v", in.fe, err)
+			in.finish(c, req, ErrorResponse(req.Cmd))
+			return
+		}
+		in.buf = req.Cmd
+		req.Cmd = append([]byte(nil), req.Cmd...)
+		in.busy = true
+		fe, h, gen := in.fe, in.b.cfg.Handler, c.gen
+		go func() {
+			in.done <- result{gen: gen, req: req, rsp: h(fe, req.Locality, req.Cmd)}
+		}()
+	case ring.StateCancel:
+		c.page.Idle()
+		in.notify(c)
+	case ring.StateIdle, ring.StateFinish:
+		// Spurious or flooded notification: nothing pending.
+	default:
+		in.log().Errorf("tpmback: frontend %v: invalid page state %v", in.fe, s)
+		c.page.Idle()
+		in.notify(c)
+	}
+}
+
+func (in *instance) respond(r result) {
+	c := in.conn
+	if c == nil || c.gen != r.gen {
+		in.log().Debugf("tpmback: frontend %v: dropping the response of a closed connection", in.fe)
+		return
+	}
+	rsp := r.rsp
+	if len(rsp) == 0 {
+		in.log().Errorf("tpmback: frontend %v: handler returned no response", in.fe)
+		rsp = ErrorResponse(r.req.Cmd)
+	} else if len(rsp) > r.req.MaxResponse() {
+		in.log().Errorf("tpmback: frontend %v: %d-byte response does not fit the page (at most %d)", in.fe, len(rsp), r.req.MaxResponse())
+		rsp = ErrorResponse(r.req.Cmd)
+	}
+	in.finish(c, r.req, rsp)
+	// A SUBMIT that raced with the running command (a hostile frontend)
+	// is picked up by its own later event.
+}
+
+func (in *instance) finish(c *conn, req ring.Request, rsp []byte) {
+	if err := c.page.Finish(req, rsp); err != nil {
+		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
+		c.page.Idle()
+	}
+	in.notify(c)
+}
+
+func (in *instance) notify(c *conn) {
+	if err := c.ch.Notify(); err != nil {
+		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
+	}
+}
