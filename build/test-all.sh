@@ -29,6 +29,22 @@ step() { # step NAME CMD...: run one step and count it
 	esac
 }
 
+flaky=()
+testbed() { # testbed NAME SCENARIO [ARGS]: a test-bed run, tried twice
+	# Everything under the test bed is emulated on a shared 2-core host;
+	# xl itself has been seen to segfault while building a domain there. A
+	# scenario that fails twice fails; one that passes on its second try
+	# passes and is listed at the end, so flakiness stays visible.
+	local name=$1
+	shift
+	if build/testbed/run.sh -q "$@"; then
+		return 0
+	fi
+	echo "--- $name failed; trying once more"
+	build/testbed/run.sh -q "$@" || return 1
+	flaky+=("$name")
+}
+
 fuzz_all() { # every Fuzz target in every package, FUZZTIME each
 	local rc=0 pkg target
 	while read -r pkg; do
@@ -53,18 +69,24 @@ if toolchain; then
 	if [ -x build/qemu-tis/run.sh ]; then
 		step "QEMU tier: tpm_tis driver on QEMU tpm-tis + swtpm" env SKIP_EXIT=3 build/qemu-tis/run.sh
 	fi
-	step "Xen test bed: self-test (Linux PVH and PV guests)" build/testbed/run.sh -q build/testbed/scenarios/linux-pvh
-	step "Xen test bed: Linux guest with iomem TPM passthrough" build/testbed/run.sh -q build/testbed/scenarios/linux-tpm
-	step "Xen test bed: Linux guest with a PV disk" build/testbed/run.sh -q build/testbed/scenarios/linux-disk
-	step "Xen test bed: hello domain" build/testbed/run.sh -q build/hello/testbed
-	if [ -d build/tisxen/testbed ]; then
-		step "Xen test bed: tpm_tis driver through iomem passthrough" build/testbed/run.sh -q build/tisxen/testbed
+	step "Xen test bed: self-test (Linux PVH and PV guests)" testbed "Xen test bed: self-test (Linux PVH and PV guests)" build/testbed/scenarios/linux-pvh
+	step "Xen test bed: Linux guest with iomem TPM passthrough" testbed "Xen test bed: Linux guest with iomem TPM passthrough" build/testbed/scenarios/linux-tpm
+	step "Xen test bed: Linux guest with a PV disk" testbed "Xen test bed: Linux guest with a PV disk" build/testbed/scenarios/linux-disk
+	step "Xen test bed: hello domain" testbed "Xen test bed: hello domain" build/hello/testbed
+	step "Xen test bed: tpm_tis driver through iomem passthrough (TPM 2.0)" testbed "Xen test bed: tpm_tis driver through iomem passthrough (TPM 2.0)" build/tisxen/testbed
+	step "Xen test bed: tpm_tis driver through iomem passthrough (TPM 1.2)" testbed "Xen test bed: tpm_tis driver through iomem passthrough (TPM 1.2)" build/tisxen/testbed-tpm12
+	step "Xen test bed: two Linux guests on their own vTPM domains" testbed "Xen test bed: two Linux guests on their own vTPM domains" vtpmdomain/testbed
+	if [ -d build/blktest/testbed ]; then
+		step "Xen test bed: blkfront on a PV disk" testbed "Xen test bed: blkfront on a PV disk" build/blktest/testbed
 	fi
 else
 	skipped=$((skipped + 1))
 fi
 
 echo
+if [ ${#flaky[@]} -gt 0 ]; then
+	echo "passed only on a second try: ${flaky[*]}"
+fi
 if [ ${#failures[@]} -gt 0 ]; then
 	echo "failed steps: ${failures[*]}"
 fi

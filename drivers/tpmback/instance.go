@@ -89,13 +89,44 @@ func (in *instance) online(ctx context.Context) bool {
 
 // detach ends a device the toolstack is removing: Closed, then the backend
 // directory goes (libxl waits for both when the backend is not in dom0).
-func (in *instance) detach(ctx context.Context, why string) {
+// The directory goes a moment after Closed: libxl reads our state when its
+// watch on it fires, and if the directory is already gone that read fails
+// and libxl reports the removal as failed (seen with xl vtpm-detach).
+func (in *instance) detach(ctx context.Context, why string, w *xenbus.Watch) {
 	in.disconnect(why)
 	in.switchState(ctx, xenbus.StateClosed)
+	in.waitFrontendGone(ctx, w)
 	if err := in.b.cfg.Store.Rm(ctx, in.dir); err != nil && !errors.Is(err, xenbus.ErrNoEnt) {
 		in.log().Errorf("tpmback: frontend %v: remove %s: %v", in.fe, in.dir, err)
 	}
 	in.log().Infof("VTPM detached from Frontend %v (%s)", in.fe, why)
+}
+
+// closedGrace is how long the backend keeps its directory after writing
+// Closed, unless the frontend's directory goes first: time for libxl (in a
+// slow dom0) to see Closed, well inside libxl's own 10 s device timeout.
+const closedGrace = 2 * time.Second
+
+func (in *instance) waitFrontendGone(ctx context.Context, w *xenbus.Watch) {
+	ctx, cancel := context.WithTimeout(ctx, closedGrace)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var events <-chan string
+	if w != nil {
+		events = w.Events()
+	}
+	for {
+		if s, err := in.b.cfg.Store.ReadState(ctx, in.fe.FrontendPath); err != nil || s == xenbus.StateUnknown {
+			return
+		}
+		select {
+		case <-events:
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (in *instance) stop() { in.quitOne.Do(func() { close(in.quit) }) }
@@ -135,7 +166,7 @@ func (in *instance) run(ctx context.Context) {
 			select {
 			case <-in.kick:
 				if !in.online(ctx) {
-					in.detach(ctx, "device removed by the toolstack")
+					in.detach(ctx, "device removed by the toolstack", nil)
 					return
 				}
 			case <-in.quit:
@@ -183,7 +214,7 @@ func (in *instance) run(ctx context.Context) {
 			in.respond(r)
 		case <-in.kick:
 			if !in.online(ctx) {
-				in.detach(ctx, "device removed by the toolstack")
+				in.detach(ctx, "device removed by the toolstack", w)
 				return
 			}
 		case <-in.quit:
@@ -197,6 +228,11 @@ func (in *instance) run(ctx context.Context) {
 
 func (in *instance) frontendChanged(ctx context.Context) {
 	s, err := in.b.cfg.Store.ReadState(ctx, in.fe.FrontendPath)
+	if errors.Is(err, xenbus.ErrAccess) {
+		// xenstored answers EACCES, not ENOENT, under a destroyed
+		// domain's directory: the frontend is gone.
+		s, err = xenbus.StateUnknown, nil
+	}
 	if err != nil {
 		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
 		return

@@ -3,6 +3,17 @@
 # vTPM through /dev/tpm0. Then a guest reboot, and a vtpm-detach/attach.
 # Sourced by dom0's init with testlib.sh loaded.
 
+# create CFG NAME: xl create, once more if the domain did not come into
+# existence (xl itself has been seen to segfault while building a domain
+# on the loaded test bed).
+create() {
+	xl_create "$1"
+	xl domid "$2" >/dev/null 2>&1 && return 0
+	log "$2 does not exist after xl create; retrying once"
+	xl destroy "$2" >/dev/null 2>&1
+	xl_create "$1" && xl domid "$2" >/dev/null 2>&1
+}
+
 steps_ok() { # steps_ok DOM RUN: every step of that run passed
 	local c
 	c=$(console_log "$1")
@@ -15,7 +26,7 @@ steps_ok() { # steps_ok DOM RUN: every step of that run passed
 
 for v in vtpm1 vtpm2; do
 	t0=$(now)
-	xl_create "$v.cfg" || fail "xl create $v failed"
+	create "$v.cfg" "$v" || fail "xl create $v failed"
 	wait_console "$v" 'serving TPM 2.0' 60 || fail "$v did not come up"
 	log "FIGURE $v: xl create to ready: $(elapsed "$t0")s"
 done
@@ -24,7 +35,7 @@ backend_state() { # backend_state VTPMDOM GUESTDOM: the backend's xenbus state
 	xenstore-read "/local/domain/$(xl domid "$1")/backend/vtpm/$(xl domid "$2")/0/state" 2>/dev/null
 }
 t0=$(now)
-xl_create guest1.cfg || fail "xl create guest1 failed"
+create guest1.cfg guest1 || fail "xl create guest1 failed"
 i=0
 until [ "$(backend_state vtpm1 guest1)" -ge 2 ] 2>/dev/null; do
 	i=$((i + 1))
@@ -32,7 +43,7 @@ until [ "$(backend_state vtpm1 guest1)" -ge 2 ] 2>/dev/null; do
 	sleep 0.1
 done
 log "FIGURE xl create guest1 to vtpm1's backend in InitWait or later: $(elapsed "$t0")s (state $(backend_state vtpm1 guest1))"
-xl_create guest2.cfg || fail "xl create guest2 failed"
+create guest2.cfg guest2 || fail "xl create guest2 failed"
 
 for g in guest1 guest2; do
 	wait_console "$g" 'GUEST-DONE run=1' 300 || fail "$g did not finish its TPM steps"
