@@ -1,0 +1,272 @@
+package hwtpm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// Family is the TPM specification family.
+type Family int
+
+const (
+	FamilyUnknown Family = iota
+	Family12             // TPM 1.2
+	Family20             // TPM 2.0
+)
+
+func (f Family) String() string {
+	switch f {
+	case Family12:
+		return "TPM 1.2"
+	case Family20:
+		return "TPM 2.0"
+	}
+	return "unknown TPM family"
+}
+
+var (
+	// ErrTPM12 is returned by Open for TPM 1.2 hardware.
+	ErrTPM12 = errors.New("hwtpm: TPM 1.2 hardware not supported yet (TPM_Seal and TPM 1.2 counters are not implemented)")
+	// ErrPCRPolicy: the sealed storage key's PCR policy is not satisfied.
+	ErrPCRPolicy = errors.New("hwtpm: PCR policy not satisfied (a sealing PCR changed)")
+	// ErrWrongParent: the sealed blob does not load under this TPM's
+	// storage primary: another TPM, a TPM whose owner hierarchy was
+	// cleared, or another srk_auth.
+	ErrWrongParent = errors.New("hwtpm: sealed blob does not belong to this TPM's storage primary (other TPM, TPM cleared, or srk_auth changed)")
+	// ErrNoCounter: the NV counter index is not defined (first run, or the
+	// TPM was cleared).
+	ErrNoCounter = errors.New("hwtpm: NV counter not defined")
+	// ErrBadBlob: a sealed blob that does not decode.
+	ErrBadBlob = errors.New("hwtpm: malformed sealed blob")
+)
+
+// DefaultCounterIndex is the NV index of the rollback counter: in the
+// owner-defined part of the NV index range (0x01000000–0x013FFFFF in the
+// TCG handle registry), "C1C0" after the manager protocol's tag 0x01C1.
+const DefaultCounterIndex = 0x0100C1C0
+
+// Config configures Open.
+type Config struct {
+	OwnerAuth Auth // owner_auth=: the owner hierarchy's authValue
+	// SRKAuth (srk_auth=) is the storage primary's authValue. The primary
+	// is re-derived from the owner seed on every boot with this value, so
+	// on TPM 2.0 it does not protect the sealed key by itself; OwnerAuth
+	// does, because creating the primary needs it.
+	SRKAuth      Auth
+	CounterIndex uint32 // NV index of the counter; 0 = DefaultCounterIndex
+}
+
+// TPM is the hardware TPM as the manager uses it. Methods are safe for
+// concurrent use; commands are serialised.
+type TPM struct {
+	mu     sync.Mutex
+	tr     transport.TPM
+	cfg    Config
+	nvName tpm2.TPM2BName // cached NV_ReadPublic name of the counter
+	sleep  func(time.Duration)
+}
+
+// probe is TPM2_GetCapability(TPM_CAP_TPM_PROPERTIES,
+// TPM_PT_FAMILY_INDICATOR, 1). A TPM 2.0 answers with a TPM 2.0 tag; a
+// TPM 1.2 rejects the unknown tag with TPM_TAG_RSP_COMMAND (0x00C4).
+var probe = []byte{
+	0x80, 0x01, 0x00, 0x00, 0x00, 0x16, 0x00, 0x00, 0x01, 0x7A,
+	0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01,
+}
+
+// Detect tells the TPM families apart with one command.
+func Detect(tr transport.TPM) (Family, error) {
+	rsp, err := tr.Send(probe)
+	if err != nil {
+		return FamilyUnknown, fmt.Errorf("hwtpm: family probe: %w", err)
+	}
+	if len(rsp) < 10 {
+		return FamilyUnknown, fmt.Errorf("hwtpm: family probe: %d-byte response", len(rsp))
+	}
+	switch tag := binary.BigEndian.Uint16(rsp); tag {
+	case 0x8001, 0x8002:
+		return Family20, nil
+	case 0x00C4:
+		return Family12, nil
+	default:
+		return FamilyUnknown, fmt.Errorf("hwtpm: family probe: unknown response tag %#04x", tag)
+	}
+}
+
+// Open detects the TPM family and returns the TPM 2.0 layer. TPM 1.2
+// hardware gives ErrTPM12. The TPM must have been started (TPM2_Startup),
+// which firmware does on a real platform.
+func Open(tr transport.TPM, cfg Config) (*TPM, error) {
+	f, err := Detect(tr)
+	if err != nil {
+		return nil, err
+	}
+	if f == Family12 {
+		return nil, ErrTPM12
+	}
+	if cfg.CounterIndex == 0 {
+		cfg.CounterIndex = DefaultCounterIndex
+	}
+	if cfg.CounterIndex>>24 != 0x01 {
+		return nil, fmt.Errorf("hwtpm: counter index %#08x is not an NV index (0x01xxxxxx)", cfg.CounterIndex)
+	}
+	return &TPM{tr: tr, cfg: cfg, sleep: time.Sleep}, nil
+}
+
+// Family is TPM 2.0 for an open TPM.
+func (t *TPM) Family() Family { return Family20 }
+
+// CounterIndex is the NV index of the rollback counter.
+func (t *TPM) CounterIndex() uint32 { return t.cfg.CounterIndex }
+
+// GetRandom returns n bytes from the TPM's RNG (TPM2_GetRandom, looped:
+// one answer carries at most a digest's worth).
+func (t *TPM) GetRandom(n int) ([]byte, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("hwtpm: GetRandom(%d)", n)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]byte, 0, n)
+	for len(out) < n {
+		want := min(n-len(out), 64)
+		rsp, err := tpm2.GetRandom{BytesRequested: uint16(want)}.Execute(t.tr)
+		if err != nil {
+			return nil, fmt.Errorf("hwtpm: TPM2_GetRandom(%d): %w", want, err)
+		}
+		if len(rsp.RandomBytes.Buffer) == 0 {
+			return nil, fmt.Errorf("hwtpm: TPM2_GetRandom(%d) returned no bytes", want)
+		}
+		out = append(out, rsp.RandomBytes.Buffer[:min(len(rsp.RandomBytes.Buffer), want)]...)
+	}
+	return out, nil
+}
+
+// PCRRead reads one PCR of the SHA-1 bank, the shape of TPM 1.2's
+// TPM_PcrRead that the vTPM protocol passes through (hwinitpcr=).
+func (t *TPM) PCRRead(index uint32) ([20]byte, error) {
+	var d [20]byte
+	if index > MaxPCR {
+		return d, fmt.Errorf("hwtpm: PCR %d out of range 0..%d", index, MaxPCR)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	vals, err := t.readPCRs(tpm2.TPMAlgSHA1, []uint{uint(index)})
+	if err != nil {
+		return d, err
+	}
+	if len(vals[0]) != len(d) {
+		return d, fmt.Errorf("hwtpm: PCR %d: SHA-1 value of %d bytes", index, len(vals[0]))
+	}
+	copy(d[:], vals[0])
+	return d, nil
+}
+
+// PCRValues reads PCRs of the SHA-256 bank, in the order of pcrs.
+func (t *TPM) PCRValues(pcrs []uint) ([][]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.readPCRs(tpm2.TPMAlgSHA256, pcrs)
+}
+
+func pcrSelection(bank tpm2.TPMIAlgHash, pcrs []uint) tpm2.TPMLPCRSelection {
+	return tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{
+		Hash: bank, PCRSelect: tpm2.PCClientCompatible.PCRs(pcrs...),
+	}}}
+}
+
+// readPCRs reads pcrs (sorted ascending or not) from one bank. A TPM
+// answers at most a few digests per TPM2_PCR_Read (8 on most parts), and
+// says which in pcrSelectionOut, so this loops over what is left.
+func (t *TPM) readPCRs(bank tpm2.TPMIAlgHash, pcrs []uint) ([][]byte, error) {
+	got := map[uint][]byte{}
+	left := append([]uint(nil), pcrs...)
+	for len(left) > 0 {
+		rsp, err := tpm2.PCRRead{PCRSelectionIn: pcrSelection(bank, left)}.Execute(t.tr)
+		if err != nil {
+			return nil, fmt.Errorf("hwtpm: TPM2_PCR_Read(%v, %s): %w", bank, FormatPCRs(left), err)
+		}
+		var sel []uint
+		for _, s := range rsp.PCRSelectionOut.PCRSelections {
+			if s.Hash != bank {
+				continue
+			}
+			for i, b := range s.PCRSelect {
+				for bit := range 8 {
+					if b&(1<<bit) != 0 {
+						sel = append(sel, uint(i*8+bit))
+					}
+				}
+			}
+		}
+		if len(sel) == 0 || len(sel) != len(rsp.PCRValues.Digests) {
+			return nil, fmt.Errorf("hwtpm: TPM2_PCR_Read(%v, %s): no values returned (is the bank allocated?)", bank, FormatPCRs(left))
+		}
+		for i, p := range sel {
+			got[p] = rsp.PCRValues.Digests[i].Buffer
+		}
+		var rest []uint
+		for _, p := range left {
+			if _, ok := got[p]; !ok {
+				rest = append(rest, p)
+			}
+		}
+		if len(rest) == len(left) {
+			return nil, fmt.Errorf("hwtpm: TPM2_PCR_Read(%v, %s): TPM returned none of the asked PCRs", bank, FormatPCRs(left))
+		}
+		left = rest
+	}
+	out := make([][]byte, len(pcrs))
+	for i, p := range pcrs {
+		out[i] = got[p]
+	}
+	return out, nil
+}
+
+// primaryTemplate is the storage primary: the TCG ECC P-256 SRK template.
+// ECC rather than RSA-2048 because a TPM re-derives an ECC primary in
+// milliseconds, where RSA key generation can take seconds on every boot.
+// The template has no unique field, so CreatePrimary gives the same key
+// (and name) on every call as long as the owner seed is unchanged.
+var primaryTemplate = tpm2.ECCSRKTemplate
+
+// withPrimary creates the storage primary in the owner hierarchy, runs fn
+// with it and flushes it. Nothing is left in the TPM: the manager never
+// needs a persistent handle (the seeds' TPM 2.0 path lost its keys
+// because it never persisted anything; here nothing needs persisting).
+func (t *TPM) withPrimary(fn func(h tpm2.AuthHandle) error) error {
+	rsp, err := tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(t.cfg.OwnerAuth.TPM2())},
+		InSensitive: tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{
+			UserAuth: tpm2.TPM2BAuth{Buffer: t.cfg.SRKAuth.TPM2()},
+		}},
+		InPublic: tpm2.New2B(primaryTemplate),
+	}.Execute(t.tr)
+	if err != nil {
+		if errors.Is(err, tpm2.TPMRCBadAuth) || errors.Is(err, tpm2.TPMRCAuthFail) {
+			return fmt.Errorf("hwtpm: TPM2_CreatePrimary(owner): owner_auth refused: %w", err)
+		}
+		return fmt.Errorf("hwtpm: TPM2_CreatePrimary(owner): %w", err)
+	}
+	defer tpm2.FlushContext{FlushHandle: rsp.ObjectHandle}.Execute(t.tr)
+	return fn(tpm2.AuthHandle{Handle: rsp.ObjectHandle, Name: rsp.Name, Auth: tpm2.PasswordAuth(t.cfg.SRKAuth.TPM2())})
+}
+
+// PrimaryName returns the name of the storage primary (for diagnostics
+// and to check that it is the same key every boot).
+func (t *TPM) PrimaryName() ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var name []byte
+	err := t.withPrimary(func(h tpm2.AuthHandle) error {
+		name = append([]byte(nil), h.Name.Buffer...)
+		return nil
+	})
+	return name, err
+}

@@ -1,0 +1,29 @@
+// Package manager is the core of the manager domain: it implements
+// proto.Backend and proto.PCRReader (Xen vtpmmgr's SAVEHASHKEY,
+// LOADHASHKEY, GetRandom and PcrRead) on top of the crash-safe store
+// (package store) and the hardware TPM (package hwtpm), and follows
+// docs/manager-storage.md, "The manager's disk and the hardware TPM".
+//
+// Disk: two 4 KiB header slots (the storage key sealed to the hardware
+// TPM, HMAC'd under that key), then the store. Start-up formats a blank
+// disk, or unseals the storage key, reads the hardware NV counter and
+// opens the store with it as the rollback floor; an older disk is refused
+// (ErrRollback), a disk one save ahead (a power cut between commit and
+// increment) is accepted and the counter caught up.
+//
+// A save is: store commit (two device flushes), then one TPM2_NV_Increment,
+// then the acknowledgement. Saves that arrive while one is in flight are
+// committed together (one commit, one increment for the group).
+//
+// Autocreate is on by default: an unknown UUID gets a record on its first
+// SAVEHASHKEY. The UUID is not chosen by the vTPM but read from its
+// backend directory, which only the toolstack in dom0 writes, and dom0 is
+// trusted with the vTPMs anyway (it creates and destroys them). With
+// autocreate off a new vTPM could never be created, since the
+// provisioning ordinals (VTPM_NEW, groups) are not implemented yet. What
+// autocreate does not do is hand out anything: LOADHASHKEY of an unknown
+// UUID is "not found", and the vTPM then refuses to start unless told to
+// create a fresh TPM.
+//
+// Pure Go; builds for tamago.
+package manager

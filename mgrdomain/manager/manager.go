@@ -1,0 +1,536 @@
+package manager
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/store"
+)
+
+// Hardware is what the manager needs from the hardware TPM; *hwtpm.TPM
+// implements it.
+type Hardware interface {
+	Seal(key []byte, pcrs []uint) (*hwtpm.SealedBlob, error)
+	Unseal(b *hwtpm.SealedBlob) ([]byte, error)
+	ReadCounter() (uint64, error)
+	CreateCounter() (uint64, error)
+	IncrementCounter() error
+	CounterIndex() uint32
+	GetRandom(n int) ([]byte, error)
+	PCRRead(index uint32) ([20]byte, error)
+}
+
+var _ Hardware = (*hwtpm.TPM)(nil)
+
+// Config configures the manager (from the domain's command line).
+type Config struct {
+	// SealPCRs is the sealpcrs= selection the storage key is sealed to;
+	// nil means hwtpm.DefaultSealPCRs, an empty non-nil slice no PCR
+	// policy (hwtpm.ParsePCRs gives both). A disk sealed to another
+	// selection is resealed to this one at start-up, after it unsealed.
+	SealPCRs []uint
+	// NoAutocreate refuses SAVEHASHKEY for a UUID the store does not
+	// know. The default (false) creates the record on first save: see
+	// the package documentation for why.
+	NoAutocreate bool
+	// Reformat formats a disk that holds neither a manager header nor
+	// zeros (garbage, a foreign disk). Never a default: it destroys
+	// whatever is there.
+	Reformat bool
+	// AllowRollback opens a disk older than the hardware counter, and one
+	// whose counter index vanished, then rebinds it to the current
+	// hardware counter: an explicit operator recovery step.
+	AllowRollback bool
+	// Logf, if set, receives start-up decisions (format, reseal, catching
+	// up the counter).
+	Logf func(format string, args ...any)
+}
+
+// Errors of Open. Returned errors wrap one of these (and the underlying
+// store or hwtpm error); test with errors.Is.
+var (
+	// ErrGarbageDisk: the disk is neither blank nor a manager disk.
+	ErrGarbageDisk = errors.New("manager: disk holds no manager header (garbage or a foreign disk); refusing to format over it")
+	// ErrUnseal: the storage key could not be unsealed (a sealing PCR
+	// changed, another TPM, TPM cleared, wrong owner_auth).
+	ErrUnseal = errors.New("manager: cannot unseal the storage key")
+	// ErrRollback: the disk is older than the hardware counter.
+	ErrRollback = errors.New("manager: disk is older than the hardware NV counter (an old image was restored or its newest state was lost); refusing stale vTPM keys")
+	// ErrCounterMissing: the disk has a store but the TPM has no counter.
+	ErrCounterMissing = errors.New("manager: hardware NV counter is missing although the disk holds a store (TPM cleared or index deleted)")
+	// ErrBadDisk: the header or the store fails verification.
+	ErrBadDisk = errors.New("manager: disk contents do not verify")
+	// ErrClosed: the manager was closed.
+	ErrClosed = errors.New("manager: closed")
+)
+
+// maxCatchUp bounds how far the disk may be ahead of the hardware counter
+// at start-up. A save leaves it at most one ahead (store commit, power
+// cut, no increment); a larger gap is not something this manager writes,
+// and catching it up would spend NV writes for nothing.
+const maxCatchUp = 16
+
+// Manager is the manager's core: a proto.Backend and proto.PCRReader
+// over the store and the hardware TPM. Methods are safe for concurrent
+// use.
+type Manager struct {
+	hw  Hardware
+	cfg Config
+	dev store.Device
+	st  *store.Store
+	hdr *header
+
+	mu      sync.Mutex // guards queue, leading, closed, broken
+	idle    *sync.Cond // on mu: signalled when no group commit runs
+	queue   []*saveReq
+	leading bool
+	closed  bool
+	broken  error
+	commits uint64 // group commits done (each: one store commit + one NV increment)
+	saves   uint64
+}
+
+type saveReq struct {
+	uuid store.UUID
+	blob []byte
+	done chan error
+}
+
+var (
+	_ proto.Backend   = (*Manager)(nil)
+	_ proto.PCRReader = (*Manager)(nil)
+)
+
+func (m *Manager) logf(format string, args ...any) {
+	if m.cfg.Logf != nil {
+		m.cfg.Logf(format, args...)
+	}
+}
+
+// Open starts the manager on its disk: formats a blank disk (new storage
+// key, sealed; counter created), or unseals the storage key, checks the
+// disk against the hardware counter and opens the store.
+func Open(dev store.Device, hw Hardware, cfg Config) (*Manager, error) {
+	if cfg.SealPCRs == nil {
+		cfg.SealPCRs = slices.Clone(hwtpm.DefaultSealPCRs)
+	}
+	ss := dev.SectorSize()
+	if ss < 512 || ss > slotSize || ss&(ss-1) != 0 {
+		return nil, fmt.Errorf("manager: sector size %d unsupported (want a power of two, 512..%d)", ss, slotSize)
+	}
+	m := &Manager{hw: hw, cfg: cfg, dev: dev}
+	m.idle = sync.NewCond(&m.mu)
+	sub := storeDevice{dev: dev, off: headerBytes / uint64(ss)}
+	if dev.Sectors() <= sub.off {
+		return nil, fmt.Errorf("manager: disk of %d sectors cannot hold the header region", dev.Sectors())
+	}
+	hs, blank, err, ioErr := readHeaders(dev)
+	h := hs[0]
+	switch {
+	case ioErr != nil:
+		return nil, ioErr
+	case h == nil && blank:
+		m.logf("manager: blank disk: formatting")
+		err = m.format(sub)
+	case h == nil && tornFirstHeader(err):
+		// Format wipes slot 0, then writes slot 1, then slot 0, and only
+		// then the store: one blank slot beside one torn slot is a first
+		// format cut in its first header write. Nothing was stored yet.
+		m.logf("manager: first format was interrupted (%v): formatting again", err)
+		err = m.format(sub)
+	case h == nil && cfg.Reformat:
+		m.logf("manager: no valid header (%v): reformatting as asked", err)
+		err = m.format(sub)
+	case h == nil && errors.Is(err, errCorrupt):
+		return nil, fmt.Errorf("%w: manager header damaged in both slots: %w", ErrBadDisk, err)
+	case h == nil:
+		return nil, fmt.Errorf("%w: %w", ErrGarbageDisk, err)
+	default:
+		m.hdr = h
+		err = m.open(sub, hs[1])
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// newKey makes the storage key from both the domain's RNG and the TPM's,
+// so a weak source on either side alone does not make a weak key.
+func (m *Manager) newKey() ([]byte, error) {
+	var local [32]byte
+	if _, err := rand.Read(local[:]); err != nil {
+		return nil, fmt.Errorf("manager: random: %w", err)
+	}
+	hwr, err := m.hw.GetRandom(32)
+	if err != nil {
+		return nil, fmt.Errorf("manager: TPM random: %w", err)
+	}
+	k := sha256.Sum256(append(local[:], hwr...))
+	return k[:], nil
+}
+
+// format writes a fresh manager disk. Order: counter, key, seal, header,
+// store. A cut before the header leaves a blank or old header; a cut
+// after it leaves a header whose store is unformatted, which open
+// finishes (the counter still equals formatCounter, so no save was ever
+// acknowledged).
+func (m *Manager) format(sub storeDevice) error {
+	c, err := m.hw.ReadCounter()
+	if errors.Is(err, hwtpm.ErrNoCounter) {
+		m.logf("manager: creating the hardware NV counter at %#08x", m.hw.CounterIndex())
+		c, err = m.hw.CreateCounter()
+	}
+	if err != nil {
+		return fmt.Errorf("manager: format: %w", err)
+	}
+	key, err := m.newKey()
+	if err != nil {
+		return err
+	}
+	blob, err := m.hw.Seal(key, m.cfg.SealPCRs)
+	if err != nil {
+		return fmt.Errorf("manager: format: sealing the storage key: %w", err)
+	}
+	if err := wipeHeaderSlot(m.dev, 0); err != nil {
+		return err
+	}
+	if err := m.writeHeaders(key, 0, c, blob); err != nil {
+		return err
+	}
+	st, err := store.Format(sub, key, c)
+	if err != nil {
+		return fmt.Errorf("manager: format: %w", err)
+	}
+	m.st = st
+	m.logf("manager: formatted: storage key sealed to PCRs %s, counter %d", hwtpm.FormatPCRs(m.cfg.SealPCRs), c)
+	return nil
+}
+
+// open starts on a disk with a valid header; older is the other slot's
+// header (nil if that slot does not verify).
+func (m *Manager) open(sub storeDevice, older *header) error {
+	blob, err := hwtpm.UnmarshalSealedBlob(m.hdr.blob)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadDisk, err)
+	}
+	key, err := m.hw.Unseal(blob)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnseal, err)
+	}
+	if !m.hdr.verify(key) {
+		return fmt.Errorf("%w: header generation %d fails authentication under the unsealed key", ErrBadDisk, m.hdr.gen)
+	}
+	c, err := m.hw.ReadCounter()
+	recreated := false
+	if errors.Is(err, hwtpm.ErrNoCounter) && m.cfg.AllowRollback {
+		m.logf("manager: hardware counter missing; recreating it as asked (AllowRollback)")
+		c, err = m.hw.CreateCounter()
+		recreated = true
+	} else if errors.Is(err, hwtpm.ErrNoCounter) {
+		return fmt.Errorf("%w: %w", ErrCounterMissing, err)
+	}
+	if err != nil {
+		return fmt.Errorf("manager: reading the hardware counter: %w", err)
+	}
+	st, err := store.Open(sub, key, store.Options{MinCounter: c, AllowRollback: m.cfg.AllowRollback})
+	switch {
+	case err == nil:
+	case onlyNotFormatted(err) && c == m.hdr.formatCounter:
+		// The first format was cut between header and store: nothing was
+		// ever saved (the counter never moved), so formatting is safe.
+		m.logf("manager: header present but store unformatted (interrupted format): formatting the store")
+		st, err = store.Format(sub, key, c)
+		if err != nil {
+			return fmt.Errorf("manager: format: %w", err)
+		}
+	case errors.Is(err, store.ErrRollback) && !errors.Is(err, store.ErrCorrupt) && !errors.Is(err, store.ErrAuth) && !errors.Is(err, store.ErrTruncated):
+		// Every intact state is older than the hardware: a restored image.
+		// (A damaged newest state whose predecessor is older is reported
+		// as ErrBadDisk below, with the rollback reason in the details.)
+		return fmt.Errorf("%w: %w", ErrRollback, err)
+	default:
+		return fmt.Errorf("%w: %w", ErrBadDisk, err)
+	}
+	m.st = st
+	if d := st.Counter(); d < c || recreated {
+		// Only with AllowRollback: bind the state to the hardware as it is.
+		m.logf("manager: rebinding the store (counter %d) to the hardware counter %d", d, c)
+		if err := st.Rebind(c); err != nil {
+			return fmt.Errorf("manager: rebind: %w", err)
+		}
+	} else if d > c {
+		if d-c > maxCatchUp {
+			return fmt.Errorf("%w: disk binds counter %d, hardware %d: further ahead than a save can leave it", ErrBadDisk, d, c)
+		}
+		// A save committed but the increment did not happen (power cut):
+		// that save was never acknowledged; keeping it is correct.
+		m.logf("manager: disk counter %d ahead of hardware %d: catching up", d, c)
+		for ; c < d; c++ {
+			if err := m.hw.IncrementCounter(); err != nil {
+				return fmt.Errorf("manager: catching up the hardware counter: %w", err)
+			}
+		}
+	}
+	switch {
+	case !slices.Equal(blob.PCRs, m.cfg.SealPCRs):
+		return m.reseal(key)
+	case older == nil || !bytes.Equal(older.blob, m.hdr.blob) || older.formatCounter != m.hdr.formatCounter:
+		// The other slot is damaged, or still holds the blob before a
+		// reseal that was cut after its first write: rewrite both, so the
+		// old blob (maybe sealed to a weaker selection) is gone and one
+		// damaged slot again leaves a copy.
+		m.logf("manager: header slot %d is stale or damaged: rewriting both", (m.hdr.gen+1)%headerSlots)
+		return m.writeHeaders(key, m.hdr.gen, m.hdr.formatCounter, blob)
+	}
+	return nil
+}
+
+// tornFirstHeader: one header slot blank and the other failing its checks
+// (as opposed to garbage without a magic).
+func tornFirstHeader(err error) bool {
+	return errors.Is(err, errBlankSlot) && errors.Is(err, errCorrupt)
+}
+
+// onlyNotFormatted: the store has no superblock at all (as opposed to
+// one that failed for another reason).
+func onlyNotFormatted(err error) bool {
+	return errors.Is(err, store.ErrNotFormatted) && !errors.Is(err, store.ErrRollback) &&
+		!errors.Is(err, store.ErrAuth) && !errors.Is(err, store.ErrCorrupt) && !errors.Is(err, store.ErrTruncated)
+}
+
+// writeHeaders writes the header twice, generations gen+1 and gen+2, one
+// per slot, each flushed: a torn write leaves the previous generation in
+// the other slot, and afterwards one damaged slot still leaves a copy.
+func (m *Manager) writeHeaders(key []byte, gen, formatCounter uint64, blob *hwtpm.SealedBlob) error {
+	for i := range uint64(headerSlots) {
+		h := &header{gen: gen + 1 + i, formatCounter: formatCounter, counterIndex: m.hw.CounterIndex(), blob: blob.Marshal()}
+		h.sign(key)
+		if err := writeHeader(m.dev, h); err != nil {
+			return err
+		}
+		m.hdr = h
+	}
+	return nil
+}
+
+// reseal seals the key to the configured PCR selection and writes the
+// next header generation; the previous slot keeps the old blob until it
+// lands.
+func (m *Manager) reseal(key []byte) error {
+	blob, err := m.hw.Seal(key, m.cfg.SealPCRs)
+	if err != nil {
+		return fmt.Errorf("manager: resealing to PCRs %s: %w", hwtpm.FormatPCRs(m.cfg.SealPCRs), err)
+	}
+	if err := m.writeHeaders(key, m.hdr.gen, m.hdr.formatCounter, blob); err != nil {
+		return err
+	}
+	m.logf("manager: storage key resealed to PCRs %s", hwtpm.FormatPCRs(m.cfg.SealPCRs))
+	return nil
+}
+
+// Authorize: a peer acts only on its own record, because every operation
+// takes the UUID from PeerInfo, which the tpmback layer fills from the
+// `uuid` key of the peer's own backend directory (written by the
+// toolstack in dom0, which is trusted); a request never names a UUID. So
+// the checks here are that the peer has a UUID at all and that nobody
+// uses the management tag: group/vTPM provisioning is not implemented,
+// and the old manager's "first vTPM becomes admin" rule is not repeated.
+func (m *Manager) Authorize(peer proto.PeerInfo, h proto.Header) error {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if peer.UUID == ([16]byte{}) {
+		return fmt.Errorf("%w: %v has no uuid in its backend directory", proto.ErrForbidden, peer)
+	}
+	if h.Tag == proto.TagMgmtReq {
+		return fmt.Errorf("%w: management commands need an admin vTPM; none is configured", proto.ErrForbidden)
+	}
+	return nil
+}
+
+// SaveHashKey stores the blob durably and increments the hardware counter
+// before returning, so an acknowledged save survives a power cut and an
+// older disk is refused afterwards. Saves arriving while one is being
+// committed are grouped: one store commit and one NV increment for all
+// of them.
+func (m *Manager) SaveHashKey(uuid [16]byte, blob []byte) error {
+	if len(blob) > store.MaxBlob {
+		return fmt.Errorf("manager: blob of %d bytes exceeds %d", len(blob), store.MaxBlob)
+	}
+	r := &saveReq{uuid: uuid, blob: bytes.Clone(blob), done: make(chan error, 1)}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	m.queue = append(m.queue, r)
+	if m.leading {
+		m.mu.Unlock()
+		return <-r.done
+	}
+	m.leading = true
+	for len(m.queue) > 0 {
+		batch := m.queue
+		m.queue = nil
+		broken := m.broken
+		m.mu.Unlock()
+		m.commitBatch(batch, broken)
+		m.mu.Lock()
+	}
+	m.leading = false
+	m.idle.Broadcast()
+	m.mu.Unlock()
+	return <-r.done
+}
+
+// commitBatch commits one group of saves and answers each.
+func (m *Manager) commitBatch(batch []*saveReq, broken error) {
+	answer := func(err error) {
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+	if broken != nil {
+		answer(broken)
+		return
+	}
+	var b store.Batch
+	keep := batch[:0]
+	for _, r := range batch {
+		rec, err := m.st.Get(r.uuid)
+		switch {
+		case errors.Is(err, store.ErrNotFound) && m.cfg.NoAutocreate:
+			r.done <- fmt.Errorf("%w: %x (autocreate is off)", proto.ErrNotFound, r.uuid)
+			continue
+		case errors.Is(err, store.ErrNotFound):
+			rec = store.Record{}
+		case err != nil:
+			r.done <- fmt.Errorf("manager: reading record %x: %w", r.uuid, err)
+			continue
+		}
+		rec.Blob = r.blob
+		b.Put(r.uuid, rec)
+		keep = append(keep, r)
+	}
+	batch = keep
+	if len(batch) == 0 {
+		return
+	}
+	if err := m.st.Commit(&b); err != nil {
+		if errors.Is(err, store.ErrNoSpace) {
+			err = fmt.Errorf("%w: %w", proto.ErrNoSpace, err)
+		} else if errors.Is(err, store.ErrBroken) {
+			m.setBroken(err)
+		}
+		answer(fmt.Errorf("manager: store commit: %w", err))
+		return
+	}
+	// The disk now binds c+1. Until the hardware says c+1 too, a power
+	// cut leaves the disk one ahead, which start-up accepts; the save is
+	// only acknowledged after the increment.
+	if err := m.hw.IncrementCounter(); err != nil {
+		err = fmt.Errorf("manager: hardware counter increment after commit: %w (restart the manager)", err)
+		m.setBroken(err)
+		answer(err)
+		return
+	}
+	m.mu.Lock()
+	m.commits++
+	m.saves += uint64(len(batch))
+	m.mu.Unlock()
+	answer(nil)
+}
+
+// setBroken stops further saves: the disk and the hardware counter may
+// disagree by more than start-up's one-ahead window if we went on.
+func (m *Manager) setBroken(err error) {
+	m.mu.Lock()
+	if m.broken == nil {
+		m.broken = err
+	}
+	m.mu.Unlock()
+}
+
+// LoadHashKey returns the blob last saved for the vTPM.
+func (m *Manager) LoadHashKey(uuid [16]byte) ([]byte, error) {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
+	rec, err := m.st.Get(uuid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %x", proto.ErrNotFound, uuid)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("manager: reading record %x: %w", uuid, err)
+	}
+	return rec.Blob, nil
+}
+
+// GetRandom passes through to the hardware TPM.
+func (m *Manager) GetRandom(n int) ([]byte, error) {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
+	return m.hw.GetRandom(n)
+}
+
+// PCRRead passes through to the hardware TPM's SHA-1 bank (hwinitpcr=).
+func (m *Manager) PCRRead(index uint32) ([20]byte, error) {
+	if err := m.usable(); err != nil {
+		return [20]byte{}, err
+	}
+	return m.hw.PCRRead(index)
+}
+
+func (m *Manager) usable() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Stats are the manager's counters.
+type Stats struct {
+	Records   uint64
+	Counter   uint64 // the counter value the store binds
+	Saves     uint64 // acknowledged SAVEHASHKEYs since Open
+	Commits   uint64 // store commits (= NV increments) since Open
+	SealPCRs  []uint
+	HeaderGen uint64
+	StoreInfo store.Info
+}
+
+// Stats reports the manager's state.
+func (m *Manager) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Stats{Records: m.st.Len(), Counter: m.st.Counter(), Saves: m.saves, Commits: m.commits,
+		SealPCRs: slices.Clone(m.cfg.SealPCRs), HeaderGen: m.hdr.gen, StoreInfo: m.st.Info()}
+}
+
+// Close waits for a save in progress, then refuses every further
+// request. Everything acknowledged is already durable (disk and counter),
+// so there is nothing to flush: the domain calls it on `xl shutdown`.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	// A leader committing a group holds no lock meanwhile: wait for it.
+	for m.leading {
+		m.idle.Wait()
+	}
+	m.mu.Unlock()
+	return nil
+}

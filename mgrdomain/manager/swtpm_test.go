@@ -1,0 +1,147 @@
+package manager
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// Swtpm is Debian's swtpm (libtpms) as the hardware TPM: a real TPM 2.0
+// peer for host tests. The state lives in Dir, so Restart gives the same
+// TPM after a "reboot" (PCRs reset, NV and seeds kept).
+type Swtpm struct {
+	t    testing.TB
+	Dir  string
+	cmd  *exec.Cmd
+	conn net.Conn
+}
+
+// rawConn speaks swtpm's raw data channel: a command out, a response in,
+// framed by the TPM header's size field.
+type rawConn struct{ c net.Conn }
+
+func (r rawConn) Send(cmd []byte) ([]byte, error) {
+	if _, err := r.c.Write(cmd); err != nil {
+		return nil, err
+	}
+	hdr := make([]byte, 10)
+	if _, err := io.ReadFull(r.c, hdr); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[2:])
+	if n < 10 || n > 1<<20 {
+		return nil, fmt.Errorf("swtpm: response size %d", n)
+	}
+	rsp := make([]byte, n)
+	copy(rsp, hdr)
+	_, err := io.ReadFull(r.c, rsp[10:])
+	return rsp, err
+}
+
+func freePort(t testing.TB) int {
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if p < 65535 {
+			if l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1)); err == nil {
+				l2.Close()
+				return p
+			}
+		}
+	}
+	t.Fatal("no free port pair")
+	return 0
+}
+
+// StartSwtpm starts swtpm with state in dir ("" for a fresh temp dir).
+func StartSwtpm(t testing.TB, dir string) *Swtpm {
+	t.Helper()
+	if _, err := exec.LookPath("swtpm"); err != nil {
+		t.Skip("SKIP: swtpm not installed")
+	}
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	s := &Swtpm{t: t, Dir: dir}
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Swtpm) start() {
+	s.t.Helper()
+	for attempt := 0; ; attempt++ {
+		p := freePort(s.t)
+		cmd := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+s.Dir,
+			"--server", "type=tcp,port="+strconv.Itoa(p)+",bindaddr=127.0.0.1",
+			"--ctrl", "type=tcp,port="+strconv.Itoa(p+1)+",bindaddr=127.0.0.1",
+			"--flags", "not-need-init,startup-clear")
+		if err := cmd.Start(); err != nil {
+			s.t.Fatal(err)
+		}
+		var c net.Conn
+		var err error
+		for range 100 {
+			if c, err = net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err == nil {
+			s.cmd, s.conn = cmd, c
+			return
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		if attempt == 3 {
+			s.t.Fatalf("swtpm did not come up: %v", err)
+		}
+	}
+}
+
+// TPM is the data channel.
+func (s *Swtpm) TPM() transport.TPM { return rawConn{s.conn} }
+
+// Stop shuts the TPM down in order and ends the process.
+func (s *Swtpm) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	tpm2.Shutdown{ShutdownType: tpm2.TPMSUClear}.Execute(s.TPM())
+	s.conn.Close()
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart is a reboot of the host: same NV state, PCRs reset.
+func (s *Swtpm) Restart() {
+	s.Stop()
+	s.start()
+}
+
+// ExtendPCR changes a PCR (SHA-256 bank).
+func ExtendPCR(t testing.TB, tr transport.TPM, pcr uint) {
+	t.Helper()
+	_, err := tpm2.PCRExtend{
+		PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(pcr), Auth: tpm2.PasswordAuth(nil)},
+		Digests: tpm2.TPMLDigestValues{Digests: []tpm2.TPMTHA{{
+			HashAlg: tpm2.TPMAlgSHA256, Digest: make([]byte, 32),
+		}}},
+	}.Execute(tr)
+	if err != nil {
+		t.Fatalf("extend PCR %d: %v", pcr, err)
+	}
+}
