@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xenvtpm/xenvtpm/drivers/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
-	"github.com/xenvtpm/xenvtpm/drivers/tpmback/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/xenbus"
 )
 
@@ -133,7 +133,6 @@ func (e *env) setHandler(h tpmback.Handler) {
 	e.handler = h
 	e.mu.Unlock()
 }
-
 
 func testUUID(n int) string { return fmt.Sprintf("6a4c0f4e-7c8d-4b9a-9e2f-%012x", n) }
 

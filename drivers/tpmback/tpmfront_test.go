@@ -14,8 +14,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/xenvtpm/xenvtpm/drivers/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
-	"github.com/xenvtpm/xenvtpm/drivers/tpmback/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmfront"
 )
 

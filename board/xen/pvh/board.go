@@ -9,6 +9,7 @@ import (
 	"math"
 	"runtime/goos"
 	"sync/atomic"
+	"time"
 	"unsafe"
 	_ "unsafe"
 
@@ -202,11 +203,39 @@ func init() {
 			mux.Demux()
 		}
 	})
+	go eventWatchdog(mux)
 }
+
+// Rescued counts events the watchdog found that no upcall had delivered.
+var Rescued atomic.Uint64
+
+// eventWatchdog demuxes events that are pending without an interrupt on its
+// way. Xen raises the upcall only on evtchn_upcall_pending's 0→1 edge, so a
+// single lost wake-up of the interrupt goroutine (tamago wakes it by
+// rewriting its sleep timer, which fails if it is not yet asleep) would
+// otherwise leave the flag set and silence every event channel for good,
+// timers included. Seen as a domain stuck in `-b` after many very short
+// sleeps.
+func eventWatchdog(mux *evtchn.Mux) {
+	for {
+		time.Sleep(50 * time.Millisecond)
+		if upcallPending() {
+			Rescued.Add(uint64(mux.Demux()))
+		}
+	}
+}
+
+// upcallPending reports vcpu_info[0].evtchn_upcall_pending.
+func upcallPending() bool { return sharedInfo.Load8(0) != 0 }
 
 // idle blocks the vCPU until an event or, if the scheduler has a timer
 // pending, until Xen's one-shot timer fires at that time.
 func idle(until int64) {
+	// Events are waiting for the demux: halting now could sleep through
+	// them (see eventWatchdog), so let the scheduler run it instead.
+	if upcallPending() {
+		return
+	}
 	if until != 0 && until != math.MaxInt64 {
 		if until <= nanotime() {
 			return

@@ -5,6 +5,8 @@
 // domains delivered through real evtchn.Mux instances (event_channel.h),
 // and grant tables whose entries the fake hypervisor checks and marks as
 // Xen does (grant_table.h), so a backend's mapping is the frontend's page.
+// It also has a fake xen-blkback serving a memory disk (blkback.go) and
+// toolstack helpers that write libxl's device nodes.
 //
 // It is test-only code: nothing outside _test.go files imports it.
 package xentest
