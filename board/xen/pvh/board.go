@@ -218,7 +218,7 @@ var Rescued atomic.Uint64
 // sleeps.
 func eventWatchdog(mux *evtchn.Mux) {
 	for {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 		if upcallPending() {
 			Rescued.Add(uint64(mux.Demux()))
 		}

@@ -61,7 +61,11 @@ log "panic message and stack reached the console; domain gone"
 # soon as the domain is gone.
 boots_at() {
 	local dom="hello-mem$1" i=0 ok=1
-	if xl create -q hello.cfg "memory=$1" "name=\"$dom\"" >/tmp/xl-mem.log 2>&1; then
+	# xl itself has been seen to segfault while building a domain on the
+	# loaded test bed: one more try before calling a size too small.
+	xl create -q hello.cfg "memory=$1" "name=\"$dom\"" >/tmp/xl-mem.log 2>&1 ||
+		{ xl destroy "$dom" 2>/dev/null; xl create -q hello.cfg "memory=$1" "name=\"$dom\"" >/tmp/xl-mem.log 2>&1; }
+	if xl domid "$dom" >/dev/null 2>&1; then
 		while [ $i -lt 60 ]; do
 			if grep -q 'xenstore write/read ok' "$(console_log "$dom")" 2>/dev/null; then ok=0; break; fi
 			xl domid "$dom" >/dev/null 2>&1 || break
