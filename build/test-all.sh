@@ -61,6 +61,13 @@ fuzz_all() { # every Fuzz target in every package, FUZZTIME each
 
 toolchain() { build/toolchain.sh check; }
 
+# The engine's Linux-guest test (tier 2/3) boots the test bed's Debian
+# kernel under QEMU; prepare it when the test bed's packages can be fetched.
+if [ -z "${VTPMD_TEST_KERNEL:-}" ] && build/testbed/prepare.sh >/tmp/xenvtpm-prepare.log 2>&1; then
+	VTPMD_TEST_KERNEL=$(sed -n 's/^TESTBED_KERNEL=//p' "${XENVTPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xenvtpm}/testbed/out/testbed.env")
+	export VTPMD_TEST_KERNEL
+fi
+
 step "vet" go vet ./...
 step "unit+peers (go test -race)" go test -race -count=1 ./...
 step "fuzz (${FUZZTIME} per target)" fuzz_all

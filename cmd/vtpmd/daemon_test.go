@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gt "github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/google/go-tpm/tpm2/transport/tcp"
+)
+
+// freePort returns a port p such that p and p+1 were free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if p >= 65534 {
+			continue
+		}
+		l2, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(p+1)))
+		if err == nil {
+			l2.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port pair")
+	return 0
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+type testDaemon struct {
+	d     *daemon
+	mssim string
+	swtpm string
+	ctrl  string
+	dir   string
+}
+
+func startDaemon(t testing.TB, dir string) *testDaemon {
+	t.Helper()
+	d, err := newDaemon(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := &testDaemon{d: d, dir: dir}
+	// Ports picked by freePort can be taken by someone else before we
+	// bind; try a few pairs.
+	for attempt := 0; ; attempt++ {
+		td.mssim = "127.0.0.1:" + itoa(freePort(t))
+		q := freePort(t)
+		td.swtpm = "127.0.0.1:" + itoa(q)
+		td.ctrl = "127.0.0.1:" + itoa(q+1)
+		err = d.listen(td.mssim, td.swtpm, td.ctrl)
+		if err == nil {
+			break
+		}
+		for _, l := range d.listeners {
+			l.Close()
+		}
+		d.wg.Wait()
+		d.listeners, d.addrs = nil, nil
+		if attempt == 4 {
+			d.close()
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { d.close() })
+	return td
+}
+
+func openMssim(t testing.TB, addr string) transport.TPMCloser {
+	t.Helper()
+	host, port, _ := splitHostPortNum(addr)
+	tpm, err := tcp.Open(tcp.Config{
+		CommandAddress:  addr,
+		PlatformAddress: net.JoinHostPort(host, itoa(port+1)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tpm.PowerOn(); err != nil {
+		t.Fatal(err)
+	}
+	return tpm
+}
+
+func TestMssimGoTPM(t *testing.T) {
+	td := startDaemon(t, t.TempDir())
+	tpm := openMssim(t, td.mssim)
+	defer tpm.Close()
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm); err != nil {
+		t.Fatal(err)
+	}
+	r, err := (gt.GetRandom{BytesRequested: 32}).Execute(tpm)
+	if err != nil || len(r.RandomBytes.Buffer) != 32 {
+		t.Fatalf("GetRandom: %v", err)
+	}
+	cp, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(gt.ECCSRKTemplate)}).Execute(tpm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A salted, parameter-encrypting session over the network path.
+	pub, err := cp.OutPublic.Contents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := gt.HMAC(gt.TPMAlgSHA256, 16, gt.Salted(cp.ObjectHandle, *pub), gt.AESEncryption(128, gt.EncryptInOut))
+	rh, err := (gt.Hash{Data: gt.TPM2BMaxBuffer{Buffer: []byte("abc")}, HashAlg: gt.TPMAlgSHA256, Hierarchy: gt.TPMRHNull}).Execute(tpm, sess)
+	if err != nil {
+		t.Fatalf("Hash in an encrypting salted session: %v", err)
+	}
+	want := sha256.Sum256([]byte("abc"))
+	if !bytes.Equal(rh.OutHash.Buffer, want[:]) {
+		t.Fatalf("Hash through parameter encryption = %x", rh.OutHash.Buffer)
+	}
+}
+
+func rawCmd(t testing.TB, c net.Conn, cmd []byte) []byte {
+	t.Helper()
+	if _, err := c.Write(cmd); err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 10)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := readFull(c, hdr); err != nil {
+		t.Fatal(err)
+	}
+	rest := make([]byte, binary.BigEndian.Uint32(hdr[2:])-10)
+	if _, err := readFull(c, rest); err != nil {
+		t.Fatal(err)
+	}
+	return append(hdr, rest...)
+}
+
+func readFull(c net.Conn, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := c.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func ctrl(t testing.TB, c net.Conn, req []byte, rspLen int) []byte {
+	t.Helper()
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, rspLen)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := readFull(c, b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSwtpmProtocol(t *testing.T) {
+	td := startDaemon(t, t.TempDir())
+	cc, err := net.Dial("tcp", td.ctrl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	caps := binary.BigEndian.Uint64(ctrl(t, cc, []byte{0, 0, 0, ctrlGetCapability}, 8))
+	if caps&(capInit|capSetLocality|capSetBufferSize|capStop) != capInit|capSetLocality|capSetBufferSize|capStop {
+		t.Fatalf("capabilities 0x%x lack what QEMU requires", caps)
+	}
+	if got := ctrl(t, cc, []byte{0, 0, 0, ctrlInit, 0, 0, 0, 0}, 4); !bytes.Equal(got, []byte{0, 0, 0, 0}) {
+		t.Fatalf("INIT: % x", got)
+	}
+	sb := ctrl(t, cc, []byte{0, 0, 0, ctrlSetBufferSize, 0, 0, 0, 0}, 16)
+	if binary.BigEndian.Uint32(sb[4:]) != 4096 {
+		t.Fatalf("SET_BUFFERSIZE: % x", sb)
+	}
+	if got := ctrl(t, cc, []byte{0, 0, 0, ctrlSetLocality, 3}, 4); !bytes.Equal(got, []byte{0, 0, 0, 0}) {
+		t.Fatalf("SET_LOCALITY: % x", got)
+	}
+	dc, err := net.Dial("tcp", td.swtpm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	// Startup(CLEAR) at locality 3: PCR 0 then ends in 03 (PC Client).
+	if rsp := rawCmd(t, dc, []byte{0x80, 0x01, 0, 0, 0, 0x0C, 0, 0, 0x01, 0x44, 0, 0}); binary.BigEndian.Uint32(rsp[6:]) != 0 {
+		t.Fatalf("Startup: % x", rsp)
+	}
+	tr := transport.FromReadWriter(dc)
+	r, err := (gt.PCRRead{PCRSelectionIn: gt.TPMLPCRSelection{PCRSelections: []gt.TPMSPCRSelection{
+		{Hash: gt.TPMAlgSHA256, PCRSelect: gt.PCClientCompatible.PCRs(0)}}}}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := r.PCRValues.Digests[0].Buffer
+	if v[31] != 3 {
+		t.Fatalf("PCR0 after Startup at locality 3 = %x", v)
+	}
+	// TPM 1.2 command on the raw channel: TPM_BADTAG, channel stays up.
+	rsp := rawCmd(t, dc, []byte{0x00, 0xC1, 0, 0, 0, 0x0A, 0, 0, 0, 0x99})
+	if !bytes.Equal(rsp, []byte{0x00, 0xC4, 0, 0, 0, 10, 0, 0, 0, 0x1E}) {
+		t.Fatalf("1.2 command: % x", rsp)
+	}
+}
+
+func TestSecondDaemonRefused(t *testing.T) {
+	dir := t.TempDir()
+	startDaemon(t, dir)
+	if _, err := newDaemon(dir, false); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second daemon on %s: %v", dir, err)
+	}
+}
+
+func TestStatePersistsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	td := startDaemon(t, dir)
+	tpm := openMssim(t, td.mssim)
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm); err != nil {
+		t.Fatal(err)
+	}
+	ek1, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHEndorsement, InPublic: gt.New2B(gt.RSAEKTemplate)}).Execute(tpm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (gt.EvictControl{Auth: gt.TPMRHOwner, ObjectHandle: &gt.NamedHandle{Handle: ek1.ObjectHandle, Name: ek1.Name},
+		PersistentHandle: 0x81010001}).Execute(tpm); err != nil {
+		t.Fatal(err)
+	}
+	tpm.Close()
+	if err := td.d.close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, stateFile)); err != nil {
+		t.Fatal(err)
+	}
+	td2 := startDaemon(t, dir)
+	tpm2 := openMssim(t, td2.mssim)
+	defer tpm2.Close()
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm2); err != nil {
+		t.Fatal(err)
+	}
+	rp, err := (gt.ReadPublic{ObjectHandle: gt.TPMHandle(0x81010001)}).Execute(tpm2)
+	if err != nil {
+		t.Fatalf("persistent EK after restart: %v", err)
+	}
+	if !bytes.Equal(rp.Name.Buffer, ek1.Name.Buffer) {
+		t.Fatal("persistent EK changed across restart")
+	}
+	ek2, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHEndorsement, InPublic: gt.New2B(gt.RSAEKTemplate)}).Execute(tpm2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ek2.Name.Buffer, ek1.Name.Buffer) {
+		t.Fatal("EK not reproduced from the stored seed")
+	}
+}
+
+// TestTPM2Tools runs test/tpm2tools/run.sh (tpm2-tools 5.4) against the
+// daemon's mssim port.
+func TestTPM2Tools(t *testing.T) {
+	if _, err := exec.LookPath("tpm2_getrandom"); err != nil {
+		t.Skip("SKIP: tpm2-tools not installed (apt-get install tpm2-tools)")
+	}
+	if _, err := exec.LookPath("xxd"); err != nil {
+		t.Skip("SKIP: xxd not installed")
+	}
+	td := startDaemon(t, t.TempDir())
+	script, err := filepath.Abs("../../test/tpm2tools/run.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", script)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "TPM2TOOLS_TCTI=mssim:host=127.0.0.1,port="+strings.TrimPrefix(td.mssim, "127.0.0.1:"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ALL OK") {
+		t.Fatalf("tpm2-tools script: %v\n%s", err, out)
+	}
+}
+
+// TestSIGTERMStoresState runs the built daemon, changes persistent state
+// (owner auth) through mssim, sends SIGTERM and checks that the daemon
+// exits cleanly, released its lock and stored the change.
+func TestSIGTERMStoresState(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "vtpmd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	state := filepath.Join(dir, "state")
+	p := freePort(t)
+	addr := "127.0.0.1:" + itoa(p)
+	cmd := exec.Command(bin, "-state", state, "-mssim", addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var tpm transport.TPMCloser
+	for i := 0; i < 100; i++ {
+		host, port, _ := splitHostPortNum(addr)
+		var err error
+		tpm, err = tcp.Open(tcp.Config{CommandAddress: addr, PlatformAddress: net.JoinHostPort(host, itoa(port+1))})
+		if err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if tpm == nil {
+		t.Fatal("daemon did not come up")
+	}
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (gt.HierarchyChangeAuth{AuthHandle: gt.TPMRHOwner, NewAuth: gt.TPM2BAuth{Buffer: []byte("owner")}}).Execute(tpm); err != nil {
+		t.Fatal(err)
+	}
+	tpm.Close()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("daemon exit after SIGTERM: %v", err)
+	}
+	// The lock is free again and the new owner auth is in the state.
+	td := startDaemon(t, state)
+	tpm2 := openMssim(t, td.mssim)
+	defer tpm2.Close()
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm2); err != nil {
+		t.Fatal(err)
+	}
+	_, err := (gt.CreatePrimary{PrimaryHandle: gt.AuthHandle{Handle: gt.TPMRHOwner, Auth: gt.PasswordAuth([]byte("owner"))}, InPublic: gt.New2B(gt.ECCSRKTemplate)}).Execute(tpm2)
+	if err != nil {
+		t.Fatalf("owner auth not persisted: %v", err)
+	}
+}

@@ -1,0 +1,251 @@
+// Command vtpmd serves one instance of the pure-Go TPM 2.0 engine
+// (emulator/tpm2) to host clients over the two protocols software TPMs
+// speak:
+//
+//   - the Microsoft/TCG simulator protocol ("mssim", TpmTcpProtocol.h of
+//     the TCG reference implementation): a command port and a platform
+//     port at command port + 1; used by tpm2-tss's mssim TCTI and go-tpm's
+//     transport/tcp;
+//   - swtpm's socket protocol: raw TPM commands on a data socket and the
+//     control channel of swtpm's tpm_ioctl.h (CMD_*) on a second socket;
+//     used by tpm2-tss's swtpm TCTI and QEMU's -tpmdev emulator.
+//
+// The persistent state lives in one file in the -state directory, written
+// atomically (new file, fsync, rename, fsync of the directory); a lock
+// file keeps a second daemon off the same directory. SIGTERM and SIGINT
+// store the state and exit.
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
+)
+
+func main() {
+	stateDir := flag.String("state", "", "directory holding the TPM state (empty: state lives in memory only)")
+	mssim := flag.String("mssim", "127.0.0.1:2321", "mssim command address HOST:PORT; the platform port is PORT+1; empty disables")
+	swtpm := flag.String("swtpm", "", "swtpm raw-command address HOST:PORT; empty disables")
+	swtpmCtrl := flag.String("swtpm-ctrl", "", "swtpm control channel HOST:PORT or unix:PATH; empty disables")
+	startup := flag.Bool("startup", false, "send TPM2_Startup(CLEAR) at power-on, like swtpm's startup-clear flag")
+	flag.BoolVar(&verbose, "v", false, "log control-channel requests and TPM command codes")
+	flag.Parse()
+
+	d, err := newDaemon(*stateDir, *startup)
+	if err != nil {
+		log.Fatalf("vtpmd: %v", err)
+	}
+	if err := d.listen(*mssim, *swtpm, *swtpmCtrl); err != nil {
+		d.close()
+		log.Fatalf("vtpmd: %v", err)
+	}
+	for _, a := range d.addrs {
+		log.Printf("vtpmd: listening: %s", a)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	if err := d.close(); err != nil {
+		log.Fatalf("vtpmd: %v", err)
+	}
+}
+
+// verbose enables per-request logging (-v).
+var verbose bool
+
+// daemon owns the engine; mu serializes every access to it because the
+// engine is single-caller.
+type daemon struct {
+	mu      sync.Mutex
+	tpm     *tpm2.TPM
+	store   *store
+	powered bool
+	startup bool
+	// locality for swtpm-protocol commands, set by CMD_SET_LOCALITY.
+	locality  uint8
+	listeners []net.Listener
+	addrs     []string
+	wg        sync.WaitGroup
+}
+
+func newDaemon(stateDir string, startup bool) (*daemon, error) {
+	d := &daemon{powered: true, startup: startup}
+	var blob []byte
+	if stateDir != "" {
+		s, err := openStore(stateDir)
+		if err != nil {
+			return nil, err
+		}
+		d.store = s
+		if blob, err = s.load(); err != nil {
+			s.unlock()
+			return nil, err
+		}
+	}
+	t, err := tpm2.New(tpm2.Config{State: blob})
+	if err != nil {
+		if d.store != nil {
+			d.store.unlock()
+		}
+		return nil, fmt.Errorf("state in %s: %w", stateDir, err)
+	}
+	d.tpm = t
+	if blob == nil {
+		// A freshly manufactured TPM: persist its seeds now so a crash
+		// before the first NV write cannot change the EK.
+		if err := d.saveLocked(); err != nil {
+			return nil, err
+		}
+	}
+	d.powerOnLocked()
+	return d, nil
+}
+
+func (d *daemon) powerOnLocked() {
+	d.powered = true
+	if d.startup {
+		d.tpm.Process([]byte{0x80, 0x01, 0, 0, 0, 0x0C, 0, 0, 0x01, 0x44, 0, 0}, 0)
+	}
+}
+
+// process runs one command; the state is stored when it changed.
+func (d *daemon) process(cmd []byte, locality uint8) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.powered {
+		return failureResponse()
+	}
+	rsp := d.tpm.Process(cmd, locality)
+	if verbose && len(cmd) >= 10 && len(rsp) >= 10 {
+		log.Printf("vtpmd: cc 0x%x locality %d -> rc 0x%x", binary.BigEndian.Uint32(cmd[6:]), locality, binary.BigEndian.Uint32(rsp[6:]))
+	}
+	if d.tpm.NVChanged() {
+		if err := d.saveLocked(); err != nil {
+			log.Printf("vtpmd: storing state: %v", err)
+		}
+	}
+	return rsp
+}
+
+// failureResponse is what a powered-off TPM "answers": TPM_RC_FAILURE.
+func failureResponse() []byte {
+	return []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x01}
+}
+
+func (d *daemon) saveLocked() error {
+	if d.store == nil {
+		return nil
+	}
+	blob, err := d.tpm.Save()
+	if err != nil {
+		return err
+	}
+	return d.store.save(blob)
+}
+
+// reset models _TPM_Init (power cycle or platform reset).
+func (d *daemon) reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tpm.Reset()
+	d.powerOnLocked()
+}
+
+func (d *daemon) listen(mssim, swtpm, swtpmCtrl string) error {
+	if mssim != "" {
+		host, port, err := splitHostPortNum(mssim)
+		if err != nil {
+			return fmt.Errorf("-mssim: %w", err)
+		}
+		if err := d.serve("tcp", mssim, d.serveMssimCommand); err != nil {
+			return err
+		}
+		if err := d.serve("tcp", net.JoinHostPort(host, fmt.Sprint(port+1)), d.serveMssimPlatform); err != nil {
+			return err
+		}
+	}
+	if swtpm != "" {
+		if err := d.serve("tcp", swtpm, d.serveRaw); err != nil {
+			return err
+		}
+	}
+	if swtpmCtrl != "" {
+		network, addr := "tcp", swtpmCtrl
+		if strings.HasPrefix(swtpmCtrl, "unix:") {
+			network, addr = "unix", strings.TrimPrefix(swtpmCtrl, "unix:")
+			_ = os.Remove(addr)
+		}
+		if err := d.serve(network, addr, d.serveCtrl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func splitHostPortNum(a string) (string, int, error) {
+	host, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", 0, err
+	}
+	var port int
+	if _, err := fmt.Sscanf(p, "%d", &port); err != nil || port <= 0 || port >= 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return host, port, nil
+}
+
+func (d *daemon) serve(network, addr string, handle func(net.Conn)) error {
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		return err
+	}
+	d.listeners = append(d.listeners, l)
+	d.addrs = append(d.addrs, network+":"+l.Addr().String())
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				log.Printf("vtpmd: accept: %v", err)
+				continue
+			}
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetNoDelay(true)
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return nil
+}
+
+// close stops listening, stores the state and releases the lock.
+func (d *daemon) close() error {
+	for _, l := range d.listeners {
+		l.Close()
+	}
+	d.wg.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.saveLocked()
+	if d.store != nil {
+		d.store.unlock()
+	}
+	return err
+}

@@ -1,0 +1,157 @@
+package tpm2
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	gt "github.com/google/go-tpm/tpm2"
+)
+
+// seedCommands are well-formed commands (as go-tpm sends them) that seed
+// the dispatcher fuzzer.
+func seedCommands(t testing.TB) [][]byte {
+	var cmds [][]byte
+	rec := &recorder{}
+	tp, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.t = tp
+	tr := rec
+	_, _ = (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr)
+	_, _ = (gt.GetRandom{BytesRequested: 8}).Execute(tr)
+	_, _ = (gt.GetCapability{Capability: gt.TPMCapTPMProperties, Property: 0x100, PropertyCount: 10}).Execute(tr)
+	_, _ = (gt.PCRRead{PCRSelectionIn: pcrSel(gt.TPMAlgSHA256, 0, 1)}).Execute(tr)
+	_, _ = (gt.PCRExtend{PCRHandle: gt.AuthHandle{Handle: 1, Auth: gt.PasswordAuth(nil)},
+		Digests: gt.TPMLDigestValues{Digests: []gt.TPMTHA{{HashAlg: gt.TPMAlgSHA1, Digest: make([]byte, 20)}}}}).Execute(tr)
+	cp, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(gt.ECCSRKTemplate)}).Execute(tr)
+	if err == nil {
+		_, _ = (gt.ContextSave{SaveHandle: cp.ObjectHandle}).Execute(tr)
+		_, _ = (gt.ReadPublic{ObjectHandle: cp.ObjectHandle}).Execute(tr)
+		_, _ = (gt.Create{ParentHandle: gt.NamedHandle{Handle: cp.ObjectHandle, Name: cp.Name}, InPublic: gt.New2B(gt.TPMTPublic{
+			Type: gt.TPMAlgKeyedHash, NameAlg: gt.TPMAlgSHA256,
+			ObjectAttributes: gt.TPMAObject{FixedTPM: true, FixedParent: true, UserWithAuth: true},
+			Parameters:       gt.NewTPMUPublicParms(gt.TPMAlgKeyedHash, &gt.TPMSKeyedHashParms{Scheme: gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgNull}}),
+		})}).Execute(tr, gt.HMAC(gt.TPMAlgSHA256, 16))
+	}
+	_, _ = (gt.StartAuthSession{TPMKey: gt.TPMRHNull, Bind: gt.TPMRHNull, NonceCaller: gt.TPM2BNonce{Buffer: make([]byte, 16)},
+		SessionType: gt.TPMSEPolicy, Symmetric: gt.TPMTSymDef{Algorithm: gt.TPMAlgNull}, AuthHash: gt.TPMAlgSHA256}).Execute(tr)
+	_, _ = (gt.Hash{Data: gt.TPM2BMaxBuffer{Buffer: []byte("abc")}, HashAlg: gt.TPMAlgSHA256, Hierarchy: gt.TPMRHOwner}).Execute(tr)
+	cmds = append(cmds, rec.cmds...)
+	// A TPM 1.2 command and a truncated header.
+	cmds = append(cmds, []byte{0x00, 0xC1, 0, 0, 0, 0x0A, 0, 0, 0, 0x99}, []byte{0x80, 0x01, 0, 0})
+	return cmds
+}
+
+type recorder struct {
+	t    *TPM
+	cmds [][]byte
+}
+
+func (r *recorder) Send(cmd []byte) ([]byte, error) {
+	r.cmds = append(r.cmds, append([]byte{}, cmd...))
+	return r.t.Process(cmd, 0), nil
+}
+
+// checkResponse asserts the framing invariants every response keeps.
+func checkResponse(t *testing.T, cmd, rsp []byte) {
+	if len(rsp) < 10 {
+		t.Fatalf("short response % x to % x", rsp, cmd)
+	}
+	if int(binary.BigEndian.Uint32(rsp[2:])) != len(rsp) {
+		t.Fatalf("response size field %d != %d", binary.BigEndian.Uint32(rsp[2:]), len(rsp))
+	}
+	if len(rsp) > maxResponseSize {
+		t.Fatalf("response of %d bytes", len(rsp))
+	}
+	tag := binary.BigEndian.Uint16(rsp)
+	if tag != stNoSessions && tag != stSessions && tag != tpm12RspCommand {
+		t.Fatalf("response tag 0x%x", tag)
+	}
+	if rc := binary.BigEndian.Uint32(rsp[6:]); rc != 0 && len(rsp) != 10 {
+		t.Fatalf("error response 0x%x with a body", rc)
+	}
+}
+
+// FuzzProcess feeds arbitrary bytes to a started TPM that has a primary
+// key loaded: any input must produce a well-formed response, and an
+// engine panic fails the run (onPanic is armed by the tests).
+func FuzzProcess(f *testing.F) {
+	for _, c := range seedCommands(f) {
+		f.Add(c)
+	}
+	tp, err := New(Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tr := engineTransport{tp}
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, cmd []byte) {
+		rsp := tp.Process(cmd, 0)
+		checkResponse(t, cmd, rsp)
+		// Keep the instance from filling up so later inputs still reach
+		// the handlers.
+		for h := range tp.objects {
+			if len(tp.objects) > 4 {
+				delete(tp.objects, h)
+			}
+		}
+		for h := range tp.sessions {
+			if len(tp.sessions) > 8 {
+				delete(tp.sessions, h)
+			}
+		}
+	})
+}
+
+// FuzzLoadState: a state blob either loads into a working TPM or is
+// refused with ErrBadState; never a panic.
+func FuzzLoadState(f *testing.F) {
+	tp, _ := newStarted(f)
+	blob, err := tp.Save()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(blob)
+	f.Add(blob[:len(blob)/2])
+	f.Add([]byte("XVTPMST\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tp, err := New(Config{State: b})
+		if err != nil {
+			return
+		}
+		rsp := tp.Process([]byte{0x80, 0x01, 0, 0, 0, 0x0C, 0, 0, 0x01, 0x44, 0, 0}, 0)
+		checkResponse(t, nil, rsp)
+		if _, err := tp.Save(); err != nil {
+			t.Fatalf("loaded state does not save: %v", err)
+		}
+	})
+}
+
+func TestMalformedCommandsGetErrors(t *testing.T) {
+	tp, _ := newStarted(t)
+	for _, c := range seedCommands(t) {
+		for cut := 0; cut < len(c); cut++ {
+			rsp := tp.Process(c[:cut], 0)
+			checkResponse(t, c[:cut], rsp)
+			if cut >= 10 && binary.BigEndian.Uint32(rsp[6:]) == 0 && !bytes.Equal(c[:cut], c) && binary.BigEndian.Uint32(c[2:]) != uint32(cut) {
+				t.Fatalf("truncated command % x succeeded", c[:cut])
+			}
+		}
+	}
+}
+
+func TestUnimplementedCommandCode(t *testing.T) {
+	tp, _ := newStarted(t)
+	// TPM2_FieldUpgradeStart is not implemented.
+	rsp := tp.Process([]byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x2F}, 0)
+	if rc := binary.BigEndian.Uint32(rsp[6:]); rc != rcCommandCode {
+		t.Fatalf("rc 0x%x, want TPM_RC_COMMAND_CODE", rc)
+	}
+	if commandTable[0x12F] != nil {
+		t.Fatal("FieldUpgradeStart in the table")
+	}
+}

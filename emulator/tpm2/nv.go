@@ -1,0 +1,590 @@
+package tpm2
+
+import (
+	"encoding/binary"
+
+	gt "github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// NV indices, Part 3 §31; index types and attributes Part 2 §13.
+
+const maxNVIndexSize = 2 * maxNVBuffer
+
+type nvIndex struct {
+	pub   gt.TPMSNVPublic
+	auth  []byte
+	data  []byte
+	flags uint32 // reserved for later state; kept in the blob
+}
+
+func (n *nvIndex) typ() gt.TPMNT { return n.pub.Attributes.NT }
+
+func (n *nvIndex) platformCreate() bool { return n.pub.Attributes.PlatformCreate }
+
+func (n *nvIndex) name() []byte {
+	name, err := gt.NVName(&n.pub)
+	if err != nil {
+		return u32(uint32(n.pub.NVIndex))
+	}
+	return name.Buffer
+}
+
+func (n *nvIndex) fillEntity(e *entity) {
+	e.nv = n
+	e.auth = n.auth
+	e.policy = n.pub.AuthPolicy.Buffer
+	e.policyAlg = n.pub.NameAlg
+	e.userWithAuth = true
+	e.noDA = n.pub.Attributes.NoDA
+	e.name = n.name()
+}
+
+var nvReadCommands = map[uint32]bool{
+	uint32(gt.TPMCCNVRead): true, uint32(gt.TPMCCNVReadLock): true, uint32(gt.TPMCCNVCertify): true,
+	uint32(gt.TPMCCPolicyNV): true,
+}
+
+var nvWriteCommands = map[uint32]bool{
+	uint32(gt.TPMCCNVWrite): true, uint32(gt.TPMCCNVIncrement): true, uint32(gt.TPMCCNVExtend): true,
+	uint32(gt.TPMCCNVSetBits): true, uint32(gt.TPMCCNVWriteLock): true,
+}
+
+// checkAuthAllowed applies TPMA_NV_AUTHREAD/POLICYREAD (and the write
+// equivalents) when the index authorizes its own access (Part 1 §37.3).
+func (n *nvIndex) checkAuthAllowed(cc uint32, a *authCmd) error {
+	policy := a.sess != nil && a.sess.isPolicy()
+	at := n.pub.Attributes
+	switch {
+	case nvReadCommands[cc]:
+		if (policy && !at.PolicyRead) || (!policy && !at.AuthRead) {
+			return rcE(rcNVAuthorization, "index does not allow this read authorization")
+		}
+	case nvWriteCommands[cc]:
+		if (policy && !at.PolicyWrite) || (!policy && !at.AuthWrite) {
+			return rcE(rcNVAuthorization, "index does not allow this write authorization")
+		}
+	}
+	return nil
+}
+
+// checkNVAuthHandle checks a hierarchy used as authHandle for an index.
+func checkNVAuthHandle(auth uint32, n *nvIndex, write bool) error {
+	at := n.pub.Attributes
+	switch auth {
+	case uint32(n.pub.NVIndex):
+		return nil
+	case rhOwner:
+		if (write && at.OwnerWrite) || (!write && at.OwnerRead) {
+			return nil
+		}
+	case rhPlatform:
+		if (write && at.PPWrite) || (!write && at.PPRead) {
+			return nil
+		}
+	}
+	return rcE(rcNVAuthorization, "authHandle may not access this index")
+}
+
+func nvFromState(s stateNV) (*nvIndex, error) {
+	p, err := gt.Unmarshal[gt.TPMSNVPublic](s.Public)
+	if err != nil {
+		return nil, err
+	}
+	if uint32(p.NVIndex)>>24 != htNVIndex || int(p.DataSize) > maxNVIndexSize || len(s.Data) > maxNVIndexSize {
+		return nil, errBadNV
+	}
+	return &nvIndex{pub: *p, auth: s.Auth, data: s.Data, flags: s.Flags}, nil
+}
+
+type nvError string
+
+func (e nvError) Error() string { return string(e) }
+
+const errBadNV = nvError("NV index out of range")
+
+func (t *TPM) nvCounters() uint32 {
+	n := uint32(0)
+	for _, x := range t.ps.nv {
+		if x.typ() == gt.TPMNTCounter {
+			n++
+		}
+	}
+	return n
+}
+
+// nvStartup applies the per-boot attribute rules (Part 2 §13.4).
+func (t *TPM) nvStartup() {
+	for _, n := range t.ps.nv {
+		a := &n.pub.Attributes
+		a.ReadLocked = false
+		if !a.WriteDefine || !a.Written {
+			a.WriteLocked = false
+		}
+		if a.ClearSTClear {
+			a.Written = false
+		}
+	}
+}
+
+func (t *TPM) nvIndexAt(h uint32, n int) (*nvIndex, error) {
+	x := t.ps.nv[h]
+	if x == nil {
+		return nil, rcH(rcHandle, n, "NV index 0x%08x not defined", h)
+	}
+	return x, nil
+}
+
+// Engine-side structures: go-tpm's TPM2B_NV_PUBLIC decoding is used via
+// a sized buffer so a bad public area reports the right parameter.
+type nvDefineSpaceCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	Auth       gt.TPM2BAuth
+	PublicInfo gt.TPM2BData
+}
+
+func (nvDefineSpaceCmd) Command() gt.TPMCC { return gt.TPMCCNVDefineSpace }
+func (nvDefineSpaceCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
+	return nil, errEngineSide
+}
+
+type nvExtendCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	NVIndex    gt.UnmarshalledHandle `gotpm:"handle"`
+	Data       gt.TPM2BMaxNVBuffer
+}
+
+func (nvExtendCmd) Command() gt.TPMCC { return gt.TPMCCNVExtend }
+func (nvExtendCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
+	return nil, errEngineSide
+}
+
+type nvSetBitsCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	NVIndex    gt.UnmarshalledHandle `gotpm:"handle"`
+	Bits       uint64
+}
+
+func (nvSetBitsCmd) Command() gt.TPMCC { return gt.TPMCCNVSetBits }
+func (nvSetBitsCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
+	return nil, errEngineSide
+}
+
+type nvGlobalWriteLockCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+}
+
+func (nvGlobalWriteLockCmd) Command() gt.TPMCC { return gt.TPMCCNVGlobalWriteLock }
+func (nvGlobalWriteLockCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
+	return nil, errEngineSide
+}
+
+type nvChangeAuthCmd struct {
+	NVIndex gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	NewAuth gt.TPM2BAuth
+}
+
+func (nvChangeAuthCmd) Command() gt.TPMCC { return gt.TPMCCNVChangeAuth }
+func (nvChangeAuthCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
+	return nil, errEngineSide
+}
+
+// nvWritable checks the common write preconditions.
+func (t *TPM) nvWritable(c *call, n *nvIndex) error {
+	if err := checkNVAuthHandle(c.handles[0], n, true); err != nil {
+		return err
+	}
+	if n.pub.Attributes.WriteLocked {
+		return rcE(rcNVLocked, "index is write locked")
+	}
+	return nil
+}
+
+func (t *TPM) nvReadable(c *call, authH uint32, n *nvIndex) error {
+	if err := checkNVAuthHandle(authH, n, false); err != nil {
+		return err
+	}
+	if n.pub.Attributes.ReadLocked {
+		return rcE(rcNVLocked, "index is read locked")
+	}
+	if !n.pub.Attributes.Written {
+		return rcE(rcNVUninitialized, "index not written")
+	}
+	return nil
+}
+
+func init() {
+	register(func(t *TPM, c *call, cmd *nvDefineSpaceCmd) (*reply, error) {
+		auth := c.handles[0]
+		if auth != rhOwner && auth != rhPlatform {
+			return nil, rcH(rcHierarchy, 1, "NV_DefineSpace needs owner or platform")
+		}
+		p, err := gt.Unmarshal[gt.TPMSNVPublic](cmd.PublicInfo.Buffer)
+		if err != nil || len(gt.Marshal(p)) != len(cmd.PublicInfo.Buffer) {
+			return nil, rcP(rcSize, 2, "publicInfo")
+		}
+		h := uint32(p.NVIndex)
+		if h>>24 != htNVIndex {
+			return nil, rcP(rcValue, 2, "not an NV index handle")
+		}
+		hash, err := p.NameAlg.Hash()
+		if err != nil || !hashSupported(p.NameAlg) {
+			return nil, rcP(rcHash, 2, "nameAlg")
+		}
+		if len(trimAuth(cmd.Auth.Buffer)) > hash.Size() {
+			return nil, rcP(rcSize, 1, "auth longer than nameAlg digest")
+		}
+		if l := len(p.AuthPolicy.Buffer); l != 0 && l != hash.Size() {
+			return nil, rcP(rcSize, 2, "authPolicy size")
+		}
+		a := p.Attributes
+		if a.PlatformCreate != (auth == rhPlatform) {
+			return nil, rcP(rcAttributes, 2, "TPMA_NV_PLATFORMCREATE must match the authorizing hierarchy")
+		}
+		if !(a.PPRead || a.OwnerRead || a.AuthRead || a.PolicyRead) || !(a.PPWrite || a.OwnerWrite || a.AuthWrite || a.PolicyWrite) {
+			return nil, rcP(rcAttributes, 2, "no read or no write authorization")
+		}
+		if a.WriteLocked || a.ReadLocked || a.Written {
+			return nil, rcP(rcAttributes, 2, "state attributes set")
+		}
+		if a.PolicyDelete && auth != rhPlatform {
+			return nil, rcP(rcAttributes, 2, "POLICY_DELETE needs platform")
+		}
+		switch a.NT {
+		case gt.TPMNTOrdinary:
+			if p.DataSize > maxNVIndexSize {
+				return nil, rcP(rcSize, 2, "dataSize %d", p.DataSize)
+			}
+		case gt.TPMNTCounter, gt.TPMNTBits:
+			if p.DataSize != 8 {
+				return nil, rcP(rcSize, 2, "counter and bit fields are 8 octets")
+			}
+			if a.ClearSTClear {
+				return nil, rcP(rcAttributes, 2, "CLEAR_STCLEAR on a counter")
+			}
+		case gt.TPMNTExtend:
+			if int(p.DataSize) != hash.Size() {
+				return nil, rcP(rcSize, 2, "extend index size must be the digest size")
+			}
+		default:
+			return nil, rcP(rcAttributes, 2, "index type %d not supported", a.NT)
+		}
+		if t.ps.nv[h] != nil {
+			return nil, rcE(rcNVDefined, "index 0x%08x exists", h)
+		}
+		used := 0
+		for _, x := range t.ps.nv {
+			used += int(x.pub.DataSize)
+		}
+		if len(t.ps.nv) >= nvIndexMax || used+int(p.DataSize) > nvMemoryBytes {
+			return nil, rcE(rcNVSpace, "NV memory exhausted")
+		}
+		data := make([]byte, p.DataSize)
+		if a.NT == gt.TPMNTOrdinary {
+			for i := range data {
+				data[i] = 0xFF
+			}
+		}
+		t.ps.nv[h] = &nvIndex{pub: *p, auth: append([]byte{}, cmd.Auth.Buffer...), data: data}
+		return nil, nil
+	})
+	register(func(t *TPM, c *call, cmd *gt.NVUndefineSpace) (*reply, error) {
+		auth := c.handles[0]
+		n, err := t.nvIndexAt(c.handles[1], 2)
+		if err != nil {
+			return nil, err
+		}
+		if auth != rhOwner && auth != rhPlatform {
+			return nil, rcH(rcHierarchy, 1, "needs owner or platform")
+		}
+		if n.platformCreate() != (auth == rhPlatform) {
+			return nil, rcE(rcNVAuthorization, "index belongs to the other hierarchy")
+		}
+		if n.pub.Attributes.PolicyDelete {
+			return nil, rcH(rcAttributes, 2, "POLICY_DELETE index needs NV_UndefineSpaceSpecial")
+		}
+		delete(t.ps.nv, c.handles[1])
+		return nil, nil
+	})
+	register(func(t *TPM, c *call, cmd *gt.NVUndefineSpaceSpecial) (*reply, error) {
+		n, err := t.nvIndexAt(c.handles[0], 1)
+		if err != nil {
+			return nil, err
+		}
+		if c.handles[1] != rhPlatform {
+			return nil, rcH(rcValue, 2, "needs platform")
+		}
+		if !n.pub.Attributes.PolicyDelete {
+			return nil, rcH(rcAttributes, 1, "index is not POLICY_DELETE")
+		}
+		delete(t.ps.nv, c.handles[0])
+		return nil, nil
+	}, roleAdmin, roleUser)
+	register(func(t *TPM, c *call, cmd *gt.NVReadPublic) (*reply, error) {
+		n, err := t.nvIndexAt(c.handles[0], 1)
+		if err != nil {
+			return nil, err
+		}
+		return &reply{params: append(sized(gt.Marshal(&n.pub)), sized(n.name())...)}, nil
+	})
+	register(func(t *TPM, c *call, cmd *gt.NVWrite) (*reply, error) {
+		n, err := t.nvIndexAt(c.handles[1], 2)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.nvWritable(c, n); err != nil {
+			return nil, err
+		}
+		if n.typ() != gt.TPMNTOrdinary {
+			return nil, rcH(rcAttributes, 2, "NV_Write needs an ordinary index")
+		}
+		d, off := cmd.Data.Buffer, int(cmd.Offset)
+		if len(d) > maxNVBuffer {
+			return nil, rcP(rcSize, 1, "data larger than NV buffer")
+		}
+		if off+len(d) > len(n.data) {
+			return nil, rcE(rcNVRange, "write beyond the index")
+		}
+		if n.pub.Attributes.WriteAll && (off != 0 || len(d) != len(n.data)) {
+			return nil, rcE(rcNVRange, "TPMA_NV_WRITEALL index needs a full write")
+		}
+		copy(n.data[off:], d)
+		n.pub.Attributes.Written = true
+		return nil, nil
+	})
+	register(func(t *TPM, c *call, cmd *gt.NVRead) (*reply, error) {
+		n, err := t.nvIndexAt(c.handles[1], 2)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.nvReadable(c, c.handles[0], n); err != nil {
+			return nil, err
+		}
+		size, off := int(cmd.Size), int(cmd.Offset)
+		if size > maxNVBuffer {
+			return nil, rcP(rcValue, 1, "size larger than NV buffer")
+		}
+		if off+size > len(n.data) {
+			return nil, rcE(rcNVRange, "read beyond the index")
+		}
+		return &reply{params: sized(n.data[off : off+size])}, nil
+	})
+	register(func(t *TPM, c *call, cmd *gt.NVIncrement) (*reply, error) {
+		n, err := t.nvIndexAt(c.handles[1], 2)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.nvWritable(c, n); err != nil {
+			return nil, err
+		}
+		if n.typ() != gt.TPMNTCounter {
+			return nil, rcH(rcAttributes, 2, "not a counter index")
+		}
+		v := binary.BigEndian.Uint64(n.data)
+		if !n.pub.Attributes.Written && v < t.ps.CounterHighWater {
+			v = t.ps.CounterHighWater
+		}
+		if v == ^uint64(0) {
+			return nil, rcE(rcNVRange, "counter at its maximum")
+		}
+		v++
+		if v > t.ps.CounterHighWater {
+			t.ps.CounterHighWater = v
+		}
+		binary.BigEndian.PutUint64(n.data, v)
+		n.pub.Attributes.Written = true
+		return nil, nil
+	})
+	register(func(t *TPM, c *call, cmd *nvExtendCmd) (*reply, error) {
+		n, err := t.nvIndexAt(c.handles[1], 2)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.nvWritable(c, n); err != nil {
+			return nil, err
+		}
+		if n.typ() != gt.TPMNTExtend {
+			return nil, rcH(rcAttributes, 2, "not an extend index")
+		}
+		h, _ := n.pub.NameAlg.Hash()
+		d := h.New()
+		d.Write(n.data)
+		d.Write(cmd.Data.Buffer)
+		n.data = d.Sum(nil)
+		n.pub.Attributes.Written = true
+		return nil, nil
+	})
+	register(func(t *TPM, c *call, cmd *nvSetBitsCmd) (*reply, error) {
+		n, err := t.nvIndexAt(c.handles[1], 2)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.nvWritable(c, n); err != nil {
+			return nil, err
+		}
+		if n.typ() != gt.TPMNTBits {
+			return nil, rcH(rcAttributes, 2, "not a bit-field index")
+		}
+		binary.BigEndian.PutUint64(n.data, binary.BigEndian.Uint64(n.data)|cmd.Bits)
+		n.pub.Attributes.Written = true
+		return nil, nil
+	})
+	register(func(t *TPM, c *call, cmd *gt.NVWriteLock) (*reply, error) {
+		n, err := t.nvIndexAt(c.handles[1], 2)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkNVAuthHandle(c.handles[0], n, true); err != nil {
+			return nil, err
+		}
+		a := &n.pub.Attributes
+		if !a.WriteDefine && !a.WriteSTClear {
+			return nil, rcH(rcAttributes, 2, "index cannot be write locked")
+		}
+		a.WriteLocked = true
+		return nil, nil
+	})
+	register(func(t *TPM, c *call, cmd *gt.NVReadLock) (*reply, error) {
+		n, err := t.nvIndexAt(c.handles[1], 2)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkNVAuthHandle(c.handles[0], n, false); err != nil {
+			return nil, err
+		}
+		if !n.pub.Attributes.ReadSTClear {
+			return nil, rcH(rcAttributes, 2, "index cannot be read locked")
+		}
+		n.pub.Attributes.ReadLocked = true
+		return nil, nil
+	})
+	register(func(t *TPM, c *call, cmd *nvGlobalWriteLockCmd) (*reply, error) {
+		if c.handles[0] != rhOwner && c.handles[0] != rhPlatform {
+			return nil, rcH(rcHierarchy, 1, "needs owner or platform")
+		}
+		for _, n := range t.ps.nv {
+			if n.pub.Attributes.GlobalLock {
+				n.pub.Attributes.WriteLocked = true
+			}
+		}
+		return nil, nil
+	})
+	register(func(t *TPM, c *call, cmd *nvChangeAuthCmd) (*reply, error) {
+		n, err := t.nvIndexAt(c.handles[0], 1)
+		if err != nil {
+			return nil, err
+		}
+		h, _ := n.pub.NameAlg.Hash()
+		if len(trimAuth(cmd.NewAuth.Buffer)) > h.Size() {
+			return nil, rcP(rcSize, 1, "newAuth longer than nameAlg digest")
+		}
+		n.auth = append([]byte{}, cmd.NewAuth.Buffer...)
+		return nil, nil
+	}, roleAdmin)
+	register(func(t *TPM, c *call, cmd *gt.NVCertify) (*reply, error) {
+		n, err := t.nvIndexAt(c.handles[2], 3)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.nvReadable(c, c.handles[1], n); err != nil {
+			return nil, err
+		}
+		size, off := int(cmd.Size), int(cmd.Offset)
+		if off+size > len(n.data) || size > maxNVBuffer {
+			return nil, rcE(rcNVRange, "certify beyond the index")
+		}
+		body := sized(n.name())
+		body = append(body, u16(uint16(off))...)
+		body = append(body, sized(n.data[off:off+size])...)
+		return t.attest(c.handles[0], 1, stAttestNV, cmd.QualifyingData.Buffer, &cmd.InScheme, body)
+	})
+	register(func(t *TPM, c *call, cmd *gt.PolicyNV) (*reply, error) {
+		s, err := t.policySession(c.handles[2], 3)
+		if err != nil {
+			return nil, err
+		}
+		n, err := t.nvIndexAt(c.handles[1], 2)
+		if err != nil {
+			return nil, err
+		}
+		if !s.trial {
+			if err := t.nvReadable(c, c.handles[0], n); err != nil {
+				return nil, err
+			}
+			op, off := cmd.OperandB.Buffer, int(cmd.Offset)
+			if off+len(op) > len(n.data) {
+				return nil, rcE(rcNVRange, "operand beyond the index")
+			}
+			if !nvCompare(n.data[off:off+len(op)], op, uint16(cmd.Operation)) {
+				return nil, rcE(rcPolicy, "PolicyNV comparison failed")
+			}
+		}
+		d := s.hash.New()
+		d.Write(cmd.OperandB.Buffer)
+		d.Write(u16(cmd.Offset))
+		d.Write(u16(uint16(cmd.Operation)))
+		s.extend(u32(uint32(gt.TPMCCPolicyNV)), d.Sum(nil), n.name())
+		return nil, nil
+	})
+}
+
+// nvCompare is the TPM_EO comparison of PolicyNV (Part 2 §6.8).
+func nvCompare(a, b []byte, op uint16) bool {
+	cmpU := func() int {
+		for i := range a {
+			if a[i] != b[i] {
+				if a[i] < b[i] {
+					return -1
+				}
+				return 1
+			}
+		}
+		return 0
+	}
+	cmpS := func() int {
+		if len(a) > 0 && (a[0]^b[0])&0x80 != 0 {
+			if a[0]&0x80 != 0 {
+				return -1
+			}
+			return 1
+		}
+		return cmpU()
+	}
+	switch op {
+	case 0x0000:
+		return cmpU() == 0
+	case 0x0001:
+		return cmpU() != 0
+	case 0x0002:
+		return cmpS() > 0
+	case 0x0003:
+		return cmpU() > 0
+	case 0x0004:
+		return cmpS() < 0
+	case 0x0005:
+		return cmpU() < 0
+	case 0x0006:
+		return cmpS() >= 0
+	case 0x0007:
+		return cmpU() >= 0
+	case 0x0008:
+		return cmpS() <= 0
+	case 0x0009:
+		return cmpU() <= 0
+	case 0x000A:
+		for i := range a {
+			if a[i]&b[i] != b[i] {
+				return false
+			}
+		}
+		return true
+	case 0x000B:
+		for i := range a {
+			if a[i]&b[i] != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}

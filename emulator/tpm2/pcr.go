@@ -1,0 +1,317 @@
+package tpm2
+
+import (
+	"crypto"
+	_ "crypto/sha1"
+	_ "crypto/sha256"
+	_ "crypto/sha512"
+
+	gt "github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// PCRs, Part 3 §22, with the attributes of the TCG PC Client Platform TPM
+// Profile (PTP) §4.6: 24 PCRs, locality-restricted reset and extend.
+
+// pcrAlgs are the banks this TPM implements, in TPM_ALG_ID order.
+var pcrAlgs = map[gt.TPMAlgID]crypto.Hash{
+	gt.TPMAlgSHA1:   crypto.SHA1,
+	gt.TPMAlgSHA256: crypto.SHA256,
+	gt.TPMAlgSHA384: crypto.SHA384,
+	gt.TPMAlgSHA512: crypto.SHA512,
+}
+
+var pcrAlgOrder = []gt.TPMAlgID{gt.TPMAlgSHA1, gt.TPMAlgSHA256, gt.TPMAlgSHA384, gt.TPMAlgSHA512}
+
+const pcrSelectSize = 3
+
+type pcrBanks struct {
+	banks map[gt.TPMAlgID][][]byte
+}
+
+// reset sets the allocated banks to their initial values: zero, except
+// PCR 17–22 (all ones until a D-RTM event) and PCR 0's last octet, which
+// records a Startup locality of 3 (PTP §4.6.2).
+func (p *pcrBanks) reset(allocated []uint16, locality uint8) {
+	p.banks = map[gt.TPMAlgID][][]byte{}
+	for _, a := range allocated {
+		alg := gt.TPMAlgID(a)
+		h := pcrAlgs[alg]
+		vals := make([][]byte, pcrCount)
+		for i := range vals {
+			vals[i] = make([]byte, h.Size())
+			if i >= 17 && i <= 22 {
+				for j := range vals[i] {
+					vals[i][j] = 0xFF
+				}
+			}
+		}
+		if locality == 3 {
+			vals[0][h.Size()-1] = 3
+		}
+		p.banks[alg] = vals
+	}
+}
+
+func (p *pcrBanks) snapshot() map[uint16][][]byte {
+	out := map[uint16][][]byte{}
+	for alg, vals := range p.banks {
+		cp := make([][]byte, len(vals))
+		for i, v := range vals {
+			cp[i] = append([]byte{}, v...)
+		}
+		out[uint16(alg)] = cp
+	}
+	return out
+}
+
+func (p *pcrBanks) restore(allocated []uint16, saved map[uint16][][]byte) {
+	p.reset(allocated, 0)
+	for alg, vals := range saved {
+		if _, ok := p.banks[gt.TPMAlgID(alg)]; ok {
+			p.banks[gt.TPMAlgID(alg)] = vals
+		}
+	}
+}
+
+// pcrResetLocalities/pcrExtendLocalities are PTP Table 2 as locality
+// bitmaps (bit n = locality n may do it).
+func pcrResetLocalities(i uint32) uint8 {
+	switch {
+	case i == 16 || i == 23:
+		return 0x1F
+	case i >= 17 && i <= 19:
+		return 0x10
+	case i == 20:
+		return 0x14
+	case i == 21 || i == 22:
+		return 0x04
+	}
+	return 0
+}
+
+func pcrExtendLocalities(i uint32) uint8 {
+	switch {
+	case i <= 16 || i == 23:
+		return 0x1F
+	case i >= 17 && i <= 19:
+		return 0x1C
+	case i == 20:
+		return 0x0E
+	case i == 21 || i == 22:
+		return 0x04
+	}
+	return 0
+}
+
+func localityBit(l uint8) uint8 {
+	if l > 4 {
+		return 0
+	}
+	return 1 << l
+}
+
+func (t *TPM) pcrExtend(i uint32, alg gt.TPMAlgID, digest []byte) {
+	vals := t.pcr.banks[alg]
+	if vals == nil {
+		return
+	}
+	h := pcrAlgs[alg].New()
+	h.Write(vals[i])
+	h.Write(digest)
+	vals[i] = h.Sum(nil)
+}
+
+// pcrSelected walks a TPML_PCR_SELECTION in order, calling fn for each
+// selected PCR of an allocated bank.
+func (t *TPM) pcrSelected(sel gt.TPMLPCRSelection, fn func(alg gt.TPMAlgID, i uint32)) {
+	for _, s := range sel.PCRSelections {
+		alg := gt.TPMAlgID(s.Hash)
+		if t.pcr.banks[alg] == nil {
+			continue
+		}
+		for i := uint32(0); i < pcrCount && int(i/8) < len(s.PCRSelect); i++ {
+			if s.PCRSelect[i/8]&(1<<(i%8)) != 0 {
+				fn(alg, i)
+			}
+		}
+	}
+}
+
+func validPCRSelection(sel gt.TPMLPCRSelection, param int) error {
+	for _, s := range sel.PCRSelections {
+		if _, ok := pcrAlgs[gt.TPMAlgID(s.Hash)]; !ok {
+			if _, err := s.Hash.Hash(); err != nil {
+				return rcP(rcHash, param, "PCR bank 0x%x", uint16(s.Hash))
+			}
+		}
+		if len(s.PCRSelect) < 3 || len(s.PCRSelect) > 4 {
+			return rcP(rcValue, param, "sizeofSelect %d", len(s.PCRSelect))
+		}
+	}
+	return nil
+}
+
+// pcrDigest is the digest of the selected PCR values, hashed with h, as
+// PolicyPCR and Quote use it (Part 3 §23.7, §18.4).
+func (t *TPM) pcrDigest(h crypto.Hash, sel gt.TPMLPCRSelection) []byte {
+	d := h.New()
+	t.pcrSelected(sel, func(alg gt.TPMAlgID, i uint32) { d.Write(t.pcr.banks[alg][i]) })
+	return d.Sum(nil)
+}
+
+type pcrAllocateCmd struct {
+	AuthHandle    gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	PCRAllocation gt.TPMLPCRSelection
+}
+
+func (pcrAllocateCmd) Command() gt.TPMCC { return gt.TPMCCPCRAllocate }
+func (pcrAllocateCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
+	return nil, errEngineSide
+}
+
+func init() {
+	register(func(t *TPM, c *call, cmd *gt.PCRRead) (*reply, error) {
+		if err := validPCRSelection(cmd.PCRSelectionIn, 1); err != nil {
+			return nil, err
+		}
+		var digests [][]byte
+		out := gt.TPMLPCRSelection{}
+		for _, s := range cmd.PCRSelectionIn.PCRSelections {
+			o := gt.TPMSPCRSelection{Hash: s.Hash, PCRSelect: make([]byte, len(s.PCRSelect))}
+			if vals := t.pcr.banks[gt.TPMAlgID(s.Hash)]; vals != nil {
+				for i := uint32(0); i < pcrCount && int(i/8) < len(s.PCRSelect); i++ {
+					if s.PCRSelect[i/8]&(1<<(i%8)) != 0 && len(digests) < 8 {
+						o.PCRSelect[i/8] |= 1 << (i % 8)
+						digests = append(digests, vals[i])
+					}
+				}
+			}
+			out.PCRSelections = append(out.PCRSelections, o)
+		}
+		b := u32(t.pcrUpdateCounter)
+		b = append(b, marshal(&out)...)
+		b = append(b, u32(uint32(len(digests)))...)
+		for _, d := range digests {
+			b = append(b, sized(d)...)
+		}
+		return &reply{params: b}, nil
+	})
+	register(func(t *TPM, c *call, cmd *gt.PCRExtend) (*reply, error) {
+		h := c.handles[0]
+		if h == rhNull {
+			return nil, nil
+		}
+		if h >= pcrCount {
+			return nil, rcH(rcValue, 1, "not a PCR")
+		}
+		if pcrExtendLocalities(h)&localityBit(t.locality) == 0 {
+			return nil, rcE(rcLocality, "PCR %d not extendable from locality %d", h, t.locality)
+		}
+		for _, d := range cmd.Digests.Digests {
+			if _, ok := pcrAlgs[gt.TPMAlgID(d.HashAlg)]; !ok {
+				return nil, rcP(rcHash, 1, "digest algorithm 0x%x", uint16(d.HashAlg))
+			}
+		}
+		for _, d := range cmd.Digests.Digests {
+			t.pcrExtend(h, gt.TPMAlgID(d.HashAlg), d.Digest)
+		}
+		t.pcrUpdateCounter++
+		return nil, nil
+	})
+	register(func(t *TPM, c *call, cmd *gt.PCREvent) (*reply, error) {
+		h := c.handles[0]
+		if h != rhNull {
+			if h >= pcrCount {
+				return nil, rcH(rcValue, 1, "not a PCR")
+			}
+			if pcrExtendLocalities(h)&localityBit(t.locality) == 0 {
+				return nil, rcE(rcLocality, "PCR %d not extendable from locality %d", h, t.locality)
+			}
+		}
+		if len(cmd.EventData.Buffer) > 1024 {
+			return nil, rcP(rcSize, 1, "event too large")
+		}
+		var out gt.TPMLDigestValues
+		for _, alg := range pcrAlgOrder {
+			d := pcrAlgs[alg].New()
+			d.Write(cmd.EventData.Buffer)
+			sum := d.Sum(nil)
+			out.Digests = append(out.Digests, gt.TPMTHA{HashAlg: gt.TPMIAlgHash(alg), Digest: sum})
+			if h != rhNull {
+				t.pcrExtend(h, alg, sum)
+			}
+		}
+		if h != rhNull {
+			t.pcrUpdateCounter++
+		}
+		return &reply{params: marshal(&out)}, nil
+	})
+	register(func(t *TPM, c *call, cmd *gt.PCRReset) (*reply, error) {
+		h := c.handles[0]
+		if h >= pcrCount {
+			return nil, rcH(rcValue, 1, "not a PCR")
+		}
+		if pcrResetLocalities(h)&localityBit(t.locality) == 0 {
+			return nil, rcE(rcLocality, "PCR %d not resettable from locality %d", h, t.locality)
+		}
+		for _, vals := range t.pcr.banks {
+			vals[h] = make([]byte, len(vals[h]))
+		}
+		t.pcrUpdateCounter++
+		return nil, nil
+	})
+	register(func(t *TPM, c *call, cmd *pcrAllocateCmd) (*reply, error) {
+		if c.handles[0] != rhPlatform {
+			return nil, rcH(rcValue, 1, "PCR_Allocate needs the platform hierarchy")
+		}
+		if err := validPCRSelection(cmd.PCRAllocation, 1); err != nil {
+			return nil, err
+		}
+		banks := map[gt.TPMAlgID]bool{}
+		for _, b := range t.ps.PCRBanks {
+			banks[gt.TPMAlgID(b)] = true
+		}
+		for _, s := range cmd.PCRAllocation.PCRSelections {
+			alg := gt.TPMAlgID(s.Hash)
+			if _, ok := pcrAlgs[alg]; !ok {
+				return nil, rcP(rcHash, 1, "bank 0x%x not implemented", uint16(alg))
+			}
+			all, none := true, true
+			for i := 0; i < pcrSelectSize; i++ {
+				if s.PCRSelect[i] != 0xFF {
+					all = false
+				}
+				if s.PCRSelect[i] != 0 {
+					none = false
+				}
+			}
+			// Banks are allocated whole; partial banks are not offered.
+			switch {
+			case all:
+				banks[alg] = true
+			case none:
+				delete(banks, alg)
+			default:
+				return nil, rcP(rcValue, 1, "partial PCR bank allocation")
+			}
+		}
+		var pending []uint16
+		for _, alg := range pcrAlgOrder {
+			if banks[alg] {
+				pending = append(pending, uint16(alg))
+			}
+		}
+		ok := byte(1)
+		if len(pending) == 0 {
+			ok = 0
+		} else {
+			t.ps.PendingBanks = pending
+		}
+		b := []byte{ok}
+		b = append(b, u32(pcrCount)...)
+		b = append(b, u32(0)...)
+		b = append(b, u32(0)...)
+		return &reply{params: b}, nil
+	})
+}

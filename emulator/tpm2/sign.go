@@ -1,0 +1,243 @@
+package tpm2
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/rsa"
+	"math/big"
+
+	gt "github.com/google/go-tpm/tpm2"
+)
+
+// Sign and VerifySignature, Part 3 §20; signature schemes Part 1 §C–D.
+
+// keyScheme returns the signing scheme fixed by the key, or NULL.
+func keyScheme(o *object) (gt.TPMAlgID, gt.TPMIAlgHash) {
+	switch o.pub.Type {
+	case gt.TPMAlgRSA:
+		p, _ := o.pub.Parameters.RSADetail()
+		switch p.Scheme.Scheme {
+		case gt.TPMAlgRSASSA:
+			s, _ := p.Scheme.Details.RSASSA()
+			return gt.TPMAlgRSASSA, s.HashAlg
+		case gt.TPMAlgRSAPSS:
+			s, _ := p.Scheme.Details.RSAPSS()
+			return gt.TPMAlgRSAPSS, s.HashAlg
+		}
+	case gt.TPMAlgECC:
+		p, _ := o.pub.Parameters.ECCDetail()
+		if p.Scheme.Scheme == gt.TPMAlgECDSA {
+			s, _ := p.Scheme.Details.ECDSA()
+			return gt.TPMAlgECDSA, s.HashAlg
+		}
+	case gt.TPMAlgKeyedHash:
+		p, _ := o.pub.Parameters.KeyedHashDetail()
+		if p.Scheme.Scheme == gt.TPMAlgHMAC {
+			s, _ := p.Scheme.Details.HMAC()
+			return gt.TPMAlgHMAC, s.HashAlg
+		}
+	}
+	return gt.TPMAlgNull, gt.TPMAlgNull
+}
+
+func inSchemeOf(s *gt.TPMTSigScheme) (gt.TPMAlgID, gt.TPMIAlgHash) {
+	var h *gt.TPMSSchemeHash
+	switch s.Scheme {
+	case gt.TPMAlgRSASSA:
+		h, _ = s.Details.RSASSA()
+	case gt.TPMAlgRSAPSS:
+		h, _ = s.Details.RSAPSS()
+	case gt.TPMAlgECDSA:
+		h, _ = s.Details.ECDSA()
+	case gt.TPMAlgHMAC:
+		hm, _ := s.Details.HMAC()
+		if hm != nil {
+			return gt.TPMAlgHMAC, hm.HashAlg
+		}
+	}
+	if h == nil {
+		return gt.TPMAlgID(s.Scheme), gt.TPMAlgNull
+	}
+	return gt.TPMAlgID(s.Scheme), h.HashAlg
+}
+
+// signScheme picks the scheme for a signing operation, Part 3 §20.2.1:
+// the key's scheme wins; a caller scheme must then be NULL or the same.
+func signScheme(o *object, in *gt.TPMTSigScheme, n int) (gt.TPMAlgID, crypto.Hash, gt.TPMIAlgHash, error) {
+	ka, kh := keyScheme(o)
+	ia, ih := inSchemeOf(in)
+	alg, ha := ka, kh
+	if ka == gt.TPMAlgNull {
+		alg, ha = ia, ih
+	} else if ia != gt.TPMAlgNull && (ia != ka || ih != kh) {
+		return 0, 0, 0, rcP(rcScheme, n, "scheme differs from the key's")
+	}
+	ok := false
+	switch o.pub.Type {
+	case gt.TPMAlgRSA:
+		ok = alg == gt.TPMAlgRSASSA || alg == gt.TPMAlgRSAPSS
+	case gt.TPMAlgECC:
+		ok = alg == gt.TPMAlgECDSA
+	case gt.TPMAlgKeyedHash:
+		ok = alg == gt.TPMAlgHMAC
+	}
+	if !ok {
+		return 0, 0, 0, rcP(rcScheme, n, "scheme 0x%x not usable with this key", uint16(alg))
+	}
+	h, err := ha.Hash()
+	if err != nil || !hashSupported(ha) {
+		return 0, 0, 0, rcP(rcHash, n, "scheme hash 0x%x", uint16(ha))
+	}
+	return alg, h, ha, nil
+}
+
+// signDigest signs digest with o; the result is a marshalled TPMT_SIGNATURE
+// (Part 2 §11.3.4), encoded here because it is on the Sign/Quote hot path.
+func (t *TPM) signDigest(o *object, alg gt.TPMAlgID, h crypto.Hash, ha gt.TPMIAlgHash, digest []byte) ([]byte, error) {
+	switch alg {
+	case gt.TPMAlgRSASSA, gt.TPMAlgRSAPSS:
+		k := o.key.(*rsa.PrivateKey)
+		var s []byte
+		var err error
+		if alg == gt.TPMAlgRSASSA {
+			s, err = rsa.SignPKCS1v15(nil, k, h, digest)
+		} else {
+			s, err = rsa.SignPSS(t.rand, k, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		}
+		if err != nil {
+			return nil, rcE(rcFailure, "RSA sign: %v", err)
+		}
+		return append(append(u16(uint16(alg)), u16(uint16(ha))...), sized(s)...), nil
+	case gt.TPMAlgECDSA:
+		k := o.key.(*ecdsa.PrivateKey)
+		r, s, err := ecdsa.Sign(t.rand, k, digest)
+		if err != nil {
+			return nil, rcE(rcFailure, "ECDSA sign: %v", err)
+		}
+		size := (k.Curve.Params().BitSize + 7) / 8
+		b := append(u16(uint16(alg)), u16(uint16(ha))...)
+		b = append(b, sized(leftPad(r.Bytes(), size))...)
+		return append(b, sized(leftPad(s.Bytes(), size))...), nil
+	case gt.TPMAlgHMAC:
+		bits, err := o.sens.Sensitive.Bits()
+		if err != nil {
+			return nil, rcE(rcFailure, "%v", err)
+		}
+		m := hmac.New(h.New, bits.Buffer)
+		m.Write(digest)
+		return append(append(u16(uint16(alg)), u16(uint16(ha))...), m.Sum(nil)...), nil
+	}
+	return nil, rcE(rcFailure, "signature scheme 0x%x", uint16(alg))
+}
+
+func (t *TPM) verify(o *object, digest []byte, sig *gt.TPMTSignature) bool {
+	switch sig.SigAlg {
+	case gt.TPMAlgRSASSA, gt.TPMAlgRSAPSS:
+		var pk *rsa.PublicKey
+		switch k := o.key.(type) {
+		case *rsa.PrivateKey:
+			pk = &k.PublicKey
+		case *rsa.PublicKey:
+			pk = k
+		default:
+			return false
+		}
+		var s *gt.TPMSSignatureRSA
+		if sig.SigAlg == gt.TPMAlgRSASSA {
+			s, _ = sig.Signature.RSASSA()
+		} else {
+			s, _ = sig.Signature.RSAPSS()
+		}
+		if s == nil {
+			return false
+		}
+		h, err := s.Hash.Hash()
+		if err != nil {
+			return false
+		}
+		if sig.SigAlg == gt.TPMAlgRSASSA {
+			return rsa.VerifyPKCS1v15(pk, h, digest, s.Sig.Buffer) == nil
+		}
+		return rsa.VerifyPSS(pk, h, digest, s.Sig.Buffer, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
+	case gt.TPMAlgECDSA:
+		var pk *ecdsa.PublicKey
+		switch k := o.key.(type) {
+		case *ecdsa.PrivateKey:
+			pk = &k.PublicKey
+		case *ecdsa.PublicKey:
+			pk = k
+		default:
+			return false
+		}
+		s, err := sig.Signature.ECDSA()
+		if err != nil {
+			return false
+		}
+		return ecdsa.Verify(pk, digest, new(big.Int).SetBytes(s.SignatureR.Buffer), new(big.Int).SetBytes(s.SignatureS.Buffer))
+	case gt.TPMAlgHMAC:
+		if o.pub.Type != gt.TPMAlgKeyedHash || o.publicOnly {
+			return false
+		}
+		s, err := sig.Signature.HMAC()
+		if err != nil {
+			return false
+		}
+		h, err := s.HashAlg.Hash()
+		if err != nil {
+			return false
+		}
+		bits, err := o.sens.Sensitive.Bits()
+		if err != nil {
+			return false
+		}
+		m := hmac.New(h.New, bits.Buffer)
+		m.Write(digest)
+		return hmac.Equal(m.Sum(nil), s.Digest)
+	}
+	return false
+}
+
+func init() {
+	register(func(t *TPM, c *call, cmd *gt.Sign) (*reply, error) {
+		o, err := t.loadedObject(c.handles[0], 1)
+		if err != nil {
+			return nil, err
+		}
+		if !o.attrs().SignEncrypt || o.publicOnly || o.seq != nil {
+			return nil, rcH(rcKey, 1, "not a signing key")
+		}
+		alg, h, ha, err := signScheme(o, &cmd.InScheme, 2)
+		if err != nil {
+			return nil, err
+		}
+		if len(cmd.Digest.Buffer) != h.Size() {
+			return nil, rcP(rcSize, 1, "digest size %d for hash size %d", len(cmd.Digest.Buffer), h.Size())
+		}
+		if o.attrs().Restricted {
+			v := cmd.Validation
+			if v.Tag != gt.TPMSTHashCheck || !t.checkTicket(stHashCheck, uint32(v.Hierarchy), v.Digest.Buffer, h, cmd.Digest.Buffer) {
+				return nil, rcP(rcTicket, 3, "restricted key needs a hash-check ticket")
+			}
+		}
+		sig, err := t.signDigest(o, alg, h, ha, cmd.Digest.Buffer)
+		if err != nil {
+			return nil, err
+		}
+		return &reply{params: sig}, nil
+	})
+	register(func(t *TPM, c *call, cmd *gt.VerifySignature) (*reply, error) {
+		o, err := t.loadedObject(c.handles[0], 1)
+		if err != nil {
+			return nil, err
+		}
+		if !o.attrs().SignEncrypt {
+			return nil, rcH(rcAttributes, 1, "not a signing key")
+		}
+		if !t.verify(o, cmd.Digest.Buffer, &cmd.Signature) {
+			return nil, rcP(rcSignature, 2, "signature does not verify")
+		}
+		h, _ := o.pub.NameAlg.Hash()
+		return &reply{params: t.ticket(stVerified, o.hierarchy, h, cmd.Digest.Buffer, o.name)}, nil
+	})
+}

@@ -1,0 +1,256 @@
+package tpm2
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	gt "github.com/google/go-tpm/tpm2"
+)
+
+// persistentState is everything a TPM keeps across power cycles (Part 1
+// §37 NV memory): seeds, hierarchy authorizations, NV indices,
+// persistent objects, the clock and the dictionary-attack state.
+type persistentState struct {
+	EPS, SPS, PPS []byte
+
+	OwnerAuth, EndorsementAuth, PlatformAuth, LockoutAuth                     []byte
+	OwnerPolicy, EndorsementPolicy, PlatformPolicy, LockoutPolicy             []byte
+	OwnerPolicyAlg, EndorsementPolicyAlg, PlatformPolicyAlg, LockoutPolicyAlg uint16
+
+	ShEnable, EhEnable bool
+	DisableClear       bool
+
+	FailedTries, MaxTries, RecoveryTime, LockoutRecovery uint32
+	LockoutAuthLocked                                    bool
+
+	// CounterHighWater is the largest value any NV counter has held: a
+	// new counter starts from it (Part 1 §37.4.3), so deleting and
+	// recreating a counter cannot roll it back.
+	CounterHighWater uint64
+
+	ClockMS      uint64
+	ResetCount   uint32
+	RestartCount uint32
+
+	// PCRBanks are the allocated banks; PendingBanks, if set, replace
+	// them at the next Startup (PCR_Allocate, Part 3 §22.5).
+	PCRBanks     []uint16
+	PendingBanks []uint16
+
+	persistent map[uint32]*object
+	nv         map[uint32]*nvIndex
+}
+
+// Blob layout (all integers big-endian):
+//
+//	magic[8] "XVTPMST\x00" | version u32 | payloadLen u32 | payload | SHA-256(everything before)
+//
+// The payload is JSON: the state is small, the encoding is
+// self-describing for later versions, and the checksum rejects corruption
+// before any of it is interpreted.
+var stateMagic = [8]byte{'X', 'V', 'T', 'P', 'M', 'S', 'T', 0}
+
+const (
+	stateVersion = 1
+	// maxStateBlob bounds what Load accepts: NV memory plus persistent
+	// objects cannot exceed this.
+	maxStateBlob = 1 << 20
+)
+
+type stateObject struct {
+	Handle    uint32
+	Public    []byte
+	Sensitive []byte
+	Hierarchy uint32
+}
+
+type stateNV struct {
+	Public []byte
+	Auth   []byte
+	Data   []byte
+	Flags  uint32
+}
+
+type stateV1 struct {
+	persistentState
+	Objects []stateObject
+	NV      []stateNV
+	Vol     *volatileState `json:",omitempty"`
+}
+
+// volatileState is what Shutdown(STATE) preserves for Startup(STATE):
+// PCRs and the PCR update counter (Part 1 §36.7). Loaded objects and
+// sessions are not preserved; clients reload them from saved contexts.
+type volatileState struct {
+	PCR              map[uint16][][]byte
+	PCRUpdateCounter uint32
+	ContextKey       []byte
+	ContextSeq       uint64
+}
+
+func (t *TPM) manufacture() error {
+	t.ps = persistentState{
+		EPS:             t.randBytes(64),
+		SPS:             t.randBytes(64),
+		PPS:             t.randBytes(64),
+		ShEnable:        true,
+		EhEnable:        true,
+		MaxTries:        3,
+		RecoveryTime:    1000,
+		LockoutRecovery: 1000,
+		PCRBanks:        []uint16{uint16(gt.TPMAlgSHA1), uint16(gt.TPMAlgSHA256), uint16(gt.TPMAlgSHA384)},
+		persistent:      map[uint32]*object{},
+		nv:              map[uint32]*nvIndex{},
+	}
+	return nil
+}
+
+// Save serializes the persistent state (and, after Shutdown(STATE), the
+// saved volatile state) into a self-checking blob.
+func (t *TPM) Save() ([]byte, error) {
+	st := stateV1{persistentState: t.ps}
+	st.ClockMS = t.clockMS()
+	handles := make([]uint32, 0, len(t.ps.persistent))
+	for h := range t.ps.persistent {
+		handles = append(handles, h)
+	}
+	sort.Slice(handles, func(i, j int) bool { return handles[i] < handles[j] })
+	for _, h := range handles {
+		o := t.ps.persistent[h]
+		st.Objects = append(st.Objects, stateObject{Handle: h, Public: gt.Marshal(&o.pub), Sensitive: gt.Marshal(&o.sens), Hierarchy: o.hierarchy})
+	}
+	handles = handles[:0]
+	for h := range t.ps.nv {
+		handles = append(handles, h)
+	}
+	sort.Slice(handles, func(i, j int) bool { return handles[i] < handles[j] })
+	for _, h := range handles {
+		n := t.ps.nv[h]
+		st.NV = append(st.NV, stateNV{Public: gt.Marshal(&n.pub), Auth: n.auth, Data: n.data, Flags: n.flags})
+	}
+	if t.orderly {
+		st.Vol = t.savedVol
+	}
+	payload, err := json.Marshal(&st)
+	if err != nil {
+		return nil, fmt.Errorf("tpm2: encode state: %w", err)
+	}
+	var b bytes.Buffer
+	b.Write(stateMagic[:])
+	_ = binary.Write(&b, binary.BigEndian, uint32(stateVersion))
+	_ = binary.Write(&b, binary.BigEndian, uint32(len(payload)))
+	b.Write(payload)
+	sum := sha256.Sum256(b.Bytes())
+	b.Write(sum[:])
+	return b.Bytes(), nil
+}
+
+// ErrBadState is wrapped by every error Load returns for a blob that is
+// not a complete, intact state of a supported version.
+var ErrBadState = errors.New("tpm2: bad state blob")
+
+// Load replaces the TPM's persistent state with blob. The TPM is left
+// needing Startup. On error nothing is changed.
+func (t *TPM) Load(blob []byte) error {
+	ps, vol, err := decodeState(blob)
+	if err != nil {
+		return err
+	}
+	t.ps = *ps
+	t.savedVol = vol
+	t.orderly = vol != nil
+	t.Reset()
+	t.clockBase = t.now()
+	t.clockOffsetMS = ps.ClockMS
+	return nil
+}
+
+func decodeState(blob []byte) (*persistentState, *volatileState, error) {
+	if len(blob) > maxStateBlob {
+		return nil, nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrBadState, len(blob), maxStateBlob)
+	}
+	if len(blob) < 16+sha256.Size {
+		return nil, nil, fmt.Errorf("%w: truncated (%d bytes)", ErrBadState, len(blob))
+	}
+	if !bytes.Equal(blob[:8], stateMagic[:]) {
+		return nil, nil, fmt.Errorf("%w: wrong magic", ErrBadState)
+	}
+	if v := binary.BigEndian.Uint32(blob[8:]); v != stateVersion {
+		return nil, nil, fmt.Errorf("%w: unsupported version %d", ErrBadState, v)
+	}
+	n := binary.BigEndian.Uint32(blob[12:])
+	if uint64(n)+16+sha256.Size != uint64(len(blob)) {
+		return nil, nil, fmt.Errorf("%w: length %d does not match blob size %d", ErrBadState, n, len(blob))
+	}
+	body := blob[:16+n]
+	sum := sha256.Sum256(body)
+	if !bytes.Equal(sum[:], blob[16+n:]) {
+		return nil, nil, fmt.Errorf("%w: checksum mismatch", ErrBadState)
+	}
+	var st stateV1
+	dec := json.NewDecoder(bytes.NewReader(body[16:]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadState, err)
+	}
+	ps := st.persistentState
+	if len(ps.EPS) == 0 || len(ps.SPS) == 0 || len(ps.PPS) == 0 {
+		return nil, nil, fmt.Errorf("%w: missing seeds", ErrBadState)
+	}
+	for _, b := range ps.PCRBanks {
+		if _, ok := pcrAlgs[gt.TPMAlgID(b)]; !ok {
+			return nil, nil, fmt.Errorf("%w: PCR bank 0x%x", ErrBadState, b)
+		}
+	}
+	ps.persistent = map[uint32]*object{}
+	for _, so := range st.Objects {
+		if so.Handle>>24 != htPersistent {
+			return nil, nil, fmt.Errorf("%w: object handle 0x%08x", ErrBadState, so.Handle)
+		}
+		o, err := objectFromBytes(so.Public, so.Sensitive, so.Hierarchy)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: object 0x%08x: %v", ErrBadState, so.Handle, err)
+		}
+		ps.persistent[so.Handle] = o
+	}
+	ps.nv = map[uint32]*nvIndex{}
+	for _, sn := range st.NV {
+		nv, err := nvFromState(sn)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: NV: %v", ErrBadState, err)
+		}
+		ps.nv[uint32(nv.pub.NVIndex)] = nv
+	}
+	if st.Vol != nil {
+		for alg, vals := range st.Vol.PCR {
+			a, ok := pcrAlgs[gt.TPMAlgID(alg)]
+			if !ok || len(vals) != pcrCount {
+				return nil, nil, fmt.Errorf("%w: saved PCR bank 0x%x", ErrBadState, alg)
+			}
+			for _, v := range vals {
+				if len(v) != a.Size() {
+					return nil, nil, fmt.Errorf("%w: saved PCR size", ErrBadState)
+				}
+			}
+		}
+	}
+	return &ps, st.Vol, nil
+}
+
+// clockMS is TPM clock in milliseconds: persisted offset plus host time
+// since the last Startup. It only moves forward (Part 1 §36.3).
+func (t *TPM) clockMS() uint64 {
+	if t.clockBase.IsZero() {
+		return t.clockOffsetMS
+	}
+	d := t.now().Sub(t.clockBase).Milliseconds()
+	if d < 0 {
+		d = 0
+	}
+	return t.clockOffsetMS + uint64(d)
+}
