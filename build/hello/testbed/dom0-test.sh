@@ -17,10 +17,11 @@ v=$(xenstore-read "/local/domain/$id/data/hello") || fail "dom0 cannot read data
 log "dom0 read /local/domain/$id/data/hello=$v"
 
 # Stamp every data/tick event with dom0's clock (the builtin read of
-# /proc/uptime avoids a fork per event).
-xenstore-watch "/local/domain/$id/data/tick" | while read -r _; do
+# /proc/uptime avoids a fork before the stamp), then read the tick, which
+# carries hello's clock.
+xenstore-watch "/local/domain/$id/data/tick" | while read -r p; do
 	read -r up _ </proc/uptime
-	echo "$up"
+	echo "$up $(xenstore-read "$p" 2>/dev/null)"
 done >/tmp/ticks &
 watcher=$!
 sleep 1
@@ -35,16 +36,24 @@ log "FIGURE idle CPU of hello while it sleeps: $(awk -v a="$cpu0" -v b="$cpu1" '
 wait_console hello 'HELLO-DONE' 120 || fail "hello did not finish"
 kill "$watcher" 2>/dev/null
 grep -E 'tick|round trip' "$(console_log hello)"
-# The first event is the watch firing on setup, then tick 0..10 about 1 s
-# apart (a later one is the domain's directory going away).
-n=$(wc -l </tmp/ticks)
-[ "$n" -ge 12 ] || fail "dom0 saw $n tick events, want 12: $(tr '\n' ' ' </tmp/ticks)"
-dom0span=$(sed -n '2p;12p' /tmp/ticks | awk 'NR==1{a=$1} NR==2{printf "%.2f", $1-a}')
-ourspan=$(sed -n 's/.*clock: ticks 0..10 span \([0-9.]*\)s.*/\1/p' "$(console_log hello)")
-[ -n "$ourspan" ] || fail "hello did not report its clock span"
-log "FIGURE clock: ticks 0..10 span ${ourspan}s by hello's clock, ${dom0span}s by dom0's (ticks at $(sed -n '2,7p' /tmp/ticks | tr '\n' ' '))"
-awk -v a="$ourspan" -v b="$dom0span" 'BEGIN{r=a/b; exit !(r > 0.98 && r < 1.02)}' ||
-	fail "hello's clock disagrees with dom0's by more than 2% (${ourspan}s vs ${dom0span}s)"
+# Lines are "dom0-time tick hello-time" (the watch's first event, on setup,
+# has no tick yet). Every event arrives late by some latency, never early,
+# so dom0-time - hello-time is the clocks' offset plus that latency: the
+# smallest offset among the first ticks and among the last ones cancel the
+# latency spikes a loaded host adds, and their difference over the span is
+# the rate error of hello's clock against dom0's.
+# A loaded dom0 may coalesce events or read a later tick than the one that
+# fired: keep the earliest stamp seen for each tick, and use ticks 0-3 and
+# 7-10, whichever of them were seen.
+awk 'NF==3 && !($2 in seen) {seen[$2]=1; print}' /tmp/ticks >/tmp/ticks3
+early=$(awk '$2<=3' /tmp/ticks3 | wc -l)
+late=$(awk '$2>=7' /tmp/ticks3 | wc -l)
+[ "$early" -ge 1 ] && [ "$late" -ge 1 ] || fail "dom0 saw too few tick events: $(tr '\n' ' ' </tmp/ticks)"
+drift=$(awk '{off=$1-$3} $2<=3 && (a=="" || off<a) {a=off; ta=$3} $2>=7 && (b=="" || off<b) {b=off; tb=$3}
+	END{printf "%.4f", (b-a)/(tb-ta)}' /tmp/ticks3)
+log "FIGURE clock: hello's clock vs dom0's: drift ${drift} over ticks $(awk '{printf "%s ", $2}' /tmp/ticks3)(offsets dom0-hello: $(awk '{printf "%.2f ", $1-$3}' /tmp/ticks3))"
+awk -v d="$drift" 'BEGIN{exit !(d > -0.02 && d < 0.02)}' ||
+	fail "hello's clock drifts ${drift} against dom0's (more than 2%)"
 grep -o 'time.Sleep(1s) took [0-9.]*[mµ]*s' "$(console_log hello)" | awk '{t=$3; if (t ~ /ms$/) t=t/1000; else sub(/s$/,"",t); if (t < 1.0) bad=1} END{exit bad}' ||
 	fail "a time.Sleep(1s) returned early"
 wait_gone hello 30 || fail "hello still listed after its clean exit"
