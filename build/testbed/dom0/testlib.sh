@@ -7,7 +7,8 @@
 #   pass [MSG]                      record PASS and end the test
 #   fail REASON                     record FAIL REASON and end the test
 #   check DESC CMD [ARGS...]        run CMD; fail "DESC" if it exits non-zero
-#   xl_create CFG [XL-ARGS...]      xl create CFG, logging how long xl took
+#   xl_create CFG [XL-ARGS...]      xl create CFG, logging how long xl took (a domain that
+#                                   exists counts as created even if xl crashed)
 #   wait_console DOM PATTERN [SECS] wait until DOM's console log matches PATTERN (grep -E)
 #   wait_dmesg PATTERN [SECS]       wait until `xl dmesg` (Xen's console) matches PATTERN
 #   wait_gone DOM [SECS]            wait until DOM no longer exists
@@ -70,9 +71,19 @@ xl_create() {
 	xl create "$@" || rc=$?
 	if [ "$rc" -eq 0 ]; then
 		log "xl create $1 done in $(elapsed "$t0")s"
-	else
-		log "xl create $1 failed with status $rc"
+		return 0
 	fi
+	# xl's domain-monitoring child has been seen to segfault on this test
+	# bed after the domain was built; xl then reports failure for a domain
+	# that runs. Judge by the domain, and say so.
+	local name
+	name=$(printf '%s\n' "$@" | sed -n 's/^name="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' | tail -n 1)
+	[ -n "$name" ] || name=$(sed -n 's/^name *= *"\([^"]*\)".*/\1/p' "$1" 2>/dev/null | head -n 1)
+	if [ -n "$name" ] && xl domid "$name" >/dev/null 2>&1; then
+		log "xl create $1 exited with status $rc but domain $name exists; carrying on (xl's own crash, not the domain's)"
+		return 0
+	fi
+	log "xl create $1 failed with status $rc"
 	return "$rc"
 }
 
