@@ -44,55 +44,12 @@ import (
 
 	"github.com/xenvtpm/xenvtpm/build/qemu-tis/benchcmd"
 	"github.com/xenvtpm/xenvtpm/build/tischeck"
-	"github.com/xenvtpm/xenvtpm/cmdline"
 	"github.com/xenvtpm/xenvtpm/domain"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmtis"
 )
 
 // Version is set by the build.
 var Version = "dev"
-
-// localityPages is how many register pages the TIS decodes from tpmiomem.
-const localityPages = 5
-
-func checkIomem(s string) error {
-	v, err := strconv.ParseUint(s, 0, 64)
-	if err != nil {
-		return fmt.Errorf("not a number (want e.g. 0xfed40000): %v", err)
-	}
-	if v%0x1000 != 0 {
-		return errors.New("not page aligned")
-	}
-	// The board maps 0xC0000000-0xFFFFFFFF uncached; the driver works only
-	// there.
-	if v < 0xC0000000 || v+localityPages*0x1000 > 1<<32 {
-		return errors.New("the five locality pages must lie in 0xc0000000-0xffffffff")
-	}
-	return nil
-}
-
-func checkIRQ(s string) error {
-	if s != "0" {
-		return errors.New("only tpmirq=0 (polling) is supported: this image takes no TPM interrupts")
-	}
-	return nil
-}
-
-func checkLoops(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 1_000_000 {
-		return errors.New("want a count from 1 to 1000000")
-	}
-	return nil
-}
-
-var spec = cmdline.Spec{
-	{Name: "tpmlocality", Values: []string{"0", "1", "2", "3", "4"}, Default: "0", Help: "TPM locality to use"},
-	{Name: "tpmiomem", Check: checkIomem, Default: "0xfed40000", Help: "physical address of the TIS locality-0 page"},
-	{Name: "tpmirq", Check: checkIRQ, Default: "0", Help: "0: polling (the only mode)"},
-	{Name: "mode", Values: []string{"checks", "load"}, Default: "checks", Help: "full proof, or load at our locality only"},
-	{Name: "loops", Check: checkLoops, Default: "200", Help: "commands per figure (checks) or command pairs (load)"},
-}
 
 var (
 	dom *domain.Domain
@@ -206,10 +163,17 @@ func load(d *tpmtis.TPM, n int, tpm2 bool) {
 		slices.Sort(l)
 		return l[len(l)/2].Microseconds()
 	}
+	worst := func(l []time.Duration) int64 { // after p50 sorted it
+		if len(l) == 0 {
+			return -1
+		}
+		return l[len(l)-1].Microseconds()
+	}
 	cmdsSent := st.Commands - st0.Commands
-	run.Printf("TIS-LOAD commands=%d failed=%d busy_waits=%d retries=%d aborts=%d p50_getrandom_us=%d p50_extend_us=%d mmio_per_cmd=%.1f elapsed_ms=%d\n",
+	run.Printf("TIS-LOAD commands=%d failed=%d busy_waits=%d retries=%d aborts=%d p50_getrandom_us=%d p50_extend_us=%d max_getrandom_us=%d max_extend_us=%d mmio_per_cmd=%.1f elapsed_ms=%d\n",
 		2*n, failed, st.BusyWaits-st0.BusyWaits, st.Retries-st0.Retries, st.Aborts-st0.Aborts,
-		p50(lat[0]), p50(lat[1]), float64(st.Accesses-st0.Accesses)/float64(max(cmdsSent, 1)), el.Milliseconds())
+		p50(lat[0]), p50(lat[1]), worst(lat[0]), worst(lat[1]),
+		float64(st.Accesses-st0.Accesses)/float64(max(cmdsSent, 1)), el.Milliseconds())
 	if failed > 0 {
 		run.Check("load", fmt.Errorf("%d of %d commands failed, first: %v", failed, 2*n, first))
 		return

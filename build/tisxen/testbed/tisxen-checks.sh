@@ -98,15 +98,23 @@ grep -E '^(CHECK|TIS-)' "$gc"
 grep -q 'GUEST-LOOP-DONE' "$lc" && fail "the Linux loop ended before the Go domain finished: raise tpmloopsecs in linux.cfg"
 log "FIGURE coexistence: Linux sent $((${n1:-0} - ${n0:-0})) commands (by its progress lines) during the Go domain's run of $(elapsed "$t0")s from xl create"
 [ "${n1:-0}" -gt "${n0:-0}" ] || fail "the Linux guest made no progress while the Go domain ran"
-wait_console linux 'GUEST-LOOP-DONE' 240 || fail "linux guest did not finish its loop"
-grep -E 'GUEST-|tpm' "$lc" | tail -n 12
 grep -q '^CHECK load OK' "$gc" || fail "tisload: $(grep -m1 -e '^CHECK load' -e '^CHECK .* FAIL' "$gc")"
 grep -q '^TIS-RESULT PASS' "$gc" || fail "tisload: no TIS-RESULT PASS"
-lf=$(field GUEST-LOOP-DONE fails "$lc")
-[ "$lf" = 0 ] || fail "linux guest: $lf commands failed ($(grep -m1 GUEST-CMD-FAILED "$lc"))"
 log "FIGURE coexistence Go side: $(grep -m1 -o 'TIS-LOAD .*' "$gc")"
-log "FIGURE coexistence Linux side: $(grep -m1 -o 'GUEST-LOOP-DONE.*' "$lc")"
+# The Linux loop runs far longer than the Go domain (tpmloopsecs): judge it
+# by its progress line a moment after the Go domain finished, then end it,
+# so a slow host cannot make the loop end first.
+sleep 3
+last=$(grep GUEST-LOOP-PROGRESS "$lc" | tail -n 1)
+grep -E 'GUEST-|tpm' "$lc" | tail -n 12
+log "FIGURE coexistence Linux side: $last"
+# Linux's tpm_tis gives up a locality request after timeout A (750 ms) and
+# the write then fails with EPIPE: that is the "busy" failure this test is
+# about, so any failed Linux command fails the test.
+lf=$(echo "$last" | sed -n 's/.*fails=\([0-9]*\).*/\1/p')
+[ "$lf" = 0 ] || fail "linux guest: ${lf:-unknown} commands failed ($(grep -m1 GUEST-CMD-FAILED "$lc"))"
+xl destroy linux
 wait_gone tisload 60 || fail "tisload still running after its result"
-wait_gone linux 60 || fail "linux guest still running after its loop"
+wait_gone linux 60 || fail "linux guest still there after xl destroy"
 
 pass "tpm_tis through iomem (TPM $TISXEN_FAMILY): checks at locality 2, coexistence with Linux at locality 0"

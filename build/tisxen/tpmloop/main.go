@@ -11,7 +11,7 @@
 //
 // Console lines: GUEST-LOOP-START, GUEST-LOOP-PROGRESS n= fails= (once a
 // second), GUEST-CMD-FAILED (the first 20), GUEST-LOOP-DONE n= fails= busy=
-// p50_us= secs=.
+// p50_us= max_us= secs=.
 package main
 
 import (
@@ -73,15 +73,15 @@ func main() {
 		}
 		if time.Now().After(next) {
 			fmt.Printf("GUEST-LOOP-PROGRESS n=%d fails=%d\n", n, fails)
-			next = next.Add(time.Second)
+			next = time.Now().Add(time.Second)
 		}
 	}
 	slices.Sort(lat)
-	p50 := int64(-1)
+	p50, worst := int64(-1), int64(-1)
 	if len(lat) > 0 {
-		p50 = lat[len(lat)/2].Microseconds()
+		p50, worst = lat[len(lat)/2].Microseconds(), lat[len(lat)-1].Microseconds()
 	}
-	fmt.Printf("GUEST-LOOP-DONE n=%d fails=%d busy=%d p50_us=%d secs=%d\n", n, fails, busy, p50, *secs)
+	fmt.Printf("GUEST-LOOP-DONE n=%d fails=%d busy=%d p50_us=%d max_us=%d secs=%d\n", n, fails, busy, p50, worst, *secs)
 }
 
 // roundTrip writes one command and reads its response: /dev/tpm0 takes a
