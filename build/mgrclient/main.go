@@ -1,0 +1,221 @@
+//go:build tamago
+
+// Command mgrclient is the manager domain's test client: a PVH domain that
+// plays a vTPM domain's part towards the manager (Xen vtpmmgr's vTPM
+// protocol, mgrdomain/proto) over its vtpm device (drivers/tpmfront; its xl
+// config says vtpm=["backend=<manager>"], with a fixed uuid= so that runs
+// are the same vTPM to the manager).
+//
+// It sends SAVEHASHKEY (the 64-byte form: a 32-byte key and a 32-byte hash)
+// with random bytes, LOADHASHKEY, and checks the round trip; then a GetRandom
+// passed through to the hardware TPM. With save=0 it only loads, and
+// expect=<128 hex digits> checks what it loads, so a run after a manager
+// restart shows the key survived.
+//
+// Console lines dom0 parses:
+//
+//	MGRCLIENT-CHECK <name> PASS|FAIL: <detail>
+//	MGRCLIENT-SAVED <hex>           the blob saved (for a later expect=)
+//	MGRCLIENT-FIGURE <name> ...     timings
+//	MGRCLIENT-RESULT PASS|FAIL
+//
+// The domain powers off on PASS and crashes on FAIL.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/xenvtpm/xenvtpm/board/xen"
+	"github.com/xenvtpm/xenvtpm/cmdline"
+	"github.com/xenvtpm/xenvtpm/domain"
+	"github.com/xenvtpm/xenvtpm/drivers/tpmfront"
+	"github.com/xenvtpm/xenvtpm/grant"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
+)
+
+// Version is set by the build.
+var Version = "dev"
+
+// blobSize is the 64-byte SAVEHASHKEY form (key ‖ SHA-256 of the state).
+const blobSize = 64
+
+func checkExpect(s string) error {
+	if s == "" {
+		return nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) < 52 || len(b) > blobSize {
+		return errors.New("want 104 to 128 hex digits (a 52- to 64-byte blob)")
+	}
+	return nil
+}
+
+func checkRounds(s string) error {
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 1 || n > 1000 {
+		return errors.New("want 1 to 1000")
+	}
+	return nil
+}
+
+var spec = cmdline.Spec{
+	{Name: "save", Values: []string{"0", "1"}, Default: "1", Help: "1: SAVEHASHKEY random blobs first; 0: only LOADHASHKEY"},
+	{Name: "expect", Check: checkExpect, Help: "hex blob LOADHASHKEY must return"},
+	{Name: "rounds", Check: checkRounds, Default: "10", Help: "SAVEHASHKEY+LOADHASHKEY round trips to time"},
+	{Name: "node", Default: "device/vtpm/0", Help: "the vtpm device"},
+}
+
+var (
+	dom    *domain.Domain
+	failed []string
+)
+
+func check(name string, err error) bool {
+	if err != nil {
+		fmt.Printf("MGRCLIENT-CHECK %s FAIL: %v\n", name, err)
+		failed = append(failed, name)
+		return false
+	}
+	fmt.Printf("MGRCLIENT-CHECK %s PASS\n", name)
+	return true
+}
+
+func finish() {
+	if len(failed) > 0 {
+		fmt.Printf("MGRCLIENT-RESULT FAIL %v\n", failed)
+		dom.Exit(1)
+	}
+	fmt.Println("MGRCLIENT-RESULT PASS")
+	dom.Exit(0)
+}
+
+func main() {
+	dom = domain.Start("mgrclient", spec)
+	dom.Log.Infof("xenvtpm mgrclient %s: domid=%d save=%s expect=%q", Version, dom.ID, dom.Config.Get("save"), dom.Config.Get("expect"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	table, err := grant.NewTable(xen.GrantOps{H: dom.Xen}, grant.FrontendWindow, 0)
+	if !check("grant-table", err) {
+		finish()
+	}
+	t0 := time.Now()
+	f, err := tpmfront.Open(ctx, tpmfront.Config{Store: dom.Store, Grants: table, Events: dom.Events, Node: dom.Config.Get("node")})
+	if !check("tpmfront-open", err) {
+		finish()
+	}
+	be, beID := f.Backend()
+	fmt.Printf("MGRCLIENT-FIGURE connect_ms=%d backend=%s backend_domid=%d\n", time.Since(t0).Milliseconds(), be, beID)
+
+	send := func(req []byte) ([]byte, error) {
+		c, cl := context.WithTimeout(ctx, time.Minute)
+		defer cl()
+		return f.Send(c, 0, req)
+	}
+	load := func() ([]byte, error) {
+		rsp, err := send(proto.EncodeLoadHashKey())
+		if err != nil {
+			return nil, err
+		}
+		return proto.DecodeLoadHashKeyResponse(rsp)
+	}
+
+	if want := dom.Config.Get("expect"); want != "" {
+		got, err := load()
+		if err == nil {
+			if w, _ := hex.DecodeString(want); !bytes.Equal(got, w) {
+				err = fmt.Errorf("loaded %x, want %s", got, want)
+			}
+		}
+		check("load-expected", err)
+	}
+
+	if dom.Config.Get("save") == "1" {
+		var rounds int
+		fmt.Sscanf(dom.Config.Get("rounds"), "%d", &rounds)
+		var saveLat, loadLat []time.Duration
+		var last []byte
+		for i := range rounds {
+			blob := make([]byte, blobSize)
+			rand.Read(blob)
+			req, err := proto.EncodeSaveHashKey(blob)
+			if err != nil {
+				check("savehashkey", err)
+				break
+			}
+			t := time.Now()
+			rsp, err := send(req)
+			if err == nil {
+				_, err = proto.ParseResponse(rsp, proto.TagVTPMReq)
+			}
+			saveLat = append(saveLat, time.Since(t))
+			if err != nil {
+				check("savehashkey", fmt.Errorf("round %d: %w", i, err))
+				break
+			}
+			t = time.Now()
+			got, err := load()
+			loadLat = append(loadLat, time.Since(t))
+			if err == nil && !bytes.Equal(got, blob) {
+				err = fmt.Errorf("loaded %x, saved %x", got, blob)
+			}
+			if err != nil {
+				check("loadhashkey-roundtrip", fmt.Errorf("round %d: %w", i, err))
+				break
+			}
+			last = blob
+		}
+		if last != nil && len(saveLat) == rounds {
+			check("savehashkey", nil)
+			check("loadhashkey-roundtrip", nil)
+			fmt.Printf("MGRCLIENT-SAVED %x\n", last)
+			fmt.Printf("MGRCLIENT-FIGURE savehashkey_roundtrip %s over %d (manager disk commit + NV increment)\n", stats(saveLat), len(saveLat))
+			fmt.Printf("MGRCLIENT-FIGURE loadhashkey_roundtrip %s over %d\n", stats(loadLat), len(loadLat))
+		}
+	} else {
+		got, err := load()
+		if check("loadhashkey", err) {
+			fmt.Printf("MGRCLIENT-LOADED %x\n", got)
+		}
+	}
+
+	t := time.Now()
+	rsp, err := send(proto.EncodeGetRandom(32))
+	var rnd []byte
+	if err == nil {
+		rnd, err = proto.DecodeGetRandomResponse(rsp)
+	}
+	if err == nil && len(rnd) != 32 {
+		err = fmt.Errorf("got %d bytes, asked for 32", len(rnd))
+	}
+	if err == nil && bytes.Equal(rnd, make([]byte, 32)) {
+		err = errors.New("32 zero bytes")
+	}
+	if check("getrandom-passthrough", err) {
+		fmt.Printf("MGRCLIENT-FIGURE getrandom32_us=%d\n", time.Since(t).Microseconds())
+	}
+
+	c, cl := context.WithTimeout(ctx, 30*time.Second)
+	check("tpmfront-close", f.Close(c))
+	cl()
+	finish()
+}
+
+// stats renders mean, median and maximum in milliseconds.
+func stats(l []time.Duration) string {
+	s := slices.Clone(l)
+	slices.Sort(s)
+	var sum time.Duration
+	for _, v := range s {
+		sum += v
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
+	return fmt.Sprintf("mean %s median %s max %s", ms(sum/time.Duration(len(s))), ms(s[len(s)/2]), ms(s[len(s)-1]))
+}

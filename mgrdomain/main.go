@@ -1,0 +1,334 @@
+//go:build tamago
+
+// Command mgrdomain is the manager domain: a Xen PVH domain that keeps every
+// vTPM's key on its own PV disk, under a storage key sealed to the hardware
+// TPM, and serves vTPM domains through the vtpm split driver (tpmif v2) with
+// Xen vtpmmgr's wire protocol (package mgrdomain/proto). The disk format and
+// the sealing and rollback design are in docs/manager-storage.md §12
+// (packages mgrdomain/manager, hwtpm, store).
+//
+// Options (xl extra=) follow Xen's vtpmmgr-stubdom (xen-vtpmmgr(7)) in names,
+// forms and defaults, so a manager's xl config carries over:
+//
+//	tpmdriver=tpm_tis   the hardware TPM through its TIS/PTP FIFO pages
+//	                    (the only driver yet; tpmfront is refused by name)
+//	tpmiomem=ADDR       physical address of locality 0's page (0xfed40000)
+//	tpmirq=0            polling; the driver takes no interrupts
+//	tpmlocality=0..4    locality to use (default 0 as in vtpmmgr; with dom0
+//	                    keeping locality 0, xen-vtpmmgr(7) recommends 2)
+//	tpm2=1              accepted for compatibility: the family is detected
+//	owner_auth=, srk_auth=  well-known | hash:<40 hex> | text:<string>
+//	sealpcrs=           PCRs the storage key is sealed to: default (0,2,4,7),
+//	                    none, or a list such as 0,2,4,7 or 0-7 (ours)
+//	autocreate=0|1      create a vTPM's record on its first SAVEHASHKEY
+//	                    (default 1; see package manager for why)
+//	loglevel=           error | info | debug
+//
+// Start-up is all or nothing: the hardware TPM, then the disk (the first
+// device/vbd), then the manager (unseal, rollback check, store), and only then
+// the vTPM backend. Any failure is one "mgrdomain: cannot start: ..." line on
+// the console and a crash exit, never a half-started manager.
+//
+// The domain powers off cleanly on `xl shutdown` (xenstore control/shutdown;
+// the domain package does not handle it yet, so it is done here).
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xenvtpm/xenvtpm/board/xen"
+	"github.com/xenvtpm/xenvtpm/cmdline"
+	"github.com/xenvtpm/xenvtpm/domain"
+	"github.com/xenvtpm/xenvtpm/drivers/blkfront"
+	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
+	"github.com/xenvtpm/xenvtpm/drivers/tpmtis"
+	"github.com/xenvtpm/xenvtpm/grant"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/manager"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
+)
+
+// Version is set by the build.
+var Version = "dev"
+
+// localityPages is how many register pages the TIS decodes from tpmiomem.
+const localityPages = 5
+
+func checkIomem(s string) error {
+	v, err := strconv.ParseUint(s, 0, 64)
+	if err != nil {
+		return fmt.Errorf("not a number (want e.g. 0xfed40000): %v", err)
+	}
+	if v%0x1000 != 0 {
+		return errors.New("not page aligned")
+	}
+	// The board maps 0xC0000000-0xFFFFFFFF uncached; the driver works
+	// only there.
+	if v < 0xC0000000 || v+localityPages*0x1000 > 1<<32 {
+		return errors.New("the five locality pages must lie in 0xc0000000-0xffffffff")
+	}
+	return nil
+}
+
+func checkDriver(s string) error {
+	switch s {
+	case "tpm_tis":
+		return nil
+	case "tpmfront":
+		return errors.New("tpmdriver=tpmfront (a nested manager) is not supported yet; use tpm_tis")
+	}
+	return errors.New("want tpm_tis")
+}
+
+func checkIRQ(s string) error {
+	if s != "0" {
+		return errors.New("only tpmirq=0 (polling) is supported: this image takes no TPM interrupts")
+	}
+	return nil
+}
+
+func checkAuth(s string) error { _, err := hwtpm.ParseAuth(s); return err }
+func checkPCRs(s string) error { _, err := hwtpm.ParsePCRs(s); return err }
+
+var spec = cmdline.Spec{
+	{Name: "tpmdriver", Check: checkDriver, Default: "tpm_tis", Help: "hardware TPM driver: tpm_tis"},
+	{Name: "tpmiomem", Check: checkIomem, Default: "0xfed40000", Help: "physical address of the TIS locality-0 page"},
+	{Name: "tpmirq", Check: checkIRQ, Default: "0", Help: "0: polling (the only mode)"},
+	{Name: "tpmlocality", Values: []string{"0", "1", "2", "3", "4"}, Default: "0", Help: "TPM locality to use"},
+	{Name: "tpm2", Values: []string{"0", "1"}, Default: "1", Help: "accepted as in vtpmmgr; the TPM family is detected"},
+	{Name: "owner_auth", Check: checkAuth, Default: "well-known", Help: "owner hierarchy auth: well-known | hash:<40 hex> | text:<str>"},
+	{Name: "srk_auth", Check: checkAuth, Default: "well-known", Help: "storage primary auth: well-known | hash:<40 hex> | text:<str>"},
+	{Name: "sealpcrs", Check: checkPCRs, Default: "default", Help: "PCRs the storage key is sealed to: default (0,2,4,7) | none | list"},
+	{Name: "autocreate", Values: []string{"0", "1"}, Default: "1", Help: "create a vTPM's record on its first SAVEHASHKEY"},
+}
+
+var dom *domain.Domain
+
+// die is the one way start-up fails: a single clear line, then a crash exit
+// (on_crash in the xl config decides what happens to the domain). Errors
+// joined from several causes (the store's per-superblock reasons) carry
+// newlines; they are folded so the whole reason stays on the one line.
+func die(format string, a ...any) {
+	msg := strings.ReplaceAll(fmt.Sprintf(format, a...), "\n", "; ")
+	dom.Log.Errorf("mgrdomain: cannot start: %s", msg)
+	dom.Exit(1)
+}
+
+func main() {
+	dom = domain.Start("mgrdomain", spec)
+	t0 := time.Now()
+	cfg := dom.Config
+	base, _ := strconv.ParseUint(cfg.Get("tpmiomem"), 0, 64)
+	loc, _ := strconv.Atoi(cfg.Get("tpmlocality"))
+	owner, _ := hwtpm.ParseAuth(cfg.Get("owner_auth"))
+	srk, _ := hwtpm.ParseAuth(cfg.Get("srk_auth"))
+	pcrs, _ := hwtpm.ParsePCRs(cfg.Get("sealpcrs"))
+	dom.Log.Infof("xenvtpm manager domain %s on Xen %d.%d: domid=%d tpmdriver=%s tpmiomem=0x%x tpmlocality=%d sealpcrs=%s autocreate=%s",
+		Version, dom.Xen.Major, dom.Xen.Minor, dom.ID, cfg.Get("tpmdriver"), base, loc, hwtpm.FormatPCRs(pcrs), cfg.Get("autocreate"))
+
+	// The hardware TPM. The driver's default clock sleeps with the Go
+	// runtime; the board's lost-wake-up fix made that safe for the
+	// driver's 20 µs polls (build/tisxen still spins, from before it).
+	tis, err := tpmtis.Open(tpmtis.Config{Base: base, Locality: loc})
+	if err != nil {
+		die("hardware TPM at 0x%x locality %d: %v", base, loc, err)
+	}
+	in := tis.Info()
+	dom.Log.Infof("hardware TPM: family %s, vendor 0x%04x device 0x%04x rev %d, interface version %d, locality %d",
+		familyName(in.Family), in.VendorID, in.DeviceID, in.RevisionID, in.InterfaceVersion, in.Locality)
+	switch in.Family {
+	case tpmtis.Family12:
+		die("%v", hwtpm.ErrTPM12)
+	case tpmtis.Family20:
+		if err := startup(tis); err != nil {
+			die("hardware TPM: %v", err)
+		}
+	default:
+		die("hardware TPM at 0x%x: family not recognised", base)
+	}
+	hw, err := hwtpm.Open(tis, hwtpm.Config{OwnerAuth: owner, SRKAuth: srk})
+	if err != nil {
+		die("hardware TPM: %v", err)
+	}
+
+	// The disk: the first device/vbd of this domain.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	table, err := grant.NewTable(xen.GrantOps{H: dom.Xen}, grant.FrontendWindow, 0)
+	if err != nil {
+		die("grant table: %v", err)
+	}
+	disk, err := blkfront.Open(ctx, blkfront.Config{Store: dom.Store, Grants: table, Events: dom.Events, Logf: dom.Log.Infof})
+	cancel()
+	if err != nil {
+		die("disk (xl disk=[...], first device/vbd): %v", err)
+	}
+	if disk.ReadOnly() {
+		die("disk %s is read-only: the manager writes to its disk (give it access=rw)", disk.Node())
+	}
+	dom.Log.Infof("disk %s: %d sectors of %d bytes (%d MiB), flush %s",
+		disk.Node(), disk.Sectors(), disk.SectorSize(), disk.Sectors()*uint64(disk.SectorSize())>>20, disk.FlushMethod())
+
+	// The manager: unseal, rollback check against the NV counter, store.
+	tm := time.Now()
+	m, err := manager.Open(disk, hw, manager.Config{
+		SealPCRs:     pcrs,
+		NoAutocreate: cfg.Get("autocreate") == "0",
+		Logf:         dom.Log.Infof,
+	})
+	if err != nil {
+		die("%s%v", hint(err), err)
+	}
+	st := m.Stats()
+	dom.Log.Infof("manager open in %v: %d vTPM records loaded, NV counter 0x%x = %d, sealed to PCRs %s, header generation %d, store generation %d",
+		time.Since(tm).Round(time.Millisecond), st.Records, hw.CounterIndex(), st.Counter, hwtpm.FormatPCRs(st.SealPCRs), st.HeaderGen, st.StoreInfo.Generation)
+	if st.StoreInfo.FellBack {
+		dom.Log.Infof("store: the newest state was unusable, opened the previous one: %v", st.StoreInfo.Rejected)
+	}
+
+	// The vTPM domains, through backend/vtpm.
+	mapper, err := grant.NewMapper(xen.GrantOps{H: dom.Xen}, grant.BackendWindow, 0)
+	if err != nil {
+		die("grant mapper: %v", err)
+	}
+	h := &proto.Handler{Backend: m}
+	back, err := tpmback.New(tpmback.Config{
+		Store:  dom.Store,
+		Grants: mapper,
+		Events: dom.Events,
+		Log:    dom.Log,
+		Handler: func(fe *tpmback.Frontend, _ uint8, cmd []byte) []byte {
+			return h.Handle(cmd, peerInfo(fe))
+		},
+	})
+	if err != nil {
+		die("tpmback: %v", err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	if err := watchShutdown(runCtx, m, disk, stop); err != nil {
+		die("control/shutdown watch: %v", err)
+	}
+	dom.Log.Infof("serving vTPM domains through backend/vtpm (start-up took %v)", time.Since(t0).Round(time.Millisecond))
+	err = back.Run(runCtx)
+	if runCtx.Err() != nil {
+		select {} // shutdown in progress: watchShutdown exits the domain
+	}
+	dom.Log.Errorf("mgrdomain: tpmback stopped (%v): no vTPM can reach the manager, crashing", err)
+	m.Close()
+	dom.Exit(1)
+}
+
+// startup sends TPM2_Startup(SU_CLEAR) when nobody has: on a PC the
+// firmware does it, and a TPM that was started answers TPM_RC_INITIALIZE,
+// which is fine. hwtpm.Open expects a started TPM.
+func startup(tis *tpmtis.TPM) error {
+	cmd := []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0, 0}
+	rsp, err := tis.Send(cmd)
+	if err != nil {
+		return fmt.Errorf("TPM2_Startup: %w", err)
+	}
+	if len(rsp) < 10 {
+		return fmt.Errorf("TPM2_Startup: short response of %d bytes", len(rsp))
+	}
+	switch rc := uint32(rsp[6])<<24 | uint32(rsp[7])<<16 | uint32(rsp[8])<<8 | uint32(rsp[9]); rc {
+	case 0:
+		dom.Log.Infof("hardware TPM was not started (no firmware did it): sent TPM2_Startup(CLEAR)")
+	case 0x100: // TPM_RC_INITIALIZE: already started
+	default:
+		return fmt.Errorf("TPM2_Startup(CLEAR) answered 0x%x", rc)
+	}
+	return nil
+}
+
+func familyName(f tpmtis.Family) string {
+	switch f {
+	case tpmtis.Family20:
+		return "2.0"
+	case tpmtis.Family12:
+		return "1.2"
+	}
+	return "unknown"
+}
+
+// hint names the kind of refusal first and what the operator can do about
+// it, ahead of the detailed cause.
+func hint(err error) string {
+	switch {
+	case errors.Is(err, manager.ErrRollback), errors.Is(err, manager.ErrCounterMissing):
+		return "ROLLBACK (restore the newest disk image; accepting an older one needs an explicit recovery step): "
+	case errors.Is(err, manager.ErrUnseal):
+		return "UNSEAL FAILED (boot the chain the key was sealed to, or check owner_auth=/srk_auth=): "
+	case errors.Is(err, manager.ErrGarbageDisk):
+		return "GARBAGE DISK (give the manager its own disk, or a zeroed one to format): "
+	case errors.Is(err, manager.ErrBadDisk):
+		return "BAD DISK (its contents do not verify): "
+	}
+	return ""
+}
+
+// peerInfo identifies a vTPM domain by its backend directory: the uuid there
+// is written by the toolstack, not by the vTPM. A missing or malformed uuid
+// leaves the zero UUID, which the manager refuses.
+func peerInfo(fe *tpmback.Frontend) proto.PeerInfo {
+	p := proto.PeerInfo{DomID: uint32(fe.Domid), DevID: fe.Handle}
+	if b, err := hex.DecodeString(strings.ReplaceAll(fe.UUID, "-", "")); err == nil && len(b) == 16 {
+		copy(p.UUID[:], b)
+	}
+	return p
+}
+
+// watchShutdown powers the domain off when the toolstack asks through
+// control/shutdown (`xl shutdown`, `xl reboot`): it acknowledges the request
+// by clearing the key, as Linux does, closes the manager (which waits for a
+// save in flight; everything acknowledged is already durable), detaches the
+// disk and exits 0. A reboot request also powers off: restarting is the
+// toolstack's on_reboot decision.
+func watchShutdown(ctx context.Context, m *manager.Manager, disk *blkfront.Device, stop func()) error {
+	w, err := dom.Store.Watch(ctx, "control/shutdown")
+	if err != nil {
+		return err
+	}
+	go func() {
+		for range w.Events() {
+			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			v, err := dom.Store.ReadString(rctx, "control/shutdown")
+			cancel()
+			if err != nil || v == "" {
+				continue // the initial event, or our own acknowledgement
+			}
+			switch v {
+			case "poweroff", "halt", "reboot":
+			default:
+				dom.Log.Infof("control/shutdown=%q ignored (not poweroff, halt or reboot)", v)
+				continue
+			}
+			t := time.Now()
+			dom.Log.Infof("shutdown requested (%s): closing the manager", v)
+			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := dom.Store.WriteString(actx, "control/shutdown", ""); err != nil {
+				dom.Log.Infof("acknowledging control/shutdown: %v", err)
+			}
+			cancel()
+			stop()
+			if err := m.Close(); err != nil {
+				dom.Log.Errorf("closing the manager: %v", err)
+			}
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := disk.Close(cctx); err != nil {
+				dom.Log.Infof("closing the disk: %v (everything acknowledged was already flushed)", err)
+			}
+			cancel()
+			dom.Log.Infof("manager closed in %v: powering off", time.Since(t).Round(time.Millisecond))
+			dom.Exit(0)
+		}
+		if err := w.Err(); err != nil && ctx.Err() == nil {
+			dom.Log.Errorf("control/shutdown watch ended: %v; `xl shutdown` will not be seen", err)
+		}
+	}()
+	return nil
+}
