@@ -17,7 +17,7 @@ GOENV    := GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago
 # 1 MiB, so small domains fit. The image is linked just above it.
 TAGS     := linkcpuinit,linkramstart
 LDFLAGS  := -T 0x00110000 -R 0x1000 -X main.Version=$(VERSION)
-IMAGES   := hello vtpmdomain tisxen blktest mgrdomain mgrclient
+IMAGES   := hello vtpmdomain tisxen blktest mgrdomain mgrclient hostilefront
 
 # An image's main package: build/NAME for test images, else ./NAME.
 pkg = $(if $(wildcard build/$(1)/main.go),./build/$(1),./$(1))

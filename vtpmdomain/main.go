@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/xenvtpm/xenvtpm/board/xen"
 	"github.com/xenvtpm/xenvtpm/domain"
@@ -56,6 +57,16 @@ func main() {
 		d.Log.Errorf("tpmback: %v", err)
 		d.Exit(1)
 	}
+	// Issue 4's fault tests count foreign mappings after each detach: a
+	// destroyed frontend must leave none behind.
+	go func() {
+		for last := 0; ; time.Sleep(500 * time.Millisecond) {
+			if n := mapper.Live(); n != last {
+				d.Log.Infof("grant mappings live: %d", n)
+				last = n
+			}
+		}
+	}()
 	d.Log.Infof("serving TPM 2.0 (startup mode %s) to frontends through backend/vtpm", opts.Startup)
 	if err := back.Run(context.Background()); err != nil {
 		d.Log.Errorf("tpmback stopped: %v", err)
