@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/internal/swtpmtest"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 )
 
-func openTPM(t testing.TB, s *Swtpm, cfg Config) *TPM {
+func openTPM(t testing.TB, s *swtpmtest.Swtpm, cfg Config) *TPM {
 	t.Helper()
 	tp, err := Open(s.TPM(), cfg)
 	if err != nil {
@@ -22,7 +23,7 @@ func openTPM(t testing.TB, s *Swtpm, cfg Config) *TPM {
 }
 
 func TestDetect(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	f, err := Detect(s.TPM())
 	if err != nil || f != Family20 {
 		t.Fatalf("Detect = %v, %v; want TPM 2.0", f, err)
@@ -44,7 +45,7 @@ func TestTPM12Refused(t *testing.T) {
 }
 
 func TestSealUnsealRoundTrip(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	tp := openTPM(t, s, Config{})
 	key := bytes.Repeat([]byte{0x5a}, 32)
 	for _, pcrs := range [][]uint{{}, DefaultSealPCRs, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 23}} {
@@ -67,14 +68,14 @@ func TestSealUnsealRoundTrip(t *testing.T) {
 }
 
 func TestPCRChangeRefused(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	tp := openTPM(t, s, Config{})
 	key := []byte("0123456789abcdef0123456789abcdef")
 	blob, err := tp.Seal(key, []uint{0, 7, 16})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ExtendPCR(t, s.TPM(), 16)
+	swtpmtest.ExtendPCR(t, s.TPM(), 16)
 	// Repeated refusals must not leak policy sessions or objects (a TPM
 	// holds only a few at once), so every attempt gets the same answer.
 	for range 6 {
@@ -96,7 +97,7 @@ func TestPCRChangeRefused(t *testing.T) {
 }
 
 func TestDeterministicPrimaryAcrossRestart(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	tp := openTPM(t, s, Config{})
 	n1, err := tp.PrimaryName()
 	if err != nil {
@@ -120,14 +121,14 @@ func TestDeterministicPrimaryAcrossRestart(t *testing.T) {
 		t.Fatalf("Unseal after restart = %x, %v", got, err)
 	}
 	// Another TPM (fresh seeds) cannot load the blob.
-	other := openTPM(t, StartSwtpm(t, ""), Config{})
+	other := openTPM(t, swtpmtest.StartSwtpm(t, ""), Config{})
 	if _, err := other.Unseal(blob); !errors.Is(err, ErrWrongParent) {
 		t.Fatalf("Unseal on another TPM = %v, want ErrWrongParent", err)
 	}
 }
 
 func TestSRKAuth(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	a, _ := ParseAuth("text:srk secret")
 	tp := openTPM(t, s, Config{SRKAuth: a})
 	key := []byte("k")
@@ -147,7 +148,7 @@ func TestSRKAuth(t *testing.T) {
 }
 
 func TestOwnerAuthGatesUnseal(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	key := []byte("k")
 	blob, err := openTPM(t, s, Config{}).Seal(key, nil)
 	if err != nil {
@@ -160,7 +161,7 @@ func TestOwnerAuthGatesUnseal(t *testing.T) {
 }
 
 func TestCounter(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	tp := openTPM(t, s, Config{})
 	if _, err := tp.ReadCounter(); !errors.Is(err, ErrNoCounter) {
 		t.Fatalf("ReadCounter before creation = %v, want ErrNoCounter", err)
@@ -194,7 +195,7 @@ func TestCounter(t *testing.T) {
 }
 
 func TestCounterOwnerAuth(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	bad, _ := ParseAuth("text:wrong")
 	tp := openTPM(t, s, Config{OwnerAuth: bad})
 	if _, err := tp.CreateCounter(); err == nil || !strings.Contains(err.Error(), "owner_auth") {
@@ -203,7 +204,7 @@ func TestCounterOwnerAuth(t *testing.T) {
 }
 
 func TestRandomAndPCRRead(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	tp := openTPM(t, s, Config{})
 	for _, n := range []int{0, 1, 64, 65, 300} {
 		r, err := tp.GetRandom(n)
@@ -336,7 +337,7 @@ func (r *rateLimited) Send(cmd []byte) ([]byte, error) {
 }
 
 func TestIncrementRateLimited(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	rl := &rateLimited{tr: s.TPM()}
 	tp := openTPM(t, s, Config{})
 	tp.tr = rl

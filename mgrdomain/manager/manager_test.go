@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/internal/swtpmtest"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -87,7 +88,7 @@ func blobN(i, version int) []byte {
 	return b
 }
 
-func hwOf(t testing.TB, s *Swtpm) *hwtpm.TPM {
+func hwOf(t testing.TB, s *swtpmtest.Swtpm) *hwtpm.TPM {
 	t.Helper()
 	h, err := hwtpm.Open(s.TPM(), hwtpm.Config{})
 	if err != nil {
@@ -114,7 +115,7 @@ func mustLoad(t testing.TB, m *Manager, u [16]byte, want []byte) {
 }
 
 func TestSaveLoadAcrossRestart(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	d := newMemDisk(512, diskBytes)
 	m := openMgr(t, d, hwOf(t, s), Config{})
 	c0 := m.Stats().Counter
@@ -153,7 +154,7 @@ func TestSaveLoadAcrossRestart(t *testing.T) {
 }
 
 func TestRollbackRefused(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	d := newMemDisk(4096, diskBytes)
 	hw := hwOf(t, s)
 	m := openMgr(t, d, hw, Config{})
@@ -183,14 +184,14 @@ func TestRollbackRefused(t *testing.T) {
 }
 
 func TestPCRChangeRefused(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	d := newMemDisk(512, diskBytes)
 	m := openMgr(t, d, hwOf(t, s), Config{}) // default: PCRs 0,2,4,7
 	if err := m.SaveHashKey(uuidN(1), blobN(1, 1)); err != nil {
 		t.Fatal(err)
 	}
 	m.Close()
-	ExtendPCR(t, s.TPM(), 4)
+	swtpmtest.ExtendPCR(t, s.TPM(), 4)
 	_, err := Open(d, hwOf(t, s), Config{})
 	if !errors.Is(err, ErrUnseal) || !errors.Is(err, hwtpm.ErrPCRPolicy) || !strings.Contains(err.Error(), "changed since sealing: 4") {
 		t.Fatalf("Open after PCR 4 changed = %v", err)
@@ -202,7 +203,7 @@ func TestPCRChangeRefused(t *testing.T) {
 }
 
 func TestGarbageDisk(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	d := newMemDisk(512, diskBytes)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range d.data {
@@ -224,7 +225,7 @@ func TestGarbageDisk(t *testing.T) {
 }
 
 func TestDamagedDisk(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	hw := hwOf(t, s)
 	d := newMemDisk(512, diskBytes)
 	m := openMgr(t, d, hw, Config{})
@@ -263,7 +264,7 @@ func TestDamagedDisk(t *testing.T) {
 }
 
 func TestInterruptedFormat(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	hw := hwOf(t, s)
 	d := newMemDisk(512, diskBytes)
 	m := openMgr(t, d, hw, Config{})
@@ -295,7 +296,7 @@ func (f *flakyHW) IncrementCounter() error {
 }
 
 func TestDiskAheadAfterCut(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	hw := &flakyHW{TPM: hwOf(t, s)}
 	d := newMemDisk(512, diskBytes)
 	m := openMgr(t, d, hw, Config{})
@@ -322,7 +323,7 @@ func TestDiskAheadAfterCut(t *testing.T) {
 }
 
 func TestCounterMissing(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	hw := hwOf(t, s)
 	d := newMemDisk(512, diskBytes)
 	m := openMgr(t, d, hw, Config{})
@@ -347,7 +348,7 @@ func TestCounterMissing(t *testing.T) {
 }
 
 func TestAutocreateOff(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	d := newMemDisk(512, diskBytes)
 	hw := hwOf(t, s)
 	m := openMgr(t, d, hw, Config{})
@@ -363,7 +364,7 @@ func TestAutocreateOff(t *testing.T) {
 }
 
 func TestReseal(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	d := newMemDisk(512, diskBytes)
 	hw := hwOf(t, s)
 	m := openMgr(t, d, hw, Config{SealPCRs: []uint{}})
@@ -376,7 +377,7 @@ func TestReseal(t *testing.T) {
 	}
 	mustLoad(t, m, uuidN(1), blobN(1, 1))
 	m.Close()
-	ExtendPCR(t, s.TPM(), 16)
+	swtpmtest.ExtendPCR(t, s.TPM(), 16)
 	if _, err := Open(d, hw, Config{SealPCRs: []uint{7, 16}}); !errors.Is(err, hwtpm.ErrPCRPolicy) {
 		t.Fatalf("Open after resealing to PCR 16 and changing it = %v", err)
 	}
@@ -384,7 +385,7 @@ func TestReseal(t *testing.T) {
 
 // TestProtocol runs the wire protocol against the manager.
 func TestProtocol(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	m := openMgr(t, newMemDisk(512, diskBytes), hwOf(t, s), Config{})
 	h := &proto.Handler{Backend: m}
 	peer := proto.PeerInfo{DomID: 5, UUID: uuidN(3)}
@@ -427,7 +428,7 @@ func TestProtocol(t *testing.T) {
 }
 
 func TestConcurrentSaves(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	hw := hwOf(t, s)
 	m := openMgr(t, newMemDisk(512, diskBytes), hw, Config{})
 	const workers, each = 8, 10
@@ -474,7 +475,7 @@ func (c *countingTPM) Send(cmd []byte) ([]byte, error) {
 }
 
 func countedHW(b testing.TB) (*hwtpm.TPM, *countingTPM) {
-	s := StartSwtpm(b, "")
+	s := swtpmtest.StartSwtpm(b, "")
 	ct := &countingTPM{tr: s.TPM()}
 	hw, err := hwtpm.Open(ct, hwtpm.Config{})
 	if err != nil {
@@ -614,7 +615,7 @@ func (d *cutDisk) Flush() error {
 // the next start must come up with a working manager on that disk, never
 // refuse it, and keep what was saved.
 func TestPowerCut(t *testing.T) {
-	s := StartSwtpm(t, "")
+	s := swtpmtest.StartSwtpm(t, "")
 	hw := hwOf(t, s)
 	resealTo := Config{SealPCRs: []uint{7}}
 	for _, ss := range []int{512, 4096} {

@@ -1,4 +1,6 @@
-package manager
+// Package swtpmtest runs Debian's swtpm (libtpms) as a real TPM 2.0 peer for
+// host tests of the manager: the "hardware" TPM behind mgrdomain/hwtpm.
+package swtpmtest
 
 import (
 	"encoding/binary"
@@ -46,7 +48,7 @@ func (r rawConn) Send(cmd []byte) ([]byte, error) {
 	return rsp, err
 }
 
-func freePort(t testing.TB) int {
+func FreePort(t testing.TB) int {
 	for range 20 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -83,7 +85,7 @@ func StartSwtpm(t testing.TB, dir string) *Swtpm {
 func (s *Swtpm) start() {
 	s.t.Helper()
 	for attempt := 0; ; attempt++ {
-		p := freePort(s.t)
+		p := FreePort(s.t)
 		cmd := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+s.Dir,
 			"--server", "type=tcp,port="+strconv.Itoa(p)+",bindaddr=127.0.0.1",
 			"--ctrl", "type=tcp,port="+strconv.Itoa(p+1)+",bindaddr=127.0.0.1",
