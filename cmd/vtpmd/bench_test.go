@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os/exec"
 	"sort"
-	"strconv"
 	"testing"
 	"time"
 
@@ -102,34 +100,8 @@ func targets() []target {
 			}
 			return tr
 		}},
-		{"swtpm", func(b *testing.B) transport.TPM {
-			if _, err := exec.LookPath("swtpm"); err != nil {
-				b.Skip("SKIP: swtpm not installed (apt-get install swtpm)")
-			}
-			p := freePort(b)
-			cmd := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+b.TempDir(),
-				"--server", "type=tcp,port="+strconv.Itoa(p)+",bindaddr=127.0.0.1",
-				"--ctrl", "type=tcp,port="+strconv.Itoa(p+1)+",bindaddr=127.0.0.1",
-				"--flags", "not-need-init,startup-clear")
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			var c net.Conn
-			var err error
-			for i := 0; i < 100; i++ {
-				if c, err = net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			c.(*net.TCPConn).SetNoDelay(true)
-			b.Cleanup(func() { c.Close() })
-			return rawConn{c}
-		}},
+		// Go's TCP connections have TCP_NODELAY on by default.
+		{"swtpm", func(b *testing.B) transport.TPM { return startSwtpm(b) }},
 	}
 }
 
