@@ -100,6 +100,9 @@ func readCString(pa uint64, read PhysReader) (string, error) {
 		// Read up to the end of the page so a string ending near a page
 		// boundary never reads past it.
 		chunk := int(4096 - pa%4096)
+		if pa+uint64(chunk) < pa {
+			return "", fmt.Errorf("runs past the end of the address space")
+		}
 		b, err := read(pa, chunk)
 		if err != nil {
 			return "", err

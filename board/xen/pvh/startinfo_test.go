@@ -12,7 +12,7 @@ type fakeMem map[uint64][]byte // page-aligned base -> bytes
 
 func (m fakeMem) read(pa uint64, n int) ([]byte, error) {
 	for base, b := range m {
-		if pa >= base && pa+uint64(n) <= base+uint64(len(b)) {
+		if pa >= base && pa-base <= uint64(len(b)) && uint64(n) <= uint64(len(b))-(pa-base) {
 			return b[pa-base : pa-base+uint64(n)], nil
 		}
 	}
@@ -78,6 +78,11 @@ func TestParseStartInfoRejectsBadInput(t *testing.T) {
 
 func FuzzParseStartInfo(f *testing.F) {
 	f.Add(buildStartInfo("loglevel=info", 3)[0x10000])
+	// A command-line pointer at the top of the address space (found by
+	// fuzzing: address arithmetic must not wrap).
+	top := buildStartInfo("x", 1)[0x10000]
+	binary.LittleEndian.PutUint64(top[24:], 0xffffffffffffff30)
+	f.Add(top)
 	f.Fuzz(func(t *testing.T, page []byte) {
 		if len(page) > 4096 {
 			page = page[:4096]
