@@ -2,6 +2,7 @@ package tpm2
 
 import (
 	"crypto"
+	"fmt"
 	_ "crypto/sha1"
 	_ "crypto/sha256"
 	_ "crypto/sha512"
@@ -314,4 +315,27 @@ func init() {
 		b = append(b, u32(0)...)
 		return &reply{params: b}, nil
 	})
+}
+
+// InitPCR gives PCR i a starting value taken from elsewhere: the vTPM
+// domain's hwinitpcr= copies the hardware TPM's SHA-1 PCRs (the only bank
+// Xen vtpmmgr's TPM_PcrRead pass-through carries) when the vTPM starts. The
+// SHA-1 bank takes the value as it is; every other bank takes its reset
+// value extended with it, so each bank commits to the hardware value and a
+// verifier can recompute it. Call it after Startup, before serving.
+func (t *TPM) InitPCR(i int, sha1Value [20]byte) error {
+	if !t.started {
+		return fmt.Errorf("tpm2: InitPCR(%d) before Startup", i)
+	}
+	if i < 0 || i >= pcrCount {
+		return fmt.Errorf("tpm2: PCR %d out of range 0..%d", i, pcrCount-1)
+	}
+	for alg, vals := range t.pcr.banks {
+		if alg == gt.TPMAlgSHA1 {
+			vals[i] = append([]byte(nil), sha1Value[:]...)
+			continue
+		}
+		t.pcrExtend(uint32(i), alg, sha1Value[:])
+	}
+	return nil
 }

@@ -1,0 +1,41 @@
+package tpm2
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"testing"
+
+	gt "github.com/google/go-tpm/tpm2"
+)
+
+// hwinitpcr's contract: SHA-1 bank holds the copied value, SHA-256 bank the
+// value extended into the reset value, as a client reads them.
+func TestInitPCR(t *testing.T) {
+	e, tr := newStarted(t)
+	hw := sha1.Sum([]byte("hardware PCR 4"))
+	if err := e.InitPCR(4, hw); err != nil {
+		t.Fatal(err)
+	}
+	rsp, err := gt.PCRRead{PCRSelectionIn: pcrSel(gt.TPMAlgSHA1, 4)}.Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rsp.PCRValues.Digests[0].Buffer; !bytes.Equal(got, hw[:]) {
+		t.Errorf("SHA-1 PCR 4 = %x, want %x", got, hw)
+	}
+	want := sha256.Sum256(append(make([]byte, 32), hw[:]...))
+	if got := readPCR(t, tr, 4); !bytes.Equal(got, want[:]) {
+		t.Errorf("SHA-256 PCR 4 = %x, want %x", got, want)
+	}
+	if err := e.InitPCR(24, hw); err == nil {
+		t.Error("InitPCR(24) succeeded")
+	}
+	fresh, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.InitPCR(0, hw); err == nil {
+		t.Error("InitPCR before Startup succeeded")
+	}
+}
