@@ -5,38 +5,65 @@
 // (drivers/tpmback), so a stock Linux guest with xen-tpmfront sees
 // /dev/tpm0. It takes vtpm-stubdom's options (see package vtpm and the
 // README).
+//
+// With a disk (xl disk=[...]) and a vtpm device whose backend is the
+// manager domain (xl vtpm=["backend=<manager>,uuid=..."]), the TPM's state
+// outlives the domain: package vstate keeps it on the disk, encrypted, with
+// its key held by the manager, saved after every command that changed it.
+// With neither, the state lives only as long as the domain.
 package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/xenvtpm/xenvtpm/board/xen"
 	"github.com/xenvtpm/xenvtpm/domain"
+	"github.com/xenvtpm/xenvtpm/drivers/blkfront"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
+	"github.com/xenvtpm/xenvtpm/drivers/tpmfront"
 	"github.com/xenvtpm/xenvtpm/grant"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
+	"github.com/xenvtpm/xenvtpm/vtpmdomain/vstate"
 	"github.com/xenvtpm/xenvtpm/vtpmdomain/vtpm"
 )
 
 // Version is set by the build.
 var Version = "dev"
 
+var d *domain.Domain
+
+// refuse ends the domain with one console line that says why, so that
+// `xl create` users find the reason in the console log.
+func refuse(format string, a ...any) {
+	d.Log.Errorf("vTPM REFUSED to start: "+format, a...)
+	d.Exit(1)
+}
+
 func main() {
-	d := domain.Start("vtpm", vtpm.Spec())
+	d = domain.Start("vtpm", vtpm.Spec())
+	t0 := time.Now()
 	opts, err := vtpm.ParseOptions(d.Config)
 	if err != nil {
 		d.Log.Errorf("bad command line: %v", err)
 		d.Exit(1)
 	}
 	d.Log.Infof("xenvtpm vTPM domain %s, domid %d", Version, d.ID)
-	d.Log.Infof("state is not persisted yet: this TPM's keys, NV indices and seeds live only as long as this domain")
-	if len(opts.HWInitPCR) > 0 {
-		d.Log.Infof("hwinitpcr=%s: not available until the manager domain exists; PCRs start at their reset values", d.Config.Get("hwinitpcr"))
+
+	cfg := vtpm.Config{Options: opts, Log: d.Log}
+	if hasDevice("device/vbd") || hasDevice("device/vtpm") {
+		persist(&cfg)
+	} else {
+		d.Log.Infof("no disk and no manager (xl disk=[...] and vtpm=[\"backend=<manager>\"]): this TPM's keys, NV indices and seeds live only as long as this domain")
+		if len(opts.HWInitPCR) > 0 {
+			refuse("hwinitpcr= needs the manager domain: give this domain vtpm=[\"backend=<manager>,uuid=...\"]")
+		}
 	}
-	srv, err := vtpm.NewServer(opts, d.Log)
+	srv, err := vtpm.NewServer(cfg)
 	if err != nil {
-		d.Log.Errorf("starting the TPM: %v", err)
-		d.Exit(1)
+		refuse("%v", err)
 	}
 
 	mapper, err := grant.NewMapper(xen.GrantOps{H: d.Xen}, grant.BackendWindow, 0)
@@ -67,9 +94,118 @@ func main() {
 			}
 		}
 	}()
-	d.Log.Infof("serving TPM 2.0 (startup mode %s) to frontends through backend/vtpm", opts.Startup)
+	d.Log.Infof("serving TPM 2.0 (startup mode %s) to frontends through backend/vtpm (start-up took %v)",
+		opts.Startup, time.Since(t0).Round(time.Millisecond))
 	if err := back.Run(context.Background()); err != nil {
 		d.Log.Errorf("tpmback stopped: %v", err)
 		d.Exit(1)
 	}
+}
+
+// hasDevice reports whether this domain has a device of the given class
+// (a non-empty device/<class> directory in xenstore).
+func hasDevice(dir string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	names, err := d.Store.Directory(ctx, dir)
+	return err == nil && len(names) > 0
+}
+
+// persist opens the disk and the manager, loads the saved state into cfg,
+// or decides that this is a new vTPM, and sets cfg's Saver and HWPCR. It
+// refuses, ending the domain, when the state cannot be loaded and `clear`
+// was not given.
+func persist(cfg *vtpm.Config) {
+	if !hasDevice("device/vbd") {
+		refuse("a manager (vtpm device) but no disk: give this domain disk=[\"...,vdev=xvda,access=rw\"] for its state")
+	}
+	if !hasDevice("device/vtpm") {
+		refuse("a disk but no manager: give this domain vtpm=[\"backend=<manager>,uuid=...\"]; without the manager its state could not be sealed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	table, err := grant.NewTable(xen.GrantOps{H: d.Xen}, grant.FrontendWindow, 0)
+	if err != nil {
+		refuse("grant table: %v", err)
+	}
+	disk, err := blkfront.Open(ctx, blkfront.Config{Store: d.Store, Grants: table, Events: d.Events, Logf: d.Log.Infof})
+	if err != nil {
+		refuse("disk (xl disk=[...], first device/vbd): %v", err)
+	}
+	if disk.ReadOnly() {
+		refuse("disk %s is read-only: the vTPM writes its state there (give it access=rw)", disk.Node())
+	}
+	d.Log.Infof("disk %s: %d MiB, sectors of %d bytes, flush %s",
+		disk.Node(), disk.Sectors()*uint64(disk.SectorSize())>>20, disk.SectorSize(), disk.FlushMethod())
+	mgr, err := tpmfront.Open(ctx, tpmfront.Config{Store: d.Store, Grants: table, Events: d.Events})
+	if err != nil {
+		refuse("manager (xl vtpm=[\"backend=<manager>\"]): %v", err)
+	}
+	_, mgrID := mgr.Backend()
+	d.Log.Infof("manager domain %d connected", mgrID)
+	send := func(cmd []byte) ([]byte, error) {
+		c, cl := context.WithTimeout(context.Background(), time.Minute)
+		defer cl()
+		return mgr.Send(c, 0, cmd)
+	}
+
+	tl := time.Now()
+	st, state, err := vstate.Open(vstate.Config{Device: disk, Manager: vstate.NewManagerClient(send), SlotSize: vstate.DefaultSlotSize})
+	switch {
+	case err == nil:
+		d.Log.Infof("resumed the saved state: %d bytes, slot %d generation %d, loaded and verified in %v",
+			len(state), st.Stats().Slot, st.Stats().Generation, time.Since(tl).Round(time.Millisecond))
+		cfg.State = state
+	case errors.Is(err, vstate.ErrFresh):
+		d.Log.Infof("new vTPM: the manager has no record and the disk no state; manufacturing a TPM (fresh seeds)")
+	case st != nil && cfg.Options.ClearGiven && !errors.Is(err, vstate.ErrManager):
+		d.Log.Errorf("the saved state cannot be used: %v", err)
+		if err := st.Reset(); err != nil {
+			refuse("clear: discarding the old state: %v", err)
+		}
+		d.Log.Infof("clear given: starting a fresh TPM in its place; the old state is discarded at the first save")
+	default:
+		refuse("%v. Nothing was changed. Start it with extra=\"clear\" to discard that state and make a fresh TPM.", err)
+	}
+	cfg.Saver = saver{st, disk.SectorSize()}
+	cfg.HWPCR = func(i int) ([20]byte, error) { return readHWPCR(send, i) }
+}
+
+// saver logs each save: where the state went and what it cost.
+type saver struct {
+	st         *vstate.Store
+	sectorSize int
+}
+
+func (s saver) Save(state []byte) error {
+	if err := s.st.Save(state); err != nil {
+		return err
+	}
+	l := s.st.Stats().Last
+	d.Log.Infof("state saved: %d bytes to slot %d (generation %d, payload at byte %d), %d bytes written, disk %v, manager %v",
+		l.StateBytes, l.Slot, l.Generation, l.Slot*vstate.DefaultSlotSize+s.sectorSize, l.BytesWritten,
+		l.Disk.Round(time.Microsecond), l.Manager.Round(time.Microsecond))
+	if l.MarkerErr != nil {
+		d.Log.Infof("state saved, but its first-save marker was not written: %v", l.MarkerErr)
+	}
+	return nil
+}
+
+// readHWPCR reads hardware PCR i (SHA-1) through the manager's TPM_PcrRead
+// pass-through.
+func readHWPCR(send func([]byte) ([]byte, error), i int) ([20]byte, error) {
+	var v [20]byte
+	rsp, err := send(proto.EncodePCRRead(uint32(i)))
+	if err != nil {
+		return v, err
+	}
+	p, err := proto.ParseResponse(rsp, proto.TagTPMReq)
+	if err != nil {
+		return v, err
+	}
+	if len(p) != len(v) {
+		return v, fmt.Errorf("PcrRead answered %d bytes, want %d", len(p), len(v))
+	}
+	copy(v[:], p)
+	return v, nil
 }

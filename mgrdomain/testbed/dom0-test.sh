@@ -8,46 +8,7 @@
 # console line.
 # Sourced by dom0's init with testlib.sh loaded.
 
-# create CFG NAME [ARGS]: xl create, once more if the domain did not come
-# into existence (xl itself has been seen to segfault on the loaded bed).
-create() {
-	local cfg=$1 name=$2
-	shift 2
-	xl_create "$cfg" "$@"
-	xl domid "$name" >/dev/null 2>&1 && return 0
-	log "$name does not exist after xl create; retrying once"
-	xl destroy "$name" >/dev/null 2>&1
-	xl_create "$cfg" "$@" && xl domid "$name" >/dev/null 2>&1
-}
-
-# ended DOM STATE SECS: DOM went away within SECS, or it is still listed in
-# a state matching STATE, a case pattern (s: shut down, c: crashed). The
-# on_poweroff/on_crash "destroy" is done by the xl process that created the
-# domain, and xl segfaults now and then on this test bed (seen in every
-# scenario): the domain then stays listed in the state it ended in, which is
-# what this test is about, and is destroyed here.
-ended() {
-	wait_gone "$1" "$3" && return 0
-	st=$(xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }')
-	case $st in
-	*$2*)
-		log "$1 ended in state $st but is still listed (its xl monitor is gone): destroying it"
-		xl destroy "$1"
-		wait_gone "$1" 30
-		;;
-	*)
-		xl list
-		return 1
-		;;
-	esac
-}
-
-# keep_log DOM TAG: move DOM's console log aside once it is gone, so the
-# next domain of that name starts a fresh one (wait_console greps it all).
-keep_log() {
-	mv "$(console_log "$1")" "/tmp/console-$1-$2.log" 2>/dev/null
-	echo "/tmp/console-$1-$2.log"
-}
+# create, ended and keep_log are in testlib.sh.
 
 # start_mgr TAG: start the manager and wait until it serves or refuses.
 start_mgr() {
@@ -108,15 +69,7 @@ tis_cmd() {
 [ ! -e /dev/tpm0 ] || fail "dom0 took the TPM (initcall_blacklist=init_tis missing?)"
 did=$(devmem 0xfed40f00 32)
 [ "$did" = 0x00011014 ] || fail "no tpm-tis at 0xfed40000 (DID_VID $did)"
-# SeaBIOS leaves locality 0 active and nobody gives it back with dom0's
-# tpm_tis blacklisted, so the manager's request for locality 2 would wait
-# for good (see build/tisxen/testbed/tisxen-checks.sh). The platform must
-# release it before a manager at locality 2 starts.
-acc=$(devmem 0xfed40000 8)
-if [ $((acc & 0x20)) -ne 0 ]; then
-	devmem 0xfed40000 8 0x20
-	log "released locality 0 (left active by firmware): TPM_ACCESS now $(devmem 0xfed40000 8)"
-fi
+release_locality0
 
 cp /test/mgr.img /tmp/mgr.img || fail "cannot copy the manager's disk"
 

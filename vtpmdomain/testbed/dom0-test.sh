@@ -3,17 +3,6 @@
 # vTPM through /dev/tpm0. Then a guest reboot, and a vtpm-detach/attach.
 # Sourced by dom0's init with testlib.sh loaded.
 
-# create CFG NAME: xl create, once more if the domain did not come into
-# existence (xl itself has been seen to segfault while building a domain
-# on the loaded test bed).
-create() {
-	xl_create "$1"
-	xl domid "$2" >/dev/null 2>&1 && return 0
-	log "$2 does not exist after xl create; retrying once"
-	xl destroy "$2" >/dev/null 2>&1
-	xl_create "$1" && xl domid "$2" >/dev/null 2>&1
-}
-
 steps_ok() { # steps_ok DOM RUN: every step of that run passed
 	local c
 	c=$(console_log "$1")

@@ -29,8 +29,12 @@ const NumPCRs = 24
 
 // Options are the vTPM domain's `extra=` settings.
 type Options struct {
-	Startup   string
-	MaintCmds bool
+	Startup string
+	// ClearGiven is set when `clear` is on the command line, not merely the
+	// default: then a saved state that cannot be loaded or verified is
+	// replaced by a fresh TPM instead of refusing to serve.
+	ClearGiven bool
+	MaintCmds  bool
 	// HWInitPCR lists the PCRs to copy from the hardware TPM at start.
 	HWInitPCR []int
 }
@@ -39,7 +43,7 @@ type Options struct {
 // domain package).
 func Spec() cmdline.Spec {
 	return cmdline.Spec{
-		{Name: StartupClear, Flag: true, Help: "start the TPM with Startup(CLEAR) (default)"},
+		{Name: StartupClear, Flag: true, Help: "start the TPM with Startup(CLEAR) (the default); given explicitly, also start a fresh TPM when the saved state cannot be loaded"},
 		{Name: StartupSave, Flag: true, Help: "resume with Startup(STATE) after an orderly shutdown"},
 		{Name: StartupDeactivated, Flag: true, Help: "leave the TPM un-started for the guest to start"},
 		{Name: "maintcmds", Values: []string{"0", "1"}, Default: "0", Help: "TPM 1.2 maintenance ordinals; TPM 2.0 has none, so no effect"},
@@ -58,6 +62,7 @@ func ParseOptions(v cmdline.Values) (Options, error) {
 			n++
 		}
 	}
+	o.ClearGiven = v.Has(StartupClear)
 	if n > 1 {
 		return o, fmt.Errorf("give at most one of clear, save and deactivated")
 	}

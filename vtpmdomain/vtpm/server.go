@@ -2,8 +2,10 @@ package vtpm
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
 )
@@ -15,37 +17,121 @@ type Logger interface {
 	Errorf(format string, a ...any)
 }
 
+// Saver keeps the engine's state blob durably: package vstate, on the
+// domain's disk with its key held by the manager.
+type Saver interface {
+	Save(state []byte) error
+}
+
+// Config is what NewServer needs.
+type Config struct {
+	Options Options
+	// State is the blob to resume (tpm2.TPM.Save); nil manufactures a new
+	// TPM: fresh seeds, no keys, no NV indices.
+	State []byte
+	// Saver stores the state after every command that changed it, before
+	// the command's response is released. Nil: the state lives only as long
+	// as the domain.
+	Saver Saver
+	// HWPCR reads hardware PCR i (SHA-1) through the manager, for
+	// Options.HWInitPCR. Required when HWInitPCR is not empty.
+	HWPCR func(i int) ([20]byte, error)
+	Log   Logger
+}
+
 // Server owns one engine instance. Frontends may call Handle concurrently;
 // commands run one at a time, as on a real TPM.
 type Server struct {
-	mu  sync.Mutex
-	tpm *tpm2.TPM
-	log Logger
-	// Commands counts processed commands.
-	Commands uint64
+	mu    sync.Mutex
+	tpm   *tpm2.TPM
+	saver Saver
+	log   Logger
+	// unsaved is set while the engine holds a change the saver refused:
+	// every command first retries the save and fails until it succeeds.
+	unsaved bool
+	stats   Stats
 }
 
-// NewServer manufactures an engine (state is not persisted yet) and starts
-// it as the options say.
-func NewServer(o Options, log Logger) (*Server, error) {
-	t, err := tpm2.New(tpm2.Config{})
+// Stats counts the server's work.
+type Stats struct {
+	Commands   uint64
+	Saves      uint64
+	SaveErrors uint64
+	// SaveTime is the total time spent saving (engine Save + Saver.Save).
+	SaveTime time.Duration
+	// StateBytes is the size of the last state blob saved.
+	StateBytes int
+}
+
+// TPM_RC_NV_UNAVAILABLE (Part 2 §6.6.3, a warning): the command needs NV
+// and NV cannot be written now. A guest may retry.
+const rcNVUnavailable = 0x923
+
+// NewServer creates or resumes the engine and starts it as the options say.
+// A new TPM with a Saver is saved at once, so that its seeds exist
+// somewhere before anything depends on them.
+func NewServer(c Config) (*Server, error) {
+	t, err := tpm2.New(tpm2.Config{State: c.State})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{tpm: t, log: log}
+	s := &Server{tpm: t, saver: c.Saver, log: c.Log}
+	o := c.Options
 	switch o.Startup {
 	case StartupDeactivated:
-		log.Infof("TPM left un-started (deactivated): the guest must send TPM2_Startup")
+		s.log.Infof("TPM left un-started (deactivated): the guest must send TPM2_Startup")
 	case StartupSave:
-		// A freshly manufactured TPM has no saved state to resume.
-		log.Infof("startup mode save: no saved state exists yet, starting with Startup(CLEAR)")
+		if c.State != nil {
+			rc := s.startup(0x0001)
+			if rc == 0 {
+				s.log.Infof("resumed with TPM2_Startup(STATE) after an orderly TPM2_Shutdown(STATE)")
+				break
+			}
+			s.log.Infof("TPM2_Startup(STATE) answered rc %#x (no orderly shutdown saved): starting with Startup(CLEAR)", rc)
+		} else {
+			s.log.Infof("startup mode save: a new TPM has no state to resume, starting with Startup(CLEAR)")
+		}
 		fallthrough
 	default:
 		if rc := s.startup(0x0000); rc != 0 {
 			return nil, fmt.Errorf("TPM2_Startup(CLEAR) failed: rc %#x", rc)
 		}
 	}
+	if len(o.HWInitPCR) > 0 {
+		if err := s.initPCRs(o, c.HWPCR); err != nil {
+			return nil, err
+		}
+	}
+	// Startup itself changes persistent state (the reset counters).
+	if changed := t.NVChanged(); s.saver != nil && (c.State == nil || changed) {
+		if err := s.save(); err != nil {
+			return nil, fmt.Errorf("saving the TPM's state: %w", err)
+		}
+	}
 	return s, nil
+}
+
+// initPCRs copies hardware PCR values into the engine (hwinitpcr=).
+func (s *Server) initPCRs(o Options, read func(int) ([20]byte, error)) error {
+	if o.Startup == StartupDeactivated {
+		s.log.Infof("hwinitpcr= has no effect with deactivated: the guest's TPM2_Startup resets the PCRs")
+		return nil
+	}
+	if read == nil {
+		return errors.New("hwinitpcr= needs the manager domain (a vtpm device whose backend is the manager)")
+	}
+	for _, i := range o.HWInitPCR {
+		v, err := read(i)
+		if err != nil {
+			return fmt.Errorf("hwinitpcr: reading hardware PCR %d through the manager: %w", i, err)
+		}
+		if err := s.tpm.InitPCR(i, v); err != nil {
+			return err
+		}
+		s.log.Debugf("hwinitpcr: PCR %d = hardware SHA-1 %x", i, v)
+	}
+	s.log.Infof("hwinitpcr: %d PCRs copied from the hardware TPM", len(o.HWInitPCR))
+	return nil
 }
 
 // startup sends TPM2_Startup(su) and returns its response code.
@@ -62,15 +148,68 @@ func (s *Server) startup(su uint16) uint32 {
 	return binary.BigEndian.Uint32(rsp[6:])
 }
 
-// Handle runs one command from a frontend at the given locality.
+// save stores the engine's state through the saver.
+func (s *Server) save() error {
+	t := time.Now()
+	blob, err := s.tpm.Save()
+	if err == nil {
+		err = s.saver.Save(blob)
+	}
+	s.stats.SaveTime += time.Since(t)
+	if err != nil {
+		s.stats.SaveErrors++
+		return err
+	}
+	s.stats.Saves++
+	s.stats.StateBytes = len(blob)
+	return nil
+}
+
+// Handle runs one command from a frontend at the given locality. When the
+// command changed persistent state, the state is saved before the response
+// is returned; if that fails the client gets TPM_RC_NV_UNAVAILABLE instead,
+// and every later command retries the save first and fails the same way
+// until it succeeds. The change itself stays in the running TPM: it is
+// stored by the first save that works.
 func (s *Server) Handle(frontend string, locality uint8, cmd []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.Commands++
+	s.stats.Commands++
+	if s.unsaved {
+		if err := s.save(); err != nil {
+			s.log.Errorf("%s: state still not saved (%v): answering TPM_RC_NV_UNAVAILABLE", frontend, err)
+			return rcResponse(rcNVUnavailable)
+		}
+		s.unsaved = false
+		s.log.Infof("state saved after earlier failures")
+	}
 	rsp := s.tpm.Process(cmd, locality)
 	if len(cmd) >= 10 && len(rsp) >= 10 {
 		s.log.Debugf("%s: locality %d command %#x -> rc %#x (%d bytes)", frontend, locality,
 			binary.BigEndian.Uint32(cmd[6:]), binary.BigEndian.Uint32(rsp[6:]), len(rsp))
 	}
+	if s.saver != nil && s.tpm.NVChanged() {
+		if err := s.save(); err != nil {
+			s.unsaved = true
+			s.log.Errorf("%s: saving the TPM's state failed (%v): answering TPM_RC_NV_UNAVAILABLE", frontend, err)
+			return rcResponse(rcNVUnavailable)
+		}
+	}
+	return rsp
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// rcResponse is a 10-byte TPM 2.0 response carrying rc.
+func rcResponse(rc uint32) []byte {
+	rsp := make([]byte, 10)
+	binary.BigEndian.PutUint16(rsp, 0x8001) // TPM_ST_NO_SESSIONS
+	binary.BigEndian.PutUint32(rsp[2:], 10)
+	binary.BigEndian.PutUint32(rsp[6:], rc)
 	return rsp
 }

@@ -64,7 +64,7 @@ func (st serverTransport) Send(cmd []byte) ([]byte, error) { return st.s.Handle(
 var _ transport.TPM = serverTransport{}
 
 func TestServerStartsAsTold(t *testing.T) {
-	s, err := NewServer(Options{Startup: StartupClear}, nopLog{})
+	s, err := NewServer(Config{Options: Options{Startup: StartupClear}, Log: nopLog{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestServerStartsAsTold(t *testing.T) {
 	if _, err := (tpm2.GetRandom{BytesRequested: 8}).Execute(serverTransport{s}); err != nil {
 		t.Fatalf("GetRandom after clear start: %v", err)
 	}
-	d, err := NewServer(Options{Startup: StartupDeactivated}, nopLog{})
+	d, err := NewServer(Config{Options: Options{Startup: StartupDeactivated}, Log: nopLog{}})
 	if err != nil {
 		t.Fatal(err)
 	}

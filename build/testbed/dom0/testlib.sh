@@ -131,3 +131,76 @@ _domain_gone() {
 wait_gone() {
 	_wait_for "domain $1 gone" "${2:-60}" _domain_gone "$1"
 }
+
+# create CFG NAME [ARGS]: xl create, once more if the domain did not come
+# into existence (xl itself has been seen to segfault while building a
+# domain on the loaded test bed).
+create() {
+	local cfg=$1 name=$2
+	shift 2
+	xl_create "$cfg" "$@"
+	xl domid "$name" >/dev/null 2>&1 && return 0
+	log "$name does not exist after xl create; retrying once"
+	xl destroy "$name" >/dev/null 2>&1
+	xl_create "$cfg" "$@" && xl domid "$name" >/dev/null 2>&1
+}
+
+# ended DOM STATE SECS: DOM went away within SECS, or it is still listed in
+# a state matching STATE, a case pattern (s: shut down, c: crashed). The
+# on_poweroff/on_crash "destroy" is done by the xl process that created the
+# domain, and xl segfaults now and then on this test bed: the domain then
+# stays listed in the state it ended in, which is what a test is about, and
+# is destroyed here.
+ended() {
+	wait_gone "$1" "$3" && return 0
+	local st
+	st=$(xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }')
+	case $st in
+	*$2*)
+		log "$1 ended in state $st but is still listed (its xl monitor is gone): destroying it"
+		xl destroy "$1"
+		wait_gone "$1" 30
+		;;
+	*)
+		xl list
+		return 1
+		;;
+	esac
+}
+
+# keep_log DOM TAG: move DOM's console log aside once it is gone, so the
+# next domain of that name starts a fresh one (wait_console greps it all);
+# prints the new path.
+keep_log() {
+	mv "$(console_log "$1")" "/tmp/console-$1-$2.log" 2>/dev/null
+	echo "/tmp/console-$1-$2.log"
+}
+
+# release_locality0: SeaBIOS leaves TPM locality 0 active and, with dom0's
+# tpm_tis blacklisted, nobody gives it back, so a manager requesting
+# locality 2 would wait for good (see build/tisxen/testbed). The platform
+# must release it before a manager at locality 2 starts.
+release_locality0() {
+	local acc
+	acc=$(devmem 0xfed40000 8)
+	if [ $((acc & 0x20)) -ne 0 ]; then
+		devmem 0xfed40000 8 0x20
+		log "released locality 0 (left active by firmware): TPM_ACCESS now $(devmem 0xfed40000 8)"
+	fi
+}
+
+# xen_diag DOM: for a domain that stopped making progress, log its xl list
+# line and Xen's view of its vCPUs and event channels (debug keys q and e:
+# upcall_pend set on a blocked vCPU means an event nobody took).
+xen_diag() {
+	local id
+	id=$(xl domid "$1" 2>/dev/null) || { log "xen_diag: no domain $1"; return 0; }
+	log "xen_diag $1 (domid $id): $(xl list "$1" 2>&1 | tail -n 1)"
+	xl dmesg -c >/dev/null 2>&1
+	xl debug-keys q >/dev/null 2>&1
+	xl debug-keys e >/dev/null 2>&1
+	sleep 1
+	xl dmesg 2>/dev/null | awk -v d="d$id" -v dom="domain $id" '
+		index($0, dom) || index($0, d "v") || index($0, d " ") { on = 1; n = 0 }
+		on && n++ < 12 { print }' | head -n 80 | while read -r l; do log "xen: $l"; done
+}

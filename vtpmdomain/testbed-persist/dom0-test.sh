@@ -1,0 +1,134 @@
+# Issue 6 end to end: swtpm behind QEMU's TIS → manager domain (iomem,
+# locality 2) → vTPM domain (its state on its own disk, the key with the
+# manager) → stock Linux guest. The guest creates an NV index, a persistent
+# key and extends a PCR; after the guest and the vTPM domain are destroyed
+# and started again, NV data and key are there and the PCR is reset; the
+# same after the manager restarts too. A byte flipped in the vTPM's disk:
+# the vTPM refuses to start, saying why, and touches nothing; `clear` then
+# gives a fresh TPM. An older manager disk is refused as a rollback.
+# Sourced by dom0's init with testlib.sh loaded.
+
+[ ! -e /dev/tpm0 ] || fail "dom0 took the TPM (initcall_blacklist=init_tis missing?)"
+release_locality0
+mv /test/mgr.img /tmp/mgr.img && mv /test/vtpm.img /tmp/vtpm.img || fail "cannot move the disks to /tmp"
+
+# start_mgr TAG: start the manager and wait until it serves.
+start_mgr() {
+	create mgr.cfg mgr || fail "xl create mgr.cfg failed ($1)"
+	wait_console mgr 'serving vTPM domains|cannot start' 240 || fail "manager ($1): neither serving nor refusing"
+	grep -q 'serving vTPM domains' "$(console_log mgr)" || fail "manager ($1) refused: $(grep -m1 'cannot start' "$(console_log mgr)")"
+}
+
+# stop_mgr TAG: xl shutdown; the manager powers itself off.
+stop_mgr() {
+	xl shutdown mgr || log "xl shutdown exited non-zero; judging by the domain"
+	ended mgr s 60 || { xl destroy mgr; fail "manager ($1) did not power off on xl shutdown"; }
+	keep_log mgr "$1" >/dev/null
+}
+
+# start_vtpm TAG [EXTRA]: start the vTPM domain and wait until it serves or
+# refuses; prints nothing, leaves the verdict to the caller.
+start_vtpm() {
+	t0=$(now)
+	if [ -n "$2" ]; then
+		create vtpm.cfg vtpm "extra=\"$2\"" || fail "xl create vtpm.cfg failed ($1)"
+	else
+		create vtpm.cfg vtpm || fail "xl create vtpm.cfg failed ($1)"
+	fi
+	wait_console vtpm 'serving TPM 2.0|REFUSED' 240 || fail "vTPM ($1): neither serving nor refusing"
+	v=$(console_log vtpm)
+	grep -E 'vTPM|state|manager|disk|REFUSED|fresh' "$v" | grep -v 'grant mappings'
+}
+
+serving() { grep -q 'serving TPM 2.0' "$(console_log vtpm)" || fail "vTPM ($1) did not serve: $(grep -m1 REFUSED "$(console_log vtpm)")"; }
+
+stop_vtpm() {
+	xl destroy vtpm
+	wait_gone vtpm 30 || fail "vTPM ($1) not destroyed"
+	keep_log vtpm "$1" >/dev/null
+}
+
+# run_guest STEP TAG: boot the guest with step=STEP; every step must pass.
+run_guest() {
+	create guest.cfg guest "extra=\"console=hvc0 quiet step=$1\"" || fail "xl create guest.cfg failed ($2)"
+	wait_console guest "GUEST-DONE step=$1" 300 || fail "guest ($2) did not finish step=$1"
+	ended guest s 60 || { xl destroy guest; fail "guest ($2) did not power off"; }
+	g=$(keep_log guest "$2")
+	grep -E 'STEP-|NV-|PCR16' "$g"
+	! grep -q 'STEP-FAIL' "$g" || fail "guest ($2): $(grep -m1 STEP-FAIL "$g")"
+}
+
+zero=0x0000000000000000000000000000000000000000000000000000000000000000
+
+# ---- 1. a new vTPM: the guest writes NV, makes a persistent key, extends PCR 16 ----
+start_mgr first
+start_vtpm first
+serving first
+grep -q 'new vTPM' "$v" || fail "first start of a blank vTPM disk did not say it made a new TPM"
+log "FIGURE vTPM first start (new TPM, first save) xl create to serving: $(elapsed "$t0")s"
+run_guest create create
+written=$(sed -n 's/^NV-WRITTEN \([0-9a-f-]*\).*/\1/p' "$g" | tr -d '\r')
+[ ${#written} = 32 ] || fail "guest did not report the NV data it wrote"
+grep -q "PCR16-VALUE.*$zero" "$g" && fail "PCR 16 still zero after the guest extended it"
+grep -E 'state saved' "$(console_log vtpm)" | tail -n 4
+log "FIGURE $(grep 'state saved' "$(console_log vtpm)" | tail -n 1 | sed 's/.*state saved/vTPM save/')"
+# The manager's disk as it is now (the vTPM's record in it, idle, flushed):
+# restored at the end as the rollback attempt.
+cp /tmp/mgr.img /tmp/mgr-old.img
+
+# ---- 2. guest and vTPM destroyed and started again ----
+stop_vtpm first
+start_vtpm second
+serving second
+grep -q 'resumed' "$v" || fail "vTPM (second) did not say it resumed its saved state"
+log "FIGURE vTPM restart (LOADHASHKEY + disk read + verify) xl create to serving: $(elapsed "$t0")s"
+run_guest check check1
+grep -q "^NV-READ $written" "$g" || fail "NV data after a vTPM restart: $(grep NV-READ "$g"), want $written"
+grep 'STEP-OK persistent' "$g" | grep -q 0x81000005 || fail "persistent key 0x81000005 missing after a vTPM restart"
+grep -q "PCR16-VALUE.*$zero" "$g" || fail "PCR 16 not reset by the vTPM restart: $(grep PCR16 "$g")"
+
+# ---- 3. the manager restarts too ----
+stop_vtpm second
+stop_mgr first
+start_mgr second
+start_vtpm third
+serving third
+run_guest check check2
+grep -q "^NV-READ $written" "$g" || fail "NV data after a manager restart: $(grep NV-READ "$g"), want $written"
+grep 'STEP-OK persistent' "$g" | grep -q 0x81000005 || fail "persistent key 0x81000005 missing after a manager restart"
+
+# ---- 4. one byte of the vTPM's disk flipped: refused, disk untouched ----
+stop_vtpm third
+at=$(grep 'state saved' "$(console_log vtpm 2>/dev/null)" /tmp/console-vtpm-*.log 2>/dev/null | tail -n 1 | sed -n 's/.*payload at byte \([0-9]*\).*/\1/p')
+[ -n "$at" ] || fail "the vTPM never said where its current state is on the disk"
+at=$((at + 100))
+b=$(dd if=/tmp/vtpm.img bs=1 skip="$at" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+printf "$(printf '\\%03o' $(((b ^ 0x5a) & 0xff)))" | dd of=/tmp/vtpm.img bs=1 seek="$at" count=1 conv=notrunc 2>/dev/null
+log "flipped the vTPM disk's byte $at ($b -> $(((b ^ 0x5a) & 0xff)))"
+sum=$(sha256sum /tmp/vtpm.img | cut -d' ' -f1)
+start_vtpm corrupt
+grep -q 'serving TPM 2.0' "$v" && fail "vTPM served from a corrupted disk"
+log "vTPM (corrupt) refused: $(grep -m1 -o 'REFUSED.*' "$v")"
+ended vtpm c 30 || { xl destroy vtpm; fail "vTPM (corrupt) still running after refusing"; }
+keep_log vtpm corrupt >/dev/null
+[ "$(sha256sum /tmp/vtpm.img | cut -d' ' -f1)" = "$sum" ] || fail "the vTPM wrote to its disk while refusing"
+
+# ---- 5. clear: a fresh TPM ----
+start_vtpm clear "loglevel=info clear"
+serving clear
+grep -q 'fresh TPM' "$v" || fail "vTPM (clear) did not say it started a fresh TPM"
+run_guest fresh fresh
+grep 'STEP-OK getcap-nv' "$g" | grep -q 0x1500016 && fail "NV index still there after clear"
+grep 'STEP-OK getcap-persistent' "$g" | grep -q 0x81000005 && fail "persistent key still there after clear"
+stop_vtpm clear
+
+# ---- 6. the manager's disk rolled back: refused ----
+stop_mgr second
+cp /tmp/mgr-old.img /tmp/mgr.img
+create mgr.cfg mgr || fail "xl create mgr.cfg failed (rollback)"
+wait_console mgr 'serving vTPM domains|cannot start' 240 || fail "manager (rollback): neither serving nor refusing"
+grep -m1 'cannot start' "$(console_log mgr)" | grep -q ROLLBACK || fail "manager (rollback) did not refuse as a rollback: $(grep -m1 -E 'serving|cannot start' "$(console_log mgr)")"
+log "manager (rollback) refused: $(grep -m1 -o 'cannot start.*' "$(console_log mgr)")"
+ended mgr c 30 || xl destroy mgr
+
+pass "vTPM state persisted across vTPM and manager restarts (NV index, persistent key; PCRs reset); a corrupted vTPM disk refused, clear gave a fresh TPM; a rolled-back manager disk refused"
