@@ -26,13 +26,9 @@ func cpuid(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
 func wrmsr(msr, lo, hi uint32)
 func rdtsc() uint64
 func outb(port uint16, val uint8)
-func halt()
 
 // RDTSC reads the time-stamp counter.
 func RDTSC() uint64 { return rdtsc() }
-
-// Halt waits, with interrupts enabled, for the next interrupt.
-func Halt() { halt() }
 
 // DebugPutc writes one byte to port 0xE9, which Xen forwards to its own
 // console for HVM/PVH guests (visible in `xl dmesg` with guest_loglvl=all).
@@ -178,6 +174,29 @@ func (h *Hypervisor) Shutdown(reason uint32) error {
 	runtime.KeepAlive(&arg)
 	return Result("SCHEDOP_shutdown", rc)
 }
+
+// Poll blocks the calling vCPU until one of ports is pending (at once if
+// one already is), any of this domain's event channels becomes pending
+// when ports is empty, or Xen system time reaches timeout (0: no timeout):
+// SCHEDOP_poll. Xen allows at most MaxPollPorts ports.
+func (h *Hypervisor) Poll(ports []uint32, timeout int64) error {
+	arg := struct {
+		ports   uintptr
+		nrPorts uint32
+		_       uint32
+		timeout uint64
+	}{nrPorts: uint32(len(ports)), timeout: uint64(timeout)}
+	if len(ports) > 0 {
+		arg.ports = uintptr(unsafe.Pointer(&ports[0]))
+	}
+	rc := h.call(hcSchedOp, 3 /* SCHEDOP_poll */, ptr(&arg))
+	runtime.KeepAlive(&arg)
+	runtime.KeepAlive(ports)
+	return Result("SCHEDOP_poll", rc)
+}
+
+// MaxPollPorts is Xen's limit on Poll's port list.
+const MaxPollPorts = 128
 
 // ConsoleWrite writes to Xen's console (CONSOLEIO_write). Release builds of
 // Xen refuse it to unprivileged domains (EPERM); DebugPutc is the fallback.

@@ -56,13 +56,3 @@ TEXT ·outb(SB),NOSPLIT,$0-3
 	MOVB	val+2(FP), AX
 	OUTB
 	RET
-
-// func halt()
-//
-// Enables interrupts and halts in one step (STI's interrupt shadow covers
-// HLT), so an interrupt that is already pending wakes the HLT rather than
-// being taken in between.
-TEXT ·halt(SB),NOSPLIT,$0
-	STI
-	HLT
-	RET

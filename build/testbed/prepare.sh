@@ -33,8 +33,8 @@ XEN_PKGS=(xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-uti
 	libxenmisc4.17 libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1
 	libxenstore4 libxentoollog1 libxendevicemodel1 libxenhypfs1 libxentoolcore1 libyajl2)
 # The toolstack binaries dom0 needs (from /usr/lib/xen-4.17/bin). xenconsole backs
-# `xl console`; xentop and lsevtchn are for measuring and debugging domains.
-XEN_BINS=(xl xenstored xenconsoled xenconsole xen-init-dom0 libxl-save-helper xentop lsevtchn
+# `xl console`; xentop, lsevtchn and xenctx are for measuring and debugging domains.
+XEN_BINS=(xl xenstored xenconsoled xenconsole xen-init-dom0 libxl-save-helper xentop lsevtchn xenctx
 	xenstore-control)
 # Kernel modules dom0 loads at boot: the Xen device files the toolstack opens, plus the
 # block backend and loop devices for domains with PV disks.

@@ -9,7 +9,6 @@ import (
 	"math"
 	"runtime/goos"
 	"sync/atomic"
-	"time"
 	"unsafe"
 	_ "unsafe"
 
@@ -21,9 +20,6 @@ import (
 	"github.com/xenvtpm/xenvtpm/drivers/console"
 	"github.com/xenvtpm/xenvtpm/evtchn"
 )
-
-// UpcallVector is the interrupt vector Xen raises for pending events.
-const UpcallVector = 0xf3
 
 var (
 	// CPU is the boot vCPU.
@@ -182,69 +178,71 @@ func init() {
 		panic(err)
 	}
 	Events = mux
-	// VIRQ_TIMER only has to end a halt; its events are counted as stray.
-	tp, err := mux.Ops().BindVIRQ(evtchn.VIRQTimer, 0)
-	if err != nil {
-		panic(fmt.Errorf("pvh: binding VIRQ_TIMER: %w", err))
-	}
-	if err := mux.Ops().Unmask(tp); err != nil {
-		panic(fmt.Errorf("pvh: unmasking VIRQ_TIMER: %w", err))
-	}
-	CPU.LAPIC.Enable()
-	if err := Hypervisor.SetUpcallVector(0, UpcallVector); err != nil {
-		panic(fmt.Errorf("pvh: %w", err))
-	}
-	// Events raised before the vector existed (the console and xenstore
-	// ports are live from domain creation) left evtchn_upcall_pending set,
-	// and Xen interrupts only on its 0→1 edge: clear it by demuxing once.
+	// Events are delivered without interrupts: idle demultiplexes them and
+	// waits for the next with SCHEDOP_poll (see idle).
 	mux.Demux()
-	go CPU.ServiceInterrupts(func(vector int) {
-		if vector == UpcallVector {
-			mux.Demux()
-		}
-	})
-	go eventWatchdog(mux)
-}
-
-// Rescued counts events the watchdog found that no upcall had delivered.
-var Rescued atomic.Uint64
-
-// eventWatchdog demuxes events that are pending without an interrupt on its
-// way. Xen raises the upcall only on evtchn_upcall_pending's 0→1 edge, so a
-// single lost wake-up of the interrupt goroutine (tamago wakes it by
-// rewriting its sleep timer, which fails if it is not yet asleep) would
-// otherwise leave the flag set and silence every event channel for good,
-// timers included. Seen as a domain stuck in `-b` after many very short
-// sleeps.
-func eventWatchdog(mux *evtchn.Mux) {
-	for {
-		time.Sleep(200 * time.Millisecond)
-		if upcallPending() {
-			Rescued.Add(uint64(mux.Demux()))
-		}
-	}
 }
 
 // upcallPending reports vcpu_info[0].evtchn_upcall_pending.
 func upcallPending() bool { return sharedInfo.Load8(0) != 0 }
 
-// idle blocks the vCPU until an event or, if the scheduler has a timer
-// pending, until Xen's one-shot timer fires at that time.
+// idle blocks the vCPU until one of the domain's event channels is
+// pending or, if the scheduler has a timer pending, until that time. It
+// runs on the scheduler, which has found nothing to run, and delivers
+// pending events itself: the channels' readers become runnable and the
+// scheduler picks them up on its next round.
+//
+// No interrupt is involved: Xen is asked to block the vCPU until a port is
+// pending, with SCHEDOP_poll, which checks the ports after marking the
+// vCPU blocked and wakes it when any becomes pending, so no event can slip
+// in between. The first boards took an interrupt on an upcall vector
+// (through the local APIC) and woke a goroutine from its handler, as
+// tamago's CPU.ServiceInterrupts does, by editing that goroutine's timer
+// in the scheduler's heap; under a hostile frontend's flood of
+// notifications such a domain was seen halted for good with events
+// pending and its vector never delivered again.
 func idle(until int64) {
-	// Events are waiting for the demux: halting now could sleep through
-	// them (see eventWatchdog), so let the scheduler run it instead.
-	if upcallPending() {
+	if demux() {
 		return
 	}
+	var timeout int64
 	if until != 0 && until != math.MaxInt64 {
 		if until <= nanotime() {
 			return
 		}
-		if err := Hypervisor.SetSingleshotTimer(0, XenTime(until)); err != nil {
-			return // keep polling rather than sleep forever
+		timeout = XenTime(until)
+	}
+	ports := pollPorts[:]
+	if n := Events.Ports(ports); n <= len(ports) {
+		ports = ports[:n]
+	} else {
+		// More channels than one poll can name: wait for any event of
+		// the domain. One that arrives just before the poll would not
+		// end it, so bound the wait.
+		ports = nil
+		if limit := XenTime(nanotime()) + maxBlindPoll; timeout == 0 || timeout > limit {
+			timeout = limit
 		}
 	}
-	CPU.WaitInterrupt()
+	if err := Hypervisor.Poll(ports, timeout); err != nil {
+		return // keep polling rather than sleep forever
+	}
+	demux()
+}
+
+// pollPorts is idle's port list (the scheduler runs idle one at a time).
+var pollPorts [xen.MaxPollPorts]uint32
+
+// maxBlindPoll bounds a poll that cannot name every port (ns).
+const maxBlindPoll = 1e6
+
+// demux delivers pending events, reporting whether there were any.
+func demux() bool {
+	if Events == nil || !upcallPending() {
+		return false
+	}
+	Events.Demux()
+	return true
 }
 
 // exit ends the domain: code 0 powers it off, anything else (a panic exits

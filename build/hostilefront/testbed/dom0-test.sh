@@ -39,15 +39,22 @@ for a in revoke never-initialised destroy-mid-command length states cancel flood
 		wait_console hostile 'HOSTILE-SUBMITTED' 120 || { log "attack=$a: no HOSTILE-SUBMITTED"; bad=1; }
 		sleep 0.5
 	else
-		wait_console hostile 'HOSTILE-(DONE|ERROR)' 400 || { log "attack=$a: hostile domain did not finish"; bad=1; }
+		wait_console hostile 'HOSTILE-(DONE|ERROR)' 400 || {
+			log "attack=$a: hostile domain did not finish"
+			xen_diag hostile
+			bad=1
+		}
 	fi
 	grep -h 'HOSTILE' "$(console_log hostile)" | while read -r l; do log "hostile: $l"; done
 	grep -q 'HOSTILE-ERROR' "$(console_log hostile)" && bad=1
 	xl destroy hostile >/dev/null 2>&1
 	wait_gone hostile 60 || fail "hostile (attack=$a) did not go away"
 	n=$(last_probe)
-	_wait_for "a guest probe after number $n succeeding" 60 probe_ok_after "${n:-0}" ||
+	_wait_for "a guest probe after number $n succeeding" 60 probe_ok_after "${n:-0}" || {
+		xen_diag vtpm1
+		tail -n "+$from" "$(console_log vtpm1)" | while read -r l; do log "vtpm1: $l"; done
 		fail "attack=$a: the guest's TPM no longer answers ($(xl list guest 2>&1 | tail -n1))"
+	}
 	i=0
 	while [ "$(live)" != 1 ] && [ $i -lt 30 ]; do sleep 1; i=$((i + 1)); done
 	log "attack=$a: vtpm1 live grant mappings after the hostile domain is gone: $(live) (want 1: the guest's)"

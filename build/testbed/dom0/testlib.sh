@@ -203,4 +203,6 @@ xen_diag() {
 	xl dmesg 2>/dev/null | awk -v d="d$id" -v dom="domain $id" '
 		index($0, dom) || index($0, d "v") || index($0, d " ") { on = 1; n = 0 }
 		on && n++ < 12 { print }' | head -n 80 | while read -r l; do log "xen: $l"; done
+	# Where its vCPU is: look RIP up in the image's symbols (go tool nm).
+	/usr/lib/xen-4.17/bin/xenctx -a "$id" 2>&1 | head -n 40 | while read -r l; do log "xenctx: $l"; done
 }
