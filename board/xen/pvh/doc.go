@@ -4,10 +4,10 @@
 // Importing it makes a GOOS=tamago program a Xen domain: its cpuinit keeps
 // the hvm_start_info pointer Xen passes in EBX and sizes RAM from the memory
 // map; Hwinit1 installs the hypercall page, maps shared_info, takes time from
-// Xen's pvclock, routes event-channel upcalls through a per-vCPU vector and
-// moves the log to the PV console ring; idle blocks the vCPU until an event or
-// the next timer; exit and panic end the domain with SCHEDOP_shutdown
-// (poweroff or crash).
+// Xen's pvclock and moves the log to the PV console ring; idle delivers
+// pending event channels and blocks the vCPU in SCHEDOP_poll until the next
+// event or timer (the domain takes no interrupts); exit and panic end the
+// domain with SCHEDOP_shutdown (poweroff or crash).
 //
 // Images must be built with the tags `linkcpuinit linkramstart` and linked
 // at 0x110000 (see the Makefile).
