@@ -6,6 +6,8 @@
 # same after the manager restarts too. A byte flipped in the vTPM's disk:
 # the vTPM refuses to start, saying why, and touches nothing; `clear` then
 # gives a fresh TPM. An older manager disk is refused as a rollback.
+# hwinitpcr= copies PCRs from the hardware TPM through the manager. (A
+# changed sealing PCR is mgrdomain/testbed's, which extends one from dom0.)
 # Sourced by dom0's init with testlib.sh loaded.
 
 [ ! -e /dev/tpm0 ] || fail "dom0 took the TPM (initcall_blacklist=init_tis missing?)"
@@ -87,15 +89,22 @@ grep -q "^NV-READ $written" "$g" || fail "NV data after a vTPM restart: $(grep N
 grep 'STEP-OK persistent' "$g" | grep -q 0x81000005 || fail "persistent key 0x81000005 missing after a vTPM restart"
 grep -q "PCR16-VALUE.*$zero" "$g" || fail "PCR 16 not reset by the vTPM restart: $(grep PCR16 "$g")"
 
-# ---- 3. the manager restarts too ----
+zero1=0x0000000000000000000000000000000000000000
+grep -q "PCR0-SHA1.*$zero1" "$g" || fail "PCR 0 not at its reset value without hwinitpcr: $(grep PCR0 "$g")"
+
+# ---- 3. the manager restarts too; this time PCRs 0-7 come from the hardware TPM ----
 stop_vtpm second
 stop_mgr first
 start_mgr second
-start_vtpm third
+start_vtpm third "loglevel=info hwinitpcr=0-7"
 serving third
+grep -q 'hwinitpcr: 8 PCRs copied' "$v" || fail "vTPM (third) did not copy the hardware PCRs"
 run_guest check check2
 grep -q "^NV-READ $written" "$g" || fail "NV data after a manager restart: $(grep NV-READ "$g"), want $written"
 grep 'STEP-OK persistent' "$g" | grep -q 0x81000005 || fail "persistent key 0x81000005 missing after a manager restart"
+# SeaBIOS measured itself into the hardware TPM's PCR 0, so the copy is not zero.
+grep -q "PCR0-SHA1.*$zero1" "$g" && fail "hwinitpcr=0-7: the guest's PCR 0 is still zero"
+log "hwinitpcr: the guest's $(grep -m1 PCR0-SHA1 "$g")"
 
 # ---- 4. one byte of the vTPM's disk flipped: refused, disk untouched ----
 stop_vtpm third
