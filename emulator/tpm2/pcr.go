@@ -2,10 +2,10 @@ package tpm2
 
 import (
 	"crypto"
-	"fmt"
 	_ "crypto/sha1"
 	_ "crypto/sha256"
 	_ "crypto/sha512"
+	"fmt"
 
 	gt "github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
