@@ -11,7 +11,9 @@
 // forms and defaults, so a manager's xl config carries over:
 //
 //	tpmdriver=tpm_tis   the hardware TPM through its TIS/PTP FIFO pages
-//	                    (the only driver yet; tpmfront is refused by name)
+//	tpmdriver=tpmfront  the TPM behind this domain's vtpm device (a nested
+//	                    manager, or a vTPM domain standing in for hardware
+//	                    in tests); TPM 2.0 only
 //	tpmiomem=ADDR       physical address of locality 0's page (0xfed40000)
 //	tpmirq=0            polling; the driver takes no interrupts
 //	tpmlocality=0..4    locality to use (default 0 as in vtpmmgr; with dom0
@@ -42,11 +44,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-tpm/tpm2/transport"
+
 	"github.com/xenvtpm/xenvtpm/board/xen"
 	"github.com/xenvtpm/xenvtpm/cmdline"
 	"github.com/xenvtpm/xenvtpm/domain"
 	"github.com/xenvtpm/xenvtpm/drivers/blkfront"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
+	"github.com/xenvtpm/xenvtpm/drivers/tpmfront"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmtis"
 	"github.com/xenvtpm/xenvtpm/grant"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
@@ -78,12 +83,10 @@ func checkIomem(s string) error {
 
 func checkDriver(s string) error {
 	switch s {
-	case "tpm_tis":
+	case "tpm_tis", "tpmfront":
 		return nil
-	case "tpmfront":
-		return errors.New("tpmdriver=tpmfront (a nested manager) is not supported yet; use tpm_tis")
 	}
-	return errors.New("want tpm_tis")
+	return errors.New("want tpm_tis or tpmfront")
 }
 
 func checkIRQ(s string) error {
@@ -97,7 +100,7 @@ func checkAuth(s string) error { _, err := hwtpm.ParseAuth(s); return err }
 func checkPCRs(s string) error { _, err := hwtpm.ParsePCRs(s); return err }
 
 var spec = cmdline.Spec{
-	{Name: "tpmdriver", Check: checkDriver, Default: "tpm_tis", Help: "hardware TPM driver: tpm_tis"},
+	{Name: "tpmdriver", Check: checkDriver, Default: "tpm_tis", Help: "how to reach the TPM: tpm_tis (the hardware's TIS registers) | tpmfront (this domain's vtpm device, e.g. a vTPM domain: nesting, tests)"},
 	{Name: "tpmiomem", Check: checkIomem, Default: "0xfed40000", Help: "physical address of the TIS locality-0 page"},
 	{Name: "tpmirq", Check: checkIRQ, Default: "0", Help: "0: polling (the only mode)"},
 	{Name: "tpmlocality", Values: []string{"0", "1", "2", "3", "4"}, Default: "0", Help: "TPM locality to use"},
@@ -132,37 +135,25 @@ func main() {
 	dom.Log.Infof("xenvtpm manager domain %s on Xen %d.%d: domid=%d tpmdriver=%s tpmiomem=0x%x tpmlocality=%d sealpcrs=%s autocreate=%s",
 		Version, dom.Xen.Major, dom.Xen.Minor, dom.ID, cfg.Get("tpmdriver"), base, loc, hwtpm.FormatPCRs(pcrs), cfg.Get("autocreate"))
 
-	// The hardware TPM. The driver's default clock sleeps with the Go
-	// runtime; the board's lost-wake-up fix made that safe for the
-	// driver's 20 µs polls (build/tisxen still spins, from before it).
-	tis, err := tpmtis.Open(tpmtis.Config{Base: base, Locality: loc})
+	// One grant table for every frontend: the disk, and the TPM when it
+	// is reached through a vtpm device.
+	table, err := grant.NewTable(xen.GrantOps{H: dom.Xen}, grant.FrontendWindow, 0)
 	if err != nil {
-		die("hardware TPM at 0x%x locality %d: %v", base, loc, err)
+		die("grant table: %v", err)
 	}
-	in := tis.Info()
-	dom.Log.Infof("hardware TPM: family %s, vendor 0x%04x device 0x%04x rev %d, interface version %d, locality %d",
-		familyName(in.Family), in.VendorID, in.DeviceID, in.RevisionID, in.InterfaceVersion, in.Locality)
-	switch in.Family {
-	case tpmtis.Family12:
-		die("%v", hwtpm.ErrTPM12)
-	case tpmtis.Family20:
-		if err := startup(tis); err != nil {
-			die("hardware TPM: %v", err)
-		}
-	default:
-		die("hardware TPM at 0x%x: family not recognised", base)
+	var tpm transport.TPM
+	if cfg.Get("tpmdriver") == "tpmfront" {
+		tpm = openTPMFront(table)
+	} else {
+		tpm = openTIS(base, loc)
 	}
-	hw, err := hwtpm.Open(tis, hwtpm.Config{OwnerAuth: owner, SRKAuth: srk})
+	hw, err := hwtpm.Open(tpm, hwtpm.Config{OwnerAuth: owner, SRKAuth: srk})
 	if err != nil {
 		die("hardware TPM: %v", err)
 	}
 
 	// The disk: the first device/vbd of this domain.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	table, err := grant.NewTable(xen.GrantOps{H: dom.Xen}, grant.FrontendWindow, 0)
-	if err != nil {
-		die("grant table: %v", err)
-	}
 	disk, err := blkfront.Open(ctx, blkfront.Config{Store: dom.Store, Grants: table, Events: dom.Events, Logf: dom.Log.Infof})
 	cancel()
 	if err != nil {
@@ -223,12 +214,54 @@ func main() {
 	dom.Exit(1)
 }
 
+// openTIS drives the hardware TPM through its TIS registers. The driver's
+// default clock sleeps with the Go runtime.
+func openTIS(base uint64, loc int) transport.TPM {
+	tis, err := tpmtis.Open(tpmtis.Config{Base: base, Locality: loc})
+	if err != nil {
+		die("hardware TPM at 0x%x locality %d: %v", base, loc, err)
+	}
+	in := tis.Info()
+	dom.Log.Infof("hardware TPM: family %s, vendor 0x%04x device 0x%04x rev %d, interface version %d, locality %d",
+		familyName(in.Family), in.VendorID, in.DeviceID, in.RevisionID, in.InterfaceVersion, in.Locality)
+	switch in.Family {
+	case tpmtis.Family12:
+		die("%v", hwtpm.ErrTPM12)
+	case tpmtis.Family20:
+	default:
+		die("hardware TPM at 0x%x: family not recognised", base)
+	}
+	if err := startup(tis); err != nil {
+		die("hardware TPM: %v", err)
+	}
+	return tis
+}
+
+// openTPMFront reaches the TPM through this domain's first vtpm device
+// (xl vtpm=["backend=<domain>"]): a nested manager, or a test bed whose
+// "hardware" TPM is a vTPM domain. Only a TPM 2.0 is accepted.
+func openTPMFront(table *grant.Table) transport.TPM {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f, err := tpmfront.Open(ctx, tpmfront.Config{Store: dom.Store, Grants: table, Events: dom.Events})
+	if err != nil {
+		die("TPM through tpmfront (xl vtpm=[\"backend=...\"]): %v", err)
+	}
+	be, id := f.Backend()
+	dom.Log.Infof("TPM through tpmfront: backend %s in domain %d", be, id)
+	tpm := f.TPM(tpmfront.DefaultTimeout)
+	if err := startup(tpm); err != nil {
+		die("TPM through tpmfront: %v (only a TPM 2.0 is supported there)", err)
+	}
+	return tpm
+}
+
 // startup sends TPM2_Startup(SU_CLEAR) when nobody has: on a PC the
 // firmware does it, and a TPM that was started answers TPM_RC_INITIALIZE,
 // which is fine. hwtpm.Open expects a started TPM.
-func startup(tis *tpmtis.TPM) error {
+func startup(tpm transport.TPM) error {
 	cmd := []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0, 0}
-	rsp, err := tis.Send(cmd)
+	rsp, err := tpm.Send(cmd)
 	if err != nil {
 		return fmt.Errorf("TPM2_Startup: %w", err)
 	}
