@@ -17,14 +17,6 @@ start_mgr() {
 	grep -q 'serving vTPM domains' "$m" || fail "manager ($1) refused: $(grep -m1 'cannot start' "$m")"
 }
 
-run_client() { # run_client TAG EXTRA: one client run, which must PASS
-	create client.cfg client "extra=\"$2\"" || fail "xl create client.cfg failed ($1)"
-	wait_console client '^MGRCLIENT-RESULT' 240 || fail "client ($1) did not finish"
-	ended client "[sc]" 60 || fail "client ($1) still running after its result"
-	cl=$(keep_log client "$1")
-	grep '^MGRCLIENT' "$cl"
-	grep -q '^MGRCLIENT-RESULT PASS' "$cl" || fail "client ($1): $(grep -m1 -e 'FAIL' "$cl")"
-}
 
 start_mgr first
 run_client save "rounds=5"

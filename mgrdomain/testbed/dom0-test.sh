@@ -18,15 +18,6 @@ start_mgr() {
 	grep -E 'mgrdomain|hardware TPM|disk |manager|serving|cannot' "$(console_log mgr)"
 }
 
-# run_client TAG EXTRA: one client run, which must PASS.
-run_client() {
-	create client.cfg client "extra=\"$2\"" || fail "xl create client.cfg failed ($1)"
-	wait_console client '^MGRCLIENT-RESULT' 240 || fail "client ($1) did not finish"
-	ended client "[sc]" 60 || fail "client ($1) still running after its result"
-	cl=$(keep_log client "$1")
-	grep '^MGRCLIENT' "$cl"
-	grep -q '^MGRCLIENT-RESULT PASS' "$cl" || fail "client ($1): $(grep -m1 -e 'FAIL' "$cl")"
-}
 
 # refused TAG ERE: the manager refused to start, on one console line that
 # matches ERE (the kind of refusal), and is gone.

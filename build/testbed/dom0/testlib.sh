@@ -206,3 +206,14 @@ xen_diag() {
 	# Where its vCPU is: look RIP up in the image's symbols (go tool nm).
 	/usr/lib/xen-4.17/bin/xenctx -a "$id" 2>&1 | head -n 40 | while read -r l; do log "xenctx: $l"; done
 }
+
+# run_client TAG EXTRA: one run of the manager's test client (build/mgrclient,
+# client.cfg) with extra=EXTRA, which must PASS; $cl is its kept console log.
+run_client() {
+	create client.cfg client "extra=\"$2\"" || fail "xl create client.cfg failed ($1)"
+	wait_console client '^MGRCLIENT-RESULT' 240 || fail "client ($1) did not finish"
+	ended client "[sc]" 60 || fail "client ($1) still running after its result"
+	cl=$(keep_log client "$1")
+	grep '^MGRCLIENT' "$cl"
+	grep -q '^MGRCLIENT-RESULT PASS' "$cl" || fail "client ($1): $(grep -m1 -e 'FAIL' "$cl")"
+}
