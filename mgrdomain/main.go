@@ -315,53 +315,23 @@ func peerInfo(fe *tpmback.Frontend) proto.PeerInfo {
 	return p
 }
 
-// watchShutdown powers the domain off when the toolstack asks through
-// control/shutdown (`xl shutdown`, `xl reboot`): it acknowledges the request
-// by clearing the key, as Linux does, closes the manager (which waits for a
-// save in flight; everything acknowledged is already durable), detaches the
-// disk and exits 0. A reboot request also powers off: restarting is the
-// toolstack's on_reboot decision.
+// watchShutdown powers the domain off when the toolstack asks (domain's
+// OnShutdown): it closes the manager (which waits for a save in flight;
+// everything acknowledged is already durable), detaches the disk and exits 0.
 func watchShutdown(ctx context.Context, m *manager.Manager, disk *blkfront.Device, stop func()) error {
-	w, err := dom.Store.Watch(ctx, "control/shutdown")
-	if err != nil {
-		return err
-	}
-	go func() {
-		for range w.Events() {
-			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			v, err := dom.Store.ReadString(rctx, "control/shutdown")
-			cancel()
-			if err != nil || v == "" {
-				continue // the initial event, or our own acknowledgement
-			}
-			switch v {
-			case "poweroff", "halt", "reboot":
-			default:
-				dom.Log.Infof("control/shutdown=%q ignored (not poweroff, halt or reboot)", v)
-				continue
-			}
-			t := time.Now()
-			dom.Log.Infof("shutdown requested (%s): closing the manager", v)
-			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := dom.Store.WriteString(actx, "control/shutdown", ""); err != nil {
-				dom.Log.Infof("acknowledging control/shutdown: %v", err)
-			}
-			cancel()
-			stop()
-			if err := m.Close(); err != nil {
-				dom.Log.Errorf("closing the manager: %v", err)
-			}
-			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			if err := disk.Close(cctx); err != nil {
-				dom.Log.Infof("closing the disk: %v (everything acknowledged was already flushed)", err)
-			}
-			cancel()
-			dom.Log.Infof("manager closed in %v: powering off", time.Since(t).Round(time.Millisecond))
-			dom.Exit(0)
+	return dom.OnShutdown(ctx, func(string) {
+		t := time.Now()
+		dom.Log.Infof("closing the manager")
+		stop()
+		if err := m.Close(); err != nil {
+			dom.Log.Errorf("closing the manager: %v", err)
 		}
-		if err := w.Err(); err != nil && ctx.Err() == nil {
-			dom.Log.Errorf("control/shutdown watch ended: %v; `xl shutdown` will not be seen", err)
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := disk.Close(cctx); err != nil {
+			dom.Log.Infof("closing the disk: %v (everything acknowledged was already flushed)", err)
 		}
-	}()
-	return nil
+		cancel()
+		dom.Log.Infof("manager closed in %v: powering off", time.Since(t).Round(time.Millisecond))
+		dom.Exit(0)
+	})
 }

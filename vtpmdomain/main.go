@@ -94,6 +94,18 @@ func main() {
 			}
 		}
 	}()
+	// Every state change is on the disk before its response leaves, so a
+	// shutdown only has to let the command in progress finish.
+	if err := d.OnShutdown(context.Background(), func(string) {
+		if srv.Close() {
+			d.Log.Errorf("powering off with the last state change unsaved (its save failed)")
+		}
+		st := srv.Stats()
+		d.Log.Infof("%d commands served, %d state saves: powering off", st.Commands, st.Saves)
+		d.Exit(0)
+	}); err != nil {
+		d.Log.Errorf("control/shutdown watch: %v; `xl shutdown` will not be seen", err)
+	}
 	d.Log.Infof("serving TPM 2.0 (startup mode %s) to frontends through backend/vtpm (start-up took %v)",
 		opts.Startup, time.Since(t0).Round(time.Millisecond))
 	if err := back.Run(context.Background()); err != nil {

@@ -3,7 +3,7 @@
 # manager) → stock Linux guest. The guest creates an NV index, a persistent
 # key and extends a PCR; after the guest and the vTPM domain are destroyed
 # and started again, NV data and key are there and the PCR is reset; the
-# same after the manager restarts too. A byte flipped in the vTPM's disk:
+# same after `xl shutdown` of the vTPM and a restart of the manager. A byte flipped in the vTPM's disk:
 # the vTPM refuses to start, saying why, and touches nothing; `clear` then
 # gives a fresh TPM. An older manager disk is refused as a rollback.
 # hwinitpcr= copies PCRs from the hardware TPM through the manager. (A
@@ -50,6 +50,15 @@ stop_vtpm() {
 	keep_log vtpm "$1" >/dev/null
 }
 
+# shutdown_vtpm TAG: xl shutdown; the vTPM powers itself off.
+shutdown_vtpm() {
+	xl shutdown vtpm || log "xl shutdown exited non-zero; judging by the domain"
+	ended vtpm s 60 || { xl destroy vtpm; fail "vTPM ($1) did not power off on xl shutdown"; }
+	v=$(keep_log vtpm "$1")
+	grep -q 'powering off' "$v" || fail "vTPM ($1) went away without its shutdown line"
+	grep 'powering off' "$v"
+}
+
 # run_guest STEP TAG: boot the guest with step=STEP; every step must pass.
 run_guest() {
 	create guest.cfg guest "extra=\"console=hvc0 quiet step=$1\"" || fail "xl create guest.cfg failed ($2)"
@@ -92,8 +101,9 @@ grep -q "PCR16-VALUE.*$zero" "$g" || fail "PCR 16 not reset by the vTPM restart:
 zero1=0x0000000000000000000000000000000000000000
 grep -q "PCR0-SHA1.*$zero1" "$g" || fail "PCR 0 not at its reset value without hwinitpcr: $(grep PCR0 "$g")"
 
-# ---- 3. the manager restarts too; this time PCRs 0-7 come from the hardware TPM ----
-stop_vtpm second
+# ---- 3. the vTPM is shut down and the manager restarts too; this time
+# PCRs 0-7 come from the hardware TPM ----
+shutdown_vtpm second
 stop_mgr first
 start_mgr second
 start_vtpm third "loglevel=info hwinitpcr=0-7"

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-tpm/tpm2"
 )
@@ -162,5 +163,38 @@ func TestClearGiven(t *testing.T) {
 	v, _ = Spec().Parse("")
 	if o, _ := ParseOptions(v); o.ClearGiven {
 		t.Fatalf("default: %+v", o)
+	}
+}
+
+func TestServerClose(t *testing.T) {
+	sv := &memSaver{}
+	s, err := NewServer(Config{Options: Options{Startup: StartupClear}, Saver: sv, Log: nopLog{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defineNV(t, s)
+	if s.Close() {
+		t.Fatal("Close reports an unsaved change after a successful save")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.Handle("late", 0, []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7b, 0, 8})
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("a command ran after Close")
+	case <-time.After(50 * time.Millisecond):
+	}
+	f := &memSaver{}
+	u, err := NewServer(Config{Options: Options{Startup: StartupClear}, Saver: f, Log: nopLog{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.fail = errors.New("disk gone")
+	_, _ = tpm2.NVDefineSpace{AuthHandle: tpm2.TPMRHOwner, PublicInfo: tpm2.New2B(tpm2.TPMSNVPublic{NVIndex: nvIndex, NameAlg: tpm2.TPMAlgSHA256,
+		Attributes: tpm2.TPMANV{OwnerWrite: true, OwnerRead: true, NT: tpm2.TPMNTOrdinary}, DataSize: 8})}.Execute(serverTransport{u})
+	if !u.Close() {
+		t.Fatal("Close does not report the change whose save failed")
 	}
 }

@@ -198,6 +198,15 @@ func (s *Server) Handle(frontend string, locality uint8, cmd []byte) []byte {
 	return rsp
 }
 
+// Close waits for the command in progress (and its save) to finish and
+// stops serving: later calls to Handle block for good, as the domain is
+// about to end. It reports whether a change is still unsaved (a save that
+// failed and was never retried successfully).
+func (s *Server) Close() (unsaved bool) {
+	s.mu.Lock()
+	return s.unsaved
+}
+
 // Stats returns the server's counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
