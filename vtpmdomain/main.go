@@ -97,10 +97,10 @@ func main() {
 	// Every state change is on the disk before its response leaves, so a
 	// shutdown only has to let the command in progress finish.
 	if err := d.OnShutdown(context.Background(), func(string) {
-		if srv.Close() {
+		st, unsaved := srv.Close()
+		if unsaved {
 			d.Log.Errorf("powering off with the last state change unsaved (its save failed)")
 		}
-		st := srv.Stats()
 		d.Log.Infof("%d commands served, %d state saves: powering off", st.Commands, st.Saves)
 		d.Exit(0)
 	}); err != nil {

@@ -173,8 +173,8 @@ func TestServerClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defineNV(t, s)
-	if s.Close() {
-		t.Fatal("Close reports an unsaved change after a successful save")
+	if st, unsaved := s.Close(); unsaved || st.Saves != 2 || st.Commands != 1 {
+		t.Fatalf("Close = %+v, unsaved %v; want 2 saves, 1 command, nothing unsaved", st, unsaved)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -194,7 +194,7 @@ func TestServerClose(t *testing.T) {
 	f.fail = errors.New("disk gone")
 	_, _ = tpm2.NVDefineSpace{AuthHandle: tpm2.TPMRHOwner, PublicInfo: tpm2.New2B(tpm2.TPMSNVPublic{NVIndex: nvIndex, NameAlg: tpm2.TPMAlgSHA256,
 		Attributes: tpm2.TPMANV{OwnerWrite: true, OwnerRead: true, NT: tpm2.TPMNTOrdinary}, DataSize: 8})}.Execute(serverTransport{u})
-	if !u.Close() {
+	if _, unsaved := u.Close(); !unsaved {
 		t.Fatal("Close does not report the change whose save failed")
 	}
 }

@@ -199,12 +199,12 @@ func (s *Server) Handle(frontend string, locality uint8, cmd []byte) []byte {
 }
 
 // Close waits for the command in progress (and its save) to finish and
-// stops serving: later calls to Handle block for good, as the domain is
-// about to end. It reports whether a change is still unsaved (a save that
-// failed and was never retried successfully).
-func (s *Server) Close() (unsaved bool) {
+// stops serving: later calls to Handle and Stats block for good, as the
+// domain is about to end. It returns the final counters and whether a
+// change is still unsaved (a save that failed and never succeeded since).
+func (s *Server) Close() (st Stats, unsaved bool) {
 	s.mu.Lock()
-	return s.unsaved
+	return s.stats, s.unsaved
 }
 
 // Stats returns the server's counters.
