@@ -175,13 +175,16 @@ type Request struct {
 
 // Request copies the pending command out (backend). It reads length and
 // nr_extra_pages once; a packet that overruns the page is an error wrapping
-// ErrTooLong, and the caller answers it with an error response.
+// ErrTooLong, and the caller answers it with an error response. Cmd then
+// holds what is on the page of the command's tag (its first two bytes), so
+// that the answer can be in the client's TPM family.
 func (r *Page) Request(dst []byte) (Request, error) {
 	off := r.dataOffset()
 	loc := r.Locality()
 	n := r.p.Load32(offLength)
 	req := Request{Locality: loc, offset: off, Cmd: dst[:0]}
 	if uint64(off)+uint64(n) > PageSize {
+		req.Cmd = append(req.Cmd, r.p.Bytes()[off:min(off+2, PageSize)]...)
 		return req, fmt.Errorf("tpmif: request length %d at offset %d overruns the %d-byte page: %w", n, off, PageSize, ErrTooLong)
 	}
 	if n == 0 {

@@ -127,9 +127,15 @@ func TestHostileLengths(t *testing.T) {
 		b[7] = tc.nrExtra
 		binary.LittleEndian.PutUint32(b, tc.length)
 		b[4] = byte(StateSubmit)
+		off := HeaderSize + 4*int(tc.nrExtra)
+		b[off], b[off+1] = 0x80, 0x01 // a TPM 2.0 tag where the command starts
 		req, err := r.Request(nil)
 		if !errors.Is(err, ErrTooLong) {
 			t.Errorf("nr_extra %d length %d: %v, want ErrTooLong", tc.nrExtra, tc.length, err)
+		}
+		// What is on the page of the tag is kept for a family-matched error.
+		if len(req.Cmd) != 2 || req.Cmd[0] != 0x80 || req.Cmd[1] != 0x01 {
+			t.Errorf("nr_extra %d length %d: Cmd %x, want the tag 8001", tc.nrExtra, tc.length, req.Cmd)
 		}
 		// The error answer must still fit where the frontend looks.
 		if err := r.Finish(req, make([]byte, 10)); err != nil {
