@@ -62,25 +62,6 @@ import (
 // Version is set by the build.
 var Version = "dev"
 
-// localityPages is how many register pages the TIS decodes from tpmiomem.
-const localityPages = 5
-
-func checkIomem(s string) error {
-	v, err := strconv.ParseUint(s, 0, 64)
-	if err != nil {
-		return fmt.Errorf("not a number (want e.g. 0xfed40000): %v", err)
-	}
-	if v%0x1000 != 0 {
-		return errors.New("not page aligned")
-	}
-	// The board maps 0xC0000000-0xFFFFFFFF uncached; the driver works
-	// only there.
-	if v < 0xC0000000 || v+localityPages*0x1000 > 1<<32 {
-		return errors.New("the five locality pages must lie in 0xc0000000-0xffffffff")
-	}
-	return nil
-}
-
 func checkDriver(s string) error {
 	switch s {
 	case "tpm_tis", "tpmfront":
@@ -89,20 +70,13 @@ func checkDriver(s string) error {
 	return errors.New("want tpm_tis or tpmfront")
 }
 
-func checkIRQ(s string) error {
-	if s != "0" {
-		return errors.New("only tpmirq=0 (polling) is supported: this image takes no TPM interrupts")
-	}
-	return nil
-}
-
 func checkAuth(s string) error { _, err := hwtpm.ParseAuth(s); return err }
 func checkPCRs(s string) error { _, err := hwtpm.ParsePCRs(s); return err }
 
 var spec = cmdline.Spec{
 	{Name: "tpmdriver", Check: checkDriver, Default: "tpm_tis", Help: "how to reach the TPM: tpm_tis (the hardware's TIS registers) | tpmfront (this domain's vtpm device, e.g. a vTPM domain: nesting, tests)"},
-	{Name: "tpmiomem", Check: checkIomem, Default: "0xfed40000", Help: "physical address of the TIS locality-0 page"},
-	{Name: "tpmirq", Check: checkIRQ, Default: "0", Help: "0: polling (the only mode)"},
+	{Name: "tpmiomem", Check: tpmtis.CheckBase, Default: "0xfed40000", Help: "physical address of the TIS locality-0 page"},
+	{Name: "tpmirq", Check: tpmtis.CheckIRQ, Default: "0", Help: "0: polling (the only mode)"},
 	{Name: "tpmlocality", Values: []string{"0", "1", "2", "3", "4"}, Default: "0", Help: "TPM locality to use"},
 	{Name: "tpm2", Values: []string{"0", "1"}, Default: "1", Help: "accepted as in vtpmmgr; the TPM family is detected"},
 	{Name: "owner_auth", Check: checkAuth, Default: "well-known", Help: "owner hierarchy auth: well-known | hash:<40 hex> | text:<str>"},
