@@ -53,8 +53,8 @@ func main() {
 	d.Log.Infof("xenvtpm vTPM domain %s, domid %d", Version, d.ID)
 
 	cfg := vtpm.Config{Options: opts, Log: d.Log}
-	if hasDevice("device/vbd") || hasDevice("device/vtpm") {
-		persist(&cfg)
+	if disk, mgr := hasDevice("device/vbd"), hasDevice("device/vtpm"); disk || mgr {
+		persist(&cfg, disk, mgr)
 	} else {
 		d.Log.Infof("no disk and no manager (xl disk=[...] and vtpm=[\"backend=<manager>\"]): this TPM's keys, NV indices and seeds live only as long as this domain")
 		if len(opts.HWInitPCR) > 0 {
@@ -127,11 +127,11 @@ func hasDevice(dir string) bool {
 // or decides that this is a new vTPM, and sets cfg's Saver and HWPCR. It
 // refuses, ending the domain, when the state cannot be loaded and `clear`
 // was not given.
-func persist(cfg *vtpm.Config) {
-	if !hasDevice("device/vbd") {
+func persist(cfg *vtpm.Config, hasDisk, hasManager bool) {
+	if !hasDisk {
 		refuse("a manager (vtpm device) but no disk: give this domain disk=[\"...,vdev=xvda,access=rw\"] for its state")
 	}
-	if !hasDevice("device/vtpm") {
+	if !hasManager {
 		refuse("a disk but no manager: give this domain vtpm=[\"backend=<manager>,uuid=...\"]; without the manager its state could not be sealed")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -165,8 +165,9 @@ func persist(cfg *vtpm.Config) {
 	st, state, err := vstate.Open(vstate.Config{Device: disk, Manager: vstate.NewManagerClient(send), SlotSize: vstate.DefaultSlotSize})
 	switch {
 	case err == nil:
+		ss := st.Stats()
 		d.Log.Infof("resumed the saved state: %d bytes, slot %d generation %d, loaded and verified in %v",
-			len(state), st.Stats().Slot, st.Stats().Generation, time.Since(tl).Round(time.Millisecond))
+			len(state), ss.Slot, ss.Generation, time.Since(tl).Round(time.Millisecond))
 		cfg.State = state
 	case errors.Is(err, vstate.ErrFresh):
 		d.Log.Infof("new vTPM: the manager has no record and the disk no state; manufacturing a TPM (fresh seeds)")
@@ -179,15 +180,12 @@ func persist(cfg *vtpm.Config) {
 	default:
 		refuse("%v. Nothing was changed. Start it with extra=\"clear\" to discard that state and make a fresh TPM.", err)
 	}
-	cfg.Saver = saver{st, disk.SectorSize()}
+	cfg.Saver = saver{st}
 	cfg.HWPCR = func(i int) ([20]byte, error) { return readHWPCR(send, i) }
 }
 
 // saver logs each save: where the state went and what it cost.
-type saver struct {
-	st         *vstate.Store
-	sectorSize int
-}
+type saver struct{ st *vstate.Store }
 
 func (s saver) Save(state []byte) error {
 	if err := s.st.Save(state); err != nil {
@@ -195,7 +193,7 @@ func (s saver) Save(state []byte) error {
 	}
 	l := s.st.Stats().Last
 	d.Log.Infof("state saved: %d bytes to slot %d (generation %d, payload at byte %d), %d bytes written, disk %v, manager %v",
-		l.StateBytes, l.Slot, l.Generation, l.Slot*vstate.DefaultSlotSize+s.sectorSize, l.BytesWritten,
+		l.StateBytes, l.Slot, l.Generation, l.PayloadOffset, l.BytesWritten,
 		l.Disk.Round(time.Microsecond), l.Manager.Round(time.Microsecond))
 	if l.MarkerErr != nil {
 		d.Log.Infof("state saved, but its first-save marker was not written: %v", l.MarkerErr)

@@ -79,6 +79,9 @@ type SaveStats struct {
 	Slot       int
 	Generation uint64
 	StateBytes int
+	// PayloadOffset is the byte offset of the slot's ciphertext on the
+	// device (after its header sector).
+	PayloadOffset int64
 	// BytesWritten counts every byte sent to the device, sector padding
 	// and the first-save marker included.
 	BytesWritten int
@@ -382,7 +385,8 @@ func (s *Store) Save(state []byte) error {
 	aead.Seal(buf[s.ss:s.ss], h.nonce[:], state, buf[:hdrLen])
 	sum := sha256.Sum256(buf)
 
-	st := SaveStats{Slot: target, Generation: gen, StateBytes: len(state)}
+	st := SaveStats{Slot: target, Generation: gen, StateBytes: len(state),
+		PayloadOffset: int64(s.start(target)+1) * int64(s.ss)}
 	t0 := time.Now()
 	err = s.write(&st, target, buf)
 	st.Disk = time.Since(t0)

@@ -27,6 +27,9 @@ func TestRoundTripAlternates(t *testing.T) {
 			if st.Slot != i%2 || st.Generation != uint64(i+1) || st.Last.Generation != uint64(i+1) {
 				t.Fatalf("ss %d: save %d: slot %d generation %d", ss, i, st.Slot, st.Generation)
 			}
+			if off := int64(st.Slot)*int64(testSlot) + int64(ss); st.Last.PayloadOffset != off {
+				t.Fatalf("ss %d: save %d: payload at byte %d, want %d (slot %d after its header)", ss, i, st.Last.PayloadOffset, off, st.Slot)
+			}
 			if st.Last.BytesWritten < ss+len(want)+tagLen || st.Last.BytesWritten%ss != 0 {
 				t.Fatalf("ss %d: %d bytes written for %d", ss, st.Last.BytesWritten, len(want))
 			}
