@@ -13,7 +13,6 @@ import (
 	_ "unsafe"
 
 	"github.com/usbarmory/tamago/amd64"
-	"github.com/usbarmory/tamago/amd64/lapic"
 
 	"github.com/xenvtpm/xenvtpm/board/xen"
 	"github.com/xenvtpm/xenvtpm/board/xen/shm"
@@ -162,7 +161,6 @@ func initConsole(h *xen.Hypervisor) error {
 }
 
 func init() {
-	CPU.LAPIC = &lapic.LAPIC{Base: amd64.LAPIC_BASE}
 	CPU.EnableExceptions()
 
 	if reclaim[1] != 0 && fips140.Enabled() {
