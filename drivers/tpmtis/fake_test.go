@@ -273,6 +273,14 @@ func (m *fakeTIS) write(l int, addr uint32, val uint32, size int) {
 		if val&accessBeenSeized != 0 {
 			m.loc[l].access &^= accessBeenSeized
 		}
+		// Seize: only from a lower active locality (TIS §5.6.5).
+		if val&accessSeize != 0 && m.active != noLocality && l > m.active {
+			m.loc[m.active].access |= accessBeenSeized
+			if m.holder == m.active {
+				m.holder = noLocality
+			}
+			m.newActive(l)
+		}
 		if val&accessRequestUse != 0 && m.active != l {
 			if m.active != noLocality {
 				m.loc[l].access |= accessRequestUse

@@ -75,6 +75,12 @@ type Config struct {
 	// BusyTimeout bounds how long a locality held by another locality is
 	// waited for after timeout A has passed (default 30s).
 	BusyTimeout time.Duration
+	// Seize takes the TPM from a lower locality that still holds it after
+	// timeout A (TPM_ACCESS.Seize; only a higher locality can) instead of
+	// waiting up to BusyTimeout. For firmware that leaves its locality
+	// active and goes away (SeaBIOS leaves locality 0). It aborts what
+	// the lower locality was doing, so only for a TPM nobody else uses.
+	Seize bool
 	// MaxRetries bounds resends of a command answered with TPM_RC_RETRY,
 	// TPM_RC_YIELDED (2.0) or TPM_RETRY (1.2) (default 8).
 	MaxRetries int
@@ -172,6 +178,7 @@ type Stats struct {
 	Commands  uint64 // commands sent to the TPM (retries included)
 	Retries   uint64 // resends after TPM_RC_RETRY/YIELDED/TPM_RETRY
 	BusyWaits uint64 // locality requests queued behind another active locality
+	Seizes    uint64 // localities taken from a lower one (Config.Seize)
 	Aborts    uint64 // commands aborted with commandReady (timeouts, protocol errors)
 }
 
@@ -358,7 +365,8 @@ func granted(acc uint8) bool {
 
 // requestLocality asks for our locality and waits timeout A. If by then our
 // request is still pending (requestUse reads back 1), another locality holds
-// the TPM for a command of its own; that is waited out up to BusyTimeout.
+// the TPM for a command of its own; that is waited out up to BusyTimeout,
+// or, with Config.Seize, the TPM is seized from it.
 func (t *TPM) requestLocality() error {
 	acc := t.read8(regAccess)
 	if acc == 0xFF {
@@ -369,11 +377,14 @@ func (t *TPM) requestLocality() error {
 	}
 	t.write8(regAccess, accessRequestUse)
 	start := t.clk.Now()
-	busy := false
+	busy, seized := false, time.Time{}
 	var pause time.Duration
 	for {
 		acc = t.read8(regAccess)
 		if granted(acc) {
+			if !seized.IsZero() {
+				t.stats.Seizes++
+			}
 			return nil
 		}
 		if !busy && acc != 0xFF && acc&accessRequestUse != 0 {
@@ -383,13 +394,21 @@ func (t *TPM) requestLocality() error {
 		waited := t.clk.Now().Sub(start)
 		if waited >= t.timeouts.A {
 			pending := acc != 0xFF && acc&(accessRegValidSts|accessRequestUse) == accessRegValidSts|accessRequestUse
-			if !pending || waited >= t.timeouts.A+t.cfg.BusyTimeout {
+			if pending && t.cfg.Seize && seized.IsZero() {
+				t.write8(regAccess, accessSeize)
+				seized = t.clk.Now()
+			}
+			seizeFailed := !seized.IsZero() && t.clk.Now().Sub(seized) >= t.timeouts.A
+			if !pending || seizeFailed || waited >= t.timeouts.A+t.cfg.BusyTimeout {
 				// Withdraw a request still pending so the TPM does
 				// not hand us the locality later when nobody is
 				// there to give it back.
 				t.write8(regAccess, accessActiveLocality)
-				if pending {
-					return fmt.Errorf("%w: locality %d busy (held by another locality) for %v", ErrLocality, t.cfg.Locality, waited)
+				switch {
+				case seizeFailed:
+					return fmt.Errorf("%w: locality %d busy and not seized within timeout A (%v): the active locality is not a lower one", ErrLocality, t.cfg.Locality, t.timeouts.A)
+				case pending:
+					return fmt.Errorf("%w: locality %d busy (held by another locality) for %v; if firmware left its locality active, seizing it (tpmseize=1) takes it over", ErrLocality, t.cfg.Locality, waited)
 				}
 				return fmt.Errorf("%w: locality %d not granted within timeout A (%v), TPM_ACCESS=0x%02x", ErrLocality, t.cfg.Locality, t.timeouts.A, acc)
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,6 +242,41 @@ func TestLocalityBusyIsWaitedOut(t *testing.T) {
 	}
 	if st := d.Stats(); st.BusyWaits != 1 {
 		t.Errorf("stats %+v; want one busy wait", st)
+	}
+}
+
+// Firmware left locality 0 active and went away: with Seize the driver at
+// locality 2 takes the TPM after timeout A instead of waiting BusyTimeout.
+func TestLocalitySeized(t *testing.T) {
+	r := newRig(Family20)
+	cfg := r.cfg(2)
+	cfg.Seize = true
+	d, err := New(r.tis.page(2), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.tis.holdLocality(0, time.Time{})
+	before := r.clk.Now()
+	if _, err := d.Send(getRandom2(4)); err != nil {
+		t.Fatalf("Send with locality 0 held forever and Seize: %v", err)
+	}
+	if waited := r.clk.Now().Sub(before); waited > 2*probeTimeouts.A {
+		t.Errorf("seized after %v; want about timeout A", waited)
+	}
+	if st := d.Stats(); st.Seizes != 1 {
+		t.Errorf("stats %+v; want one seize", st)
+	}
+	if r.tis.loc[0].access&accessBeenSeized == 0 {
+		t.Errorf("locality 0 not told it was seized")
+	}
+	// A higher locality cannot be seized: a clear error, no hang.
+	r.tis.holdLocality(3, time.Time{})
+	_, err = d.Send(getRandom2(4))
+	if !errors.Is(err, ErrLocality) || !strings.Contains(err.Error(), "not seized") {
+		t.Fatalf("Send with locality 3 held: %v; want ErrLocality (not seized)", err)
+	}
+	if r.tis.loc[2].access&accessRequestUse != 0 {
+		t.Errorf("request left pending after giving up")
 	}
 }
 
