@@ -92,6 +92,7 @@ if toolchain; then
 	step "Xen test bed: tpm_tis driver through iomem passthrough (TPM 1.2)" testbed "Xen test bed: tpm_tis driver through iomem passthrough (TPM 1.2)" build/tisxen/testbed-tpm12
 	step "Xen test bed: two Linux guests on their own vTPM domains" testbed "Xen test bed: two Linux guests on their own vTPM domains" vtpmdomain/testbed
 	step "Xen test bed: manager domain (sealed store, restart, rollback)" testbed "Xen test bed: manager domain (sealed store, restart, rollback)" mgrdomain/testbed
+	step "Xen test bed: manager domain on TPM 1.2 hardware (TPM_Seal, monotonic counter, locality)" testbed "Xen test bed: manager domain on TPM 1.2 hardware (TPM_Seal, monotonic counter, locality)" mgrdomain/testbed-tpm12
 	step "Xen test bed: nested manager (its TPM through tpmfront)" testbed "Xen test bed: nested manager (its TPM through tpmfront)" mgrdomain/testbed-nested
 	step "Xen test bed: vTPM state persists through the manager (guest, vTPM, manager restarts)" testbed "Xen test bed: vTPM state persists through the manager (guest, vTPM, manager restarts)" vtpmdomain/testbed-persist
 	step "Xen test bed: hostile frontends against a vTPM domain" testbed "Xen test bed: hostile frontends against a vTPM domain" build/hostilefront/testbed

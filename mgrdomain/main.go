@@ -16,8 +16,12 @@
 //	                    in tests); TPM 2.0 only
 //	tpmiomem=ADDR       physical address of locality 0's page (0xfed40000)
 //	tpmirq=0            polling; the driver takes no interrupts
+//	tpmseize=0|1        1: take the TPM from a lower locality that still
+//	                    holds it after timeout A (firmware such as SeaBIOS
+//	                    leaves locality 0 active); default 0: wait for it
 //	tpmlocality=0..4    locality to use (default 0 as in vtpmmgr; with dom0
-//	                    keeping locality 0, xen-vtpmmgr(7) recommends 2)
+//	                    keeping locality 0, xen-vtpmmgr(7) recommends 2). On
+//	                    TPM 1.2 the storage key is released only there
 //	tpm2=1              accepted for compatibility: the family is detected
 //	owner_auth=, srk_auth=  well-known | hash:<40 hex> | text:<string>
 //	sealpcrs=           PCRs the storage key is sealed to: default (0,2,4,7),
@@ -78,9 +82,10 @@ var spec = cmdline.Spec{
 	{Name: "tpmiomem", Check: tpmtis.CheckBase, Default: "0xfed40000", Help: "physical address of the TIS locality-0 page"},
 	{Name: "tpmirq", Check: tpmtis.CheckIRQ, Default: "0", Help: "0: polling (the only mode)"},
 	{Name: "tpmlocality", Values: []string{"0", "1", "2", "3", "4"}, Default: "0", Help: "TPM locality to use"},
+	{Name: "tpmseize", Values: []string{"0", "1"}, Default: "0", Help: "1: seize the TPM from a lower locality firmware left active (aborts that locality's command)"},
 	{Name: "tpm2", Values: []string{"0", "1"}, Default: "1", Help: "accepted as in vtpmmgr; the TPM family is detected"},
 	{Name: "owner_auth", Check: checkAuth, Default: "well-known", Help: "owner hierarchy auth: well-known | hash:<40 hex> | text:<str>"},
-	{Name: "srk_auth", Check: checkAuth, Default: "well-known", Help: "storage primary auth: well-known | hash:<40 hex> | text:<str>"},
+	{Name: "srk_auth", Check: checkAuth, Default: "well-known", Help: "SRK (TPM 1.2) / storage primary (TPM 2.0) auth: well-known | hash:<40 hex> | text:<str>"},
 	{Name: "sealpcrs", Check: checkPCRs, Default: "default", Help: "PCRs the storage key is sealed to: default (0,2,4,7) | none | list"},
 	{Name: "autocreate", Values: []string{"0", "1"}, Default: "1", Help: "create a vTPM's record on its first SAVEHASHKEY"},
 }
@@ -119,11 +124,24 @@ func main() {
 	if cfg.Get("tpmdriver") == "tpmfront" {
 		tpm = openTPMFront(table)
 	} else {
-		tpm = openTIS(base, loc)
+		tpm = openTIS(base, loc, cfg.Get("tpmseize") == "1")
 	}
-	hw, err := hwtpm.Open(tpm, hwtpm.Config{OwnerAuth: owner, SRKAuth: srk})
-	if err != nil {
+	hwcfg := hwtpm.Config{OwnerAuth: owner, SRKAuth: srk, Locality: uint8(loc)}
+	var hw manager.Hardware
+	switch f, err := hwtpm.Detect(tpm); {
+	case err != nil:
 		die("hardware TPM: %v", err)
+	case f == hwtpm.Family12:
+		hw, err = hwtpm.Open12(tpm, hwcfg)
+		if err != nil {
+			die("hardware TPM 1.2: %v", err)
+		}
+		dom.Log.Infof("hardware TPM 1.2: enabled, active, owned; the storage key is sealed to SHA-1 PCRs and released only at locality %d", loc)
+	default:
+		hw, err = hwtpm.Open(tpm, hwcfg)
+		if err != nil {
+			die("hardware TPM: %v", err)
+		}
 	}
 
 	// The disk: the first device/vbd of this domain.
@@ -150,7 +168,7 @@ func main() {
 		die("%s%v", hint(err), err)
 	}
 	st := m.Stats()
-	dom.Log.Infof("manager open in %v: %d vTPM records loaded, NV counter 0x%x = %d, sealed to PCRs %s, header generation %d, store generation %d",
+	dom.Log.Infof("manager open in %v: %d vTPM records loaded, hardware counter 0x%x = %d, sealed to PCRs %s, header generation %d, store generation %d",
 		time.Since(tm).Round(time.Millisecond), st.Records, hw.CounterIndex(), st.Counter, hwtpm.FormatPCRs(st.SealPCRs), st.HeaderGen, st.StoreInfo.Generation)
 	if st.StoreInfo.FellBack {
 		dom.Log.Infof("store: the newest state was unusable, opened the previous one: %v", st.StoreInfo.Rejected)
@@ -190,8 +208,8 @@ func main() {
 
 // openTIS drives the hardware TPM through its TIS registers. The driver's
 // default clock sleeps with the Go runtime.
-func openTIS(base uint64, loc int) transport.TPM {
-	tis, err := tpmtis.Open(tpmtis.Config{Base: base, Locality: loc})
+func openTIS(base uint64, loc int, seize bool) transport.TPM {
+	tis, err := tpmtis.Open(tpmtis.Config{Base: base, Locality: loc, Seize: seize})
 	if err != nil {
 		die("hardware TPM at 0x%x locality %d: %v", base, loc, err)
 	}
@@ -200,13 +218,17 @@ func openTIS(base uint64, loc int) transport.TPM {
 		familyName(in.Family), in.VendorID, in.DeviceID, in.RevisionID, in.InterfaceVersion, in.Locality)
 	switch in.Family {
 	case tpmtis.Family12:
-		die("%v", hwtpm.ErrTPM12)
+		err = startup12(tis)
 	case tpmtis.Family20:
+		err = startup(tis)
 	default:
 		die("hardware TPM at 0x%x: family not recognised", base)
 	}
-	if err := startup(tis); err != nil {
+	if err != nil {
 		die("hardware TPM: %v", err)
+	}
+	if n := tis.Stats().Seizes; n > 0 {
+		dom.Log.Infof("hardware TPM: seized from a lower locality that held it (tpmseize=1)")
 	}
 	return tis
 }
@@ -252,6 +274,27 @@ func startup(tpm transport.TPM) error {
 	return nil
 }
 
+// startup12 is startup for a TPM 1.2: TPM_Startup(ST_CLEAR), which a
+// started TPM answers with TPM_INVALID_POSTINIT.
+func startup12(tpm transport.TPM) error {
+	cmd := []byte{0x00, 0xC1, 0, 0, 0, 12, 0, 0, 0, 0x99, 0, 1}
+	rsp, err := tpm.Send(cmd)
+	if err != nil {
+		return fmt.Errorf("TPM_Startup: %w", err)
+	}
+	if len(rsp) < 10 {
+		return fmt.Errorf("TPM_Startup: short response of %d bytes", len(rsp))
+	}
+	switch rc := uint32(rsp[6])<<24 | uint32(rsp[7])<<16 | uint32(rsp[8])<<8 | uint32(rsp[9]); rc {
+	case 0:
+		dom.Log.Infof("hardware TPM was not started (no firmware did it): sent TPM_Startup(ST_CLEAR)")
+	case 0x26: // TPM_INVALID_POSTINIT: already started
+	default:
+		return fmt.Errorf("TPM_Startup(ST_CLEAR) answered 0x%x", rc)
+	}
+	return nil
+}
+
 func familyName(f tpmtis.Family) string {
 	switch f {
 	case tpmtis.Family20:
@@ -268,6 +311,8 @@ func hint(err error) string {
 	switch {
 	case errors.Is(err, manager.ErrRollback), errors.Is(err, manager.ErrCounterMissing):
 		return "ROLLBACK (restore the newest disk image; accepting an older one needs an explicit recovery step): "
+	case errors.Is(err, hwtpm.ErrLocality):
+		return "UNSEAL FAILED (TPM 1.2 releases the key only at the locality it was sealed at: check tpmlocality=): "
 	case errors.Is(err, manager.ErrUnseal):
 		return "UNSEAL FAILED (boot the chain the key was sealed to, or check owner_auth=/srk_auth=): "
 	case errors.Is(err, manager.ErrGarbageDisk):

@@ -5,13 +5,14 @@
 #
 #   qemu-system-x86   runs Xen and dom0 (TCG)
 #   swtpm             the TPM behind QEMU's tpm-tis (run.sh --tpm)
+#   swtpm-tools       swtpm_setup, a scenario's TPM provisioning (TESTBED_TPM_SETUP)
 #   xz-utils          prepare.sh unpacks the kernel's ELF image from Debian's bzImage
 #
 # Everything else (Xen, the dom0 kernel, busybox, the toolstack) is downloaded and unpacked
 # by prepare.sh, not installed.
 set -euo pipefail
 
-pkgs=(qemu-system-x86 swtpm xz-utils "$@")
+pkgs=(qemu-system-x86 swtpm swtpm-tools xz-utils "$@")
 
 missing=()
 for p in "${pkgs[@]}"; do

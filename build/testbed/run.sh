@@ -8,6 +8,8 @@
 # Options (a scenario's scenario.conf may set defaults as TESTBED_* variables, in brackets):
 #   --tpm 2.0|1.2|none   swtpm behind QEMU's -device tpm-tis (default none) [TESTBED_TPM]
 #   --tpm-state DIR      keep swtpm's state in DIR across runs (default: fresh per run)
+#   [TESTBED_TPM_SETUP]  swtpm_setup arguments for a fresh TPM state, as a host owner's
+#                        provisioning, e.g. "--take-ownership --ownerpass P --srkpass S"
 #   --mem MB             QEMU memory (default 1024) [TESTBED_MEM]
 #   --dom0-mem SIZE      dom0's memory, Xen syntax (default 512M) [TESTBED_DOM0_MEM]
 #   --smp N              virtual CPUs (default 2) [TESTBED_SMP]
@@ -180,6 +182,12 @@ if [ "$tpm" != none ]; then
 	mkdir -p "$tpm_state"
 	swtpm_flags=()
 	[ "$tpm" = 1.2 ] || swtpm_flags+=(--tpm2)
+	if [ -n "${TESTBED_TPM_SETUP:-}" ] && ! ls "$tpm_state"/tpm*-00.permall >/dev/null 2>&1; then
+		# shellcheck disable=SC2086 # a list of arguments
+		swtpm_setup --tpm-state "$tpm_state" "${swtpm_flags[@]}" $TESTBED_TPM_SETUP \
+			>"$run_dir/swtpm_setup.log" 2>&1 || die "swtpm_setup $TESTBED_TPM_SETUP failed (log: $run_dir/swtpm_setup.log)"
+		say "swtpm provisioned: swtpm_setup $TESTBED_TPM_SETUP"
+	fi
 	swtpm socket --tpmstate dir="$tpm_state" --ctrl type=unixio,path="$run_dir/swtpm.sock" \
 		--log file="$run_dir/swtpm.log" "${swtpm_flags[@]}" &
 	swtpm_pid=$!

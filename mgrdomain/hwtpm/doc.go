@@ -24,8 +24,11 @@
 //     IncrementCounter. One increment is one hardware NV write.
 //   - GetRandom and PCRRead pass-through for the vTPM protocol.
 //
-// TPM 1.2 hardware is detected (Detect) and refused with ErrTPM12: its
-// TPM_Seal and counter commands are not implemented yet.
+// TPM 1.2 hardware (Detect tells the families apart) is TPM12, from
+// Open12, with the same methods over TPM 1.2 Part 3's TPM_Seal,
+// TPM_Unseal, the monotonic counter commands (TPM_CreateCounter,
+// TPM_IncrementCounter, TPM_ReadCounter), TPM_GetRandom and TPM_PcrRead,
+// using the OIAP and OSAP authorisation protocols of TPM 1.2 Part 1.
 //
 // The package is pure Go and builds for tamago.
 package hwtpm

@@ -39,7 +39,7 @@ func (fake12) Send([]byte) ([]byte, error) {
 
 func TestTPM12Refused(t *testing.T) {
 	_, err := Open(fake12{}, Config{})
-	if !errors.Is(err, ErrTPM12) || !strings.Contains(err.Error(), "not supported yet") {
+	if !errors.Is(err, ErrTPM12) || !strings.Contains(err.Error(), "Open12") {
 		t.Fatalf("Open(TPM 1.2) = %v, want ErrTPM12", err)
 	}
 }
@@ -291,20 +291,35 @@ func TestParsePCRs(t *testing.T) {
 	}
 }
 
+// blob12 is a well-formed TPM 1.2 blob (its stored data only framed).
+var blob12 = &SealedBlob{Family: Family12, PCRs: []uint{0, 7}, PCRValues: [][]byte{make([]byte, 20), make([]byte, 20)},
+	Locality: 2, StoredData: []byte{0, 0x16, 0, 0, 0, 0, 0, 2, 9, 9, 0, 0, 0, 1, 7}}
+
 func TestBadBlobs(t *testing.T) {
 	good := (&SealedBlob{PCRs: []uint{1}, PCRValues: [][]byte{make([]byte, 32)}, Public: []byte{0, 2, 0, 8}, Private: []byte{0, 1, 9}}).Marshal()
-	for i := range len(good) {
-		if _, err := UnmarshalSealedBlob(good[:i]); !errors.Is(err, ErrBadBlob) {
-			t.Errorf("truncated to %d: %v", i, err)
+	for _, good := range [][]byte{good, blob12.Marshal()} {
+		for i := range len(good) {
+			if _, err := UnmarshalSealedBlob(good[:i]); !errors.Is(err, ErrBadBlob) {
+				t.Errorf("truncated to %d: %v", i, err)
+			}
+		}
+		if _, err := UnmarshalSealedBlob(append(append([]byte{}, good...), 0)); !errors.Is(err, ErrBadBlob) {
+			t.Errorf("trailing byte: %v", err)
 		}
 	}
-	if _, err := UnmarshalSealedBlob(append(append([]byte{}, good...), 0)); !errors.Is(err, ErrBadBlob) {
-		t.Errorf("trailing byte: %v", err)
+	loc5 := *blob12
+	loc5.Locality = 5
+	if _, err := UnmarshalSealedBlob(loc5.Marshal()); !errors.Is(err, ErrBadBlob) {
+		t.Errorf("locality 5: %v", err)
+	}
+	if b, err := UnmarshalSealedBlob(blob12.Marshal()); err != nil || b.Family != Family12 || b.Locality != 2 || !bytes.Equal(b.StoredData, blob12.StoredData) {
+		t.Errorf("TPM 1.2 blob round trip: %+v, %v", b, err)
 	}
 }
 
 func FuzzUnmarshalSealedBlob(f *testing.F) {
 	f.Add((&SealedBlob{PCRs: []uint{0, 7}, PCRValues: [][]byte{make([]byte, 32), make([]byte, 32)}, Public: []byte{0, 2, 0, 8}, Private: []byte{0, 1, 9}}).Marshal())
+	f.Add(blob12.Marshal())
 	f.Add([]byte("XVSK"))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b, err := UnmarshalSealedBlob(p)

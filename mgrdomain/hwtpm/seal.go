@@ -12,14 +12,24 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 )
 
-// SealedBlob is a sealed storage key as kept on the manager's disk: the
-// sealed object's public and private areas (loadable under the storage
-// primary) and, for diagnostics, the SHA-256 PCR values it was sealed to.
+// SealedBlob is a sealed storage key as kept on the manager's disk, for
+// either TPM family, with, for diagnostics, the PCR values it was sealed
+// to (SHA-256 on TPM 2.0, SHA-1 on TPM 1.2).
 type SealedBlob struct {
-	PCRs      []uint   // the PolicyPCR selection (SHA-256 bank); empty: no policy
+	// Family is the TPM family that sealed it; the zero value means
+	// TPM 2.0, the only family of version-1 blobs.
+	Family    Family
+	PCRs      []uint   // the PCR selection; empty: no PCR binding
 	PCRValues [][]byte // the values of PCRs at sealing, same order
-	Public    []byte   // TPM2B_PUBLIC, marshalled
-	Private   []byte   // TPM2B_PRIVATE, marshalled
+
+	// TPM 2.0: the sealed object, loadable under the storage primary.
+	Public  []byte // TPM2B_PUBLIC, marshalled
+	Private []byte // TPM2B_PRIVATE, marshalled
+
+	// TPM 1.2: TPM_Seal's output under the SRK, released only at
+	// Locality (0–4) and with PCRs at the sealed values.
+	Locality   uint8
+	StoredData []byte // TPM_STORED_DATA12, marshalled
 }
 
 // MaxKey is the largest secret Seal accepts (TPM2B_SENSITIVE_DATA holds
@@ -27,19 +37,25 @@ type SealedBlob struct {
 const MaxKey = 128
 
 const (
-	blobMagic   = "XVSK"
-	blobVersion = 1
+	blobMagic     = "XVSK"
+	blobVersion   = 1 // TPM 2.0
+	blobVersion12 = 2 // TPM 1.2
 	// MaxBlobSize bounds an encoded blob; real ones are ~1 KiB at most.
 	MaxBlobSize = 3072
 )
 
-// Marshal encodes the blob: "XVSK" ‖ u16 version ‖ u32 PCR bitmap ‖
-// u8 count ‖ count × (u8 size ‖ value) ‖ u16 size ‖ public ‖ u16 size ‖
-// private, big-endian.
+// Marshal encodes the blob, big-endian. Version 1 (TPM 2.0): "XVSK" ‖
+// u16 1 ‖ u32 PCR bitmap ‖ u8 count ‖ count × (u8 size ‖ value) ‖ u16
+// size ‖ public ‖ u16 size ‖ private. Version 2 (TPM 1.2): the same up to
+// the PCR values, then u8 locality ‖ u16 size ‖ TPM_STORED_DATA12.
 func (b *SealedBlob) Marshal() []byte {
 	var w bytes.Buffer
 	w.WriteString(blobMagic)
-	w.Write(binary.BigEndian.AppendUint16(nil, blobVersion))
+	version := uint16(blobVersion)
+	if b.Family == Family12 {
+		version = blobVersion12
+	}
+	w.Write(binary.BigEndian.AppendUint16(nil, version))
 	var mask uint32
 	for _, p := range b.PCRs {
 		mask |= 1 << p
@@ -50,10 +66,15 @@ func (b *SealedBlob) Marshal() []byte {
 		w.WriteByte(byte(len(v)))
 		w.Write(v)
 	}
-	w.Write(binary.BigEndian.AppendUint16(nil, uint16(len(b.Public))))
-	w.Write(b.Public)
-	w.Write(binary.BigEndian.AppendUint16(nil, uint16(len(b.Private))))
-	w.Write(b.Private)
+	areas := [][]byte{b.Public, b.Private}
+	if b.Family == Family12 {
+		w.WriteByte(b.Locality)
+		areas = [][]byte{b.StoredData}
+	}
+	for _, a := range areas {
+		w.Write(binary.BigEndian.AppendUint16(nil, uint16(len(a))))
+		w.Write(a)
+	}
 	return w.Bytes()
 }
 
@@ -75,13 +96,13 @@ func UnmarshalSealedBlob(p []byte) (*SealedBlob, error) {
 	if err := binary.Read(r, binary.BigEndian, &hdr); err != nil {
 		return bad("header: %v", err)
 	}
-	if string(hdr.Magic[:]) != blobMagic || hdr.Version != blobVersion {
+	if string(hdr.Magic[:]) != blobMagic || (hdr.Version != blobVersion && hdr.Version != blobVersion12) {
 		return bad("magic %q version %d", hdr.Magic[:], hdr.Version)
 	}
 	if hdr.Mask>>(MaxPCR+1) != 0 {
 		return bad("PCR bitmap %#x beyond PCR %d", hdr.Mask, MaxPCR)
 	}
-	b := &SealedBlob{PCRs: []uint{}}
+	b := &SealedBlob{Family: Family20, PCRs: []uint{}}
 	for i := range uint(MaxPCR + 1) {
 		if hdr.Mask&(1<<i) != 0 {
 			b.PCRs = append(b.PCRs, i)
@@ -104,7 +125,17 @@ func UnmarshalSealedBlob(p []byte) (*SealedBlob, error) {
 		v := readN(int(n))
 		b.PCRValues = append(b.PCRValues, v)
 	}
-	for _, dst := range []*[]byte{&b.Public, &b.Private} {
+	areas := []*[]byte{&b.Public, &b.Private}
+	if hdr.Version == blobVersion12 {
+		b.Family = Family12
+		loc, err := r.ReadByte()
+		if err != nil || loc > 4 {
+			return bad("locality missing or beyond 4")
+		}
+		b.Locality = loc
+		areas = []*[]byte{&b.StoredData}
+	}
+	for _, dst := range areas {
 		var n uint16
 		if err := binary.Read(r, binary.BigEndian, &n); err != nil || int(n) > r.Len() || n == 0 {
 			return bad("truncated or empty object area")
@@ -113,6 +144,12 @@ func UnmarshalSealedBlob(p []byte) (*SealedBlob, error) {
 	}
 	if r.Len() != 0 {
 		return bad("%d trailing bytes", r.Len())
+	}
+	if b.Family == Family12 {
+		if err := checkStoredData(b.StoredData); err != nil {
+			return nil, err
+		}
+		return b, nil
 	}
 	if _, _, err := b.areas(); err != nil {
 		return nil, err
@@ -166,7 +203,7 @@ func (t *TPM) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	blob := &SealedBlob{PCRs: pcrs}
+	blob := &SealedBlob{Family: Family20, PCRs: pcrs}
 	var policy []byte
 	if len(pcrs) > 0 {
 		vals, err := t.readPCRs(tpm2.TPMAlgSHA256, pcrs)
@@ -231,6 +268,9 @@ func (t *TPM) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
 func (t *TPM) Unseal(b *SealedBlob) ([]byte, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: nil", ErrBadBlob)
+	}
+	if b.Family == Family12 {
+		return nil, fmt.Errorf("%w: the key was sealed by a TPM 1.2, this is a TPM 2.0", ErrWrongParent)
 	}
 	pub, priv, err := b.areas()
 	if err != nil {

@@ -31,8 +31,9 @@ func (f Family) String() string {
 }
 
 var (
-	// ErrTPM12 is returned by Open for TPM 1.2 hardware.
-	ErrTPM12 = errors.New("hwtpm: TPM 1.2 hardware not supported yet (TPM_Seal and TPM 1.2 counters are not implemented)")
+	// ErrTPM12 is returned by Open for TPM 1.2 hardware, which Open12
+	// opens.
+	ErrTPM12 = errors.New("hwtpm: this is TPM 1.2 hardware (Open12 opens it)")
 	// ErrPCRPolicy: the sealed storage key's PCR policy is not satisfied.
 	ErrPCRPolicy = errors.New("hwtpm: PCR policy not satisfied (a sealing PCR changed)")
 	// ErrWrongParent: the sealed blob does not load under this TPM's
@@ -59,7 +60,10 @@ type Config struct {
 	// on TPM 2.0 it does not protect the sealed key by itself; OwnerAuth
 	// does, because creating the primary needs it.
 	SRKAuth      Auth
-	CounterIndex uint32 // NV index of the counter; 0 = DefaultCounterIndex
+	CounterIndex uint32 // NV index of the counter; 0 = DefaultCounterIndex (TPM 2.0)
+	// Locality (TPM 1.2) is the locality the manager's commands reach the
+	// TPM at (tpmlocality=); TPM_Seal releases the key only there.
+	Locality uint8
 }
 
 // TPM is the hardware TPM as the manager uses it. Methods are safe for
@@ -100,7 +104,7 @@ func Detect(tr transport.TPM) (Family, error) {
 }
 
 // Open detects the TPM family and returns the TPM 2.0 layer. TPM 1.2
-// hardware gives ErrTPM12. The TPM must have been started (TPM2_Startup),
+// hardware gives ErrTPM12: Open12 opens it. The TPM must have been started (TPM2_Startup),
 // which firmware does on a real platform.
 func Open(tr transport.TPM, cfg Config) (*TPM, error) {
 	f, err := Detect(tr)

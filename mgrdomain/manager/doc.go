@@ -11,8 +11,9 @@
 // (ErrRollback), a disk one save ahead (a power cut between commit and
 // increment) is accepted and the counter caught up.
 //
-// A save is: store commit (two device flushes), then one TPM2_NV_Increment,
-// then the acknowledgement. Saves that arrive while one is in flight are
+// A save is: store commit (two device flushes), then one hardware counter
+// increment (TPM2_NV_Increment, or TPM_IncrementCounter on TPM 1.2), then
+// the acknowledgement. Saves that arrive while one is in flight are
 // committed together (one commit, one increment for the group).
 //
 // Autocreate is on by default: an unknown UUID gets a record on its first

@@ -15,7 +15,7 @@ import (
 )
 
 // Hardware is what the manager needs from the hardware TPM; *hwtpm.TPM
-// implements it.
+// (TPM 2.0) and *hwtpm.TPM12 (TPM 1.2) implement it.
 type Hardware interface {
 	Seal(key []byte, pcrs []uint) (*hwtpm.SealedBlob, error)
 	Unseal(b *hwtpm.SealedBlob) ([]byte, error)
@@ -27,7 +27,10 @@ type Hardware interface {
 	PCRRead(index uint32) ([20]byte, error)
 }
 
-var _ Hardware = (*hwtpm.TPM)(nil)
+var (
+	_ Hardware = (*hwtpm.TPM)(nil)
+	_ Hardware = (*hwtpm.TPM12)(nil)
+)
 
 // Config configures the manager (from the domain's command line).
 type Config struct {
@@ -185,8 +188,11 @@ func (m *Manager) newKey() ([]byte, error) {
 func (m *Manager) format(sub storeDevice) error {
 	c, err := m.hw.ReadCounter()
 	if errors.Is(err, hwtpm.ErrNoCounter) {
-		m.logf("manager: creating the hardware NV counter at %#08x", m.hw.CounterIndex())
+		m.logf("manager: creating the hardware counter")
 		c, err = m.hw.CreateCounter()
+		if err == nil {
+			m.logf("manager: hardware counter %#08x created, value %d", m.hw.CounterIndex(), c)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("manager: format: %w", err)

@@ -1,5 +1,6 @@
-// Package swtpmtest runs Debian's swtpm (libtpms) as a real TPM 2.0 peer for
-// host tests of the manager: the "hardware" TPM behind mgrdomain/hwtpm.
+// Package swtpmtest runs Debian's swtpm (libtpms) as a real TPM 2.0 or
+// TPM 1.2 peer for host tests of the manager: the "hardware" TPM behind
+// mgrdomain/hwtpm.
 package swtpmtest
 
 import (
@@ -20,10 +21,12 @@ import (
 // peer for host tests. The state lives in Dir, so Restart gives the same
 // TPM after a "reboot" (PCRs reset, NV and seeds kept).
 type Swtpm struct {
-	t    testing.TB
-	Dir  string
-	cmd  *exec.Cmd
-	conn net.Conn
+	t        testing.TB
+	Dir      string
+	family   []string // "--tpm2", or nothing for TPM 1.2
+	cmd      *exec.Cmd
+	conn     net.Conn
+	ctrlPort int
 }
 
 // rawConn speaks swtpm's raw data channel: a command out, a response in,
@@ -76,7 +79,7 @@ func StartSwtpm(t testing.TB, dir string) *Swtpm {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	s := &Swtpm{t: t, Dir: dir}
+	s := &Swtpm{t: t, Dir: dir, family: []string{"--tpm2"}}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -86,10 +89,12 @@ func (s *Swtpm) start() {
 	s.t.Helper()
 	for attempt := 0; ; attempt++ {
 		p := FreePort(s.t)
-		cmd := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+s.Dir,
+		args := append([]string{"socket"}, s.family...)
+		args = append(args, "--tpmstate", "dir="+s.Dir,
 			"--server", "type=tcp,port="+strconv.Itoa(p)+",bindaddr=127.0.0.1",
 			"--ctrl", "type=tcp,port="+strconv.Itoa(p+1)+",bindaddr=127.0.0.1",
 			"--flags", "not-need-init,startup-clear")
+		cmd := exec.Command("swtpm", args...)
 		if err := cmd.Start(); err != nil {
 			s.t.Fatal(err)
 		}
@@ -102,7 +107,7 @@ func (s *Swtpm) start() {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if err == nil {
-			s.cmd, s.conn = cmd, c
+			s.cmd, s.conn, s.ctrlPort = cmd, c, p+1
 			return
 		}
 		cmd.Process.Kill()
@@ -121,7 +126,9 @@ func (s *Swtpm) Stop() {
 	if s.cmd == nil {
 		return
 	}
-	tpm2.Shutdown{ShutdownType: tpm2.TPMSUClear}.Execute(s.TPM())
+	if len(s.family) > 0 {
+		tpm2.Shutdown{ShutdownType: tpm2.TPMSUClear}.Execute(s.TPM())
+	}
 	s.conn.Close()
 	s.cmd.Process.Kill()
 	s.cmd.Wait()
