@@ -95,6 +95,7 @@ if toolchain; then
 	step "Xen test bed: manager domain on TPM 1.2 hardware (TPM_Seal, monotonic counter, locality)" testbed "Xen test bed: manager domain on TPM 1.2 hardware (TPM_Seal, monotonic counter, locality)" mgrdomain/testbed-tpm12
 	step "Xen test bed: nested manager (its TPM through tpmfront)" testbed "Xen test bed: nested manager (its TPM through tpmfront)" mgrdomain/testbed-nested
 	step "Xen test bed: vTPM state persists through the manager (guest, vTPM, manager restarts)" testbed "Xen test bed: vTPM state persists through the manager (guest, vTPM, manager restarts)" vtpmdomain/testbed-persist
+	step "Xen test bed: vTPM state persists, the manager on TPM 1.2 hardware" testbed "Xen test bed: vTPM state persists, the manager on TPM 1.2 hardware" vtpmdomain/testbed-persist-tpm12
 	step "Xen test bed: hostile frontends against a vTPM domain" testbed "Xen test bed: hostile frontends against a vTPM domain" build/hostilefront/testbed
 	if [ -d build/blktest/testbed ]; then
 		step "Xen test bed: blkfront on a PV disk" testbed "Xen test bed: blkfront on a PV disk" build/blktest/testbed
