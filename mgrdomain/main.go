@@ -218,9 +218,9 @@ func openTIS(base uint64, loc int, seize bool) transport.TPM {
 		familyName(in.Family), in.VendorID, in.DeviceID, in.RevisionID, in.InterfaceVersion, in.Locality)
 	switch in.Family {
 	case tpmtis.Family12:
-		err = startup12(tis)
+		err = startup(tis, hwtpm.Family12)
 	case tpmtis.Family20:
-		err = startup(tis)
+		err = startup(tis, hwtpm.Family20)
 	default:
 		die("hardware TPM at 0x%x: family not recognised", base)
 	}
@@ -246,53 +246,19 @@ func openTPMFront(table *grant.Table) transport.TPM {
 	be, id := f.Backend()
 	dom.Log.Infof("TPM through tpmfront: backend %s in domain %d", be, id)
 	tpm := f.TPM(tpmfront.DefaultTimeout)
-	if err := startup(tpm); err != nil {
+	if err := startup(tpm, hwtpm.Family20); err != nil {
 		die("TPM through tpmfront: %v (only a TPM 2.0 is supported there)", err)
 	}
 	return tpm
 }
 
-// startup sends TPM2_Startup(SU_CLEAR) when nobody has: on a PC the
-// firmware does it, and a TPM that was started answers TPM_RC_INITIALIZE,
-// which is fine. hwtpm.Open expects a started TPM.
-func startup(tpm transport.TPM) error {
-	cmd := []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0, 0}
-	rsp, err := tpm.Send(cmd)
-	if err != nil {
-		return fmt.Errorf("TPM2_Startup: %w", err)
+// startup starts the TPM if no firmware did (hwtpm.Startup), and says so.
+func startup(tpm transport.TPM, f hwtpm.Family) error {
+	sent, err := hwtpm.Startup(tpm, f)
+	if sent {
+		dom.Log.Infof("hardware TPM was not started (no firmware did it): sent the %v start-up command (CLEAR)", f)
 	}
-	if len(rsp) < 10 {
-		return fmt.Errorf("TPM2_Startup: short response of %d bytes", len(rsp))
-	}
-	switch rc := uint32(rsp[6])<<24 | uint32(rsp[7])<<16 | uint32(rsp[8])<<8 | uint32(rsp[9]); rc {
-	case 0:
-		dom.Log.Infof("hardware TPM was not started (no firmware did it): sent TPM2_Startup(CLEAR)")
-	case 0x100: // TPM_RC_INITIALIZE: already started
-	default:
-		return fmt.Errorf("TPM2_Startup(CLEAR) answered 0x%x", rc)
-	}
-	return nil
-}
-
-// startup12 is startup for a TPM 1.2: TPM_Startup(ST_CLEAR), which a
-// started TPM answers with TPM_INVALID_POSTINIT.
-func startup12(tpm transport.TPM) error {
-	cmd := []byte{0x00, 0xC1, 0, 0, 0, 12, 0, 0, 0, 0x99, 0, 1}
-	rsp, err := tpm.Send(cmd)
-	if err != nil {
-		return fmt.Errorf("TPM_Startup: %w", err)
-	}
-	if len(rsp) < 10 {
-		return fmt.Errorf("TPM_Startup: short response of %d bytes", len(rsp))
-	}
-	switch rc := uint32(rsp[6])<<24 | uint32(rsp[7])<<16 | uint32(rsp[8])<<8 | uint32(rsp[9]); rc {
-	case 0:
-		dom.Log.Infof("hardware TPM was not started (no firmware did it): sent TPM_Startup(ST_CLEAR)")
-	case 0x26: // TPM_INVALID_POSTINIT: already started
-	default:
-		return fmt.Errorf("TPM_Startup(ST_CLEAR) answered 0x%x", rc)
-	}
-	return nil
+	return err
 }
 
 func familyName(f tpmtis.Family) string {

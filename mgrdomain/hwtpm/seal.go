@@ -184,14 +184,9 @@ func pcrPolicy(tr transport.TPM, s tpm2.TPMISHPolicy, pcrs []uint) error {
 	return nil
 }
 
-// Seal seals key (1..MaxKey bytes) under the storage primary. With pcrs
-// non-empty the object's only authorisation is TPM2_PolicyPCR over those
-// SHA-256 PCRs at their current values; with none it is the empty
-// authValue. The object is fixedTPM and fixedParent (it never leaves this
-// TPM) and noDA (a policy failure must not count toward dictionary-attack
-// lockout of the whole TPM). Costs: CreatePrimary, a trial session for
-// the policy digest, PCR_Read, Create, two flushes; no NV write.
-func (t *TPM) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
+// checkSeal checks Seal's arguments for either family and returns the
+// selection sorted, without duplicates.
+func checkSeal(key []byte, pcrs []uint) ([]uint, error) {
 	if len(key) == 0 || len(key) > MaxKey {
 		return nil, fmt.Errorf("hwtpm: seal: key of %d bytes (want 1..%d)", len(key), MaxKey)
 	}
@@ -200,6 +195,21 @@ func (t *TPM) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
 		if p > MaxPCR {
 			return nil, fmt.Errorf("hwtpm: seal: PCR %d out of range 0..%d", p, MaxPCR)
 		}
+	}
+	return pcrs, nil
+}
+
+// Seal seals key (1..MaxKey bytes) under the storage primary. With pcrs
+// non-empty the object's only authorisation is TPM2_PolicyPCR over those
+// SHA-256 PCRs at their current values; with none it is the empty
+// authValue. The object is fixedTPM and fixedParent (it never leaves this
+// TPM) and noDA (a policy failure must not count toward dictionary-attack
+// lockout of the whole TPM). Costs: CreatePrimary, a trial session for
+// the policy digest, PCR_Read, Create, two flushes; no NV write.
+func (t *TPM) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
+	pcrs, err := checkSeal(key, pcrs)
+	if err != nil {
+		return nil, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -240,7 +250,7 @@ func (t *TPM) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
 			Scheme: tpm2.TPMTKeyedHashScheme{Scheme: tpm2.TPMAlgNull},
 		}),
 	}
-	err := t.withPrimary(func(parent tpm2.AuthHandle) error {
+	err = t.withPrimary(func(parent tpm2.AuthHandle) error {
 		rsp, err := tpm2.Create{
 			ParentHandle: parent,
 			InSensitive: tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{
@@ -318,6 +328,12 @@ func (t *TPM) changedPCRs(b *SealedBlob) string {
 	if err != nil {
 		return ""
 	}
+	return describeChanged(b, now)
+}
+
+// describeChanged compares the PCR values recorded in b with now (same
+// order) for an unseal refusal's message.
+func describeChanged(b *SealedBlob, now [][]byte) string {
 	var changed []uint
 	for i, p := range b.PCRs {
 		if !bytes.Equal(now[i], b.PCRValues[i]) {

@@ -103,6 +103,33 @@ func Detect(tr transport.TPM) (Family, error) {
 	}
 }
 
+// Startup sends TPM2_Startup(SU_CLEAR), or TPM_Startup(ST_CLEAR) to a
+// TPM 1.2, and reports whether it was needed: on a PC the firmware starts
+// the TPM, which then answers TPM_RC_INITIALIZE (TPM 1.2:
+// TPM_INVALID_POSTINIT), and that is fine. Open and Open12 expect a
+// started TPM.
+func Startup(tr transport.TPM, f Family) (sent bool, err error) {
+	cmd, name, started := []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0, 0}, "TPM2_Startup(SU_CLEAR)", uint32(0x100)
+	if f == Family12 {
+		cmd, name, started = []byte{0x00, 0xC1, 0, 0, 0, 12, 0, 0, 0, 0x99, 0, 1}, "TPM_Startup(ST_CLEAR)", 0x26
+	}
+	rsp, err := tr.Send(cmd)
+	if err != nil {
+		return false, fmt.Errorf("hwtpm: %s: %w", name, err)
+	}
+	if len(rsp) < 10 {
+		return false, fmt.Errorf("hwtpm: %s: short response of %d bytes", name, len(rsp))
+	}
+	switch rc := binary.BigEndian.Uint32(rsp[6:]); rc {
+	case 0:
+		return true, nil
+	case started:
+		return false, nil
+	default:
+		return false, fmt.Errorf("hwtpm: %s answered %#x", name, rc)
+	}
+}
+
 // Open detects the TPM family and returns the TPM 2.0 layer. TPM 1.2
 // hardware gives ErrTPM12: Open12 opens it. The TPM must have been started (TPM2_Startup),
 // which firmware does on a real platform.
@@ -129,25 +156,36 @@ func (t *TPM) Family() Family { return Family20 }
 // CounterIndex is the NV index of the rollback counter.
 func (t *TPM) CounterIndex() uint32 { return t.cfg.CounterIndex }
 
-// GetRandom returns n bytes from the TPM's RNG (TPM2_GetRandom, looped:
-// one answer carries at most a digest's worth).
+// GetRandom returns n bytes from the TPM's RNG (TPM2_GetRandom).
 func (t *TPM) GetRandom(n int) ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return loopRandom(n, 64, "TPM2_GetRandom", func(want int) ([]byte, error) {
+		rsp, err := tpm2.GetRandom{BytesRequested: uint16(want)}.Execute(t.tr)
+		if err != nil {
+			return nil, err
+		}
+		return rsp.RandomBytes.Buffer, nil
+	})
+}
+
+// loopRandom gathers n random bytes from get, asking at most most at a
+// time: a TPM answers with at most a digest's worth, or fewer than asked.
+func loopRandom(n, most int, name string, get func(want int) ([]byte, error)) ([]byte, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("hwtpm: GetRandom(%d)", n)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	out := make([]byte, 0, n)
 	for len(out) < n {
-		want := min(n-len(out), 64)
-		rsp, err := tpm2.GetRandom{BytesRequested: uint16(want)}.Execute(t.tr)
+		want := min(n-len(out), most)
+		b, err := get(want)
 		if err != nil {
-			return nil, fmt.Errorf("hwtpm: TPM2_GetRandom(%d): %w", want, err)
+			return nil, fmt.Errorf("hwtpm: %s(%d): %w", name, want, err)
 		}
-		if len(rsp.RandomBytes.Buffer) == 0 {
-			return nil, fmt.Errorf("hwtpm: TPM2_GetRandom(%d) returned no bytes", want)
+		if len(b) == 0 {
+			return nil, fmt.Errorf("hwtpm: %s(%d) returned no bytes", name, want)
 		}
-		out = append(out, rsp.RandomBytes.Buffer[:min(len(rsp.RandomBytes.Buffer), want)]...)
+		out = append(out, b[:min(len(b), want)]...)
 	}
 	return out, nil
 }
@@ -155,20 +193,32 @@ func (t *TPM) GetRandom(n int) ([]byte, error) {
 // PCRRead reads one PCR of the SHA-1 bank, the shape of TPM 1.2's
 // TPM_PcrRead that the vTPM protocol passes through (hwinitpcr=).
 func (t *TPM) PCRRead(index uint32) ([20]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return sha1PCR(index, "TPM2_PCR_Read(SHA-1)", func() ([]byte, error) {
+		vals, err := t.readPCRs(tpm2.TPMAlgSHA1, []uint{uint(index)})
+		if err != nil {
+			return nil, err
+		}
+		return vals[0], nil
+	})
+}
+
+// sha1PCR checks index, reads the PCR with read and checks it is a SHA-1
+// value.
+func sha1PCR(index uint32, name string, read func() ([]byte, error)) ([20]byte, error) {
 	var d [20]byte
 	if index > MaxPCR {
 		return d, fmt.Errorf("hwtpm: PCR %d out of range 0..%d", index, MaxPCR)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	vals, err := t.readPCRs(tpm2.TPMAlgSHA1, []uint{uint(index)})
+	v, err := read()
 	if err != nil {
-		return d, err
+		return d, fmt.Errorf("hwtpm: %s(%d): %w", name, index, err)
 	}
-	if len(vals[0]) != len(d) {
-		return d, fmt.Errorf("hwtpm: PCR %d: SHA-1 value of %d bytes", index, len(vals[0]))
+	if len(v) != len(d) {
+		return d, fmt.Errorf("hwtpm: %s(%d): %d bytes, not a SHA-1 value", name, index, len(v))
 	}
-	copy(d[:], vals[0])
+	copy(d[:], v)
 	return d, nil
 }
 

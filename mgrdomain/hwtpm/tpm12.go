@@ -1,13 +1,11 @@
 package hwtpm
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"reflect"
-	"slices"
 	"sync"
 
 	"github.com/google/go-tpm/tpm"
@@ -170,46 +168,20 @@ func (s *sendRW) Read(p []byte) (int, error) {
 // Family is TPM 1.2.
 func (t *TPM12) Family() Family { return Family12 }
 
-// GetRandom returns n bytes of TPM_GetRandom, looped: a TPM may answer
-// with fewer bytes than asked.
+// GetRandom returns n bytes of TPM_GetRandom.
 func (t *TPM12) GetRandom(n int) ([]byte, error) {
-	if n < 0 {
-		return nil, fmt.Errorf("hwtpm: GetRandom(%d)", n)
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]byte, 0, n)
-	for len(out) < n {
-		want := min(n-len(out), 128)
-		b, err := tpm.GetRandom(t.rw, uint32(want))
-		if err != nil {
-			return nil, fmt.Errorf("hwtpm: TPM_GetRandom(%d): %w", want, err)
-		}
-		if len(b) == 0 {
-			return nil, fmt.Errorf("hwtpm: TPM_GetRandom(%d) returned no bytes", want)
-		}
-		out = append(out, b[:min(len(b), want)]...)
-	}
-	return out, nil
+	return loopRandom(n, 128, "TPM_GetRandom", func(want int) ([]byte, error) {
+		return tpm.GetRandom(t.rw, uint32(want))
+	})
 }
 
 // PCRRead is TPM_PcrRead.
 func (t *TPM12) PCRRead(index uint32) ([20]byte, error) {
-	var d [20]byte
-	if index > MaxPCR {
-		return d, fmt.Errorf("hwtpm: PCR %d out of range 0..%d", index, MaxPCR)
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	v, err := tpm.ReadPCR(t.rw, index)
-	if err != nil {
-		return d, fmt.Errorf("hwtpm: TPM_PcrRead(%d): %w", index, err)
-	}
-	if len(v) != len(d) {
-		return d, fmt.Errorf("hwtpm: TPM_PcrRead(%d): %d bytes", index, len(v))
-	}
-	copy(d[:], v)
-	return d, nil
+	return sha1PCR(index, "TPM_PcrRead", func() ([]byte, error) { return tpm.ReadPCR(t.rw, index) })
 }
 
 func (t *TPM12) readPCRs(pcrs []uint) ([][]byte, error) {
@@ -229,15 +201,12 @@ func (t *TPM12) readPCRs(pcrs []uint) ([][]byte, error) {
 // values and only at Config.Locality. Costs: an OSAP session and
 // TPM_Seal; no NV write.
 func (t *TPM12) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
-	if len(key) == 0 || len(key) > MaxKey {
-		return nil, fmt.Errorf("hwtpm: seal: key of %d bytes (want 1..%d)", len(key), MaxKey)
+	pcrs, err := checkSeal(key, pcrs)
+	if err != nil {
+		return nil, err
 	}
-	pcrs = slices.Compact(slices.Sorted(slices.Values(pcrs)))
 	ints := make([]int, len(pcrs))
 	for i, p := range pcrs {
-		if p > MaxPCR {
-			return nil, fmt.Errorf("hwtpm: seal: PCR %d out of range 0..%d", p, MaxPCR)
-		}
 		ints[i] = int(p)
 	}
 	t.mu.Lock()
@@ -302,13 +271,7 @@ func (t *TPM12) changedPCRs(b *SealedBlob) string {
 	if err != nil {
 		return ""
 	}
-	var changed []uint
-	for i, p := range b.PCRs {
-		if !bytes.Equal(now[i], b.PCRValues[i]) {
-			changed = append(changed, p)
-		}
-	}
-	return fmt.Sprintf(" (sealed to PCRs %s; changed since sealing: %s)", FormatPCRs(b.PCRs), FormatPCRs(changed))
+	return describeChanged(b, now)
 }
 
 // checkStoredData checks the frame of a TPM_STORED_DATA12 (TPM 1.2

@@ -267,3 +267,31 @@ func TestStoredDataFrame(t *testing.T) {
 		}
 	}
 }
+
+// answer is a TPM that answers every command with the given bytes.
+type answer []byte
+
+func (a answer) Send([]byte) ([]byte, error) { return a, nil }
+
+func TestStartup(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		tr   interface{ Send([]byte) ([]byte, error) }
+		f    Family
+	}{
+		{"TPM 2.0", swtpmtest.StartSwtpm(t, "").TPM(), Family20},
+		{"TPM 1.2", swtpmtest.StartSwtpm12(t, ownerPass, srkPass).TPM(), Family12},
+	} {
+		if sent, err := Startup(c.tr, c.f); sent || err != nil {
+			t.Errorf("%s, already started: Startup = %v, %v; want not sent, no error", c.name, sent, err)
+		}
+	}
+	if sent, err := Startup(answer{0x00, 0xC4, 0, 0, 0, 10, 0, 0, 0, 0}, Family12); !sent || err != nil {
+		t.Errorf("unstarted TPM 1.2: Startup = %v, %v; want sent", sent, err)
+	}
+	for _, rsp := range []answer{{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x01}, {0x80, 0x01, 0}} {
+		if _, err := Startup(rsp, Family20); err == nil {
+			t.Errorf("Startup answered % x: no error", []byte(rsp))
+		}
+	}
+}
