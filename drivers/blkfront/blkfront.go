@@ -73,7 +73,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xenvtpm/xenvtpm/evtchn"
+	"github.com/xenvtpm/xenvtpm/drivers/internal/xenfront"
 	"github.com/xenvtpm/xenvtpm/grant"
 	"github.com/xenvtpm/xenvtpm/xenbus"
 )
@@ -81,27 +81,19 @@ import (
 // Store is the part of the xenstore client the frontend uses;
 // *xenbus.Client implements it.
 type Store interface {
-	ReadString(ctx context.Context, path string) (string, error)
-	ReadUint(ctx context.Context, path string, bits int) (uint64, error)
+	xenfront.Store
 	Directory(ctx context.Context, path string) ([]string, error)
 	Rm(ctx context.Context, path string) error
-	Transaction(ctx context.Context, fn func(tx *xenbus.Tx) error) error
-	SwitchState(ctx context.Context, dir string, s xenbus.State) error
 	WaitForState(ctx context.Context, dir string, states ...xenbus.State) (xenbus.State, error)
 	ReadState(ctx context.Context, dir string) (xenbus.State, error)
 	Watch(ctx context.Context, path string) (*xenbus.Watch, error)
 }
 
 // Grants grants the ring and data pages; *grant.Table implements it.
-type Grants interface {
-	Grant(domid uint16, gfn uint64, readonly bool) (grant.Ref, error)
-	EndAccess(ref grant.Ref) error
-}
+type Grants = xenfront.Grants
 
 // Events allocates the event channel; *evtchn.Mux implements it.
-type Events interface {
-	AllocUnbound(remoteDom uint16) (*evtchn.Channel, error)
-}
+type Events = xenfront.Events
 
 // Config gathers the frontend's dependencies.
 type Config struct {
@@ -191,9 +183,7 @@ type Device struct {
 	flushOp        int // OpFlushDiskcache, OpWriteBarrier or -1
 	timeout        time.Duration
 
-	page *grant.Page
-	ref  grant.Ref
-	ch   *evtchn.Channel
+	sh *xenfront.Ring // the ring page and its event channel
 
 	sem     chan struct{}  // one token per ring slot in use
 	callers sync.WaitGroup // requests whose caller waits for them
@@ -242,14 +232,9 @@ func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
 		// The handle is the virtual-device number, the directory's name.
 		d.handle = uint16(h)
 	}
-	if d.backend, err = st.ReadString(ctx, node+"/backend"); err != nil {
-		return nil, fmt.Errorf("blkfront: %s: %w", node, err)
+	if d.backend, d.backendID, err = xenfront.Backend(ctx, st, node); err != nil {
+		return nil, fmt.Errorf("blkfront: %w", err)
 	}
-	id, err := st.ReadUint(ctx, node+"/backend-id", 16)
-	if err != nil {
-		return nil, fmt.Errorf("blkfront: %s: %w", node, err)
-	}
-	d.backendID = uint16(id)
 
 	// Linux's blkback writes its features and goes InitWait when it
 	// probes; talking before that could miss them.
@@ -268,40 +253,19 @@ func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
 		}
 	}
 
-	d.page = d.cfg.NewPage()
-	if d.ring, err = newFrontRing(d.page.Mem); err != nil {
+	page := d.cfg.NewPage()
+	if d.ring, err = newFrontRing(page.Mem); err != nil {
 		return nil, err
 	}
-	if d.ref, err = cfg.Grants.Grant(d.backendID, d.page.GFN, false); err != nil {
-		d.page = nil
-		return nil, fmt.Errorf("blkfront: %s: grant ring page: %w", node, err)
+	if d.sh, err = xenfront.Share(cfg.Grants, cfg.Events, d.backendID, page); err != nil {
+		return nil, fmt.Errorf("blkfront: %s: %w", node, err)
 	}
 	defer func() {
 		if err != nil {
 			d.release()
 		}
 	}()
-	if d.ch, err = cfg.Events.AllocUnbound(d.backendID); err != nil {
-		return nil, fmt.Errorf("blkfront: %s: %w", node, err)
-	}
-	// One transaction, so the backend never sees a ring-ref without its
-	// event channel (Linux's talk_to_blkback).
-	err = st.Transaction(ctx, func(tx *xenbus.Tx) error {
-		for _, kv := range [][2]string{
-			{"ring-ref", strconv.FormatUint(uint64(d.ref), 10)},
-			{"event-channel", strconv.FormatUint(uint64(d.ch.Port), 10)},
-			{"protocol", Protocol},
-		} {
-			if err := tx.WriteString(ctx, node+"/"+kv[0], kv[1]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("blkfront: %s: write ring details: %w", node, err)
-	}
-	if err = st.SwitchState(ctx, node, xenbus.StateInitialised); err != nil {
+	if err = d.sh.Publish(ctx, st, node, [2]string{"protocol", Protocol}); err != nil {
 		return nil, fmt.Errorf("blkfront: %w", err)
 	}
 	defer func() {
@@ -679,7 +643,7 @@ func (d *Device) do(ctx context.Context, op uint8, wire uint64, buf []byte) erro
 	default:
 	}
 	if notify {
-		if err := d.ch.Notify(); err != nil {
+		if err := d.sh.Ch.Notify(); err != nil {
 			d.fail(fmt.Errorf("%w: %v", ErrGone, err))
 		}
 	}
@@ -809,13 +773,13 @@ func (d *Device) events() {
 		}
 		polled := false
 		select {
-		case <-d.ch.C:
+		case <-d.sh.Ch.C:
 		case <-d.kick:
 			continue
 		case <-pollC:
 			// An event that came at the same moment is no lost event.
 			select {
-			case <-d.ch.C:
+			case <-d.sh.Ch.C:
 			default:
 				polled = true
 			}
@@ -979,12 +943,6 @@ func (d *Device) Close(ctx context.Context) error {
 // requests that never completed.
 func (d *Device) release() error {
 	var errs []error
-	if d.ch != nil {
-		if err := d.ch.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		d.ch = nil
-	}
 	for i, r := range d.slots {
 		if r != nil {
 			if err := d.endGrants(r); err != nil {
@@ -993,13 +951,7 @@ func (d *Device) release() error {
 			d.slots[i] = nil
 		}
 	}
-	if d.page != nil {
-		if err := d.cfg.Grants.EndAccess(d.ref); err != nil {
-			grant.Leak(d.page)
-			errs = append(errs, err)
-		}
-		d.page = nil
-	}
+	errs = append(errs, d.sh.Release(d.cfg.Grants))
 	d.pool = nil
 	return errors.Join(errs...)
 }

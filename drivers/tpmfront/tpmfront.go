@@ -37,13 +37,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
 
-	"github.com/xenvtpm/xenvtpm/evtchn"
+	"github.com/xenvtpm/xenvtpm/drivers/internal/xenfront"
 	"github.com/xenvtpm/xenvtpm/grant"
 	"github.com/xenvtpm/xenvtpm/ring"
 	"github.com/xenvtpm/xenvtpm/xenbus"
@@ -52,25 +51,17 @@ import (
 // Store is the part of the xenstore client the frontend uses;
 // *xenbus.Client implements it.
 type Store interface {
-	ReadString(ctx context.Context, path string) (string, error)
-	ReadUint(ctx context.Context, path string, bits int) (uint64, error)
+	xenfront.Store
 	Rm(ctx context.Context, path string) error
-	Transaction(ctx context.Context, fn func(tx *xenbus.Tx) error) error
-	SwitchState(ctx context.Context, dir string, s xenbus.State) error
 	WaitForState(ctx context.Context, dir string, states ...xenbus.State) (xenbus.State, error)
 	ReadState(ctx context.Context, dir string) (xenbus.State, error)
 }
 
 // Grants grants the shared page; *grant.Table implements it.
-type Grants interface {
-	Grant(domid uint16, gfn uint64, readonly bool) (grant.Ref, error)
-	EndAccess(ref grant.Ref) error
-}
+type Grants = xenfront.Grants
 
 // Events allocates the event channel; *evtchn.Mux implements it.
-type Events interface {
-	AllocUnbound(remoteDom uint16) (*evtchn.Channel, error)
-}
+type Events = xenfront.Events
 
 // Config gathers the frontend's dependencies.
 type Config struct {
@@ -103,10 +94,8 @@ type Front struct {
 	node      string
 	backend   string
 	backendID uint16
-	page      *grant.Page
+	sh        *xenfront.Ring // the shared page and its event channel
 	ring      *ring.Page
-	ref       grant.Ref
-	ch        *evtchn.Channel
 
 	mu     sync.Mutex // one command at a time
 	closed bool
@@ -124,51 +113,26 @@ func Open(ctx context.Context, cfg Config) (_ *Front, err error) {
 	}
 	f := &Front{cfg: cfg, node: node}
 	st := cfg.Store
-	if f.backend, err = st.ReadString(ctx, node+"/backend"); err != nil {
-		return nil, fmt.Errorf("tpmfront: %s: %w", node, err)
+	if f.backend, f.backendID, err = xenfront.Backend(ctx, st, node); err != nil {
+		return nil, fmt.Errorf("tpmfront: %w", err)
 	}
-	id, err := st.ReadUint(ctx, node+"/backend-id", 16)
-	if err != nil {
-		return nil, fmt.Errorf("tpmfront: %s: %w", node, err)
-	}
-	f.backendID = uint16(id)
 
 	if cfg.NewPage == nil {
 		cfg.NewPage = grant.NewPage
 	}
-	f.page = cfg.NewPage()
-	if f.ring, err = ring.New(f.page.Mem); err != nil {
+	page := cfg.NewPage()
+	if f.ring, err = ring.New(page.Mem); err != nil {
 		return nil, err
 	}
-	if f.ref, err = cfg.Grants.Grant(f.backendID, f.page.GFN, false); err != nil {
-		return nil, fmt.Errorf("tpmfront: %s: grant shared page: %w", node, err)
+	if f.sh, err = xenfront.Share(cfg.Grants, cfg.Events, f.backendID, page); err != nil {
+		return nil, fmt.Errorf("tpmfront: %s: %w", node, err)
 	}
 	defer func() {
 		if err != nil {
 			f.release()
 		}
 	}()
-	if f.ch, err = cfg.Events.AllocUnbound(f.backendID); err != nil {
-		return nil, fmt.Errorf("tpmfront: %s: %w", node, err)
-	}
-	// One transaction, so the backend never sees a ring-ref without its
-	// event-channel (Linux's setup_ring).
-	err = st.Transaction(ctx, func(tx *xenbus.Tx) error {
-		for _, kv := range [][2]string{
-			{"ring-ref", strconv.FormatUint(uint64(f.ref), 10)},
-			{"event-channel", strconv.FormatUint(uint64(f.ch.Port), 10)},
-			{"feature-protocol-v2", "1"},
-		} {
-			if err := tx.WriteString(ctx, node+"/"+kv[0], kv[1]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("tpmfront: %s: write ring details: %w", node, err)
-	}
-	if err = st.SwitchState(ctx, node, xenbus.StateInitialised); err != nil {
+	if err = f.sh.Publish(ctx, st, node, [2]string{"feature-protocol-v2", "1"}); err != nil {
 		return nil, fmt.Errorf("tpmfront: %w", err)
 	}
 	defer func() {
@@ -200,22 +164,7 @@ func Open(ctx context.Context, cfg Config) (_ *Front, err error) {
 
 // release unbinds the channel and ends the grant.
 func (f *Front) release() error {
-	var errs []error
-	if f.ch != nil {
-		if err := f.ch.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		f.ch = nil
-	}
-	if f.page != nil {
-		if err := f.cfg.Grants.EndAccess(f.ref); err != nil {
-			// The backend still maps the page: it must never be reused.
-			grant.Leak(f.page)
-			errs = append(errs, err)
-		}
-		f.page = nil
-	}
-	return errors.Join(errs...)
+	return f.sh.Release(f.cfg.Grants)
 }
 
 // Backend returns the backend directory and domain.
@@ -236,19 +185,19 @@ func (f *Front) Send(ctx context.Context, locality uint8, cmd []byte) ([]byte, e
 	}
 	// Drain a stale wake-up so the wait below starts from this command.
 	select {
-	case <-f.ch.C:
+	case <-f.sh.Ch.C:
 	default:
 	}
 	if err := f.ring.Submit(locality, cmd); err != nil {
 		return nil, err
 	}
-	if err := f.ch.Notify(); err != nil {
+	if err := f.sh.Ch.Notify(); err != nil {
 		return nil, err
 	}
 	err := f.wait(ctx, func(s ring.State) bool { return s == ring.StateIdle || s == ring.StateFinish })
 	if err != nil {
 		f.ring.Cancel()
-		f.ch.Notify()
+		f.sh.Ch.Notify()
 		return nil, fmt.Errorf("tpmfront: command cancelled: %w", err)
 	}
 	if f.ring.State() == ring.StateIdle {
@@ -269,7 +218,7 @@ func (f *Front) wait(ctx context.Context, done func(ring.State) bool) error {
 			return nil
 		}
 		select {
-		case <-f.ch.C:
+		case <-f.sh.Ch.C:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
