@@ -363,15 +363,58 @@ func (h handle) Rm(ctx context.Context, path string) error {
 	return h.wrap("rm", path, err)
 }
 
-// Directory lists the names of a node's children.
+// Directory lists the names of a node's children. A list too long for one
+// reply (xenstored answers E2BIG; ~680 domains under backend/vtpm do it)
+// is read in parts with XS_DIRECTORY_PART.
 func (h handle) Directory(ctx context.Context, path string) ([]string, error) {
 	payload, err := xswire.PathPayload(path)
 	p, err := h.exchange(ctx, xswire.XSDirectory, payload, err)
 	var names []string
-	if err == nil {
+	switch {
+	case err == nil:
 		names, err = xswire.ParseDirectory(p)
+	case errors.Is(err, xswire.Err2Big):
+		names, err = h.directoryParts(ctx, path)
 	}
 	return names, h.wrap("directory", path, err)
+}
+
+// maxListRestarts bounds how often a listing in parts starts over because
+// the node changed between two parts.
+const maxListRestarts = 16
+
+// directoryParts reads a node's children list part by part, from offset 0
+// until the part marked last, and starts over when the node's generation
+// changes between parts (a child came or went), as libxenstore does.
+func (h handle) directoryParts(ctx context.Context, path string) ([]string, error) {
+	for range maxListRestarts {
+		var names []string
+		gen, off := "", 0
+		for {
+			payload, err := xswire.DirectoryPartPayload(path, off)
+			p, err := h.exchange(ctx, xswire.XSDirectoryPart, payload, err)
+			if err != nil {
+				return nil, fmt.Errorf("reading a long directory in parts: %w", err)
+			}
+			d, err := xswire.ParseDirectoryPart(p)
+			if err != nil {
+				return nil, err
+			}
+			if off > 0 && d.Generation != gen {
+				break // changed under us: start over
+			}
+			gen = d.Generation
+			names = append(names, d.Names...)
+			if d.Last {
+				return names, nil
+			}
+			if d.Len == 0 {
+				return nil, fmt.Errorf("directory part at offset %d is empty and not the last: %w", off, ErrProtocol)
+			}
+			off += d.Len
+		}
+	}
+	return nil, fmt.Errorf("the directory changed while being read in parts, %d times: %w", maxListRestarts, xswire.ErrAgain)
 }
 
 // GetPerms returns a node's permissions; the first entry is the owner and

@@ -26,6 +26,10 @@ type fakeStore struct {
 	lastTx  uint32
 
 	failCommits int // next commits answered with EAGAIN regardless
+	dirParts    int // XS_DIRECTORY_PART requests served
+	// onDirPart, if set, runs before each XS_DIRECTORY_PART is answered
+	// (with the lock held), to change the store between parts.
+	onDirPart func(*fakeStore)
 	commits     int // successful commits
 	aborts      int
 }
@@ -154,7 +158,7 @@ func (s *fakeStore) handle(m xswire.Message) []xswire.Message {
 		}
 		changed = append(changed, p)
 		return out(reply(m, "OK\x00"))
-	case xswire.XSDirectory:
+	case xswire.XSDirectory, xswire.XSDirectoryPart:
 		p := s.abs(arg(0))
 		if nodes[p] == nil {
 			return out(errReply(m, "ENOENT"))
@@ -166,7 +170,33 @@ func (s *fakeStore) handle(m xswire.Message) []xswire.Message {
 			}
 		}
 		slices.Sort(kids)
-		return out(reply(m, strings.Join(kids, "")))
+		list := strings.Join(kids, "")
+		if m.Type == xswire.XSDirectory {
+			if len(list) > xswire.PayloadMax {
+				return out(errReply(m, "E2BIG"))
+			}
+			return out(reply(m, list))
+		}
+		// As C xenstored: whole names from the offset while they fit,
+		// and one more NUL when the list ends in this part.
+		s.dirParts++
+		if s.onDirPart != nil {
+			s.onDirPart(s)
+		}
+		gen := strconv.Itoa(s.gen) + "\x00"
+		off, _ := strconv.Atoi(arg(1))
+		part := ""
+		for _, k := range kids {
+			if off > 0 {
+				off -= len(k)
+				continue
+			}
+			if len(gen)+len(part)+len(k)+1 > xswire.PayloadMax {
+				return out(reply(m, gen+part))
+			}
+			part += k
+		}
+		return out(reply(m, gen+part+"\x00"))
 	case xswire.XSGetPerms:
 		n := nodes[s.abs(arg(0))]
 		if n == nil {

@@ -44,7 +44,7 @@ func FuzzReadMessage(f *testing.F) {
 // matching builder.
 func FuzzReplyPayloads(f *testing.F) {
 	for _, s := range []string{"", "\x00", "OK\x00", "ENOENT\x00", "EAGAIN", "E2BIG\x00", "a\x00b\x00",
-		"/local/domain/3/x\x00token\x00", "n0\x00r5\x00", "b65535\x00", "r65536\x00", "17\x00", "0\x00", "x\x00\x00"} {
+		"/local/domain/3/x\x00token\x00", "n0\x00r5\x00", "b65535\x00", "r65536\x00", "17\x00", "0\x00", "x\x00\x00", "7\x00a\x00bc\x00\x00", "3\x00\x00"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -61,6 +61,18 @@ func FuzzReplyPayloads(f *testing.F) {
 				if n == "" {
 					t.Fatal("empty child name accepted")
 				}
+			}
+		}
+		if d, err := ParseDirectoryPart(b); err == nil {
+			n := 0
+			for _, name := range d.Names {
+				if name == "" {
+					t.Fatal("empty child name accepted in a directory part")
+				}
+				n += len(name) + 1
+			}
+			if n != d.Len {
+				t.Fatalf("directory part %q: Len %d, names take %d bytes", b, d.Len, n)
 			}
 		}
 		if perms, err := ParsePerms(b); err == nil {

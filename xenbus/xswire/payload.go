@@ -32,6 +32,18 @@ func WritePayload(path string, value []byte) ([]byte, error) {
 	return sized(b)
 }
 
+// DirectoryPartPayload is "<path>\0<offset>\0", XS_DIRECTORY_PART's
+// request: the node's list of children from byte offset on.
+func DirectoryPartPayload(path string, offset int) ([]byte, error) {
+	if err := ValidatePath(path); err != nil {
+		return nil, err
+	}
+	if offset < 0 {
+		return nil, fmt.Errorf("xswire: directory part offset %d: %w", offset, ErrProtocol)
+	}
+	return sized(fmt.Appendf(nil, "%s\x00%d\x00", path, offset))
+}
+
 // WatchPayload is "<path>\0<token>\0", the payload of XS_WATCH and
 // XS_UNWATCH. The path may be one of the special watch paths.
 func WatchPayload(path, token string) ([]byte, error) {
@@ -125,6 +137,56 @@ func ParseDirectory(payload []byte) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// DirectoryPart is one XS_DIRECTORY_PART reply (docs/misc/xenstore.txt):
+// "<generation>\0" and the node's children list from the asked offset,
+// each name NUL-terminated, the list's end marked by one more NUL.
+type DirectoryPart struct {
+	// Generation changes whenever the node does: parts of one listing
+	// must carry the same one.
+	Generation string
+	Names      []string
+	// Len is how many bytes of the children list this part holds: the
+	// next part's offset is the current one plus Len.
+	Len int
+	// Last is set on the part that reaches the end of the list.
+	Last bool
+}
+
+// ParseDirectoryPart decodes an XS_DIRECTORY_PART reply.
+func ParseDirectoryPart(payload []byte) (DirectoryPart, error) {
+	var d DirectoryPart
+	bad := func(why string) (DirectoryPart, error) {
+		return DirectoryPart{}, fmt.Errorf("xswire: directory part reply %q: %s: %w", clip(payload), why, ErrProtocol)
+	}
+	i := bytes.IndexByte(payload, 0)
+	if i <= 0 {
+		return bad("no generation")
+	}
+	if _, err := strconv.ParseUint(string(payload[:i]), 10, 64); err != nil {
+		return bad("generation is not a decimal number")
+	}
+	d.Generation = string(payload[:i])
+	list := payload[i+1:]
+	switch {
+	case len(list) == 0 || list[len(list)-1] != 0:
+		return bad("children list does not end in NUL")
+	case len(list) == 1:
+		d.Last = true
+		return d, nil
+	case list[len(list)-2] == 0:
+		d.Last = true
+		list = list[:len(list)-1]
+	}
+	d.Len = len(list)
+	for _, n := range strings.Split(string(list[:len(list)-1]), "\x00") {
+		if n == "" || strings.IndexByte(n, '/') >= 0 {
+			return bad(fmt.Sprintf("invalid child name %q", n))
+		}
+		d.Names = append(d.Names, n)
+	}
+	return d, nil
 }
 
 // ParseString decodes a reply that is one NUL-terminated string, such as

@@ -1,6 +1,7 @@
 # The foundation's checks on real Xen: the hello domain boots as PVH, talks to
 # xenstore (write/read back, dom0 reads the same key, a watch on a key dom0
-# writes), keeps time against dom0's clock, exits cleanly; then a second run
+# writes, a directory too long for one reply), keeps time against dom0's
+# clock, exits cleanly; then a second run
 # panics on purpose and must leave its panic on the console and be gone.
 # Sourced by dom0's init with testlib.sh loaded.
 
@@ -25,8 +26,16 @@ xenstore-watch "/local/domain/$id/data/tick" | while read -r p; do
 done >/tmp/ticks &
 watcher=$!
 sleep 1
+# 700 children of 10-byte names: 7,700 bytes of list, more than one
+# xenstore reply (4,096) holds; hello must read it in parts. (700 keeps
+# within the default quota of 1,000 nodes per domain.)
+xenstore-write $(for i in $(seq 1000 1699); do echo "/local/domain/$id/data/many/child-$i x"; done) ||
+	fail "dom0 could not write data/many"
 xenstore-write "/local/domain/$id/data/ping" pong
 wait_console hello 'watch fired: data/ping=pong' 60 || fail "hello's watch on data/ping did not fire"
+wait_console hello 'data/many lists' 60 || fail "hello did not list data/many"
+grep -q 'data/many lists 700 children' "$(console_log hello)" ||
+	fail "hello listed data/many wrongly: $(grep -m1 -e 'data/many' -e 'error' "$(console_log hello)")"
 # Idle CPU: hello spends the next seconds in time.Sleep.
 cpu0=$(xl list hello | awk 'NR==2{print $6}')
 sleep 6
