@@ -55,7 +55,7 @@ func TestNodeOperations(t *testing.T) {
 	if err := c.Rm(ctx, "data"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.snapshot()["/local/domain/3/data/key"]; ok {
+	if _, ok := s.Snapshot()["/local/domain/3/data/key"]; ok {
 		t.Fatal("rm left a child behind")
 	}
 	_, err = c.Read(ctx, "data/key")
@@ -298,8 +298,8 @@ func TestWatch(t *testing.T) {
 	if err := w.Unwatch(ctx); err != nil {
 		t.Fatalf("second Unwatch: %v", err)
 	}
-	if len(s.watches) != 1 {
-		t.Fatalf("store still has %d watches, want 1", len(s.watches))
+	if s.Watches() != 1 {
+		t.Fatalf("store still has %d watches, want 1", s.Watches())
 	}
 	special, err := c.Watch(ctx, ReleaseDomain)
 	if err != nil {

@@ -32,30 +32,29 @@ func TestDirectoryInParts(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("Directory returned %d names, want %d in order", len(got), len(want))
 	}
-	if s.dirParts < 3 {
-		t.Fatalf("%d XS_DIRECTORY_PART requests for 11,000 bytes of names", s.dirParts)
+	parts := s.Stats().DirParts
+	if parts < 3 {
+		t.Fatalf("%d XS_DIRECTORY_PART requests for 11,000 bytes of names", parts)
 	}
-	t.Logf("1000 children in %d parts", s.dirParts)
+	t.Logf("1000 children in %d parts", parts)
 
 	// A child added between two parts: the listing starts over and has it.
-	added := false
-	s.onDirPart = func(s *fakeStore) {
-		if s.dirParts == 5 && !added {
-			s.nodes["/big/child-new"] = &fakeNode{}
-			s.gen++
-			added = true
+	calls := 0
+	s.OnDirPart(func() {
+		if calls++; calls == 2 {
+			s.Write("/big/child-new", "x")
 		}
-	}
+	})
 	got, err = c.Directory(ctx, "/big")
 	if err != nil || len(got) != 1001 || !slices.Contains(got, "child-new") {
 		t.Fatalf("Directory with a child added between parts: %d names, %v", len(got), err)
 	}
 
 	// A directory that never holds still: a bounded number of restarts.
-	s.onDirPart = func(s *fakeStore) {
-		s.nodes[fmt.Sprintf("/big/churn-%d", s.dirParts)] = &fakeNode{}
-		s.gen++
-	}
+	s.OnDirPart(func() {
+		calls++
+		s.Write(fmt.Sprintf("/big/churn-%d", calls), "x")
+	})
 	if _, err := c.Directory(ctx, "/big"); !errors.Is(err, xswire.ErrAgain) {
 		t.Fatalf("Directory of an ever-changing node = %v, want EAGAIN", err)
 	}

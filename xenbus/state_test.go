@@ -26,7 +26,7 @@ func TestSwitchAndReadState(t *testing.T) {
 	if err := c.SwitchState(ctx, dev, StateInitWait); !errors.Is(err, ErrNoEnt) {
 		t.Fatalf("switching a device without a state key: %v", err)
 	}
-	if _, ok := s.snapshot()[dev]; ok {
+	if _, ok := s.Snapshot()[dev]; ok {
 		t.Fatal("SwitchState recreated a removed device directory")
 	}
 	if err := c.WriteString(ctx, dev+"/state", "1"); err != nil {

@@ -34,7 +34,7 @@ func TestTransactionCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.snapshot()["/local/domain/3/device/vtpm/0/event-channel"]; got != "5" {
+	if got := s.Snapshot()["/local/domain/3/device/vtpm/0/event-channel"]; got != "5" {
 		t.Fatalf("after commit event-channel = %q", got)
 	}
 }
@@ -42,7 +42,7 @@ func TestTransactionCommits(t *testing.T) {
 func TestTransactionRetriesOnEAGAIN(t *testing.T) {
 	c, s, _ := storeClient(t)
 	ctx := testCtx(t)
-	s.failCommits = 2
+	s.SetFailCommits(2)
 	runs := 0
 	err := c.Transaction(ctx, func(tx *Tx) error {
 		runs++
@@ -58,8 +58,8 @@ func TestTransactionRetriesOnEAGAIN(t *testing.T) {
 	if err != nil || runs != 3 {
 		t.Fatalf("err = %v after %d runs, want success on the 3rd", err, runs)
 	}
-	if s.commits != 1 || s.snapshot()["/counter"] != "1" {
-		t.Fatalf("%d commits, counter %q", s.commits, s.snapshot()["/counter"])
+	if s.Stats().Commits != 1 || s.Snapshot()["/counter"] != "1" {
+		t.Fatalf("%d commits, counter %q", s.Stats().Commits, s.Snapshot()["/counter"])
 	}
 }
 
@@ -82,7 +82,7 @@ func TestTransactionConflictFromAnotherWriter(t *testing.T) {
 func TestTransactionGivesUp(t *testing.T) {
 	c, s, _ := storeClient(t)
 	ctx := testCtx(t)
-	s.failCommits = 1000
+	s.SetFailCommits(1000)
 	runs := 0
 	err := c.Transaction(ctx, func(tx *Tx) error { runs++; return nil })
 	if !errors.Is(err, ErrAgain) || !strings.Contains(err.Error(), "after 10 attempts") || runs != MaxTransactionAttempts {
@@ -115,9 +115,7 @@ func TestTransactionAbortsOnError(t *testing.T) {
 	if _, err := c.Directory(ctx, "/"); err != nil {
 		t.Fatal(err)
 	}
-	s.mu.Lock()
-	aborts := s.aborts
-	s.mu.Unlock()
+	aborts := s.Stats().Aborts
 	if aborts != 1 {
 		t.Fatalf("%d aborts reached the store", aborts)
 	}
