@@ -4,8 +4,12 @@
 #   make test      every test tier (what CI runs): unit tests always; image
 #                  builds, QEMU and Xen test-bed tiers when the tamago-go
 #                  toolchain is installed (otherwise one SKIP: line each)
-#   make testbed   the Xen test bed end to end (needs the toolchain)
-#   make demo      the main job: boot Xen under QEMU and run the hello domain
+#   make testbed   the Xen test bed's first check: the hello domain (needs the
+#                  toolchain)
+#   make demo      the main job: the whole stack on Xen under QEMU — swtpm as
+#                  the hardware TPM, the manager domain, a vTPM domain, a Linux
+#                  guest running tpm2-tools, state kept across restarts
+#                  (DEMO_TPM=1.2: the hardware TPM is a TPM 1.2)
 #   make toolchain install tamago-go for go.mod's tamago version from a local
 #                  clone (TAMAGO_GO_SRC=path-to-a-tamago-go-git-repository)
 
@@ -47,7 +51,12 @@ testbed:
 	build/testbed/host-deps.sh
 	build/testbed/run.sh build/hello/testbed
 
-demo: testbed
+DEMO_TPM ?= 2.0
+demo_scenario = $(if $(filter 1.2,$(DEMO_TPM)),vtpmdomain/testbed-persist-tpm12,vtpmdomain/testbed-persist)
+
+demo: toolchain-check
+	build/testbed/host-deps.sh tpm2-tools swtpm-tools
+	build/testbed/run.sh $(demo_scenario)
 
 toolchain:
 	build/toolchain.sh install
