@@ -295,3 +295,47 @@ func TestStartup(t *testing.T) {
 		}
 	}
 }
+
+// scripted answers each command with the next of its responses (the last
+// one again when they run out): a TPM 1.2 that says anything.
+type scripted struct {
+	rsps [][]byte
+	i    int
+}
+
+func (s *scripted) Send([]byte) ([]byte, error) {
+	r := s.rsps[min(s.i, len(s.rsps)-1)]
+	s.i++
+	return r, nil
+}
+
+// FuzzTPM12Responses feeds the TPM 1.2 layer arbitrary responses after a
+// well-formed start: every method must return (an error or a value),
+// never panic or hang.
+func FuzzTPM12Responses(f *testing.F) {
+	ok := []byte{0, 0xC4, 0, 0, 0, 10, 0, 0, 0, 0}
+	f.Add(ok, ok)
+	f.Add([]byte{0, 0xC4, 0, 0, 0, 14, 0, 0, 0, 0, 0, 1, 0, 0}, []byte{0, 0xC5, 0, 0, 0, 10, 0, 0, 0, 1})
+	f.Add([]byte{0, 0xC4, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0x0a, 0, 0xE, 'X', 'V', 'T', 'M'}, ok)
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		// Detect's probe answer, the permanent flags (all clear) and
+		// TPM_CAP_PROP_OWNER (owned) let Open12 succeed; then a and b.
+		flags := append([]byte{0, 0xC4, 0, 0, 0, 0x24, 0, 0, 0, 0, 0, 0, 0, 22, 0, 0x1F}, make([]byte, 20)...)
+		owned := []byte{0, 0xC4, 0, 0, 0, 15, 0, 0, 0, 0, 0, 0, 0, 1, 1}
+		tr := &scripted{rsps: [][]byte{{0, 0xC4, 0, 0, 0, 10, 0, 0, 0, 0x1E}, flags, owned}}
+		tp, err := Open12(tr, Config{})
+		if err != nil {
+			t.Fatalf("Open12 on the scripted start: %v", err)
+		}
+		tr.rsps = append(tr.rsps, a, b)
+		tp.GetRandom(40)
+		tp.PCRRead(7)
+		tp.ReadCounter()
+		tp.CreateCounter()
+		tp.IncrementCounter()
+		if blob, err := tp.Seal([]byte("k"), []uint{0}); err == nil {
+			tp.Unseal(blob)
+		}
+		tp.Unseal(blob12)
+	})
+}
