@@ -381,3 +381,30 @@ func TestIncrementRateLimited(t *testing.T) {
 		t.Errorf("gave up after %v of back-off, budget %v", slept, retryBudget)
 	}
 }
+
+// FuzzTPM20Responses is FuzzTPM12Responses for the TPM 2.0 layer: after
+// the family probe, arbitrary responses to go-tpm's commands must give
+// errors, never a panic (a nested manager's "hardware" TPM is another
+// domain).
+func FuzzTPM20Responses(f *testing.F) {
+	ok := []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0, 0}
+	f.Add(ok, ok)
+	f.Add([]byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0}, []byte{0x80, 0x02, 0, 0, 0, 10, 0, 0, 0x09, 0x22})
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		tr := &scripted{rsps: [][]byte{ok}}
+		tp, err := Open(tr, Config{})
+		if err != nil {
+			t.Fatalf("Open on the scripted start: %v", err)
+		}
+		tp.sleep = func(time.Duration) {} // "retry later" answers cost no time
+		tr.rsps = append(tr.rsps, a, b)
+		tp.GetRandom(40)
+		tp.PCRRead(7)
+		tp.ReadCounter()
+		tp.CreateCounter()
+		tp.IncrementCounter()
+		if blob, err := tp.Seal([]byte("k"), []uint{0}); err == nil {
+			tp.Unseal(blob)
+		}
+	})
+}
