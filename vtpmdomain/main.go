@@ -23,9 +23,9 @@ import (
 	"github.com/xenvtpm/xenvtpm/domain"
 	"github.com/xenvtpm/xenvtpm/drivers/blkfront"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
-	"github.com/xenvtpm/xenvtpm/drivers/tpmfront"
 	"github.com/xenvtpm/xenvtpm/grant"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
+	"github.com/xenvtpm/xenvtpm/vtpmdomain/mgrlink"
 	"github.com/xenvtpm/xenvtpm/vtpmdomain/vstate"
 	"github.com/xenvtpm/xenvtpm/vtpmdomain/vtpm"
 )
@@ -149,16 +149,16 @@ func persist(cfg *vtpm.Config, hasDisk, hasManager bool) {
 	}
 	d.Log.Infof("disk %s: %d MiB, sectors of %d bytes, flush %s",
 		disk.Node(), disk.Sectors()*uint64(disk.SectorSize())>>20, disk.SectorSize(), disk.FlushMethod())
-	mgr, err := tpmfront.Open(ctx, tpmfront.Config{Store: d.Store, Grants: table, Events: d.Events})
+	// The manager through a vtpm device; after a manager restart the link
+	// finds the device `xl vtpm-attach` adds (package mgrlink).
+	mgr, err := mgrlink.Open(ctx, mgrlink.Config{Store: d.Store, Grants: table, Events: d.Events, Logf: d.Log.Infof})
 	if err != nil {
 		refuse("manager (xl vtpm=[\"backend=<manager>\"]): %v", err)
 	}
-	_, mgrID := mgr.Backend()
-	d.Log.Infof("manager domain %d connected", mgrID)
 	send := func(cmd []byte) ([]byte, error) {
 		c, cl := context.WithTimeout(context.Background(), time.Minute)
 		defer cl()
-		return mgr.Send(c, 0, cmd)
+		return mgr.Send(c, cmd)
 	}
 
 	tl := time.Now()

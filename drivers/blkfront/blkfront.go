@@ -199,11 +199,10 @@ type Device struct {
 	deadCh    chan struct{}
 	stats     Stats
 
-	kick        chan struct{} // a request was queued: arm the poll
-	stopEvents  chan struct{}
-	eventsDone  chan struct{}
-	watchCancel context.CancelFunc
-	watchDone   chan struct{}
+	kick       chan struct{} // a request was queued: arm the poll
+	stopEvents chan struct{}
+	eventsDone chan struct{}
+	watch      *xenfront.BackendWatch
 }
 
 // Open connects to the backend of cfg.Node.
@@ -297,18 +296,15 @@ func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
 	d.stopEvents = make(chan struct{})
 	d.eventsDone = make(chan struct{})
 	go d.events()
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.watchCancel = cancel
-	d.watchDone = make(chan struct{})
-	w, err := st.Watch(ctx, d.backend+"/state")
+	d.watch, err = xenfront.WatchBackend(ctx, st, d.backend, func(why string) {
+		d.fail(fmt.Errorf("%w: %s", ErrGone, why))
+	}, d.logf)
 	if err != nil {
-		cancel()
 		close(d.stopEvents)
 		<-d.eventsDone
-		err = fmt.Errorf("blkfront: %s: watch backend state: %w", node, err)
+		err = fmt.Errorf("blkfront: %s: %w", node, err)
 		return nil, err
 	}
-	go d.watchBackend(wctx, w)
 	return d, nil
 }
 
@@ -849,38 +845,6 @@ func (d *Device) complete(id uint64, op uint8, st int16) {
 	req.done <- st
 }
 
-// watchBackend fails the device when the backend closes or disappears.
-func (d *Device) watchBackend(ctx context.Context, w *xenbus.Watch) {
-	defer close(d.watchDone)
-	defer w.Unwatch(context.WithoutCancel(ctx))
-	for {
-		select {
-		case _, ok := <-w.Events():
-			if !ok {
-				d.logf("watch on backend state ended: %v", w.Err())
-				return
-			}
-		case <-ctx.Done():
-			return
-		}
-		s, err := d.cfg.Store.ReadState(ctx, d.backend)
-		if err != nil {
-			if ctx.Err() == nil {
-				d.logf("read backend state: %v", err)
-			}
-			continue
-		}
-		switch s {
-		case xenbus.StateClosing, xenbus.StateClosed, xenbus.StateUnknown:
-			what := s.String()
-			if s == xenbus.StateUnknown {
-				what = "gone"
-			}
-			d.fail(fmt.Errorf("%w: backend %s is %s", ErrGone, d.backend, what))
-		}
-	}
-}
-
 // Close disconnects from the backend (see the package doc for the order).
 // The Device is unusable afterwards, even if Close returns an error.
 func (d *Device) Close(ctx context.Context) error {
@@ -904,8 +868,7 @@ func (d *Device) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("requests still in flight: %w", ctx.Err()))
 	}
-	d.watchCancel()
-	<-d.watchDone
+	d.watch.Stop()
 
 	st := d.cfg.Store
 	tolerate := func(err error) {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/xenvtpm/xenvtpm/drivers/blkfront"
-	"github.com/xenvtpm/xenvtpm/drivers/internal/xentest"
+	"github.com/xenvtpm/xenvtpm/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/store"
 	"github.com/xenvtpm/xenvtpm/xenbus"
 )

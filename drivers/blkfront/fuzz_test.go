@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/xenvtpm/xenvtpm/drivers/blkfront"
-	"github.com/xenvtpm/xenvtpm/drivers/internal/xentest"
+	"github.com/xenvtpm/xenvtpm/internal/xentest"
 )
 
 // FuzzResponses lets the fuzzer rewrite every response the fake backend

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/xenvtpm/xenvtpm/drivers/internal/xentest"
+	"github.com/xenvtpm/xenvtpm/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/evtchn"
 	"github.com/xenvtpm/xenvtpm/grant"
 	"github.com/xenvtpm/xenvtpm/ring"

@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
-	"github.com/xenvtpm/xenvtpm/drivers/internal/xentest"
+	"github.com/xenvtpm/xenvtpm/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmfront"
 )
@@ -152,5 +152,46 @@ func TestTpmfrontGoTPM(t *testing.T) {
 	}
 	if string(rsp.RandomBytes.Buffer) != "\x01\x02\x03\x04" {
 		t.Fatalf("random bytes % x", rsp.RandomBytes.Buffer)
+	}
+}
+
+// The backend's domain dies with a command in flight: the toolstack
+// removes its directory, and Send fails at once with ErrGone instead of
+// waiting out its context; later Sends too.
+func TestTpmfrontBackendGone(t *testing.T) {
+	e := newEnv(t, 0)
+	d, p := e.addDevice(5)
+	f := openFront(e, d, p)
+	block := make(chan struct{})
+	defer close(block)
+	e.setHandler(func(fe *tpmback.Frontend, loc uint8, cmd []byte) []byte {
+		<-block
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(e.ctx, time.Minute)
+	defer cancel()
+	sent := make(chan error, 1)
+	go func() {
+		_, err := f.Send(ctx, 0, []byte("never answered"))
+		sent <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	c := e.x.Store.Connect(0)
+	defer c.Close()
+	t0 := time.Now()
+	if err := c.Rm(e.ctx, p.Backend); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-sent:
+		if !errors.Is(err, tpmfront.ErrGone) {
+			t.Fatalf("Send with the backend gone = %v, want ErrGone", err)
+		}
+		t.Logf("Send failed %v after the backend vanished: %v", time.Since(t0).Round(time.Millisecond), err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Send still waiting 10 s after its backend vanished")
+	}
+	if _, err := f.Send(e.ctx, 0, []byte("x")); !errors.Is(err, tpmfront.ErrGone) || f.Gone() == nil {
+		t.Fatalf("Send after the backend vanished = %v (Gone %v)", err, f.Gone())
 	}
 }

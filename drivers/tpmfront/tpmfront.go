@@ -25,7 +25,9 @@
 //
 // Send submits one command at a time. If ctx ends first it writes CANCEL
 // and notifies, as Linux does on a timeout, and the next Send waits for
-// the backend to leave SUBMIT/CANCEL before reusing the page.
+// the backend to leave SUBMIT/CANCEL before reusing the page. Once the
+// backend goes Closing or Closed, or its directory disappears (its domain
+// died), Send fails at once with ErrGone.
 //
 // Close: Closing, remove ring-ref and event-channel, Closed, wait for the
 // backend to be Closed or InitWait (or gone), Initialising (so the device
@@ -52,9 +54,9 @@ import (
 // *xenbus.Client implements it.
 type Store interface {
 	xenfront.Store
+	xenfront.WatchStore
 	Rm(ctx context.Context, path string) error
 	WaitForState(ctx context.Context, dir string, states ...xenbus.State) (xenbus.State, error)
-	ReadState(ctx context.Context, dir string) (xenbus.State, error)
 }
 
 // Grants grants the shared page; *grant.Table implements it.
@@ -86,6 +88,9 @@ var (
 	ErrCanceled = errors.New("tpmfront: command cancelled by the backend")
 	// ErrClosed is returned by Send after Close.
 	ErrClosed = errors.New("tpmfront: device closed")
+	// ErrGone is wrapped by Send's error once the backend closed or its
+	// domain went away: no answer will come.
+	ErrGone = errors.New("tpmfront: backend gone")
 )
 
 // Front is an open vtpm frontend.
@@ -100,6 +105,11 @@ type Front struct {
 	mu     sync.Mutex // one command at a time
 	closed bool
 	rsp    []byte
+
+	watch   *xenfront.BackendWatch
+	goneMu  sync.Mutex
+	goneErr error         // why the backend is gone, once it is
+	goneCh  chan struct{} // closed then
 }
 
 // Open connects to the backend named in cfg.Node.
@@ -111,7 +121,7 @@ func Open(ctx context.Context, cfg Config) (_ *Front, err error) {
 	if node == "" {
 		node = "device/vtpm/0"
 	}
-	f := &Front{cfg: cfg, node: node}
+	f := &Front{cfg: cfg, node: node, goneCh: make(chan struct{})}
 	st := cfg.Store
 	if f.backend, f.backendID, err = xenfront.Backend(ctx, st, node); err != nil {
 		return nil, fmt.Errorf("tpmfront: %w", err)
@@ -159,13 +169,37 @@ func Open(ctx context.Context, cfg Config) (_ *Front, err error) {
 	if err = st.SwitchState(ctx, node, xenbus.StateConnected); err != nil {
 		return nil, fmt.Errorf("tpmfront: %w", err)
 	}
+	f.watch, err = xenfront.WatchBackend(ctx, st, f.backend, f.backendGone, func(string, ...any) {})
+	if err != nil {
+		return nil, fmt.Errorf("tpmfront: %s: %w", node, err)
+	}
 	return f, nil
+}
+
+// backendGone makes every Send, waiting or to come, fail with ErrGone.
+func (f *Front) backendGone(why string) {
+	f.goneMu.Lock()
+	defer f.goneMu.Unlock()
+	if f.goneErr == nil {
+		f.goneErr = fmt.Errorf("%w: %s", ErrGone, why)
+		close(f.goneCh)
+	}
+}
+
+// Gone returns why the backend is gone, or nil while it is there.
+func (f *Front) Gone() error {
+	f.goneMu.Lock()
+	defer f.goneMu.Unlock()
+	return f.goneErr
 }
 
 // release unbinds the channel and ends the grant.
 func (f *Front) release() error {
 	return f.sh.Release(f.cfg.Grants)
 }
+
+// Node is the device directory the frontend uses.
+func (f *Front) Node() string { return f.node }
 
 // Backend returns the backend directory and domain.
 func (f *Front) Backend() (path string, domid uint16) { return f.backend, f.backendID }
@@ -177,6 +211,9 @@ func (f *Front) Send(ctx context.Context, locality uint8, cmd []byte) ([]byte, e
 	defer f.mu.Unlock()
 	if f.closed {
 		return nil, ErrClosed
+	}
+	if err := f.Gone(); err != nil {
+		return nil, err
 	}
 	// A cancelled command may still be with the backend: wait until it
 	// leaves the page to us.
@@ -219,6 +256,8 @@ func (f *Front) wait(ctx context.Context, done func(ring.State) bool) error {
 		}
 		select {
 		case <-f.sh.Ch.C:
+		case <-f.goneCh:
+			return f.Gone()
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -234,6 +273,7 @@ func (f *Front) Close(ctx context.Context) error {
 		return ErrClosed
 	}
 	f.closed = true
+	f.watch.Stop()
 	st := f.cfg.Store
 	var errs []error
 	if err := st.SwitchState(ctx, f.node, xenbus.StateClosing); err != nil {

@@ -5,7 +5,9 @@
 # and started again, NV data and key are there and the PCR is reset; the
 # same after `xl shutdown` of the vTPM and a restart of the manager. A byte flipped in the vTPM's disk:
 # the vTPM refuses to start, saying why, and touches nothing; `clear` then
-# gives a fresh TPM. An older manager disk is refused as a rollback.
+# gives a fresh TPM. An older manager disk is refused as a rollback. The
+# manager restarted under a running vTPM: state changes are refused at
+# once until `xl vtpm-attach` joins the vTPM to the new manager.
 # hwinitpcr= copies PCRs from the hardware TPM through the manager. (A
 # changed sealing PCR is mgrdomain/testbed's, which extends one from dom0.)
 # Sourced by dom0's init with testlib.sh loaded.
@@ -116,6 +118,30 @@ grep 'STEP-OK persistent' "$g" | grep -q 0x81000005 || fail "persistent key 0x81
 grep -q "PCR0-SHA1.*$zero1" "$g" && fail "hwinitpcr=0-7: the guest's PCR 0 is still zero"
 log "hwinitpcr: the guest's $(grep -m1 PCR0-SHA1 "$g")"
 
+# ---- 3b. the manager restarts under the running vTPM: a state change
+# cannot be saved and is refused at once; once the vTPM is attached to the
+# new manager (xl vtpm-attach, same uuid) it saves again ----
+stop_mgr under-vtpm
+start_mgr third
+create guest.cfg guest "extra=\"console=hvc0 quiet step=rewrite\"" || fail "xl create guest.cfg failed (rewrite, no manager)"
+wait_console guest "GUEST-DONE step=rewrite" 300 || fail "guest (rewrite, no manager) did not finish"
+ended guest s 60 || { xl destroy guest; fail "guest (rewrite, no manager) did not power off"; }
+g=$(keep_log guest rewrite-nomgr)
+grep -E 'STEP-|NV-' "$g"
+grep -q 'STEP-FAIL nvwrite' "$g" || fail "an NV write succeeded while the vTPM had no manager"
+grep 'STEP-FAIL nvwrite' "$g" | grep -q -i -e 0x923 -e 'NV is not current' || fail "the NV write failed, but not with TPM_RC_NV_UNAVAILABLE: $(grep STEP-FAIL "$g")"
+grep -q 'no manager connected' "$(console_log vtpm)" || fail "the vTPM did not say it has no manager"
+log "with the manager gone: $(grep -m1 -o 'no manager connected[^(]*' "$(console_log vtpm)")"
+xl vtpm-attach vtpm backend=mgr uuid=76747069-7065-7273-6973-740000000001 || fail "xl vtpm-attach vtpm backend=mgr failed"
+run_guest rewrite rewrite
+written=$(sed -n 's/^NV-WRITTEN //p' "$g" | tr -d '\r')
+v=$(console_log vtpm)
+grep -q 'manager link: connected to the manager in domain .* through device/vtpm/1' "$v" || fail "the vTPM did not reconnect through the attached device"
+log "$(grep -m1 -o 'manager link: connected.*vtpm/1' "$v")"
+grep 'state saved' "$v" | tail -n 1
+run_guest check check3
+grep -q "^NV-READ $written" "$g" || fail "NV data after the rewrite: $(grep NV-READ "$g"), want $written"
+
 # ---- 4. one byte of the vTPM's disk flipped: refused, disk untouched ----
 stop_vtpm third
 at=$(grep 'state saved' "$(console_log vtpm 2>/dev/null)" /tmp/console-vtpm-*.log 2>/dev/null | tail -n 1 | sed -n 's/.*payload at byte \([0-9]*\).*/\1/p')
@@ -142,7 +168,7 @@ grep 'STEP-OK getcap-persistent' "$g" | grep -q 0x81000005 && fail "persistent k
 stop_vtpm clear
 
 # ---- 6. the manager's disk rolled back: refused ----
-stop_mgr second
+stop_mgr third
 cp /tmp/mgr-old.img /tmp/mgr.img
 create mgr.cfg mgr || fail "xl create mgr.cfg failed (rollback)"
 wait_console mgr 'serving vTPM domains|cannot start' 240 || fail "manager (rollback): neither serving nor refusing"

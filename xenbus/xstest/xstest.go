@@ -7,7 +7,7 @@
 // inject faults (failing commits) and count what happened.
 //
 // It speaks messages (xswire.Message), not a transport: package xenbus's
-// tests drive one connection through a pipe, drivers/internal/xentest
+// tests drive one connection through a pipe, internal/xentest
 // connects several domains' xenbus clients. It is test-only code: nothing
 // outside tests and test helpers imports it.
 package xstest

@@ -119,3 +119,74 @@ func (r *Ring) Release(g Grants) error {
 	}
 	return errors.Join(errs...)
 }
+
+// WatchStore is the part of the xenstore client WatchBackend uses;
+// *xenbus.Client implements it.
+type WatchStore interface {
+	Watch(ctx context.Context, path string) (*xenbus.Watch, error)
+	ReadState(ctx context.Context, dir string) (xenbus.State, error)
+}
+
+// BackendWatch follows a backend's state; see WatchBackend.
+type BackendWatch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// WatchBackend calls gone once, with the reason, when the backend's state
+// becomes Closing or Closed or its directory disappears or becomes
+// unreadable (the toolstack removes it when the backend domain dies), so a frontend fails its
+// requests at once instead of waiting on a peer that will never answer.
+// logf receives watch trouble that does not end the watch.
+func WatchBackend(ctx context.Context, st WatchStore, backend string, gone func(why string), logf func(string, ...any)) (*BackendWatch, error) {
+	w, err := st.Watch(ctx, backend+"/state")
+	if err != nil {
+		return nil, fmt.Errorf("watch backend state: %w", err)
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b := &BackendWatch{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		defer w.Unwatch(context.WithoutCancel(wctx))
+		for {
+			select {
+			case _, ok := <-w.Events():
+				if !ok {
+					logf("watch on backend state ended: %v", w.Err())
+					return
+				}
+			case <-wctx.Done():
+				return
+			}
+			s, err := st.ReadState(wctx, backend)
+			if errors.Is(err, xenbus.ErrAccess) {
+				// Removed with its domain's whole directory:
+				// xenstored answers EACCES for a path under
+				// a parent we cannot read, not ENOENT.
+				s, err = xenbus.StateUnknown, nil
+			}
+			if err != nil {
+				if wctx.Err() == nil {
+					logf("read backend state: %v", err)
+				}
+				continue
+			}
+			switch s {
+			case xenbus.StateClosing, xenbus.StateClosed, xenbus.StateUnknown:
+				what := s.String()
+				if s == xenbus.StateUnknown {
+					what = "gone"
+				}
+				gone(fmt.Sprintf("backend %s is %s", backend, what))
+				return
+			}
+		}
+	}()
+	return b, nil
+}
+
+// Stop ends the watch and waits for it.
+func (b *BackendWatch) Stop() {
+	b.cancel()
+	<-b.done
+}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xenvtpm/xenvtpm/drivers/internal/xentest"
+	"github.com/xenvtpm/xenvtpm/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/evtchn"
 	"github.com/xenvtpm/xenvtpm/xenbus"
 )
