@@ -170,6 +170,24 @@ func (t *TPM) Load(blob []byte) error {
 	return nil
 }
 
+// RestorePersistent puts back the persistent state of blob (from Save)
+// and keeps the volatile state (PCRs, sessions, loaded objects, the
+// clock): a host that could not store a command's change undoes it this
+// way, so that the command it then fails has had no effect, as a TPM's
+// TPM_RC_NV_UNAVAILABLE promises. The orderly-shutdown state is the
+// blob's too. On error nothing is changed.
+func (t *TPM) RestorePersistent(blob []byte) error {
+	ps, vol, err := decodeState(blob)
+	if err != nil {
+		return err
+	}
+	t.ps = *ps
+	t.savedVol = vol
+	t.orderly = vol != nil
+	t.nvDirty = false
+	return nil
+}
+
 func decodeState(blob []byte) (*persistentState, *volatileState, error) {
 	if len(blob) > maxStateBlob {
 		return nil, nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrBadState, len(blob), maxStateBlob)

@@ -118,3 +118,39 @@ func TestShutdownStateResume(t *testing.T) {
 		t.Fatalf("PCR5 after Startup(CLEAR) = %x", got)
 	}
 }
+
+// RestorePersistent undoes a persistent change and leaves PCRs alone.
+func TestRestorePersistent(t *testing.T) {
+	tp, tr := newStarted(t)
+	before, err := tp.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (gt.PCRExtend{PCRHandle: gt.AuthHandle{Handle: 16, Auth: gt.PasswordAuth(nil)},
+		Digests: gt.TPMLDigestValues{Digests: []gt.TPMTHA{{HashAlg: gt.TPMAlgSHA256, Digest: make([]byte, 32)}}}}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	pcr := readPCR(t, tr, 16)
+	if _, err := (gt.NVDefineSpace{AuthHandle: gt.TPMRHOwner, PublicInfo: gt.New2B(gt.TPMSNVPublic{
+		NVIndex: 0x01500001, NameAlg: gt.TPMAlgSHA256,
+		Attributes: gt.TPMANV{OwnerRead: true, OwnerWrite: true, NT: gt.TPMNTOrdinary}, DataSize: 4,
+	})}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	// The define's change flag is still set; restoring clears it.
+	if err := tp.RestorePersistent(before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (gt.NVReadPublic{NVIndex: gt.TPMHandle(0x01500001)}).Execute(tr); err == nil {
+		t.Fatal("the NV index survived RestorePersistent")
+	}
+	if got := readPCR(t, tr, 16); !bytes.Equal(got, pcr) {
+		t.Fatalf("PCR 16 changed by RestorePersistent: %x, was %x", got, pcr)
+	}
+	if tp.NVChanged() {
+		t.Fatal("RestorePersistent left the change flag set")
+	}
+	if err := tp.RestorePersistent(before[:10]); !errors.Is(err, ErrBadState) {
+		t.Fatalf("RestorePersistent of a truncated blob = %v", err)
+	}
+}

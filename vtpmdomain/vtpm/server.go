@@ -46,8 +46,13 @@ type Server struct {
 	tpm   *tpm2.TPM
 	saver Saver
 	log   Logger
-	// unsaved is set while the engine holds a change the saver refused:
-	// every command first retries the save and fails until it succeeds.
+	// saved is the state as last stored: a change whose save fails is
+	// undone by restoring it.
+	saved []byte
+	// unsaved is set if undoing a change failed (it cannot, the blob is
+	// the engine's own): every command then first retries the save and
+	// fails until it succeeds, so nothing is answered from a state that
+	// is not stored.
 	unsaved bool
 	stats   Stats
 }
@@ -75,7 +80,7 @@ func NewServer(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{tpm: t, saver: c.Saver, log: c.Log}
+	s := &Server{tpm: t, saver: c.Saver, log: c.Log, saved: c.State}
 	o := c.Options
 	switch o.Startup {
 	case StartupDeactivated:
@@ -162,15 +167,15 @@ func (s *Server) save() error {
 	}
 	s.stats.Saves++
 	s.stats.StateBytes = len(blob)
+	s.saved = blob
 	return nil
 }
 
 // Handle runs one command from a frontend at the given locality. When the
 // command changed persistent state, the state is saved before the response
-// is returned; if that fails the client gets TPM_RC_NV_UNAVAILABLE instead,
-// and every later command retries the save first and fails the same way
-// until it succeeds. The change itself stays in the running TPM: it is
-// stored by the first save that works.
+// is returned; if that fails the change is undone (the persistent state as
+// last stored is restored, PCRs and sessions stay) and the client gets
+// TPM_RC_NV_UNAVAILABLE: the command had no effect and may be retried.
 func (s *Server) Handle(frontend string, locality uint8, cmd []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -190,8 +195,12 @@ func (s *Server) Handle(frontend string, locality uint8, cmd []byte) []byte {
 	}
 	if s.saver != nil && s.tpm.NVChanged() {
 		if err := s.save(); err != nil {
-			s.unsaved = true
-			s.log.Errorf("%s: saving the TPM's state failed (%v): answering TPM_RC_NV_UNAVAILABLE", frontend, err)
+			if rerr := s.tpm.RestorePersistent(s.saved); rerr != nil {
+				s.unsaved = true
+				s.log.Errorf("%s: saving the TPM's state failed (%v) and the change could not be undone (%v): answering TPM_RC_NV_UNAVAILABLE until a save works", frontend, err, rerr)
+				return rcResponse(rcNVUnavailable)
+			}
+			s.log.Errorf("%s: saving the TPM's state failed (%v): the command's change is undone, answering TPM_RC_NV_UNAVAILABLE", frontend, err)
 			return rcResponse(rcNVUnavailable)
 		}
 	}
