@@ -132,6 +132,9 @@ grep -q 'STEP-FAIL nvwrite' "$g" || fail "an NV write succeeded while the vTPM h
 grep 'STEP-FAIL nvwrite' "$g" | grep -q -i -e 0x923 -e 'NV is not current' || fail "the NV write failed, but not with TPM_RC_NV_UNAVAILABLE: $(grep STEP-FAIL "$g")"
 grep -q 'no manager connected' "$(console_log vtpm)" || fail "the vTPM did not say it has no manager"
 log "with the manager gone: $(grep -m1 -o 'no manager connected[^(]*' "$(console_log vtpm)")"
+# The refused write had no effect: the running vTPM still holds the old data.
+run_guest check check-nomgr
+grep -q "^NV-READ $written" "$g" || fail "NV data after a refused write: $(grep NV-READ "$g"), want the old $written"
 xl vtpm-attach vtpm backend=mgr uuid=76747069-7065-7273-6973-740000000001 || fail "xl vtpm-attach vtpm backend=mgr failed"
 run_guest rewrite rewrite
 written=$(sed -n 's/^NV-WRITTEN //p' "$g" | tr -d '\r')
