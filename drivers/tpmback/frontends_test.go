@@ -5,9 +5,9 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/xenvtpm/xenvtpm/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/evtchn"
 	"github.com/xenvtpm/xenvtpm/grant"
+	"github.com/xenvtpm/xenvtpm/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/ring"
 	"github.com/xenvtpm/xenvtpm/xenbus"
 )

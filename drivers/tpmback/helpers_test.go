@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xenvtpm/xenvtpm/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
+	"github.com/xenvtpm/xenvtpm/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/xenbus"
 )
 

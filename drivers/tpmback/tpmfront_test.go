@@ -14,9 +14,9 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
-	"github.com/xenvtpm/xenvtpm/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmfront"
+	"github.com/xenvtpm/xenvtpm/internal/xentest"
 )
 
 func openFront(e *env, d *xentest.Domain, p xentest.VTPMPaths) *tpmfront.Front {

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xenvtpm/xenvtpm/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/evtchn"
+	"github.com/xenvtpm/xenvtpm/internal/xentest"
 	"github.com/xenvtpm/xenvtpm/xenbus"
 )
 
