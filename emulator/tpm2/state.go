@@ -157,16 +157,12 @@ var ErrBadState = errors.New("tpm2: bad state blob")
 // Load replaces the TPM's persistent state with blob. The TPM is left
 // needing Startup. On error nothing is changed.
 func (t *TPM) Load(blob []byte) error {
-	ps, vol, err := decodeState(blob)
-	if err != nil {
+	if err := t.RestorePersistent(blob); err != nil {
 		return err
 	}
-	t.ps = *ps
-	t.savedVol = vol
-	t.orderly = vol != nil
 	t.Reset()
 	t.clockBase = t.now()
-	t.clockOffsetMS = ps.ClockMS
+	t.clockOffsetMS = t.ps.ClockMS
 	return nil
 }
 
