@@ -193,11 +193,21 @@ func main() {
 		die("tpmback: %v", err)
 	}
 	runCtx, stop := context.WithCancel(context.Background())
-	if err := watchShutdown(runCtx, m, disk, stop); err != nil {
+	runDone := make(chan struct{})
+	if err := watchShutdown(runCtx, m, disk, func() {
+		// Stop serving and let tpmback tell every vTPM the backend is
+		// Closed, so they fail fast instead of waiting on us.
+		stop()
+		select {
+		case <-runDone:
+		case <-time.After(3 * time.Second):
+		}
+	}); err != nil {
 		die("control/shutdown watch: %v", err)
 	}
 	dom.Log.Infof("serving vTPM domains through backend/vtpm (start-up took %v)", time.Since(t0).Round(time.Millisecond))
 	err = back.Run(runCtx)
+	close(runDone)
 	if runCtx.Err() != nil {
 		select {} // shutdown in progress: watchShutdown exits the domain
 	}

@@ -96,7 +96,16 @@ func main() {
 	}()
 	// Every state change is on the disk before its response leaves, so a
 	// shutdown only has to let the command in progress finish.
+	runCtx, stop := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
 	if err := d.OnShutdown(context.Background(), func(string) {
+		// Stop serving first: the command in progress finishes, then
+		// tpmback tells each guest the backend is Closed.
+		stop()
+		select {
+		case <-runDone:
+		case <-time.After(3 * time.Second):
+		}
 		st, unsaved := srv.Close()
 		if unsaved {
 			d.Log.Errorf("powering off with the last state change unsaved (its save failed)")
@@ -108,10 +117,13 @@ func main() {
 	}
 	d.Log.Infof("serving TPM 2.0 (startup mode %s) to frontends through backend/vtpm (start-up took %v)",
 		opts.Startup, time.Since(t0).Round(time.Millisecond))
-	if err := back.Run(context.Background()); err != nil {
-		d.Log.Errorf("tpmback stopped: %v", err)
-		d.Exit(1)
+	err = back.Run(runCtx)
+	close(runDone)
+	if runCtx.Err() != nil {
+		select {} // shutting down: the OnShutdown handler exits the domain
 	}
+	d.Log.Errorf("tpmback stopped: %v", err)
+	d.Exit(1)
 }
 
 // hasDevice reports whether this domain has a device of the given class

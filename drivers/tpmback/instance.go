@@ -157,7 +157,17 @@ func (in *instance) switchState(ctx context.Context, s xenbus.State) {
 
 func (in *instance) run(ctx context.Context) {
 	st := in.b.cfg.Store
-	defer in.disconnect("backend stopped")
+	defer func() {
+		in.disconnect("backend stopped")
+		if ctx.Err() != nil {
+			// The whole backend is stopping (its domain shuts down):
+			// say so, so the frontend fails its requests at once
+			// instead of waiting on a backend that is gone.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			in.switchState(cctx, xenbus.StateClosed)
+			cancel()
+		}
+	}()
 	uuid := in.fe.UUID
 	if !ValidUUID(uuid) {
 		in.log().Errorf("tpmback: frontend %v rejected: uuid %q is not in canonical 36-character form", in.fe, uuid)

@@ -195,3 +195,22 @@ func TestTpmfrontBackendGone(t *testing.T) {
 		t.Fatalf("Send after the backend vanished = %v (Gone %v)", err, f.Gone())
 	}
 }
+
+// A backend that stops (its domain shuts down) says Closed on its way
+// out, and a connected frontend fails at once.
+func TestBackendStopSaysClosed(t *testing.T) {
+	e := newEnv(t, 0)
+	d, p := e.addDevice(5)
+	f := openFront(e, d, p)
+	if _, err := f.Send(e.ctx, 0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	e.shutdown()
+	if s, _ := e.x.Store.Get(p.Backend + "/state"); s != "6" {
+		t.Fatalf("backend state %q after the backend stopped, want 6 (Closed)", s)
+	}
+	eventually(t, "the frontend sees its backend gone", func() bool { return f.Gone() != nil })
+	if _, err := f.Send(e.ctx, 0, []byte("x")); !errors.Is(err, tpmfront.ErrGone) {
+		t.Fatalf("Send after the backend stopped = %v, want ErrGone", err)
+	}
+}
