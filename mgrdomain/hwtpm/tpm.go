@@ -150,9 +150,6 @@ func Open(tr transport.TPM, cfg Config) (*TPM, error) {
 	return &TPM{tr: tr, cfg: cfg, sleep: time.Sleep}, nil
 }
 
-// Family is TPM 2.0 for an open TPM.
-func (t *TPM) Family() Family { return Family20 }
-
 // CounterIndex is the NV index of the rollback counter.
 func (t *TPM) CounterIndex() uint32 { return t.cfg.CounterIndex }
 

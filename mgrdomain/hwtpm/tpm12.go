@@ -165,9 +165,6 @@ func (s *sendRW) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Family is TPM 1.2.
-func (t *TPM12) Family() Family { return Family12 }
-
 // GetRandom returns n bytes of TPM_GetRandom.
 func (t *TPM12) GetRandom(n int) ([]byte, error) {
 	t.mu.Lock()
