@@ -127,21 +127,20 @@ func main() {
 		tpm = openTIS(base, loc, cfg.Get("tpmseize") == "1")
 	}
 	hwcfg := hwtpm.Config{OwnerAuth: owner, SRKAuth: srk, Locality: uint8(loc)}
+	// Open probes the family; a TPM 1.2 is opened by Open12 instead.
 	var hw manager.Hardware
-	switch f, err := hwtpm.Detect(tpm); {
-	case err != nil:
-		die("hardware TPM: %v", err)
-	case f == hwtpm.Family12:
+	hw20, err := hwtpm.Open(tpm, hwcfg)
+	switch {
+	case errors.Is(err, hwtpm.ErrTPM12):
 		hw, err = hwtpm.Open12(tpm, hwcfg)
 		if err != nil {
 			die("hardware TPM 1.2: %v", err)
 		}
 		dom.Log.Infof("hardware TPM 1.2: enabled, active, owned; the storage key is sealed to SHA-1 PCRs and released only at locality %d", loc)
+	case err != nil:
+		die("hardware TPM: %v", err)
 	default:
-		hw, err = hwtpm.Open(tpm, hwcfg)
-		if err != nil {
-			die("hardware TPM: %v", err)
-		}
+		hw = hw20
 	}
 
 	// The disk: the first device/vbd of this domain.
