@@ -54,42 +54,26 @@ func (x *Xen) AddVBD(ctx context.Context, be, fe uint16, devid int) (VBDPaths, e
 		Frontend: fmt.Sprintf("/local/domain/%d/device/vbd/%d", fe, devid),
 		Backend:  fmt.Sprintf("/local/domain/%d/backend/vbd/%d/%d", be, fe, devid),
 	}
-	c := x.Store.Connect(0)
-	defer c.Close()
-	err := c.Transaction(ctx, func(tx *xenbus.Tx) error {
-		for _, kv := range [][2]string{
-			{p.Frontend + "/backend", p.Backend},
-			{p.Frontend + "/backend-id", fmt.Sprint(be)},
-			{p.Frontend + "/state", "1"},
-			{p.Frontend + "/virtual-device", fmt.Sprint(devid)},
-			{p.Frontend + "/device-type", "disk"},
-			{p.Backend + "/frontend", p.Frontend},
-			{p.Backend + "/frontend-id", fmt.Sprint(fe)},
-			{p.Backend + "/online", "1"},
-			{p.Backend + "/state", "1"},
-			{p.Backend + "/dev", "xvda"},
-			{p.Backend + "/type", "phy"},
-			{p.Backend + "/mode", "w"},
-			{p.Backend + "/params", "/dev/loop0"},
-		} {
-			if err := tx.WriteString(ctx, kv[0], kv[1]); err != nil {
-				return err
-			}
-		}
-		return nil
+	return p, x.writeAll(ctx, [][2]string{
+		{p.Frontend + "/backend", p.Backend},
+		{p.Frontend + "/backend-id", fmt.Sprint(be)},
+		{p.Frontend + "/state", "1"},
+		{p.Frontend + "/virtual-device", fmt.Sprint(devid)},
+		{p.Frontend + "/device-type", "disk"},
+		{p.Backend + "/frontend", p.Frontend},
+		{p.Backend + "/frontend-id", fmt.Sprint(fe)},
+		{p.Backend + "/online", "1"},
+		{p.Backend + "/state", "1"},
+		{p.Backend + "/dev", "xvda"},
+		{p.Backend + "/type", "phy"},
+		{p.Backend + "/mode", "w"},
+		{p.Backend + "/params", "/dev/loop0"},
 	})
-	return p, err
 }
 
 // RemoveVBD removes both directories, as libxl does after `xl destroy`.
 func (x *Xen) RemoveVBD(ctx context.Context, p VBDPaths) error {
-	c := x.Store.Connect(0)
-	defer c.Close()
-	return c.Transaction(ctx, func(tx *xenbus.Tx) error {
-		tx.Rm(ctx, p.Frontend)
-		tx.Rm(ctx, p.Backend)
-		return nil
-	})
+	return x.removeAll(ctx, p.Frontend, p.Backend)
 }
 
 // MemDisk is the fake backend's medium with a volatile write cache: Data

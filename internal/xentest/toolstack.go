@@ -24,39 +24,50 @@ func Paths(be, fe uint16, devid int) VTPMPaths {
 // transaction, as libxl__device_generic_add does.
 func (x *Xen) AddVTPM(ctx context.Context, be, fe uint16, devid int, uuid string) (VTPMPaths, error) {
 	p := Paths(be, fe, devid)
+	return p, x.writeAll(ctx, [][2]string{
+		{p.Frontend + "/backend", p.Backend},
+		{p.Frontend + "/backend-id", fmt.Sprint(be)},
+		{p.Frontend + "/state", "1"},
+		{p.Frontend + "/handle", fmt.Sprint(devid)},
+		{p.Backend + "/frontend", p.Frontend},
+		{p.Backend + "/frontend-id", fmt.Sprint(fe)},
+		{p.Backend + "/online", "1"},
+		{p.Backend + "/state", "1"},
+		{p.Backend + "/handle", fmt.Sprint(devid)},
+		{p.Backend + "/uuid", uuid},
+		{p.Backend + "/resume", "False"},
+	})
+}
+
+// RemoveVTPM removes both directories, as libxl does after `xl destroy` or
+// `xl vtpm-detach`.
+func (x *Xen) RemoveVTPM(ctx context.Context, p VTPMPaths) error {
+	return x.removeAll(ctx, p.Frontend, p.Backend)
+}
+
+// writeAll writes the nodes in one transaction as dom0, as
+// libxl__device_generic_add does.
+func (x *Xen) writeAll(ctx context.Context, kvs [][2]string) error {
 	c := x.Store.Connect(0)
 	defer c.Close()
-	err := c.Transaction(ctx, func(tx *xenbus.Tx) error {
-		for _, kv := range [][2]string{
-			{p.Frontend + "/backend", p.Backend},
-			{p.Frontend + "/backend-id", fmt.Sprint(be)},
-			{p.Frontend + "/state", "1"},
-			{p.Frontend + "/handle", fmt.Sprint(devid)},
-			{p.Backend + "/frontend", p.Frontend},
-			{p.Backend + "/frontend-id", fmt.Sprint(fe)},
-			{p.Backend + "/online", "1"},
-			{p.Backend + "/state", "1"},
-			{p.Backend + "/handle", fmt.Sprint(devid)},
-			{p.Backend + "/uuid", uuid},
-			{p.Backend + "/resume", "False"},
-		} {
+	return c.Transaction(ctx, func(tx *xenbus.Tx) error {
+		for _, kv := range kvs {
 			if err := tx.WriteString(ctx, kv[0], kv[1]); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	return p, err
 }
 
-// RemoveVTPM removes both directories, as libxl does after `xl destroy` or
-// `xl vtpm-detach`.
-func (x *Xen) RemoveVTPM(ctx context.Context, p VTPMPaths) error {
+// removeAll removes directories in one transaction as dom0.
+func (x *Xen) removeAll(ctx context.Context, dirs ...string) error {
 	c := x.Store.Connect(0)
 	defer c.Close()
 	return c.Transaction(ctx, func(tx *xenbus.Tx) error {
-		tx.Rm(ctx, p.Frontend)
-		tx.Rm(ctx, p.Backend)
+		for _, d := range dirs {
+			tx.Rm(ctx, d)
+		}
 		return nil
 	})
 }
