@@ -73,6 +73,16 @@ func NewMux(sharedInfo *shm.Page, ops Ops) (*Mux, error) {
 	return &Mux{si: sharedInfo, ops: ops, ports: make(map[Port]*Channel)}, nil
 }
 
+// NewDeviceMux returns a Mux for a program that learns of events from an
+// operating system rather than from shared_info: in a Linux domain the
+// kernel's event-channel device (/dev/xen/evtchn, board/dom0) reads out
+// the pending ports, and its reader hands each to Deliver. Demux finds
+// nothing on such a Mux and Mask does nothing (the kernel masks a port
+// while its event is being read out).
+func NewDeviceMux(ops Ops) *Mux {
+	return &Mux{ops: ops, ports: make(map[Port]*Channel)}
+}
+
 // Ops returns the hypercall interface the Mux was built with.
 func (m *Mux) Ops() Ops { return m.ops }
 
@@ -99,6 +109,9 @@ func (c *Channel) Notify() error {
 // Mask stops Xen from raising upcalls for the port; events still mark it
 // pending and are delivered after Unmask.
 func (c *Channel) Mask() {
+	if c.mux.si == nil {
+		return
+	}
 	w, b := int(c.Port/64), uint(c.Port%64)
 	c.mux.si.Or64(maskBase+8*w, 1<<b)
 }
@@ -176,6 +189,9 @@ func (m *Mux) bindOrClose(p Port) (*Channel, error) {
 // found. It runs in a goroutine woken by the upcall interrupt, never in the
 // interrupt itself.
 func (m *Mux) Demux() int {
+	if m.si == nil {
+		return 0
+	}
 	n := 0
 	for {
 		// Clearing upcall_pending before reading the selector means an event
@@ -195,7 +211,7 @@ func (m *Mux) Demux() int {
 				}
 				b := bits.TrailingZeros64(ready)
 				m.si.And64(pendingBase+8*w, ^(uint64(1) << b))
-				m.deliver(Port(w*64 + b))
+				m.Deliver(Port(w*64 + b))
 				n++
 			}
 		}
@@ -218,7 +234,9 @@ func (m *Mux) Ports(dst []uint32) int {
 	return i
 }
 
-func (m *Mux) deliver(p Port) {
+// Deliver signals the channel bound to p (an event arrived on it); an
+// unbound port counts as Stray.
+func (m *Mux) Deliver(p Port) {
 	m.mu.Lock()
 	c := m.ports[p]
 	m.mu.Unlock()

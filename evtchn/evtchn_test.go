@@ -270,3 +270,48 @@ func BenchmarkPorts(b *testing.B) {
 		})
 	}
 }
+
+// A device Mux (a Linux dom0 program) gets its events through Deliver:
+// each reaches the bound channel, coalescing while the consumer is busy,
+// and an event on an unbound port is counted as stray.
+func TestDeviceMuxDeliver(t *testing.T) {
+	f := &fakeXen{si: shm.New(make([]byte, 4096))}
+	m := NewDeviceMux(f)
+	c, err := m.AllocUnbound(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Demux(); n != 0 {
+		t.Fatalf("Demux on a device Mux found %d events", n)
+	}
+	m.Deliver(c.Port)
+	m.Deliver(c.Port)
+	select {
+	case <-c.C:
+	default:
+		t.Fatal("delivered event did not signal the channel")
+	}
+	select {
+	case <-c.C:
+		t.Fatal("two events before the consumer ran gave two signals")
+	default:
+	}
+	if c.Count() != 2 {
+		t.Fatalf("Count = %d, want 2", c.Count())
+	}
+	m.Deliver(c.Port + 100)
+	if m.Stray.Load() != 1 {
+		t.Fatalf("Stray = %d, want 1", m.Stray.Load())
+	}
+	c.Mask() // no shared_info: must not touch memory
+	if err := c.Notify(); err != nil || len(f.sent) != 1 || f.sent[0] != c.Port {
+		t.Fatalf("Notify: %v, sent %v", err, f.sent)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m.Deliver(c.Port)
+	if m.Stray.Load() != 2 {
+		t.Fatalf("an event after Close was not stray")
+	}
+}

@@ -206,3 +206,52 @@ func Leak(p *Page) {
 	leaked = append(leaked, p)
 	leakMu.Unlock()
 }
+
+// Sharer shares fresh pages with another domain, each under one grant. A
+// domain built on this repository uses its Table (TableSharer); a program
+// in a Linux dom0 uses the kernel's gntalloc device (board/dom0), which
+// allocates and grants in one step.
+type Sharer interface {
+	// Share allocates a zeroed page and grants domid access to it.
+	Share(domid uint16, readonly bool) (*Page, Ref, error)
+	// Unshare ends the grant of a page Share returned; the page must not
+	// be used afterwards. If the peer still maps it, the page is kept
+	// (never reused) and an error returned.
+	Unshare(p *Page, ref Ref) error
+}
+
+// TableSharer shares pages through a domain's own grant table.
+type TableSharer struct {
+	// Table grants and revokes; *Table implements it.
+	Table interface {
+		Grant(domid uint16, gfn uint64, readonly bool) (Ref, error)
+		EndAccess(ref Ref) error
+	}
+	// NewPage allocates the pages; nil means NewPage. Host tests give
+	// pages of their fake hypervisor.
+	NewPage func() *Page
+}
+
+// Share implements Sharer.
+func (s TableSharer) Share(domid uint16, readonly bool) (*Page, Ref, error) {
+	newPage := s.NewPage
+	if newPage == nil {
+		newPage = NewPage
+	}
+	p := newPage()
+	ref, err := s.Table.Grant(domid, p.GFN, readonly)
+	if err != nil {
+		return nil, 0, err
+	}
+	return p, ref, nil
+}
+
+// Unshare implements Sharer: EndAccess, and Leak when the peer still maps
+// the page.
+func (s TableSharer) Unshare(p *Page, ref Ref) error {
+	if err := s.Table.EndAccess(ref); err != nil {
+		Leak(p)
+		return err
+	}
+	return nil
+}

@@ -248,7 +248,7 @@ func openTIS(base uint64, loc int, seize bool) transport.TPM {
 func openTPMFront(table *grant.Table) transport.TPM {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	f, err := tpmfront.Open(ctx, tpmfront.Config{Store: dom.Store, Grants: table, Events: dom.Events})
+	f, err := tpmfront.Open(ctx, tpmfront.Config{Store: dom.Store, Pages: grant.TableSharer{Table: table}, Events: dom.Events})
 	if err != nil {
 		die("TPM through tpmfront (xl vtpm=[\"backend=...\"]): %v", err)
 	}

@@ -107,7 +107,7 @@ func main() {
 		finish()
 	}
 	t0 := time.Now()
-	f, err := tpmfront.Open(ctx, tpmfront.Config{Store: dom.Store, Grants: table, Events: dom.Events, Node: dom.Config.Get("node")})
+	f, err := tpmfront.Open(ctx, tpmfront.Config{Store: dom.Store, Pages: grant.TableSharer{Table: table}, Events: dom.Events, Node: dom.Config.Get("node")})
 	if !check("tpmfront-open", err) {
 		finish()
 	}

@@ -252,11 +252,7 @@ func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
 		}
 	}
 
-	page := d.cfg.NewPage()
-	if d.ring, err = newFrontRing(page.Mem); err != nil {
-		return nil, err
-	}
-	if d.sh, err = xenfront.Share(cfg.Grants, cfg.Events, d.backendID, page); err != nil {
+	if d.sh, err = xenfront.Share(grant.TableSharer{Table: d.cfg.Grants, NewPage: d.cfg.NewPage}, cfg.Events, d.backendID); err != nil {
 		return nil, fmt.Errorf("blkfront: %s: %w", node, err)
 	}
 	defer func() {
@@ -264,6 +260,9 @@ func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
 			d.release()
 		}
 	}()
+	if d.ring, err = newFrontRing(d.sh.Page.Mem); err != nil {
+		return nil, err
+	}
 	if err = d.sh.Publish(ctx, st, node, [2]string{"protocol", Protocol}); err != nil {
 		return nil, fmt.Errorf("blkfront: %w", err)
 	}
@@ -914,7 +913,7 @@ func (d *Device) release() error {
 			d.slots[i] = nil
 		}
 	}
-	errs = append(errs, d.sh.Release(d.cfg.Grants))
+	errs = append(errs, d.sh.Release())
 	d.pool = nil
 	return errors.Join(errs...)
 }

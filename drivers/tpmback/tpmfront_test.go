@@ -21,7 +21,7 @@ import (
 
 func openFront(e *env, d *xentest.Domain, p xentest.VTPMPaths) *tpmfront.Front {
 	e.t.Helper()
-	f, err := tpmfront.Open(e.ctx, tpmfront.Config{Store: d.Store, Grants: d.Grants, Events: d.Events, NewPage: d.NewPage})
+	f, err := tpmfront.Open(e.ctx, tpmfront.Config{Store: d.Store, Pages: d.Sharer(), Events: d.Events})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestTpmfrontBackendRefuses(t *testing.T) {
 	if err := e.x.Write(e.ctx, p.Backend+"/state", "6"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := tpmfront.Open(e.ctx, tpmfront.Config{Store: d.Store, Grants: d.Grants, Events: d.Events, NewPage: d.NewPage})
+	_, err := tpmfront.Open(e.ctx, tpmfront.Config{Store: d.Store, Pages: d.Sharer(), Events: d.Events})
 	if err == nil {
 		t.Fatal("Open succeeded against a Closed backend")
 	}
@@ -130,7 +130,7 @@ func TestTpmfrontBackendRefuses(t *testing.T) {
 	if _, err := tpmfront.Open(e.ctx, tpmfront.Config{}); err == nil {
 		t.Error("empty Config accepted")
 	}
-	if _, err := tpmfront.Open(e.ctx, tpmfront.Config{Store: d.Store, Grants: d.Grants, Events: d.Events, Node: "device/vtpm/9"}); err == nil {
+	if _, err := tpmfront.Open(e.ctx, tpmfront.Config{Store: d.Store, Pages: d.Sharer(), Events: d.Events, Node: "device/vtpm/9"}); err == nil {
 		t.Error("Open of a missing device succeeded")
 	}
 }

@@ -8,16 +8,16 @@
 //
 //	table, _ := grant.NewTable(xen.GrantOps{H: d.Xen}, grant.FrontendWindow, 0)
 //	f, err := tpmfront.Open(ctx, tpmfront.Config{
-//		Store:  d.Store,  // *xenbus.Client
-//		Grants: table,    // *grant.Table
-//		Events: d.Events, // *evtchn.Mux
+//		Store:  d.Store,                          // *xenbus.Client
+//		Pages:  grant.TableSharer{Table: table}, // or board/dom0's gntalloc in a Linux dom0
+//		Events: d.Events,                         // *evtchn.Mux
 //		Node:   "device/vtpm/0",
 //	})
 //	rsp, err := f.Send(ctx, 0, cmd)
 //	tpm := f.TPM(0) // go-tpm transport.TPM with the default timeout
 //	f.Close(ctx)
 //
-// Open reads backend and backend-id, grants a fresh zeroed page and
+// Open reads backend and backend-id, shares a fresh zeroed page and
 // allocates an unbound event channel for the backend, writes ring-ref,
 // event-channel and feature-protocol-v2=1 in one transaction (retried on
 // EAGAIN), switches to Initialised, waits for the backend to be Connected
@@ -59,22 +59,18 @@ type Store interface {
 	WaitForState(ctx context.Context, dir string, states ...xenbus.State) (xenbus.State, error)
 }
 
-// Grants grants the shared page; *grant.Table implements it.
-type Grants = xenfront.Grants
-
 // Events allocates the event channel; *evtchn.Mux implements it.
 type Events = xenfront.Events
 
 // Config gathers the frontend's dependencies.
 type Config struct {
-	Store  Store
-	Grants Grants
+	Store Store
+	// Pages shares the ring page with the backend's domain.
+	Pages  grant.Sharer
 	Events Events
 	// Node is the device directory, relative or absolute; empty means
 	// "device/vtpm/0".
 	Node string
-	// NewPage allocates the page to share; nil means grant.NewPage.
-	NewPage func() *grant.Page
 }
 
 // DefaultTimeout bounds a command sent through the transport.TPM adapter
@@ -114,8 +110,8 @@ type Front struct {
 
 // Open connects to the backend named in cfg.Node.
 func Open(ctx context.Context, cfg Config) (_ *Front, err error) {
-	if cfg.Store == nil || cfg.Grants == nil || cfg.Events == nil {
-		return nil, errors.New("tpmfront: Config needs Store, Grants and Events")
+	if cfg.Store == nil || cfg.Pages == nil || cfg.Events == nil {
+		return nil, errors.New("tpmfront: Config needs Store, Pages and Events")
 	}
 	node := cfg.Node
 	if node == "" {
@@ -127,14 +123,7 @@ func Open(ctx context.Context, cfg Config) (_ *Front, err error) {
 		return nil, fmt.Errorf("tpmfront: %w", err)
 	}
 
-	if cfg.NewPage == nil {
-		cfg.NewPage = grant.NewPage
-	}
-	page := cfg.NewPage()
-	if f.ring, err = ring.New(page.Mem); err != nil {
-		return nil, err
-	}
-	if f.sh, err = xenfront.Share(cfg.Grants, cfg.Events, f.backendID, page); err != nil {
+	if f.sh, err = xenfront.Share(cfg.Pages, cfg.Events, f.backendID); err != nil {
 		return nil, fmt.Errorf("tpmfront: %s: %w", node, err)
 	}
 	defer func() {
@@ -142,6 +131,9 @@ func Open(ctx context.Context, cfg Config) (_ *Front, err error) {
 			f.release()
 		}
 	}()
+	if f.ring, err = ring.New(f.sh.Page.Mem); err != nil {
+		return nil, err
+	}
 	if err = f.sh.Publish(ctx, st, node, [2]string{"feature-protocol-v2", "1"}); err != nil {
 		return nil, fmt.Errorf("tpmfront: %w", err)
 	}
@@ -195,7 +187,7 @@ func (f *Front) Gone() error {
 
 // release unbinds the channel and ends the grant.
 func (f *Front) release() error {
-	return f.sh.Release(f.cfg.Grants)
+	return f.sh.Release()
 }
 
 // Node is the device directory the frontend uses.

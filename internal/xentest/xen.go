@@ -387,3 +387,9 @@ func (d *Domain) NewPage() *grant.Page {
 	d.mu.Unlock()
 	return p
 }
+
+// Sharer shares pages through the domain's grant table, with pages of the
+// fake hypervisor's memory.
+func (d *Domain) Sharer() grant.Sharer {
+	return grant.TableSharer{Table: d.Grants, NewPage: d.NewPage}
+}

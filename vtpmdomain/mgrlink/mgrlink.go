@@ -40,10 +40,9 @@ type Store interface {
 
 // Config gathers the link's dependencies (those of tpmfront.Config).
 type Config struct {
-	Store   Store
-	Grants  tpmfront.Grants
-	Events  tpmfront.Events
-	NewPage func() *grant.Page
+	Store  Store
+	Pages  grant.Sharer
+	Events tpmfront.Events
 	// Logf receives connections and losses.
 	Logf func(format string, a ...any)
 	// OpenTimeout bounds connecting to a device (default 10 s).
@@ -150,7 +149,7 @@ func (l *Link) connect(ctx context.Context) error {
 			continue
 		}
 		octx, cancel := context.WithTimeout(ctx, l.cfg.OpenTimeout)
-		f, err := tpmfront.Open(octx, tpmfront.Config{Store: st, Grants: l.cfg.Grants, Events: l.cfg.Events, Node: node, NewPage: l.cfg.NewPage})
+		f, err := tpmfront.Open(octx, tpmfront.Config{Store: st, Pages: l.cfg.Pages, Events: l.cfg.Events, Node: node})
 		cancel()
 		if err != nil {
 			tried = append(tried, fmt.Sprintf("%s: %v", node, err))

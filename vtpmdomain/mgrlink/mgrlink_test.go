@@ -49,7 +49,7 @@ func TestReconnectAfterManagerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs []string
-	l, err := Open(ctx, Config{Store: vtpm.Store, Grants: vtpm.Grants, Events: vtpm.Events, NewPage: vtpm.NewPage,
+	l, err := Open(ctx, Config{Store: vtpm.Store, Pages: vtpm.Sharer(), Events: vtpm.Events,
 		Logf: func(f string, a ...any) { logs = append(logs, f) }})
 	if err != nil {
 		t.Fatal(err)

@@ -55,21 +55,22 @@ func Backend(ctx context.Context, st Store, node string) (path string, domid uin
 // Ring is a shared ring page granted to the backend's domain, and the
 // event channel that goes with it.
 type Ring struct {
-	Page *grant.Page
-	Ref  grant.Ref
-	Ch   *evtchn.Channel
+	Page   *grant.Page
+	Ref    grant.Ref
+	Ch     *evtchn.Channel
+	sharer grant.Sharer
 }
 
-// Share grants page to domain backend (writable) and allocates an event
-// channel for it. On error nothing is left granted or allocated.
-func Share(g Grants, ev Events, backend uint16, page *grant.Page) (*Ring, error) {
-	ref, err := g.Grant(backend, page.GFN, false)
+// Share shares a fresh page with domain backend (writable) and allocates
+// an event channel for it. On error nothing is left granted or allocated.
+func Share(s grant.Sharer, ev Events, backend uint16) (*Ring, error) {
+	page, ref, err := s.Share(backend, false)
 	if err != nil {
 		return nil, fmt.Errorf("grant ring page: %w", err)
 	}
-	r := &Ring{Page: page, Ref: ref}
+	r := &Ring{Page: page, Ref: ref, sharer: s}
 	if r.Ch, err = ev.AllocUnbound(backend); err != nil {
-		return nil, errors.Join(err, r.Release(g))
+		return nil, errors.Join(err, r.Release())
 	}
 	return r, nil
 }
@@ -97,9 +98,9 @@ func (r *Ring) Publish(ctx context.Context, st Store, node string, extra ...[2]s
 }
 
 // Release closes the event channel and ends the page's grant. A grant the
-// backend still maps cannot end: the page is then leaked (grant.Leak), never
-// reused, and the error returned.
-func (r *Ring) Release(g Grants) error {
+// backend still maps cannot end: the page is then kept for ever (never
+// reused) and the error returned.
+func (r *Ring) Release() error {
 	if r == nil {
 		return nil
 	}
@@ -111,8 +112,7 @@ func (r *Ring) Release(g Grants) error {
 		r.Ch = nil
 	}
 	if r.Page != nil {
-		if err := g.EndAccess(r.Ref); err != nil {
-			grant.Leak(r.Page)
+		if err := r.sharer.Unshare(r.Page, r.Ref); err != nil {
 			errs = append(errs, err)
 		}
 		r.Page = nil

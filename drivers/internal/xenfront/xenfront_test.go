@@ -30,7 +30,7 @@ func TestShareAndPublish(t *testing.T) {
 		t.Fatalf("Backend of a missing device = %v", err)
 	}
 
-	r, err := Share(front.Grants, front.Events, id, front.NewPage())
+	r, err := Share(front.Sharer(), front.Events, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,15 +52,15 @@ func TestShareAndPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Release(front.Grants); err == nil {
+	if err := r.Release(); err == nil {
 		t.Fatal("Release succeeded while the backend maps the page")
 	}
 	back.Mapper.Unmap(m)
-	if err := r.Release(front.Grants); err != nil {
+	if err := r.Release(); err != nil {
 		t.Fatalf("second Release: %v", err)
 	}
 	var none *Ring
-	if err := none.Release(front.Grants); err != nil {
+	if err := none.Release(); err != nil {
 		t.Fatalf("Release of nil: %v", err)
 	}
 }
@@ -76,7 +76,7 @@ func TestShareUndone(t *testing.T) {
 	x.AddDomain(t, 1, 4)
 	front := x.AddDomain(t, 2, 4)
 	free := front.Grants.Free()
-	if _, err := Share(front.Grants, failEvents{}, 1, front.NewPage()); err == nil || !strings.Contains(err.Error(), "no ports") {
+	if _, err := Share(front.Sharer(), failEvents{}, 1); err == nil || !strings.Contains(err.Error(), "no ports") {
 		t.Fatalf("Share with no event channel = %v", err)
 	}
 	if got := front.Grants.Free(); got != free {
