@@ -17,6 +17,8 @@ import (
 	gt "github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/tcp"
+
+	"github.com/xenvtpm/xenvtpm/swtpm"
 )
 
 // freePort returns a port p such that p and p+1 were free a moment ago.
@@ -180,18 +182,18 @@ func TestSwtpmProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	caps := binary.BigEndian.Uint64(ctrl(t, cc, []byte{0, 0, 0, ctrlGetCapability}, 8))
-	if caps&(capInit|capSetLocality|capSetBufferSize|capStop) != capInit|capSetLocality|capSetBufferSize|capStop {
+	caps := binary.BigEndian.Uint64(ctrl(t, cc, []byte{0, 0, 0, swtpm.CmdGetCapability}, 8))
+	if caps&(swtpm.CapInit|swtpm.CapSetLocality|swtpm.CapSetBufferSize|swtpm.CapStop) != swtpm.CapInit|swtpm.CapSetLocality|swtpm.CapSetBufferSize|swtpm.CapStop {
 		t.Fatalf("capabilities 0x%x lack what QEMU requires", caps)
 	}
-	if got := ctrl(t, cc, []byte{0, 0, 0, ctrlInit, 0, 0, 0, 0}, 4); !bytes.Equal(got, []byte{0, 0, 0, 0}) {
+	if got := ctrl(t, cc, []byte{0, 0, 0, swtpm.CmdInit, 0, 0, 0, 0}, 4); !bytes.Equal(got, []byte{0, 0, 0, 0}) {
 		t.Fatalf("INIT: % x", got)
 	}
-	sb := ctrl(t, cc, []byte{0, 0, 0, ctrlSetBufferSize, 0, 0, 0, 0}, 16)
+	sb := ctrl(t, cc, []byte{0, 0, 0, swtpm.CmdSetBufferSize, 0, 0, 0, 0}, 16)
 	if binary.BigEndian.Uint32(sb[4:]) != 4096 {
 		t.Fatalf("SET_BUFFERSIZE: % x", sb)
 	}
-	if got := ctrl(t, cc, []byte{0, 0, 0, ctrlSetLocality, 3}, 4); !bytes.Equal(got, []byte{0, 0, 0, 0}) {
+	if got := ctrl(t, cc, []byte{0, 0, 0, swtpm.CmdSetLocality, 3}, 4); !bytes.Equal(got, []byte{0, 0, 0, 0}) {
 		t.Fatalf("SET_LOCALITY: % x", got)
 	}
 	dc, err := net.Dial("tcp", td.swtpm)

@@ -30,6 +30,7 @@ import (
 	"syscall"
 
 	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
+	"github.com/xenvtpm/xenvtpm/swtpm"
 )
 
 func main() {
@@ -66,13 +67,12 @@ var verbose bool
 // daemon owns the engine; mu serializes every access to it because the
 // engine is single-caller.
 type daemon struct {
-	mu      sync.Mutex
-	tpm     *tpm2.TPM
-	store   *store
-	powered bool
-	startup bool
-	// locality for swtpm-protocol commands, set by CMD_SET_LOCALITY.
-	locality  uint8
+	mu        sync.Mutex
+	tpm       *tpm2.TPM
+	store     *store
+	powered   bool
+	startup   bool
+	swtpm     *swtpm.Server
 	listeners []net.Listener
 	addrs     []string
 	wg        sync.WaitGroup
@@ -80,6 +80,7 @@ type daemon struct {
 
 func newDaemon(stateDir string, startup bool) (*daemon, error) {
 	d := &daemon{powered: true, startup: startup}
+	d.swtpm = swtpm.New(swtpm.Config{TPM: swtpmTPM{d}, Logf: log.Printf, Verbose: verbose})
 	var blob []byte
 	if stateDir != "" {
 		s, err := openStore(stateDir)
@@ -142,6 +143,17 @@ func failureResponse() []byte {
 	return []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x01}
 }
 
+// save stores the state (swtpm's CMD_SHUTDOWN and CMD_STORE_VOLATILE).
+func (d *daemon) save() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.saveLocked()
+	if err != nil {
+		log.Printf("vtpmd: storing state: %v", err)
+	}
+	return err
+}
+
 func (d *daemon) saveLocked() error {
 	if d.store == nil {
 		return nil
@@ -175,7 +187,7 @@ func (d *daemon) listen(mssim, swtpm, swtpmCtrl string) error {
 		}
 	}
 	if swtpm != "" {
-		if err := d.serve("tcp", swtpm, d.serveRaw); err != nil {
+		if err := d.serve("tcp", swtpm, d.swtpm.ServeData); err != nil {
 			return err
 		}
 	}
@@ -185,7 +197,7 @@ func (d *daemon) listen(mssim, swtpm, swtpmCtrl string) error {
 			network, addr = "unix", strings.TrimPrefix(swtpmCtrl, "unix:")
 			_ = os.Remove(addr)
 		}
-		if err := d.serve(network, addr, d.serveCtrl); err != nil {
+		if err := d.serve(network, addr, d.swtpm.ServeControl); err != nil {
 			return err
 		}
 	}

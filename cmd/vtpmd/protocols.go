@@ -2,13 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
-	"fmt"
 	"io"
 	"log"
 	"net"
-	"os"
-	"syscall"
 )
 
 // Largest TPM command accepted on any channel; the engine itself answers
@@ -154,192 +152,27 @@ func (d *daemon) serveMssimPlatform(c net.Conn) {
 	}
 }
 
-// serveRaw is swtpm's data channel: a TPM command in, its response out,
-// framed only by the TPM header's size field.
-func (d *daemon) serveRaw(c net.Conn) {
-	r := bufio.NewReader(c)
-	hdr := make([]byte, 10)
-	for {
-		if _, err := io.ReadFull(r, hdr); err != nil {
-			return
-		}
-		n := binary.BigEndian.Uint32(hdr[2:])
-		if n < 10 || n > maxFrame {
-			// Unframeable: answer from the header alone, then drop.
-			c.Write(d.process(hdr, d.getLocality()))
-			return
-		}
-		cmd := make([]byte, n)
-		copy(cmd, hdr)
-		if _, err := io.ReadFull(r, cmd[10:]); err != nil {
-			return
-		}
-		if _, err := c.Write(d.process(cmd, d.getLocality())); err != nil {
-			return
-		}
-	}
+// swtpmTPM is the daemon as the swtpm protocol's TPM.
+type swtpmTPM struct{ d *daemon }
+
+func (t swtpmTPM) Execute(_ context.Context, cmd []byte, locality uint8) []byte {
+	return t.d.process(cmd, locality)
 }
 
-func (d *daemon) getLocality() uint8 {
+// Init models _TPM_Init (power-on or platform reset).
+func (t swtpmTPM) Init() error {
+	t.d.reset()
+	return nil
+}
+
+func (t swtpmTPM) Stop() error {
+	d := t.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.locality
+	d.tpm.Reset()
+	d.powered = false
+	return nil
 }
 
-// swtpm control-channel commands and capability bits (tpm_ioctl.h).
-const (
-	ctrlGetCapability     = 1
-	ctrlInit              = 2
-	ctrlShutdown          = 3
-	ctrlGetTPMEstablished = 4
-	ctrlSetLocality       = 5
-	ctrlCancelTPMCmd      = 9
-	ctrlStoreVolatile     = 10
-	ctrlResetEstablished  = 11
-	ctrlStop              = 14
-	ctrlGetConfig         = 15
-	ctrlSetDataFD         = 16
-	ctrlSetBufferSize     = 17
-
-	capInit             = 1 << 0
-	capShutdown         = 1 << 1
-	capGetEstablished   = 1 << 2
-	capSetLocality      = 1 << 3
-	capCancel           = 1 << 5
-	capStoreVolatile    = 1 << 6
-	capResetEstablished = 1 << 7
-	capStop             = 1 << 10
-	capGetConfig        = 1 << 11
-	capSetDataFD        = 1 << 12
-	capSetBufferSize    = 1 << 13
-
-	// ptmFail is TPM_FAIL, swtpm's generic error result.
-	ptmFail = 9
-)
-
-// serveCtrl is swtpm's control channel. On a Unix socket it also accepts
-// CMD_SET_DATAFD, through which QEMU hands over the data channel.
-func (d *daemon) serveCtrl(c net.Conn) {
-	uc, _ := c.(*net.UnixConn)
-	buf := make([]byte, 4096)
-	for {
-		n, fds, err := readCtrl(c, uc, buf)
-		if err != nil {
-			return
-		}
-		if len(fds) > 1 {
-			for _, fd := range fds[1:] {
-				syscall.Close(fd)
-			}
-		}
-		if n < 4 {
-			return
-		}
-		code := binary.BigEndian.Uint32(buf)
-		body := buf[4:n]
-		if verbose {
-			log.Printf("vtpmd: ctrl %d (%d bytes, %d fds)", code, n, len(fds))
-		}
-		var rsp []byte
-		switch code {
-		case ctrlGetCapability:
-			caps := uint64(capInit | capShutdown | capGetEstablished | capSetLocality | capCancel |
-				capStoreVolatile | capResetEstablished | capStop | capGetConfig | capSetBufferSize)
-			if uc != nil {
-				caps |= capSetDataFD
-			}
-			rsp = binary.BigEndian.AppendUint64(nil, caps)
-		case ctrlInit:
-			d.reset()
-			rsp = putU32(nil, 0)
-		case ctrlShutdown, ctrlStoreVolatile:
-			d.mu.Lock()
-			err := d.saveLocked()
-			d.mu.Unlock()
-			res := uint32(0)
-			if err != nil {
-				log.Printf("vtpmd: storing state: %v", err)
-				res = ptmFail
-			}
-			rsp = putU32(nil, res)
-		case ctrlGetTPMEstablished:
-			// struct ptm_est: result, the bit, and C padding to 8 bytes
-			// (QEMU reads sizeof(ptm_est)).
-			rsp = append(putU32(nil, 0), 0, 0, 0, 0)
-		case ctrlSetLocality:
-			res := uint32(0)
-			if len(body) < 1 || body[0] > 4 {
-				res = ptmFail
-			} else {
-				d.mu.Lock()
-				d.locality = body[0]
-				d.mu.Unlock()
-			}
-			rsp = putU32(nil, res)
-		case ctrlCancelTPMCmd, ctrlResetEstablished:
-			rsp = putU32(nil, 0)
-		case ctrlStop:
-			d.mu.Lock()
-			d.tpm.Reset()
-			d.powered = false
-			d.mu.Unlock()
-			rsp = putU32(nil, 0)
-		case ctrlGetConfig:
-			rsp = putU32(putU32(nil, 0), 0)
-		case ctrlSetBufferSize:
-			rsp = putU32(putU32(putU32(putU32(nil, 0), 4096), 4096), 4096)
-		case ctrlSetDataFD:
-			res := uint32(ptmFail)
-			if len(fds) > 0 {
-				if dc, err := net.FileConn(os.NewFile(uintptr(fds[0]), "swtpm-data")); err == nil {
-					res = 0
-					go func() {
-						defer dc.Close()
-						d.serveRaw(dc)
-					}()
-				}
-				syscall.Close(fds[0])
-			}
-			rsp = putU32(nil, res)
-		default:
-			rsp = putU32(nil, ptmFail)
-		}
-		if _, err := c.Write(rsp); err != nil {
-			return
-		}
-	}
-}
-
-// readCtrl reads one control message. swtpm's protocol has no framing:
-// each request arrives in one write, so one read is one request.
-func readCtrl(c net.Conn, uc *net.UnixConn, buf []byte) (int, []int, error) {
-	if uc == nil {
-		n, err := c.Read(buf)
-		return n, []int{}, err
-	}
-	oob := make([]byte, syscall.CmsgSpace(4*4))
-	n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
-	if err != nil {
-		return 0, nil, err
-	}
-	if n == 0 {
-		return 0, nil, io.EOF
-	}
-	var fds []int
-	if oobn > 0 {
-		msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			return 0, nil, fmt.Errorf("control message: %w", err)
-		}
-		for _, m := range msgs {
-			f, err := syscall.ParseUnixRights(&m)
-			if err == nil {
-				fds = append(fds, f...)
-			}
-		}
-	}
-	if fds == nil {
-		fds = []int{}
-	}
-	return n, fds, nil
-}
+func (t swtpmTPM) Shutdown() error      { return t.d.save() }
+func (t swtpmTPM) StoreVolatile() error { return t.d.save() }
