@@ -26,6 +26,7 @@ import (
 	"github.com/xenvtpm/xenvtpm/grant"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/vtpmdomain/mgrlink"
+	"github.com/xenvtpm/xenvtpm/vtpmdomain/platform"
 	"github.com/xenvtpm/xenvtpm/vtpmdomain/vstate"
 	"github.com/xenvtpm/xenvtpm/vtpmdomain/vtpm"
 )
@@ -77,7 +78,7 @@ func main() {
 		Events: d.Events,
 		Log:    d.Log,
 		Handler: func(fe *tpmback.Frontend, locality uint8, cmd []byte) []byte {
-			return srv.Handle(fe.String(), locality, cmd)
+			return srv.Handle(vtpm.Peer{Name: fe.String(), Control: fe.Domid == platform.Control}, locality, cmd)
 		},
 	})
 	if err != nil {
@@ -163,7 +164,7 @@ func persist(cfg *vtpm.Config, hasDisk, hasManager bool) {
 		disk.Node(), disk.Sectors()*uint64(disk.SectorSize())>>20, disk.SectorSize(), disk.FlushMethod())
 	// The manager through a vtpm device; after a manager restart the link
 	// finds the device `xl vtpm-attach` adds (package mgrlink).
-	mgr, err := mgrlink.Open(ctx, mgrlink.Config{Store: d.Store, Grants: table, Events: d.Events, Logf: d.Log.Infof})
+	mgr, err := mgrlink.Open(ctx, mgrlink.Config{Store: d.Store, Pages: grant.TableSharer{Table: table}, Events: d.Events, Logf: d.Log.Infof})
 	if err != nil {
 		refuse("manager (xl vtpm=[\"backend=<manager>\"]): %v", err)
 	}

@@ -115,7 +115,7 @@ func TestServerSaveFailure(t *testing.T) {
 		t.Fatal("the NV index whose save failed exists in the running TPM")
 	}
 	getRandom := []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7b, 0, 8}
-	if rc := rcOf(s.Handle("t", 0, getRandom)); rc != 0 {
+	if rc := rcOf(s.Handle(Peer{Name: "t"}, 0, getRandom)); rc != 0 {
 		t.Fatalf("GetRandom after a failed save: rc %#x", rc)
 	}
 	// Once the saver works again the command can simply be retried.
@@ -179,7 +179,7 @@ func TestServerClose(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() {
-		s.Handle("late", 0, []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7b, 0, 8})
+		s.Handle(Peer{Name: "late"}, 0, []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7b, 0, 8})
 		close(done)
 	}()
 	select {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
+	"github.com/xenvtpm/xenvtpm/vtpmdomain/platform"
 )
 
 // Logger is what the server logs through.
@@ -66,6 +67,9 @@ type Stats struct {
 	SaveTime time.Duration
 	// StateBytes is the size of the last state blob saved.
 	StateBytes int
+	// PlatformResets counts platform resets (_TPM_Init) from the control
+	// domain.
+	PlatformResets uint64
 }
 
 // TPM_RC_NV_UNAVAILABLE (Part 2 §6.6.3, a warning): the command needs NV
@@ -171,15 +175,30 @@ func (s *Server) save() error {
 	return nil
 }
 
+// Peer is the frontend a command came from.
+type Peer struct {
+	// Name identifies it in the log (tpmback's "domid/handle").
+	Name string
+	// Control is set for a frontend in the control domain
+	// (platform.Control): only it may send platform commands.
+	Control bool
+}
+
 // Handle runs one command from a frontend at the given locality. When the
 // command changed persistent state, the state is saved before the response
 // is returned; if that fails the change is undone (the persistent state as
 // last stored is restored, PCRs and sessions stay) and the client gets
 // TPM_RC_NV_UNAVAILABLE: the command had no effect and may be retried.
-func (s *Server) Handle(frontend string, locality uint8, cmd []byte) []byte {
+// A platform command (package platform) is performed for the control
+// domain's frontend and answered TPM_RC_COMMAND_CODE for any other.
+func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.Commands++
+	frontend := from.Name
+	if cc, ok := platform.Code(cmd); ok {
+		return s.platformCommand(from, cc, cmd)
+	}
 	if s.unsaved {
 		if err := s.save(); err != nil {
 			s.log.Errorf("%s: state still not saved (%v): answering TPM_RC_NV_UNAVAILABLE", frontend, err)
@@ -205,6 +224,25 @@ func (s *Server) Handle(frontend string, locality uint8, cmd []byte) []byte {
 		}
 	}
 	return rsp
+}
+
+// platformCommand performs a platform command for the control domain.
+func (s *Server) platformCommand(from Peer, cc uint32, cmd []byte) []byte {
+	if !from.Control {
+		s.log.Infof("%s: platform command %#x from a frontend outside the control domain: refused (TPM_RC_COMMAND_CODE)", from.Name, cc)
+		return platform.Response(platform.RCCommandCode)
+	}
+	switch cc {
+	case platform.CCPlatformReset:
+		if len(cmd) != 10 {
+			return platform.Response(platform.RCSize)
+		}
+		s.tpm.Reset()
+		s.stats.PlatformResets++
+		s.log.Infof("%s: platform reset (_TPM_Init): sessions and loaded objects gone, PCRs reset at the next TPM2_Startup(CLEAR)", from.Name)
+		return platform.Response(platform.RCSuccess)
+	}
+	return platform.Response(platform.RCCommandCode)
 }
 
 // Close waits for the command in progress (and its save) to finish and

@@ -59,7 +59,9 @@ func (nopLog) Errorf(string, ...any) {}
 
 type serverTransport struct{ s *Server }
 
-func (st serverTransport) Send(cmd []byte) ([]byte, error) { return st.s.Handle("test", 0, cmd), nil }
+func (st serverTransport) Send(cmd []byte) ([]byte, error) {
+	return st.s.Handle(Peer{Name: "test"}, 0, cmd), nil
+}
 
 var _ transport.TPM = serverTransport{}
 
@@ -76,7 +78,7 @@ func TestServerStartsAsTold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rsp := d.Handle("test", 0, []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7b, 0, 8})
+	rsp := d.Handle(Peer{Name: "test"}, 0, []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7b, 0, 8})
 	if rc := binary.BigEndian.Uint32(rsp[6:]); rc != 0x100 {
 		t.Fatalf("un-started TPM answered rc %#x, want TPM_RC_INITIALIZE", rc)
 	}
