@@ -178,6 +178,9 @@ func (f *Front) backendGone(why string) {
 	}
 }
 
+// Lost returns a channel that is closed once the backend is gone.
+func (f *Front) Lost() <-chan struct{} { return f.goneCh }
+
 // Gone returns why the backend is gone, or nil while it is there.
 func (f *Front) Gone() error {
 	f.goneMu.Lock()
