@@ -113,7 +113,7 @@ func measureBoot(a *attachment, b bootFiles) error {
 	if err != nil {
 		return err
 	}
-	logf("measured %s into vTPM domain %s: kernel %s, ramdisk %q, command line %q", "the boot", a.name, b.kernel, b.ramdisk, b.cmdline)
+	logf("measured the boot into vTPM domain %s: kernel %s, ramdisk %q, command line %q", a.name, b.kernel, b.ramdisk, b.cmdline)
 	return nil
 }
 

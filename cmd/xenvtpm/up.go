@@ -18,10 +18,10 @@ import (
 
 // xl is the toolstack as `up` uses it; realXL runs the xl command.
 type xl interface {
-	// Create creates a domain from a configuration file. With leave, xl
-	// does not stay behind to act on the domain's shutdown (xl create
+	// Create creates domain name from a configuration file. With leave,
+	// xl does not stay behind to act on the domain's shutdown (xl create
 	// -e): up does that itself.
-	Create(ctx context.Context, cfg string, leave bool) error
+	Create(ctx context.Context, cfg, name string, leave bool) error
 	// State reports whether the domain exists, whether it has shut down
 	// and, if so, the reason code (xl list -v: 0 poweroff, 1 reboot,
 	// 2 suspend, 3 crash, 4 watchdog, 5 soft reset).
@@ -41,12 +41,20 @@ func (realXL) run(ctx context.Context, args ...string) ([]byte, error) {
 	return out, nil
 }
 
-func (x realXL) Create(ctx context.Context, cfg string, leave bool) error {
+func (x realXL) Create(ctx context.Context, cfg, name string, leave bool) error {
 	args := []string{"create"}
 	if leave {
 		args = append(args, "-e")
 	}
 	_, err := x.run(ctx, append(args, cfg)...)
+	if err != nil {
+		// xl has been seen to fail after building the domain (a crash
+		// of its own): what counts is whether the domain exists.
+		if exists, _, _, serr := x.State(ctx, name); serr == nil && exists {
+			logf("%v; domain %s exists all the same, carrying on", err, name)
+			return nil
+		}
+	}
 	return err
 }
 
@@ -244,7 +252,7 @@ func up(ctx context.Context, x xl, p *guestPlan) (err error) {
 	startedVTPM := false
 	if !exists {
 		logf("starting vTPM domain %s (%s)", p.vtpmName, p.vtpmCfg)
-		if err := x.Create(ctx, p.vtpmCfg, false); err != nil {
+		if err := x.Create(ctx, p.vtpmCfg, p.vtpmName, false); err != nil {
 			return err
 		}
 		startedVTPM = true
@@ -291,7 +299,7 @@ func up(ctx context.Context, x xl, p *guestPlan) (err error) {
 			}
 		}
 		logf("creating guest %s (boot %d)", p.guestName, boot)
-		if err := x.Create(ctx, p.guestCfg, true); err != nil {
+		if err := x.Create(ctx, p.guestCfg, p.guestName, true); err != nil {
 			return err
 		}
 		reason, err := waitShutdown(ctx, x, p.guestName, releases, bridgeStopped)

@@ -103,6 +103,10 @@ func (x *Xen) AddDomain(t testing.TB, id uint16, slots int) *Domain {
 	if err := dom0.WriteString(ctx, home+"/domid", strconv.Itoa(int(id))); err != nil {
 		t.Fatal(err)
 	}
+	// The toolstack gives each domain its home, as libxl does.
+	if err := dom0.SetPerms(ctx, home, []xenbus.Perm{{Domid: id, Access: xenbus.AccessNone}}); err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 

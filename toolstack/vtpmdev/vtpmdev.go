@@ -28,6 +28,7 @@ type Store interface {
 	Read(ctx context.Context, path string) ([]byte, error)
 	Directory(ctx context.Context, path string) ([]string, error)
 	SetPerms(ctx context.Context, path string, perms []xenbus.Perm) error
+	Mkdir(ctx context.Context, path string) error
 }
 
 // Config says which vTPM domain to attach to and with what.
@@ -141,6 +142,22 @@ func add(ctx context.Context, tx *xenbus.Tx, cfg Config) (Paths, error) {
 	if _, err := tx.Read(ctx, p.Backend); err == nil {
 		return Paths{}, fmt.Errorf("%s exists without its frontend: remove it (xenstore-rm) or detach it first", p.Backend)
 	}
+	// The directories get their permissions before their keys are
+	// written, so the keys inherit them (xenstored gives a new node its
+	// parent's): the backend must own what it will write, as libxl does.
+	fe := []xenbus.Perm{{Domid: cfg.Self, Access: xenbus.AccessNone}, {Domid: cfg.Backend, Access: xenbus.AccessRead}}
+	be := []xenbus.Perm{{Domid: cfg.Backend, Access: xenbus.AccessNone}, {Domid: cfg.Self, Access: xenbus.AccessRead}}
+	for _, d := range []struct {
+		dir   string
+		perms []xenbus.Perm
+	}{{p.Frontend, fe}, {p.Backend, be}} {
+		if err := tx.Mkdir(ctx, d.dir); err != nil {
+			return Paths{}, err
+		}
+		if err := tx.SetPerms(ctx, d.dir, d.perms); err != nil {
+			return Paths{}, err
+		}
+	}
 	id := strconv.Itoa(devid)
 	for _, kv := range [][2]string{
 		{p.Frontend + "/backend", p.Backend},
@@ -159,12 +176,7 @@ func add(ctx context.Context, tx *xenbus.Tx, cfg Config) (Paths, error) {
 			return Paths{}, err
 		}
 	}
-	fe := []xenbus.Perm{{Domid: cfg.Self, Access: xenbus.AccessNone}, {Domid: cfg.Backend, Access: xenbus.AccessRead}}
-	be := []xenbus.Perm{{Domid: cfg.Backend, Access: xenbus.AccessNone}, {Domid: cfg.Self, Access: xenbus.AccessRead}}
-	if err := tx.SetPerms(ctx, p.Frontend, fe); err != nil {
-		return Paths{}, err
-	}
-	return p, tx.SetPerms(ctx, p.Backend, be)
+	return p, nil
 }
 
 // Close disconnects the frontend and removes the device as `xl

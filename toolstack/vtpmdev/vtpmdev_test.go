@@ -75,6 +75,13 @@ func TestAttachSendDetach(t *testing.T) {
 			t.Errorf("%s perms %v, %v; want %v", c.dir, got, err, c.perms)
 		}
 	}
+	// Keys inherit their directory's permissions: the backend owns its
+	// state node, or it could not write it.
+	for _, key := range []string{d.Paths.Backend + "/state", d.Paths.Backend + "/uuid"} {
+		if got, err := dom0.Store.GetPerms(ctx, key); err != nil || len(got) == 0 || got[0].Domid != 7 {
+			t.Errorf("%s perms %v, %v; want owned by the vTPM domain", key, got, err)
+		}
+	}
 	for key, want := range map[string]string{
 		d.Paths.Backend + "/frontend-id": "0", d.Paths.Backend + "/online": "1",
 		d.Paths.Frontend + "/backend-id": "7", d.Paths.Frontend + "/handle": "0",

@@ -128,11 +128,19 @@ func Event(path, token string) xswire.Message {
 	return xswire.Message{Type: xswire.XSWatchEvent, Payload: []byte(path + "\x00" + token + "\x00")}
 }
 
-// create makes p and its missing ancestors, owned by domid.
+// create makes p and its missing ancestors as xenstored does: a new node
+// inherits its parent's permissions, and one created by a domain other
+// than dom0 is owned by that domain.
 func create(nodes map[string]*node, p string, domid uint16) {
-	for q := p; nodes[q] == nil; q = parent(q) {
-		nodes[q] = &node{perms: []xswire.Perm{{Access: xswire.AccessNone, Domid: domid}}}
+	if nodes[p] != nil {
+		return
 	}
+	create(nodes, parent(p), domid)
+	perms := append([]xswire.Perm(nil), nodes[parent(p)].perms...)
+	if domid != 0 {
+		perms[0].Domid = domid
+	}
+	nodes[p] = &node{perms: perms}
 }
 
 // fire lists the events a change at p causes: watches on p, on its
