@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	gt "github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
+	"github.com/xenvtpm/xenvtpm/swtpm"
 )
 
 // Differential test: the same command sequences go to the engine and to
@@ -23,9 +25,45 @@ import (
 // specification determines (PCR values, policy digests, names of objects
 // with caller-chosen keys, hashes, fixed properties) must match.
 
+// localityTPM is a TPM whose commands can be sent at another locality.
+type localityTPM interface {
+	transport.TPM
+	SetLocality(l uint8) error
+}
+
+// swtpmProc is swtpm's data channel with its control channel for the
+// locality (CMD_SET_LOCALITY).
+type swtpmProc struct {
+	rawConn
+	ctrl net.Conn
+}
+
+func (s *swtpmProc) SetLocality(l uint8) error {
+	if _, err := s.ctrl.Write([]byte{0, 0, 0, swtpm.CmdSetLocality, l}); err != nil {
+		return err
+	}
+	var res [4]byte
+	if _, err := io.ReadFull(s.ctrl, res[:]); err != nil {
+		return err
+	}
+	if rc := binary.BigEndian.Uint32(res[:]); rc != 0 {
+		return fmt.Errorf("swtpm CMD_SET_LOCALITY %d: result %#x", l, rc)
+	}
+	return nil
+}
+
+// engineTPM is the engine in process, at a settable locality.
+type engineTPM struct {
+	t   *tpm2.TPM
+	loc uint8
+}
+
+func (e *engineTPM) Send(cmd []byte) ([]byte, error) { return e.t.Process(cmd, e.loc), nil }
+func (e *engineTPM) SetLocality(l uint8) error       { e.loc = l; return nil }
+
 // startSwtpm starts swtpm on a free port pair and returns its raw data
 // channel (started: startup-clear).
-func startSwtpm(t testing.TB) transport.TPM {
+func startSwtpm(t testing.TB) *swtpmProc {
 	t.Helper()
 	if _, err := exec.LookPath("swtpm"); err != nil {
 		t.Skip("SKIP: swtpm not installed (apt-get install swtpm)")
@@ -51,15 +89,20 @@ func startSwtpm(t testing.TB) transport.TPM {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return rawConn{c}
+	ctrl, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctrl.Close() })
+	return &swtpmProc{rawConn{c}, ctrl}
 }
 
-func startEngine(t testing.TB) transport.TPM {
+func startEngine(t testing.TB) *engineTPM {
 	tp, err := tpm2.New(tpm2.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := inProc{tp}
+	tr := &engineTPM{t: tp}
 	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr); err != nil {
 		t.Fatal(err)
 	}
@@ -425,6 +468,237 @@ func diffSteps() []diffStep {
 	}
 }
 
+// rawCommand builds a command with handles, an authorization area (nil:
+// TPM_ST_NO_SESSIONS) and parameters, for commands go-tpm has no
+// structure for.
+func rawCommand(cc uint32, handles []uint32, auths, params []byte) []byte {
+	tag := uint16(0x8001)
+	if auths != nil {
+		tag = 0x8002
+	}
+	b := binary.BigEndian.AppendUint16(nil, tag)
+	b = binary.BigEndian.AppendUint32(b, 0)
+	b = binary.BigEndian.AppendUint32(b, cc)
+	for _, h := range handles {
+		b = binary.BigEndian.AppendUint32(b, h)
+	}
+	if auths != nil {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(auths)))
+		b = append(b, auths...)
+	}
+	b = append(b, params...)
+	binary.BigEndian.PutUint32(b[2:], uint32(len(b)))
+	return b
+}
+
+// emptyPassword is a TPM_RS_PW authorization with the empty password.
+var emptyPassword = []byte{0x40, 0, 0, 0x09, 0, 0, 1, 0, 0}
+
+// sendRC sends a raw command and renders its response code.
+func sendRC(tr transport.TPM, cmd []byte) string {
+	rsp, err := tr.Send(cmd)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	if len(rsp) < 10 {
+		return fmt.Sprintf("short response % x", rsp)
+	}
+	if rc := binary.BigEndian.Uint32(rsp[6:]); rc != 0 {
+		return fmt.Sprintf("rc=0x%03x", rc)
+	}
+	return "ok"
+}
+
+func policyLocality(tr transport.TPM, s gt.TPMISHPolicy, set uint8) string {
+	return sendRC(tr, rawCommand(uint32(gt.TPMCCPolicyLocality), []uint32{uint32(s)}, nil, []byte{set}))
+}
+
+// hierarchyControl sets hierarchy en's enable with platform authorization.
+func hierarchyControl(tr transport.TPM, en gt.TPMHandle, state bool) string {
+	st := byte(0)
+	if state {
+		st = 1
+	}
+	return sendRC(tr, rawCommand(uint32(gt.TPMCCHierarchyControl), []uint32{uint32(gt.TPMRHPlatform)}, emptyPassword,
+		append(binary.BigEndian.AppendUint32(nil, uint32(en)), st)))
+}
+
+// sealWithPolicy loads a sealed "x" under a fresh SRK whose only
+// authorization is policy; done flushes both.
+func sealWithPolicy(tr transport.TPM, policy []byte) (h gt.AuthHandle, done func(), err error) {
+	srk, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(gt.ECCSRKTemplate)}).Execute(tr)
+	if err != nil {
+		return h, nil, err
+	}
+	cr, err := (gt.CreateLoaded{ParentHandle: gt.NamedHandle{Handle: srk.ObjectHandle, Name: srk.Name},
+		InSensitive: gt.TPM2BSensitiveCreate{Sensitive: &gt.TPMSSensitiveCreate{Data: gt.NewTPMUSensitiveCreate(&gt.TPM2BSensitiveData{Buffer: []byte("x")})}},
+		InPublic: gt.New2BTemplate(&gt.TPMTPublic{Type: gt.TPMAlgKeyedHash, NameAlg: gt.TPMAlgSHA256,
+			ObjectAttributes: gt.TPMAObject{FixedTPM: true, FixedParent: true},
+			AuthPolicy:       gt.TPM2BDigest{Buffer: policy},
+			Parameters:       gt.NewTPMUPublicParms(gt.TPMAlgKeyedHash, &gt.TPMSKeyedHashParms{Scheme: gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgNull}})}),
+	}).Execute(tr)
+	if err != nil {
+		(gt.FlushContext{FlushHandle: srk.ObjectHandle}).Execute(tr)
+		return h, nil, err
+	}
+	return gt.AuthHandle{Handle: cr.ObjectHandle, Name: cr.Name}, func() {
+		(gt.FlushContext{FlushHandle: cr.ObjectHandle}).Execute(tr)
+		(gt.FlushContext{FlushHandle: srk.ObjectHandle}).Execute(tr)
+	}, nil
+}
+
+func calcPolicy(f func(pc *gt.PolicyCalculator) error) []byte {
+	pc, _ := gt.NewPolicyCalculator(gt.TPMAlgSHA256)
+	if err := f(pc); err != nil {
+		panic(err)
+	}
+	return pc.Hash().Digest
+}
+
+// authCheckSteps are the policy and authorization checks a TPM makes when
+// a session authorizes a command (issue: policy checks the engine
+// skipped).
+func authCheckSteps() []diffStep {
+	return []diffStep{
+		{"PolicyNvWritten(NO): a write-once index", func(tr transport.TPM) string {
+			const idx = 0x01500021
+			pub := gt.TPMSNVPublic{NVIndex: idx, NameAlg: gt.TPMAlgSHA256,
+				AuthPolicy: gt.TPM2BDigest{Buffer: calcPolicy(func(pc *gt.PolicyCalculator) error {
+					return (gt.PolicyNVWritten{WrittenSet: false}).Update(pc)
+				})},
+				Attributes: gt.TPMANV{PolicyWrite: true, AuthRead: true, NT: gt.TPMNTOrdinary}, DataSize: 4}
+			if _, err := (gt.NVDefineSpace{AuthHandle: gt.TPMRHOwner, PublicInfo: gt.New2B(pub)}).Execute(tr); err != nil {
+				return rcString(err)
+			}
+			defer (gt.NVUndefineSpace{AuthHandle: gt.TPMRHOwner, NVIndex: gt.TPMHandle(idx)}).Execute(tr)
+			out := ""
+			for _, data := range []string{"1st!", "2nd!"} {
+				rp, err := (gt.NVReadPublic{NVIndex: gt.TPMHandle(idx)}).Execute(tr)
+				if err != nil {
+					return out + rcString(err)
+				}
+				nh := gt.NamedHandle{Handle: idx, Name: rp.NVName}
+				_, err = (gt.NVWrite{AuthHandle: gt.AuthHandle{Handle: idx, Name: rp.NVName,
+					Auth: gt.Policy(gt.TPMAlgSHA256, 16, func(tpm transport.TPM, s gt.TPMISHPolicy, _ gt.TPM2BNonce) error {
+						_, err := (gt.PolicyNVWritten{PolicySession: s, WrittenSet: false}).Execute(tpm)
+						return err
+					})},
+					NVIndex: nh, Data: gt.TPM2BMaxNVBuffer{Buffer: []byte(data)}}).Execute(tr)
+				out += rcString(err) + " "
+			}
+			rp, _ := (gt.NVReadPublic{NVIndex: gt.TPMHandle(idx)}).Execute(tr)
+			r, err := (gt.NVRead{AuthHandle: gt.AuthHandle{Handle: idx, Name: rp.NVName, Auth: gt.PasswordAuth(nil)},
+				NVIndex: gt.NamedHandle{Handle: idx, Name: rp.NVName}, Size: 4}).Execute(tr)
+			if err != nil {
+				return out + rcString(err)
+			}
+			return out + string(r.Data.Buffer)
+		}},
+		{"PolicyLocality: checked when the session authorizes", func(tr transport.TPM) string {
+			lt := tr.(localityTPM)
+			defer lt.SetLocality(0)
+			d := sha256.New()
+			d.Write(make([]byte, 32))
+			d.Write(binary.BigEndian.AppendUint32(nil, uint32(gt.TPMCCPolicyLocality)))
+			d.Write([]byte{0x08}) // locality 3
+			sealed, done, err := sealWithPolicy(tr, d.Sum(nil))
+			if err != nil {
+				return rcString(err)
+			}
+			defer done()
+			out := ""
+			for _, c := range [][2]uint8{{3, 3}, {0, 0}, {3, 0}, {0, 3}, {3, 4}, {4, 4}} {
+				build, use := c[0], c[1]
+				if err := lt.SetLocality(build); err != nil {
+					return err.Error()
+				}
+				h := sealed
+				h.Auth = gt.Policy(gt.TPMAlgSHA256, 16, func(tpm transport.TPM, s gt.TPMISHPolicy, _ gt.TPM2BNonce) error {
+					defer lt.SetLocality(use)
+					if rc := policyLocality(tpm, s, 0x08); rc != "ok" {
+						return errors.New(rc)
+					}
+					return nil
+				})
+				_, err := (gt.Unseal{ItemHandle: h}).Execute(tr)
+				out += fmt.Sprintf("%d->%d:%s ", build, use, rcString(err))
+			}
+			lt.SetLocality(0)
+			s, closer, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16)
+			if err != nil {
+				return out + rcString(err)
+			}
+			defer closer()
+			for _, set := range []uint8{0x03, 0x04, 0x40, 0x02} {
+				out += fmt.Sprintf("%#x:%s ", set, policyLocality(tr, s.Handle(), set))
+			}
+			return out
+		}},
+		{"PolicySecret expiration", func(tr transport.TPM) string {
+			sealed, done, err := sealWithPolicy(tr, calcPolicy(func(pc *gt.PolicyCalculator) error {
+				return (gt.PolicySecret{AuthHandle: gt.NamedHandle{Handle: gt.TPMRHOwner, Name: gt.HandleName(gt.TPMRHOwner)}}).Update(pc)
+			}))
+			if err != nil {
+				return rcString(err)
+			}
+			defer done()
+			owner := gt.AuthHandle{Handle: gt.TPMRHOwner, Auth: gt.PasswordAuth(nil)}
+			var ss [3]gt.Session
+			for i := range ss {
+				s, closer, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16)
+				if err != nil {
+					return rcString(err)
+				}
+				defer closer()
+				ss[i] = s
+			}
+			secret := func(s gt.Session, expiration int32) string {
+				_, err := (gt.PolicySecret{AuthHandle: owner, PolicySession: s.Handle(), NonceTPM: s.NonceTPM(), Expiration: expiration}).Execute(tr)
+				return rcString(err)
+			}
+			use := func(s gt.Session) string {
+				h := sealed
+				h.Auth = s
+				_, err := (gt.Unseal{ItemHandle: h}).Execute(tr)
+				return rcString(err)
+			}
+			out := secret(ss[0], 60) + " " + use(ss[0]) + " " + secret(ss[1], 2) + " "
+			// Both TPMs' time moves on by more than the 2 s and 1 s
+			// given below; what they answer then is what is compared.
+			time.Sleep(2100 * time.Millisecond)
+			return out + use(ss[1]) + " " + secret(ss[2], 1)
+		}},
+		{"NV while its hierarchy is disabled", func(tr transport.TPM) string {
+			out := ""
+			for _, ix := range []struct {
+				h    gt.TPMHandle
+				auth gt.TPMHandle
+			}{{0x01500022, gt.TPMRHOwner}, {0x01400022, gt.TPMRHPlatform}} {
+				pub := gt.TPMSNVPublic{NVIndex: ix.h, NameAlg: gt.TPMAlgSHA256,
+					Attributes: gt.TPMANV{AuthRead: true, AuthWrite: true, PlatformCreate: ix.auth == gt.TPMRHPlatform, NT: gt.TPMNTOrdinary}, DataSize: 4}
+				if _, err := (gt.NVDefineSpace{AuthHandle: ix.auth, PublicInfo: gt.New2B(pub)}).Execute(tr); err != nil {
+					return rcString(err)
+				}
+				defer (gt.NVUndefineSpace{AuthHandle: ix.auth, NVIndex: ix.h}).Execute(tr)
+				out += sendRC(tr, rawCommand(uint32(gt.TPMCCNVWrite), []uint32{uint32(ix.h), uint32(ix.h)}, emptyPassword,
+					[]byte{0, 4, 'd', 'a', 't', 'a', 0, 0})) + " "
+			}
+			read := func(h uint32) string {
+				return sendRC(tr, rawCommand(uint32(gt.TPMCCNVRead), []uint32{h, h}, emptyPassword, []byte{0, 4, 0, 0}))
+			}
+			readPublic := func(h uint32) string {
+				return sendRC(tr, rawCommand(uint32(gt.TPMCCNVReadPublic), []uint32{h}, nil, nil))
+			}
+			out += hierarchyControl(tr, gt.TPMRHOwner, false) + " "
+			defer hierarchyControl(tr, gt.TPMRHOwner, true)
+			out += read(0x01500022) + " " + readPublic(0x01500022) + " " + read(0x01400022) + " "
+			out += hierarchyControl(tr, gt.TPMRHPlatformNV, false) + " "
+			defer hierarchyControl(tr, gt.TPMRHPlatformNV, true)
+			return out + read(0x01400022) + " " + readPublic(0x01400022)
+		}},
+	}
+}
+
 // knownDifferences are accepted mismatches, each with the clause that
 // makes our answer correct (or equally conformant).
 var knownDifferences = map[string]string{
@@ -440,7 +714,7 @@ var knownDifferences = map[string]string{
 func TestDifferentialSwtpm(t *testing.T) {
 	sw := startSwtpm(t)
 	en := startEngine(t)
-	for _, s := range diffSteps() {
+	for _, s := range append(diffSteps(), authCheckSteps()...) {
 		want, got := s.run(sw), s.run(en)
 		if want != got {
 			if why, ok := knownDifferences[s.name]; ok {

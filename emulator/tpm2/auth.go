@@ -79,6 +79,9 @@ func (t *TPM) resolve(h uint32, n int, anon bool) (*entity, error) {
 		if nv == nil {
 			return nil, rcH(rcHandle, n, "NV index 0x%08x not defined", h)
 		}
+		if !t.nvAccessible(nv) {
+			return nil, rcH(rcHandle, n, "NV index 0x%08x: its hierarchy is disabled", h)
+		}
 		nv.fillEntity(e)
 	default:
 		return nil, rcH(rcHandle, n, "handle 0x%08x", h)
@@ -368,8 +371,14 @@ func (t *TPM) checkPolicy(c *call, s *session, e *entity, n int) error {
 	if len(e.policy) == 0 || e.policyAlg != s.hashAlg || !bytes.Equal(e.policy, s.policyDigest) {
 		return rcS(rcPolicyFail, n, "policy digest mismatch")
 	}
+	if s.timeoutMS != 0 && s.timeoutMS < t.timeMS() {
+		return rcS(rcExpired, n, "policy authorization expired")
+	}
 	if s.commandCode != 0 && s.commandCode != c.def.cc {
 		return rcS(rcPolicyCC, n, "policy bound to another command")
+	}
+	if !localityAllowed(s.commandLocality, t.locality) {
+		return rcE(rcLocality, "policy allows localities %#x, command at locality %d", s.commandLocality, t.locality)
 	}
 	if s.pcrCounterSet && s.pcrCounter != t.pcrUpdateCounter {
 		return rcE(rcPCRChanged, "PCRs changed since PolicyPCR")
@@ -386,10 +395,31 @@ func (t *TPM) checkPolicy(c *call, s *session, e *entity, n int) error {
 			return rcS(rcPolicyFail, n, "nameHash mismatch")
 		}
 	}
-	if s.isPPRequired || (s.nvWrittenSet && e.nv == nil) {
-		return rcS(rcPolicyFail, n, "policy condition not met")
+	if s.isPPRequired {
+		return rcS(rcPolicyFail, n, "physical presence required")
+	}
+	// PolicyNvWritten is a condition on the index being authorized, as
+	// it is now (Part 3 §23.20, TPM2_PolicyNvWritten): a write-once
+	// policy stops working once the index is written.
+	if s.nvWrittenSet && (e.nv == nil || e.nv.pub.Attributes.Written != s.nvWritten) {
+		return rcS(rcPolicyFail, n, "PolicyNvWritten(%v) does not hold", s.nvWritten)
 	}
 	return nil
+}
+
+// localityAllowed applies a policy's TPMA_LOCALITY to the locality a
+// command came from (Part 3 §23.8, TPM2_PolicyLocality): below 32 a set
+// of localities 0–4, from 32 one extended locality; 0 allows any.
+func localityAllowed(set, locality uint8) bool {
+	switch {
+	case set == 0:
+		return true
+	case locality < 5:
+		return set < 32 && set&(1<<locality) != 0
+	case locality >= 32:
+		return set == locality
+	}
+	return false
 }
 
 // sessionValue is the key material for parameter encryption, Part 1

@@ -127,6 +127,17 @@ func (t *TPM) nvStartup() {
 	}
 }
 
+// nvAccessible reports whether an index can be used: an index the owner
+// defined is absent while shEnable is CLEAR, one the platform defined
+// while phEnableNV is CLEAR (Part 3 §24.2, TPM2_HierarchyControl), and is
+// answered TPM_RC_HANDLE as an undefined one is.
+func (t *TPM) nvAccessible(n *nvIndex) bool {
+	if n.platformCreate() {
+		return t.phEnableNV
+	}
+	return t.ps.ShEnable
+}
+
 func (t *TPM) nvIndexAt(h uint32, n int) (*nvIndex, error) {
 	x := t.ps.nv[h]
 	if x == nil {

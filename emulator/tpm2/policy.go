@@ -94,6 +94,41 @@ func (s *session) setCpHash(cp []byte, n int) error {
 	return nil
 }
 
+// authTimeout is the TPM time at which an authorization given with
+// expiration (seconds; its sign only selects a ticket) ends, 0 for none,
+// or TPM_RC_EXPIRED when that time has passed (Part 3 §23.3, §23.4). With
+// nonceTPM the seconds count from the session's start, without it they
+// are TPM time itself. A trial session records no limit.
+func (t *TPM) authTimeout(s *session, expiration int32, nonceTPM []byte) (uint64, error) {
+	if expiration == 0 || s.trial {
+		return 0, nil
+	}
+	secs := int64(expiration)
+	if secs < 0 {
+		secs = -secs
+	}
+	now := t.timeMS()
+	var at uint64
+	if len(nonceTPM) != 0 {
+		at = s.startMS + uint64(secs)*1000
+	} else {
+		// Whole seconds of TPM time: keep the current millisecond so the
+		// authorization does not end early.
+		at = uint64(secs)*1000 + now%1000
+	}
+	if at < now {
+		return 0, rcP(rcExpired, 4, "expiration passed (at %d ms, TPM time %d ms)", at, now)
+	}
+	return at, nil
+}
+
+// limitTimeout keeps the earliest authorization end the policy was given.
+func (s *session) limitTimeout(at uint64) {
+	if at != 0 && (s.timeoutMS == 0 || at < s.timeoutMS) {
+		s.timeoutMS = at
+	}
+}
+
 // nullAuthTicket is the TPMT_TK_AUTH returned when no ticket is issued.
 func nullAuthTicket(tag uint16) []byte {
 	return append(append(u16(tag), u32(rhNull)...), sized(nil)...)
@@ -224,13 +259,31 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		if cmd.Locality == 0 {
+		// The locality is not checked here but when the session
+		// authorizes (checkPolicy): the command it authorizes is the one
+		// that must come from an allowed locality. Values below 32 are
+		// sets of localities 0–4 and narrow each other; 32 and above
+		// name one extended locality and must agree (Part 3 §23.8).
+		l, prev := cmd.Locality, s.commandLocality
+		if l == 0 {
 			return nil, rcP(rcRange, 1, "empty locality set")
 		}
-		if !s.trial && cmd.Locality < 5 && cmd.Locality&localityBit(t.locality) == 0 {
-			return nil, rcP(rcLocality, 1, "command not at an allowed locality")
+		if prev != 0 && (prev < 32) != (l < 32) {
+			return nil, rcP(rcRange, 1, "extended and ordinary localities mixed")
 		}
-		s.extend(u32(uint32(gt.TPMCCPolicyLocality)), []byte{cmd.Locality})
+		next := l
+		if l < 32 {
+			if prev == 0 {
+				prev = 0x1F
+			}
+			if next = prev & l; next == 0 {
+				return nil, rcP(rcRange, 1, "no locality left in the set")
+			}
+		} else if prev != 0 && prev != l {
+			return nil, rcP(rcRange, 1, "a different extended locality is already set")
+		}
+		s.extend(u32(uint32(gt.TPMCCPolicyLocality)), []byte{l})
+		s.commandLocality = next
 		return nil, nil
 	})
 	register(func(t *TPM, c *call, cmd *gt.PolicyNVWritten) (*reply, error) {
@@ -261,10 +314,15 @@ func init() {
 		if cmd.Expiration < 0 && len(cmd.NonceTPM.Buffer) == 0 {
 			return nil, rcP(rcExpired, 4, "expiration needs nonceTPM")
 		}
+		timeout, err := t.authTimeout(s, cmd.Expiration, cmd.NonceTPM.Buffer)
+		if err != nil {
+			return nil, err
+		}
 		if err := s.setCpHash(cmd.CPHashA.Buffer, 2); err != nil {
 			return nil, err
 		}
 		s.update(gt.TPMCCPolicySecret, c.names[0], cmd.PolicyRef.Buffer)
+		s.limitTimeout(timeout)
 		return &reply{params: append(sized(nil), nullAuthTicket(stAuthSecret)...)}, nil
 	})
 	register(func(t *TPM, c *call, cmd *gt.PolicySigned) (*reply, error) {
@@ -278,6 +336,10 @@ func init() {
 		}
 		if len(cmd.NonceTPM.Buffer) != 0 && !bytes.Equal(cmd.NonceTPM.Buffer, s.nonceTPM) {
 			return nil, rcP(rcValue, 1, "nonceTPM does not match the session")
+		}
+		timeout, err := t.authTimeout(s, cmd.Expiration, cmd.NonceTPM.Buffer)
+		if err != nil {
+			return nil, err
 		}
 		if !s.trial {
 			alg := sigHashAlg(&cmd.Auth)
@@ -298,6 +360,7 @@ func init() {
 			return nil, err
 		}
 		s.update(gt.TPMCCPolicySigned, o.name, cmd.PolicyRef.Buffer)
+		s.limitTimeout(timeout)
 		return &reply{params: append(sized(nil), nullAuthTicket(stAuthSigned)...)}, nil
 	})
 	register(func(t *TPM, c *call, cmd *gt.PolicyAuthorize) (*reply, error) {

@@ -3,6 +3,7 @@ package tpm2
 import (
 	"bytes"
 	"crypto"
+	"crypto/subtle"
 
 	gt "github.com/google/go-tpm/tpm2"
 )
@@ -35,6 +36,14 @@ type session struct {
 	isPPRequired    bool
 	nvWrittenSet    bool
 	nvWritten       bool
+	// commandLocality is the TPMA_LOCALITY the policy allows (0: any),
+	// checked when the session authorizes (Part 3 §23.8).
+	commandLocality uint8
+	// startMS is TPM time when the session started; timeoutMS, when
+	// not 0, the TPM time after which the policy no longer authorizes
+	// (PolicySigned/PolicySecret expiration, Part 3 §23.3).
+	startMS   uint64
+	timeoutMS uint64
 
 	// auditDigest is the session audit digest, nil until first used
 	// for audit.
@@ -48,8 +57,15 @@ type session struct {
 
 func (s *session) isPolicy() bool { return s.policy }
 
+// boundTo reports whether s is bound to e (Part 1 §19.6.10). The
+// authValues are compared in constant time: which answer comes back
+// decides the HMAC key, and the time taken must not tell a caller how much
+// of a guessed authValue was right.
 func (s *session) boundTo(e *entity) bool {
-	return s.bound && bytes.Equal(s.bindName, e.name) && bytes.Equal(s.bindAuth, trimAuth(e.auth))
+	if !s.bound || !bytes.Equal(s.bindName, e.name) {
+		return false
+	}
+	return subtle.ConstantTimeCompare(s.bindAuth, trimAuth(e.auth)) == 1
 }
 
 // resetPolicy returns the policy state to that of a fresh session
@@ -61,6 +77,7 @@ func (s *session) resetPolicy() {
 	s.pcrCounterSet = false
 	s.cpHashA, s.nameHash = nil, nil
 	s.isPPRequired, s.nvWrittenSet, s.nvWritten = false, false, false
+	s.commandLocality, s.timeoutMS = 0, 0
 }
 
 // Session types, Part 2 §6.14 (TPM_SE).
@@ -164,6 +181,7 @@ func init() {
 			return nil, err
 		}
 		s.handle = handle
+		s.startMS = t.timeMS()
 		s.nonceTPM = t.randBytes(h.Size())
 		if s.bound || len(salt) != 0 {
 			s.sessionKey = gt.KDFa(h, append(append([]byte{}, s.bindAuth...), salt...), "ATH", s.nonceTPM, nc, h.Size()*8)

@@ -1,0 +1,423 @@
+package tpm2
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	gt "github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// Checks of policy and authorization that a TPM makes at the moment a
+// session authorizes a command, not only when the policy is built.
+
+// localTransport sends at a locality the test sets.
+type localTransport struct {
+	t   *TPM
+	loc uint8
+}
+
+func (l *localTransport) Send(cmd []byte) ([]byte, error) { return l.t.Process(cmd, l.loc), nil }
+
+// rawCommand builds a command with the given handles, authorization area
+// (nil: TPM_ST_NO_SESSIONS) and parameters.
+func rawCommand(cc uint32, handles []uint32, auths, params []byte) []byte {
+	tag := stNoSessions
+	if auths != nil {
+		tag = stSessions
+	}
+	b := binary.BigEndian.AppendUint16(nil, tag)
+	b = binary.BigEndian.AppendUint32(b, 0)
+	b = binary.BigEndian.AppendUint32(b, cc)
+	for _, h := range handles {
+		b = binary.BigEndian.AppendUint32(b, h)
+	}
+	if auths != nil {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(auths)))
+		b = append(b, auths...)
+	}
+	b = append(b, params...)
+	binary.BigEndian.PutUint32(b[2:], uint32(len(b)))
+	return b
+}
+
+// passwordAuth is one TPMS_AUTH_COMMAND for TPM_RS_PW.
+func passwordAuth(pw []byte) []byte {
+	b := u32(rsPW)
+	b = append(b, sized(nil)...)
+	b = append(b, saContinueSession)
+	return append(b, sized(pw)...)
+}
+
+func responseCode(rsp []byte) uint32 {
+	if len(rsp) < 10 {
+		return 0xFFFFFFFF
+	}
+	return binary.BigEndian.Uint32(rsp[6:])
+}
+
+// policyLocality sends TPM2_PolicyLocality (go-tpm has no structure).
+func policyLocality(tr transport.TPM, s gt.TPMISHPolicy, set uint8) uint32 {
+	rsp, _ := tr.Send(rawCommand(uint32(gt.TPMCCPolicyLocality), []uint32{uint32(s)}, nil, []byte{set}))
+	return responseCode(rsp)
+}
+
+// hierarchyControl disables hierarchy en with the platform's (empty)
+// password.
+func hierarchyControl(t *testing.T, tr transport.TPM, en uint32) {
+	t.Helper()
+	rsp, _ := tr.Send(rawCommand(uint32(gt.TPMCCHierarchyControl), []uint32{rhPlatform}, passwordAuth(nil), append(u32(en), 0)))
+	if rc := responseCode(rsp); rc != rcSuccess {
+		t.Fatalf("HierarchyControl(0x%08x, NO): rc 0x%x", en, rc)
+	}
+}
+
+// sealedWithPolicy creates and loads a sealed "x" whose only authorization
+// is policy.
+func sealedWithPolicy(t *testing.T, tr transport.TPM, policy []byte) gt.AuthHandle {
+	t.Helper()
+	srk := createPrimary(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
+	r, err := (gt.CreateLoaded{ParentHandle: gt.NamedHandle{Handle: srk.ObjectHandle, Name: srk.Name},
+		InSensitive: gt.TPM2BSensitiveCreate{Sensitive: &gt.TPMSSensitiveCreate{Data: gt.NewTPMUSensitiveCreate(&gt.TPM2BSensitiveData{Buffer: []byte("x")})}},
+		InPublic: gt.New2BTemplate(&gt.TPMTPublic{Type: gt.TPMAlgKeyedHash, NameAlg: gt.TPMAlgSHA256,
+			ObjectAttributes: gt.TPMAObject{FixedTPM: true, FixedParent: true},
+			AuthPolicy:       gt.TPM2BDigest{Buffer: policy},
+			Parameters:       gt.NewTPMUPublicParms(gt.TPMAlgKeyedHash, &gt.TPMSKeyedHashParms{Scheme: gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgNull}})}),
+	}).Execute(tr)
+	if err != nil {
+		t.Fatalf("CreateLoaded: %v", err)
+	}
+	return gt.AuthHandle{Handle: r.ObjectHandle, Name: r.Name}
+}
+
+func unseal(tr transport.TPM, h gt.AuthHandle, policy func(transport.TPM, gt.TPMISHPolicy, gt.TPM2BNonce) error) error {
+	h.Auth = gt.Policy(gt.TPMAlgSHA256, 16, policy)
+	_, err := (gt.Unseal{ItemHandle: h}).Execute(tr)
+	return err
+}
+
+func policyDigest(f func(*gt.PolicyCalculator) error) []byte {
+	pc, _ := gt.NewPolicyCalculator(gt.TPMAlgSHA256)
+	if err := f(pc); err != nil {
+		panic(err)
+	}
+	return pc.Hash().Digest
+}
+
+// A write-once index (PolicyNvWritten(NO) in its write policy) takes one
+// write, not two.
+func TestPolicyNvWrittenChecksTheIndex(t *testing.T) {
+	_, tr := newStarted(t)
+	const idx = 0x01500030
+	pol := policyDigest(func(pc *gt.PolicyCalculator) error {
+		return (gt.PolicyNVWritten{WrittenSet: false}).Update(pc)
+	})
+	pub := gt.TPMSNVPublic{NVIndex: idx, NameAlg: gt.TPMAlgSHA256, AuthPolicy: gt.TPM2BDigest{Buffer: pol},
+		Attributes: gt.TPMANV{PolicyWrite: true, AuthRead: true, NT: gt.TPMNTOrdinary}, DataSize: 4}
+	if _, err := (gt.NVDefineSpace{AuthHandle: gt.TPMRHOwner, PublicInfo: gt.New2B(pub)}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	notWritten := gt.Policy(gt.TPMAlgSHA256, 16, func(tpm transport.TPM, s gt.TPMISHPolicy, _ gt.TPM2BNonce) error {
+		_, err := (gt.PolicyNVWritten{PolicySession: s, WrittenSet: false}).Execute(tpm)
+		return err
+	})
+	write := func(data string) error {
+		name := nvName(t, tr, idx)
+		_, err := (gt.NVWrite{AuthHandle: gt.AuthHandle{Handle: idx, Name: name, Auth: notWritten},
+			NVIndex: gt.NamedHandle{Handle: idx, Name: name}, Data: gt.TPM2BMaxNVBuffer{Buffer: []byte(data)}}).Execute(tr)
+		return err
+	}
+	if err := write("once"); err != nil {
+		t.Fatalf("first write: %v", err)
+	}
+	wantRC(t, write("2nd!"), rcPolicyFail|0x800|0x100)
+	name := nvName(t, tr, idx)
+	r, err := (gt.NVRead{AuthHandle: gt.AuthHandle{Handle: idx, Name: name, Auth: gt.PasswordAuth(nil)},
+		NVIndex: gt.NamedHandle{Handle: idx, Name: name}, Size: 4}).Execute(tr)
+	if err != nil || string(r.Data.Buffer) != "once" {
+		t.Fatalf("index holds %q (%v), want the first write", r.Data.Buffer, err)
+	}
+}
+
+// PolicyLocality restricts the command the session authorizes: the
+// locality is checked then, whatever it was when the policy was built.
+func TestPolicyLocalityCheckedWhenAuthorizing(t *testing.T) {
+	tp, _ := newStarted(t)
+	tr := &localTransport{t: tp}
+	d := sha256.New()
+	d.Write(make([]byte, 32))
+	d.Write(u32(uint32(gt.TPMCCPolicyLocality)))
+	d.Write([]byte{0x08}) // locality 3
+	sealed := sealedWithPolicy(t, tr, d.Sum(nil))
+
+	// policyAt builds the policy at locality build and leaves the
+	// transport at locality use for the Unseal.
+	policyAt := func(build, use uint8) func(transport.TPM, gt.TPMISHPolicy, gt.TPM2BNonce) error {
+		return func(tpm transport.TPM, s gt.TPMISHPolicy, _ gt.TPM2BNonce) error {
+			tr.loc = build
+			defer func() { tr.loc = use }()
+			if rc := policyLocality(tpm, s, 0x08); rc != rcSuccess {
+				return gt.TPMRC(rc)
+			}
+			return nil
+		}
+	}
+	for _, tc := range []struct {
+		build, use uint8
+		rc         uint32
+	}{
+		{3, 3, rcSuccess},
+		{0, 0, rcLocality}, // 0x08 asked at locality 0
+		{3, 0, rcLocality}, // built at 3, used at 0
+		{0, 3, rcSuccess},  // what counts is the command's locality
+		{3, 4, rcLocality},
+	} {
+		err := unseal(tr, sealed, policyAt(tc.build, tc.use))
+		tr.loc = 0
+		if tc.rc == rcSuccess {
+			if err != nil {
+				t.Errorf("built at %d, used at %d: %v", tc.build, tc.use, err)
+			}
+			continue
+		}
+		var rc gt.TPMRC
+		if !errors.As(err, &rc) || uint32(rc) != tc.rc {
+			t.Errorf("built at %d, used at %d: %v, want TPM_RC 0x%x", tc.build, tc.use, err, tc.rc)
+		}
+	}
+
+	// Sets narrow each other; an extended locality cannot join a set.
+	s, closer, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer()
+	if rc := policyLocality(tr, s.Handle(), 0x03); rc != rcSuccess {
+		t.Fatalf("PolicyLocality(0x03): 0x%x", rc)
+	}
+	if rc := policyLocality(tr, s.Handle(), 0x04); rc != rcRange|0x040|0x100 {
+		t.Fatalf("PolicyLocality(0x04) after 0x03: 0x%x, want TPM_RC_RANGE on parameter 1", rc)
+	}
+	if rc := policyLocality(tr, s.Handle(), 0x40); rc != rcRange|0x040|0x100 {
+		t.Fatalf("extended locality after a set: 0x%x, want TPM_RC_RANGE on parameter 1", rc)
+	}
+}
+
+// A positive expiration limits how long the policy authorizes: from the
+// session's start with nonceTPM, in TPM time without it.
+func TestPolicyExpiration(t *testing.T) {
+	clock := time.Unix(1_700_000_000, 0)
+	tp, err := New(Config{Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := engineTransport{tp}
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	secretPolicy := policyDigest(func(pc *gt.PolicyCalculator) error {
+		return (gt.PolicySecret{AuthHandle: gt.NamedHandle{Handle: gt.TPMRHOwner, Name: gt.HandleName(gt.TPMRHOwner)}}).Update(pc)
+	})
+	sealed := sealedWithPolicy(t, tr, secretPolicy)
+	secret := func(expiration int32, withNonce bool, before, after time.Duration) func(transport.TPM, gt.TPMISHPolicy, gt.TPM2BNonce) error {
+		return func(tpm transport.TPM, s gt.TPMISHPolicy, nonce gt.TPM2BNonce) error {
+			clock = clock.Add(before)
+			if !withNonce {
+				nonce = gt.TPM2BNonce{}
+			}
+			_, err := (gt.PolicySecret{AuthHandle: gt.AuthHandle{Handle: gt.TPMRHOwner, Auth: gt.PasswordAuth(nil)},
+				PolicySession: s, NonceTPM: nonce, Expiration: expiration}).Execute(tpm)
+			clock = clock.Add(after)
+			return err
+		}
+	}
+	expiredAtUse := rcExpired | 0x800 | 0x100    // session 1
+	expiredAtPolicy := rcExpired | 0x040 | 0x400 // parameter 4
+	for _, tc := range []struct {
+		name          string
+		exp           int32
+		nonce         bool
+		before, after time.Duration
+		rc            uint32
+	}{
+		{"used in time", 10, true, 0, 5 * time.Second, rcSuccess},
+		{"used too late", 10, true, 0, 11 * time.Second, expiredAtUse},
+		{"given too late", 5, true, 6 * time.Second, 0, expiredAtPolicy},
+		{"no expiration", 0, true, 0, time.Hour, rcSuccess},
+		// Without nonceTPM the expiration is TPM time, and TPM time is
+		// past an hour by now.
+		{"TPM time passed", 60, false, 0, 0, expiredAtPolicy},
+		{"TPM time ahead", 1 << 30, false, 0, time.Minute, rcSuccess},
+	} {
+		err := unseal(tr, sealed, secret(tc.exp, tc.nonce, tc.before, tc.after))
+		if tc.rc == rcSuccess {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		var rc gt.TPMRC
+		if !errors.As(err, &rc) || uint32(rc) != tc.rc {
+			t.Errorf("%s: %v, want TPM_RC 0x%x", tc.name, err, tc.rc)
+		}
+	}
+
+	// PolicySigned: an external key signs nonceTPM || expiration.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := (gt.LoadExternal{Hierarchy: gt.TPMRHOwner, InPublic: gt.New2B(gt.TPMTPublic{Type: gt.TPMAlgECC, NameAlg: gt.TPMAlgSHA256,
+		ObjectAttributes: gt.TPMAObject{SignEncrypt: true, UserWithAuth: true},
+		Parameters: gt.NewTPMUPublicParms(gt.TPMAlgECC, &gt.TPMSECCParms{CurveID: gt.TPMECCNistP256,
+			Scheme: gt.TPMTECCScheme{Scheme: gt.TPMAlgECDSA, Details: gt.NewTPMUAsymScheme(gt.TPMAlgECDSA, &gt.TPMSSigSchemeECDSA{HashAlg: gt.TPMAlgSHA256})}}),
+		Unique: gt.NewTPMUPublicID(gt.TPMAlgECC, &gt.TPMSECCPoint{X: gt.TPM2BECCParameter{Buffer: key.X.FillBytes(make([]byte, 32))},
+			Y: gt.TPM2BECCParameter{Buffer: key.Y.FillBytes(make([]byte, 32))}})})}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedPolicy := policyDigest(func(pc *gt.PolicyCalculator) error {
+		return (gt.PolicySigned{AuthObject: gt.NamedHandle{Handle: ext.ObjectHandle, Name: ext.Name}}).Update(pc)
+	})
+	signedSealed := sealedWithPolicy(t, tr, signedPolicy)
+	signed := func(expiration int32, after time.Duration) func(transport.TPM, gt.TPMISHPolicy, gt.TPM2BNonce) error {
+		return func(tpm transport.TPM, s gt.TPMISHPolicy, nonce gt.TPM2BNonce) error {
+			d := sha256.New()
+			d.Write(nonce.Buffer)
+			d.Write(binary.BigEndian.AppendUint32(nil, uint32(expiration)))
+			r, sg, err := ecdsa.Sign(rand.Reader, key, d.Sum(nil))
+			if err != nil {
+				return err
+			}
+			_, err = (gt.PolicySigned{AuthObject: gt.NamedHandle{Handle: ext.ObjectHandle, Name: ext.Name}, PolicySession: s,
+				NonceTPM: nonce, Expiration: expiration,
+				Auth: gt.TPMTSignature{SigAlg: gt.TPMAlgECDSA, Signature: gt.NewTPMUSignature(gt.TPMAlgECDSA, &gt.TPMSSignatureECC{Hash: gt.TPMAlgSHA256,
+					SignatureR: gt.TPM2BECCParameter{Buffer: r.Bytes()}, SignatureS: gt.TPM2BECCParameter{Buffer: sg.Bytes()}})}}).Execute(tpm)
+			clock = clock.Add(after)
+			return err
+		}
+	}
+	if err := unseal(tr, signedSealed, signed(30, 10*time.Second)); err != nil {
+		t.Errorf("PolicySigned used in time: %v", err)
+	}
+	err = unseal(tr, signedSealed, signed(30, 31*time.Second))
+	var rc gt.TPMRC
+	if !errors.As(err, &rc) || uint32(rc) != expiredAtUse {
+		t.Errorf("PolicySigned used too late: %v, want TPM_RC 0x%x", err, expiredAtUse)
+	}
+}
+
+// An index is not there for anyone while its hierarchy is disabled: the
+// owner's while shEnable is CLEAR, the platform's while phEnableNV is.
+func TestNVUnusableWhileHierarchyDisabled(t *testing.T) {
+	_, tr := newStarted(t)
+	define := func(auth gt.TPMHandle, idx gt.TPMHandle, platform bool) {
+		t.Helper()
+		pub := gt.TPMSNVPublic{NVIndex: idx, NameAlg: gt.TPMAlgSHA256,
+			Attributes: gt.TPMANV{AuthRead: true, AuthWrite: true, PlatformCreate: platform, NT: gt.TPMNTOrdinary}, DataSize: 4}
+		if _, err := (gt.NVDefineSpace{AuthHandle: auth, PublicInfo: gt.New2B(pub)}).Execute(tr); err != nil {
+			t.Fatalf("NV_DefineSpace 0x%x: %v", idx, err)
+		}
+		name := nvName(t, tr, idx)
+		if _, err := (gt.NVWrite{AuthHandle: gt.AuthHandle{Handle: idx, Name: name, Auth: gt.PasswordAuth(nil)},
+			NVIndex: gt.NamedHandle{Handle: idx, Name: name}, Data: gt.TPM2BMaxNVBuffer{Buffer: []byte("data")}}).Execute(tr); err != nil {
+			t.Fatalf("NV_Write 0x%x: %v", idx, err)
+		}
+	}
+	const owner, platform = 0x01500040, 0x01400040
+	define(gt.TPMRHOwner, owner, false)
+	define(gt.TPMRHPlatform, platform, true)
+	// Raw commands: the index's Name cannot be read to fill a go-tpm
+	// handle once the index is hidden.
+	read := func(idx uint32) uint32 {
+		rsp, _ := tr.Send(rawCommand(uint32(gt.TPMCCNVRead), []uint32{idx, idx}, passwordAuth(nil), append(u16(4), u16(0)...)))
+		return responseCode(rsp)
+	}
+	readPublic := func(idx uint32) uint32 {
+		rsp, _ := tr.Send(rawCommand(uint32(gt.TPMCCNVReadPublic), []uint32{idx}, nil, nil))
+		return responseCode(rsp)
+	}
+	hidden := rcHandle | 0x100 // handle 1
+	hierarchyControl(t, tr, rhOwner)
+	if rc := read(owner); rc != hidden {
+		t.Errorf("NV_Read of an owner index with the owner hierarchy disabled: 0x%x, want 0x%x", rc, hidden)
+	}
+	if rc := readPublic(owner); rc != hidden {
+		t.Errorf("NV_ReadPublic of an owner index with the owner hierarchy disabled: 0x%x, want 0x%x", rc, hidden)
+	}
+	if rc := read(platform); rc != rcSuccess {
+		t.Errorf("NV_Read of a platform index with the owner hierarchy disabled: 0x%x", rc)
+	}
+	hierarchyControl(t, tr, rhPlatformNV)
+	if rc := read(platform); rc != hidden {
+		t.Errorf("NV_Read of a platform index with phEnableNV clear: 0x%x, want 0x%x", rc, hidden)
+	}
+}
+
+// secretName matches identifiers that hold authValues, keys or MACs.
+var secretName = regexp.MustCompile(`(?i)auth|secret|hmac|key|seed|proof|sensitive|password`)
+
+// Comparing a secret with bytes.Equal tells, by how long it takes, how
+// many leading bytes of a guess were right; the engine compares secrets
+// with crypto/subtle or hmac.Equal. This reads the package's own source
+// for a bytes.Equal whose operands are named like secrets.
+func TestSecretsComparedInConstantTime(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parser.ParseFile(fset, name, src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok || sel.Sel.Name != "Equal" {
+				return true
+			}
+			if pkg, ok := sel.X.(*ast.Ident); !ok || pkg.Name != "bytes" {
+				return true
+			}
+			checked++
+			for _, arg := range call.Args {
+				ast.Inspect(arg, func(n ast.Node) bool {
+					if id, ok := n.(*ast.Ident); ok && secretName.MatchString(id.Name) {
+						t.Errorf("%v: bytes.Equal on %s: compare secrets in constant time", fset.Position(call.Pos()), id.Name)
+					}
+					return true
+				})
+			}
+			return true
+		})
+	}
+	if checked == 0 {
+		t.Fatal("found no bytes.Equal call at all: the check reads the wrong files")
+	}
+}
