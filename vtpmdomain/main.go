@@ -116,8 +116,8 @@ func main() {
 	}); err != nil {
 		d.Log.Errorf("control/shutdown watch: %v; `xl shutdown` will not be seen", err)
 	}
-	d.Log.Infof("serving TPM 2.0 (startup mode %s) to frontends through backend/vtpm (start-up took %v)",
-		opts.Startup, time.Since(t0).Round(time.Millisecond))
+	d.Log.Infof("serving TPM 2.0 (startup mode %s) to frontends through backend/vtpm at localities %v (start-up took %v)",
+		opts.Startup, opts.Localities, time.Since(t0).Round(time.Millisecond))
 	err = back.Run(runCtx)
 	close(runDone)
 	if runCtx.Err() != nil {

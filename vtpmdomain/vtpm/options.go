@@ -37,6 +37,70 @@ type Options struct {
 	MaintCmds  bool
 	// HWInitPCR lists the PCRs to copy from the hardware TPM at start.
 	HWInitPCR []int
+	// Localities are those a frontend may send commands at; the zero
+	// value is DefaultLocalities.
+	Localities Localities
+}
+
+// Localities is a set of TPM localities 0–255 (TPM 2.0 numbers extended
+// localities from 32), bit n for locality n. The zero value stands for
+// DefaultLocalities.
+type Localities [4]uint64
+
+// DefaultLocalities are 0–3, the localities software can reach on PC
+// hardware. Locality 4 is asserted only by the CPU itself during a
+// dynamic launch (TCG PC Client PTP), and it alone may reset PCRs 17–19,
+// where a D-RTM launch is recorded; a guest that could send at locality 4
+// could fake one.
+var DefaultLocalities = Localities{0x0F}
+
+// Allows reports whether commands may come at locality l.
+func (s Localities) Allows(l uint8) bool {
+	if s == (Localities{}) {
+		s = DefaultLocalities
+	}
+	return s[l/64]&(1<<(l%64)) != 0
+}
+
+// String lists the set as ParseLocalities reads it ("0-3,32").
+func (s Localities) String() string {
+	if s == (Localities{}) {
+		s = DefaultLocalities
+	}
+	var parts []string
+	for l := 0; l < 256; l++ {
+		if !s.Allows(uint8(l)) {
+			continue
+		}
+		end := l
+		for end < 255 && s.Allows(uint8(end+1)) {
+			end++
+		}
+		if end == l {
+			parts = append(parts, strconv.Itoa(l))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", l, end))
+		}
+		l = end
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseLocalities parses a comma-separated list of localities 0–255 and
+// X-Y ranges.
+func ParseLocalities(s string) (Localities, error) {
+	var set Localities
+	if strings.Contains(s, "=") {
+		return set, fmt.Errorf("per-label lists (vtpm-stubdom's locality=<label>=<list>) need the frontend's XSM label, which this domain does not read: give one list for every frontend, e.g. locality=0-3")
+	}
+	ls, err := parseNumbers(s, 255, "locality")
+	if err != nil {
+		return set, err
+	}
+	for _, l := range ls {
+		set[l/64] |= 1 << (l % 64)
+	}
+	return set, nil
 }
 
 // Spec lists the options for cmdline.Parse (loglevel= is added by the
@@ -49,6 +113,9 @@ func Spec() cmdline.Spec {
 		{Name: "maintcmds", Values: []string{"0", "1"}, Default: "0", Help: "TPM 1.2 maintenance ordinals; TPM 2.0 has none, so no effect"},
 		{Name: "hwinitpcr", Check: func(s string) error { _, err := ParsePCRSpec(s); return err },
 			Help: "PCRs to copy from the hardware TPM at start: all, none, N, X-Y, comma-separated"},
+		{Name: "locality", Check: func(s string) error { _, err := ParseLocalities(s); return err }, Default: DefaultLocalities.String(),
+			Help: "localities a frontend (a guest, or dom0 passing an HVM guest's on) may send commands at: N, X-Y, comma-separated, 0-255; " +
+				"others are answered TPM_RC_LOCALITY. The default leaves out 4, the CPU's own during a dynamic launch"},
 	}
 }
 
@@ -73,6 +140,13 @@ func ParseOptions(v cmdline.Values) (Options, error) {
 		}
 		o.HWInitPCR = pcrs
 	}
+	if s := v.Get("locality"); s != "" {
+		ls, err := ParseLocalities(s)
+		if err != nil {
+			return o, fmt.Errorf("locality=%s: %w", s, err)
+		}
+		o.Localities = ls
+	}
 	return o, nil
 }
 
@@ -89,20 +163,26 @@ func ParsePCRSpec(s string) ([]int, error) {
 		}
 		return all, nil
 	}
-	var set [NumPCRs]bool
+	return parseNumbers(s, NumPCRs-1, "PCR")
+}
+
+// parseNumbers parses a comma-separated list of numbers 0–max and X-Y
+// ranges of them, returning them sorted and distinct.
+func parseNumbers(s string, max int, what string) ([]int, error) {
+	set := make([]bool, max+1)
 	for _, part := range strings.Split(s, ",") {
 		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := pcrIndex(lo)
+		a, err := number(lo, max, what)
 		if err != nil {
 			return nil, err
 		}
 		b := a
 		if isRange {
-			if b, err = pcrIndex(hi); err != nil {
+			if b, err = number(hi, max, what); err != nil {
 				return nil, err
 			}
 			if b < a {
-				return nil, fmt.Errorf("PCR range %q runs backwards", part)
+				return nil, fmt.Errorf("%s range %q runs backwards", what, part)
 			}
 		}
 		for i := a; i <= b; i++ {
@@ -118,10 +198,10 @@ func ParsePCRSpec(s string) ([]int, error) {
 	return out, nil
 }
 
-func pcrIndex(s string) (int, error) {
+func number(s string, max int, what string) (int, error) {
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n >= NumPCRs {
-		return 0, fmt.Errorf("%q is not a PCR number 0-%d", s, NumPCRs-1)
+	if err != nil || n < 0 || n > max {
+		return 0, fmt.Errorf("%q is not a %s number 0-%d", s, what, max)
 	}
 	return n, nil
 }

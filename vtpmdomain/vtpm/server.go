@@ -56,6 +56,10 @@ type Server struct {
 	// is not stored.
 	unsaved bool
 	stats   Stats
+	// localities are those frontends may use (Options.Localities);
+	// refusedFrom names the peers already told of in the log.
+	localities  Localities
+	refusedFrom map[string]bool
 }
 
 // Stats counts the server's work.
@@ -70,11 +74,17 @@ type Stats struct {
 	// PlatformResets counts platform resets (_TPM_Init) from the control
 	// domain.
 	PlatformResets uint64
+	// LocalityRefused counts commands refused for their locality.
+	LocalityRefused uint64
 }
 
 // TPM_RC_NV_UNAVAILABLE (Part 2 §6.6.3, a warning): the command needs NV
 // and NV cannot be written now. A guest may retry.
 const rcNVUnavailable = 0x923
+
+// TPM_RC_LOCALITY (Part 2 §6.6.3, a warning): the command is not allowed
+// at the locality it came from.
+const rcLocality = 0x907
 
 // NewServer creates or resumes the engine and starts it as the options say.
 // A new TPM with a Saver is saved at once, so that its seeds exist
@@ -84,7 +94,8 @@ func NewServer(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{tpm: t, saver: c.Saver, log: c.Log, saved: c.State}
+	s := &Server{tpm: t, saver: c.Saver, log: c.Log, saved: c.State,
+		localities: c.Options.Localities, refusedFrom: map[string]bool{}}
 	o := c.Options
 	switch o.Startup {
 	case StartupDeactivated:
@@ -191,6 +202,12 @@ type Peer struct {
 // TPM_RC_NV_UNAVAILABLE: the command had no effect and may be retried.
 // A platform command (package platform) is performed for the control
 // domain's frontend and answered TPM_RC_COMMAND_CODE for any other.
+//
+// A command at a locality outside Options.Localities is answered
+// TPM_RC_LOCALITY without reaching the TPM, whoever sends it: the control
+// domain's frontend passes an HVM guest's locality on, so it is the
+// guest's. Platform commands carry no locality (_TPM_Init is a signal,
+// not a command) and are not checked.
 func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -198,6 +215,19 @@ func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 	frontend := from.Name
 	if cc, ok := platform.Code(cmd); ok {
 		return s.platformCommand(from, cc, cmd)
+	}
+	if !s.localities.Allows(locality) {
+		s.stats.LocalityRefused++
+		// One line per frontend: a guest looping on a forbidden
+		// locality must not fill the console.
+		if !s.refusedFrom[frontend] {
+			s.refusedFrom[frontend] = true
+			s.log.Infof("%s: command at locality %d refused with TPM_RC_LOCALITY (allowed: %v; the option is locality=); later refusals for it are counted, not logged",
+				frontend, locality, s.localities)
+		} else {
+			s.log.Debugf("%s: command at locality %d refused", frontend, locality)
+		}
+		return rcResponse(rcLocality)
 	}
 	if s.unsaved {
 		if err := s.save(); err != nil {
