@@ -45,6 +45,19 @@ func (l *testLog) hasError(sub string) bool {
 	return false
 }
 
+// countErrors counts the error lines containing sub.
+func (l *testLog) countErrors(sub string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.errs {
+		if strings.Contains(e, sub) {
+			n++
+		}
+	}
+	return n
+}
+
 func (l *testLog) hasInfo(sub string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -84,6 +97,13 @@ func echo(fe *tpmback.Frontend, loc uint8, cmd []byte) []byte {
 
 func newEnv(t testing.TB, slots int) *env {
 	t.Helper()
+	return newEnvClock(t, slots, nil)
+}
+
+// newEnvClock is newEnv with the backend's log limits on clock now (nil:
+// the real one).
+func newEnvClock(t testing.TB, slots int, now func() time.Time) *env {
+	t.Helper()
 	e := &env{t: t, ctx: testCtx(t), x: xentest.New(), log: &testLog{t: t}, handler: echo}
 	e.be = e.x.AddDomain(t, beDom, slots)
 	b, err := tpmback.New(tpmback.Config{
@@ -97,6 +117,9 @@ func newEnv(t testing.TB, slots int) *env {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if now != nil {
+		tpmback.SetClock(b, now)
 	}
 	e.b = b
 	ctx, cancel := context.WithCancel(e.ctx)

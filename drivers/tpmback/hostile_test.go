@@ -2,8 +2,11 @@ package tpmback_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
 	"github.com/xenvtpm/xenvtpm/ring"
@@ -277,4 +280,111 @@ func TestDestroyedMidCommand(t *testing.T) {
 	close(release)
 	checkServed(t, good)
 	eventually(t, "instance removed", func() bool { return len(e.b.Frontends()) == 1 })
+}
+
+// A frontend that reconnects (a guest rebooting, a kexec) while its last
+// command still runs: the old response is dropped, and the first request
+// on the new connection is served once that command is done.
+func TestReconnectDuringCommand(t *testing.T) {
+	e := newEnv(t, 0)
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	e.setHandler(func(fe *tpmback.Frontend, loc uint8, cmd []byte) []byte {
+		if string(cmd) == "slow" {
+			started <- struct{}{}
+			<-release
+		}
+		return echo(fe, loc, cmd)
+	})
+	d, p := e.addDevice(21)
+	f := newRawFront(e, d, p)
+	f.linuxSetup()
+	e.waitState(p.Backend, xenbus.StateConnected)
+	f.r.Submit(0, []byte("slow"))
+	f.notify()
+	<-started
+
+	// The guest goes away and comes back with a new page and channel.
+	f.setState(xenbus.StateClosed)
+	e.waitState(p.Backend, xenbus.StateInitWait)
+	f2 := newRawFront(e, d, p)
+	f2.setState(xenbus.StateInitialising)
+	f2.linuxSetup()
+	e.waitState(p.Backend, xenbus.StateConnected)
+	if err := f2.r.Submit(0, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	f2.notify()
+	close(release)
+	if s := f2.waitDone(); s != ring.StateFinish {
+		t.Fatalf("first request after the reconnect ended with %v", s)
+	}
+	rsp, err := f2.r.Response(nil)
+	if err != nil || string(rsp) != "rsp:after" {
+		t.Fatalf("first request after the reconnect answered %q, %v", rsp, err)
+	}
+	checkServed(t, f2)
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// Bad requests cost the frontend a log line each only up to a limit; the
+// lines after it say how many were held back, and so does the backend
+// when the frontend disconnects.
+func TestBadRequestLogLimited(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	e := newEnvClock(t, 0, clock.Now)
+	good := goodNeighbour(e, 20)
+	d, p := e.addDevice(21)
+	f := newRawFront(e, d, p)
+	f.linuxSetup()
+	e.waitState(p.Backend, xenbus.StateConnected)
+	bad := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			f.page.Mem.Store32(0, ring.MaxData+1)
+			f.page.Mem.Store8(4, uint8(ring.StateSubmit))
+			f.notify()
+			if s := f.waitDone(); s != ring.StateFinish {
+				t.Fatalf("bad request %d answered with %v", i, s)
+			}
+		}
+	}
+	const flood = 50
+	bad(flood)
+	if n := e.log.countErrors("bad request"); n != tpmback.LogBurst {
+		t.Fatalf("%d bad requests logged %d lines, want %d", flood, n, tpmback.LogBurst)
+	}
+	checkServed(t, good)
+
+	clock.Add(tpmback.LogEvery)
+	bad(1)
+	if want := fmt.Sprintf("(%d similar messages about this frontend suppressed)", flood-tpmback.LogBurst); e.log.countErrors(want) != 1 {
+		t.Fatalf("no line saying %q", want)
+	}
+	bad(3)
+	f.setState(xenbus.StateClosed)
+	e.waitState(p.Backend, xenbus.StateInitWait)
+	if e.log.countErrors("3 more messages about its requests suppressed") != 1 {
+		t.Fatal("the disconnect did not report the 3 suppressed lines")
+	}
+	if n := e.log.countErrors("bad request"); n != tpmback.LogBurst+1 {
+		t.Fatalf("%d bad-request lines in all, want %d", n, tpmback.LogBurst+1)
+	}
 }

@@ -48,28 +48,57 @@ type result struct {
 // instance is one backend/vtpm/<domid>/<devid> directory, driven by one
 // goroutine.
 type instance struct {
-	b       *Backend
-	fe      *Frontend
-	dir     string // relative backend directory
-	state   xenbus.State
-	conn    *conn
-	gen     uint64
-	busy    bool // a Handler call is running for conn
-	done    chan result
-	quit    chan struct{}
-	quitOne sync.Once
-	kick    chan struct{} // a key of the backend directory changed
-	buf     []byte
+	b     *Backend
+	fe    *Frontend
+	dir   string // relative backend directory
+	state xenbus.State
+	conn  *conn
+	gen   uint64
+	// busy is set while a Handler call runs, for this connection or an
+	// earlier one: calls for one frontend never overlap, so a request on
+	// a new connection waits for the previous call to return.
+	busy bool
+	done chan result
+	// guestLog limits the lines a guest can cause by what it writes on
+	// its page (one per bad request at most).
+	guestLog logLimit
+	quit     chan struct{}
+	quitOne  sync.Once
+	kick     chan struct{} // a key of the backend directory changed
+	buf      []byte
 }
 
 func newInstance(b *Backend, k key, dir, fePath, uuid string) *instance {
 	return &instance{
-		b:    b,
-		fe:   &Frontend{Domid: k.dom, Handle: k.handle, BackendPath: dir, FrontendPath: fePath, UUID: uuid},
-		dir:  dir,
-		done: make(chan result, 1),
-		quit: make(chan struct{}),
-		kick: make(chan struct{}, 1),
+		b:        b,
+		fe:       &Frontend{Domid: k.dom, Handle: k.handle, BackendPath: dir, FrontendPath: fePath, UUID: uuid},
+		dir:      dir,
+		done:     make(chan result, 1),
+		quit:     make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		guestLog: logLimit{now: b.now},
+	}
+}
+
+// guestErrorf logs a problem the frontend caused, within guestLog's
+// limit; a line after suppressed ones says how many there were.
+func (in *instance) guestErrorf(format string, a ...any) {
+	ok, n := in.guestLog.allow()
+	if !ok {
+		return
+	}
+	msg := fmt.Sprintf(format, a...)
+	if n > 0 {
+		msg += fmt.Sprintf(" (%d similar messages about this frontend suppressed)", n)
+	}
+	in.log().Errorf("tpmback: frontend %v: %s", in.fe, msg)
+}
+
+// flushGuestLog reports messages still suppressed when the connection
+// ends, so the count is never lost.
+func (in *instance) flushGuestLog() {
+	if n := in.guestLog.take(); n > 0 {
+		in.log().Errorf("tpmback: frontend %v: %d more messages about its requests suppressed", in.fe, n)
 	}
 }
 
@@ -221,7 +250,12 @@ func (in *instance) run(ctx context.Context) {
 			in.serve()
 		case r := <-in.done:
 			in.busy = false
-			in.respond(r)
+			if in.respond(r) {
+				// The call was for a connection that has gone; its
+				// successor's first request may be waiting on the
+				// page, its event spent while the call ran.
+				in.serve()
+			}
 		case <-in.kick:
 			if !in.online(ctx) {
 				in.detach(ctx, "device removed by the toolstack", w)
@@ -252,7 +286,7 @@ func (in *instance) frontendChanged(ctx context.Context) {
 	case xenbus.StateInitialised, xenbus.StateConnected:
 		if in.conn == nil && in.state == xenbus.StateInitWait {
 			if err := in.connect(ctx); err != nil {
-				in.log().Errorf("tpmback: frontend %v: connect: %v", in.fe, err)
+				in.guestErrorf("connect: %v", err)
 				in.switchState(ctx, xenbus.StateClosing)
 			}
 		}
@@ -334,6 +368,7 @@ func (in *instance) disconnect(why string) {
 		return
 	}
 	in.conn = nil
+	in.flushGuestLog()
 	if err := c.ch.Close(); err != nil {
 		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
 	}
@@ -355,7 +390,7 @@ func (in *instance) serve() {
 	case ring.StateSubmit:
 		req, err := c.page.Request(in.buf)
 		if err != nil {
-			in.log().Errorf("tpmback: frontend %v: bad request: %v", in.fe, err)
+			in.guestErrorf("bad request: %v", err)
 			in.finish(c, req, ErrorResponse(req.Cmd))
 			return
 		}
@@ -372,34 +407,38 @@ func (in *instance) serve() {
 	case ring.StateIdle, ring.StateFinish:
 		// Spurious or flooded notification: nothing pending.
 	default:
-		in.log().Errorf("tpmback: frontend %v: invalid page state %v", in.fe, s)
+		in.guestErrorf("invalid page state %v", s)
 		c.page.Idle()
 		in.notify(c)
 	}
 }
 
-func (in *instance) respond(r result) {
+// respond writes a Handler's response on the page, and reports whether it
+// was dropped because its connection has closed.
+func (in *instance) respond(r result) (stale bool) {
 	c := in.conn
 	if c == nil || c.gen != r.gen {
 		in.log().Debugf("tpmback: frontend %v: dropping the response of a closed connection", in.fe)
-		return
+		return true
 	}
 	rsp := r.rsp
 	if len(rsp) == 0 {
 		in.log().Errorf("tpmback: frontend %v: handler returned no response", in.fe)
 		rsp = ErrorResponse(r.req.Cmd)
 	} else if len(rsp) > r.req.MaxResponse() {
-		in.log().Errorf("tpmback: frontend %v: %d-byte response does not fit the page (at most %d)", in.fe, len(rsp), r.req.MaxResponse())
+		// The frontend chose where the response goes (nr_extra_pages).
+		in.guestErrorf("%d-byte response does not fit the page (at most %d)", len(rsp), r.req.MaxResponse())
 		rsp = ErrorResponse(r.req.Cmd)
 	}
 	in.finish(c, r.req, rsp)
 	// A SUBMIT that raced with the running command (a hostile frontend)
 	// is picked up by its own later event.
+	return false
 }
 
 func (in *instance) finish(c *conn, req ring.Request, rsp []byte) {
 	if err := c.page.Finish(req, rsp); err != nil {
-		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
+		in.guestErrorf("%v", err)
 		c.page.Idle()
 	}
 	in.notify(c)

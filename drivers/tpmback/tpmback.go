@@ -38,13 +38,18 @@
 //
 // Requests run the Handler in a separate goroutine, so a slow command never
 // blocks the handshake; the response is written only if the same
-// connection is still up. A CANCEL of a request that has not started is
+// connection is still up. Calls for one frontend never overlap: when a
+// frontend reconnects while its command runs (a reboot, kexec), the first
+// request on the new connection runs once that command returns, and the
+// old response is dropped. A CANCEL of a request that has not started is
 // answered with IDLE; a request already running completes (as mini-os's
 // backend does); Linux treats either as done. A malformed request (length
 // past the page) or a response that cannot fit (more than 4088 bytes) is
 // logged and answered with a 10-byte TPM error response (TPM_RC_FAILURE for
-// TPM 2.0 tags, TPM_FAIL for TPM 1.2), never left unanswered. Frontends are
-// independent: one misbehaving frontend affects no other.
+// TPM 2.0 tags, TPM_FAIL for TPM 1.2), never left unanswered. What a
+// frontend causes this way is logged at most five lines at once, then one
+// per 10 s; a later line, and the disconnect, say how many were held back.
+// Frontends are independent: one misbehaving frontend affects no other.
 package tpmback
 
 import (
@@ -55,6 +60,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/xenvtpm/xenvtpm/evtchn"
 	"github.com/xenvtpm/xenvtpm/grant"
@@ -119,6 +125,8 @@ type Backend struct {
 	mu        sync.Mutex
 	instances map[key]*instance
 	wg        sync.WaitGroup
+	// now is the clock of the log limits; tests replace it.
+	now func() time.Time
 }
 
 type key struct {
@@ -144,7 +152,7 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.Dir == "" {
 		cfg.Dir = "backend/vtpm"
 	}
-	return &Backend{cfg: cfg, instances: map[key]*instance{}}, nil
+	return &Backend{cfg: cfg, instances: map[key]*instance{}, now: time.Now}, nil
 }
 
 type nopLogger struct{}
