@@ -14,7 +14,19 @@ expect_rc() {
 	local code=$1; shift
 	local out
 	if out=$("$@" 2>&1); then fail "$* succeeded, expected $code"; fi
-	echo "$out" | grep -qi "$code" || fail "$* failed without $code: $out"
+	grep -qi -- "$code" <<<"$out" || fail "$* failed without $code: $out"
+}
+# has [-i] PATTERN CMD...: CMD succeeds and its output contains PATTERN.
+# The output is searched once CMD has ended: piped into grep -q, a tool is
+# killed by SIGPIPE when grep stops reading at the first match while the
+# tool still writes (tpm2-tools write line by line), and pipefail makes
+# that a failure.
+has() {
+	local opt=-q
+	if [[ $1 == -i ]]; then opt=-qi; shift; fi
+	local pat=$1 out; shift
+	out=$("$@") || fail "$*: exit status $?"
+	grep $opt -- "$pat" <<<"$out"
 }
 
 step startup
@@ -38,16 +50,16 @@ listed=$(grep -c "^TPM2_CC_" cap-commands.txt)
 [[ $((total)) -eq $listed ]] || fail "TOTAL_COMMANDS $total != $listed listed commands"
 
 step pcrread/pcrextend/pcrreset
-tpm2_pcrread sha256:16 | grep -q "16: 0x0000000000000000000000000000000000000000000000000000000000000000" || fail "PCR16 not zero"
+has "16: 0x0000000000000000000000000000000000000000000000000000000000000000" tpm2_pcrread sha256:16 || fail "PCR16 not zero"
 tpm2_pcrextend 16:sha256=0000000000000000000000000000000000000000000000000000000000000001
-tpm2_pcrread sha256:16 | grep -qi "0x90F4B39548DF55AD6187A1D20D731ECEE78C545B94AFD16F42EF7592D99CD365" || fail "PCR16 extend value"
+has -i "0x90F4B39548DF55AD6187A1D20D731ECEE78C545B94AFD16F42EF7592D99CD365" tpm2_pcrread sha256:16 || fail "PCR16 extend value"
 tpm2_pcrreset 16
-tpm2_pcrread sha256:16 | grep -q "16: 0x0000000000000000000000000000000000000000000000000000000000000000" || fail "PCR16 not reset"
+has "16: 0x0000000000000000000000000000000000000000000000000000000000000000" tpm2_pcrread sha256:16 || fail "PCR16 not reset"
 expect_rc 0x907 tpm2_pcrreset 0
 
 step hash
 echo -n abc > abc.txt
-tpm2_hash -g sha256 --hex abc.txt | grep -qi "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" || fail "hash of abc"
+has -i "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" tpm2_hash -g sha256 --hex abc.txt || fail "hash of abc"
 
 step createprimary rsa/ecc
 tpm2_createprimary -C o -G rsa -c prim-rsa.ctx > prim-rsa.txt
@@ -180,10 +192,10 @@ step evictcontrol
 tpm2_evictcontrol -C o -c primary.ctx 0x81000001 > evict.txt
 flush
 grep -q "persistent-handle: 0x81000001" evict.txt || fail "evictcontrol output"
-tpm2_getcap handles-persistent | grep -q 0x81000001 || fail "persistent handle not listed"
-tpm2_readpublic -c 0x81000001 | grep -q "$n1" || fail "persistent object name"
+has 0x81000001 tpm2_getcap handles-persistent || fail "persistent handle not listed"
+has "$n1" tpm2_readpublic -c 0x81000001 || fail "persistent object name"
 tpm2_evictcontrol -C o -c 0x81000001 > /dev/null
-tpm2_getcap handles-persistent | grep -q 0x81000001 && fail "persistent handle still listed"
+has 0x81000001 tpm2_getcap handles-persistent && fail "persistent handle still listed"
 
 step changeauth
 tpm2_changeauth -c o ownerpw
@@ -195,7 +207,8 @@ tpm2_changeauth -c o -p ownerpw
 
 step dictionarylockout
 tpm2_dictionarylockout -s -n 5 -t 6 -l 7
-tpm2_getcap properties-variable | grep -A1 TPM2_PT_MAX_AUTH_FAIL | grep -q "0x5" || fail "max auth fail not 5"
+maxfail=$(tpm2_getcap properties-variable | grep -A1 TPM2_PT_MAX_AUTH_FAIL || true)
+grep -q "0x5" <<<"$maxfail" || fail "max auth fail not 5"
 tpm2_dictionarylockout -c
 
 step clear
@@ -207,7 +220,7 @@ flush
 
 step flushcontext
 tpm2_createprimary -C o -G ecc -c f.ctx > /dev/null
-tpm2_getcap handles-transient | grep -q 0x80 || fail "no transient object loaded"
+has 0x80 tpm2_getcap handles-transient || fail "no transient object loaded"
 tpm2_flushcontext -t
 [[ -z "$(tpm2_getcap handles-transient)" ]] || fail "transient objects left after flush"
 
