@@ -66,7 +66,9 @@ type localityTransport struct {
 	loc  uint8
 }
 
-func (l localityTransport) Send(cmd []byte) ([]byte, error) { return l.s.Handle(l.from, l.loc, cmd), nil }
+func (l localityTransport) Send(cmd []byte) ([]byte, error) {
+	return l.s.Handle(l.from, l.loc, cmd), nil
+}
 
 func readPCR(t *testing.T, s *Server, i uint) []byte {
 	t.Helper()
