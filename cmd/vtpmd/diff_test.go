@@ -668,6 +668,50 @@ func authCheckSteps() []diffStep {
 			time.Sleep(2100 * time.Millisecond)
 			return out + use(ss[1]) + " " + secret(ss[2], 1)
 		}},
+		{"ADMIN role: the policy must name the command", func(tr transport.TPM) string {
+			srk, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(gt.ECCSRKTemplate)}).Execute(tr)
+			if err != nil {
+				return rcString(err)
+			}
+			defer (gt.FlushContext{FlushHandle: srk.ObjectHandle}).Execute(tr)
+			parent := gt.NamedHandle{Handle: srk.ObjectHandle, Name: srk.Name}
+			out := ""
+			for _, named := range []bool{false, true} {
+				pol := calcPolicy(func(pc *gt.PolicyCalculator) error {
+					if named {
+						if err := (gt.PolicyCommandCode{Code: gt.TPMCCObjectChangeAuth}).Update(pc); err != nil {
+							return err
+						}
+					}
+					return (gt.PolicyAuthValue{}).Update(pc)
+				})
+				obj, err := (gt.CreateLoaded{ParentHandle: parent,
+					InSensitive: gt.TPM2BSensitiveCreate{Sensitive: &gt.TPMSSensitiveCreate{UserAuth: gt.TPM2BAuth{Buffer: []byte("old")}, Data: gt.NewTPMUSensitiveCreate(&gt.TPM2BSensitiveData{Buffer: []byte("x")})}},
+					InPublic: gt.New2BTemplate(&gt.TPMTPublic{Type: gt.TPMAlgKeyedHash, NameAlg: gt.TPMAlgSHA256,
+						ObjectAttributes: gt.TPMAObject{FixedTPM: true, FixedParent: true, UserWithAuth: true, AdminWithPolicy: true},
+						AuthPolicy:       gt.TPM2BDigest{Buffer: pol},
+						Parameters:       gt.NewTPMUPublicParms(gt.TPMAlgKeyedHash, &gt.TPMSKeyedHashParms{Scheme: gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgNull}})}),
+				}).Execute(tr)
+				if err != nil {
+					return out + rcString(err)
+				}
+				_, err = (gt.ObjectChangeAuth{
+					ObjectHandle: gt.AuthHandle{Handle: obj.ObjectHandle, Name: obj.Name, Auth: gt.Policy(gt.TPMAlgSHA256, 16,
+						func(tpm transport.TPM, s gt.TPMISHPolicy, _ gt.TPM2BNonce) error {
+							if named {
+								if _, err := (gt.PolicyCommandCode{PolicySession: s, Code: gt.TPMCCObjectChangeAuth}).Execute(tpm); err != nil {
+									return err
+								}
+							}
+							_, err := (gt.PolicyAuthValue{PolicySession: s}).Execute(tpm)
+							return err
+						}, gt.Auth([]byte("old")))},
+					ParentHandle: parent, NewAuth: gt.TPM2BAuth{Buffer: []byte("new")}}).Execute(tr)
+				out += rcString(err) + " "
+				(gt.FlushContext{FlushHandle: obj.ObjectHandle}).Execute(tr)
+			}
+			return out
+		}},
 		{"NV while its hierarchy is disabled", func(tr transport.TPM) string {
 			out := ""
 			for _, ix := range []struct {

@@ -377,6 +377,11 @@ func (t *TPM) checkPolicy(c *call, s *session, e *entity, n int) error {
 	if s.commandCode != 0 && s.commandCode != c.def.cc {
 		return rcS(rcPolicyCC, n, "policy bound to another command")
 	}
+	// A policy for the ADMIN or DUP role names its command: without
+	// PolicyCommandCode it could stand for any of them (Part 1 §19.2).
+	if s.commandCode == 0 && n <= len(c.def.roles) && c.def.roles[n-1] != roleUser {
+		return rcS(rcPolicyFail, n, "an ADMIN or DUP policy without PolicyCommandCode")
+	}
 	if !localityAllowed(s.commandLocality, t.locality) {
 		return rcE(rcLocality, "policy allows localities %#x, command at locality %d", s.commandLocality, t.locality)
 	}

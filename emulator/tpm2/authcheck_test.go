@@ -421,3 +421,61 @@ func TestSecretsComparedInConstantTime(t *testing.T) {
 		t.Fatal("found no bytes.Equal call at all: the check reads the wrong files")
 	}
 }
+
+// A policy authorizes the ADMIN role (here ObjectChangeAuth of an object
+// with adminWithPolicy) only if it names the command.
+func TestAdminPolicyNamesTheCommand(t *testing.T) {
+	_, tr := newStarted(t)
+	srk := createPrimary(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
+	parent := gt.NamedHandle{Handle: srk.ObjectHandle, Name: srk.Name}
+	for _, tc := range []struct {
+		name  string
+		named bool
+		rc    uint32
+	}{
+		{"PolicyAuthValue alone", false, rcPolicyFail | 0x800 | 0x100},
+		{"PolicyCommandCode and PolicyAuthValue", true, rcSuccess},
+	} {
+		pol := policyDigest(func(pc *gt.PolicyCalculator) error {
+			if tc.named {
+				if err := (gt.PolicyCommandCode{Code: gt.TPMCCObjectChangeAuth}).Update(pc); err != nil {
+					return err
+				}
+			}
+			return (gt.PolicyAuthValue{}).Update(pc)
+		})
+		obj, err := (gt.CreateLoaded{ParentHandle: parent,
+			InSensitive: gt.TPM2BSensitiveCreate{Sensitive: &gt.TPMSSensitiveCreate{UserAuth: gt.TPM2BAuth{Buffer: []byte("old")}, Data: gt.NewTPMUSensitiveCreate(&gt.TPM2BSensitiveData{Buffer: []byte("x")})}},
+			InPublic: gt.New2BTemplate(&gt.TPMTPublic{Type: gt.TPMAlgKeyedHash, NameAlg: gt.TPMAlgSHA256,
+				ObjectAttributes: gt.TPMAObject{FixedTPM: true, FixedParent: true, UserWithAuth: true, AdminWithPolicy: true},
+				AuthPolicy:       gt.TPM2BDigest{Buffer: pol},
+				Parameters:       gt.NewTPMUPublicParms(gt.TPMAlgKeyedHash, &gt.TPMSKeyedHashParms{Scheme: gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgNull}})}),
+		}).Execute(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = (gt.ObjectChangeAuth{
+			ObjectHandle: gt.AuthHandle{Handle: obj.ObjectHandle, Name: obj.Name, Auth: gt.Policy(gt.TPMAlgSHA256, 16,
+				func(tpm transport.TPM, s gt.TPMISHPolicy, _ gt.TPM2BNonce) error {
+					if tc.named {
+						if _, err := (gt.PolicyCommandCode{PolicySession: s, Code: gt.TPMCCObjectChangeAuth}).Execute(tpm); err != nil {
+							return err
+						}
+					}
+					_, err := (gt.PolicyAuthValue{PolicySession: s}).Execute(tpm)
+					return err
+				}, gt.Auth([]byte("old")))},
+			ParentHandle: parent, NewAuth: gt.TPM2BAuth{Buffer: []byte("new")}}).Execute(tr)
+		if tc.rc == rcSuccess {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+		} else {
+			var rc gt.TPMRC
+			if !errors.As(err, &rc) || uint32(rc) != tc.rc {
+				t.Errorf("%s: %v, want TPM_RC 0x%x", tc.name, err, tc.rc)
+			}
+		}
+		(gt.FlushContext{FlushHandle: obj.ObjectHandle}).Execute(tr)
+	}
+}
