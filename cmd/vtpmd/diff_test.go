@@ -668,6 +668,20 @@ func authCheckSteps() []diffStep {
 			time.Sleep(2100 * time.Millisecond)
 			return out + use(ss[1]) + " " + secret(ss[2], 1)
 		}},
+		{"PolicySecret with another session's nonceTPM", func(tr transport.TPM) string {
+			out := ""
+			for _, opt := range [][]gt.AuthOption{nil, {gt.Trial()}} {
+				s, closer, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16, opt...)
+				if err != nil {
+					return rcString(err)
+				}
+				_, err = (gt.PolicySecret{AuthHandle: gt.AuthHandle{Handle: gt.TPMRHOwner, Auth: gt.PasswordAuth(nil)},
+					PolicySession: s.Handle(), NonceTPM: gt.TPM2BNonce{Buffer: make([]byte, 32)}}).Execute(tr)
+				out += rcString(err) + " "
+				closer()
+			}
+			return out
+		}},
 		{"ADMIN role: the policy must name the command", func(tr transport.TPM) string {
 			srk, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(gt.ECCSRKTemplate)}).Execute(tr)
 			if err != nil {

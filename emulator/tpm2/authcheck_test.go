@@ -479,3 +479,29 @@ func TestAdminPolicyNamesTheCommand(t *testing.T) {
 		(gt.FlushContext{FlushHandle: obj.ObjectHandle}).Execute(tr)
 	}
 }
+
+// nonceTPM ties PolicySecret to the session it was given for: another
+// session's is TPM_RC_NONCE; a trial session, which authorizes nothing,
+// takes any.
+func TestPolicySecretNonce(t *testing.T) {
+	_, tr := newStarted(t)
+	for _, tc := range []struct {
+		opt []gt.AuthOption
+		rc  uint32
+	}{{nil, rcNonce | 0x040 | 0x100}, {[]gt.AuthOption{gt.Trial()}, rcSuccess}} {
+		s, closer, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16, tc.opt...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = (gt.PolicySecret{AuthHandle: gt.AuthHandle{Handle: gt.TPMRHOwner, Auth: gt.PasswordAuth(nil)},
+			PolicySession: s.Handle(), NonceTPM: gt.TPM2BNonce{Buffer: make([]byte, 32)}}).Execute(tr)
+		closer()
+		if tc.rc == rcSuccess {
+			if err != nil {
+				t.Errorf("trial session: %v", err)
+			}
+			continue
+		}
+		wantRC(t, err, tc.rc)
+	}
+}

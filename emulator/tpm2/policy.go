@@ -308,8 +308,8 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		if len(cmd.NonceTPM.Buffer) != 0 && !bytes.Equal(cmd.NonceTPM.Buffer, s.nonceTPM) {
-			return nil, rcP(rcValue, 1, "nonceTPM does not match the session")
+		if !s.trial && len(cmd.NonceTPM.Buffer) != 0 && !bytes.Equal(cmd.NonceTPM.Buffer, s.nonceTPM) {
+			return nil, rcP(rcNonce, 1, "nonceTPM is not the session's")
 		}
 		if cmd.Expiration < 0 && len(cmd.NonceTPM.Buffer) == 0 {
 			return nil, rcP(rcExpired, 4, "expiration needs nonceTPM")
@@ -334,8 +334,8 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		if len(cmd.NonceTPM.Buffer) != 0 && !bytes.Equal(cmd.NonceTPM.Buffer, s.nonceTPM) {
-			return nil, rcP(rcValue, 1, "nonceTPM does not match the session")
+		if !s.trial && len(cmd.NonceTPM.Buffer) != 0 && !bytes.Equal(cmd.NonceTPM.Buffer, s.nonceTPM) {
+			return nil, rcP(rcNonce, 1, "nonceTPM is not the session's")
 		}
 		timeout, err := t.authTimeout(s, cmd.Expiration, cmd.NonceTPM.Buffer)
 		if err != nil {
