@@ -201,18 +201,24 @@ func (o evOps) BindVIRQ(virq, vcpu uint32) (evtchn.Port, error) {
 }
 
 func (o evOps) Send(p evtchn.Port) error {
+	// The port's fields are read under the lock: the peer binds or
+	// closes its end (and so changes them) under the same lock.
 	o.d.mu.Lock()
 	pp := o.d.ports[p]
 	o.d.Sent++
+	var target port
+	if pp != nil {
+		target = *pp
+	}
 	o.d.mu.Unlock()
 	if pp == nil {
 		return fmt.Errorf("send on port %d: not allocated (EINVAL)", p)
 	}
-	if !pp.bound {
+	if !target.bound {
 		return nil // Xen drops events on an unbound port silently
 	}
-	if peer := o.d.X.dom(pp.remoteDom); peer != nil {
-		peer.raise(pp.remotePort)
+	if peer := o.d.X.dom(target.remoteDom); peer != nil {
+		peer.raise(target.remotePort)
 	}
 	return nil
 }
@@ -221,14 +227,18 @@ func (o evOps) Close(p evtchn.Port) error {
 	o.d.mu.Lock()
 	pp := o.d.ports[p]
 	delete(o.d.ports, p)
+	var closed port
+	if pp != nil {
+		closed = *pp
+	}
 	o.d.mu.Unlock()
 	if pp == nil {
 		return fmt.Errorf("close port %d: not allocated (EINVAL)", p)
 	}
-	if pp.bound {
-		if peer := o.d.X.dom(pp.remoteDom); peer != nil {
+	if closed.bound {
+		if peer := o.d.X.dom(closed.remoteDom); peer != nil {
 			peer.mu.Lock()
-			if q := peer.ports[pp.remotePort]; q != nil {
+			if q := peer.ports[closed.remotePort]; q != nil {
 				q.bound = false
 			}
 			peer.mu.Unlock()
