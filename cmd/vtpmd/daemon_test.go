@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -272,6 +273,60 @@ func TestStatePersistsAcrossRestart(t *testing.T) {
 	}
 	if !bytes.Equal(ek2.Name.Buffer, ek1.Name.Buffer) {
 		t.Fatal("EK not reproduced from the stored seed")
+	}
+}
+
+// The engine writes DA counters and the clock lazily; the daemon's stop
+// writes them, as an orderly stop: the restarted TPM has the failures
+// counted once each and a safe clock.
+func TestStopWritesLazyState(t *testing.T) {
+	dir := t.TempDir()
+	td := startDaemon(t, dir)
+	tpm := openMssim(t, td.mssim)
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm); err != nil {
+		t.Fatal(err)
+	}
+	const idx = gt.TPMHandle(0x01500020)
+	if _, err := (gt.NVDefineSpace{AuthHandle: gt.TPMRHOwner, Auth: gt.TPM2BAuth{Buffer: []byte("pw")},
+		PublicInfo: gt.New2B(gt.TPMSNVPublic{NVIndex: idx, NameAlg: gt.TPMAlgSHA256,
+			Attributes: gt.TPMANV{AuthRead: true, AuthWrite: true, NT: gt.TPMNTOrdinary}, DataSize: 4})}).Execute(tpm); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := (gt.NVReadPublic{NVIndex: idx}).Execute(tpm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		_, err := (gt.NVWrite{AuthHandle: gt.AuthHandle{Handle: idx, Name: pub.NVName, Auth: gt.PasswordAuth([]byte("bad"))},
+			NVIndex: gt.NamedHandle{Handle: idx, Name: pub.NVName}, Data: gt.TPM2BMaxNVBuffer{Buffer: []byte("data")}}).Execute(tpm)
+		if !errors.Is(err, gt.TPMRCAuthFail) {
+			t.Fatalf("wrong password: %v", err)
+		}
+	}
+	tpm.Close()
+	if err := td.d.close(); err != nil {
+		t.Fatal(err)
+	}
+	td2 := startDaemon(t, dir)
+	tpm2 := openMssim(t, td2.mssim)
+	defer tpm2.Close()
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm2); err != nil {
+		t.Fatal(err)
+	}
+	r, err := (gt.GetCapability{Capability: gt.TPMCapTPMProperties, Property: uint32(gt.TPMPTLockoutCounter), PropertyCount: 1}).Execute(tpm2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	props, err := r.CapabilityData.Data.TPMProperties()
+	if err != nil || len(props.TPMProperty) != 1 || props.TPMProperty[0].Value != 2 {
+		t.Fatalf("TPM_PT_LOCKOUT_COUNTER after a restart: %+v %v, want 2", props, err)
+	}
+	clk, err := (gt.ReadClock{}).Execute(tpm2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !clk.CurrentTime.ClockInfo.Safe {
+		t.Fatal("clock unsafe after the daemon stopped in order")
 	}
 }
 

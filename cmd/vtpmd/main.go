@@ -143,11 +143,17 @@ func failureResponse() []byte {
 	return []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x01}
 }
 
-// save stores the state (swtpm's CMD_SHUTDOWN and CMD_STORE_VOLATILE).
-func (d *daemon) save() error {
+// save stores the state (swtpm's CMD_STORE_VOLATILE); with stop, as the
+// TPM stops (swtpm's CMD_SHUTDOWN).
+func (d *daemon) save(stop bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	err := d.saveLocked()
+	var err error
+	if stop {
+		err = d.stopLocked()
+	} else {
+		err = d.saveLocked()
+	}
 	if err != nil {
 		log.Printf("vtpmd: storing state: %v", err)
 	}
@@ -159,6 +165,20 @@ func (d *daemon) saveLocked() error {
 		return nil
 	}
 	blob, err := d.tpm.Save()
+	if err != nil {
+		return err
+	}
+	return d.store.save(blob)
+}
+
+// stopLocked stores the state as the TPM stops (power off, the daemon
+// ending): with what the engine writes lazily, the DA counters and the
+// clock, and marked as an orderly stop.
+func (d *daemon) stopLocked() error {
+	if d.store == nil {
+		return nil
+	}
+	blob, err := d.tpm.SaveAtStop()
 	if err != nil {
 		return err
 	}
@@ -255,7 +275,7 @@ func (d *daemon) close() error {
 	d.wg.Wait()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	err := d.saveLocked()
+	err := d.stopLocked()
 	if d.store != nil {
 		d.store.unlock()
 	}

@@ -117,7 +117,7 @@ func (d *daemon) serveMssimPlatform(c net.Conn) {
 			d.mu.Unlock()
 		case msPowerOff:
 			d.mu.Lock()
-			if err := d.saveLocked(); err != nil {
+			if err := d.stopLocked(); err != nil {
 				log.Printf("vtpmd: storing state: %v", err)
 			}
 			d.tpm.Reset()
@@ -174,5 +174,5 @@ func (t swtpmTPM) Stop() error {
 	return nil
 }
 
-func (t swtpmTPM) Shutdown() error      { return t.d.save() }
-func (t swtpmTPM) StoreVolatile() error { return t.d.save() }
+func (t swtpmTPM) Shutdown() error      { return t.d.save(true) }
+func (t swtpmTPM) StoreVolatile() error { return t.d.save(false) }

@@ -197,6 +197,7 @@ func init() {
 		t.ps.OwnerPolicyAlg, t.ps.EndorsementPolicyAlg, t.ps.LockoutPolicyAlg = 0, 0, 0
 		t.ps.ShEnable, t.ps.EhEnable = true, true
 		t.ps.FailedTries, t.ps.LockoutAuthLocked = 0, false
+		t.ps.ClockUnsafe = false // Part 2 §10.11.1: safe is SET by TPM2_Clear
 		t.flushHierarchy(rhOwner, true)
 		t.flushHierarchy(rhEndorsement, true)
 		for h, n := range t.ps.nv {

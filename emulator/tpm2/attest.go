@@ -46,7 +46,10 @@ func (t *TPM) clockInfo() []byte {
 	b := binary.BigEndian.AppendUint64(nil, t.clockMS())
 	b = append(b, u32(t.ps.ResetCount)...)
 	b = append(b, u32(t.ps.RestartCount)...)
-	return append(b, 1) // safe: the clock never goes backwards here
+	if t.ps.ClockUnsafe {
+		return append(b, 0)
+	}
+	return append(b, 1)
 }
 
 // timeMS is TPM time: milliseconds since the last TPM Reset/Restart.

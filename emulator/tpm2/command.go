@@ -317,7 +317,7 @@ func (t *TPM) execute(c *call) []byte {
 		r = &reply{}
 	}
 	if nvCommands[gt.TPMCC(c.def.cc)] {
-		t.nvDirty = true
+		t.nvCheck = true
 	}
 	return t.buildResponse(c, r)
 }

@@ -15,5 +15,20 @@
 // serialize Process, Save and the other methods per instance. Any number
 // of instances may live in one process.
 //
+// Persistence is the host's: Save returns the state as a self-checking
+// blob and New or Load take it back. After each command NVChanged says
+// whether durable state changed (an NV index, a persistent object, a
+// seed, a hierarchy's authorization and the like, compared by content,
+// so writing the data an index already holds is no change); the host
+// stores a blob then, before it releases the response. The clock, the
+// dictionary-attack counters and the orderly-shutdown state change
+// without asking for a save, as a real TPM keeps them in RAM and writes
+// them at intervals and at TPM2_Shutdown: they go with the next blob, and
+// a host that stops the TPM writes SaveAtStop. After a stop without it,
+// the next start marks the clock unsafe and, if a DA-protected
+// authorization had failed, counts one failure for those that may be
+// lost. WritesNV tells a host that rations saves which commands may need
+// one.
+//
 // The package uses no os, net or cgo so that it builds for GOOS=tamago.
 package tpm2

@@ -96,12 +96,25 @@ func (t *TPM) startup(su uint16) error {
 	default:
 		return rcP(rcValue, 1, "startup type %d", su)
 	}
+	if t.lostDA {
+		// DA failures of the run before a stop that was not orderly may
+		// be lost: count one (the TCG reference implementation's
+		// DAStartup), unless DA protection is off or already at lockout.
+		t.lostDA = false
+		if t.ps.RecoveryTime != 0 && t.ps.FailedTries < t.ps.MaxTries {
+			t.ps.FailedTries++
+			t.ps.DALastMS = t.clockMS()
+		}
+	}
 	t.nvStartup()
 	t.nullSeed = t.randBytes(64)
 	t.objects = map[uint32]*object{}
 	t.sessions = map[uint32]*session{}
 	t.phEnable, t.phEnableNV = true, true
 	t.orderly, t.savedVol = false, nil
+	// Clock runs from _TPM_Init on, and only moves forward: rebase it
+	// here (TPM time restarts at zero, Clock does not).
+	t.clockOffsetMS = t.clockMS()
 	t.clockBase = t.now()
 	t.started = true
 	return nil

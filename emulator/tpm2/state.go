@@ -27,6 +27,24 @@ type persistentState struct {
 
 	FailedTries, MaxTries, RecoveryTime, LockoutRecovery uint32
 	LockoutAuthLocked                                    bool
+	// DALastMS is the clock at the last DA failure or self-healing step,
+	// LockoutFailMS at the last failure of lockoutAuth: kept so that a
+	// lockout outlives a restart instead of healing at once.
+	DALastMS, LockoutFailMS uint64
+	// DAUsed: a DA-protected authorization failed since the TPM last
+	// stopped in order. DA counters are written lazily (with the next
+	// save), so after a stop that was not orderly some failures may be
+	// lost; the next Startup then counts one, as the TCG reference
+	// implementation does for a non-orderly shutdown after DA use.
+	DAUsed bool
+	// Stopped: the host wrote this blob as the TPM stopped (SaveAtStop),
+	// so nothing after it was lost. Never set in a running TPM.
+	Stopped bool
+	// ClockUnsafe is TPMS_CLOCK_INFO.safe inverted (so that the zero value
+	// of older blobs means safe): set when the TPM restarts from a blob
+	// written before a stop that was not orderly, whose clock may be
+	// behind values already reported; cleared by TPM2_Clear.
+	ClockUnsafe bool
 
 	// CounterHighWater is the largest value any NV counter has held: a
 	// new counter starts from it (Part 1 §37.4.3), so deleting and
@@ -111,9 +129,26 @@ func (t *TPM) manufacture() error {
 }
 
 // Save serializes the persistent state (and, after Shutdown(STATE), the
-// saved volatile state) into a self-checking blob.
+// saved volatile state) into a self-checking blob: the durable state and
+// the state written lazily (the clock, dictionary-attack counters, the
+// orderly-shutdown state) as they are now.
 func (t *TPM) Save() ([]byte, error) {
-	st := stateV1{persistentState: t.ps}
+	return encodeState(t.snapshot())
+}
+
+// SaveAtStop is Save for a host that stops the TPM and will not run
+// another command on it: the blob records that nothing was left unsaved,
+// so the next start neither counts a dictionary-attack failure for
+// failures that might have been lost nor marks the clock unsafe.
+func (t *TPM) SaveAtStop() ([]byte, error) {
+	st := t.snapshot()
+	st.Stopped, st.DAUsed = true, false
+	return encodeState(st)
+}
+
+// snapshot is the state as Save writes it.
+func (t *TPM) snapshot() *stateV1 {
+	st := &stateV1{persistentState: t.ps}
 	st.ClockMS = t.clockMS()
 	handles := make([]uint32, 0, len(t.ps.persistent))
 	for h := range t.ps.persistent {
@@ -136,7 +171,11 @@ func (t *TPM) Save() ([]byte, error) {
 	if t.orderly {
 		st.Vol = t.savedVol
 	}
-	payload, err := json.Marshal(&st)
+	return st
+}
+
+func encodeState(st *stateV1) ([]byte, error) {
+	payload, err := json.Marshal(st)
 	if err != nil {
 		return nil, fmt.Errorf("tpm2: encode state: %w", err)
 	}
@@ -156,23 +195,13 @@ var ErrBadState = errors.New("tpm2: bad state blob")
 
 // Load replaces the TPM's persistent state with blob. The TPM is left
 // needing Startup. On error nothing is changed.
+//
+// A blob not written by SaveAtStop comes from a TPM that stopped without
+// saving what it kept lazily: its clock may have reported values beyond
+// the blob's, so the clock is marked unsafe, and if a DA-protected
+// authorization had failed in that run the next Startup counts one
+// failure for those that may be lost.
 func (t *TPM) Load(blob []byte) error {
-	if err := t.RestorePersistent(blob); err != nil {
-		return err
-	}
-	t.Reset()
-	t.clockBase = t.now()
-	t.clockOffsetMS = t.ps.ClockMS
-	return nil
-}
-
-// RestorePersistent puts back the persistent state of blob (from Save)
-// and keeps the volatile state (PCRs, sessions, loaded objects, the
-// clock): a host that could not store a command's change undoes it this
-// way, so that the command it then fails has had no effect, as a TPM's
-// TPM_RC_NV_UNAVAILABLE promises. The orderly-shutdown state is the
-// blob's too. On error nothing is changed.
-func (t *TPM) RestorePersistent(blob []byte) error {
 	ps, vol, err := decodeState(blob)
 	if err != nil {
 		return err
@@ -180,8 +209,64 @@ func (t *TPM) RestorePersistent(blob []byte) error {
 	t.ps = *ps
 	t.savedVol = vol
 	t.orderly = vol != nil
-	t.nvDirty = false
+	t.lostDA = ps.DAUsed && !ps.Stopped
+	if !ps.Stopped {
+		t.ps.ClockUnsafe = true
+	}
+	t.ps.DAUsed, t.ps.Stopped = false, false
+	t.durable = t.durableSum()
+	t.nvDirty, t.nvCheck = false, false
+	t.Reset()
+	t.clockBase = t.now()
+	t.clockOffsetMS = t.ps.ClockMS
 	return nil
+}
+
+// RestorePersistent puts back the durable state of blob (from Save) and
+// keeps the rest as it is now: the volatile state (PCRs, sessions, loaded
+// objects) and what is written lazily (the clock, the dictionary-attack
+// counters, the orderly-shutdown state). A host that could not store a
+// command's change undoes it this way, so that the command it then fails
+// has had no effect, as a TPM's TPM_RC_NV_UNAVAILABLE promises; a failed
+// authorization stays counted, so a refused save never gives a password
+// guess for free. On error nothing is changed.
+func (t *TPM) RestorePersistent(blob []byte) error {
+	ps, _, err := decodeState(blob)
+	if err != nil {
+		return err
+	}
+	lazy := t.ps
+	t.ps = *ps
+	t.ps.setLazy(&lazy)
+	t.ps.Stopped = false
+	t.durable = t.durableSum()
+	t.nvDirty, t.nvCheck = false, false
+	return nil
+}
+
+// setLazy copies the fields written lazily, not before a command's
+// response, from o.
+func (ps *persistentState) setLazy(o *persistentState) {
+	ps.FailedTries, ps.LockoutAuthLocked = o.FailedTries, o.LockoutAuthLocked
+	ps.DALastMS, ps.LockoutFailMS = o.DALastMS, o.LockoutFailMS
+	ps.ClockMS = o.ClockMS
+}
+
+// durableSum is a digest of the durable state: everything Save writes
+// except what is written lazily. A command changed durable state, and
+// must be saved before its response is released, exactly when it
+// changed this digest.
+func (t *TPM) durableSum() [sha256.Size]byte {
+	st := t.snapshot()
+	st.persistentState.setLazy(&persistentState{})
+	st.Vol = nil
+	payload, err := json.Marshal(st)
+	if err != nil {
+		// Save would fail the same way; a digest no state has makes the
+		// host try it and report the error.
+		return [sha256.Size]byte{0xFF}
+	}
+	return sha256.Sum256(payload)
 }
 
 func decodeState(blob []byte) (*persistentState, *volatileState, error) {

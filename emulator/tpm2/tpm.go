@@ -111,12 +111,19 @@ type TPM struct {
 	// it was started or reset (Part 1 §32.7), or 0.
 	exclusiveAudit uint32
 
-	// nvDirty records a change of persistent state since the last
-	// NVChanged call, so hosts know when to store the state blob.
+	// nvDirty records a change of durable state since the last
+	// NVChanged call, so hosts know when to store the state blob. nvCheck
+	// asks Process to find out, after a command that may have changed
+	// it, by comparing durableSum with durable, the digest of the durable
+	// state as last reported.
 	nvDirty bool
+	nvCheck bool
+	durable [32]byte
 
-	daLastMS      uint64 // clock at the last DA failure or recovery step
-	lockoutFailMS uint64 // clock at the last lockoutAuth failure
+	// lostDA: the state was loaded from a blob written before a stop that
+	// was not orderly, after DA-protected failures; the next Startup
+	// counts one (persistentState.DAUsed).
+	lostDA bool
 }
 
 // New returns a TPM in the power-on state: it needs Startup before any
@@ -140,6 +147,7 @@ func New(cfg Config) (*TPM, error) {
 		if err := t.manufacture(); err != nil {
 			return nil, fmt.Errorf("tpm2: manufacture: %w", err)
 		}
+		t.durable = t.durableSum()
 	} else if err := t.Load(cfg.State); err != nil {
 		return nil, err
 	}
@@ -184,7 +192,15 @@ func (t *TPM) Process(cmd []byte, locality uint8) (rsp []byte) {
 		}
 	}()
 	t.locality = locality
-	return t.process(cmd)
+	rsp = t.process(cmd)
+	if t.nvCheck {
+		t.nvCheck = false
+		if sum := t.durableSum(); sum != t.durable {
+			t.durable = sum
+			t.nvDirty = true
+		}
+	}
+	return rsp
 }
 
 // onPanic, when set (by tests), observes panics Process recovered from.
@@ -253,16 +269,38 @@ func (t *TPM) process(cmd []byte) []byte {
 	return t.execute(c)
 }
 
-// NVChanged reports whether persistent state changed since the previous
-// call; a host stores a fresh Save blob when it returns true.
+// NVChanged reports whether durable state changed since the previous
+// call; a host stores a fresh Save blob, before it releases the response,
+// when it returns true. Only a real change counts: writing an NV index
+// with the data it holds, a Shutdown, a failed password on a DA-exempt
+// entity or a failed one on a DA-protected entity after the first of a
+// run changes nothing durable. What is written lazily (the clock, the
+// dictionary-attack counters, the orderly-shutdown state) goes with the
+// next Save; a host that stops the TPM in order writes SaveAtStop.
 func (t *TPM) NVChanged() bool {
 	d := t.nvDirty
 	t.nvDirty = false
 	return d
 }
 
-// nvCommands are the commands that change persistent state when they
-// succeed; GetCapability(COMMANDS) reports them with TPMA_CC.nv.
+// WritesNV reports whether the command with code cc may change durable
+// state, so that a host must be ready to save before running it (a host
+// that rations saves refuses such a command up front with
+// TPM_RC_NV_RATE, leaving sessions and everything else untouched). The
+// commands that change only what is written lazily are not among them.
+func WritesNV(cc uint32) bool {
+	return nvCommands[gt.TPMCC(cc)] && !lazyCommands[gt.TPMCC(cc)]
+}
+
+// lazyCommands are nvCommands whose changes are all written lazily:
+// the orderly-shutdown state, the clock, the DA counters.
+var lazyCommands = map[gt.TPMCC]bool{
+	gt.TPMCCShutdown: true, gt.TPMCCClockSet: true, gt.TPMCCDictionaryAttackLockReset: true,
+}
+
+// nvCommands are the commands that may change what the TPM keeps across
+// power cycles when they succeed; GetCapability(COMMANDS) reports them
+// with TPMA_CC.nv.
 var nvCommands = map[gt.TPMCC]bool{
 	gt.TPMCCStartup: true, gt.TPMCCShutdown: true, gt.TPMCCEvictControl: true,
 	gt.TPMCCNVDefineSpace: true, gt.TPMCCNVUndefineSpace: true, gt.TPMCCNVUndefineSpaceSpecial: true,
