@@ -96,7 +96,8 @@ func main() {
 		}
 	}()
 	// Every state change is on the disk before its response leaves, so a
-	// shutdown only has to let the command in progress finish.
+	// shutdown only has to let the command in progress finish and store
+	// what the TPM keeps lazily (srv.Close).
 	runCtx, stop := context.WithCancel(context.Background())
 	runDone := make(chan struct{})
 	if err := d.OnShutdown(context.Background(), func(string) {
@@ -111,13 +112,17 @@ func main() {
 		if unsaved {
 			d.Log.Errorf("powering off with the last state change unsaved (its save failed)")
 		}
-		d.Log.Infof("%d commands served, %d state saves: powering off", st.Commands, st.Saves)
+		d.Log.Infof("%d commands served, %d state saves, %d commands answered TPM_RC_NV_RATE: powering off", st.Commands, st.Saves, st.RateRefused)
 		d.Exit(0)
 	}); err != nil {
 		d.Log.Errorf("control/shutdown watch: %v; `xl shutdown` will not be seen", err)
 	}
-	d.Log.Infof("serving TPM 2.0 (startup mode %s) to frontends through backend/vtpm at localities %v (start-up took %v)",
-		opts.Startup, opts.Localities, time.Since(t0).Round(time.Millisecond))
+	budget := "no save budget (state in memory only)"
+	if cfg.Saver != nil {
+		budget = fmt.Sprintf("save budget %d, refill %v", opts.SaveBudget, opts.SaveRefill)
+	}
+	d.Log.Infof("serving TPM 2.0 (startup mode %s) to frontends through backend/vtpm at localities %v, %s (start-up took %v)",
+		opts.Startup, opts.Localities, budget, time.Since(t0).Round(time.Millisecond))
 	err = back.Run(runCtx)
 	close(runDone)
 	if runCtx.Err() != nil {

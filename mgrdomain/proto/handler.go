@@ -33,7 +33,18 @@ var (
 	ErrNoSpace = errors.New("manager storage full")
 	// ErrUnsupported: not implemented (VTPM_UNSUPPORTED).
 	ErrUnsupported = errors.New("unsupported")
+	// ErrBusy: the manager cannot make the request durable now, but may
+	// be able to later (its hardware TPM rate-limits NV writes); the peer
+	// may retry (TPM_RETRY).
+	ErrBusy = errors.New("manager busy, retry later")
 )
+
+// IsBusy reports whether err is the manager's answer TPM_RETRY: a client
+// may retry the request later.
+func IsBusy(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.Code == TPMRetry
+}
 
 // Backend is what the manager implements. Methods may be called
 // concurrently for different peers; the handler keeps no state.
@@ -117,6 +128,8 @@ func codeOf(err error) uint32 {
 		return TPMNoSpace
 	case errors.Is(err, ErrUnsupported):
 		return ReturnUnsupported
+	case errors.Is(err, ErrBusy):
+		return TPMRetry
 	}
 	return TPMFail
 }

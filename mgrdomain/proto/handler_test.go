@@ -19,6 +19,7 @@ type fakeBackend struct {
 	loads     int
 	random    func(n int) ([]byte, error)
 	pcr       bool
+	saveErr   error // SaveHashKey's answer, when set
 }
 
 func newFake() *fakeBackend {
@@ -41,6 +42,9 @@ func (f *fakeBackend) Authorize(p PeerInfo, h Header) error {
 func (f *fakeBackend) SaveHashKey(u [16]byte, b []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.saveErr != nil {
+		return f.saveErr
+	}
 	f.saves++
 	f.keys[u] = b
 	return nil
@@ -357,5 +361,25 @@ func TestRefusalNeverSuccess(t *testing.T) {
 	}
 	if f.loads != 0 {
 		t.Fatal("refused request reached the backend")
+	}
+}
+
+// A manager that cannot make a save durable yet says so with TPM_RETRY,
+// which the client recognises as "try later", not as a failure.
+func TestBusy(t *testing.T) {
+	f := newFake()
+	f.saveErr = fmt.Errorf("hardware says NV_RATE: %w", ErrBusy)
+	h := &Handler{Backend: f}
+	req, err := EncodeSaveHashKey(bytes.Repeat([]byte{1}, HashKeyMax))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ParseResponse(h.Handle(req, PeerInfo{UUID: [16]byte{1}}), TagVTPMReq)
+	if !IsBusy(err) {
+		t.Fatalf("busy manager answered %v, want TPM_RETRY", err)
+	}
+	f.saveErr = errors.New("disk on fire")
+	if _, err = ParseResponse(h.Handle(req, PeerInfo{UUID: [16]byte{1}}), TagVTPMReq); err == nil || IsBusy(err) {
+		t.Fatalf("failing manager answered %v, want a failure that is not TPM_RETRY", err)
 	}
 }

@@ -86,16 +86,17 @@ const (
 	ReturnForbidden      uint32 = 3 // VTPM_FORBIDDEN
 	ReturnInvalidRequest uint32 = 5 // VTPM_INVALID_REQUEST
 
-	TPMAuthFail     uint32 = 1  // TPM_AUTHFAIL
-	TPMBadParameter uint32 = 3  // TPM_BAD_PARAMETER
-	TPMDisabledCmd  uint32 = 8  // TPM_DISABLED_CMD
-	TPMFail         uint32 = 9  // TPM_FAIL
-	TPMBadOrdinal   uint32 = 10 // TPM_BAD_ORDINAL
-	TPMKeyNotFound  uint32 = 13 // TPM_KEYNOTFOUND
-	TPMNoSpace      uint32 = 17 // TPM_NOSPACE
-	TPMSize         uint32 = 23 // TPM_SIZE
-	TPMBadParamSize uint32 = 25 // TPM_BAD_PARAM_SIZE
-	TPMBadTag       uint32 = 30 // TPM_BADTAG
+	TPMAuthFail     uint32 = 1     // TPM_AUTHFAIL
+	TPMBadParameter uint32 = 3     // TPM_BAD_PARAMETER
+	TPMDisabledCmd  uint32 = 8     // TPM_DISABLED_CMD
+	TPMFail         uint32 = 9     // TPM_FAIL
+	TPMBadOrdinal   uint32 = 10    // TPM_BAD_ORDINAL
+	TPMKeyNotFound  uint32 = 13    // TPM_KEYNOTFOUND
+	TPMNoSpace      uint32 = 17    // TPM_NOSPACE
+	TPMSize         uint32 = 23    // TPM_SIZE
+	TPMBadParamSize uint32 = 25    // TPM_BAD_PARAM_SIZE
+	TPMBadTag       uint32 = 30    // TPM_BADTAG
+	TPMRetry        uint32 = 0x800 // TPM_RETRY: busy, try again later
 )
 
 // Sizes.

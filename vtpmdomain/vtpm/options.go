@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/xenvtpm/xenvtpm/cmdline"
+	"github.com/xenvtpm/xenvtpm/ratelimit"
 )
 
 // Startup modes, as vtpm-stubdom's `clear`, `save` and `deactivated`.
@@ -40,7 +41,23 @@ type Options struct {
 	// Localities are those a frontend may send commands at; the zero
 	// value is DefaultLocalities.
 	Localities Localities
+	// SaveBudget is how many saves of guest commands may happen at once;
+	// SaveRefill gives them back over time. Past the budget a command
+	// that may change durable state is answered TPM_RC_NV_RATE. Zero
+	// SaveBudget or an unlimited SaveRefill: no limit.
+	SaveBudget int
+	SaveRefill ratelimit.Rate
 }
+
+// Default save budget: a guest may make 100 changes of durable state in a
+// row (provisioning: NV indices, persistent keys, hierarchy
+// authorizations), then one every 10 s. Every save costs the manager a
+// store commit and, shared with the saves of other vTPMs that arrive at
+// the same time, one write of the hardware TPM's NV memory.
+const (
+	DefaultSaveBudget = 100
+	DefaultSaveRefill = "6/m"
+)
 
 // Localities is a set of TPM localities 0–255 (TPM 2.0 numbers extended
 // localities from 32), bit n for locality n. The zero value stands for
@@ -113,6 +130,10 @@ func Spec() cmdline.Spec {
 		{Name: "maintcmds", Values: []string{"0", "1"}, Default: "0", Help: "TPM 1.2 maintenance ordinals; TPM 2.0 has none, so no effect"},
 		{Name: "hwinitpcr", Check: func(s string) error { _, err := ParsePCRSpec(s); return err },
 			Help: "PCRs to copy from the hardware TPM at start: all, none, N, X-Y, comma-separated"},
+		{Name: "savebudget", Check: checkBudget, Default: strconv.Itoa(DefaultSaveBudget),
+			Help: "saves of guest commands allowed at once (0: no limit); past it a command that may change durable state is answered TPM_RC_NV_RATE until saverefill= gives saves back"},
+		{Name: "saverefill", Check: func(s string) error { _, err := ratelimit.ParseRate(s); return err }, Default: DefaultSaveRefill,
+			Help: "how fast the save budget refills: N/s, N/m or N/h (0: no limit)"},
 		{Name: "locality", Check: func(s string) error { _, err := ParseLocalities(s); return err }, Default: DefaultLocalities.String(),
 			Help: "localities a frontend (a guest, or dom0 passing an HVM guest's on) may send commands at: N, X-Y, comma-separated, 0-255; " +
 				"others are answered TPM_RC_LOCALITY. The default leaves out 4, the CPU's own during a dynamic launch"},
@@ -139,6 +160,19 @@ func ParseOptions(v cmdline.Values) (Options, error) {
 			return o, err
 		}
 		o.HWInitPCR = pcrs
+	}
+	if s := v.Get("savebudget"); s != "" {
+		if err := checkBudget(s); err != nil {
+			return o, fmt.Errorf("savebudget=%s: %w", s, err)
+		}
+		o.SaveBudget, _ = strconv.Atoi(s)
+	}
+	if s := v.Get("saverefill"); s != "" {
+		r, err := ratelimit.ParseRate(s)
+		if err != nil {
+			return o, fmt.Errorf("saverefill=%s: %w", s, err)
+		}
+		o.SaveRefill = r
 	}
 	if s := v.Get("locality"); s != "" {
 		ls, err := ParseLocalities(s)
@@ -204,4 +238,13 @@ func number(s string, max int, what string) (int, error) {
 		return 0, fmt.Errorf("%q is not a %s number 0-%d", s, what, max)
 	}
 	return n, nil
+}
+
+// checkBudget accepts a save budget: 0 (no limit) to 1000000.
+func checkBudget(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 1000000 {
+		return fmt.Errorf("%q is not a count of saves 0-1000000", s)
+	}
+	return nil
 }

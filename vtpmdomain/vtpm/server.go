@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
+	"github.com/xenvtpm/xenvtpm/ratelimit"
 	"github.com/xenvtpm/xenvtpm/vtpmdomain/platform"
 )
 
@@ -38,6 +40,9 @@ type Config struct {
 	// Options.HWInitPCR. Required when HWInitPCR is not empty.
 	HWPCR func(i int) ([20]byte, error)
 	Log   Logger
+	// Now is the clock of the save budget and of the TPM; time.Now when
+	// nil.
+	Now func() time.Time
 }
 
 // Server owns one engine instance. Frontends may call Handle concurrently;
@@ -60,6 +65,13 @@ type Server struct {
 	// refusedFrom names the peers already told of in the log.
 	localities  Localities
 	refusedFrom map[string]bool
+	// budget rations the saves of guest commands (Options.SaveBudget,
+	// SaveRefill); nil: unlimited. rationing is set while commands are
+	// being refused for it, so the log says when it starts and ends.
+	budget     *ratelimit.Bucket
+	refillRate ratelimit.Rate
+	rationing  bool
+	now        func() time.Time
 }
 
 // Stats counts the server's work.
@@ -76,6 +88,9 @@ type Stats struct {
 	PlatformResets uint64
 	// LocalityRefused counts commands refused for their locality.
 	LocalityRefused uint64
+	// RateRefused counts commands answered TPM_RC_NV_RATE: the save
+	// budget was spent, or the manager asked to retry later.
+	RateRefused uint64
 }
 
 // TPM_RC_NV_UNAVAILABLE (Part 2 §6.6.3, a warning): the command needs NV
@@ -86,16 +101,28 @@ const rcNVUnavailable = 0x923
 // at the locality it came from.
 const rcLocality = 0x907
 
+// TPM_RC_NV_RATE (Part 2 §6.6.3, a warning): the TPM is rate-limiting
+// writes of its NV memory to prevent wear-out; the command had no effect
+// and may be retried later, which TSS stacks do.
+const rcNVRate = 0x920
+
 // NewServer creates or resumes the engine and starts it as the options say.
 // A new TPM with a Saver is saved at once, so that its seeds exist
 // somewhere before anything depends on them.
 func NewServer(c Config) (*Server, error) {
-	t, err := tpm2.New(tpm2.Config{State: c.State})
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	t, err := tpm2.New(tpm2.Config{State: c.State, Now: c.Now})
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{tpm: t, saver: c.Saver, log: c.Log, saved: c.State,
-		localities: c.Options.Localities, refusedFrom: map[string]bool{}}
+		localities: c.Options.Localities, refusedFrom: map[string]bool{}, now: c.Now}
+	if c.Saver != nil {
+		s.budget = ratelimit.NewBucket(c.Options.SaveBudget, c.Options.SaveRefill, c.Now())
+		s.refillRate = c.Options.SaveRefill
+	}
 	o := c.Options
 	switch o.Startup {
 	case StartupDeactivated:
@@ -169,9 +196,12 @@ func (s *Server) startup(su uint16) uint32 {
 }
 
 // save stores the engine's state through the saver.
-func (s *Server) save() error {
+func (s *Server) save() error { return s.store(s.tpm.Save) }
+
+// store stores the blob encode returns through the saver.
+func (s *Server) store(encode func() ([]byte, error)) error {
 	t := time.Now()
-	blob, err := s.tpm.Save()
+	blob, err := encode()
 	if err == nil {
 		err = s.saver.Save(blob)
 	}
@@ -196,10 +226,18 @@ type Peer struct {
 }
 
 // Handle runs one command from a frontend at the given locality. When the
-// command changed persistent state, the state is saved before the response
-// is returned; if that fails the change is undone (the persistent state as
+// command changed durable state, the state is saved before the response
+// is returned; if that fails the change is undone (the durable state as
 // last stored is restored, PCRs and sessions stay) and the client gets
-// TPM_RC_NV_UNAVAILABLE: the command had no effect and may be retried.
+// TPM_RC_NV_UNAVAILABLE, or TPM_RC_NV_RATE when the manager asked to
+// retry later: the command had no effect and may be retried.
+//
+// Saves are rationed (Options.SaveBudget): with the budget spent, a
+// command that may change durable state (tpm2.WritesNV) is answered
+// TPM_RC_NV_RATE before it runs, so it has no effect at all, sessions
+// included. Commands that change nothing durable are never refused: a
+// guest cannot make this vTPM write its disk, and the manager the
+// hardware TPM's NV memory, faster than the budget allows.
 // A platform command (package platform) is performed for the control
 // domain's frontend and answered TPM_RC_COMMAND_CODE for any other.
 //
@@ -237,24 +275,49 @@ func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 		s.unsaved = false
 		s.log.Infof("state saved after earlier failures")
 	}
+	now := s.now()
+	if s.budget != nil && len(cmd) >= 10 && tpm2.WritesNV(binary.BigEndian.Uint32(cmd[6:])) && !s.budget.Has(now) {
+		s.stats.RateRefused++
+		if !s.rationing {
+			s.rationing = true
+			s.log.Infof("%s: save budget spent (savebudget=%d, refill saverefill=%v): commands that may change durable state are answered TPM_RC_NV_RATE until it refills; refusals are counted, not logged",
+				frontend, int(s.budget.Burst()), s.refillRate)
+		}
+		return rcResponse(rcNVRate)
+	}
 	rsp := s.tpm.Process(cmd, locality)
 	if len(cmd) >= 10 && len(rsp) >= 10 {
 		s.log.Debugf("%s: locality %d command %#x -> rc %#x (%d bytes)", frontend, locality,
 			binary.BigEndian.Uint32(cmd[6:]), binary.BigEndian.Uint32(rsp[6:]), len(rsp))
 	}
 	if s.saver != nil && s.tpm.NVChanged() {
+		// Spent even when the budget is empty: the first DA-protected
+		// failure of a run is saved whatever the budget (refusing it
+		// would tell the guest the password was wrong without counting
+		// it), and once per run is no wear.
+		s.budget.Spend(now)
 		if err := s.save(); err != nil {
+			rc, what := uint32(rcNVUnavailable), "TPM_RC_NV_UNAVAILABLE"
+			if proto.IsBusy(err) {
+				rc, what = rcNVRate, "TPM_RC_NV_RATE (the manager is rate-limited)"
+				s.stats.RateRefused++
+			}
 			if rerr := s.tpm.RestorePersistent(s.saved); rerr != nil {
 				s.unsaved = true
-				s.log.Errorf("%s: saving the TPM's state failed (%v) and the change could not be undone (%v): answering TPM_RC_NV_UNAVAILABLE until a save works", frontend, err, rerr)
-				return rcResponse(rcNVUnavailable)
+				s.log.Errorf("%s: saving the TPM's state failed (%v) and the change could not be undone (%v): answering %s until a save works", frontend, err, rerr, what)
+				return rcResponse(rc)
 			}
-			s.log.Errorf("%s: saving the TPM's state failed (%v): the command's change is undone, answering TPM_RC_NV_UNAVAILABLE", frontend, err)
-			return rcResponse(rcNVUnavailable)
+			s.log.Errorf("%s: saving the TPM's state failed (%v): the command's change is undone, answering %s", frontend, err, what)
+			return rcResponse(rc)
+		}
+		if s.rationing {
+			s.rationing = false
+			s.log.Infof("%s: save budget refilled: %d commands answered TPM_RC_NV_RATE so far", frontend, s.stats.RateRefused)
 		}
 	}
 	return rsp
 }
+
 
 // platformCommand performs a platform command for the control domain.
 func (s *Server) platformCommand(from Peer, cc uint32, cmd []byte) []byte {
@@ -275,12 +338,22 @@ func (s *Server) platformCommand(from Peer, cc uint32, cmd []byte) []byte {
 	return platform.Response(platform.RCCommandCode)
 }
 
-// Close waits for the command in progress (and its save) to finish and
-// stops serving: later calls to Handle and Stats block for good, as the
-// domain is about to end. It returns the final counters and whether a
-// change is still unsaved (a save that failed and never succeeded since).
+// Close waits for the command in progress (and its save) to finish,
+// stores the state once more as the TPM stops (tpm2.SaveAtStop: what the
+// engine writes lazily, the dictionary-attack counters, the clock and a
+// guest's Shutdown(STATE), and the mark that nothing was lost), and stops
+// serving: later calls to Handle and Stats block for good, as the domain
+// is about to end. It returns the final counters and whether a change is
+// still unsaved (a save that failed and never succeeded since); a final
+// save that fails leaves only what is written lazily behind, and is
+// counted in SaveErrors.
 func (s *Server) Close() (st Stats, unsaved bool) {
 	s.mu.Lock()
+	if s.saver != nil && !s.unsaved {
+		if err := s.store(s.tpm.SaveAtStop); err != nil {
+			s.log.Errorf("storing the state at stop failed (%v): the next start counts a dictionary-attack failure if one had failed since the last save, and reports the TPM clock unsafe", err)
+		}
+	}
 	return s.stats, s.unsaved
 }
 
