@@ -87,7 +87,10 @@ func TestSaveBudget(t *testing.T) {
 		run  func() error
 	}{
 		{"GetRandom", func() error { _, err := tpm2.GetRandom{BytesRequested: 8}.Execute(serverTransport{s}); return err }},
-		{"Shutdown(CLEAR)", func() error { _, err := tpm2.Shutdown{ShutdownType: tpm2.TPMSUClear}.Execute(serverTransport{s}); return err }},
+		{"Shutdown(CLEAR)", func() error {
+			_, err := tpm2.Shutdown{ShutdownType: tpm2.TPMSUClear}.Execute(serverTransport{s})
+			return err
+		}},
 		{"NV_Read", func() error { nvRead(t, s); return nil }},
 	} {
 		if err := c.run(); err != nil {

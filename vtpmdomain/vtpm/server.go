@@ -318,7 +318,6 @@ func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 	return rsp
 }
 
-
 // platformCommand performs a platform command for the control domain.
 func (s *Server) platformCommand(from Peer, cc uint32, cmd []byte) []byte {
 	if !from.Control {
