@@ -7,6 +7,10 @@
 #   prepare.sh guest-initramfs --init FILE --out FILE [--bin PATH]... [--module NAME]...
 #                                   [--file SRC:DEST]... [--gzip]
 #                                   build a busybox initramfs for a Linux domU
+#   prepare.sh [-q] hvm [ovmf]      also build dom0-hvm.cpio: what dom0 needs to run HVM
+#                                   guests (the device model, built by devicemodel.sh on
+#                                   first use, ~6 min; hvmloader; SeaBIOS; QEMU's option
+#                                   ROMs; with "ovmf" also OVMF); prints its path
 #
 # Packages are only downloaded (apt-get download) and unpacked (dpkg-deb -x) into a cache
 # outside the repository; nothing is installed on the host. Outputs, under
@@ -18,14 +22,21 @@
 #                       decompressing the bzImage in dom0 under the emulated CPU
 #   dom0-base.cpio      dom0 initramfs without /init: busybox, the Xen toolstack, its
 #                       libraries, kernel modules (run.sh appends /init and the scenario)
+#   dom0-hvm.cpio       (prepare.sh hvm) an addition to dom0-base.cpio for HVM guests
+#   dom0-hvm-ovmf.cpio  (prepare.sh hvm ovmf) the same plus OVMF
 #   testbed.env         the paths above as TESTBED_* shell assignments
 set -euo pipefail
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
+HERE=$(dirname "$SELF")
 CACHE=${XENVTPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xenvtpm}/testbed
 DEBS=$CACHE/debs
 ROOT=$CACHE/root
 OUT=$CACHE/out
+# HVM guests' firmware packages live apart from the base set, so scenarios that do not
+# ask for HVM neither download nor unpack them.
+HVM_DEBS=$CACHE/debs-hvm
+HVM_ROOT=$CACHE/root-hvm
 QUIET=0
 
 # Xen 4.17 is what Debian 12 ships; the dom0 toolstack must match the hypervisor exactly.
@@ -39,6 +50,9 @@ XEN_BINS=(xl xenstored xenconsoled xenconsole xen-init-dom0 libxl-save-helper xe
 # Kernel modules dom0 loads at boot: the Xen device files the toolstack opens, plus the
 # block backend and loop devices for domains with PV disks.
 DOM0_MODULES=(xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc xen-blkback loop)
+# HVM guests: SeaBIOS (hvmloader's BIOS, and the VGA BIOS if a guest has a display),
+# QEMU's option ROMs (direct kernel boot: linuxboot), OVMF for UEFI guests.
+HVM_PKGS=(seabios qemu-system-data ovmf)
 
 log() { [ "$QUIET" = 1 ] || echo "prepare: $*" >&2; }
 die() { echo "prepare: error: $*" >&2; exit 1; }
@@ -75,59 +89,61 @@ kernel_package() {
 	echo "$pkg"
 }
 
-# fetch_debs downloads the .deb files that are not in the cache yet. The exact file
-# names come from apt-get --print-uris (no network), so a cached run downloads nothing
-# and a Debian update replaces the stale file.
+# fetch_debs DIR PKG... downloads into DIR the .deb files of the PKGs that are not there
+# yet and prints the wanted file names. The exact file names come from apt-get
+# --print-uris (no network), so a cached run downloads nothing and a Debian update
+# replaces the stale file.
 fetch_debs() {
-	local retried=${1:-} kpkg uris want=() missing=() f
-	kpkg=$(kernel_package)
+	local dir=$1 uris want=() missing=() f
+	shift
 	# shellcheck disable=SC2046 # apt_opts is a list of words by design
-	uris=$(apt-get download --print-uris $(apt_opts) "${XEN_PKGS[@]}" "$kpkg" busybox-static) ||
+	uris=$(apt-get download --print-uris $(apt_opts) "$@") ||
 		die "apt-get download --print-uris failed"
-	mkdir -p "$DEBS"
+	mkdir -p "$dir"
 	while read -r _ f _; do
 		want+=("$f")
-		[ -f "$DEBS/$f" ] || missing+=("$f")
+		[ -f "$dir/$f" ] || missing+=("$f")
 	done <<<"$uris"
 	[ ${#want[@]} -gt 0 ] || die "apt resolved no packages"
 	if [ ${#missing[@]} -gt 0 ]; then
-		log "downloading ${#missing[@]} packages into $DEBS"
+		log "downloading ${#missing[@]} packages into $dir"
 		# apt-get download takes package names; the version pinned in the file name is the
 		# candidate, the same apt just resolved.
 		local names=()
 		for f in "${missing[@]}"; do names+=("${f%%_*}"); done
 		# shellcheck disable=SC2046
-		if ! (cd "$DEBS" && apt_quiet apt-get download $(apt_opts) "${names[@]}"); then
+		if ! (cd "$dir" && apt_quiet apt-get download $(apt_opts) "${names[@]}"); then
 			# Old package lists name versions the mirror has dropped: refresh them once.
-			if [ -z "$retried" ] && [ "$(id -u)" = 0 ]; then
+			if [ -z "${FETCH_RETRIED:-}" ] && [ "$(id -u)" = 0 ]; then
 				log "download failed: running apt-get update and retrying"
 				apt_quiet apt-get update || die "apt-get update failed"
-				fetch_debs retried
+				FETCH_RETRIED=1 fetch_debs "$dir" "$@"
 				return
 			fi
 			die "apt-get download failed (apt-get update may help)"
 		fi
 	fi
 	# Drop packages no longer wanted (superseded versions) so the cache does not grow.
-	for f in "$DEBS"/*.deb; do
+	for f in "$dir"/*.deb; do
 		[[ " ${want[*]} " == *" ${f##*/} "* ]] || rm -f "$f"
 	done
 	printf '%s\n' "${want[@]}" | sort
 }
 
-# unpack extracts every wanted .deb into one tree, unless that exact set is there already.
+# unpack DEBS ROOT LIST extracts the .debs named in LIST (from DEBS) into one tree ROOT,
+# unless that exact set is there already.
 unpack() {
-	local list=$1 f
-	if [ -f "$ROOT/.debs" ] && [ "$(cat "$ROOT/.debs")" = "$list" ]; then
+	local debs=$1 root=$2 list=$3 f
+	if [ -f "$root/.debs" ] && [ "$(cat "$root/.debs")" = "$list" ]; then
 		return
 	fi
-	log "unpacking packages into $ROOT"
-	rm -rf "$ROOT"
-	mkdir -p "$ROOT"
+	log "unpacking packages into $root"
+	rm -rf "$root"
+	mkdir -p "$root"
 	while read -r f; do
-		dpkg-deb -x "$DEBS/$f" "$ROOT" || die "cannot unpack $f"
+		dpkg-deb -x "$debs/$f" "$root" || die "cannot unpack $f"
 	done <<<"$list"
-	echo "$list" >"$ROOT/.debs"
+	echo "$list" >"$root/.debs"
 }
 
 # kver prints the unpacked kernel's version (its modules directory name).
@@ -144,13 +160,22 @@ kver() {
 # ld.so.cache, and /lib, /lib64 point into /usr.
 new_root() {
 	local r=$1
-	rm -rf "$r"
+	skeleton "$r"
 	mkdir -p "$r"/{bin,sbin,dev,proc,sys,run,tmp,etc,root,var/log}
-	mkdir -p "$r"/usr/{bin,sbin,lib/x86_64-linux-gnu,lib64,lib/modules}
-	ln -s usr/lib "$r/lib"
-	ln -s usr/lib64 "$r/lib64"
+	mkdir -p "$r"/usr/{bin,sbin,lib/modules}
 	chmod 1777 "$r/tmp"
 	cp "$ROOT/bin/busybox" "$r/bin/busybox"
+}
+
+# skeleton creates the merged-/usr links of an initramfs. An archive appended to another
+# must carry them too: the kernel's unpacker replaces a symlink by a directory of the
+# same name, which would cut /lib off from /usr/lib.
+skeleton() {
+	local r=$1
+	rm -rf "$r"
+	mkdir -p "$r"/usr/{lib/x86_64-linux-gnu,lib64}
+	ln -s usr/lib "$r/lib"
+	ln -s usr/lib64 "$r/lib64"
 }
 
 # install_file copies FILE into initramfs R at DEST (default: FILE's own path), resolving
@@ -167,7 +192,8 @@ install_file() {
 install_libs() {
 	local r=$1 file=$2 lib
 	local deps
-	deps=$(LD_LIBRARY_PATH="$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/usr/lib/xen-4.17/lib/x86_64-linux-gnu" \
+	# EXTRA_LIBS: library directories searched first (the device model's cached libraries).
+	deps=$(LD_LIBRARY_PATH="${EXTRA_LIBS:+$EXTRA_LIBS:}$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/usr/lib/xen-4.17/lib/x86_64-linux-gnu" \
 		ldd "$file" 2>&1) || {
 		# Static binaries are fine; anything else is a real problem.
 		grep -q 'not a dynamic executable' <<<"$deps" && return 0
@@ -180,6 +206,7 @@ install_libs() {
 	while read -r lib; do
 		case $lib in
 		"$ROOT"/*) install_file "$r" "$lib" "${lib#"$ROOT"}" ;;
+		"${EXTRA_LIBS:-/nonexistent}"/*) install_file "$r" "$lib" "/usr/lib/x86_64-linux-gnu/${lib##*/}" ;;
 		*) install_file "$r" "$lib" ;;
 		esac
 	done < <(awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' <<<"$deps" | sort -u)
@@ -329,13 +356,14 @@ libgcc_s() {
 # prepare makes every base artifact, rebuilding only what the package set or this script
 # changed.
 prepare() {
-	local list stamp k
+	local list stamp k kpkg
 	# One preparation at a time: parallel runs would rebuild the same files.
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.lock"
 	flock 9
-	list=$(fetch_debs)
-	unpack "$list"
+	kpkg=$(kernel_package)
+	list=$(fetch_debs "$DEBS" "${XEN_PKGS[@]}" "$kpkg" busybox-static)
+	unpack "$DEBS" "$ROOT" "$list"
 	k=$(kver)
 	stamp="$list"$'\n'"$(sha256sum "$SELF" | cut -d' ' -f1)"
 	if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ]; then
@@ -366,6 +394,57 @@ prepare() {
 	mv "$new" "$OUT"
 	rm -rf "$OUT.old"
 	log "ready: $OUT (kernel $k)"
+}
+
+# prepare_hvm [ovmf] makes the dom0 addition for HVM guests (after the base artifacts)
+# and prints its path. The device model is built first, outside prepare's lock: its
+# first build takes minutes and other test-bed runs need not wait for it.
+prepare_hvm() {
+	local variant=${1:-} dm list stamp name
+	case $variant in "" | ovmf) ;; *) die "hvm: unknown variant '$variant' (only ovmf)" ;; esac
+	local dmflags=()
+	[ "$QUIET" = 0 ] || dmflags=(-q)
+	dm=$("$HERE/devicemodel.sh" "${dmflags[@]}") || die "building the device model failed (devicemodel.sh)"
+	prepare
+	list=$(fetch_debs "$HVM_DEBS" "${HVM_PKGS[@]}")
+	unpack "$HVM_DEBS" "$HVM_ROOT" "$list"
+	name=dom0-hvm${variant:+-$variant}.cpio
+	stamp="$list"$'\n'"$dm"$'\n'"$(sha256sum "$SELF" | cut -d' ' -f1)"
+	if [ ! -f "$OUT/$name" ] || [ ! -f "$OUT/.stamp-$name" ] || [ "$(cat "$OUT/.stamp-$name")" != "$stamp" ]; then
+		build_dom0_hvm "$dm" "$variant" "$OUT/$name"
+		echo "$stamp" >"$OUT/.stamp-$name"
+	fi
+	echo "$OUT/$name"
+}
+
+# build_dom0_hvm DM VARIANT OUT writes OUT, an initramfs to append to dom0-base.cpio,
+# with what libxl needs to start HVM guests, at the paths Debian's libxl looks for them:
+# the device model /usr/libexec/xen-qemu-system-i386 (from the cache directory DM) with
+# its libraries, hvmloader, SeaBIOS /usr/share/seabios/bios-256k.bin (hvmloader's BIOS;
+# the VGA BIOSes for guests with a display), QEMU's option ROMs in /usr/share/qemu
+# (linuxboot for kernel= guests), and for VARIANT ovmf /usr/share/ovmf/OVMF.fd.
+build_dom0_hvm() {
+	local dm=$1 variant=$2 out=$3 r f
+	r=$(mktemp -d "${TMPDIR:-/tmp}/dom0-hvm.XXXXXX")
+	log "building ${out##*/} (device model from $dm)"
+	skeleton "$r"
+	install_file "$r" "$dm/xen-qemu-system-i386" /usr/libexec/xen-qemu-system-i386
+	EXTRA_LIBS=$dm/lib install_libs "$r" "$dm/xen-qemu-system-i386"
+	install_file "$r" "$ROOT/usr/lib/xen-4.17/boot/hvmloader" /usr/lib/xen-4.17/boot/hvmloader
+	for f in bios-256k.bin vgabios-stdvga.bin vgabios-cirrus.bin; do
+		install_file "$r" "$HVM_ROOT/usr/share/seabios/$f" "/usr/share/seabios/$f"
+	done
+	for f in linuxboot.bin linuxboot_dma.bin pvh.bin multiboot.bin multiboot_dma.bin kvmvapic.bin; do
+		install_file "$r" "$HVM_ROOT/usr/share/qemu/$f" "/usr/share/qemu/$f"
+	done
+	if [ "$variant" = ovmf ]; then
+		install_file "$r" "$HVM_ROOT/usr/share/ovmf/OVMF.fd" /usr/share/ovmf/OVMF.fd
+	fi
+	# What dom0-base.cpio has already (glibc, the Xen libraries) need not come twice.
+	(cd "$r" && "$ROOT/bin/busybox" cpio -t <"$OUT/dom0-base.cpio" 2>/dev/null |
+		while read -r f; do [ ! -f "$f" ] || [ -L "$f" ] || rm -f "$f"; done)
+	make_cpio "$r" "$out"
+	rm -rf "$r"
 }
 
 # guest_initramfs builds a Linux domU initramfs: busybox, the given /init, optional host
@@ -432,6 +511,7 @@ main() {
 	"") prepare ;;
 	env) QUIET=1 prepare; cat "$OUT/testbed.env" ;;
 	guest-initramfs) shift; guest_initramfs "$@" ;;
+	hvm) shift; prepare_hvm "$@" ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//' ;;
 	*) die "unknown command $1 (try --help)" ;;
 	esac

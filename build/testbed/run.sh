@@ -13,6 +13,10 @@
 #   --mem MB             QEMU memory (default 1024) [TESTBED_MEM]
 #   --dom0-mem SIZE      dom0's memory, Xen syntax (default 512M) [TESTBED_DOM0_MEM]
 #   --smp N              virtual CPUs (default 2) [TESTBED_SMP]
+#   --hvm 0|1|ovmf       give dom0 what HVM guests need: the device model with TPM
+#                        support (built by devicemodel.sh on first use, ~6 min),
+#                        hvmloader, SeaBIOS, QEMU's option ROMs; ovmf adds OVMF
+#                        (default 0) [TESTBED_HVM]
 #   --timeout SECS       overall limit; QEMU is killed after it (default 600) [TESTBED_TIMEOUT]
 #   --xen-args ARGS      extra Xen command line [TESTBED_XEN_ARGS]
 #   --dom0-args ARGS     extra dom0 kernel command line [TESTBED_DOM0_ARGS]
@@ -44,7 +48,7 @@ die() {
 say() { echo "testbed: $*" >&2; }
 
 # ---- options ----
-opt_tpm="" opt_tpm_state="" opt_mem="" opt_dom0_mem="" opt_smp="" opt_timeout=""
+opt_tpm="" opt_tpm_state="" opt_mem="" opt_dom0_mem="" opt_smp="" opt_timeout="" opt_hvm=""
 opt_xen_args="" opt_dom0_args="" opt_log="" tail_lines=40 keep=0 quiet=0 interactive=0
 scenario=""
 while [ $# -gt 0 ]; do
@@ -54,6 +58,7 @@ while [ $# -gt 0 ]; do
 	--mem) opt_mem=${2:?--mem needs MB}; shift 2 ;;
 	--dom0-mem) opt_dom0_mem=${2:?--dom0-mem needs a size}; shift 2 ;;
 	--smp) opt_smp=${2:?--smp needs a count}; shift 2 ;;
+	--hvm) opt_hvm=${2:?--hvm needs 0, 1 or ovmf}; shift 2 ;;
 	--timeout) opt_timeout=${2:?--timeout needs seconds}; shift 2 ;;
 	--xen-args) opt_xen_args=${2?--xen-args needs a value}; shift 2 ;;
 	--dom0-args) opt_dom0_args=${2?--dom0-args needs a value}; shift 2 ;;
@@ -89,10 +94,12 @@ tpm_state=$opt_tpm_state
 mem=${opt_mem:-${TESTBED_MEM:-1024}}
 dom0_mem=${opt_dom0_mem:-${TESTBED_DOM0_MEM:-512M}}
 smp=${opt_smp:-${TESTBED_SMP:-2}}
+hvm=${opt_hvm:-${TESTBED_HVM:-0}}
 timeout=${opt_timeout:-${TESTBED_TIMEOUT:-600}}
 xen_args=${opt_xen_args:-${TESTBED_XEN_ARGS:-}}
 dom0_args=${opt_dom0_args:-${TESTBED_DOM0_ARGS:-}}
 case $tpm in 2.0 | 2 | 1.2 | none) ;; *) die "--tpm must be 2.0, 1.2 or none (got $tpm)" ;; esac
+case $hvm in 0 | 1 | ovmf) ;; *) die "--hvm must be 0, 1 or ovmf (got $hvm)" ;; esac
 if ! [[ $timeout =~ ^[0-9]+$ ]] || [ "$timeout" -lt 90 ]; then
 	die "--timeout must be at least 90 seconds (dom0 gets it less 60 for the scenario)"
 fi
@@ -108,6 +115,17 @@ done
 
 # ---- artifacts ----
 "$HERE/prepare.sh" -q || die "prepare.sh failed"
+dom0_hvm=() # the HVM addition to dom0's initramfs, if any
+if [ "$hvm" != 0 ]; then
+	hvm_variant=""
+	[ "$hvm" = 1 ] || hvm_variant=$hvm
+	if ! "$HERE/devicemodel.sh" -q --check >/dev/null; then
+		say "building the HVM device model first (once per machine, ~6 min on 2 cores)"
+	fi
+	# shellcheck disable=SC2086 # hvm_variant is empty or one word
+	f=$("$HERE/prepare.sh" -q hvm $hvm_variant) || die "prepare.sh hvm failed"
+	dom0_hvm=("$f")
+fi
 # shellcheck source=/dev/null
 . "$CACHE/out/testbed.env"
 
@@ -158,6 +176,7 @@ if [ -n "$scenario" ]; then
 			. "$CACHE/out/testbed.env"
 			set +a
 			export TESTBED_STAGE=$stage/test TESTBED_SCENARIO=$scenario TESTBED_DIR=$HERE
+			export TESTBED_HVM=$hvm
 			cd "$scenario" && bash ./build.sh
 		) || die "scenario build failed: $scenario/build.sh"
 	fi
@@ -168,7 +187,7 @@ fi
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
 	"$TESTBED_ROOT/bin/busybox" cpio -o -H newc 2>/dev/null) >"$run_dir/overlay.cpio" ||
 	die "cannot archive the dom0 overlay"
-cat "$TESTBED_DOM0_BASE" "$run_dir/overlay.cpio" >"$run_dir/dom0.cpio"
+cat "$TESTBED_DOM0_BASE" "${dom0_hvm[@]}" "$run_dir/overlay.cpio" >"$run_dir/dom0.cpio"
 # Copies, not links: a later prepare.sh may replace the cached files while QEMU runs.
 # dom0's kernel is the uncompressed ELF: Xen then starts dom0 ~4 s sooner than when it
 # has to decompress the bzImage under the emulated CPU.
@@ -204,16 +223,26 @@ fi
 # sign of vector state not surviving Xen's PV context switches on QEMU's
 # young AVX emulation. TESTBED_CPU overrides it.
 cpu=${TESTBED_CPU:-max,-avx,-avx2}
+accel=${TESTBED_ACCEL:-tcg}
+xen_hvm_args=""
+if [ "$hvm" != 0 ]; then
+	# HVM guests keep dom0 busy (the device model) while their vCPUs run, and dom0's
+	# processes then crashed or computed wrong results several times a minute: Xen's
+	# lazy FPU switching (its default on AMD) loses their vector registers under QEMU's
+	# emulated SVM. spec-ctrl=eager-fpu switches the FPU state with every vCPU and
+	# makes it stop (README.md, "HVM guests"). TESTBED_HVM_XEN_ARGS overrides it.
+	xen_hvm_args=${TESTBED_HVM_XEN_ARGS-spec-ctrl=eager-fpu}
+fi
 # smap=0: the PV dom0 otherwise faults at once under QEMU's emulated CPU. A 1 MiB console
 # ring keeps the whole run readable by `xl dmesg`.
-xen_cmdline="console=com1 com1=115200,8n1 dom0_mem=$dom0_mem,max:$dom0_mem loglvl=all guest_loglvl=all smap=0 conring_size=1M $xen_args"
+xen_cmdline="console=com1 com1=115200,8n1 dom0_mem=$dom0_mem,max:$dom0_mem loglvl=all guest_loglvl=all smap=0 conring_size=1M $xen_hvm_args $xen_args"
 # initcall_blacklist=init_tis: Debian builds tpm_tis in; dom0 must leave the TPM to the
 # domain given iomem access to it.
 mode="test"
 [ "$interactive" = 0 ] || mode="shell"
 deadline=$((timeout - 60))
 dom0_cmdline="console=hvc0 earlyprintk=xen initcall_blacklist=init_tis quiet testbed.mode=$mode testbed.deadline=$deadline $dom0_args"
-qemu=(qemu-system-x86_64 -machine "q35,accel=tcg" -cpu "$cpu" -smp "$smp" -m "$mem"
+qemu=(qemu-system-x86_64 -machine q35 -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem"
 	-nographic -no-reboot
 	-kernel "$run_dir/xen" -append "$xen_cmdline"
 	-initrd "$run_dir/vmlinux $dom0_cmdline,$run_dir/dom0.cpio"

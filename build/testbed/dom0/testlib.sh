@@ -10,9 +10,17 @@
 #   xl_create CFG [XL-ARGS...]      xl create CFG, logging how long xl took (a domain that
 #                                   exists counts as created even if xl crashed)
 #   wait_console DOM PATTERN [SECS] wait until DOM's console log matches PATTERN (grep -E)
+#   wait_progress DOM PATTERN SECS MARKERS
+#                                   wait_console, logging DOM's newest line matching MARKERS
+#                                   (grep -E) each time it changes: a slow guest shows how
+#                                   far it got
 #   wait_dmesg PATTERN [SECS]       wait until `xl dmesg` (Xen's console) matches PATTERN
 #   wait_gone DOM [SECS]            wait until DOM no longer exists
 #   console_log DOM                 print the path of DOM's console log
+#   wait_file FILE PATTERN [SECS]   wait until FILE matches PATTERN (grep -E), e.g. an HVM
+#                                   guest's serial port kept with xl's serial="file:FILE"
+#   dm_log DOM                      print the path of an HVM guest's device model log
+#   figure NAME VALUE               print "FIGURE NAME VALUE", a measurement for reports
 #   now                             print dom0 uptime in seconds (centisecond precision)
 #   elapsed T0                      print seconds since the uptime T0 (from now)
 #
@@ -114,6 +122,42 @@ _wait_for() {
 wait_console() {
 	_wait_for "console of $1 matching '$2'" "${3:-60}" \
 		grep -q -E -e "$2" "$(console_log "$1")" 2>/dev/null
+}
+
+wait_progress() {
+	local dom=$1 pat=$2 secs=$3 markers=$4 t0 con last="" l
+	t0=$(now)
+	con=$(console_log "$dom")
+	while :; do
+		if grep -q -E -e "$pat" "$con" 2>/dev/null; then
+			log "seen: console of $dom matching '$pat' after $(elapsed "$t0")s"
+			return 0
+		fi
+		if awk -v e="$(elapsed "$t0")" -v s="$secs" 'BEGIN{exit !(e >= s)}'; then
+			log "not seen within ${secs}s: console of $dom matching '$pat'"
+			return 1
+		fi
+		l=$(grep -E -e "$markers" "$con" 2>/dev/null | tail -n 1)
+		if [ -n "$l" ] && [ "$l" != "$last" ]; then
+			log "$dom: $(echo "$l" | cut -c1-160)"
+			last=$l
+		fi
+		sleep 1
+	done
+}
+
+wait_file() {
+	_wait_for "$1 matching '$2'" "${3:-60}" grep -q -E -e "$2" "$1" 2>/dev/null
+}
+
+dm_log() {
+	echo "/var/log/xen/qemu-dm-$1.log"
+}
+
+# figure prints a measurement on a line of its own, where run.sh's log keeps it:
+# "FIGURE hvm_create_to_init_s 52.3".
+figure() {
+	echo "FIGURE $1 $2"
 }
 
 _dmesg_has() {
