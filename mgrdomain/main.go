@@ -122,7 +122,7 @@ func main() {
 	}
 	var tpm transport.TPM
 	if cfg.Get("tpmdriver") == "tpmfront" {
-		tpm = openTPMFront(table)
+		tpm = openTPMFront(table, uint8(loc))
 	} else {
 		tpm = openTIS(base, loc, cfg.Get("tpmseize") == "1")
 	}
@@ -244,8 +244,9 @@ func openTIS(base uint64, loc int, seize bool) transport.TPM {
 
 // openTPMFront reaches the TPM through this domain's first vtpm device
 // (xl vtpm=["backend=<domain>"]): a nested manager, or a test bed whose
-// "hardware" TPM is a vTPM domain. Only a TPM 2.0 is accepted.
-func openTPMFront(table *grant.Table) transport.TPM {
+// "hardware" TPM is a vTPM domain. Only a TPM 2.0 is accepted. Commands
+// go at locality loc (tpmlocality=), the locality the key is sealed to.
+func openTPMFront(table *grant.Table, loc uint8) transport.TPM {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	f, err := tpmfront.Open(ctx, tpmfront.Config{Store: dom.Store, Pages: grant.TableSharer{Table: table}, Events: dom.Events})
@@ -254,11 +255,23 @@ func openTPMFront(table *grant.Table) transport.TPM {
 	}
 	be, id := f.Backend()
 	dom.Log.Infof("TPM through tpmfront: backend %s in domain %d", be, id)
-	tpm := f.TPM(tpmfront.DefaultTimeout)
+	tpm := frontAt{f: f, loc: loc}
 	if err := startup(tpm, hwtpm.Family20); err != nil {
 		die("TPM through tpmfront: %v (only a TPM 2.0 is supported there)", err)
 	}
 	return tpm
+}
+
+// frontAt is a tpmfront transport at one locality.
+type frontAt struct {
+	f   *tpmfront.Front
+	loc uint8
+}
+
+func (a frontAt) Send(cmd []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), tpmfront.DefaultTimeout)
+	defer cancel()
+	return a.f.Send(ctx, a.loc, cmd)
 }
 
 // startup starts the TPM if no firmware did (hwtpm.Startup), and says so.
@@ -286,8 +299,10 @@ func hint(err error) string {
 	switch {
 	case errors.Is(err, manager.ErrRollback), errors.Is(err, manager.ErrCounterMissing):
 		return "ROLLBACK (restore the newest disk image; accepting an older one needs an explicit recovery step): "
+	case errors.Is(err, hwtpm.ErrRetired):
+		return "RETIRED (a later reseal on this TPM replaced this disk's sealed key: an old copy of the disk? restore the newest image): "
 	case errors.Is(err, hwtpm.ErrLocality):
-		return "UNSEAL FAILED (TPM 1.2 releases the key only at the locality it was sealed at: check tpmlocality=): "
+		return "UNSEAL FAILED (the key is released only at the TPM locality it was sealed at: check tpmlocality=): "
 	case errors.Is(err, manager.ErrUnseal):
 		return "UNSEAL FAILED (boot the chain the key was sealed to, or check owner_auth=/srk_auth=): "
 	case errors.Is(err, manager.ErrGarbageDisk):

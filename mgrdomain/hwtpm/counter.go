@@ -113,19 +113,19 @@ func (t *TPM) CreateCounter() (uint64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, _, err := t.nvAuth(); errors.Is(err, ErrNoCounter) {
-		_, err := tpm2.NVDefineSpace{
-			AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(t.cfg.OwnerAuth.TPM2())},
-			PublicInfo: tpm2.New2B(tpm2.TPMSNVPublic{
-				NVIndex:    t.nvHandle(),
-				NameAlg:    tpm2.TPMAlgSHA256,
-				Attributes: counterAttrs,
-				DataSize:   8,
-			}),
-		}.Execute(t.tr)
+		err := t.withSalt(func(k *saltKey) error {
+			_, err := tpm2.NVDefineSpace{
+				AuthHandle: t.owner(k),
+				PublicInfo: tpm2.New2B(tpm2.TPMSNVPublic{
+					NVIndex:    t.nvHandle(),
+					NameAlg:    tpm2.TPMAlgSHA256,
+					Attributes: counterAttrs,
+					DataSize:   8,
+				}),
+			}.Execute(t.tr)
+			return ownerRefused(err)
+		})
 		if err != nil {
-			if errors.Is(err, tpm2.TPMRCBadAuth) || errors.Is(err, tpm2.TPMRCAuthFail) {
-				return 0, fmt.Errorf("hwtpm: TPM2_NV_DefineSpace(%#08x): owner_auth refused: %w", t.cfg.CounterIndex, err)
-			}
 			return 0, fmt.Errorf("hwtpm: TPM2_NV_DefineSpace(%#08x): %w", t.cfg.CounterIndex, err)
 		}
 	} else if err != nil {

@@ -47,6 +47,8 @@ func TestTPM12Refused(t *testing.T) {
 // hardware is what both families' layers offer the manager.
 type hardware interface {
 	Seal(key []byte, pcrs []uint) (*SealedBlob, error)
+	Reseal(key []byte, pcrs []uint) (*SealedBlob, error)
+	Retire(b *SealedBlob) error
 	Unseal(b *SealedBlob) ([]byte, error)
 	ReadCounter() (uint64, error)
 	CreateCounter() (uint64, error)
@@ -91,7 +93,14 @@ func exercise(tp hardware) {
 	if blob, err := tp.Seal([]byte("k"), []uint{0}); err == nil {
 		tp.Unseal(blob)
 	}
+	if blob, err := tp.Reseal([]byte("k"), nil); err == nil {
+		tp.Retire(blob)
+		tp.Unseal(blob)
+	}
 	tp.Unseal(blob12)
+	at0 := *blob20
+	at0.Locality = 0
+	tp.Unseal(&at0)
 }
 
 func TestSealUnsealRoundTrip(t *testing.T) {
@@ -331,9 +340,14 @@ func TestParsePCRs(t *testing.T) {
 var blob12 = &SealedBlob{Family: Family12, PCRs: []uint{0, 7}, PCRValues: [][]byte{make([]byte, 20), make([]byte, 20)},
 	Locality: 2, StoredData: []byte{0, 0x16, 0, 0, 0, 0, 0, 2, 9, 9, 0, 0, 0, 1, 7}}
 
+// blob20 is a well-formed current TPM 2.0 blob (its areas only framed).
+var blob20 = &SealedBlob{PCRs: []uint{0, 7}, PCRValues: [][]byte{make([]byte, 32), make([]byte, 32)}, Locality: 2,
+	PrimaryName: append([]byte{0, 0x0b}, make([]byte, 32)...), EpochIndex: DefaultEpochIndex, EpochBound: 7,
+	Public: []byte{0, 2, 0, 8}, Private: []byte{0, 1, 9}}
+
 func TestBadBlobs(t *testing.T) {
 	good := (&SealedBlob{PCRs: []uint{1}, PCRValues: [][]byte{make([]byte, 32)}, Public: []byte{0, 2, 0, 8}, Private: []byte{0, 1, 9}}).Marshal()
-	for _, good := range [][]byte{good, blob12.Marshal()} {
+	for _, good := range [][]byte{good, blob12.Marshal(), blob20.Marshal()} {
 		for i := range len(good) {
 			if _, err := UnmarshalSealedBlob(good[:i]); !errors.Is(err, ErrBadBlob) {
 				t.Errorf("truncated to %d: %v", i, err)
@@ -351,11 +365,26 @@ func TestBadBlobs(t *testing.T) {
 	if b, err := UnmarshalSealedBlob(blob12.Marshal()); err != nil || b.Family != Family12 || b.Locality != 2 || !bytes.Equal(b.StoredData, blob12.StoredData) {
 		t.Errorf("TPM 1.2 blob round trip: %+v, %v", b, err)
 	}
+	if b, err := UnmarshalSealedBlob(blob20.Marshal()); err != nil || b.Legacy() || b.Locality != 2 || b.EpochIndex != DefaultEpochIndex || b.EpochBound != 7 || !bytes.Equal(b.PrimaryName, blob20.PrimaryName) {
+		t.Errorf("TPM 2.0 blob round trip: %+v, %v", b, err)
+	}
+	mods := map[string]func(b *SealedBlob){
+		"locality 5":   func(b *SealedBlob) { b.Locality = 5 },
+		"epoch not NV": func(b *SealedBlob) { b.EpochIndex = 0x81000001 },
+	}
+	for name, mod := range mods {
+		b := *blob20
+		mod(&b)
+		if _, err := UnmarshalSealedBlob(b.Marshal()); !errors.Is(err, ErrBadBlob) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }
 
 func FuzzUnmarshalSealedBlob(f *testing.F) {
 	f.Add((&SealedBlob{PCRs: []uint{0, 7}, PCRValues: [][]byte{make([]byte, 32), make([]byte, 32)}, Public: []byte{0, 2, 0, 8}, Private: []byte{0, 1, 9}}).Marshal())
 	f.Add(blob12.Marshal())
+	f.Add(blob20.Marshal())
 	f.Add([]byte("XVSK"))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b, err := UnmarshalSealedBlob(p)

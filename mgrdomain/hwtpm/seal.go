@@ -2,6 +2,7 @@ package hwtpm
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,43 +18,68 @@ import (
 // to (SHA-256 on TPM 2.0, SHA-1 on TPM 1.2).
 type SealedBlob struct {
 	// Family is the TPM family that sealed it; the zero value means
-	// TPM 2.0, the only family of version-1 blobs.
+	// TPM 2.0.
 	Family    Family
 	PCRs      []uint   // the PCR selection; empty: no PCR binding
 	PCRValues [][]byte // the values of PCRs at sealing, same order
 
+	// Locality is the only locality the key is released at (0–4): the
+	// manager's when it sealed (TPM 2.0: PolicyLocality; TPM 1.2:
+	// localityAtRelease). Not recorded in legacy TPM 2.0 blobs.
+	Locality uint8
+
 	// TPM 2.0: the sealed object, loadable under the storage primary.
 	Public  []byte // TPM2B_PUBLIC, marshalled
 	Private []byte // TPM2B_PRIVATE, marshalled
+	// PrimaryName is the storage primary's name at sealing: unsealing
+	// salts its sessions to that primary, so it must be the same key
+	// (empty in legacy blobs).
+	PrimaryName []byte
+	// EpochIndex and EpochBound: the policy requires the seal epoch at
+	// that NV index to be at most EpochBound (epoch.go).
+	EpochIndex uint32
+	EpochBound uint64
 
 	// TPM 1.2: TPM_Seal's output under the SRK, released only at
-	// Locality (0–4) and with PCRs at the sealed values.
-	Locality   uint8
+	// Locality and with PCRs at the sealed values.
 	StoredData []byte // TPM_STORED_DATA12, marshalled
 }
+
+// Legacy reports a TPM 2.0 blob of format version 1, sealed before the
+// storage key's policy had PolicyLocality and the seal epoch: it still
+// unseals (a salted session with response encryption, as for any blob),
+// and the manager reseals it to the current version at start-up.
+func (b *SealedBlob) Legacy() bool { return b.Family != Family12 && len(b.PrimaryName) == 0 }
 
 // MaxKey is the largest secret Seal accepts (TPM2B_SENSITIVE_DATA holds
 // at least 128 bytes on every TPM).
 const MaxKey = 128
 
 const (
-	blobMagic     = "XVSK"
-	blobVersion   = 1 // TPM 2.0
-	blobVersion12 = 2 // TPM 1.2
+	blobMagic         = "XVSK"
+	blobVersionLegacy = 1 // TPM 2.0, PolicyPCR only
+	blobVersion12     = 2 // TPM 1.2
+	blobVersion       = 3 // TPM 2.0: PolicyPCR, PolicyLocality, PolicyNV(seal epoch)
 	// MaxBlobSize bounds an encoded blob; real ones are ~1 KiB at most.
 	MaxBlobSize = 3072
 )
 
-// Marshal encodes the blob, big-endian. Version 1 (TPM 2.0): "XVSK" ‖
-// u16 1 ‖ u32 PCR bitmap ‖ u8 count ‖ count × (u8 size ‖ value) ‖ u16
-// size ‖ public ‖ u16 size ‖ private. Version 2 (TPM 1.2): the same up to
-// the PCR values, then u8 locality ‖ u16 size ‖ TPM_STORED_DATA12.
+// Marshal encodes the blob, big-endian: "XVSK" ‖ u16 version ‖ u32 PCR
+// bitmap ‖ u8 count ‖ count × (u8 size ‖ value), then by version:
+//
+//   - 3 (TPM 2.0): u8 locality ‖ u32 epoch index ‖ u64 epoch bound ‖ u16
+//     size ‖ primary name ‖ u16 size ‖ public ‖ u16 size ‖ private;
+//   - 2 (TPM 1.2): u8 locality ‖ u16 size ‖ TPM_STORED_DATA12;
+//   - 1 (TPM 2.0, legacy): u16 size ‖ public ‖ u16 size ‖ private.
 func (b *SealedBlob) Marshal() []byte {
 	var w bytes.Buffer
 	w.WriteString(blobMagic)
 	version := uint16(blobVersion)
-	if b.Family == Family12 {
+	switch {
+	case b.Family == Family12:
 		version = blobVersion12
+	case b.Legacy():
+		version = blobVersionLegacy
 	}
 	w.Write(binary.BigEndian.AppendUint16(nil, version))
 	var mask uint32
@@ -67,9 +93,15 @@ func (b *SealedBlob) Marshal() []byte {
 		w.Write(v)
 	}
 	areas := [][]byte{b.Public, b.Private}
-	if b.Family == Family12 {
+	switch version {
+	case blobVersion12:
 		w.WriteByte(b.Locality)
 		areas = [][]byte{b.StoredData}
+	case blobVersion:
+		w.WriteByte(b.Locality)
+		w.Write(binary.BigEndian.AppendUint32(nil, b.EpochIndex))
+		w.Write(binary.BigEndian.AppendUint64(nil, b.EpochBound))
+		areas = [][]byte{b.PrimaryName, b.Public, b.Private}
 	}
 	for _, a := range areas {
 		w.Write(binary.BigEndian.AppendUint16(nil, uint16(len(a))))
@@ -96,7 +128,7 @@ func UnmarshalSealedBlob(p []byte) (*SealedBlob, error) {
 	if err := binary.Read(r, binary.BigEndian, &hdr); err != nil {
 		return bad("header: %v", err)
 	}
-	if string(hdr.Magic[:]) != blobMagic || (hdr.Version != blobVersion && hdr.Version != blobVersion12) {
+	if string(hdr.Magic[:]) != blobMagic || hdr.Version < blobVersionLegacy || hdr.Version > blobVersion {
 		return bad("magic %q version %d", hdr.Magic[:], hdr.Version)
 	}
 	if hdr.Mask>>(MaxPCR+1) != 0 {
@@ -126,14 +158,27 @@ func UnmarshalSealedBlob(p []byte) (*SealedBlob, error) {
 		b.PCRValues = append(b.PCRValues, v)
 	}
 	areas := []*[]byte{&b.Public, &b.Private}
-	if hdr.Version == blobVersion12 {
-		b.Family = Family12
+	if hdr.Version != blobVersionLegacy {
 		loc, err := r.ReadByte()
 		if err != nil || loc > 4 {
 			return bad("locality missing or beyond 4")
 		}
 		b.Locality = loc
+	}
+	switch hdr.Version {
+	case blobVersion12:
+		b.Family = Family12
 		areas = []*[]byte{&b.StoredData}
+	case blobVersion:
+		var ep struct {
+			Index uint32
+			Bound uint64
+		}
+		if err := binary.Read(r, binary.BigEndian, &ep); err != nil || ep.Index>>24 != 0x01 {
+			return bad("seal epoch missing or not an NV index")
+		}
+		b.EpochIndex, b.EpochBound = ep.Index, ep.Bound
+		areas = []*[]byte{&b.PrimaryName, &b.Public, &b.Private}
 	}
 	for _, dst := range areas {
 		var n uint16
@@ -184,6 +229,106 @@ func pcrPolicy(tr transport.TPM, s tpm2.TPMISHPolicy, pcrs []uint) error {
 	return nil
 }
 
+// policyLocality runs TPM2_PolicyLocality(policySession, locality) (Part 3,
+// 23.8), which go-tpm does not provide: the command is the header, the
+// session handle and the TPMA_LOCALITY byte, the answer a bare header.
+// The TPM checks the locality when the session authorises the command.
+func policyLocality(tr transport.TPM, s tpm2.TPMISHPolicy, loc uint8) error {
+	cmd := binary.BigEndian.AppendUint16(nil, uint16(tpm2.TPMSTNoSessions))
+	cmd = binary.BigEndian.AppendUint32(cmd, 15)
+	cmd = binary.BigEndian.AppendUint32(cmd, uint32(tpm2.TPMCCPolicyLocality))
+	cmd = binary.BigEndian.AppendUint32(cmd, uint32(s))
+	cmd = append(cmd, 1<<loc)
+	rsp, err := tr.Send(cmd)
+	if err == nil && len(rsp) < 10 {
+		err = fmt.Errorf("%d-byte response", len(rsp))
+	}
+	if err == nil {
+		if rc := binary.BigEndian.Uint32(rsp[6:]); rc != 0 {
+			err = tpm2.TPMRC(rc)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("hwtpm: TPM2_PolicyLocality(%d): %w", loc, err)
+	}
+	return nil
+}
+
+// epochPolicy runs TPM2_PolicyNV(seal epoch ≤ b.EpochBound) in session s,
+// authorised by the epoch's empty authValue.
+func epochPolicy(tr transport.TPM, s tpm2.TPMISHPolicy, b *SealedBlob) error {
+	h, err := epochHandle(b.EpochIndex, true)
+	if err != nil {
+		return err
+	}
+	_, err = b.epochCheck(h, s).Execute(tr)
+	if errors.Is(err, tpm2.TPMRCPolicy) {
+		err = fmt.Errorf("%w: %w", ErrRetired, err)
+	}
+	if err != nil {
+		return fmt.Errorf("hwtpm: TPM2_PolicyNV(seal epoch %#08x ≤ %d): %w", b.EpochIndex, b.EpochBound, err)
+	}
+	return nil
+}
+
+func (b *SealedBlob) epochCheck(h tpm2.NamedHandle, s tpm2.TPMISHPolicy) tpm2.PolicyNV {
+	return tpm2.PolicyNV{
+		AuthHandle:    tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: tpm2.PasswordAuth(nil)},
+		NVIndex:       h,
+		PolicySession: s,
+		OperandB:      tpm2.TPM2BOperand{Buffer: binary.BigEndian.AppendUint64(nil, b.EpochBound)},
+		Operation:     tpm2.TPMEOUnsignedLE,
+	}
+}
+
+// policy runs b's policy in session s: PolicyPCR over its PCRs (if any),
+// PolicyLocality at its locality, PolicyNV on the seal epoch; a legacy
+// blob's is PolicyPCR alone.
+func (b *SealedBlob) policy(tr transport.TPM, s tpm2.TPMISHPolicy) error {
+	if len(b.PCRs) > 0 {
+		if err := pcrPolicy(tr, s, b.PCRs); err != nil {
+			return err
+		}
+	}
+	if b.Legacy() {
+		return nil
+	}
+	if err := policyLocality(tr, s, b.Locality); err != nil {
+		return err
+	}
+	return epochPolicy(tr, s, b)
+}
+
+// policyDigest is the digest b.policy leaves in a session when the PCRs
+// hold b.PCRValues (Part 3, 23.7, 23.8, 23.9), computed here rather than
+// in a trial session.
+func (b *SealedBlob) policyDigest() ([]byte, error) {
+	calc, err := tpm2.NewPolicyCalculator(tpm2.TPMAlgSHA256)
+	if err != nil {
+		return nil, err
+	}
+	if len(b.PCRs) > 0 {
+		h := sha256.New()
+		for _, v := range b.PCRValues {
+			h.Write(v)
+		}
+		if err := (tpm2.PolicyPCR{Pcrs: pcrSelection(tpm2.TPMAlgSHA256, b.PCRs), PcrDigest: tpm2.TPM2BDigest{Buffer: h.Sum(nil)}}).Update(calc); err != nil {
+			return nil, err
+		}
+	}
+	if err := calc.Update(tpm2.TPMCCPolicyLocality, uint8(1)<<b.Locality); err != nil {
+		return nil, err
+	}
+	eh, err := epochHandle(b.EpochIndex, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.epochCheck(eh, 0).Update(calc); err != nil {
+		return nil, err
+	}
+	return calc.Hash().Digest, nil
+}
+
 // checkSeal checks Seal's arguments for either family and returns the
 // selection sorted, without duplicates.
 func checkSeal(key []byte, pcrs []uint) ([]uint, error) {
@@ -199,60 +344,73 @@ func checkSeal(key []byte, pcrs []uint) ([]uint, error) {
 	return pcrs, nil
 }
 
-// Seal seals key (1..MaxKey bytes) under the storage primary. With pcrs
-// non-empty the object's only authorisation is TPM2_PolicyPCR over those
-// SHA-256 PCRs at their current values; with none it is the empty
-// authValue. The object is fixedTPM and fixedParent (it never leaves this
-// TPM) and noDA (a policy failure must not count toward dictionary-attack
-// lockout of the whole TPM). Costs: CreatePrimary, a trial session for
-// the policy digest, PCR_Read, Create, two flushes; no NV write.
+// Seal seals key (1..MaxKey bytes) under the storage primary. The
+// object's only authorisation is its policy: TPM2_PolicyPCR over pcrs
+// (SHA-256 bank, at their current values; none for no PCR binding),
+// TPM2_PolicyLocality at Config.Locality, and TPM2_PolicyNV requiring the
+// seal epoch at most at its current value — so a later Reseal and Retire
+// retire it (epoch.go), and nothing else does. The object is fixedTPM and
+// fixedParent (it never leaves this TPM) and noDA (a policy failure must
+// not count toward dictionary-attack lockout of the whole TPM). The key
+// reaches the TPM encrypted (TPM2_Create in a session salted to the
+// storage primary, inSensitive encrypted). Costs: two CreatePrimary (the
+// null-hierarchy salt key and the storage primary), PCR_Read,
+// NV_ReadPublic and NV_Read of the epoch (NV_DefineSpace and one
+// NV_Increment the first time on a TPM), Create, flushes; no NV write
+// after the first.
 func (t *TPM) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
+	return t.seal(key, pcrs, 0)
+}
+
+// Reseal is Seal of a key that an older blob on this TPM holds, for a new
+// selection: the new blob needs the seal epoch one above its value, and
+// Retire (or unsealing the new blob) moves the epoch there, after which
+// no blob sealed before unseals any more. The older blob keeps working
+// until then, so a power cut between writing the new blob and Retire
+// loses nothing.
+func (t *TPM) Reseal(key []byte, pcrs []uint) (*SealedBlob, error) {
+	return t.seal(key, pcrs, 1)
+}
+
+func (t *TPM) seal(key []byte, pcrs []uint, ahead uint64) (*SealedBlob, error) {
 	pcrs, err := checkSeal(key, pcrs)
 	if err != nil {
 		return nil, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	blob := &SealedBlob{Family: Family20, PCRs: pcrs}
-	var policy []byte
+	blob := &SealedBlob{Family: Family20, PCRs: pcrs, Locality: t.cfg.Locality, EpochIndex: t.cfg.EpochIndex}
 	if len(pcrs) > 0 {
-		vals, err := t.readPCRs(tpm2.TPMAlgSHA256, pcrs)
-		if err != nil {
+		if blob.PCRValues, err = t.readPCRs(tpm2.TPMAlgSHA256, pcrs); err != nil {
 			return nil, fmt.Errorf("hwtpm: seal: %w", err)
 		}
-		blob.PCRValues = vals
-		s, closer, err := tpm2.PolicySession(t.tr, tpm2.TPMAlgSHA256, 16, tpm2.Trial())
-		if err != nil {
-			return nil, fmt.Errorf("hwtpm: seal: trial session: %w", err)
-		}
-		err = pcrPolicy(t.tr, s.Handle(), pcrs)
-		var d *tpm2.PolicyGetDigestResponse
-		if err == nil {
-			d, err = tpm2.PolicyGetDigest{PolicySession: s.Handle()}.Execute(t.tr)
-		}
-		closer()
-		if err != nil {
-			return nil, fmt.Errorf("hwtpm: seal: policy digest: %w", err)
-		}
-		policy = d.PolicyDigest.Buffer
 	}
-	pub := tpm2.TPMTPublic{
-		Type:    tpm2.TPMAlgKeyedHash,
-		NameAlg: tpm2.TPMAlgSHA256,
-		ObjectAttributes: tpm2.TPMAObject{
-			FixedTPM:     true,
-			FixedParent:  true,
-			UserWithAuth: len(pcrs) == 0,
-			NoDA:         true,
-		},
-		AuthPolicy: tpm2.TPM2BDigest{Buffer: policy},
-		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgKeyedHash, &tpm2.TPMSKeyedHashParms{
-			Scheme: tpm2.TPMTKeyedHashScheme{Scheme: tpm2.TPMAlgNull},
-		}),
-	}
-	err = t.withPrimary(func(parent tpm2.AuthHandle) error {
+	err = t.withPrimary(nil, func(p *saltKey) error {
+		v, err := t.ensureEpoch(p)
+		if err != nil {
+			return fmt.Errorf("hwtpm: seal: %w", err)
+		}
+		blob.EpochBound = v + ahead
+		blob.PrimaryName = bytes.Clone(p.name.Buffer)
+		policy, err := blob.policyDigest()
+		if err != nil {
+			return fmt.Errorf("hwtpm: seal: policy digest: %w", err)
+		}
+		pub := tpm2.TPMTPublic{
+			Type:    tpm2.TPMAlgKeyedHash,
+			NameAlg: tpm2.TPMAlgSHA256,
+			ObjectAttributes: tpm2.TPMAObject{
+				FixedTPM:    true,
+				FixedParent: true,
+				NoDA:        true,
+			},
+			AuthPolicy: tpm2.TPM2BDigest{Buffer: policy},
+			Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgKeyedHash, &tpm2.TPMSKeyedHashParms{
+				Scheme: tpm2.TPMTKeyedHashScheme{Scheme: tpm2.TPMAlgNull},
+			}),
+		}
 		rsp, err := tpm2.Create{
-			ParentHandle: parent,
+			ParentHandle: t.parent(p, encryptIn()),
 			InSensitive: tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{
 				Data: tpm2.NewTPMUSensitiveCreate(&tpm2.TPM2BSensitiveData{Buffer: key}),
 			}},
@@ -272,9 +430,14 @@ func (t *TPM) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
 }
 
 // Unseal loads the blob under the storage primary and unseals it,
-// satisfying its PCR policy with the current PCR values. A policy failure
-// is ErrPCRPolicy, naming the PCRs that differ from the values recorded at
-// sealing; a blob that does not load is ErrWrongParent.
+// satisfying its policy. The storage primary must have the name the blob
+// recorded; the key comes back encrypted (TPM2_Unseal in a policy session
+// salted to the storage primary, outData encrypted). A PCR policy failure
+// is ErrPCRPolicy, naming the PCRs that differ from the values recorded
+// at sealing; another locality is ErrLocality; a blob whose seal epoch
+// has passed is ErrRetired; a blob that does not load, or another
+// storage primary, is ErrWrongParent. Unsealing a blob from Reseal
+// retires the older ones, as Retire does (one NV write, once).
 func (t *TPM) Unseal(b *SealedBlob) ([]byte, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: nil", ErrBadBlob)
@@ -286,36 +449,67 @@ func (t *TPM) Unseal(b *SealedBlob) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !b.Legacy() && b.Locality != t.cfg.Locality {
+		return nil, fmt.Errorf("%w: sealed for release at locality %d, the manager uses locality %d (tpmlocality=)", ErrLocality, b.Locality, t.cfg.Locality)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var key []byte
-	err = t.withPrimary(func(parent tpm2.AuthHandle) error {
-		ld, err := tpm2.Load{ParentHandle: parent, InPrivate: *priv, InPublic: *pub}.Execute(t.tr)
+	err = t.withPrimary(b.PrimaryName, func(p *saltKey) error {
+		var epoch uint64
+		if !b.Legacy() {
+			if _, err := t.epochState(b.EpochIndex); errors.Is(err, errNoEpoch) {
+				return fmt.Errorf("%w: %w (undefined by the TPM owner?)", ErrRetired, err)
+			} else if err != nil {
+				return err
+			}
+			if epoch, err = t.readEpoch(b.EpochIndex); err != nil {
+				return err
+			} else if epoch > b.EpochBound {
+				return fmt.Errorf("%w: seal epoch %#08x is %d, the blob needs at most %d", ErrRetired, b.EpochIndex, epoch, b.EpochBound)
+			}
+		}
+		ld, err := tpm2.Load{ParentHandle: t.parent(p), InPrivate: *priv, InPublic: *pub}.Execute(t.tr)
 		if err != nil {
 			if errors.Is(err, tpm2.TPMRCIntegrity) || errors.Is(err, tpm2.TPMRCSize) || errors.Is(err, tpm2.TPMRCValue) {
 				return fmt.Errorf("%w: TPM2_Load: %w", ErrWrongParent, err)
 			}
 			return fmt.Errorf("hwtpm: unseal: TPM2_Load: %w", err)
 		}
-		defer tpm2.FlushContext{FlushHandle: ld.ObjectHandle}.Execute(t.tr)
-		var auth tpm2.Session = tpm2.PasswordAuth(nil)
-		if len(b.PCRs) > 0 {
-			pcrs := b.PCRs
-			auth = tpm2.Policy(tpm2.TPMAlgSHA256, 16, func(tr transport.TPM, s tpm2.TPMISHPolicy, _ tpm2.TPM2BNonce) error {
-				return pcrPolicy(tr, s, pcrs)
-			})
+		defer t.flush(ld.ObjectHandle)
+		// Legacy blobs without PCRs carry userWithAuth and the empty
+		// authValue; every other blob is released by its policy.
+		var auth tpm2.Session = p.hmac(nil, encryptOut())
+		if !b.Legacy() || len(b.PCRs) > 0 {
+			auth = tpm2.Policy(sessionHash, sessionNonce, func(tr transport.TPM, s tpm2.TPMISHPolicy, _ tpm2.TPM2BNonce) error {
+				return b.policy(tr, s)
+			}, tpm2.Salted(p.handle, p.pub), encryptOut())
 		}
 		rsp, err := tpm2.Unseal{ItemHandle: tpm2.AuthHandle{Handle: ld.ObjectHandle, Name: ld.Name, Auth: auth}}.Execute(t.tr)
-		if err != nil {
-			if errors.Is(err, tpm2.TPMRCPolicyFail) {
-				return fmt.Errorf("%w%s: TPM2_Unseal: %w", ErrPCRPolicy, t.changedPCRs(b), err)
-			}
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrRetired):
+			return err
+		case errors.Is(err, tpm2.TPMRCLocality):
+			return fmt.Errorf("%w: sealed for release at locality %d, and this command did not arrive there: TPM2_Unseal: %w", ErrLocality, b.Locality, err)
+		case errors.Is(err, tpm2.TPMRCPolicyFail):
+			return fmt.Errorf("%w%s: TPM2_Unseal: %w", ErrPCRPolicy, t.changedPCRs(b), err)
+		default:
 			return fmt.Errorf("hwtpm: unseal: TPM2_Unseal: %w", err)
 		}
 		key = rsp.OutData.Buffer
+		if b.Legacy() || epoch == b.EpochBound {
+			return nil
+		}
+		if err := t.catchUp(p, b); err != nil {
+			return fmt.Errorf("hwtpm: unsealed, but retiring the blobs sealed before: %w", err)
+		}
 		return nil
 	})
-	return key, err
+	if err != nil {
+		return nil, err
+	}
+	return key, nil
 }
 
 // changedPCRs names the PCRs whose current value differs from the one

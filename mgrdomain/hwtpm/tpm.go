@@ -1,6 +1,7 @@
 package hwtpm
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -61,8 +62,12 @@ type Config struct {
 	// does, because creating the primary needs it.
 	SRKAuth      Auth
 	CounterIndex uint32 // NV index of the counter; 0 = DefaultCounterIndex (TPM 2.0)
-	// Locality (TPM 1.2) is the locality the manager's commands reach the
-	// TPM at (tpmlocality=); TPM_Seal releases the key only there.
+	// EpochIndex (TPM 2.0) is the NV index of the seal epoch (epoch.go);
+	// 0 = DefaultEpochIndex.
+	EpochIndex uint32
+	// Locality is the locality the manager's commands reach the TPM at
+	// (tpmlocality=); the sealed key is released only there (TPM 2.0:
+	// TPM2_PolicyLocality, TPM 1.2: TPM_Seal's localityAtRelease).
 	Locality uint8
 }
 
@@ -74,6 +79,11 @@ type TPM struct {
 	cfg    Config
 	nvName tpm2.TPM2BName // cached NV_ReadPublic name of the counter
 	sleep  func(time.Duration)
+	// primaryName is the storage primary's name as first derived by this
+	// TPM value (or as a blob recorded it): every later derivation must
+	// give the same, so a key substituted on the bus later is refused
+	// before anything is encrypted to it.
+	primaryName []byte
 }
 
 // probe is TPM2_GetCapability(TPM_CAP_TPM_PROPERTIES,
@@ -144,8 +154,19 @@ func Open(tr transport.TPM, cfg Config) (*TPM, error) {
 	if cfg.CounterIndex == 0 {
 		cfg.CounterIndex = DefaultCounterIndex
 	}
-	if cfg.CounterIndex>>24 != 0x01 {
-		return nil, fmt.Errorf("hwtpm: counter index %#08x is not an NV index (0x01xxxxxx)", cfg.CounterIndex)
+	if cfg.EpochIndex == 0 {
+		cfg.EpochIndex = DefaultEpochIndex
+	}
+	for _, idx := range []uint32{cfg.CounterIndex, cfg.EpochIndex} {
+		if idx>>24 != 0x01 {
+			return nil, fmt.Errorf("hwtpm: NV index %#08x is not an NV index (0x01xxxxxx)", idx)
+		}
+	}
+	if cfg.CounterIndex == cfg.EpochIndex {
+		return nil, fmt.Errorf("hwtpm: the counter and the seal epoch cannot share NV index %#08x", cfg.CounterIndex)
+	}
+	if cfg.Locality > 4 {
+		return nil, fmt.Errorf("hwtpm: locality %d (want 0..4)", cfg.Locality)
 	}
 	return &TPM{tr: tr, cfg: cfg, sleep: time.Sleep}, nil
 }
@@ -287,26 +308,134 @@ func (t *TPM) readPCRs(bank tpm2.TPMIAlgHash, pcrs []uint) ([][]byte, error) {
 // (and name) on every call as long as the owner seed is unchanged.
 var primaryTemplate = tpm2.ECCSRKTemplate
 
+// Sessions. Every secret the manager sends or receives goes through a
+// salted session (TPM 2.0 Part 1, 19.6): its session key comes from a
+// salt encrypted to a TPM key, so someone who records the bus learns
+// neither the key nor anything to guess authValues against offline.
+// Authorisations are HMACs (never a password session carrying the
+// secret), and the one parameter that is secret in each command is
+// encrypted with AES-128-CFB under the session key (Part 1, 21):
+// TPM2_Create's inSensitive, TPM2_CreatePrimary's inSensitive (srk_auth=),
+// TPM2_Unseal's outData.
+const (
+	sessionHash  = tpm2.TPMAlgSHA256
+	sessionNonce = 16
+	sessionAES   = 128
+)
+
+// saltKey is a loaded decryption key that salts sessions.
+type saltKey struct {
+	handle tpm2.TPMHandle
+	name   tpm2.TPM2BName
+	pub    tpm2.TPMTPublic
+}
+
+// hmac is an HMAC session salted to k proving auth, with opts (parameter
+// encryption).
+func (k *saltKey) hmac(auth []byte, opts ...tpm2.AuthOption) tpm2.Session {
+	return tpm2.HMAC(sessionHash, sessionNonce, append([]tpm2.AuthOption{tpm2.Auth(auth), tpm2.Salted(k.handle, k.pub)}, opts...)...)
+}
+
+func encryptIn() tpm2.AuthOption  { return tpm2.AESEncryption(sessionAES, tpm2.EncryptIn) }
+func encryptOut() tpm2.AuthOption { return tpm2.AESEncryption(sessionAES, tpm2.EncryptOut) }
+
+// createPrimary runs TPM2_CreatePrimary with the storage primary template
+// in hierarchy h and returns the key with its name, which it computes
+// from the public area itself rather than trusting the response's.
+func (t *TPM) createPrimary(h tpm2.AuthHandle, what string, sens tpm2.TPM2BSensitiveCreate) (*saltKey, error) {
+	rsp, err := tpm2.CreatePrimary{PrimaryHandle: h, InSensitive: sens, InPublic: tpm2.New2B(primaryTemplate)}.Execute(t.tr)
+	if err != nil {
+		if h.Handle == tpm2.TPMRHOwner {
+			err = ownerRefused(err)
+		}
+		return nil, fmt.Errorf("hwtpm: TPM2_CreatePrimary(%s): %w", what, err)
+	}
+	k := &saltKey{handle: rsp.ObjectHandle}
+	pub, err := rsp.OutPublic.Contents()
+	var name *tpm2.TPM2BName
+	if err == nil {
+		name, err = tpm2.ObjectName(pub)
+	}
+	if err == nil && !bytes.Equal(name.Buffer, rsp.Name.Buffer) {
+		err = fmt.Errorf("name %x is not its public area's (%x)", rsp.Name.Buffer, name.Buffer)
+	}
+	if err == nil && (pub.Type != tpm2.TPMAlgECC || !pub.ObjectAttributes.Decrypt || !pub.ObjectAttributes.Restricted) {
+		err = errors.New("not a restricted ECC decryption key")
+	}
+	if err != nil {
+		t.flush(k.handle)
+		return nil, fmt.Errorf("hwtpm: TPM2_CreatePrimary(%s): %w", what, err)
+	}
+	k.pub, k.name = *pub, *name
+	return k, nil
+}
+
+func (t *TPM) flush(h tpm2.TPMHandle) { tpm2.FlushContext{FlushHandle: h}.Execute(t.tr) }
+
+// withSalt runs fn with a fresh primary key of the null hierarchy, whose
+// authValue is always empty, to salt the sessions that authorise with
+// owner_auth= before the storage primary exists. The null seed changes at
+// every TPM reset, so its name cannot be checked across boots: it keeps a
+// recording of the bus useless, not an active interposer out (which the
+// storage primary's recorded name does for the sessions that carry the
+// storage key).
+func (t *TPM) withSalt(fn func(k *saltKey) error) error {
+	k, err := t.createPrimary(tpm2.AuthHandle{Handle: tpm2.TPMRHNull, Auth: tpm2.PasswordAuth(nil)}, "null", tpm2.TPM2BSensitiveCreate{})
+	if err != nil {
+		return err
+	}
+	defer t.flush(k.handle)
+	return fn(k)
+}
+
+// ownerRefused adds what a refused owner authorisation means.
+func ownerRefused(err error) error {
+	if errors.Is(err, tpm2.TPMRCBadAuth) || errors.Is(err, tpm2.TPMRCAuthFail) {
+		return fmt.Errorf("owner_auth refused: %w", err)
+	}
+	return err
+}
+
 // withPrimary creates the storage primary in the owner hierarchy, runs fn
 // with it and flushes it. Nothing is left in the TPM: the manager never
-// needs a persistent handle (the seeds' TPM 2.0 path lost its keys
-// because it never persisted anything; here nothing needs persisting).
-func (t *TPM) withPrimary(fn func(h tpm2.AuthHandle) error) error {
-	rsp, err := tpm2.CreatePrimary{
-		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(t.cfg.OwnerAuth.TPM2())},
-		InSensitive: tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{
-			UserAuth: tpm2.TPM2BAuth{Buffer: t.cfg.SRKAuth.TPM2()},
-		}},
-		InPublic: tpm2.New2B(primaryTemplate),
-	}.Execute(t.tr)
+// needs a persistent handle. CreatePrimary is authorised with owner_auth=
+// in a session salted to a null-hierarchy key, which also encrypts the
+// primary's authValue (srk_auth=). The primary's name must equal want
+// (when given) and every name this TPM value derived before; after that
+// it salts the sessions of fn.
+func (t *TPM) withPrimary(want []byte, fn func(p *saltKey) error) error {
+	var p *saltKey
+	err := t.withSalt(func(null *saltKey) error {
+		var err error
+		p, err = t.createPrimary(tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: null.hmac(t.cfg.OwnerAuth.TPM2(), encryptIn())}, "owner",
+			tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{
+				UserAuth: tpm2.TPM2BAuth{Buffer: t.cfg.SRKAuth.TPM2()},
+			}})
+		return err
+	})
 	if err != nil {
-		if errors.Is(err, tpm2.TPMRCBadAuth) || errors.Is(err, tpm2.TPMRCAuthFail) {
-			return fmt.Errorf("hwtpm: TPM2_CreatePrimary(owner): owner_auth refused: %w", err)
-		}
-		return fmt.Errorf("hwtpm: TPM2_CreatePrimary(owner): %w", err)
+		return err
 	}
-	defer tpm2.FlushContext{FlushHandle: rsp.ObjectHandle}.Execute(t.tr)
-	return fn(tpm2.AuthHandle{Handle: rsp.ObjectHandle, Name: rsp.Name, Auth: tpm2.PasswordAuth(t.cfg.SRKAuth.TPM2())})
+	defer t.flush(p.handle)
+	for _, w := range [][]byte{want, t.primaryName} {
+		if w != nil && !bytes.Equal(w, p.name.Buffer) {
+			return fmt.Errorf("%w: the storage primary's name is %x, not %x: another TPM, a TPM whose owner hierarchy was cleared, or a key substituted on the bus", ErrWrongParent, p.name.Buffer, w)
+		}
+	}
+	t.primaryName = bytes.Clone(p.name.Buffer)
+	return fn(p)
+}
+
+// parent is the storage primary as a command's parent, authorised with
+// srk_auth= in a session salted to itself, with opts.
+func (t *TPM) parent(p *saltKey, opts ...tpm2.AuthOption) tpm2.AuthHandle {
+	return tpm2.AuthHandle{Handle: p.handle, Name: p.name, Auth: p.hmac(t.cfg.SRKAuth.TPM2(), opts...)}
+}
+
+// owner is the owner hierarchy authorised with owner_auth= in a session
+// salted to k.
+func (t *TPM) owner(k *saltKey) tpm2.AuthHandle {
+	return tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: k.hmac(t.cfg.OwnerAuth.TPM2())}
 }
 
 // PrimaryName returns the name of the storage primary (for diagnostics
@@ -315,8 +444,8 @@ func (t *TPM) PrimaryName() ([]byte, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var name []byte
-	err := t.withPrimary(func(h tpm2.AuthHandle) error {
-		name = append([]byte(nil), h.Name.Buffer...)
+	err := t.withPrimary(nil, func(p *saltKey) error {
+		name = bytes.Clone(p.name.Buffer)
 		return nil
 	})
 	return name, err

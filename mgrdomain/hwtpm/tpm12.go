@@ -29,8 +29,8 @@ const (
 )
 
 var (
-	// ErrLocality: the TPM 1.2 sealed key is released only at another
-	// locality than the one the manager talks to the TPM at.
+	// ErrLocality: the sealed key is released only at another locality
+	// than the one the manager's commands reach the TPM at.
 	ErrLocality = errors.New("hwtpm: the sealed key is released only at another TPM locality")
 	// ErrNotReady: a TPM 1.2 that is disabled, deactivated or has no
 	// owner. The manager does not change any of these: they are the host
@@ -225,6 +225,14 @@ func (t *TPM12) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
 	}
 	return &SealedBlob{Family: Family12, PCRs: pcrs, PCRValues: vals, Locality: t.cfg.Locality, StoredData: sealed}, nil
 }
+
+// Reseal is Seal: TPM_Seal cannot bind a blob to anything that a later
+// seal could move, so on TPM 1.2 a copy of the disk taken before a reseal
+// still unseals under its old selection (docs/manager-storage.md, 12.9).
+func (t *TPM12) Reseal(key []byte, pcrs []uint) (*SealedBlob, error) { return t.Seal(key, pcrs) }
+
+// Retire does nothing on TPM 1.2, for the reason Reseal gives.
+func (t *TPM12) Retire(*SealedBlob) error { return nil }
 
 // Unseal is TPM_Unseal of a blob Seal made. A PCR mismatch is
 // ErrPCRPolicy naming the PCRs that changed; the wrong locality is

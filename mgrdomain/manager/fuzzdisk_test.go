@@ -28,12 +28,17 @@ var sealHWPublic = tpm2.Marshal(tpm2.New2B(tpm2.TPMTPublic{Type: tpm2.TPMAlgKeye
 
 func (h *sealHW) Seal(key []byte, pcrs []uint) (*hwtpm.SealedBlob, error) {
 	b := &hwtpm.SealedBlob{PCRs: slices.Clone(pcrs), Public: sealHWPublic,
-		Private: tpm2.Marshal(&tpm2.TPM2BPrivate{Buffer: bytes.Clone(key)})}
+		Private:     tpm2.Marshal(&tpm2.TPM2BPrivate{Buffer: bytes.Clone(key)}),
+		PrimaryName: []byte("sealHW"), EpochIndex: hwtpm.DefaultEpochIndex}
 	for range pcrs {
 		b.PCRValues = append(b.PCRValues, make([]byte, 32))
 	}
 	return b, nil
 }
+
+func (h *sealHW) Reseal(key []byte, pcrs []uint) (*hwtpm.SealedBlob, error) { return h.Seal(key, pcrs) }
+
+func (h *sealHW) Retire(*hwtpm.SealedBlob) error { return nil }
 
 func (h *sealHW) Unseal(b *hwtpm.SealedBlob) ([]byte, error) {
 	priv, err := tpm2.Unmarshal[tpm2.TPM2BPrivate](b.Private)

@@ -18,6 +18,11 @@ import (
 // (TPM 2.0) and *hwtpm.TPM12 (TPM 1.2) implement it.
 type Hardware interface {
 	Seal(key []byte, pcrs []uint) (*hwtpm.SealedBlob, error)
+	// Reseal seals a key an older blob holds; once the new blob is on
+	// disk, Retire makes the older blobs, and copies of them, unusable
+	// where the TPM family allows it (TPM 2.0).
+	Reseal(key []byte, pcrs []uint) (*hwtpm.SealedBlob, error)
+	Retire(b *hwtpm.SealedBlob) error
 	Unseal(b *hwtpm.SealedBlob) ([]byte, error)
 	ReadCounter() (uint64, error)
 	CreateCounter() (uint64, error)
@@ -288,6 +293,9 @@ func (m *Manager) open(sub storeDevice, older *header) error {
 	switch {
 	case !slices.Equal(blob.PCRs, m.cfg.SealPCRs):
 		return m.reseal(key)
+	case blob.Legacy():
+		m.logf("manager: storage key sealed in the version-1 format (no locality binding, no seal epoch): resealing")
+		return m.reseal(key)
 	case older == nil || !bytes.Equal(older.blob, m.hdr.blob) || older.formatCounter != m.hdr.formatCounter:
 		// The other slot is damaged, or still holds the blob before a
 		// reseal that was cut after its first write: rewrite both, so the
@@ -328,15 +336,20 @@ func (m *Manager) writeHeaders(key []byte, gen, formatCounter uint64, blob *hwtp
 }
 
 // reseal seals the key to the configured PCR selection and writes the
-// next header generation; the previous slot keeps the old blob until it
-// lands.
+// next header generations; the previous slot keeps the old blob until it
+// lands. Then the old blob is retired, so no copy of it (an older disk
+// image, maybe sealed to a weaker selection) releases the key any more;
+// a cut before that is finished by the next start's unseal.
 func (m *Manager) reseal(key []byte) error {
-	blob, err := m.hw.Seal(key, m.cfg.SealPCRs)
+	blob, err := m.hw.Reseal(key, m.cfg.SealPCRs)
 	if err != nil {
 		return fmt.Errorf("manager: resealing to PCRs %s: %w", hwtpm.FormatPCRs(m.cfg.SealPCRs), err)
 	}
 	if err := m.writeHeaders(key, m.hdr.gen, m.hdr.formatCounter, blob); err != nil {
 		return err
+	}
+	if err := m.hw.Retire(blob); err != nil {
+		return fmt.Errorf("manager: resealed, but retiring the old blob: %w", err)
 	}
 	m.logf("manager: storage key resealed to PCRs %s", hwtpm.FormatPCRs(m.cfg.SealPCRs))
 	return nil

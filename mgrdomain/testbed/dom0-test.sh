@@ -3,9 +3,10 @@
 # disk. A test client in a vTPM domain's place saves and loads its key
 # through the manager; `xl shutdown` must power the manager off; after a
 # restart the key is still there; an older copy of the disk is refused as a
-# rollback, and a wrong owner_auth, a missing disk, a disk of garbage and a
-# changed sealing PCR (extended from dom0) are refused, each with one clear
-# console line.
+# rollback, and a wrong owner_auth, another locality, a missing disk, a disk
+# of garbage, a copy of the disk from before a reseal (retired) and a changed
+# sealing PCR (extended from dom0) are refused, each with one clear console
+# line.
 # Sourced by dom0's init with testlib.sh loaded.
 
 # start_mgr, refused and tis_cmd are in mgrlib.sh; create, ended and
@@ -68,6 +69,12 @@ wait_console mgr 'serving vTPM domains|cannot start' 240 || fail "manager (owner
 refused owner_auth 'UNSEAL FAILED'
 [ "$(sha256sum /tmp/mgr.img | cut -d' ' -f1)" = "$good" ] || fail "the manager wrote to its disk while refusing"
 
+# ---- 5b. another locality: PolicyLocality bound the key to locality 2 ----
+xl_create mgr.cfg 'extra="tpmlocality=3"' || fail "xl create mgr.cfg (locality 3) failed"
+wait_console mgr 'serving vTPM domains|cannot start' 240 || fail "manager (locality 3): neither serving nor refusing"
+refused locality 'UNSEAL FAILED.*tpmlocality=.*locality 2, the manager uses locality 3'
+[ "$(sha256sum /tmp/mgr.img | cut -d' ' -f1)" = "$good" ] || fail "the manager wrote to its disk while refusing (locality)"
+
 # ---- 6. no disk: refused ----
 xl_create mgr-nodisk.cfg || fail "xl create mgr-nodisk.cfg failed"
 wait_console mgr 'serving vTPM domains|cannot start' 240 || fail "manager (no disk): neither serving nor refusing"
@@ -85,6 +92,34 @@ start_mgr garbage
 refused garbage 'GARBAGE|BAD DISK'
 [ "$(sha256sum /tmp/mgr.img | cut -d' ' -f1)" = "$sum0" ] || fail "the manager wrote to the garbage disk"
 
+# ---- 8b. a reseal retires the blob it replaces, on every copy ----
+# sealpcrs=none for a boot (the upgrade advice), a copy of that disk, back
+# to the default selection: the copy sealed to no PCRs must not release the
+# key any more (the seal epoch moved past its bound), although the rollback
+# counter would accept it.
+cp /tmp/mgr-good.img /tmp/mgr.img
+reseal_to() { # TAG SEALPCRS
+	t0=$(now)
+	xl_create mgr.cfg "extra=\"tpmlocality=2 sealpcrs=$2\"" || fail "xl create mgr.cfg ($1) failed"
+	wait_console mgr 'serving vTPM domains|cannot start' 240 || fail "manager ($1): neither serving nor refusing"
+	m=$(console_log mgr)
+	grep -q 'serving vTPM domains' "$m" || fail "manager ($1) refused: $(grep -m1 'cannot start' "$m")"
+	grep -q 'storage key resealed' "$m" || fail "manager ($1) did not reseal to sealpcrs=$2"
+	log "FIGURE manager start with a reseal ($1) xl create to serving: $(elapsed "$t0")s; in-domain: $(grep -m1 -o 'start-up took [^)]*' "$m")"
+	xl shutdown mgr || log "xl shutdown exited non-zero; judging by the domain"
+	ended mgr s 60 || { xl destroy mgr; fail "manager ($1) did not power off on xl shutdown"; }
+	keep_log mgr "$1" >/dev/null
+}
+reseal_to weak none
+cp /tmp/mgr.img /tmp/mgr-weak.img
+reseal_to strong default
+cp /tmp/mgr.img /tmp/mgr-good.img
+cp /tmp/mgr-weak.img /tmp/mgr.img
+xl_create mgr.cfg 'extra="tpmlocality=2 sealpcrs=none"' || fail "xl create mgr.cfg (retired) failed"
+wait_console mgr 'serving vTPM domains|cannot start' 240 || fail "manager (retired): neither serving nor refusing"
+refused retired 'RETIRED'
+cmp -s /tmp/mgr.img /tmp/mgr-weak.img || fail "the manager wrote to the retired copy"
+
 # ---- 9. a sealing PCR changed: the good disk no longer unseals ----
 # TPM2_PCR_Extend(PCR 7, SHA-256 bank) at locality 0 with an empty password
 # session, sent by dom0 through the TIS registers: what a different Secure
@@ -100,4 +135,4 @@ m=$(console_log mgr)
 grep -m1 'cannot start' "$m" | grep -q 'changed since sealing: 7' || fail "manager (pcr) did not name PCR 7: $(grep -m1 'cannot start' "$m")"
 refused pcr 'UNSEAL FAILED'
 
-pass "manager domain: format, save/load, xl shutdown, restart keeps the key; wrong owner_auth, no disk, rollback, garbage and a changed PCR refused"
+pass "manager domain: format, save/load, xl shutdown, restart keeps the key, reseals; wrong owner_auth, another locality, no disk, rollback, garbage, a retired copy and a changed PCR refused"
