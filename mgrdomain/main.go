@@ -28,6 +28,13 @@
 //	                    none, or a list such as 0,2,4,7 or 0-7 (ours)
 //	autocreate=0|1      create a vTPM's record on its first SAVEHASHKEY
 //	                    (default 1; see package manager for why)
+//	hwnvrate=N/s|m|h    cap on hardware NV writes (rollback-counter
+//	                    increments, one per group commit of saves), on
+//	                    average (default 12/m; 0: no cap)
+//	hwnvburst=N         how many of them may go at once (default 24); saves
+//	                    arriving while the cap holds are committed together,
+//	                    and the last half of the burst is kept for vTPMs
+//	                    within their share (package manager)
 //	loglevel=           error | info | debug
 //
 // Start-up is all or nothing: the hardware TPM, then the disk (the first
@@ -61,6 +68,7 @@ import (
 	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/manager"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
+	"github.com/xenvtpm/xenvtpm/ratelimit"
 )
 
 // Version is set by the build.
@@ -88,6 +96,17 @@ var spec = cmdline.Spec{
 	{Name: "srk_auth", Check: checkAuth, Default: "well-known", Help: "SRK (TPM 1.2) / storage primary (TPM 2.0) auth: well-known | hash:<40 hex> | text:<str>"},
 	{Name: "sealpcrs", Check: checkPCRs, Default: "default", Help: "PCRs the storage key is sealed to: default (0,2,4,7) | none | list"},
 	{Name: "autocreate", Values: []string{"0", "1"}, Default: "1", Help: "create a vTPM's record on its first SAVEHASHKEY"},
+	{Name: "hwnvrate", Check: checkRate, Default: manager.DefaultNVWriteRate, Help: "cap on hardware NV writes (counter increments, one per group commit of saves) on average: N/s, N/m or N/h (0: no cap)"},
+	{Name: "hwnvburst", Check: checkBurst, Default: strconv.Itoa(manager.DefaultNVWriteBurst), Help: "hardware NV writes allowed at once (1-1000000); half of them are kept for vTPMs within their share"},
+}
+
+func checkRate(s string) error { _, err := ratelimit.ParseRate(s); return err }
+
+func checkBurst(s string) error {
+	if n, err := strconv.Atoi(s); err != nil || n < 1 || n > 1000000 {
+		return fmt.Errorf("%q is not a count of NV writes 1-1000000", s)
+	}
+	return nil
 }
 
 var dom *domain.Domain
@@ -111,8 +130,10 @@ func main() {
 	owner, _ := hwtpm.ParseAuth(cfg.Get("owner_auth"))
 	srk, _ := hwtpm.ParseAuth(cfg.Get("srk_auth"))
 	pcrs, _ := hwtpm.ParsePCRs(cfg.Get("sealpcrs"))
-	dom.Log.Infof("xenvtpm manager domain %s on Xen %d.%d: domid=%d tpmdriver=%s tpmiomem=0x%x tpmlocality=%d sealpcrs=%s autocreate=%s",
-		Version, dom.Xen.Major, dom.Xen.Minor, dom.ID, cfg.Get("tpmdriver"), base, loc, hwtpm.FormatPCRs(pcrs), cfg.Get("autocreate"))
+	nvRate, _ := ratelimit.ParseRate(cfg.Get("hwnvrate"))
+	nvBurst, _ := strconv.Atoi(cfg.Get("hwnvburst"))
+	dom.Log.Infof("xenvtpm manager domain %s on Xen %d.%d: domid=%d tpmdriver=%s tpmiomem=0x%x tpmlocality=%d sealpcrs=%s autocreate=%s hwnvrate=%v hwnvburst=%d",
+		Version, dom.Xen.Major, dom.Xen.Minor, dom.ID, cfg.Get("tpmdriver"), base, loc, hwtpm.FormatPCRs(pcrs), cfg.Get("autocreate"), nvRate, nvBurst)
 
 	// One grant table for every frontend: the disk, and the TPM when it
 	// is reached through a vtpm device.
@@ -161,6 +182,8 @@ func main() {
 	m, err := manager.Open(disk, hw, manager.Config{
 		SealPCRs:     pcrs,
 		NoAutocreate: cfg.Get("autocreate") == "0",
+		NVWriteRate:  nvRate,
+		NVWriteBurst: nvBurst,
 		Logf:         dom.Log.Infof,
 	})
 	if err != nil {
@@ -204,6 +227,7 @@ func main() {
 	}); err != nil {
 		die("control/shutdown watch: %v", err)
 	}
+	go logNVWrites(m, nvRate, nvBurst)
 	dom.Log.Infof("serving vTPM domains through backend/vtpm (start-up took %v)", time.Since(t0).Round(time.Millisecond))
 	err = back.Run(runCtx)
 	close(runDone)
@@ -311,6 +335,28 @@ func hint(err error) string {
 		return "BAD DISK (its contents do not verify): "
 	}
 	return ""
+}
+
+// nvLogEvery is how often the manager reports its hardware NV writes,
+// when there is something new to report.
+const nvLogEvery = 5 * time.Second
+
+// logNVWrites reports the hardware NV writes (counter increments) and
+// what the saves cost, every nvLogEvery while they change: the wear the
+// vTPMs cause, and whether the cap or the hardware holds saves back. The
+// test bed (vtpmdomain/testbed-nvwear) reads these lines.
+func logNVWrites(m *manager.Manager, rate ratelimit.Rate, burst int) {
+	t0 := time.Now()
+	var last manager.Stats
+	for range time.Tick(nvLogEvery) {
+		st := m.Stats()
+		if st.HWWrites == last.HWWrites && st.Saves == last.Saves && st.Busy == last.Busy {
+			continue
+		}
+		dom.Log.Infof("hardware NV writes: %d in %.1fs since start (cap hwnvrate=%v hwnvburst=%d); %d saves acknowledged, %d superseded by a newer one of the same vTPM, %d answered TPM_RETRY; counter %d",
+			st.HWWrites, time.Since(t0).Seconds(), rate, burst, st.Saves, st.Coalesced, st.Busy, st.Counter)
+		last = st
+	}
 }
 
 // peerInfo identifies a vTPM domain by its backend directory: the uuid there

@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/internal/swtpmtest"
 	"strings"
 	"testing"
@@ -465,4 +466,29 @@ func FuzzTPM20Responses(f *testing.F) {
 		tr.rsps = append(tr.rsps, a, b)
 		exercise(tp)
 	})
+}
+
+// IsBusy tells "ask again later" from a refusal in both families.
+func TestIsBusy(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		busy bool
+	}{
+		{nil, false},
+		{errors.New("TPM did not answer"), false},
+		{fmt.Errorf("hwtpm: TPM2_NV_Increment(0x0100c1c0): %w", tpm2.TPMRCNVRate), true},
+		{fmt.Errorf("x: %w", tpm2.TPMRCRetry), true},
+		{fmt.Errorf("x: %w", tpm2.TPMRCYielded), true},
+		{fmt.Errorf("x: %w", tpm2.TPMRCAuthFail), false},
+		{fmt.Errorf("x: %w", tpm2.TPMRCNVLocked), false},
+		{rc12Error{cmd: "TPM_IncrementCounter", rc: rc12Retry}, true},
+		{rc12Error{cmd: "TPM_IncrementCounter", rc: rc12DoingSelftest}, true},
+		{fmt.Errorf("w: %w", rc12Error{cmd: "TPM_IncrementCounter", rc: rc12DefendLockRunning}), true},
+		{rc12Error{cmd: "TPM_IncrementCounter", rc: rc12BadCounter}, false},
+		{rc12Error{cmd: "TPM_IncrementCounter", rc: rc12AuthFail}, false},
+	} {
+		if got := IsBusy(c.err); got != c.busy {
+			t.Errorf("IsBusy(%v) = %v, want %v", c.err, got, c.busy)
+		}
+	}
 }

@@ -13,8 +13,11 @@
 //
 // A save is: store commit (two device flushes), then one hardware counter
 // increment (TPM2_NV_Increment, or TPM_IncrementCounter on TPM 1.2), then
-// the acknowledgement. Saves that arrive while one is in flight are
-// committed together (one commit, one increment for the group).
+// the acknowledgement. Saves are committed in groups (one commit, one
+// increment for the group), at most one pending save per vTPM (the newest
+// state wins), under a cap on hardware NV writes with a fair share per
+// vTPM; the hardware's "retry later" is back-pressure, answered TPM_RETRY
+// when it lasts, never a reason to stop (save.go).
 //
 // Autocreate is on by default: an unknown UUID gets a record on its first
 // SAVEHASHKEY. The UUID is not chosen by the vTPM but read from its

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/store"
+	"github.com/xenvtpm/xenvtpm/ratelimit"
 )
 
 // Hardware is what the manager needs from the hardware TPM; *hwtpm.TPM
@@ -56,10 +58,45 @@ type Config struct {
 	// whose counter index vanished, then rebinds it to the current
 	// hardware counter: an explicit operator recovery step.
 	AllowRollback bool
+	// NVWriteRate and NVWriteBurst cap the hardware NV writes (counter
+	// increments, one per group commit): at most NVWriteBurst at once and
+	// NVWriteRate on average, so at most NVWriteBurst + NVWriteRate×T in
+	// any time T. Saves that arrive while the manager waits for the next
+	// write are committed together. The last half of the burst is kept
+	// for vTPMs within their share (see SaveHashKey). The zero Rate (or
+	// NVWriteBurst 0) sets no cap; the domain's defaults come from its
+	// command line (hwnvrate=, hwnvburst=).
+	NVWriteRate  ratelimit.Rate
+	NVWriteBurst int
+	// BusyAfter is how long a save may wait for its hardware NV write (the
+	// cap above, or a hardware TPM answering TPM_RC_NV_RATE or another
+	// "retry later") before it is answered TPM_RETRY: nothing of it is
+	// acknowledged and the vTPM tells its guest TPM_RC_NV_RATE. Zero means
+	// DefaultBusyAfter.
+	BusyAfter time.Duration
 	// Logf, if set, receives start-up decisions (format, reseal, catching
-	// up the counter).
+	// up the counter) and the hardware's back-pressure starting and ending.
 	Logf func(format string, args ...any)
+
+	clock clock // nil: the real clock (tests set a fake one)
 }
+
+// The manager domain's default NV write cap (hwnvrate=, hwnvburst=): 24
+// writes at once, then one every 5 s. Saturated, that is 17 280 writes a
+// day, 6.3 million a year; give a lower rate if the TPM's data sheet
+// promises less endurance. A vTPM's share is half: 12 saves at once, then
+// one every 10 s (the vTPM domain's own default save budget refills at
+// that rate too); past it, it still gets every write the others leave,
+// but never the last 12 of the burst.
+const (
+	DefaultNVWriteRate  = "12/m"
+	DefaultNVWriteBurst = 24
+)
+
+// DefaultBusyAfter is Config.BusyAfter's default: as long as the TPM 2.0
+// layer itself waits out "retry later" answers for one command, and well
+// below the minute a vTPM domain waits for the manager's answer.
+const DefaultBusyAfter = 10 * time.Second
 
 // Errors of Open. Returned errors wrap one of these (and the underlying
 // store or hwtpm error); test with errors.Is.
@@ -91,24 +128,39 @@ const maxCatchUp = 16
 type Manager struct {
 	hw  Hardware
 	cfg Config
+	clk clock
 	dev store.Device
 	st  *store.Store
 	hdr *header
 
-	mu      sync.Mutex // guards queue, leading, closed, broken
-	idle    *sync.Cond // on mu: signalled when no group commit runs
-	queue   []*saveReq
-	leading bool
+	mu      sync.Mutex // guards everything below
+	idle    *sync.Cond // on mu: signalled when the committer stops
+	pending map[store.UUID]*saveReq
+	order   []store.UUID  // the pending peers, first come first served
+	wake    chan struct{} // a save arrived (the committer may be waiting)
+	stop    chan struct{} // closed by Close: waits end
+	running bool          // a committer goroutine runs
 	closed  bool
 	broken  error
-	commits uint64 // group commits done (each: one store commit + one NV increment)
-	saves   uint64
+	// owed: the store binds one more than the hardware counter, because
+	// the last increment met back-pressure; it is made before the next
+	// commit, so the gap never grows.
+	owed      bool
+	pressured bool // the hardware's back-pressure is in effect (logged once)
+	nv        *ratelimit.Bucket
+	reserve   float64
+	shareRate ratelimit.Rate
+	shares    map[store.UUID]*ratelimit.Bucket // peers that saved recently
+	stats     Stats
 }
 
+// saveReq is one peer's pending save: the newest state it sent, and every
+// caller waiting for it (earlier states of the same peer are superseded).
 type saveReq struct {
-	uuid store.UUID
-	blob []byte
-	done chan error
+	uuid  store.UUID
+	blob  []byte
+	since time.Time // when the oldest waiter arrived
+	done  []chan error
 }
 
 var (
@@ -133,8 +185,7 @@ func Open(dev store.Device, hw Hardware, cfg Config) (*Manager, error) {
 	if ss < 512 || ss > slotSize || ss&(ss-1) != 0 {
 		return nil, fmt.Errorf("manager: sector size %d unsupported (want a power of two, 512..%d)", ss, slotSize)
 	}
-	m := &Manager{hw: hw, cfg: cfg, dev: dev}
-	m.idle = sync.NewCond(&m.mu)
+	m := newManager(dev, hw, cfg)
 	sub := storeDevice{dev: dev, off: headerBytes / uint64(ss)}
 	if dev.Sectors() <= sub.off {
 		return nil, fmt.Errorf("manager: disk of %d sectors cannot hold the header region", dev.Sectors())
@@ -288,6 +339,7 @@ func (m *Manager) open(sub storeDevice, older *header) error {
 			if err := m.hw.IncrementCounter(); err != nil {
 				return fmt.Errorf("manager: catching up the hardware counter: %w", err)
 			}
+			m.stats.HWWrites++
 		}
 	}
 	switch {
@@ -378,109 +430,6 @@ func (m *Manager) Authorize(peer proto.PeerInfo, h proto.Header) error {
 	return nil
 }
 
-// SaveHashKey stores the blob durably and increments the hardware counter
-// before returning, so an acknowledged save survives a power cut and an
-// older disk is refused afterwards. Saves arriving while one is being
-// committed are grouped: one store commit and one NV increment for all
-// of them.
-func (m *Manager) SaveHashKey(uuid [16]byte, blob []byte) error {
-	if len(blob) > store.MaxBlob {
-		return fmt.Errorf("manager: blob of %d bytes exceeds %d", len(blob), store.MaxBlob)
-	}
-	r := &saveReq{uuid: uuid, blob: bytes.Clone(blob), done: make(chan error, 1)}
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return ErrClosed
-	}
-	m.queue = append(m.queue, r)
-	if m.leading {
-		m.mu.Unlock()
-		return <-r.done
-	}
-	m.leading = true
-	for len(m.queue) > 0 {
-		batch := m.queue
-		m.queue = nil
-		broken := m.broken
-		m.mu.Unlock()
-		m.commitBatch(batch, broken)
-		m.mu.Lock()
-	}
-	m.leading = false
-	m.idle.Broadcast()
-	m.mu.Unlock()
-	return <-r.done
-}
-
-// commitBatch commits one group of saves and answers each.
-func (m *Manager) commitBatch(batch []*saveReq, broken error) {
-	answer := func(err error) {
-		for _, r := range batch {
-			r.done <- err
-		}
-	}
-	if broken != nil {
-		answer(broken)
-		return
-	}
-	var b store.Batch
-	keep := batch[:0]
-	for _, r := range batch {
-		rec, err := m.st.Get(r.uuid)
-		switch {
-		case errors.Is(err, store.ErrNotFound) && m.cfg.NoAutocreate:
-			r.done <- fmt.Errorf("%w: %x (autocreate is off)", proto.ErrNotFound, r.uuid)
-			continue
-		case errors.Is(err, store.ErrNotFound):
-			rec = store.Record{}
-		case err != nil:
-			r.done <- fmt.Errorf("manager: reading record %x: %w", r.uuid, err)
-			continue
-		}
-		rec.Blob = r.blob
-		b.Put(r.uuid, rec)
-		keep = append(keep, r)
-	}
-	batch = keep
-	if len(batch) == 0 {
-		return
-	}
-	if err := m.st.Commit(&b); err != nil {
-		if errors.Is(err, store.ErrNoSpace) {
-			err = fmt.Errorf("%w: %w", proto.ErrNoSpace, err)
-		} else if errors.Is(err, store.ErrBroken) {
-			m.setBroken(err)
-		}
-		answer(fmt.Errorf("manager: store commit: %w", err))
-		return
-	}
-	// The disk now binds c+1. Until the hardware says c+1 too, a power
-	// cut leaves the disk one ahead, which start-up accepts; the save is
-	// only acknowledged after the increment.
-	if err := m.hw.IncrementCounter(); err != nil {
-		err = fmt.Errorf("manager: hardware counter increment after commit: %w (restart the manager)", err)
-		m.setBroken(err)
-		answer(err)
-		return
-	}
-	m.mu.Lock()
-	m.commits++
-	m.saves += uint64(len(batch))
-	m.mu.Unlock()
-	answer(nil)
-}
-
-// setBroken stops further saves: the disk and the hardware counter may
-// disagree by more than start-up's one-ahead window if we went on.
-func (m *Manager) setBroken(err error) {
-	m.mu.Lock()
-	if m.broken == nil {
-		m.broken = err
-	}
-	m.mu.Unlock()
-}
-
 // LoadHashKey returns the blob last saved for the vTPM.
 func (m *Manager) LoadHashKey(uuid [16]byte) ([]byte, error) {
 	if err := m.usable(); err != nil {
@@ -526,7 +475,12 @@ type Stats struct {
 	Records   uint64
 	Counter   uint64 // the counter value the store binds
 	Saves     uint64 // acknowledged SAVEHASHKEYs since Open
-	Commits   uint64 // store commits (= NV increments) since Open
+	Commits   uint64 // store commits since Open (each followed by an NV increment)
+	HWWrites  uint64 // hardware NV writes (counter increments) since Open, start-up's catch-up included
+	Coalesced uint64 // saves superseded by a newer state of the same vTPM before their commit
+	Busy      uint64 // saves answered TPM_RETRY (hardware back-pressure or the NV write cap)
+	Waiting   int    // saves waiting for their group commit now
+	Owed      bool   // the hardware counter is one behind the store (back-pressure): made up before the next commit
 	SealPCRs  []uint
 	HeaderGen uint64
 	StoreInfo store.Info
@@ -536,18 +490,27 @@ type Stats struct {
 func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Stats{Records: m.st.Len(), Counter: m.st.Counter(), Saves: m.saves, Commits: m.commits,
-		SealPCRs: slices.Clone(m.cfg.SealPCRs), HeaderGen: m.hdr.gen, StoreInfo: m.st.Info()}
+	st := m.stats
+	st.Records, st.Counter, st.Owed = m.st.Len(), m.st.Counter(), m.owed
+	st.Waiting = 0
+	for _, r := range m.pending {
+		st.Waiting += len(r.done)
+	}
+	st.SealPCRs, st.HeaderGen, st.StoreInfo = slices.Clone(m.cfg.SealPCRs), m.hdr.gen, m.st.Info()
+	return st
 }
 
-// Close waits for a save in progress, then refuses every further
-// request. Everything acknowledged is already durable (disk and counter),
-// so there is nothing to flush: the domain calls it on `xl shutdown`.
+// Close waits for a group commit in progress, answers the saves still
+// waiting for theirs ErrClosed, then refuses every further request.
+// Everything acknowledged is already durable (disk and counter), so there
+// is nothing to flush: the domain calls it on `xl shutdown`.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	m.closed = true
-	// A leader committing a group holds no lock meanwhile: wait for it.
-	for m.leading {
+	if !m.closed {
+		m.closed = true
+		close(m.stop)
+	}
+	for m.running {
 		m.idle.Wait()
 	}
 	m.mu.Unlock()
