@@ -98,6 +98,7 @@ if toolchain; then
 	step "Xen test bed: vTPM state persists, the manager on TPM 1.2 hardware" testbed "Xen test bed: vTPM state persists, the manager on TPM 1.2 hardware" vtpmdomain/testbed-persist-tpm12
 	step "Xen test bed: PV/PVH measured boot from dom0 (xenvtpm measure, up)" testbed "Xen test bed: PV/PVH measured boot from dom0 (xenvtpm measure, up)" cmd/xenvtpm/testbed-measure
 	step "Xen test bed: HVM guest through the bridge (xenvtpm up, QEMU tpm-tis, vTPM domain, manager)" testbed "Xen test bed: HVM guest through the bridge (xenvtpm up, QEMU tpm-tis, vTPM domain, manager)" cmd/xenvtpm/testbed-hvm
+	step "Xen test bed: NV wear (a hostile guest's flood against the manager's NV write cap; the other guest's writes)" testbed "Xen test bed: NV wear (a hostile guest's flood against the manager's NV write cap; the other guest's writes)" vtpmdomain/testbed-nvwear
 	step "Xen test bed: hostile frontends against a vTPM domain" testbed "Xen test bed: hostile frontends against a vTPM domain" build/hostilefront/testbed
 	if [ -d build/blktest/testbed ]; then
 		step "Xen test bed: blkfront on a PV disk" testbed "Xen test bed: blkfront on a PV disk" build/blktest/testbed
