@@ -340,7 +340,9 @@ func TestHardwareBackPressure(t *testing.T) {
 	var logs strings.Builder
 	var logMu sync.Mutex
 	logf := func(f string, a ...any) { logMu.Lock(); fmt.Fprintf(&logs, f+"\n", a...); logMu.Unlock() }
-	m := openMgr(t, d, hw, Config{BusyAfter: 300 * time.Millisecond, Logf: logf})
+	// BusyAfter leaves the short burst below (10+20+40 ms of back-off)
+	// ample room on a loaded machine.
+	m := openMgr(t, d, hw, Config{BusyAfter: time.Second, Logf: logf})
 	if err := m.SaveHashKey(uuidN(1), blobN(1, 0)); err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +451,7 @@ func TestTPM12Retry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := openMgr(t, newMemDisk(512, diskBytes), hw, Config{BusyAfter: 300 * time.Millisecond})
+	m := openMgr(t, newMemDisk(512, diskBytes), hw, Config{BusyAfter: 2 * time.Second})
 	defer m.Close()
 	if err := m.SaveHashKey(uuidN(1), blobN(1, 0)); err != nil {
 		t.Fatal(err)
