@@ -223,12 +223,6 @@ fi
 # sign of vector state not surviving Xen's PV context switches on QEMU's
 # young AVX emulation. TESTBED_CPU overrides it.
 cpu=${TESTBED_CPU:-max,-avx,-avx2}
-if [ "$hvm" != 0 ] && [ -z "${TESTBED_CPU:-}" ]; then
-	# HVM guests enable protection keys when the CPU has them, and a guest with
-	# CR4.PKE set was seen to triple-fault (which Xen turns into a reboot) under QEMU's
-	# emulated SVM; without PKU they run on.
-	cpu=$cpu,-pku
-fi
 accel=${TESTBED_ACCEL:-tcg}
 xen_hvm_args=""
 if [ "$hvm" != 0 ]; then
