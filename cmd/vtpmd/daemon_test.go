@@ -88,6 +88,18 @@ func startDaemon(t testing.TB, dir string) *testDaemon {
 	return td
 }
 
+// startedTPM opens the daemon's mssim port, closed at the test's end, and
+// sends TPM2_Startup(CLEAR).
+func startedTPM(t testing.TB, addr string) transport.TPM {
+	t.Helper()
+	tpm := openMssim(t, addr)
+	t.Cleanup(func() { tpm.Close() })
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm); err != nil {
+		t.Fatal(err)
+	}
+	return tpm
+}
+
 func openMssim(t testing.TB, addr string) transport.TPMCloser {
 	t.Helper()
 	host, port, _ := splitHostPortNum(addr)
@@ -106,11 +118,7 @@ func openMssim(t testing.TB, addr string) transport.TPMCloser {
 
 func TestMssimGoTPM(t *testing.T) {
 	td := startDaemon(t, t.TempDir())
-	tpm := openMssim(t, td.mssim)
-	defer tpm.Close()
-	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm); err != nil {
-		t.Fatal(err)
-	}
+	tpm := startedTPM(t, td.mssim)
 	r, err := (gt.GetRandom{BytesRequested: 32}).Execute(tpm)
 	if err != nil || len(r.RandomBytes.Buffer) != 32 {
 		t.Fatalf("GetRandom: %v", err)
@@ -255,11 +263,7 @@ func TestStatePersistsAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	td2 := startDaemon(t, dir)
-	tpm2 := openMssim(t, td2.mssim)
-	defer tpm2.Close()
-	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm2); err != nil {
-		t.Fatal(err)
-	}
+	tpm2 := startedTPM(t, td2.mssim)
 	rp, err := (gt.ReadPublic{ObjectHandle: gt.TPMHandle(0x81010001)}).Execute(tpm2)
 	if err != nil {
 		t.Fatalf("persistent EK after restart: %v", err)
@@ -308,11 +312,7 @@ func TestStopWritesLazyState(t *testing.T) {
 		t.Fatal(err)
 	}
 	td2 := startDaemon(t, dir)
-	tpm2 := openMssim(t, td2.mssim)
-	defer tpm2.Close()
-	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm2); err != nil {
-		t.Fatal(err)
-	}
+	tpm2 := startedTPM(t, td2.mssim)
 	r, err := (gt.GetCapability{Capability: gt.TPMCapTPMProperties, Property: uint32(gt.TPMPTLockoutCounter), PropertyCount: 1}).Execute(tpm2)
 	if err != nil {
 		t.Fatal(err)
@@ -418,11 +418,7 @@ func TestSIGTERMStoresState(t *testing.T) {
 	}
 	// The lock is free again and the new owner auth is in the state.
 	td := startDaemon(t, state)
-	tpm2 := openMssim(t, td.mssim)
-	defer tpm2.Close()
-	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tpm2); err != nil {
-		t.Fatal(err)
-	}
+	tpm2 := startedTPM(t, td.mssim)
 	_, err := (gt.CreatePrimary{PrimaryHandle: gt.AuthHandle{Handle: gt.TPMRHOwner, Auth: gt.PasswordAuth([]byte("owner"))}, InPublic: gt.New2B(gt.ECCSRKTemplate)}).Execute(tpm2)
 	if err != nil {
 		t.Fatalf("owner auth not persisted: %v", err)
