@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
+	"github.com/xenvtpm/xenvtpm/internal/tpmdev"
 )
 
 const device = "/dev/tpm0"
@@ -71,28 +72,14 @@ func rc(rsp []byte) (uint32, error) {
 // transport sends one command and returns the response.
 type transport func(cmd []byte) ([]byte, error)
 
-// deviceTransport opens the TPM device with plain system calls: os.File
-// would make the descriptor non-blocking for Go's poller, and a
-// non-blocking write to a Linux TPM device only queues the command, so the
-// read that follows can find no response yet and return 0 bytes. Blocking,
-// the write transmits the command and the read returns its response.
+// deviceTransport opens the TPM device (internal/tpmdev says why with
+// plain system calls).
 func deviceTransport() (transport, func(), error) {
-	fd, err := syscall.Open(device, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	d, err := tpmdev.Open(device)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open %s: %w", device, err)
+		return nil, nil, err
 	}
-	buf := make([]byte, 4096)
-	send := func(cmd []byte) ([]byte, error) {
-		if _, err := syscall.Write(fd, cmd); err != nil {
-			return nil, fmt.Errorf("write %s: %w", device, err)
-		}
-		n, err := syscall.Read(fd, buf)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", device, err)
-		}
-		return buf[:n], nil
-	}
-	return send, func() { syscall.Close(fd) }, nil
+	return d.Send, func() { d.Close() }, nil
 }
 
 // measure sends cmd n times and returns the sorted round-trip times of the

@@ -35,6 +35,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/xenvtpm/xenvtpm/internal/tpmdev"
 )
 
 const device = "/dev/tpm0"
@@ -47,37 +49,32 @@ const (
 )
 
 // dev is /dev/tpm0 opened with plain blocking system calls (see
-// guestbench's deviceTransport for why not os.File). A command the
+// internal/tpmdev for why). A command the
 // kernel cancels with ETIME is sent again.
 type dev struct {
-	fd      int
-	buf     []byte
+	d       *tpmdev.Dev
 	retried int
 }
 
 func openDev() (*dev, error) {
-	fd, err := syscall.Open(device, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	d, err := tpmdev.Open(device)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", device, err)
+		return nil, err
 	}
-	return &dev{fd: fd, buf: make([]byte, 4096)}, nil
+	return &dev{d: d}, nil
 }
 
 func (d *dev) Send(cmd []byte) ([]byte, error) {
 	for tries := 0; ; tries++ {
-		_, err := syscall.Write(d.fd, cmd)
-		var n int
-		if err == nil {
-			n, err = syscall.Read(d.fd, d.buf)
-		}
+		rsp, err := d.d.Send(cmd)
 		if errors.Is(err, syscall.ETIME) && tries < 20 {
 			d.retried++
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", device, err)
+			return nil, err
 		}
-		return bytes.Clone(d.buf[:n]), nil
+		return bytes.Clone(rsp), nil
 	}
 }
 
