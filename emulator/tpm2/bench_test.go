@@ -19,6 +19,30 @@ func BenchmarkProcess(b *testing.B) {
 		Digests: gt.TPMLDigestValues{Digests: []gt.TPMTHA{{HashAlg: gt.TPMAlgSHA256, Digest: make([]byte, 32)}}}}).Execute(rec)
 	_, _ = (gt.PCRRead{PCRSelectionIn: pcrSel(gt.TPMAlgSHA256, 0)}).Execute(rec)
 	cmds := map[string][]byte{"GetRandom32": rec.cmds[1], "PCR_Extend": rec.cmds[2], "PCR_Read": rec.cmds[3]}
+	sign := func(name string, tmpl gt.TPMTPublic) {
+		k, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(tmpl)}).Execute(rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := gt.AuthHandle{Handle: k.ObjectHandle, Name: k.Name, Auth: gt.PasswordAuth(nil)}
+		if _, err := (gt.Sign{KeyHandle: h, Digest: gt.TPM2BDigest{Buffer: make([]byte, 32)},
+			Validation: gt.TPMTTKHashCheck{Tag: gt.TPMSTHashCheck, Hierarchy: gt.TPMRHNull}}).Execute(rec); err != nil {
+			b.Fatal(err)
+		}
+		cmds["Sign_"+name] = rec.cmds[len(rec.cmds)-1]
+		if _, err := (gt.Quote{SignHandle: h, QualifyingData: gt.TPM2BData{Buffer: []byte("nonce")},
+			InScheme: gt.TPMTSigScheme{Scheme: gt.TPMAlgNull}, PCRSelect: pcrSel(gt.TPMAlgSHA256, 0, 1, 2, 3, 4, 5, 6, 7)}).Execute(rec); err != nil {
+			b.Fatal(err)
+		}
+		cmds["Quote_"+name] = rec.cmds[len(rec.cmds)-1]
+	}
+	attrs := gt.TPMAObject{FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true, UserWithAuth: true, SignEncrypt: true}
+	sign("ECDSA", gt.TPMTPublic{Type: gt.TPMAlgECC, NameAlg: gt.TPMAlgSHA256, ObjectAttributes: attrs,
+		Parameters: gt.NewTPMUPublicParms(gt.TPMAlgECC, &gt.TPMSECCParms{CurveID: gt.TPMECCNistP256,
+			Scheme: gt.TPMTECCScheme{Scheme: gt.TPMAlgECDSA, Details: gt.NewTPMUAsymScheme(gt.TPMAlgECDSA, &gt.TPMSSigSchemeECDSA{HashAlg: gt.TPMAlgSHA256})}})})
+	sign("RSA", gt.TPMTPublic{Type: gt.TPMAlgRSA, NameAlg: gt.TPMAlgSHA256, ObjectAttributes: attrs,
+		Parameters: gt.NewTPMUPublicParms(gt.TPMAlgRSA, &gt.TPMSRSAParms{KeyBits: 2048,
+			Scheme: gt.TPMTRSAScheme{Scheme: gt.TPMAlgRSASSA, Details: gt.NewTPMUAsymScheme(gt.TPMAlgRSASSA, &gt.TPMSSigSchemeRSASSA{HashAlg: gt.TPMAlgSHA256})}})})
 	for name, cmd := range cmds {
 		b.Run(name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
