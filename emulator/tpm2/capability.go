@@ -290,7 +290,7 @@ func (t *TPM) getCapability(capability, property, count uint32) ([]byte, error) 
 			if d.rspHandle {
 				a |= 1 << 28
 			}
-			if nvCommands[gt.TPMCC(cc)] {
+			if d.nv {
 				a |= 1 << 22
 			}
 			items = append(items, u32(a))

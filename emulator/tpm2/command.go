@@ -3,7 +3,6 @@ package tpm2
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -23,8 +22,10 @@ const (
 	roleDup
 )
 
-// cmdDef is one row of the command table. The handle layout is read from
-// the go-tpm command structure; the handler and roles are ours.
+// cmdDef is one command as the dispatcher sees it, built from a row of
+// the command table (commands.go). The handle layout and which parameters
+// a session may encrypt are read from the command's go-tpm structures;
+// the handler, roles and NV behaviour come from the row.
 type cmdDef struct {
 	cc       uint32
 	name     string
@@ -37,9 +38,14 @@ type cmdDef struct {
 	decrypt   bool
 	encrypt   bool
 	rspHandle bool
-	run       func(t *TPM, c *call) (*reply, error)
-	// generic is the go-tpm-decoder path of commands whose run is a
-	// hand-written fast path (fast.go); tests compare the two.
+	// nv: the command may change what the TPM keeps across power cycles
+	// when it succeeds (TPMA_CC.nv); lazy: all it changes is written
+	// lazily (the orderly-shutdown state, the clock, the DA counters).
+	nv, lazy bool
+	run      func(t *TPM, c *call) (*reply, error)
+	// generic decodes with go-tpm even where the row has a hand-written
+	// decoder, so tests can compare the two; nil where go-tpm cannot
+	// decode the command.
 	generic func(t *TPM, c *call) (*reply, error)
 }
 
@@ -47,9 +53,171 @@ type cmdDef struct {
 // fast path exists; tests set it to compare the two.
 var forceGeneric bool
 
-// commandTable maps TPM_CC to its definition; populated by init functions
-// of the command family files.
-var commandTable = map[uint32]*cmdDef{}
+// handler runs one command: cmd is the decoded parameter area (handles
+// are in c.handles), the result is go-tpm's response structure, nil when
+// the response has no parameters.
+type handler[C any, R any] func(t *TPM, c *call, cmd *C) (*R, error)
+
+// rowOption adds what a table row says beyond its handler.
+type rowOption func(d *cmdDef, fast *fastCodec)
+
+// fastCodec holds a row's hand-written decoder and encoder: functions of
+// the row's own command and response structures, so they cannot disagree
+// with the handler about what a command carries.
+type fastCodec struct {
+	decode any // func(p []byte, cmd *C) error
+	encode any // func(r *R) []byte
+	only   bool
+}
+
+// roles gives the authorization role of each auth handle, in order
+// (default USER, Part 1 §19.2).
+func roles(r ...authRole) rowOption {
+	return func(d *cmdDef, _ *fastCodec) { d.roles = r }
+}
+
+// writesNV marks a command that may change durable state.
+func writesNV(d *cmdDef, _ *fastCodec) { d.nv = true }
+
+// writesLazily marks a command whose durable changes are all written
+// lazily: a host need not save before answering it.
+func writesLazily(d *cmdDef, _ *fastCodec) { d.nv, d.lazy = true, true }
+
+// hasResponseHandle marks commands whose response handle go-tpm's
+// structure does not tag as one.
+func hasResponseHandle(d *cmdDef, _ *fastCodec) { d.rspHandle = true }
+
+// decodeWith gives a command on the hot path a hand-written parameter
+// decoder: go-tpm's reflective decoder costs more than such a command's
+// work. It fills the structure go-tpm's decoder fills; tests compare the
+// two on every command they record.
+func decodeWith[C any](fn func(p []byte, cmd *C) error) rowOption {
+	return func(_ *cmdDef, f *fastCodec) { f.decode = fn }
+}
+
+// encodeWith gives a command on the hot path a hand-written response
+// encoder of go-tpm's response structure.
+func encodeWith[R any](fn func(r *R) []byte) rowOption {
+	return func(_ *cmdDef, f *fastCodec) { f.encode = fn }
+}
+
+// cmd builds the dispatcher's definition of command C from its handler
+// and options.
+func cmd[C gt.Command[R, *R], R any](fn handler[C, R], opts ...rowOption) *cmdDef {
+	var zero C
+	ct := reflect.TypeOf(zero)
+	def := &cmdDef{cc: uint32(zero.Command()), name: ct.Name()}
+	i := 0
+	for ; i < ct.NumField(); i++ {
+		f := ct.Field(i)
+		tags := strings.Split(f.Tag.Get("gotpm"), ",")
+		if !contains(tags, "handle") {
+			break
+		}
+		if f.Type.Kind() != reflect.Interface && f.Type != reflect.TypeOf(gt.UnmarshalledHandle{}) {
+			panic(fmt.Sprintf("tpm2: %s.%s: handle field type %v cannot be unmarshalled; use an engine-side structure", ct.Name(), f.Name, f.Type))
+		}
+		def.nHandles++
+		if contains(tags, "auth") {
+			def.nAuth++
+		}
+		def.anon = append(def.anon, contains(tags, "anon"))
+	}
+	if i < ct.NumField() {
+		def.decrypt = isTPM2B(ct.Field(i).Type)
+	}
+	rt := reflect.TypeOf((*R)(nil)).Elem()
+	var rspHandles []int
+	for j := 0; j < rt.NumField(); j++ {
+		f := rt.Field(j)
+		if strings.Contains(f.Tag.Get("gotpm"), "handle") {
+			def.rspHandle = true
+			rspHandles = append(rspHandles, j)
+			continue
+		}
+		def.encrypt = isTPM2B(f.Type)
+		break
+	}
+	var fast fastCodec
+	for _, o := range opts {
+		o(def, &fast)
+	}
+	if len(def.roles) > def.nAuth {
+		panic(fmt.Sprintf("tpm2: %s: %d roles for %d auth handles", def.name, len(def.roles), def.nAuth))
+	}
+	def.roles = append(append([]authRole{}, def.roles...), make([]authRole, def.nAuth-len(def.roles))...)
+
+	encode := func(r *R) ([]byte, error) {
+		b, err := gt.MarshalResponse(zero, r)
+		if err != nil {
+			return nil, rcE(rcFailure, "%s response: %v", def.name, err)
+		}
+		return b[8:], nil // after responseCode || commandCode
+	}
+	if fast.encode != nil {
+		fn := fast.encode.(func(*R) []byte)
+		encode = func(r *R) ([]byte, error) { return fn(r), nil }
+	}
+	finish := func(r *R, err error) (*reply, error) {
+		if err != nil || r == nil {
+			return nil, err
+		}
+		rv := reflect.ValueOf(r).Elem()
+		out := &reply{}
+		for _, j := range rspHandles {
+			out.handles = append(out.handles, handleValue(rv.Field(j)))
+		}
+		out.params, err = encode(r)
+		return out, err
+	}
+	def.run = func(t *TPM, c *call) (*reply, error) {
+		cmd, err := unmarshalParams[C](c)
+		if err != nil {
+			return nil, err
+		}
+		return finish(fn(t, c, &cmd))
+	}
+	if fast.decode != nil {
+		dec := fast.decode.(func([]byte, *C) error)
+		def.generic = def.run
+		def.run = func(t *TPM, c *call) (*reply, error) {
+			var cmd C
+			if err := dec(c.params, &cmd); err != nil {
+				return nil, err
+			}
+			return finish(fn(t, c, &cmd))
+		}
+		if fast.only {
+			def.generic = nil
+		}
+	}
+	return def
+}
+
+// handleValue reads a response handle field: a TPMHandle, or a typed
+// handle whose underlying type is uint32.
+func handleValue(v reflect.Value) uint32 {
+	if h, ok := v.Interface().(gt.TPMHandle); ok {
+		return uint32(h)
+	}
+	return uint32(v.Uint())
+}
+
+// noDecoder marks a hand-written decoder as the only one: go-tpm's
+// decoder cannot read the command, so the row has no generic path.
+func noDecoder(_ *cmdDef, f *fastCodec) { f.only = true }
+
+// table indexes the command definitions by command code.
+func table(defs ...*cmdDef) map[uint32]*cmdDef {
+	m := make(map[uint32]*cmdDef, len(defs))
+	for _, d := range defs {
+		if _, dup := m[d.cc]; dup {
+			panic(fmt.Sprintf("tpm2: command 0x%x in the table twice", d.cc))
+		}
+		m[d.cc] = d
+	}
+	return m
+}
 
 // call is one parsed command in flight.
 type call struct {
@@ -89,59 +257,6 @@ const (
 	saEncrypt         byte = 1 << 6
 	saAudit           byte = 1 << 7
 )
-
-type handlerFunc[C any] func(t *TPM, c *call, cmd *C) (*reply, error)
-
-// register adds command C to the table. roles gives the authorization
-// role of each auth handle (default USER).
-func register[C gt.Command[R, *R], R any](fn handlerFunc[C], roles ...authRole) {
-	var zero C
-	ct := reflect.TypeOf(zero)
-	def := &cmdDef{cc: uint32(zero.Command()), name: ct.Name()}
-	i := 0
-	for ; i < ct.NumField(); i++ {
-		f := ct.Field(i)
-		tags := strings.Split(f.Tag.Get("gotpm"), ",")
-		if !contains(tags, "handle") {
-			break
-		}
-		if f.Type.Kind() != reflect.Interface && f.Type != reflect.TypeOf(gt.UnmarshalledHandle{}) {
-			panic(fmt.Sprintf("tpm2: %s.%s: handle field type %v cannot be unmarshalled; use a local command struct", ct.Name(), f.Name, f.Type))
-		}
-		def.nHandles++
-		if contains(tags, "auth") {
-			def.nAuth++
-		}
-		def.anon = append(def.anon, contains(tags, "anon"))
-	}
-	if i < ct.NumField() {
-		def.decrypt = isTPM2B(ct.Field(i).Type)
-	}
-	var rzero R
-	rt := reflect.TypeOf(rzero)
-	for j := 0; j < rt.NumField(); j++ {
-		f := rt.Field(j)
-		if strings.Contains(f.Tag.Get("gotpm"), "handle") {
-			def.rspHandle = true
-			continue
-		}
-		def.encrypt = isTPM2B(f.Type)
-		break
-	}
-	def.roles = make([]authRole, def.nAuth)
-	copy(def.roles, roles)
-	def.run = func(t *TPM, c *call) (*reply, error) {
-		cmd, err := unmarshalParams[C](c)
-		if err != nil {
-			return nil, err
-		}
-		return fn(t, c, &cmd)
-	}
-	if _, dup := commandTable[def.cc]; dup {
-		panic(fmt.Sprintf("tpm2: command 0x%x registered twice", def.cc))
-	}
-	commandTable[def.cc] = def
-}
 
 func contains(s []string, v string) bool {
 	for _, x := range s {
@@ -207,16 +322,6 @@ func unmarshalParams[C gt.Command[R, *R], R any](c *call) (C, error) {
 	}
 	return cmd, nil
 }
-
-// errEngineSide is returned by the Execute methods of engine-side
-// command structures: structures this package declares (because go-tpm
-// has none, or has one with concrete handle types its decoder cannot
-// fill) only to decode commands, never to send them.
-var errEngineSide = errors.New("tpm2: engine-side command structure")
-
-// noResponse is the response type of engine-side structures whose
-// response has no TPM2B first parameter.
-type noResponse struct{}
 
 // parseCommand splits the command body into handles, authorization area
 // and parameters, Part 3 §5.
@@ -316,7 +421,7 @@ func (t *TPM) execute(c *call) []byte {
 	if r == nil {
 		r = &reply{}
 	}
-	if nvCommands[gt.TPMCC(c.def.cc)] {
+	if c.def.nv {
 		t.nvCheck = true
 	}
 	return t.buildResponse(c, r)

@@ -289,25 +289,6 @@ func (t *TPM) NVChanged() bool {
 // TPM_RC_NV_RATE, leaving sessions and everything else untouched). The
 // commands that change only what is written lazily are not among them.
 func WritesNV(cc uint32) bool {
-	return nvCommands[gt.TPMCC(cc)] && !lazyCommands[gt.TPMCC(cc)]
-}
-
-// lazyCommands are nvCommands whose changes are all written lazily:
-// the orderly-shutdown state, the clock, the DA counters.
-var lazyCommands = map[gt.TPMCC]bool{
-	gt.TPMCCShutdown: true, gt.TPMCCClockSet: true, gt.TPMCCDictionaryAttackLockReset: true,
-}
-
-// nvCommands are the commands that may change what the TPM keeps across
-// power cycles when they succeed; GetCapability(COMMANDS) reports them
-// with TPMA_CC.nv.
-var nvCommands = map[gt.TPMCC]bool{
-	gt.TPMCCStartup: true, gt.TPMCCShutdown: true, gt.TPMCCEvictControl: true,
-	gt.TPMCCNVDefineSpace: true, gt.TPMCCNVUndefineSpace: true, gt.TPMCCNVUndefineSpaceSpecial: true,
-	gt.TPMCCNVWrite: true, gt.TPMCCNVIncrement: true, gt.TPMCCNVExtend: true, gt.TPMCCNVSetBits: true,
-	gt.TPMCCNVWriteLock: true, gt.TPMCCNVGlobalWriteLock: true, gt.TPMCCNVChangeAuth: true, gt.TPMCCNVReadLock: true,
-	gt.TPMCCHierarchyChanegAuth: true, gt.TPMCCHierarchyControl: true, gt.TPMCCSetPrimaryPolicy: true,
-	gt.TPMCCClear: true, gt.TPMCCClearControl: true, gt.TPMCCChangeEPS: true, gt.TPMCCChangePPS: true,
-	gt.TPMCCDictionaryAttackLockReset: true, gt.TPMCCDictionaryAttackParameters: true,
-	gt.TPMCCPCRAllocate: true, gt.TPMCCClockSet: true,
+	d := commandTable[cc]
+	return d != nil && d.nv && !d.lazy
 }
