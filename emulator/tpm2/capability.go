@@ -388,15 +388,22 @@ func (t *TPM) getCapability(capability, property, count uint32) ([]byte, error) 
 	return page(capability, items, count), nil
 }
 
-func init() {
-	register(func(t *TPM, c *call, cmd *gt.GetCapability) (*reply, error) {
-		b, err := t.getCapability(uint32(cmd.Capability), cmd.Property, cmd.PropertyCount)
-		if err != nil {
-			return nil, err
-		}
-		return &reply{params: b}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.TestParms) (*reply, error) {
-		return nil, checkPublicParms(cmd.Parameters.Type, &cmd.Parameters.Parameters, 1)
-	})
+// getCapabilityCommand is TPM2_GetCapability, Part 3 §30.2.
+func (t *TPM) getCapabilityCommand(c *call, cmd *gt.GetCapability) (*gt.GetCapabilityResponse, error) {
+	b, err := t.getCapability(uint32(cmd.Capability), cmd.Property, cmd.PropertyCount)
+	if err != nil {
+		return nil, err
+	}
+	// getCapability builds the list item by item, so that a page is cut
+	// at maxCapBuffer whatever the items' type, and go-tpm reads it back.
+	data, err := gt.Unmarshal[gt.TPMSCapabilityData](b[1:])
+	if err != nil {
+		return nil, rcE(rcFailure, "capability data: %v", err)
+	}
+	return &gt.GetCapabilityResponse{MoreData: b[0] == 1, CapabilityData: *data}, nil
+}
+
+// testParms is TPM2_TestParms, Part 3 §30.3.
+func (t *TPM) testParms(c *call, cmd *gt.TestParms) (*gt.TestParmsResponse, error) {
+	return nil, checkPublicParms(cmd.Parameters.Type, &cmd.Parameters.Parameters, 1)
 }

@@ -207,16 +207,14 @@ func handleValue(v reflect.Value) uint32 {
 // decoder cannot read the command, so the row has no generic path.
 func noDecoder(_ *cmdDef, f *fastCodec) { f.only = true }
 
-// table indexes the command definitions by command code.
-func table(defs ...*cmdDef) map[uint32]*cmdDef {
-	m := make(map[uint32]*cmdDef, len(defs))
+// add indexes the command definitions by command code.
+func add(m map[uint32]*cmdDef, defs ...*cmdDef) {
 	for _, d := range defs {
 		if _, dup := m[d.cc]; dup {
 			panic(fmt.Sprintf("tpm2: command 0x%x in the table twice", d.cc))
 		}
 		m[d.cc] = d
 	}
-	return m
 }
 
 // call is one parsed command in flight.

@@ -10,27 +10,66 @@ package tpm2
 // state (writesNV, writesLazily), and, for commands on the hot path, a
 // hand-written decoder or encoder of the same structures (fast.go).
 //
-// GetCapability(TPM_CAP_COMMANDS) is generated from this table.
-var commandTable = table(
-	// (startup.go rows)
+// Where the command's name is taken by the function that does its work
+// for other callers too (startup, pcrExtend, getCapability), the handler's
+// name ends in Command. GetCapability(TPM_CAP_COMMANDS) is generated from
+// this table.
+var commandTable = map[uint32]*cmdDef{}
 
-	// (session.go rows)
+// The table is filled in init, not in its declaration, because handlers
+// read it (GetCapability lists it), a cycle Go's package initialization
+// refuses.
+func init() {
+	add(commandTable,
+		// Part 3 §9–10: start-up and testing.
+		cmd((*TPM).startupCommand, writesNV),
+		cmd((*TPM).shutdown, writesLazily),
+		cmd((*TPM).selfTest),
+		cmd((*TPM).incrementalSelfTest),
+		cmd((*TPM).getTestResult),
 
-	// (policy.go, import.go rows)
+		// Part 3 §11: session commands.
+		cmd((*TPM).startAuthSession),
 
-	// (create.go rows)
+		// (policy.go, import.go rows)
 
-	// (secret.go, hash.go rows)
+		// (create.go rows)
 
-	// Part 3 §16: random number generator.
-	cmd((*TPM).getRandom),
-	cmd((*TPM).stirRandom),
+		// (secret.go, hash.go rows)
 
-	// (attest.go, sign.go, pcr.go rows)
+		// Part 3 §16: random number generator.
+		cmd((*TPM).getRandom, decodeWith(decodeGetRandom), encodeWith(encodeGetRandom)),
+		cmd((*TPM).stirRandom),
 
-	// (nv.go, admin.go rows)
+		// Part 3 §18: attestation.
+		cmd((*TPM).quote, decodeWith(decodeQuote), encodeWith(encodeQuote)),
+		cmd((*TPM).certify, roles(roleAdmin, roleUser)),
+		cmd((*TPM).certifyCreation),
+		cmd((*TPM).getTime),
+		cmd((*TPM).getSessionAuditDigest),
 
-	// (clock rows)
+		// Part 3 §20: signing and signature verification.
+		cmd((*TPM).sign, decodeWith(decodeSign), encodeWith(encodeSign)),
+		cmd((*TPM).verifySignature),
 
-	// (capability.go rows)
-)
+		// Part 3 §22: integrity collection (PCR).
+		cmd((*TPM).pcrRead, decodeWith(decodePCRRead), encodeWith(encodePCRRead)),
+		// go-tpm decodes TPMT_HA's digest as "the rest of the buffer", so its
+		// decoder cannot read a multi-bank TPML_DIGEST_VALUES (what the Linux
+		// kernel sends): PCR_Extend has only the hand-written decoder.
+		cmd((*TPM).pcrExtendCommand, decodeWith(decodePCRExtend), noDecoder),
+		cmd((*TPM).pcrEvent),
+		cmd((*TPM).pcrReset),
+		cmd((*TPM).pcrAllocate, writesNV),
+
+		// (nv.go, admin.go rows)
+
+		// Part 3 §29: clocks and timers.
+		cmd((*TPM).readClock),
+		cmd((*TPM).clockSet, writesLazily),
+
+		// Part 3 §30: capability commands.
+		cmd((*TPM).getCapabilityCommand),
+		cmd((*TPM).testParms),
+	)
+}

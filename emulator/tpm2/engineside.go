@@ -29,7 +29,41 @@ func (stirRandomCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, erro
 	return nil, errEngineSide
 }
 
-// (startup.go structures)
+// Start-up and testing, Part 3 §9–10.
+
+type incrementalSelfTestCmd struct {
+	ToTest gt.TPMLAlg
+}
+
+func (incrementalSelfTestCmd) Command() gt.TPMCC { return gt.TPMCCIncrementalSelfTest }
+func (incrementalSelfTestCmd) Execute(transport.TPM, ...gt.Session) (*incrementalSelfTestResponse, error) {
+	return nil, errEngineSide
+}
+
+type selfTestCmd struct {
+	FullTest gt.TPMIYesNo
+}
+
+func (selfTestCmd) Command() gt.TPMCC { return gt.TPMCCSelfTest }
+func (selfTestCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type getTestResultCmd struct{}
+
+func (getTestResultCmd) Command() gt.TPMCC { return gt.TPMCCGetTestResult }
+func (getTestResultCmd) Execute(transport.TPM, ...gt.Session) (*getTestResultResponse, error) {
+	return nil, errEngineSide
+}
+
+type incrementalSelfTestResponse struct {
+	ToDoList gt.TPMLAlg
+}
+
+type getTestResultResponse struct {
+	OutData    gt.TPM2BMaxBuffer
+	TestResult uint32 // TPM_RC
+}
 
 // (policy.go, import.go structures)
 
@@ -37,6 +71,64 @@ func (stirRandomCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, erro
 
 // (secret.go, hash.go structures)
 
-// (attest.go, sign.go, pcr.go structures)
+// Attestation and the clock, Part 3 §18 and §29.
+
+type getTimeCmd struct {
+	PrivacyAdminHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	SignHandle         gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	QualifyingData     gt.TPM2BData
+	InScheme           gt.TPMTSigScheme
+}
+
+func (getTimeCmd) Command() gt.TPMCC { return gt.TPMCCGetTime }
+func (getTimeCmd) Execute(transport.TPM, ...gt.Session) (*gt.GetTimeResponse, error) {
+	return nil, errEngineSide
+}
+
+type clockSetCmd struct {
+	Auth    gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	NewTime uint64
+}
+
+func (clockSetCmd) Command() gt.TPMCC { return gt.TPMCCClockSet }
+func (clockSetCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+// PCRs, Part 3 §22.
+
+type pcrAllocateCmd struct {
+	AuthHandle    gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	PCRAllocation gt.TPMLPCRSelection
+}
+
+func (pcrAllocateCmd) Command() gt.TPMCC { return gt.TPMCCPCRAllocate }
+func (pcrAllocateCmd) Execute(transport.TPM, ...gt.Session) (*pcrAllocateResponse, error) {
+	return nil, errEngineSide
+}
+
+// pcrEventCmd is gt.PCREvent with the response go-tpm v0.9.8 lacks (its
+// PCREventResponse has no fields; the TPM returns the event's digests).
+type pcrEventCmd struct {
+	PCRHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	EventData gt.TPM2BEvent
+}
+
+func (pcrEventCmd) Command() gt.TPMCC { return gt.TPMCCPCREvent }
+func (pcrEventCmd) Execute(transport.TPM, ...gt.Session) (*pcrEventResponse, error) {
+	return nil, errEngineSide
+}
+
+type pcrEventResponse struct {
+	Digests gt.TPMLDigestValues
+}
+
+// pcrAllocateResponse is TPM2_PCR_Allocate's response, Part 3 §22.5.
+type pcrAllocateResponse struct {
+	AllocationSuccess gt.TPMIYesNo
+	MaxPCR            uint32
+	SizeNeeded        uint32
+	SizeAvailable     uint32
+}
 
 // (nv.go, admin.go structures)

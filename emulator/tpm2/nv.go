@@ -507,7 +507,11 @@ func init() {
 		body := sized(n.name())
 		body = append(body, u16(uint16(off))...)
 		body = append(body, sized(n.data[off:off+size])...)
-		return t.attest(c.handles[0], 1, stAttestNV, cmd.QualifyingData.Buffer, &cmd.InScheme, body)
+		info, sig, err := t.attest(c.handles[0], 1, stAttestNV, cmd.QualifyingData.Buffer, &cmd.InScheme, body)
+		if err != nil {
+			return nil, err
+		}
+		return &reply{params: append(sized(info.Bytes()), gt.Marshal(&sig)...)}, nil
 	})
 	register(func(t *TPM, c *call, cmd *gt.PolicyNV) (*reply, error) {
 		s, err := t.policySession(c.handles[2], 3)

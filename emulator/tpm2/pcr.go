@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	gt "github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 )
 
 // PCRs, Part 3 §22, with the attributes of the TCG PC Client Platform TPM
@@ -161,160 +160,146 @@ func (t *TPM) pcrDigest(h crypto.Hash, sel gt.TPMLPCRSelection) []byte {
 	return d.Sum(nil)
 }
 
-type pcrAllocateCmd struct {
-	AuthHandle    gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	PCRAllocation gt.TPMLPCRSelection
-}
-
-func (pcrAllocateCmd) Command() gt.TPMCC { return gt.TPMCCPCRAllocate }
-func (pcrAllocateCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-func init() {
-	register(func(t *TPM, c *call, cmd *gt.PCRRead) (*reply, error) {
-		if err := validPCRSelection(cmd.PCRSelectionIn, 1); err != nil {
-			return nil, err
-		}
-		var digests [][]byte
-		out := gt.TPMLPCRSelection{}
-		for _, s := range cmd.PCRSelectionIn.PCRSelections {
-			o := gt.TPMSPCRSelection{Hash: s.Hash, PCRSelect: make([]byte, len(s.PCRSelect))}
-			if vals := t.pcr.banks[gt.TPMAlgID(s.Hash)]; vals != nil {
-				for i := uint32(0); i < pcrCount && int(i/8) < len(s.PCRSelect); i++ {
-					if s.PCRSelect[i/8]&(1<<(i%8)) != 0 && len(digests) < 8 {
-						o.PCRSelect[i/8] |= 1 << (i % 8)
-						digests = append(digests, vals[i])
-					}
+// pcrRead is TPM2_PCR_Read, Part 3 §22.4.
+func (t *TPM) pcrRead(c *call, cmd *gt.PCRRead) (*gt.PCRReadResponse, error) {
+	if err := validPCRSelection(cmd.PCRSelectionIn, 1); err != nil {
+		return nil, err
+	}
+	r := &gt.PCRReadResponse{PCRUpdateCounter: t.pcrUpdateCounter}
+	digests := make([]gt.TPM2BDigest, 0, 8)
+	for _, s := range cmd.PCRSelectionIn.PCRSelections {
+		o := gt.TPMSPCRSelection{Hash: s.Hash, PCRSelect: make([]byte, len(s.PCRSelect))}
+		if vals := t.pcr.banks[gt.TPMAlgID(s.Hash)]; vals != nil {
+			for i := uint32(0); i < pcrCount && int(i/8) < len(s.PCRSelect); i++ {
+				if s.PCRSelect[i/8]&(1<<(i%8)) != 0 && len(digests) < 8 {
+					o.PCRSelect[i/8] |= 1 << (i % 8)
+					digests = append(digests, gt.TPM2BDigest{Buffer: vals[i]})
 				}
 			}
-			out.PCRSelections = append(out.PCRSelections, o)
 		}
-		b := u32(t.pcrUpdateCounter)
-		b = append(b, marshal(&out)...)
-		b = append(b, u32(uint32(len(digests)))...)
-		for _, d := range digests {
-			b = append(b, sized(d)...)
+		r.PCRSelectionOut.PCRSelections = append(r.PCRSelectionOut.PCRSelections, o)
+	}
+	r.PCRValues.Digests = digests
+	return r, nil
+}
+
+// pcrExtend is TPM2_PCR_Extend, Part 3 §22.2.
+func (t *TPM) pcrExtendCommand(c *call, cmd *gt.PCRExtend) (*gt.PCRExtendResponse, error) {
+	h := c.handles[0]
+	if h == rhNull {
+		return nil, nil
+	}
+	if h >= pcrCount {
+		return nil, rcH(rcValue, 1, "not a PCR")
+	}
+	if pcrExtendLocalities(h)&localityBit(t.locality) == 0 {
+		return nil, rcE(rcLocality, "PCR %d not extendable from locality %d", h, t.locality)
+	}
+	for _, d := range cmd.Digests.Digests {
+		if _, ok := pcrAlgs[gt.TPMAlgID(d.HashAlg)]; !ok {
+			return nil, rcP(rcHash, 1, "digest algorithm 0x%x", uint16(d.HashAlg))
 		}
-		return &reply{params: b}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PCRExtend) (*reply, error) {
-		h := c.handles[0]
-		if h == rhNull {
-			return nil, nil
-		}
+	}
+	for _, d := range cmd.Digests.Digests {
+		t.pcrExtend(h, gt.TPMAlgID(d.HashAlg), d.Digest)
+	}
+	t.pcrUpdateCounter++
+	return nil, nil
+}
+
+// pcrEvent is TPM2_PCR_Event, Part 3 §22.3.
+func (t *TPM) pcrEvent(c *call, cmd *pcrEventCmd) (*pcrEventResponse, error) {
+	h := c.handles[0]
+	if h != rhNull {
 		if h >= pcrCount {
 			return nil, rcH(rcValue, 1, "not a PCR")
 		}
 		if pcrExtendLocalities(h)&localityBit(t.locality) == 0 {
 			return nil, rcE(rcLocality, "PCR %d not extendable from locality %d", h, t.locality)
 		}
-		for _, d := range cmd.Digests.Digests {
-			if _, ok := pcrAlgs[gt.TPMAlgID(d.HashAlg)]; !ok {
-				return nil, rcP(rcHash, 1, "digest algorithm 0x%x", uint16(d.HashAlg))
-			}
-		}
-		for _, d := range cmd.Digests.Digests {
-			t.pcrExtend(h, gt.TPMAlgID(d.HashAlg), d.Digest)
-		}
-		t.pcrUpdateCounter++
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PCREvent) (*reply, error) {
-		h := c.handles[0]
+	}
+	if len(cmd.EventData.Buffer) > 1024 {
+		return nil, rcP(rcSize, 1, "event too large")
+	}
+	var out pcrEventResponse
+	for _, alg := range pcrAlgOrder {
+		d := pcrAlgs[alg].New()
+		d.Write(cmd.EventData.Buffer)
+		sum := d.Sum(nil)
+		out.Digests.Digests = append(out.Digests.Digests, gt.TPMTHA{HashAlg: gt.TPMIAlgHash(alg), Digest: sum})
 		if h != rhNull {
-			if h >= pcrCount {
-				return nil, rcH(rcValue, 1, "not a PCR")
-			}
-			if pcrExtendLocalities(h)&localityBit(t.locality) == 0 {
-				return nil, rcE(rcLocality, "PCR %d not extendable from locality %d", h, t.locality)
-			}
+			t.pcrExtend(h, alg, sum)
 		}
-		if len(cmd.EventData.Buffer) > 1024 {
-			return nil, rcP(rcSize, 1, "event too large")
-		}
-		var out gt.TPMLDigestValues
-		for _, alg := range pcrAlgOrder {
-			d := pcrAlgs[alg].New()
-			d.Write(cmd.EventData.Buffer)
-			sum := d.Sum(nil)
-			out.Digests = append(out.Digests, gt.TPMTHA{HashAlg: gt.TPMIAlgHash(alg), Digest: sum})
-			if h != rhNull {
-				t.pcrExtend(h, alg, sum)
-			}
-		}
-		if h != rhNull {
-			t.pcrUpdateCounter++
-		}
-		return &reply{params: marshal(&out)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PCRReset) (*reply, error) {
-		h := c.handles[0]
-		if h >= pcrCount {
-			return nil, rcH(rcValue, 1, "not a PCR")
-		}
-		if pcrResetLocalities(h)&localityBit(t.locality) == 0 {
-			return nil, rcE(rcLocality, "PCR %d not resettable from locality %d", h, t.locality)
-		}
-		for _, vals := range t.pcr.banks {
-			vals[h] = make([]byte, len(vals[h]))
-		}
+	}
+	if h != rhNull {
 		t.pcrUpdateCounter++
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *pcrAllocateCmd) (*reply, error) {
-		if c.handles[0] != rhPlatform {
-			return nil, rcH(rcValue, 1, "PCR_Allocate needs the platform hierarchy")
+	}
+	return &out, nil
+}
+
+// pcrReset is TPM2_PCR_Reset, Part 3 §22.8.
+func (t *TPM) pcrReset(c *call, cmd *gt.PCRReset) (*gt.PCRResetResponse, error) {
+	h := c.handles[0]
+	if h >= pcrCount {
+		return nil, rcH(rcValue, 1, "not a PCR")
+	}
+	if pcrResetLocalities(h)&localityBit(t.locality) == 0 {
+		return nil, rcE(rcLocality, "PCR %d not resettable from locality %d", h, t.locality)
+	}
+	for _, vals := range t.pcr.banks {
+		vals[h] = make([]byte, len(vals[h]))
+	}
+	t.pcrUpdateCounter++
+	return nil, nil
+}
+
+// pcrAllocate is TPM2_PCR_Allocate, Part 3 §22.5.
+func (t *TPM) pcrAllocate(c *call, cmd *pcrAllocateCmd) (*pcrAllocateResponse, error) {
+	if c.handles[0] != rhPlatform {
+		return nil, rcH(rcValue, 1, "PCR_Allocate needs the platform hierarchy")
+	}
+	if err := validPCRSelection(cmd.PCRAllocation, 1); err != nil {
+		return nil, err
+	}
+	banks := map[gt.TPMAlgID]bool{}
+	for _, b := range t.ps.PCRBanks {
+		banks[gt.TPMAlgID(b)] = true
+	}
+	for _, s := range cmd.PCRAllocation.PCRSelections {
+		alg := gt.TPMAlgID(s.Hash)
+		if _, ok := pcrAlgs[alg]; !ok {
+			return nil, rcP(rcHash, 1, "bank 0x%x not implemented", uint16(alg))
 		}
-		if err := validPCRSelection(cmd.PCRAllocation, 1); err != nil {
-			return nil, err
-		}
-		banks := map[gt.TPMAlgID]bool{}
-		for _, b := range t.ps.PCRBanks {
-			banks[gt.TPMAlgID(b)] = true
-		}
-		for _, s := range cmd.PCRAllocation.PCRSelections {
-			alg := gt.TPMAlgID(s.Hash)
-			if _, ok := pcrAlgs[alg]; !ok {
-				return nil, rcP(rcHash, 1, "bank 0x%x not implemented", uint16(alg))
+		all, none := true, true
+		for i := 0; i < pcrSelectSize; i++ {
+			if s.PCRSelect[i] != 0xFF {
+				all = false
 			}
-			all, none := true, true
-			for i := 0; i < pcrSelectSize; i++ {
-				if s.PCRSelect[i] != 0xFF {
-					all = false
-				}
-				if s.PCRSelect[i] != 0 {
-					none = false
-				}
-			}
-			// Banks are allocated whole; partial banks are not offered.
-			switch {
-			case all:
-				banks[alg] = true
-			case none:
-				delete(banks, alg)
-			default:
-				return nil, rcP(rcValue, 1, "partial PCR bank allocation")
+			if s.PCRSelect[i] != 0 {
+				none = false
 			}
 		}
-		var pending []uint16
-		for _, alg := range pcrAlgOrder {
-			if banks[alg] {
-				pending = append(pending, uint16(alg))
-			}
+		// Banks are allocated whole; partial banks are not offered.
+		switch {
+		case all:
+			banks[alg] = true
+		case none:
+			delete(banks, alg)
+		default:
+			return nil, rcP(rcValue, 1, "partial PCR bank allocation")
 		}
-		ok := byte(1)
-		if len(pending) == 0 {
-			ok = 0
-		} else {
-			t.ps.PendingBanks = pending
+	}
+	var pending []uint16
+	for _, alg := range pcrAlgOrder {
+		if banks[alg] {
+			pending = append(pending, uint16(alg))
 		}
-		b := []byte{ok}
-		b = append(b, u32(pcrCount)...)
-		b = append(b, u32(0)...)
-		b = append(b, u32(0)...)
-		return &reply{params: b}, nil
-	})
+	}
+	r := &pcrAllocateResponse{AllocationSuccess: len(pending) > 0, MaxPCR: pcrCount}
+	if r.AllocationSuccess {
+		t.ps.PendingBanks = pending
+	}
+	return r, nil
 }
 
 // InitPCR gives PCR i a starting value taken from elsewhere: the vTPM

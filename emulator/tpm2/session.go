@@ -132,63 +132,61 @@ func validSessionSym(sym gt.TPMTSymDef) error {
 	return rcP(rcSymmetric, 4, "session cipher 0x%x", uint16(sym.Algorithm))
 }
 
-func init() {
-	register(func(t *TPM, c *call, cmd *gt.StartAuthSession) (*reply, error) {
-		h, err := cmd.AuthHash.Hash()
-		if err != nil || !hashSupported(cmd.AuthHash) {
-			return nil, rcP(rcHash, 5, "authHash 0x%x", uint16(cmd.AuthHash))
+// startAuthSession is TPM2_StartAuthSession, Part 3 §11.1.
+func (t *TPM) startAuthSession(c *call, cmd *gt.StartAuthSession) (*gt.StartAuthSessionResponse, error) {
+	h, err := cmd.AuthHash.Hash()
+	if err != nil || !hashSupported(cmd.AuthHash) {
+		return nil, rcP(rcHash, 5, "authHash 0x%x", uint16(cmd.AuthHash))
+	}
+	nc := cmd.NonceCaller.Buffer
+	if len(nc) < 16 || len(nc) > h.Size() {
+		return nil, rcP(rcSize, 1, "nonceCaller size %d", len(nc))
+	}
+	var st byte
+	switch cmd.SessionType {
+	case seHMAC, sePolicy, seTrial:
+		st = byte(cmd.SessionType)
+	default:
+		return nil, rcP(rcValue, 3, "session type %d", cmd.SessionType)
+	}
+	if err := validSessionSym(cmd.Symmetric); err != nil {
+		return nil, err
+	}
+	var salt []byte
+	tpmKey := c.handles[0]
+	if tpmKey == rhNull {
+		if len(cmd.EncryptedSalt.Buffer) != 0 {
+			return nil, rcP(rcValue, 2, "salt without tpmKey")
 		}
-		nc := cmd.NonceCaller.Buffer
-		if len(nc) < 16 || len(nc) > h.Size() {
-			return nil, rcP(rcSize, 1, "nonceCaller size %d", len(nc))
-		}
-		var st byte
-		switch cmd.SessionType {
-		case seHMAC, sePolicy, seTrial:
-			st = byte(cmd.SessionType)
-		default:
-			return nil, rcP(rcValue, 3, "session type %d", cmd.SessionType)
-		}
-		if err := validSessionSym(cmd.Symmetric); err != nil {
-			return nil, err
-		}
-		var salt []byte
-		tpmKey := c.handles[0]
-		if tpmKey == rhNull {
-			if len(cmd.EncryptedSalt.Buffer) != 0 {
-				return nil, rcP(rcValue, 2, "salt without tpmKey")
-			}
-		} else {
-			o, err := t.loadedObject(tpmKey, 1)
-			if err != nil {
-				return nil, err
-			}
-			salt, err = t.decryptSecret(o, cmd.EncryptedSalt.Buffer, "SECRET", 2, 1)
-			if err != nil {
-				return nil, err
-			}
-		}
-		s := &session{hashAlg: cmd.AuthHash, hash: h, sym: cmd.Symmetric, policy: st != seHMAC, trial: st == seTrial}
-		if bind := c.handles[1]; bind != rhNull {
-			e, err := t.resolve(bind, 2, false)
-			if err != nil {
-				return nil, err
-			}
-			s.bound, s.bindName, s.bindAuth = true, e.name, append([]byte{}, trimAuth(e.auth)...)
-		}
-		handle, err := t.allocSessionHandle(s.policy)
+	} else {
+		o, err := t.loadedObject(tpmKey, 1)
 		if err != nil {
 			return nil, err
 		}
-		s.handle = handle
-		s.startMS = t.timeMS()
-		s.nonceTPM = t.randBytes(h.Size())
-		if s.bound || len(salt) != 0 {
-			s.sessionKey = gt.KDFa(h, append(append([]byte{}, s.bindAuth...), salt...), "ATH", s.nonceTPM, nc, h.Size()*8)
+		salt, err = t.decryptSecret(o, cmd.EncryptedSalt.Buffer, "SECRET", 2, 1)
+		if err != nil {
+			return nil, err
 		}
-		s.resetPolicy()
-		t.sessions[handle] = s
-		return &reply{handles: []uint32{handle}, params: sized(s.nonceTPM)}, nil
-	})
-
+	}
+	s := &session{hashAlg: cmd.AuthHash, hash: h, sym: cmd.Symmetric, policy: st != seHMAC, trial: st == seTrial}
+	if bind := c.handles[1]; bind != rhNull {
+		e, err := t.resolve(bind, 2, false)
+		if err != nil {
+			return nil, err
+		}
+		s.bound, s.bindName, s.bindAuth = true, e.name, append([]byte{}, trimAuth(e.auth)...)
+	}
+	handle, err := t.allocSessionHandle(s.policy)
+	if err != nil {
+		return nil, err
+	}
+	s.handle = handle
+	s.startMS = t.timeMS()
+	s.nonceTPM = t.randBytes(h.Size())
+	if s.bound || len(salt) != 0 {
+		s.sessionKey = gt.KDFa(h, append(append([]byte{}, s.bindAuth...), salt...), "ATH", s.nonceTPM, nc, h.Size()*8)
+	}
+	s.resetPolicy()
+	t.sessions[handle] = s
+	return &gt.StartAuthSessionResponse{SessionHandle: gt.TPMHandle(handle), NonceTPM: gt.TPM2BNonce{Buffer: s.nonceTPM}}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/hmac"
 	"crypto/rsa"
+	"encoding/binary"
 	"math/big"
 
 	gt "github.com/google/go-tpm/tpm2"
@@ -92,9 +93,9 @@ func signScheme(o *object, in *gt.TPMTSigScheme, n int) (gt.TPMAlgID, crypto.Has
 	return alg, h, ha, nil
 }
 
-// signDigest signs digest with o; the result is a marshalled TPMT_SIGNATURE
-// (Part 2 §11.3.4), encoded here because it is on the Sign/Quote hot path.
-func (t *TPM) signDigest(o *object, alg gt.TPMAlgID, h crypto.Hash, ha gt.TPMIAlgHash, digest []byte) ([]byte, error) {
+// signDigest signs digest with o, giving TPMT_SIGNATURE (Part 2 §11.3.4).
+func (t *TPM) signDigest(o *object, alg gt.TPMAlgID, h crypto.Hash, ha gt.TPMIAlgHash, digest []byte) (gt.TPMTSignature, error) {
+	sig := gt.TPMTSignature{SigAlg: alg}
 	switch alg {
 	case gt.TPMAlgRSASSA, gt.TPMAlgRSAPSS:
 		k := o.key.(*rsa.PrivateKey)
@@ -106,29 +107,68 @@ func (t *TPM) signDigest(o *object, alg gt.TPMAlgID, h crypto.Hash, ha gt.TPMIAl
 			s, err = rsa.SignPSS(t.rand, k, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 		}
 		if err != nil {
-			return nil, rcE(rcFailure, "RSA sign: %v", err)
+			return sig, rcE(rcFailure, "RSA sign: %v", err)
 		}
-		return append(append(u16(uint16(alg)), u16(uint16(ha))...), sized(s)...), nil
+		sig.Signature = gt.NewTPMUSignature(alg, &gt.TPMSSignatureRSA{Hash: ha, Sig: gt.TPM2BPublicKeyRSA{Buffer: s}})
+		return sig, nil
 	case gt.TPMAlgECDSA:
 		k := o.key.(*ecdsa.PrivateKey)
 		r, s, err := ecdsa.Sign(t.rand, k, digest)
 		if err != nil {
-			return nil, rcE(rcFailure, "ECDSA sign: %v", err)
+			return sig, rcE(rcFailure, "ECDSA sign: %v", err)
 		}
 		size := (k.Curve.Params().BitSize + 7) / 8
-		b := append(u16(uint16(alg)), u16(uint16(ha))...)
-		b = append(b, sized(leftPad(r.Bytes(), size))...)
-		return append(b, sized(leftPad(s.Bytes(), size))...), nil
+		sig.Signature = gt.NewTPMUSignature(alg, &gt.TPMSSignatureECC{Hash: ha,
+			SignatureR: gt.TPM2BECCParameter{Buffer: leftPad(r.Bytes(), size)},
+			SignatureS: gt.TPM2BECCParameter{Buffer: leftPad(s.Bytes(), size)}})
+		return sig, nil
 	case gt.TPMAlgHMAC:
 		bits, err := o.sens.Sensitive.Bits()
 		if err != nil {
-			return nil, rcE(rcFailure, "%v", err)
+			return sig, rcE(rcFailure, "%v", err)
 		}
 		m := hmac.New(h.New, bits.Buffer)
 		m.Write(digest)
-		return append(append(u16(uint16(alg)), u16(uint16(ha))...), m.Sum(nil)...), nil
+		sig.Signature = gt.NewTPMUSignature(alg, &gt.TPMTHA{HashAlg: ha, Digest: m.Sum(nil)})
+		return sig, nil
 	}
-	return nil, rcE(rcFailure, "signature scheme 0x%x", uint16(alg))
+	return sig, rcE(rcFailure, "signature scheme 0x%x", uint16(alg))
+}
+
+// nullSignature is the TPMT_SIGNATURE of an attestation nobody signed.
+var nullSignature = gt.TPMTSignature{SigAlg: gt.TPMAlgNull}
+
+// encodeSignature marshals TPMT_SIGNATURE for the hot paths (Sign,
+// Quote), where go-tpm's reflective encoder would cost more than an
+// ECDSA signature.
+func encodeSignature(b []byte, sig *gt.TPMTSignature) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(sig.SigAlg))
+	switch sig.SigAlg {
+	case gt.TPMAlgRSASSA, gt.TPMAlgRSAPSS:
+		var s *gt.TPMSSignatureRSA
+		if sig.SigAlg == gt.TPMAlgRSASSA {
+			s, _ = sig.Signature.RSASSA()
+		} else {
+			s, _ = sig.Signature.RSAPSS()
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(s.Hash))
+		return appendSized(b, s.Sig.Buffer)
+	case gt.TPMAlgECDSA:
+		s, _ := sig.Signature.ECDSA()
+		b = binary.BigEndian.AppendUint16(b, uint16(s.Hash))
+		b = appendSized(b, s.SignatureR.Buffer)
+		return appendSized(b, s.SignatureS.Buffer)
+	case gt.TPMAlgHMAC:
+		s, _ := sig.Signature.HMAC()
+		b = binary.BigEndian.AppendUint16(b, uint16(s.HashAlg))
+		return append(b, s.Digest...)
+	}
+	return b
+}
+
+// appendSized appends v as a TPM2B.
+func appendSized(b, v []byte) []byte {
+	return append(binary.BigEndian.AppendUint16(b, uint16(len(v))), v...)
 }
 
 func (t *TPM) verify(o *object, digest []byte, sig *gt.TPMTSignature) bool {
@@ -198,46 +238,48 @@ func (t *TPM) verify(o *object, digest []byte, sig *gt.TPMTSignature) bool {
 	return false
 }
 
-func init() {
-	register(func(t *TPM, c *call, cmd *gt.Sign) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
+// sign is TPM2_Sign, Part 3 §20.2.
+func (t *TPM) sign(c *call, cmd *gt.Sign) (*gt.SignResponse, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if !o.attrs().SignEncrypt || o.publicOnly || o.seq != nil {
+		return nil, rcH(rcKey, 1, "not a signing key")
+	}
+	alg, h, ha, err := signScheme(o, &cmd.InScheme, 2)
+	if err != nil {
+		return nil, err
+	}
+	if len(cmd.Digest.Buffer) != h.Size() {
+		return nil, rcP(rcSize, 1, "digest size %d for hash size %d", len(cmd.Digest.Buffer), h.Size())
+	}
+	if o.attrs().Restricted {
+		v := cmd.Validation
+		if v.Tag != gt.TPMSTHashCheck || !t.checkTicket(stHashCheck, uint32(v.Hierarchy), v.Digest.Buffer, h, cmd.Digest.Buffer) {
+			return nil, rcP(rcTicket, 3, "restricted key needs a hash-check ticket")
 		}
-		if !o.attrs().SignEncrypt || o.publicOnly || o.seq != nil {
-			return nil, rcH(rcKey, 1, "not a signing key")
-		}
-		alg, h, ha, err := signScheme(o, &cmd.InScheme, 2)
-		if err != nil {
-			return nil, err
-		}
-		if len(cmd.Digest.Buffer) != h.Size() {
-			return nil, rcP(rcSize, 1, "digest size %d for hash size %d", len(cmd.Digest.Buffer), h.Size())
-		}
-		if o.attrs().Restricted {
-			v := cmd.Validation
-			if v.Tag != gt.TPMSTHashCheck || !t.checkTicket(stHashCheck, uint32(v.Hierarchy), v.Digest.Buffer, h, cmd.Digest.Buffer) {
-				return nil, rcP(rcTicket, 3, "restricted key needs a hash-check ticket")
-			}
-		}
-		sig, err := t.signDigest(o, alg, h, ha, cmd.Digest.Buffer)
-		if err != nil {
-			return nil, err
-		}
-		return &reply{params: sig}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.VerifySignature) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if !o.attrs().SignEncrypt {
-			return nil, rcH(rcAttributes, 1, "not a signing key")
-		}
-		if !t.verify(o, cmd.Digest.Buffer, &cmd.Signature) {
-			return nil, rcP(rcSignature, 2, "signature does not verify")
-		}
-		h, _ := o.pub.NameAlg.Hash()
-		return &reply{params: t.ticket(stVerified, o.hierarchy, h, cmd.Digest.Buffer, o.name)}, nil
-	})
+	}
+	sig, err := t.signDigest(o, alg, h, ha, cmd.Digest.Buffer)
+	if err != nil {
+		return nil, err
+	}
+	return &gt.SignResponse{Signature: sig}, nil
+}
+
+// verifySignature is TPM2_VerifySignature, Part 3 §20.1.
+func (t *TPM) verifySignature(c *call, cmd *gt.VerifySignature) (*gt.VerifySignatureResponse, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if !o.attrs().SignEncrypt {
+		return nil, rcH(rcAttributes, 1, "not a signing key")
+	}
+	if !t.verify(o, cmd.Digest.Buffer, &cmd.Signature) {
+		return nil, rcP(rcSignature, 2, "signature does not verify")
+	}
+	h, _ := o.pub.NameAlg.Hash()
+	return &gt.VerifySignatureResponse{Validation: gt.TPMTTKVerified{Tag: gt.TPMST(stVerified), Hierarchy: gt.TPMIRHHierarchy(o.hierarchy),
+		Digest: gt.TPM2BDigest{Buffer: t.ticketDigest(stVerified, o.hierarchy, h, cmd.Digest.Buffer, o.name)}}}, nil
 }

@@ -2,68 +2,48 @@ package tpm2
 
 import (
 	gt "github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 )
 
 // Lifecycle commands, Part 3 §9 and §10.
 
-// Local structures: go-tpm v0.9.8 has no client structures for these.
-type incrementalSelfTestCmd struct {
-	ToTest gt.TPMLAlg
+// startupCommand is TPM2_Startup, Part 3 §9.3.
+func (t *TPM) startupCommand(c *call, cmd *gt.Startup) (*gt.StartupResponse, error) {
+	return nil, t.startup(uint16(cmd.StartupType))
 }
 
-func (incrementalSelfTestCmd) Command() gt.TPMCC { return gt.TPMCCIncrementalSelfTest }
-func (incrementalSelfTestCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type selfTestCmd struct {
-	FullTest gt.TPMIYesNo
-}
-
-func (selfTestCmd) Command() gt.TPMCC { return gt.TPMCCSelfTest }
-func (selfTestCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type getTestResultCmd struct{}
-
-func (getTestResultCmd) Command() gt.TPMCC { return gt.TPMCCGetTestResult }
-func (getTestResultCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-func init() {
-	register(func(t *TPM, c *call, cmd *gt.Startup) (*reply, error) {
-		return nil, t.startup(uint16(cmd.StartupType))
-	})
-	register(func(t *TPM, c *call, cmd *gt.Shutdown) (*reply, error) {
-		switch uint16(cmd.ShutdownType) {
-		case suClear:
-			t.orderly, t.savedVol = false, nil
-		case suState:
-			t.orderly = true
-			t.savedVol = &volatileState{
-				PCR:              t.pcr.snapshot(),
-				PCRUpdateCounter: t.pcrUpdateCounter,
-				ContextKey:       t.contextKey,
-				ContextSeq:       t.contextSeq,
-			}
-		default:
-			return nil, rcP(rcValue, 1, "shutdown type %d", cmd.ShutdownType)
+// shutdown is TPM2_Shutdown, Part 3 §9.4.
+func (t *TPM) shutdown(c *call, cmd *gt.Shutdown) (*gt.ShutdownResponse, error) {
+	switch uint16(cmd.ShutdownType) {
+	case suClear:
+		t.orderly, t.savedVol = false, nil
+	case suState:
+		t.orderly = true
+		t.savedVol = &volatileState{
+			PCR:              t.pcr.snapshot(),
+			PCRUpdateCounter: t.pcrUpdateCounter,
+			ContextKey:       t.contextKey,
+			ContextSeq:       t.contextSeq,
 		}
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *selfTestCmd) (*reply, error) {
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *incrementalSelfTestCmd) (*reply, error) {
-		// All algorithms are tested: the to-do list is empty.
-		return &reply{params: u32(0)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *getTestResultCmd) (*reply, error) {
-		return &reply{params: append(sized(nil), u32(rcSuccess)...)}, nil
-	})
+	default:
+		return nil, rcP(rcValue, 1, "shutdown type %d", cmd.ShutdownType)
+	}
+	return nil, nil
+}
+
+// selfTest is TPM2_SelfTest, Part 3 §10.2.
+func (t *TPM) selfTest(c *call, cmd *selfTestCmd) (*emptyResponse, error) {
+	return nil, nil
+}
+
+// incrementalSelfTest is TPM2_IncrementalSelfTest, Part 3 §10.3.
+func (t *TPM) incrementalSelfTest(c *call, cmd *incrementalSelfTestCmd) (*incrementalSelfTestResponse, error) {
+	// All algorithms are tested: the to-do list is empty.
+	return &incrementalSelfTestResponse{}, nil
+}
+
+// getTestResult is TPM2_GetTestResult, Part 3 §10.4.
+func (t *TPM) getTestResult(c *call, cmd *getTestResultCmd) (*getTestResultResponse, error) {
+	return &getTestResultResponse{TestResult: rcSuccess}, nil
 }
 
 // startup implements TPM2_Startup, Part 3 §9.3, after _TPM_Init.

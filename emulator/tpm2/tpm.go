@@ -129,7 +129,6 @@ type TPM struct {
 // New returns a TPM in the power-on state: it needs Startup before any
 // other command, as a real TPM does after _TPM_Init.
 func New(cfg Config) (*TPM, error) {
-	fastOnce.Do(installFastPaths)
 	t := &TPM{
 		rand:         cfg.Rand,
 		now:          cfg.Now,
