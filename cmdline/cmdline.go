@@ -6,6 +6,11 @@
 // value outside an option's set, or a repeated option is an error that names
 // the offending word and lists what is accepted, so a domain never starts
 // half-configured.
+//
+// A Spec is also the options' documentation: Usage prints it on the console,
+// Markdown renders it for docs/options.md (cmdline/gendoc), so every fact a
+// user needs about an option (its value form, default and meaning) is written
+// once, in the Option.
 package cmdline
 
 import (
@@ -24,9 +29,30 @@ type Option struct {
 	// validates free-form values.
 	Values []string
 	Check  func(string) error
+	// Form describes a free-form value for the reader (`N/s|N/m|N/h`,
+	// `ADDR`); options with Values show those instead.
+	Form string
 	// Default applies when the option is absent (value options only).
 	Default string
-	Help    string
+	// Help is the option's meaning in one line, printed by Usage.
+	Help string
+	// Doc, if set, is what the documentation says after Help: why, what
+	// follows from a choice, how the option plays with others. Markdown.
+	Doc string
+}
+
+// ValueForm is how the option's value is written: "" for a flag, the
+// accepted values joined by |, Form, or VALUE.
+func (o Option) ValueForm() string {
+	switch {
+	case o.Flag:
+		return ""
+	case len(o.Values) > 0:
+		return strings.Join(o.Values, "|")
+	case o.Form != "":
+		return o.Form
+	}
+	return "VALUE"
 }
 
 // Spec is the set of options an image accepts.
@@ -59,13 +85,10 @@ func (s Spec) Usage() string {
 	opts := slices.Clone(s)
 	sort.Slice(opts, func(i, j int) bool { return opts[i].Name < opts[j].Name })
 	for _, o := range opts {
-		switch {
-		case o.Flag:
+		if o.Flag {
 			fmt.Fprintf(&b, "  %s", o.Name)
-		case len(o.Values) > 0:
-			fmt.Fprintf(&b, "  %s=%s", o.Name, strings.Join(o.Values, "|"))
-		default:
-			fmt.Fprintf(&b, "  %s=VALUE", o.Name)
+		} else {
+			fmt.Fprintf(&b, "  %s=%s", o.Name, o.ValueForm())
 		}
 		if o.Default != "" {
 			fmt.Fprintf(&b, " (default %s)", o.Default)
