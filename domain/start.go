@@ -27,14 +27,11 @@ type Domain struct {
 	Xen    *xen.Hypervisor
 }
 
-// LogLevelOption is the `loglevel=` option every image accepts.
-var LogLevelOption = cmdline.Option{Name: "loglevel", Values: LevelNames, Default: "info", Help: "console verbosity"}
-
 // Start parses the command line against spec (plus loglevel=), connects to
 // xenstore and reads the domain ID. It never returns half-configured: a bad
 // command line or an unreachable xenstore ends the domain with a message.
 func Start(name string, spec cmdline.Spec) *Domain {
-	spec = append(cmdline.Spec{LogLevelOption}, spec...)
+	spec = Spec(spec)
 	vals, err := spec.Parse(pvh.Info.Cmdline)
 	if err != nil {
 		fmt.Printf("%s: bad command line (xl extra=): %v\n", name, err)
