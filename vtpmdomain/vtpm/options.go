@@ -120,23 +120,44 @@ func ParseLocalities(s string) (Localities, error) {
 	return set, nil
 }
 
-// Spec lists the options for cmdline.Parse (loglevel= is added by the
-// domain package).
+// Spec lists the vTPM domain's options (loglevel= is added by the domain
+// package). It is their documentation too: docs/options.md is generated
+// from it (go run ./cmdline/gendoc).
 func Spec() cmdline.Spec {
 	return cmdline.Spec{
-		{Name: StartupClear, Flag: true, Help: "start the TPM with Startup(CLEAR) (the default); given explicitly, also start a fresh TPM when the saved state cannot be loaded"},
-		{Name: StartupSave, Flag: true, Help: "resume with Startup(STATE) after an orderly shutdown"},
-		{Name: StartupDeactivated, Flag: true, Help: "leave the TPM un-started for the guest to start"},
-		{Name: "maintcmds", Values: []string{"0", "1"}, Default: "0", Help: "TPM 1.2 maintenance ordinals; TPM 2.0 has none, so no effect"},
+		{Name: StartupClear, Flag: true,
+			Help: "start the TPM with Startup(CLEAR) (also what happens when none of clear, save, deactivated is given)",
+			Doc: "Written out, `clear` also lets the domain discard a saved state that cannot be loaded or verified (a corrupted or replaced disk, a disk of another vTPM, a manager that lost the record) and make a fresh TPM; " +
+				"without it such a state is refused with one console line and nothing is written. Give at most one of `clear`, `save` and `deactivated`."},
+		{Name: StartupSave, Flag: true,
+			Help: "resume with Startup(STATE) after an orderly shutdown",
+			Doc:  "After the guest's orderly `Shutdown(STATE)`; otherwise the TPM starts with CLEAR and the console says so."},
+		{Name: StartupDeactivated, Flag: true,
+			Help: "leave the TPM un-started for the guest to start",
+			Doc:  "The guest must send `TPM2_Startup` itself (a TPM 2.0 driver with auto-startup does); Linux's `xen-tpmfront` never does, so its guests need `clear` or `save`."},
+		{Name: "maintcmds", Values: []string{"0", "1"}, Default: "0",
+			Help: "TPM 1.2 maintenance ordinals; TPM 2.0 has none, so no effect",
+			Doc:  "Accepted for compatibility with vtpm-stubdom."},
 		{Name: "hwinitpcr", Check: func(s string) error { _, err := ParsePCRSpec(s); return err },
-			Help: "PCRs to copy from the hardware TPM at start: all, none, N, X-Y, comma-separated"},
-		{Name: "savebudget", Check: checkBudget, Default: strconv.Itoa(DefaultSaveBudget),
-			Help: "saves of guest commands allowed at once (0: no limit); past it a command that may change durable state is answered TPM_RC_NV_RATE until saverefill= gives saves back"},
-		{Name: "saverefill", Check: func(s string) error { _, err := ratelimit.ParseRate(s); return err }, Default: DefaultSaveRefill,
-			Help: "how fast the save budget refills: N/s, N/m or N/h (0: no limit)"},
-		{Name: "locality", Check: func(s string) error { _, err := ParseLocalities(s); return err }, Default: DefaultLocalities.String(),
+			Form: "all|none|N|X-Y,...", Default: "none",
+			Help: "PCRs to copy from the hardware TPM at start: all, none, N, X-Y, comma-separated",
+			Doc: "They are read through the manager (SHA-1 values): the vTPM's SHA-1 bank takes the value, the other banks their reset value extended with it. " +
+				"Needs the manager (a `vtpm=` device whose backend is the manager domain); without it, or when the read fails, the domain refuses to start."},
+		{Name: "savebudget", Check: checkBudget, Form: "N", Default: strconv.Itoa(DefaultSaveBudget),
+			Help: "saves of guest commands allowed at once (0: no limit); past it a command that may change durable state is answered TPM_RC_NV_RATE until saverefill= gives saves back",
+			Doc: "The answer comes before the command runs, and TSS stacks retry it. Every save costs the manager a store commit and, shared with other vTPMs' saves, one write of the hardware TPM's NV memory, " +
+				"so the budget keeps a guest from wearing that memory out through the manager. The default lets a guest provision (NV indices, persistent keys, hierarchy authorizations) in one go. Accepts 0 to 1000000."},
+		{Name: "saverefill", Check: func(s string) error { _, err := ratelimit.ParseRate(s); return err },
+			Form: "N/s|N/m|N/h|0", Default: DefaultSaveRefill,
+			Help: "how fast the save budget refills: N per second, minute or hour (0: no limit)",
+			Doc:  "The default gives a save back every 10 s."},
+		{Name: "locality", Check: func(s string) error { _, err := ParseLocalities(s); return err },
+			Form: "N|X-Y,...", Default: DefaultLocalities.String(),
 			Help: "localities a frontend (a guest, or dom0 passing an HVM guest's on) may send commands at: N, X-Y, comma-separated, 0-255; " +
-				"others are answered TPM_RC_LOCALITY. The default leaves out 4, the CPU's own during a dynamic launch"},
+				"others are answered TPM_RC_LOCALITY. The default leaves out 4, the CPU's own during a dynamic launch",
+			Doc: "A refused command never reaches the TPM. The list holds for every frontend, dom0's too, which passes an HVM guest's TIS locality on. " +
+				"The default is what software can reach on PC hardware: locality 4 is asserted only by the CPU during a dynamic launch, and only it may reset PCRs 17–19, " +
+				"so a guest given it could fake a D-RTM launch. vtpm-stubdom's per-label form `locality=<label>=<list>` is refused (this domain does not read XSM labels)."},
 	}
 }
 
