@@ -58,7 +58,6 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/xenvtpm/xenvtpm/board/xen"
-	"github.com/xenvtpm/xenvtpm/cmdline"
 	"github.com/xenvtpm/xenvtpm/domain"
 	"github.com/xenvtpm/xenvtpm/drivers/blkfront"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
@@ -67,47 +66,13 @@ import (
 	"github.com/xenvtpm/xenvtpm/grant"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/manager"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/options"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/ratelimit"
 )
 
 // Version is set by the build.
 var Version = "dev"
-
-func checkDriver(s string) error {
-	switch s {
-	case "tpm_tis", "tpmfront":
-		return nil
-	}
-	return errors.New("want tpm_tis or tpmfront")
-}
-
-func checkAuth(s string) error { _, err := hwtpm.ParseAuth(s); return err }
-func checkPCRs(s string) error { _, err := hwtpm.ParsePCRs(s); return err }
-
-var spec = cmdline.Spec{
-	{Name: "tpmdriver", Check: checkDriver, Default: "tpm_tis", Help: "how to reach the TPM: tpm_tis (the hardware's TIS registers) | tpmfront (this domain's vtpm device, e.g. a vTPM domain: nesting, tests)"},
-	{Name: "tpmiomem", Check: tpmtis.CheckBase, Default: "0xfed40000", Help: "physical address of the TIS locality-0 page"},
-	{Name: "tpmirq", Check: tpmtis.CheckIRQ, Default: "0", Help: "0: polling (the only mode)"},
-	{Name: "tpmlocality", Values: []string{"0", "1", "2", "3", "4"}, Default: "0", Help: "TPM locality to use"},
-	{Name: "tpmseize", Values: []string{"0", "1"}, Default: "0", Help: "1: seize the TPM from a lower locality firmware left active (aborts that locality's command)"},
-	{Name: "tpm2", Values: []string{"0", "1"}, Default: "1", Help: "accepted as in vtpmmgr; the TPM family is detected"},
-	{Name: "owner_auth", Check: checkAuth, Default: "well-known", Help: "owner hierarchy auth: well-known | hash:<40 hex> | text:<str>"},
-	{Name: "srk_auth", Check: checkAuth, Default: "well-known", Help: "SRK (TPM 1.2) / storage primary (TPM 2.0) auth: well-known | hash:<40 hex> | text:<str>"},
-	{Name: "sealpcrs", Check: checkPCRs, Default: "default", Help: "PCRs the storage key is sealed to: default (0,2,4,7) | none | list"},
-	{Name: "autocreate", Values: []string{"0", "1"}, Default: "1", Help: "create a vTPM's record on its first SAVEHASHKEY"},
-	{Name: "hwnvrate", Check: checkRate, Default: manager.DefaultNVWriteRate, Help: "cap on hardware NV writes (counter increments, one per group commit of saves) on average: N/s, N/m or N/h (0: no cap)"},
-	{Name: "hwnvburst", Check: checkBurst, Default: strconv.Itoa(manager.DefaultNVWriteBurst), Help: "hardware NV writes allowed at once (1-1000000); half of them are kept for vTPMs within their share"},
-}
-
-func checkRate(s string) error { _, err := ratelimit.ParseRate(s); return err }
-
-func checkBurst(s string) error {
-	if n, err := strconv.Atoi(s); err != nil || n < 1 || n > 1000000 {
-		return fmt.Errorf("%q is not a count of NV writes 1-1000000", s)
-	}
-	return nil
-}
 
 var dom *domain.Domain
 
@@ -122,7 +87,7 @@ func die(format string, a ...any) {
 }
 
 func main() {
-	dom = domain.Start("mgrdomain", spec)
+	dom = domain.Start("mgrdomain", options.Spec())
 	t0 := time.Now()
 	cfg := dom.Config
 	base, _ := strconv.ParseUint(cfg.Get("tpmiomem"), 0, 64)
