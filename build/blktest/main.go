@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/xenvtpm/xenvtpm/board/xen"
-	"github.com/xenvtpm/xenvtpm/cmdline"
+	"github.com/xenvtpm/xenvtpm/build/blktest/options"
 	"github.com/xenvtpm/xenvtpm/domain"
 	"github.com/xenvtpm/xenvtpm/drivers/blkfront"
 	"github.com/xenvtpm/xenvtpm/grant"
@@ -40,7 +40,7 @@ var Version = "dev"
 const dom0Offset = 40 * 512
 
 func main() {
-	d := domain.Start("blktest", cmdline.Spec{})
+	d := domain.Start("blktest", options.Spec())
 	d.Log.Infof("xenvtpm blktest %s on Xen %d.%d: domid=%d", Version, d.Xen.Major, d.Xen.Minor, d.ID)
 	if err := run(d); err != nil {
 		d.Log.Errorf("%v", err)

@@ -16,7 +16,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/xenvtpm/xenvtpm/cmdline"
+	"github.com/xenvtpm/xenvtpm/build/hello/options"
 	"github.com/xenvtpm/xenvtpm/domain"
 	"github.com/xenvtpm/xenvtpm/xenbus"
 )
@@ -25,9 +25,7 @@ import (
 var Version = "dev"
 
 func main() {
-	d := domain.Start("hello", cmdline.Spec{
-		{Name: "panic", Flag: true, Help: "panic on purpose after the banner (tests crash reporting)"},
-	})
+	d := domain.Start("hello", options.Spec())
 	d.Log.Infof("xenvtpm hello %s on Xen %d.%d: domid=%d", Version, d.Xen.Major, d.Xen.Minor, d.ID)
 	if d.Config.Has("panic") {
 		panic("deliberate panic requested by the 'panic' option")

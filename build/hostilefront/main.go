@@ -20,14 +20,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
 	gt "github.com/google/go-tpm/tpm2"
 
 	"github.com/xenvtpm/xenvtpm/board/xen"
-	"github.com/xenvtpm/xenvtpm/cmdline"
+	"github.com/xenvtpm/xenvtpm/build/hostilefront/options"
 	"github.com/xenvtpm/xenvtpm/domain"
 	"github.com/xenvtpm/xenvtpm/evtchn"
 	"github.com/xenvtpm/xenvtpm/grant"
@@ -48,6 +47,7 @@ const (
 
 const node = "device/vtpm/0"
 
+// attacks holds the function of each of options.Attacks.
 var attacks = map[string]func(*front) error{
 	"length":              attackLength,
 	"states":              attackStates,
@@ -59,19 +59,17 @@ var attacks = map[string]func(*front) error{
 }
 
 func main() {
-	names := make([]string, 0, len(attacks))
-	for n := range attacks {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	d := domain.Start("hostilefront", cmdline.Spec{
-		{Name: "attack", Values: names, Default: "length", Help: "the misbehaviour to perform"},
-	})
+	d := domain.Start("hostilefront", options.Spec())
 	a := d.Config.Get("attack")
 	d.Log.Infof("xenvtpm hostilefront %s, domid %d, attack=%s", Version, d.ID, a)
+	attack := attacks[a]
+	if attack == nil {
+		d.Log.Errorf("HOSTILE-ERROR %s: listed in options.Attacks but not in this image's attacks table", a)
+		d.Exit(1)
+	}
 	f, err := newFront(d, a)
 	if err == nil {
-		err = attacks[a](f)
+		err = attack(f)
 	}
 	if err != nil {
 		d.Log.Errorf("HOSTILE-ERROR %s: %v", a, err)

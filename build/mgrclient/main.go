@@ -33,7 +33,7 @@ import (
 	"time"
 
 	"github.com/xenvtpm/xenvtpm/board/xen"
-	"github.com/xenvtpm/xenvtpm/cmdline"
+	"github.com/xenvtpm/xenvtpm/build/mgrclient/options"
 	"github.com/xenvtpm/xenvtpm/domain"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmfront"
 	"github.com/xenvtpm/xenvtpm/grant"
@@ -42,35 +42,6 @@ import (
 
 // Version is set by the build.
 var Version = "dev"
-
-// blobSize is the 64-byte SAVEHASHKEY form (key ‖ SHA-256 of the state).
-const blobSize = 64
-
-func checkExpect(s string) error {
-	if s == "" {
-		return nil
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) < 52 || len(b) > blobSize {
-		return errors.New("want 104 to 128 hex digits (a 52- to 64-byte blob)")
-	}
-	return nil
-}
-
-func checkRounds(s string) error {
-	var n int
-	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 1 || n > 1000 {
-		return errors.New("want 1 to 1000")
-	}
-	return nil
-}
-
-var spec = cmdline.Spec{
-	{Name: "save", Values: []string{"0", "1"}, Default: "1", Help: "1: SAVEHASHKEY random blobs first; 0: only LOADHASHKEY"},
-	{Name: "expect", Check: checkExpect, Help: "hex blob LOADHASHKEY must return"},
-	{Name: "rounds", Check: checkRounds, Default: "10", Help: "SAVEHASHKEY+LOADHASHKEY round trips to time"},
-	{Name: "node", Default: "device/vtpm/0", Help: "the vtpm device"},
-}
 
 var (
 	dom    *domain.Domain
@@ -97,7 +68,7 @@ func finish() {
 }
 
 func main() {
-	dom = domain.Start("mgrclient", spec)
+	dom = domain.Start("mgrclient", options.Spec())
 	dom.Log.Infof("xenvtpm mgrclient %s: domid=%d save=%s expect=%q", Version, dom.ID, dom.Config.Get("save"), dom.Config.Get("expect"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -143,7 +114,7 @@ func main() {
 		var saveLat, loadLat []time.Duration
 		var last []byte
 		for i := range rounds {
-			blob := make([]byte, blobSize)
+			blob := make([]byte, options.BlobSize)
 			rand.Read(blob)
 			req, err := proto.EncodeSaveHashKey(blob)
 			if err != nil {

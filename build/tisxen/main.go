@@ -44,6 +44,7 @@ import (
 
 	"github.com/xenvtpm/xenvtpm/build/qemu-tis/benchcmd"
 	"github.com/xenvtpm/xenvtpm/build/tischeck"
+	"github.com/xenvtpm/xenvtpm/build/tisxen/options"
 	"github.com/xenvtpm/xenvtpm/domain"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmtis"
 )
@@ -74,7 +75,7 @@ func (spinClock) Sleep(d time.Duration) {
 }
 
 func main() {
-	dom = domain.Start("tisxen", spec)
+	dom = domain.Start("tisxen", options.Spec())
 	base, _ := strconv.ParseUint(dom.Config.Get("tpmiomem"), 0, 64)
 	loc, _ := strconv.Atoi(dom.Config.Get("tpmlocality"))
 	loops, _ := strconv.Atoi(dom.Config.Get("loops"))

@@ -1,4 +1,4 @@
-package main
+package options
 
 import (
 	"strings"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestOptionsDefaults(t *testing.T) {
-	v, err := spec.Parse("")
+	v, err := Spec().Parse("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,7 +20,7 @@ func TestOptionsDefaults(t *testing.T) {
 }
 
 func TestOptionsAccepted(t *testing.T) {
-	v, err := spec.Parse("tpmlocality=2 tpmiomem=0xFED40000 tpmirq=0 mode=load loops=5000")
+	v, err := Spec().Parse("tpmlocality=2 tpmiomem=0xFED40000 tpmirq=0 mode=load loops=5000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestOptionsRefused(t *testing.T) {
 		{"loops=many", "want a count"},
 		{"mode=fast", "accepted values are checks|load"},
 	} {
-		_, err := spec.Parse(tc.line)
+		_, err := Spec().Parse(tc.line)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want one containing %q", tc.line, err, tc.want)
 		}

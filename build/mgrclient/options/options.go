@@ -1,0 +1,52 @@
+// Package options declares the mgrclient domain's command-line options
+// (xl extra=). The Spec is their documentation too: docs/options.md is
+// generated from it (go run ./cmdline/gendoc).
+package options
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/xenvtpm/xenvtpm/cmdline"
+)
+
+// BlobSize is the 64-byte SAVEHASHKEY form (key ‖ SHA-256 of the state).
+const BlobSize = 64
+
+func checkExpect(s string) error {
+	if s == "" {
+		return nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) < 52 || len(b) > BlobSize {
+		return errors.New("want 104 to 128 hex digits (a 52- to 64-byte blob)")
+	}
+	return nil
+}
+
+func checkRounds(s string) error {
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 1 || n > 1000 {
+		return errors.New("want 1 to 1000")
+	}
+	return nil
+}
+
+// Spec lists the mgrclient domain's options (loglevel= is added by the
+// domain package).
+func Spec() cmdline.Spec {
+	return cmdline.Spec{
+		{Name: "save", Values: []string{"0", "1"}, Default: "1",
+			Help: "1: SAVEHASHKEY random blobs first; 0: only LOADHASHKEY"},
+		{Name: "expect", Check: checkExpect, Form: "HEX",
+			Help: "hex blob LOADHASHKEY must return",
+			Doc:  "104 to 128 hex digits, as a run printed it on its `MGRCLIENT-SAVED` line; with `save=0` it shows a key survived a manager restart. Absent: what is loaded is not compared."},
+		{Name: "rounds", Check: checkRounds, Form: "N", Default: "10",
+			Help: "SAVEHASHKEY+LOADHASHKEY round trips to time",
+			Doc:  "1 to 1000."},
+		{Name: "node", Form: "PATH", Default: "device/vtpm/0",
+			Help: "the vtpm device",
+			Doc:  "Its xenstore directory, relative to the domain's home or absolute."},
+	}
+}
