@@ -19,16 +19,27 @@ func (s Spec) Markdown() string {
 		if o.Default != "" {
 			def = code(o.Default)
 		}
-		meaning := o.Help
+		meaning := sentence(o.Help)
 		if o.Doc != "" {
-			if !strings.HasSuffix(meaning, ".") {
-				meaning += "."
-			}
 			meaning += " " + o.Doc
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", code(o.Name), value, def, cell(meaning))
 	}
 	return b.String()
+}
+
+// sentence makes a Help line a sentence: a capital letter when it starts
+// with a plain word, a full stop at the end.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	word, _, _ := strings.Cut(s, " ")
+	if word != "" && strings.Trim(word, "abcdefghijklmnopqrstuvwxyz,") == "" {
+		s = strings.ToUpper(s[:1]) + s[1:]
+	}
+	if s != "" && !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
 }
 
 // code is s as inline code in a table cell.

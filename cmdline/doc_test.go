@@ -15,9 +15,9 @@ var documented = Spec{
 func TestMarkdown(t *testing.T) {
 	want := "| option | value | default | meaning |\n" +
 		"|---|---|---|---|\n" +
-		"| `loglevel` | `error\\|info\\|debug` | `info` | console verbosity |\n" +
-		"| `selftest` | flag | — | run the self-test first |\n" +
-		"| `rate` | `N/s\\|N/m` | `6/m` | how fast. Past it, commands wait. |\n"
+		"| `loglevel` | `error\\|info\\|debug` | `info` | Console verbosity. |\n" +
+		"| `selftest` | flag | — | Run the self-test first. |\n" +
+		"| `rate` | `N/s\\|N/m` | `6/m` | How fast. Past it, commands wait. |\n"
 	if got := documented.Markdown(); got != want {
 		t.Errorf("Markdown:\n%s\nwant:\n%s", got, want)
 	}

@@ -22,7 +22,7 @@ import (
 func Spec() cmdline.Spec {
 	return cmdline.Spec{
 		{Name: "tpmdriver", Check: checkDriver, Form: "tpm_tis|tpmfront", Default: "tpm_tis",
-			Help: "how to reach the TPM: tpm_tis (the hardware's TIS registers) | tpmfront (this domain's vtpm device, e.g. a vTPM domain: nesting, tests)",
+			Help: "how to reach the TPM: the hardware's TIS registers, or this domain's vtpm device (a vTPM domain: nesting, tests)",
 			Doc: "`tpm_tis`: the TPM's TIS/PTP FIFO pages, mapped with xl's `iomem=`. `tpmfront`: the TPM 2.0 behind the manager's own `vtpm=` device " +
 				"(a nested manager, or a vTPM domain standing in for hardware: `mgrdomain/testbed-nested`); TPM 2.0 only."},
 		{Name: "tpmiomem", Check: tpmtis.CheckBase, Form: "ADDR", Default: "0xfed40000",
@@ -43,22 +43,22 @@ func Spec() cmdline.Spec {
 			Help: "accepted as in vtpmmgr; the TPM family is detected",
 			Doc:  "The hardware TPM may be a TPM 2.0 or a TPM 1.2 whatever the value."},
 		{Name: "owner_auth", Check: checkAuth, Form: "well-known|hash:<40 hex>|text:<str>", Default: "well-known",
-			Help: "owner hierarchy auth: well-known | hash:<40 hex> | text:<str>",
+			Help: "owner hierarchy auth",
 			Doc: "`text:` is SHA-1 of the string (what `tpm_takeownership` and `swtpm_setup --ownerpass` set). `well-known` is the empty password on TPM 2.0 and 20 zero bytes on TPM 1.2 " +
 				"(TrouSerS' `tpm_takeownership -z`; `swtpm_setup --owner-well-known` sets SHA-1 of those zeros instead: `hash:6768033e216468247bd031a0a2d9876d79818f8f`). " +
 				"On TPM 2.0 it authorises as an HMAC in a salted session, never in clear on the bus."},
 		{Name: "srk_auth", Check: checkAuth, Form: "well-known|hash:<40 hex>|text:<str>", Default: "well-known",
-			Help: "SRK (TPM 1.2) / storage primary (TPM 2.0) auth: well-known | hash:<40 hex> | text:<str>",
+			Help: "SRK (TPM 1.2) / storage primary (TPM 2.0) auth",
 			Doc:  "As `owner_auth` (`swtpm_setup --srkpass` sets `text:`)."},
 		{Name: "sealpcrs", Check: checkPCRs, Form: "default|none|N|X-Y,...", Default: "default",
-			Help: "PCRs the storage key is sealed to: default (0,2,4,7) | none | list",
+			Help: "PCRs the storage key is sealed to: default (0,2,4,7), none, or a list",
 			Doc: "SHA-256 bank on TPM 2.0, SHA-1 on TPM 1.2. Before a firmware or boot-loader upgrade boot once with `none`, after it once with the default. " +
 				"A change reseals the key at the next start and, on TPM 2.0, then retires the older sealed copies: a copy of the disk taken before is refused and releases the key to nobody."},
 		{Name: "autocreate", Values: []string{"0", "1"}, Default: "1",
 			Help: "create a vTPM's record on its first SAVEHASHKEY",
 			Doc:  "With 0 a save for a vTPM UUID the manager has no record of is refused (package `mgrdomain/manager` says why 1 is the default)."},
 		{Name: "hwnvrate", Check: checkRate, Form: "N/s|N/m|N/h|0", Default: manager.DefaultNVWriteRate,
-			Help: "cap on hardware NV writes (counter increments, one per group commit of saves) on average: N/s, N/m or N/h (0: no cap)",
+			Help: "cap on hardware NV writes (counter increments, one per group commit of saves) on average: N per second, minute or hour (0: no cap)",
 			Doc: "Every group of vTPM saves costs the hardware TPM one NV write (its rollback counter), and hardware NV memory wears out. The default, one every 5 s, " +
 				"is at most 6.3 million a year even under a flood; lower it if the TPM's data sheet promises less NV endurance. " +
 				"Saves arriving while the cap holds are committed together, one write for all of them; a vTPM's save waits at most 10 s for its write, " +

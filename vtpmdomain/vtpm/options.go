@@ -140,7 +140,7 @@ func Spec() cmdline.Spec {
 			Doc:  "Accepted for compatibility with vtpm-stubdom."},
 		{Name: "hwinitpcr", Check: func(s string) error { _, err := ParsePCRSpec(s); return err },
 			Form: "all|none|N|X-Y,...", Default: "none",
-			Help: "PCRs to copy from the hardware TPM at start: all, none, N, X-Y, comma-separated",
+			Help: "PCRs to copy from the hardware TPM at start",
 			Doc: "They are read through the manager (SHA-1 values): the vTPM's SHA-1 bank takes the value, the other banks their reset value extended with it. " +
 				"Needs the manager (a `vtpm=` device whose backend is the manager domain); without it, or when the read fails, the domain refuses to start."},
 		{Name: "savebudget", Check: checkBudget, Form: "N", Default: strconv.Itoa(DefaultSaveBudget),
@@ -153,8 +153,7 @@ func Spec() cmdline.Spec {
 			Doc:  "The default gives a save back every 10 s."},
 		{Name: "locality", Check: func(s string) error { _, err := ParseLocalities(s); return err },
 			Form: "N|X-Y,...", Default: DefaultLocalities.String(),
-			Help: "localities a frontend (a guest, or dom0 passing an HVM guest's on) may send commands at: N, X-Y, comma-separated, 0-255; " +
-				"others are answered TPM_RC_LOCALITY. The default leaves out 4, the CPU's own during a dynamic launch",
+			Help: "localities 0-255 a frontend (a guest, or dom0 passing an HVM guest's on) may send commands at; others are answered TPM_RC_LOCALITY",
 			Doc: "A refused command never reaches the TPM. The list holds for every frontend, dom0's too, which passes an HVM guest's TIS locality on. " +
 				"The default is what software can reach on PC hardware: locality 4 is asserted only by the CPU during a dynamic launch, and only it may reset PCRs 17–19, " +
 				"so a guest given it could fake a D-RTM launch. vtpm-stubdom's per-label form `locality=<label>=<list>` is refused (this domain does not read XSM labels)."},
