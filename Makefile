@@ -10,6 +10,9 @@
 #                  the hardware TPM, the manager domain, a vTPM domain, a Linux
 #                  guest running tpm2-tools, state kept across restarts
 #                  (DEMO_TPM=1.2: the hardware TPM is a TPM 1.2)
+#   make docs      regenerate docs/options.md, every image's extra= options,
+#                  from the images' cmdline.Spec (a unit test fails while
+#                  the file and the Specs differ)
 #   make toolchain install tamago-go for go.mod's tamago version from a local
 #                  clone (TAMAGO_GO_SRC=path-to-a-tamago-go-git-repository)
 
@@ -26,7 +29,7 @@ IMAGES   := hello vtpmdomain tisxen blktest mgrdomain mgrclient hostilefront
 # An image's main package: build/NAME for test images, else ./NAME.
 pkg = $(if $(wildcard build/$(1)/main.go),./build/$(1),./$(1))
 
-.PHONY: all images test unit toolchain-check testbed demo toolchain clean FORCE
+.PHONY: all images test unit docs toolchain-check testbed demo toolchain clean FORCE
 all: images
 
 toolchain-check:
@@ -46,6 +49,9 @@ unit:
 
 test:
 	build/test-all.sh
+
+docs:
+	go run ./cmdline/gendoc
 
 testbed:
 	build/testbed/host-deps.sh
