@@ -7,35 +7,9 @@
 // the sealing and rollback design are in docs/manager-storage.md §12
 // (packages mgrdomain/manager, hwtpm, store).
 //
-// Options (xl extra=) follow Xen's vtpmmgr-stubdom (xen-vtpmmgr(7)) in names,
-// forms and defaults, so a manager's xl config carries over:
-//
-//	tpmdriver=tpm_tis   the hardware TPM through its TIS/PTP FIFO pages
-//	tpmdriver=tpmfront  the TPM behind this domain's vtpm device (a nested
-//	                    manager, or a vTPM domain standing in for hardware
-//	                    in tests); TPM 2.0 only
-//	tpmiomem=ADDR       physical address of locality 0's page (0xfed40000)
-//	tpmirq=0            polling; the driver takes no interrupts
-//	tpmseize=0|1        1: take the TPM from a lower locality that still
-//	                    holds it after timeout A (firmware such as SeaBIOS
-//	                    leaves locality 0 active); default 0: wait for it
-//	tpmlocality=0..4    locality to use (default 0 as in vtpmmgr; with dom0
-//	                    keeping locality 0, xen-vtpmmgr(7) recommends 2). On
-//	                    TPM 1.2 the storage key is released only there
-//	tpm2=1              accepted for compatibility: the family is detected
-//	owner_auth=, srk_auth=  well-known | hash:<40 hex> | text:<string>
-//	sealpcrs=           PCRs the storage key is sealed to: default (0,2,4,7),
-//	                    none, or a list such as 0,2,4,7 or 0-7 (ours)
-//	autocreate=0|1      create a vTPM's record on its first SAVEHASHKEY
-//	                    (default 1; see package manager for why)
-//	hwnvrate=N/s|m|h    cap on hardware NV writes (rollback-counter
-//	                    increments, one per group commit of saves), on
-//	                    average (default 12/m; 0: no cap)
-//	hwnvburst=N         how many of them may go at once (default 24); saves
-//	                    arriving while the cap holds are committed together,
-//	                    and the last half of the burst is kept for vTPMs
-//	                    within their share (package manager)
-//	loglevel=           error | info | debug
+// Its options (xl extra=) follow Xen's vtpmmgr-stubdom (xen-vtpmmgr(7)), so
+// a manager's xl config carries over; they are declared in package
+// mgrdomain/options and documented in docs/options.md.
 //
 // Start-up is all or nothing: the hardware TPM, then the disk (the first
 // device/vbd), then the manager (unseal, rollback check, store), and only then

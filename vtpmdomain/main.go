@@ -3,8 +3,8 @@
 // Command vtpmdomain is the vTPM domain: a Xen PVH domain that serves one
 // software TPM 2.0 (emulator/tpm2) to its guest through the tpmif v2 ring
 // (drivers/tpmback), so a stock Linux guest with xen-tpmfront sees
-// /dev/tpm0. It takes vtpm-stubdom's options (see package vtpm and the
-// README).
+// /dev/tpm0. It takes vtpm-stubdom's options, declared in package vtpm and
+// documented in docs/options.md.
 //
 // With a disk (xl disk=[...]) and a vtpm device whose backend is the
 // manager domain (xl vtpm=["backend=<manager>,uuid=..."]), the TPM's state

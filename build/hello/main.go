@@ -5,9 +5,9 @@
 // in a form the test bed checks from its console (see
 // build/testbed/scenarios/hello).
 //
-// Options (xl extra=): loglevel=error|info|debug, and the flag `panic`,
-// which makes the domain panic on purpose right after its banner, to test
-// that a crash reaches the console and ends the domain.
+// Its options (xl extra=), among them a deliberate panic to test crash
+// reporting, are declared in build/hello/options and documented in
+// docs/options.md.
 package main
 
 import (

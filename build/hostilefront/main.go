@@ -7,11 +7,12 @@
 // the low-level packages (grant.Table, evtchn, ring, xenbus) rather than
 // drivers/tpmfront, so that it can break the rules tpmfront keeps.
 //
-// One behaviour per run, chosen with attack= on xl's extra= line (see
-// attacks below). Each step prints a "HOSTILE <attack>: <what was done> ->
-// <what came back>" line; the run ends with HOSTILE-DONE (or, for
-// destroy-mid-command, HOSTILE-SUBMITTED and then waits for dom0 to
-// destroy the domain). Judging the backend (its log, its live mappings, its
+// One behaviour per run, chosen with attack= on xl's extra= line (the
+// attack functions below; options in build/hostilefront/options,
+// documented in docs/options.md). Each step prints a "HOSTILE <attack>:
+// <what was done> -> <what came back>" line; the run ends with HOSTILE-DONE
+// (or, for destroy-mid-command, HOSTILE-SUBMITTED and then waits for dom0
+// to destroy the domain). Judging the backend (its log, its live mappings, its
 // other frontends) is the scenario's job: build/hostilefront/testbed.
 package main
 

@@ -9,8 +9,9 @@
 // It sends SAVEHASHKEY (the 64-byte form: a 32-byte key and a 32-byte hash)
 // with random bytes, LOADHASHKEY, and checks the round trip; then a GetRandom
 // passed through to the hardware TPM. With save=0 it only loads, and
-// expect=<128 hex digits> checks what it loads, so a run after a manager
-// restart shows the key survived.
+// expect= checks what it loads, so a run after a manager restart shows the
+// key survived (options in build/mgrclient/options, documented in
+// docs/options.md).
 //
 // Console lines dom0 parses:
 //

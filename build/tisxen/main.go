@@ -7,25 +7,9 @@
 // (build/qemu-tis) also runs. The test bed's scenarios in testbed/ and
 // testbed-tpm12/ read its console.
 //
-// Options (xl extra=), named and defaulted as Xen's vtpmmgr names them so a
-// manager's xl config carries over:
-//
-//	tpmlocality=0..4  locality to drive (default 0, vtpmmgr's default; the
-//	                  test bed passes 2, what vtpmmgr's manual recommends
-//	                  when dom0 keeps locality 0)
-//	tpmiomem=ADDR     physical address of locality 0's page (default 0xfed40000)
-//	tpmirq=0          polling; the driver takes no interrupts, so any other
-//	                  value is refused rather than silently ignored
-//	mode=checks|load  checks (default): the full proof, which also opens a
-//	                  second locality (0, or 2 when tpmlocality is not 2)
-//	                  for the PCR 21 locality witness and a concurrent run,
-//	                  and locality 4 plus an address without a TPM for the
-//	                  fault paths. load: only our own locality's page is
-//	                  touched: `loops` GetRandom + PCR_Extend pairs, the role
-//	                  in the coexistence test, where another OS uses
-//	                  locality 0 and must not see us there.
-//	loops=N           commands per timed figure (checks) or command pairs
-//	                  (load); default 200
+// Its options (xl extra=), named and defaulted as Xen's vtpmmgr names them
+// so a manager's xl config carries over, are declared in
+// build/tisxen/options and documented in docs/options.md.
 //
 // Console protocol: "CHECK <name> OK|FAIL: ...", "TIS-..." detail and
 // figure lines (see build/tischeck), "TIS-LOAD ..." in load mode, and last
