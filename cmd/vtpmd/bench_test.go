@@ -13,6 +13,7 @@ import (
 	gt "github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
+	"github.com/xenvtpm/xenvtpm/internal/swtpmtest"
 )
 
 // Benchmarks of the same go-tpm client against three targets in one run:
@@ -101,7 +102,7 @@ func targets() []target {
 			return tr
 		}},
 		// Go's TCP connections have TCP_NODELAY on by default.
-		{"swtpm", func(b *testing.B) transport.TPM { return startSwtpm(b) }},
+		{"swtpm", func(b *testing.B) transport.TPM { return swtpmtest.Start(b) }},
 	}
 }
 

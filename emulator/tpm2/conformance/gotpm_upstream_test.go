@@ -1,4 +1,4 @@
-package main
+package conformance
 
 import (
 	"os"
@@ -34,7 +34,7 @@ func TestGoTPMUpstreamSuite(t *testing.T) {
 	if err != nil {
 		t.Skipf("SKIP: %v", err)
 	}
-	repo, err := filepath.Abs("../..")
+	repo, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package conformance
 
 import (
 	"crypto/ecdsa"
@@ -7,17 +7,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
 	gt "github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
-	"github.com/xenvtpm/xenvtpm/swtpm"
+	"github.com/xenvtpm/xenvtpm/internal/swtpmtest"
 )
 
 // Differential test: the same command sequences go to the engine and to
@@ -31,27 +27,6 @@ type localityTPM interface {
 	SetLocality(l uint8) error
 }
 
-// swtpmProc is swtpm's data channel with its control channel for the
-// locality (CMD_SET_LOCALITY).
-type swtpmProc struct {
-	rawConn
-	ctrl net.Conn
-}
-
-func (s *swtpmProc) SetLocality(l uint8) error {
-	if _, err := s.ctrl.Write([]byte{0, 0, 0, swtpm.CmdSetLocality, l}); err != nil {
-		return err
-	}
-	var res [4]byte
-	if _, err := io.ReadFull(s.ctrl, res[:]); err != nil {
-		return err
-	}
-	if rc := binary.BigEndian.Uint32(res[:]); rc != 0 {
-		return fmt.Errorf("swtpm CMD_SET_LOCALITY %d: result %#x", l, rc)
-	}
-	return nil
-}
-
 // engineTPM is the engine in process, at a settable locality.
 type engineTPM struct {
 	t   *tpm2.TPM
@@ -61,41 +36,8 @@ type engineTPM struct {
 func (e *engineTPM) Send(cmd []byte) ([]byte, error) { return e.t.Process(cmd, e.loc), nil }
 func (e *engineTPM) SetLocality(l uint8) error       { e.loc = l; return nil }
 
-// startSwtpm starts swtpm on a free port pair and returns its raw data
-// channel (started: startup-clear).
-func startSwtpm(t testing.TB) *swtpmProc {
-	t.Helper()
-	if _, err := exec.LookPath("swtpm"); err != nil {
-		t.Skip("SKIP: swtpm not installed (apt-get install swtpm)")
-	}
-	p := freePort(t)
-	cmd := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+t.TempDir(),
-		"--server", "type=tcp,port="+strconv.Itoa(p)+",bindaddr=127.0.0.1",
-		"--ctrl", "type=tcp,port="+strconv.Itoa(p+1)+",bindaddr=127.0.0.1",
-		"--flags", "not-need-init,startup-clear")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var c net.Conn
-	var err error
-	for i := 0; i < 100; i++ {
-		if c, err = net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ctrl, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctrl.Close() })
-	return &swtpmProc{rawConn{c}, ctrl}
-}
+// startSwtpm is the reference: swtpm, started.
+func startSwtpm(t testing.TB) *swtpmtest.Proc { return swtpmtest.Start(t) }
 
 func startEngine(t testing.TB) *engineTPM {
 	tp, err := tpm2.New(tpm2.Config{})

@@ -1,0 +1,140 @@
+// Package swtpmtest starts Debian's swtpm (libtpms) as the reference TPM
+// that tests compare the engine with, and speaks swtpm's socket
+// interface to it: the data channel framed by the TPM header alone and
+// the control channel's CMD_SET_LOCALITY (swtpm's man page, swtpm_ioctls).
+// It is for tests only.
+package swtpmtest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/xenvtpm/xenvtpm/swtpm"
+)
+
+// maxFrame bounds a response read from a data channel.
+const maxFrame = 64 * 1024
+
+// FreePortPair returns a port p such that p and p+1 were free a moment
+// ago.
+func FreePortPair(t testing.TB) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if p >= 65534 {
+			continue
+		}
+		l2, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+1)))
+		if err == nil {
+			l2.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port pair")
+	return 0
+}
+
+// Conn is a TPM data channel framed by the TPM header only (swtpm's
+// socket, vtpmd's swtpm-protocol port); it is a go-tpm transport.TPM.
+type Conn struct{ C net.Conn }
+
+// Send sends one command and returns its response. libtpms answers
+// TPM_RC_RETRY while it self-tests an algorithm on first use; a client
+// resends, and so does Send.
+func (r Conn) Send(cmd []byte) ([]byte, error) {
+	for {
+		rsp, err := r.send(cmd)
+		if err != nil || len(rsp) < 10 || binary.BigEndian.Uint32(rsp[6:]) != 0x922 {
+			return rsp, err
+		}
+	}
+}
+
+func (r Conn) send(cmd []byte) ([]byte, error) {
+	if _, err := r.C.Write(cmd); err != nil {
+		return nil, err
+	}
+	hdr := make([]byte, 10)
+	if _, err := io.ReadFull(r.C, hdr); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[2:])
+	if n < 10 || n > maxFrame {
+		return nil, fmt.Errorf("bad response size %d", n)
+	}
+	rsp := make([]byte, n)
+	copy(rsp, hdr)
+	_, err := io.ReadFull(r.C, rsp[10:])
+	return rsp, err
+}
+
+// Proc is a running swtpm: its data channel, and its control channel for
+// the locality.
+type Proc struct {
+	Conn
+	ctrl net.Conn
+}
+
+// SetLocality sets the locality of the following commands
+// (CMD_SET_LOCALITY).
+func (s *Proc) SetLocality(l uint8) error {
+	if _, err := s.ctrl.Write([]byte{0, 0, 0, swtpm.CmdSetLocality, l}); err != nil {
+		return err
+	}
+	var res [4]byte
+	if _, err := io.ReadFull(s.ctrl, res[:]); err != nil {
+		return err
+	}
+	if rc := binary.BigEndian.Uint32(res[:]); rc != 0 {
+		return fmt.Errorf("swtpm CMD_SET_LOCALITY %d: result %#x", l, rc)
+	}
+	return nil
+}
+
+// Start starts a TPM 2.0 swtpm on a free port pair, already started
+// (startup-clear), stopped when the test ends. The test is skipped with
+// a SKIP: line when swtpm is not installed.
+func Start(t testing.TB) *Proc {
+	t.Helper()
+	if _, err := exec.LookPath("swtpm"); err != nil {
+		t.Skip("SKIP: swtpm not installed (apt-get install swtpm)")
+	}
+	p := FreePortPair(t)
+	cmd := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+t.TempDir(),
+		"--server", "type=tcp,port="+strconv.Itoa(p)+",bindaddr=127.0.0.1",
+		"--ctrl", "type=tcp,port="+strconv.Itoa(p+1)+",bindaddr=127.0.0.1",
+		"--flags", "not-need-init,startup-clear")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var c net.Conn
+	var err error
+	for i := 0; i < 100; i++ {
+		if c, err = net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctrl, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctrl.Close() })
+	return &Proc{Conn{c}, ctrl}
+}
