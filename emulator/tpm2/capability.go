@@ -36,46 +36,34 @@ const (
 	maxCapBuffer     = 1024
 )
 
-// TPMA_ALGORITHM bits, Part 2 §8.2.
-const (
-	aaAsymmetric = 1 << 0
-	aaSymmetric  = 1 << 1
-	aaHash       = 1 << 2
-	aaObject     = 1 << 3
-	aaSigning    = 1 << 8
-	aaEncrypting = 1 << 9
-	aaMethod     = 1 << 10
-)
-
-var implementedAlgs = []struct {
-	alg   gt.TPMAlgID
-	attrs uint32
-}{
-	{gt.TPMAlgRSA, aaAsymmetric | aaObject},
-	{gt.TPMAlgSHA1, aaHash},
-	{gt.TPMAlgHMAC, aaHash | aaSigning},
-	{gt.TPMAlgAES, aaSymmetric},
-	{gt.TPMAlgMGF1, aaHash | aaMethod},
-	{gt.TPMAlgKeyedHash, aaHash | aaObject},
-	{gt.TPMAlgXOR, aaSymmetric | aaHash},
-	{gt.TPMAlgSHA256, aaHash},
-	{gt.TPMAlgSHA384, aaHash},
-	{gt.TPMAlgSHA512, aaHash},
-	{gt.TPMAlgNull, 0},
-	{gt.TPMAlgRSASSA, aaAsymmetric | aaSigning},
-	{gt.TPMAlgRSAES, aaAsymmetric | aaEncrypting},
-	{gt.TPMAlgRSAPSS, aaAsymmetric | aaSigning},
-	{gt.TPMAlgOAEP, aaAsymmetric | aaEncrypting},
-	{gt.TPMAlgECDSA, aaAsymmetric | aaSigning},
-	{gt.TPMAlgECDH, aaAsymmetric | aaMethod},
-	{gt.TPMAlgKDF1SP800108, aaHash | aaMethod},
-	{gt.TPMAlgECC, aaAsymmetric | aaObject},
-	{gt.TPMAlgSymCipher, aaObject},
-	{gt.TPMAlgCTR, aaSymmetric | aaEncrypting},
-	{gt.TPMAlgOFB, aaSymmetric | aaEncrypting},
-	{gt.TPMAlgCBC, aaSymmetric | aaEncrypting},
-	{gt.TPMAlgCFB, aaSymmetric | aaEncrypting},
-	{gt.TPMAlgECB, aaSymmetric | aaEncrypting},
+// implementedAlgs are the algorithms with their TPMA_ALGORITHM (Part 2
+// §8.2), in TPM_ALG_ID order.
+var implementedAlgs = []gt.TPMSAlgProperty{
+	{Alg: gt.TPMAlgRSA, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Object: true}},
+	{Alg: gt.TPMAlgSHA1, AlgProperties: gt.TPMAAlgorithm{Hash: true}},
+	{Alg: gt.TPMAlgHMAC, AlgProperties: gt.TPMAAlgorithm{Hash: true, Signing: true}},
+	{Alg: gt.TPMAlgAES, AlgProperties: gt.TPMAAlgorithm{Symmetric: true}},
+	{Alg: gt.TPMAlgMGF1, AlgProperties: gt.TPMAAlgorithm{Hash: true, Method: true}},
+	{Alg: gt.TPMAlgKeyedHash, AlgProperties: gt.TPMAAlgorithm{Hash: true, Object: true}},
+	{Alg: gt.TPMAlgXOR, AlgProperties: gt.TPMAAlgorithm{Symmetric: true, Hash: true}},
+	{Alg: gt.TPMAlgSHA256, AlgProperties: gt.TPMAAlgorithm{Hash: true}},
+	{Alg: gt.TPMAlgSHA384, AlgProperties: gt.TPMAAlgorithm{Hash: true}},
+	{Alg: gt.TPMAlgSHA512, AlgProperties: gt.TPMAAlgorithm{Hash: true}},
+	{Alg: gt.TPMAlgNull},
+	{Alg: gt.TPMAlgRSASSA, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Signing: true}},
+	{Alg: gt.TPMAlgRSAES, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Encrypting: true}},
+	{Alg: gt.TPMAlgRSAPSS, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Signing: true}},
+	{Alg: gt.TPMAlgOAEP, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Encrypting: true}},
+	{Alg: gt.TPMAlgECDSA, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Signing: true}},
+	{Alg: gt.TPMAlgECDH, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Method: true}},
+	{Alg: gt.TPMAlgKDF1SP800108, AlgProperties: gt.TPMAAlgorithm{Hash: true, Method: true}},
+	{Alg: gt.TPMAlgECC, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Object: true}},
+	{Alg: gt.TPMAlgSymCipher, AlgProperties: gt.TPMAAlgorithm{Object: true}},
+	{Alg: gt.TPMAlgCTR, AlgProperties: gt.TPMAAlgorithm{Symmetric: true, Encrypting: true}},
+	{Alg: gt.TPMAlgOFB, AlgProperties: gt.TPMAAlgorithm{Symmetric: true, Encrypting: true}},
+	{Alg: gt.TPMAlgCBC, AlgProperties: gt.TPMAAlgorithm{Symmetric: true, Encrypting: true}},
+	{Alg: gt.TPMAlgCFB, AlgProperties: gt.TPMAAlgorithm{Symmetric: true, Encrypting: true}},
+	{Alg: gt.TPMAlgECB, AlgProperties: gt.TPMAAlgorithm{Symmetric: true, Encrypting: true}},
 }
 
 var implementedCurves = []gt.TPMECCCurve{gt.TPMECCNistP256, gt.TPMECCNistP384, gt.TPMECCNistP521}
@@ -249,114 +237,117 @@ func pcrBitmap(fn func(i uint32) bool) []byte {
 	return b
 }
 
-// page cuts items (each already encoded) to at most count entries,
-// reporting moreData, and frames them as a TPMS_CAPABILITY_DATA.
-func page(capability uint32, items [][]byte, count uint32) []byte {
-	more := byte(0)
+// pageOf cuts a capability list to what was asked for and what fits in
+// one response (maxCapBuffer octets of itemSize-octet items), setting
+// moreData when something was left out.
+func pageOf[T any](r *gt.GetCapabilityResponse, items []T, count uint32, itemSize int) []T {
+	if n := uint32(maxCapBuffer / itemSize); count > n {
+		count = n
+	}
 	if uint32(len(items)) > count {
-		items, more = items[:count], 1
+		r.MoreData = true
+		return items[:count]
 	}
-	b := []byte{more}
-	b = append(b, u32(capability)...)
-	b = append(b, u32(uint32(len(items)))...)
-	for _, it := range items {
-		b = append(b, it...)
-	}
-	return b
+	return items
 }
 
-func (t *TPM) getCapability(capability, property, count uint32) ([]byte, error) {
-	var items [][]byte
-	maxItems := uint32(maxCapBuffer / 4)
-	switch capability {
+// pcrSelectProperty is one TPMS_TAGGED_PCR_SELECT of the PCR properties
+// (Part 2 §6.14, TPM_PT_PCR): the PCRs that have the property.
+type pcrSelectProperty struct {
+	tag gt.TPMPTPCR
+	has func(i uint32) bool
+}
+
+func pcrProperties() []pcrSelectProperty {
+	props := []pcrSelectProperty{{0x00, func(uint32) bool { return true }}} // TPM_PT_PCR_SAVE
+	for l := uint8(0); l <= 4; l++ {
+		bit := localityBit(l)
+		props = append(props,
+			pcrSelectProperty{gt.TPMPTPCR(1 + 2*l), func(i uint32) bool { return pcrExtendLocalities(i)&bit != 0 }},
+			pcrSelectProperty{gt.TPMPTPCR(2 + 2*l), func(i uint32) bool { return pcrResetLocalities(i)&bit != 0 }})
+	}
+	return append(props,
+		pcrSelectProperty{0x11, func(uint32) bool { return false }},                // TPM_PT_PCR_NO_INCREMENT
+		pcrSelectProperty{0x12, func(i uint32) bool { return i >= 17 && i <= 22 }}) // TPM_PT_PCR_DRTM_RESET
+}
+
+// getCapability is TPM2_GetCapability, Part 3 §30.2.
+func (t *TPM) getCapability(c *call, cmd *gt.GetCapability) (*gt.GetCapabilityResponse, error) {
+	property, count := cmd.Property, cmd.PropertyCount
+	r := &gt.GetCapabilityResponse{CapabilityData: gt.TPMSCapabilityData{Capability: cmd.Capability}}
+	var data gt.TPMUCapabilities
+	switch uint32(cmd.Capability) {
 	case capAlgs:
+		var l gt.TPMLAlgProperty
 		for _, a := range implementedAlgs {
-			if uint32(a.alg) >= property {
-				items = append(items, append(u16(uint16(a.alg)), u32(a.attrs)...))
+			if uint32(a.Alg) >= property {
+				l.AlgProperties = append(l.AlgProperties, a)
 			}
 		}
-		maxItems = maxCapBuffer / 6
+		l.AlgProperties = pageOf(r, l.AlgProperties, count, 6)
+		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capHandles:
+		var l gt.TPMLHandle
 		for _, h := range t.handleList(property) {
-			items = append(items, u32(h))
+			l.Handle = append(l.Handle, gt.TPMHandle(h))
 		}
+		l.Handle = pageOf(r, l.Handle, count, 4)
+		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capCommands:
+		var l gt.TPMLCCA
 		for _, cc := range implementedCommands() {
 			if cc < property {
 				continue
 			}
 			d := commandTable[cc]
-			a := cc&0xFFFF | uint32(d.nHandles)<<25
-			if d.rspHandle {
-				a |= 1 << 28
-			}
-			if d.nv {
-				a |= 1 << 22
-			}
-			items = append(items, u32(a))
+			l.CommandAttributes = append(l.CommandAttributes, gt.TPMACC{CommandIndex: uint16(cc),
+				NV: d.nv, CHandles: uint8(d.nHandles), RHandle: d.rspHandle})
 		}
+		l.CommandAttributes = pageOf(r, l.CommandAttributes, count, 4)
+		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capPPCommands, capAuditCommands:
 		// No command needs physical presence; command audit is not
 		// implemented, so the audit list is empty.
+		data = gt.NewTPMUCapabilities(cmd.Capability, &gt.TPMLCC{})
 	case capPCRs:
-		var b []byte
-		n := uint32(0)
+		// Every implemented bank is listed, allocated or not (all PCRs
+		// selected or none), whatever property and count say.
+		var l gt.TPMLPCRSelection
 		for _, alg := range pcrAlgOrder {
 			allocated := t.pcr.banks[alg] != nil
-			b = append(b, u16(uint16(alg))...)
-			b = append(b, pcrSelectSize)
-			b = append(b, pcrBitmap(func(uint32) bool { return allocated })...)
-			n++
+			l.PCRSelections = append(l.PCRSelections, gt.TPMSPCRSelection{Hash: gt.TPMIAlgHash(alg),
+				PCRSelect: pcrBitmap(func(uint32) bool { return allocated })})
 		}
-		return append(append([]byte{0}, u32(capPCRs)...), append(u32(n), b...)...), nil
+		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capTPMProperties:
+		var l gt.TPMLTaggedTPMProperty
 		for _, p := range t.properties() {
 			if p.tag >= property {
-				items = append(items, append(u32(p.tag), u32(p.val)...))
+				l.TPMProperty = append(l.TPMProperty, gt.TPMSTaggedProperty{Property: gt.TPMPT(p.tag), Value: p.val})
 			}
 		}
-		maxItems = maxCapBuffer / 8
+		l.TPMProperty = pageOf(r, l.TPMProperty, count, 8)
+		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capPCRProperties:
-		tags := []struct {
-			tag uint32
-			fn  func(i uint32) bool
-		}{
-			{0x00, func(i uint32) bool { return true }},
-		}
-		for l := uint8(0); l <= 4; l++ {
-			bit := localityBit(l)
-			tags = append(tags,
-				struct {
-					tag uint32
-					fn  func(i uint32) bool
-				}{uint32(1 + 2*l), func(i uint32) bool { return pcrExtendLocalities(i)&bit != 0 }},
-				struct {
-					tag uint32
-					fn  func(i uint32) bool
-				}{uint32(2 + 2*l), func(i uint32) bool { return pcrResetLocalities(i)&bit != 0 }})
-		}
-		tags = append(tags,
-			struct {
-				tag uint32
-				fn  func(i uint32) bool
-			}{0x11, func(i uint32) bool { return false }},
-			struct {
-				tag uint32
-				fn  func(i uint32) bool
-			}{0x12, func(i uint32) bool { return i >= 17 && i <= 22 }})
-		for _, tg := range tags {
-			if tg.tag >= property {
-				it := append(u32(tg.tag), pcrSelectSize)
-				items = append(items, append(it, pcrBitmap(tg.fn)...))
+		var l gt.TPMLTaggedPCRProperty
+		for _, p := range pcrProperties() {
+			if uint32(p.tag) >= property {
+				l.PCRProperty = append(l.PCRProperty, gt.TPMSTaggedPCRSelect{Tag: p.tag, PCRSelect: pcrBitmap(p.has)})
 			}
 		}
+		l.PCRProperty = pageOf(r, l.PCRProperty, count, 4)
+		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capECCCurves:
+		var l gt.TPMLECCCurve
 		for _, c := range implementedCurves {
 			if uint32(c) >= property {
-				items = append(items, u16(uint16(c)))
+				l.ECCCurves = append(l.ECCCurves, c)
 			}
 		}
+		l.ECCCurves = pageOf(r, l.ECCCurves, count, 4)
+		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capAuthPolicies:
+		var l gt.TPMLTaggedPolicy
 		for _, p := range []struct {
 			h      uint32
 			alg    uint16
@@ -374,33 +365,19 @@ func (t *TPM) getCapability(capability, property, count uint32) ([]byte, error) 
 			if len(p.digest) == 0 {
 				alg = uint16(gt.TPMAlgNull)
 			}
-			it := append(u32(p.h), u16(alg)...)
-			items = append(items, append(it, p.digest...))
+			l.Policies = append(l.Policies, gt.TPMSTaggedPolicy{Handle: gt.TPMHandle(p.h),
+				PolicyHash: gt.TPMTHA{HashAlg: gt.TPMIAlgHash(alg), Digest: p.digest}})
 		}
+		l.Policies = pageOf(r, l.Policies, count, 4)
+		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capACT:
 		// No Authenticated Countdown Timers.
+		data = gt.NewTPMUCapabilities(cmd.Capability, &gt.TPMLACTData{})
 	default:
-		return nil, rcP(rcValue, 1, "capability 0x%x", capability)
+		return nil, rcP(rcValue, 1, "capability 0x%x", uint32(cmd.Capability))
 	}
-	if count > maxItems {
-		count = maxItems
-	}
-	return page(capability, items, count), nil
-}
-
-// getCapabilityCommand is TPM2_GetCapability, Part 3 §30.2.
-func (t *TPM) getCapabilityCommand(c *call, cmd *gt.GetCapability) (*gt.GetCapabilityResponse, error) {
-	b, err := t.getCapability(uint32(cmd.Capability), cmd.Property, cmd.PropertyCount)
-	if err != nil {
-		return nil, err
-	}
-	// getCapability builds the list item by item, so that a page is cut
-	// at maxCapBuffer whatever the items' type, and go-tpm reads it back.
-	data, err := gt.Unmarshal[gt.TPMSCapabilityData](b[1:])
-	if err != nil {
-		return nil, rcE(rcFailure, "capability data: %v", err)
-	}
-	return &gt.GetCapabilityResponse{MoreData: b[0] == 1, CapabilityData: *data}, nil
+	r.CapabilityData.Data = data
+	return r, nil
 }
 
 // testParms is TPM2_TestParms, Part 3 §30.3.

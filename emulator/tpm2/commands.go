@@ -11,7 +11,7 @@ package tpm2
 // hand-written decoder or encoder of the same structures (fast.go).
 //
 // Where the command's name is taken by the function that does its work
-// for other callers too (startup, pcrExtend, getCapability), the handler's
+// for other callers too (startup, pcrExtend), the handler's
 // name ends in Command. GetCapability(TPM_CAP_COMMANDS) is generated from
 // this table.
 var commandTable = map[uint32]*cmdDef{}
@@ -69,7 +69,7 @@ func init() {
 		cmd((*TPM).clockSet, writesLazily),
 
 		// Part 3 §30: capability commands.
-		cmd((*TPM).getCapabilityCommand),
+		cmd((*TPM).getCapability),
 		cmd((*TPM).testParms),
 	)
 }
