@@ -44,7 +44,10 @@ var implementedAlgs = []gt.TPMSAlgProperty{
 	{Alg: gt.TPMAlgHMAC, AlgProperties: gt.TPMAAlgorithm{Hash: true, Signing: true}},
 	{Alg: gt.TPMAlgAES, AlgProperties: gt.TPMAAlgorithm{Symmetric: true}},
 	{Alg: gt.TPMAlgMGF1, AlgProperties: gt.TPMAAlgorithm{Hash: true, Method: true}},
-	{Alg: gt.TPMAlgKeyedHash, AlgProperties: gt.TPMAAlgorithm{Hash: true, Object: true}},
+	// A keyed-hash object signs (HMAC) and encrypts (XOR), as the
+	// reference implementation and libtpms report it; tools that filter
+	// by attributes rely on it.
+	{Alg: gt.TPMAlgKeyedHash, AlgProperties: gt.TPMAAlgorithm{Hash: true, Object: true, Signing: true, Encrypting: true}},
 	{Alg: gt.TPMAlgXOR, AlgProperties: gt.TPMAAlgorithm{Symmetric: true, Hash: true}},
 	{Alg: gt.TPMAlgSHA256, AlgProperties: gt.TPMAAlgorithm{Hash: true}},
 	{Alg: gt.TPMAlgSHA384, AlgProperties: gt.TPMAAlgorithm{Hash: true}},

@@ -113,6 +113,29 @@ type diffStep struct {
 func diffSteps() []diffStep {
 	d := sha256.Sum256([]byte("measure"))
 	return []diffStep{
+		{"TPMA_ALGORITHM of the engine's algorithms", func(tr transport.TPM) string {
+			r, err := (gt.GetCapability{Capability: gt.TPMCapAlgs, PropertyCount: 128}).Execute(tr)
+			if err != nil {
+				return rcString(err)
+			}
+			l, err := r.CapabilityData.Data.Algorithms()
+			if err != nil {
+				return err.Error()
+			}
+			attrs := map[gt.TPMAlgID]gt.TPMAAlgorithm{}
+			for _, a := range l.AlgProperties {
+				attrs[a.Alg] = a.AlgProperties
+			}
+			out := ""
+			for _, alg := range []gt.TPMAlgID{gt.TPMAlgRSA, gt.TPMAlgSHA1, gt.TPMAlgHMAC, gt.TPMAlgAES, gt.TPMAlgMGF1,
+				gt.TPMAlgKeyedHash, gt.TPMAlgXOR, gt.TPMAlgSHA256, gt.TPMAlgSHA384, gt.TPMAlgSHA512, gt.TPMAlgRSASSA,
+				gt.TPMAlgRSAES, gt.TPMAlgRSAPSS, gt.TPMAlgOAEP, gt.TPMAlgECDSA, gt.TPMAlgECDH, gt.TPMAlgKDF1SP800108,
+				gt.TPMAlgECC, gt.TPMAlgSymCipher, gt.TPMAlgCTR, gt.TPMAlgOFB, gt.TPMAlgCBC, gt.TPMAlgCFB, gt.TPMAlgECB} {
+				a, ok := attrs[alg]
+				out += fmt.Sprintf("%#x:%v:%+v ", uint16(alg), ok, a)
+			}
+			return out
+		}},
 		{"Startup twice", func(tr transport.TPM) string {
 			_, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr)
 			return rcString(err)
