@@ -202,7 +202,11 @@ func (t *TPM) bindSessions(c *call) error {
 		} else if a.attrs&(saAuditExclusive|saAuditReset) != 0 {
 			return rcS(rcAttributes, n, "auditExclusive/auditReset without audit")
 		}
-		if len(a.nonce) < 16 || len(a.nonce) > s.hash.Size() {
+		// Only StartAuthSession bounds nonceCaller below (Part 3 §11.1);
+		// in a command's session it may be empty, as the reference
+		// implementation and libtpms accept and tpm2-tools and FAPI send
+		// after PolicyPassword. Above, TPM2B_NONCE's own bound applies.
+		if len(a.nonce) > maxDigestBytes {
 			return rcS(rcSize, n, "nonceCaller size %d", len(a.nonce))
 		}
 	}

@@ -525,6 +525,37 @@ func calcPolicy(f func(pc *gt.PolicyCalculator) error) []byte {
 // skipped).
 func authCheckSteps() []diffStep {
 	return []diffStep{
+		{"Unseal through PolicyPassword with an empty nonceCaller", func(tr transport.TPM) string {
+			obj, done, err := sealWithPolicy(tr, calcPolicy(func(pc *gt.PolicyCalculator) error {
+				return (gt.PolicyAuthValue{}).Update(pc) // PolicyPassword extends the same digest
+			}))
+			if err != nil {
+				return rcString(err)
+			}
+			defer done()
+			sas, err := (gt.StartAuthSession{TPMKey: gt.TPMRHNull, Bind: gt.TPMRHNull,
+				NonceCaller: gt.TPM2BNonce{Buffer: make([]byte, 16)}, SessionType: gt.TPMSEPolicy,
+				Symmetric: gt.TPMTSymDef{Algorithm: gt.TPMAlgNull}, AuthHash: gt.TPMAlgSHA256}).Execute(tr)
+			if err != nil {
+				return rcString(err)
+			}
+			sh := uint32(sas.SessionHandle)
+			defer (gt.FlushContext{FlushHandle: sas.SessionHandle}).Execute(tr)
+			if rc := sendRC(tr, rawCommand(uint32(gt.TPMCCPolicyPassword), []uint32{sh}, nil, nil)); rc != "ok" {
+				return "PolicyPassword: " + rc
+			}
+			// TPMS_AUTH_COMMAND: the session, an empty nonceCaller,
+			// continueSession, and the (empty) password as the HMAC.
+			auth := append(binary.BigEndian.AppendUint32(nil, sh), 0, 0, 1, 0, 0)
+			rsp, err := tr.Send(rawCommand(uint32(gt.TPMCCUnseal), []uint32{uint32(obj.Handle)}, auth, nil))
+			if err != nil || len(rsp) < 10 {
+				return fmt.Sprintf("%v % x", err, rsp)
+			}
+			if rc := binary.BigEndian.Uint32(rsp[6:]); rc != 0 {
+				return fmt.Sprintf("rc=0x%03x", rc)
+			}
+			return fmt.Sprintf("ok % x", rsp[14:17])
+		}},
 		{"PolicyNvWritten(NO): a write-once index", func(tr transport.TPM) string {
 			const idx = 0x01500021
 			pub := gt.TPMSNVPublic{NVIndex: idx, NameAlg: gt.TPMAlgSHA256,
