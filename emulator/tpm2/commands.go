@@ -30,8 +30,28 @@ func init() {
 
 		// Part 3 §11: session commands.
 		cmd((*TPM).startAuthSession),
+		cmd((*TPM).policyRestart),
 
-		// (policy.go, import.go rows)
+		// Part 3 §13: duplication commands.
+		cmd((*TPM).duplicate, roles(roleDup)),
+		cmd((*TPM).importObject),
+
+		// Part 3 §23: enhanced authorization (EA) commands.
+		cmd((*TPM).policySigned),
+		cmd((*TPM).policySecret),
+		cmd((*TPM).policyOr),
+		cmd((*TPM).policyPCR),
+		cmd((*TPM).policyLocality),
+		cmd((*TPM).policyCommandCode),
+		cmd((*TPM).policyCpHash),
+		cmd((*TPM).policyNameHash),
+		cmd((*TPM).policyDuplicationSelect),
+		cmd((*TPM).policyAuthorize),
+		cmd((*TPM).policyAuthValue),
+		cmd((*TPM).policyPassword),
+		cmd((*TPM).policyGetDigest),
+		cmd((*TPM).policyNvWritten),
+		cmd((*TPM).policyAuthorizeNV),
 
 		// (create.go rows)
 

@@ -65,7 +65,78 @@ type getTestResultResponse struct {
 	TestResult uint32 // TPM_RC
 }
 
-// (policy.go, import.go structures)
+// Policy sessions, Part 3 §11.2 and §23, and duplication, Part 3 §13.
+// go-tpm has no PolicyRestart, PolicyLocality, PolicyNameHash or
+// PolicyPassword; none of them returns parameters.
+
+type policyRestartCmd struct {
+	SessionHandle gt.UnmarshalledHandle `gotpm:"handle"`
+}
+
+func (policyRestartCmd) Command() gt.TPMCC { return gt.TPMCCPolicyRestart }
+func (policyRestartCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+// duplicateCmd: symmetricAlg is a TPMT_SYM_DEF_OBJECT (Part 3 §13.1),
+// where go-tpm's Duplicate has a TPMT_SYM_DEF.
+type duplicateCmd struct {
+	ObjectHandle    gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	NewParentHandle gt.UnmarshalledHandle `gotpm:"handle"`
+	EncryptionKeyIn gt.TPM2BData
+	Symmetric       gt.TPMTSymDefObject
+}
+
+func (duplicateCmd) Command() gt.TPMCC { return gt.TPMCCDuplicate }
+func (duplicateCmd) Execute(transport.TPM, ...gt.Session) (*gt.DuplicateResponse, error) {
+	return nil, errEngineSide
+}
+
+// importCmd: objectPublic stays bytes so that parsePublic checks it with
+// the engine's response codes, and symmetricAlg is a TPMT_SYM_DEF_OBJECT
+// (Part 3 §13.3), where go-tpm's Import has a TPMT_SYM_DEF.
+type importCmd struct {
+	ParentHandle  gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	EncryptionKey gt.TPM2BData
+	ObjectPublic  gt.TPM2BData
+	Duplicate     gt.TPM2BPrivate
+	InSymSeed     gt.TPM2BEncryptedSecret
+	Symmetric     gt.TPMTSymDefObject
+}
+
+func (importCmd) Command() gt.TPMCC { return gt.TPMCCImport }
+func (importCmd) Execute(transport.TPM, ...gt.Session) (*gt.ImportResponse, error) {
+	return nil, errEngineSide
+}
+
+type policyLocalityCmd struct {
+	PolicySession gt.UnmarshalledHandle `gotpm:"handle"`
+	Locality      uint8
+}
+
+func (policyLocalityCmd) Command() gt.TPMCC { return gt.TPMCCPolicyLocality }
+func (policyLocalityCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type policyNameHashCmd struct {
+	PolicySession gt.UnmarshalledHandle `gotpm:"handle"`
+	NameHash      gt.TPM2BDigest
+}
+
+func (policyNameHashCmd) Command() gt.TPMCC { return gt.TPMCCPolicyNameHash }
+func (policyNameHashCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type policyPasswordCmd struct {
+	PolicySession gt.UnmarshalledHandle `gotpm:"handle"`
+}
+
+func (policyPasswordCmd) Command() gt.TPMCC { return gt.TPMCCPolicyPassword }
+func (policyPasswordCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
 
 // (create.go structures)
 

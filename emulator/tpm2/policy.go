@@ -5,50 +5,11 @@ import (
 	"encoding/binary"
 
 	gt "github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 )
 
 // Enhanced authorization, Part 3 §23. Each command folds its arguments
 // into the session's policyDigest (PolicyUpdate, Part 3 §23.2.3) and
 // records conditions that are checked when the session authorizes.
-
-type policyPasswordCmd struct {
-	PolicySession gt.UnmarshalledHandle `gotpm:"handle"`
-}
-
-func (policyPasswordCmd) Command() gt.TPMCC { return gt.TPMCCPolicyPassword }
-func (policyPasswordCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type policyRestartCmd struct {
-	SessionHandle gt.UnmarshalledHandle `gotpm:"handle"`
-}
-
-func (policyRestartCmd) Command() gt.TPMCC { return gt.TPMCCPolicyRestart }
-func (policyRestartCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type policyNameHashCmd struct {
-	PolicySession gt.UnmarshalledHandle `gotpm:"handle"`
-	NameHash      gt.TPM2BDigest
-}
-
-func (policyNameHashCmd) Command() gt.TPMCC { return gt.TPMCCPolicyNameHash }
-func (policyNameHashCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type policyLocalityCmd struct {
-	PolicySession gt.UnmarshalledHandle `gotpm:"handle"`
-	Locality      uint8
-}
-
-func (policyLocalityCmd) Command() gt.TPMCC { return gt.TPMCCPolicyLocality }
-func (policyLocalityCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
 
 // policySession returns the policy session at handle position n.
 func (t *TPM) policySession(h uint32, n int) (*session, error) {
@@ -130,322 +91,348 @@ func (s *session) limitTimeout(at uint64) {
 }
 
 // nullAuthTicket is the TPMT_TK_AUTH returned when no ticket is issued.
-func nullAuthTicket(tag uint16) []byte {
-	return append(append(u16(tag), u32(rhNull)...), sized(nil)...)
+func nullAuthTicket(tag uint16) gt.TPMTTKAuth {
+	return gt.TPMTTKAuth{Tag: gt.TPMST(tag), Hierarchy: gt.TPMIRHHierarchy(rhNull)}
 }
 
-func init() {
-	register(func(t *TPM, c *call, cmd *gt.PolicyPCR) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
+// policyPCR is TPM2_PolicyPCR, Part 3 §23.7.
+func (t *TPM) policyPCR(c *call, cmd *gt.PolicyPCR) (*gt.PolicyPCRResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if err := validPCRSelection(cmd.Pcrs, 2); err != nil {
+		return nil, err
+	}
+	digest := cmd.PcrDigest.Buffer
+	cur := t.pcrDigest(s.hash, cmd.Pcrs)
+	if !s.trial {
+		if len(digest) != 0 && !bytes.Equal(digest, cur) {
+			return nil, rcP(rcValue, 1, "PCR values do not match pcrDigest")
 		}
-		if err := validPCRSelection(cmd.Pcrs, 2); err != nil {
-			return nil, err
-		}
-		digest := cmd.PcrDigest.Buffer
-		cur := t.pcrDigest(s.hash, cmd.Pcrs)
-		if !s.trial {
-			if len(digest) != 0 && !bytes.Equal(digest, cur) {
-				return nil, rcP(rcValue, 1, "PCR values do not match pcrDigest")
-			}
-			digest = cur
-		} else if len(digest) == 0 {
-			digest = cur
-		}
-		s.extend(u32(uint32(gt.TPMCCPolicyPCR)), marshal(&cmd.Pcrs), digest)
-		s.pcrCounterSet, s.pcrCounter = true, t.pcrUpdateCounter
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PolicyAuthValue) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		s.extend(u32(uint32(gt.TPMCCPolicyAuthValue)))
-		s.authValueNeeded, s.passwordNeeded = true, false
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *policyPasswordCmd) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		// Same digest as PolicyAuthValue (Part 3 §23.18): the policy
-		// does not care how the authValue is proven.
-		s.extend(u32(uint32(gt.TPMCCPolicyAuthValue)))
-		s.passwordNeeded, s.authValueNeeded = true, false
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PolicyCommandCode) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if s.commandCode != 0 && s.commandCode != uint32(cmd.Code) {
-			return nil, rcP(rcValue, 1, "policy already bound to command 0x%x", s.commandCode)
-		}
-		if commandTable[uint32(cmd.Code)] == nil {
-			return nil, rcP(rcPolicyCC, 1, "command 0x%x not implemented", uint32(cmd.Code))
-		}
-		s.extend(u32(uint32(gt.TPMCCPolicyCommandCode)), u32(uint32(cmd.Code)))
-		s.commandCode = uint32(cmd.Code)
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PolicyOr) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		list := cmd.PHashList.Digests
-		if len(list) < 2 || len(list) > 8 {
-			return nil, rcP(rcSize, 1, "PolicyOR needs 2 to 8 digests")
-		}
-		found := s.trial
-		var cat []byte
-		for _, d := range list {
-			if bytes.Equal(d.Buffer, s.policyDigest) {
-				found = true
-			}
-			cat = append(cat, d.Buffer...)
-		}
-		if !found {
-			return nil, rcP(rcValue, 1, "policyDigest not in the list")
-		}
-		s.policyDigest = make([]byte, s.hash.Size())
-		s.extend(u32(uint32(gt.TPMCCPolicyOR)), cat)
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PolicyGetDigest) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		return &reply{params: sized(s.policyDigest)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *policyRestartCmd) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		s.resetPolicy()
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PolicyCPHash) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.setCpHash(cmd.CPHashA.Buffer, 1); err != nil {
-			return nil, err
-		}
-		s.extend(u32(uint32(gt.TPMCCPolicyCpHash)), cmd.CPHashA.Buffer)
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *policyNameHashCmd) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if len(cmd.NameHash.Buffer) != s.hash.Size() || len(s.nameHash) != 0 {
-			return nil, rcP(rcSize, 1, "nameHash")
-		}
-		s.nameHash = append([]byte{}, cmd.NameHash.Buffer...)
-		s.extend(u32(uint32(gt.TPMCCPolicyNameHash)), cmd.NameHash.Buffer)
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *policyLocalityCmd) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		// The locality is not checked here but when the session
-		// authorizes (checkPolicy): the command it authorizes is the one
-		// that must come from an allowed locality. Values below 32 are
-		// sets of localities 0–4 and narrow each other; 32 and above
-		// name one extended locality and must agree (Part 3 §23.8).
-		l, prev := cmd.Locality, s.commandLocality
-		if l == 0 {
-			return nil, rcP(rcRange, 1, "empty locality set")
-		}
-		if prev != 0 && (prev < 32) != (l < 32) {
-			return nil, rcP(rcRange, 1, "extended and ordinary localities mixed")
-		}
-		next := l
-		if l < 32 {
-			if prev == 0 {
-				prev = 0x1F
-			}
-			if next = prev & l; next == 0 {
-				return nil, rcP(rcRange, 1, "no locality left in the set")
-			}
-		} else if prev != 0 && prev != l {
-			return nil, rcP(rcRange, 1, "a different extended locality is already set")
-		}
-		s.extend(u32(uint32(gt.TPMCCPolicyLocality)), []byte{l})
-		s.commandLocality = next
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PolicyNVWritten) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		w := cmd.WrittenSet
-		if s.nvWrittenSet && s.nvWritten != bool(w) {
-			return nil, rcP(rcValue, 1, "conflicting PolicyNvWritten")
-		}
-		s.nvWrittenSet, s.nvWritten = true, bool(w)
-		b := byte(0)
-		if w {
-			b = 1
-		}
-		s.extend(u32(uint32(gt.TPMCCPolicyNvWritten)), []byte{b})
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PolicySecret) (*reply, error) {
-		s, err := t.policySession(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		if !s.trial && len(cmd.NonceTPM.Buffer) != 0 && !bytes.Equal(cmd.NonceTPM.Buffer, s.nonceTPM) {
-			return nil, rcP(rcNonce, 1, "nonceTPM is not the session's")
-		}
-		if cmd.Expiration < 0 && len(cmd.NonceTPM.Buffer) == 0 {
-			return nil, rcP(rcExpired, 4, "expiration needs nonceTPM")
-		}
-		timeout, err := t.authTimeout(s, cmd.Expiration, cmd.NonceTPM.Buffer)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.setCpHash(cmd.CPHashA.Buffer, 2); err != nil {
-			return nil, err
-		}
-		s.update(gt.TPMCCPolicySecret, c.names[0], cmd.PolicyRef.Buffer)
-		s.limitTimeout(timeout)
-		return &reply{params: append(sized(nil), nullAuthTicket(stAuthSecret)...)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PolicySigned) (*reply, error) {
-		s, err := t.policySession(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if !s.trial && len(cmd.NonceTPM.Buffer) != 0 && !bytes.Equal(cmd.NonceTPM.Buffer, s.nonceTPM) {
-			return nil, rcP(rcNonce, 1, "nonceTPM is not the session's")
-		}
-		timeout, err := t.authTimeout(s, cmd.Expiration, cmd.NonceTPM.Buffer)
-		if err != nil {
-			return nil, err
-		}
-		if !s.trial {
-			alg := sigHashAlg(&cmd.Auth)
-			h, err := alg.Hash()
-			if err != nil {
-				return nil, rcP(rcHash, 5, "signature hash")
-			}
-			d := h.New()
-			d.Write(cmd.NonceTPM.Buffer)
-			d.Write(binary.BigEndian.AppendUint32(nil, uint32(cmd.Expiration)))
-			d.Write(cmd.CPHashA.Buffer)
-			d.Write(cmd.PolicyRef.Buffer)
-			if !t.verify(o, d.Sum(nil), &cmd.Auth) {
-				return nil, rcP(rcSignature, 5, "authorization signature")
-			}
-		}
-		if err := s.setCpHash(cmd.CPHashA.Buffer, 2); err != nil {
-			return nil, err
-		}
-		s.update(gt.TPMCCPolicySigned, o.name, cmd.PolicyRef.Buffer)
-		s.limitTimeout(timeout)
-		return &reply{params: append(sized(nil), nullAuthTicket(stAuthSigned)...)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PolicyAuthorize) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		keySign := cmd.KeySign.Buffer
-		if len(keySign) < 2 {
-			return nil, rcP(rcSize, 3, "keySign")
-		}
-		if !s.trial {
-			if !bytes.Equal(cmd.ApprovedPolicy.Buffer, s.policyDigest) {
-				return nil, rcP(rcValue, 1, "policyDigest is not the approved policy")
-			}
-			kalg := gt.TPMIAlgHash(binary.BigEndian.Uint16(keySign))
-			kh, err := kalg.Hash()
-			if err != nil {
-				return nil, rcP(rcHash, 3, "keySign name algorithm")
-			}
-			d := kh.New()
-			d.Write(cmd.ApprovedPolicy.Buffer)
-			d.Write(cmd.PolicyRef.Buffer)
-			aHash := d.Sum(nil)
-			tk := cmd.CheckTicket
-			if tk.Tag != gt.TPMSTVerified || !t.checkTicket(stVerified, uint32(tk.Hierarchy), tk.Digest.Buffer, kh, aHash, keySign) {
-				return nil, rcP(rcValue, 4, "checkTicket")
-			}
-		}
-		s.policyDigest = make([]byte, s.hash.Size())
-		s.update(gt.TPMCCPolicyAuthorize, keySign, cmd.PolicyRef.Buffer)
-		return nil, nil
-	})
+		digest = cur
+	} else if len(digest) == 0 {
+		digest = cur
+	}
+	s.extend(u32(uint32(gt.TPMCCPolicyPCR)), marshal(&cmd.Pcrs), digest)
+	s.pcrCounterSet, s.pcrCounter = true, t.pcrUpdateCounter
+	return nil, nil
 }
 
-func init() {
-	register(func(t *TPM, c *call, cmd *gt.PolicyDuplicationSelect) (*reply, error) {
-		s, err := t.policySession(c.handles[0], 1)
+// policyAuthValue is TPM2_PolicyAuthValue, Part 3 §23.17.
+func (t *TPM) policyAuthValue(c *call, cmd *gt.PolicyAuthValue) (*gt.PolicyAuthValueResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	s.extend(u32(uint32(gt.TPMCCPolicyAuthValue)))
+	s.authValueNeeded, s.passwordNeeded = true, false
+	return nil, nil
+}
+
+// policyPassword is TPM2_PolicyPassword, Part 3 §23.18.
+func (t *TPM) policyPassword(c *call, cmd *policyPasswordCmd) (*emptyResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	// Same digest as PolicyAuthValue (Part 3 §23.18): the policy
+	// does not care how the authValue is proven.
+	s.extend(u32(uint32(gt.TPMCCPolicyAuthValue)))
+	s.passwordNeeded, s.authValueNeeded = true, false
+	return nil, nil
+}
+
+// policyCommandCode is TPM2_PolicyCommandCode, Part 3 §23.11.
+func (t *TPM) policyCommandCode(c *call, cmd *gt.PolicyCommandCode) (*gt.PolicyCommandCodeResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if s.commandCode != 0 && s.commandCode != uint32(cmd.Code) {
+		return nil, rcP(rcValue, 1, "policy already bound to command 0x%x", s.commandCode)
+	}
+	if commandTable[uint32(cmd.Code)] == nil {
+		return nil, rcP(rcPolicyCC, 1, "command 0x%x not implemented", uint32(cmd.Code))
+	}
+	s.extend(u32(uint32(gt.TPMCCPolicyCommandCode)), u32(uint32(cmd.Code)))
+	s.commandCode = uint32(cmd.Code)
+	return nil, nil
+}
+
+// policyOr is TPM2_PolicyOR, Part 3 §23.6.
+func (t *TPM) policyOr(c *call, cmd *gt.PolicyOr) (*gt.PolicyOrResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	list := cmd.PHashList.Digests
+	if len(list) < 2 || len(list) > 8 {
+		return nil, rcP(rcSize, 1, "PolicyOR needs 2 to 8 digests")
+	}
+	found := s.trial
+	var cat []byte
+	for _, d := range list {
+		if bytes.Equal(d.Buffer, s.policyDigest) {
+			found = true
+		}
+		cat = append(cat, d.Buffer...)
+	}
+	if !found {
+		return nil, rcP(rcValue, 1, "policyDigest not in the list")
+	}
+	s.policyDigest = make([]byte, s.hash.Size())
+	s.extend(u32(uint32(gt.TPMCCPolicyOR)), cat)
+	return nil, nil
+}
+
+// policyGetDigest is TPM2_PolicyGetDigest, Part 3 §23.19.
+func (t *TPM) policyGetDigest(c *call, cmd *gt.PolicyGetDigest) (*gt.PolicyGetDigestResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	return &gt.PolicyGetDigestResponse{PolicyDigest: gt.TPM2BDigest{Buffer: s.policyDigest}}, nil
+}
+
+// policyRestart is TPM2_PolicyRestart, Part 3 §11.2.
+func (t *TPM) policyRestart(c *call, cmd *policyRestartCmd) (*emptyResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	s.resetPolicy()
+	return nil, nil
+}
+
+// policyCpHash is TPM2_PolicyCpHash, Part 3 §23.13.
+func (t *TPM) policyCpHash(c *call, cmd *gt.PolicyCPHash) (*gt.PolicyCPHashResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.setCpHash(cmd.CPHashA.Buffer, 1); err != nil {
+		return nil, err
+	}
+	s.extend(u32(uint32(gt.TPMCCPolicyCpHash)), cmd.CPHashA.Buffer)
+	return nil, nil
+}
+
+// policyNameHash is TPM2_PolicyNameHash, Part 3 §23.14.
+func (t *TPM) policyNameHash(c *call, cmd *policyNameHashCmd) (*emptyResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(cmd.NameHash.Buffer) != s.hash.Size() || len(s.nameHash) != 0 {
+		return nil, rcP(rcSize, 1, "nameHash")
+	}
+	s.nameHash = append([]byte{}, cmd.NameHash.Buffer...)
+	s.extend(u32(uint32(gt.TPMCCPolicyNameHash)), cmd.NameHash.Buffer)
+	return nil, nil
+}
+
+// policyLocality is TPM2_PolicyLocality, Part 3 §23.8.
+func (t *TPM) policyLocality(c *call, cmd *policyLocalityCmd) (*emptyResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	// The locality is not checked here but when the session
+	// authorizes (checkPolicy): the command it authorizes is the one
+	// that must come from an allowed locality. Values below 32 are
+	// sets of localities 0–4 and narrow each other; 32 and above
+	// name one extended locality and must agree (Part 3 §23.8).
+	l, prev := cmd.Locality, s.commandLocality
+	if l == 0 {
+		return nil, rcP(rcRange, 1, "empty locality set")
+	}
+	if prev != 0 && (prev < 32) != (l < 32) {
+		return nil, rcP(rcRange, 1, "extended and ordinary localities mixed")
+	}
+	next := l
+	if l < 32 {
+		if prev == 0 {
+			prev = 0x1F
+		}
+		if next = prev & l; next == 0 {
+			return nil, rcP(rcRange, 1, "no locality left in the set")
+		}
+	} else if prev != 0 && prev != l {
+		return nil, rcP(rcRange, 1, "a different extended locality is already set")
+	}
+	s.extend(u32(uint32(gt.TPMCCPolicyLocality)), []byte{l})
+	s.commandLocality = next
+	return nil, nil
+}
+
+// policyNvWritten is TPM2_PolicyNvWritten, Part 3 §23.20.
+func (t *TPM) policyNvWritten(c *call, cmd *gt.PolicyNVWritten) (*gt.PolicyNVWrittenResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	w := cmd.WrittenSet
+	if s.nvWrittenSet && s.nvWritten != bool(w) {
+		return nil, rcP(rcValue, 1, "conflicting PolicyNvWritten")
+	}
+	s.nvWrittenSet, s.nvWritten = true, bool(w)
+	b := byte(0)
+	if w {
+		b = 1
+	}
+	s.extend(u32(uint32(gt.TPMCCPolicyNvWritten)), []byte{b})
+	return nil, nil
+}
+
+// policySecret is TPM2_PolicySecret, Part 3 §23.4.
+func (t *TPM) policySecret(c *call, cmd *gt.PolicySecret) (*gt.PolicySecretResponse, error) {
+	s, err := t.policySession(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if !s.trial && len(cmd.NonceTPM.Buffer) != 0 && !bytes.Equal(cmd.NonceTPM.Buffer, s.nonceTPM) {
+		return nil, rcP(rcNonce, 1, "nonceTPM is not the session's")
+	}
+	if cmd.Expiration < 0 && len(cmd.NonceTPM.Buffer) == 0 {
+		return nil, rcP(rcExpired, 4, "expiration needs nonceTPM")
+	}
+	timeout, err := t.authTimeout(s, cmd.Expiration, cmd.NonceTPM.Buffer)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.setCpHash(cmd.CPHashA.Buffer, 2); err != nil {
+		return nil, err
+	}
+	s.update(gt.TPMCCPolicySecret, c.names[0], cmd.PolicyRef.Buffer)
+	s.limitTimeout(timeout)
+	return &gt.PolicySecretResponse{PolicyTicket: nullAuthTicket(stAuthSecret)}, nil
+}
+
+// policySigned is TPM2_PolicySigned, Part 3 §23.3.
+func (t *TPM) policySigned(c *call, cmd *gt.PolicySigned) (*gt.PolicySignedResponse, error) {
+	s, err := t.policySession(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if !s.trial && len(cmd.NonceTPM.Buffer) != 0 && !bytes.Equal(cmd.NonceTPM.Buffer, s.nonceTPM) {
+		return nil, rcP(rcNonce, 1, "nonceTPM is not the session's")
+	}
+	timeout, err := t.authTimeout(s, cmd.Expiration, cmd.NonceTPM.Buffer)
+	if err != nil {
+		return nil, err
+	}
+	if !s.trial {
+		alg := sigHashAlg(&cmd.Auth)
+		h, err := alg.Hash()
 		if err != nil {
+			return nil, rcP(rcHash, 5, "signature hash")
+		}
+		d := h.New()
+		d.Write(cmd.NonceTPM.Buffer)
+		d.Write(binary.BigEndian.AppendUint32(nil, uint32(cmd.Expiration)))
+		d.Write(cmd.CPHashA.Buffer)
+		d.Write(cmd.PolicyRef.Buffer)
+		if !t.verify(o, d.Sum(nil), &cmd.Auth) {
+			return nil, rcP(rcSignature, 5, "authorization signature")
+		}
+	}
+	if err := s.setCpHash(cmd.CPHashA.Buffer, 2); err != nil {
+		return nil, err
+	}
+	s.update(gt.TPMCCPolicySigned, o.name, cmd.PolicyRef.Buffer)
+	s.limitTimeout(timeout)
+	return &gt.PolicySignedResponse{PolicyTicket: nullAuthTicket(stAuthSigned)}, nil
+}
+
+// policyAuthorize is TPM2_PolicyAuthorize, Part 3 §23.16.
+func (t *TPM) policyAuthorize(c *call, cmd *gt.PolicyAuthorize) (*gt.PolicyAuthorizeResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	keySign := cmd.KeySign.Buffer
+	if len(keySign) < 2 {
+		return nil, rcP(rcSize, 3, "keySign")
+	}
+	if !s.trial {
+		if !bytes.Equal(cmd.ApprovedPolicy.Buffer, s.policyDigest) {
+			return nil, rcP(rcValue, 1, "policyDigest is not the approved policy")
+		}
+		kalg := gt.TPMIAlgHash(binary.BigEndian.Uint16(keySign))
+		kh, err := kalg.Hash()
+		if err != nil {
+			return nil, rcP(rcHash, 3, "keySign name algorithm")
+		}
+		d := kh.New()
+		d.Write(cmd.ApprovedPolicy.Buffer)
+		d.Write(cmd.PolicyRef.Buffer)
+		aHash := d.Sum(nil)
+		tk := cmd.CheckTicket
+		if tk.Tag != gt.TPMSTVerified || !t.checkTicket(stVerified, uint32(tk.Hierarchy), tk.Digest.Buffer, kh, aHash, keySign) {
+			return nil, rcP(rcValue, 4, "checkTicket")
+		}
+	}
+	s.policyDigest = make([]byte, s.hash.Size())
+	s.update(gt.TPMCCPolicyAuthorize, keySign, cmd.PolicyRef.Buffer)
+	return nil, nil
+}
+
+// policyDuplicationSelect is TPM2_PolicyDuplicationSelect, Part 3 §23.15.
+func (t *TPM) policyDuplicationSelect(c *call, cmd *gt.PolicyDuplicationSelect) (*gt.PolicyDuplicationSelectResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.cpHashA) != 0 || len(s.nameHash) != 0 {
+		return nil, rcE(rcCpHash, "cpHash or nameHash already set")
+	}
+	if s.commandCode != 0 && s.commandCode != uint32(gt.TPMCCDuplicate) {
+		return nil, rcE(rcCommandCode, "policy bound to another command")
+	}
+	d := s.hash.New()
+	d.Write(cmd.ObjectName.Buffer)
+	d.Write(cmd.NewParentName.Buffer)
+	s.nameHash = d.Sum(nil)
+	inc := byte(0)
+	parts := [][]byte{u32(uint32(gt.TPMCCPolicyDuplicationSelect))}
+	if cmd.IncludeObject {
+		inc = 1
+		parts = append(parts, cmd.ObjectName.Buffer)
+	}
+	parts = append(parts, cmd.NewParentName.Buffer, []byte{inc})
+	s.extend(parts...)
+	s.commandCode = uint32(gt.TPMCCDuplicate)
+	return nil, nil
+}
+
+// policyAuthorizeNV is TPM2_PolicyAuthorizeNV, Part 3 §23.22.
+func (t *TPM) policyAuthorizeNV(c *call, cmd *gt.PolicyAuthorizeNV) (*gt.PolicyAuthorizeNVResponse, error) {
+	s, err := t.policySession(c.handles[2], 3)
+	if err != nil {
+		return nil, err
+	}
+	n, err := t.nvIndexAt(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if !s.trial {
+		if err := t.nvReadable(c, c.handles[0], n); err != nil {
 			return nil, err
 		}
-		if len(s.cpHashA) != 0 || len(s.nameHash) != 0 {
-			return nil, rcE(rcCpHash, "cpHash or nameHash already set")
+		// The index holds a TPMT_HA: the approved policy.
+		if len(n.data) < 2 || gt.TPMIAlgHash(binary.BigEndian.Uint16(n.data)) != s.hashAlg ||
+			!bytes.Equal(n.data[2:], s.policyDigest) {
+			return nil, rcE(rcValue, "policyDigest is not the policy in the NV index")
 		}
-		if s.commandCode != 0 && s.commandCode != uint32(gt.TPMCCDuplicate) {
-			return nil, rcE(rcCommandCode, "policy bound to another command")
-		}
-		d := s.hash.New()
-		d.Write(cmd.ObjectName.Buffer)
-		d.Write(cmd.NewParentName.Buffer)
-		s.nameHash = d.Sum(nil)
-		inc := byte(0)
-		parts := [][]byte{u32(uint32(gt.TPMCCPolicyDuplicationSelect))}
-		if cmd.IncludeObject {
-			inc = 1
-			parts = append(parts, cmd.ObjectName.Buffer)
-		}
-		parts = append(parts, cmd.NewParentName.Buffer, []byte{inc})
-		s.extend(parts...)
-		s.commandCode = uint32(gt.TPMCCDuplicate)
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PolicyAuthorizeNV) (*reply, error) {
-		s, err := t.policySession(c.handles[2], 3)
-		if err != nil {
-			return nil, err
-		}
-		n, err := t.nvIndexAt(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		if !s.trial {
-			if err := t.nvReadable(c, c.handles[0], n); err != nil {
-				return nil, err
-			}
-			// The index holds a TPMT_HA: the approved policy.
-			if len(n.data) < 2 || gt.TPMIAlgHash(binary.BigEndian.Uint16(n.data)) != s.hashAlg ||
-				!bytes.Equal(n.data[2:], s.policyDigest) {
-				return nil, rcE(rcValue, "policyDigest is not the policy in the NV index")
-			}
-		}
-		s.policyDigest = make([]byte, s.hash.Size())
-		s.extend(u32(uint32(gt.TPMCCPolicyAuthorizeNV)), n.name())
-		return nil, nil
-	})
+	}
+	s.policyDigest = make([]byte, s.hash.Size())
+	s.extend(u32(uint32(gt.TPMCCPolicyAuthorizeNV)), n.name())
+	return nil, nil
 }
 
 func sigHashAlg(sig *gt.TPMTSignature) gt.TPMIAlgHash {
