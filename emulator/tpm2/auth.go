@@ -404,6 +404,9 @@ func (t *TPM) checkPolicy(c *call, s *session, e *entity, n int) error {
 			return rcS(rcPolicyFail, n, "nameHash mismatch")
 		}
 	}
+	if len(s.templateHash) != 0 && !bytes.Equal(s.templateHash, templateOf(c, s.hash)) {
+		return rcS(rcPolicyFail, n, "command does not create an object from the policy's template")
+	}
 	if s.isPPRequired {
 		return rcS(rcPolicyFail, n, "physical presence required")
 	}

@@ -39,10 +39,13 @@ func init() {
 		// Part 3 §23: enhanced authorization (EA) commands.
 		cmd((*TPM).policySigned),
 		cmd((*TPM).policySecret),
+		cmd((*TPM).policyTicket),
 		cmd((*TPM).policyOr),
 		cmd((*TPM).policyPCR),
 		cmd((*TPM).policyLocality),
+		cmd((*TPM).policyCounterTimer),
 		cmd((*TPM).policyCommandCode),
+		cmd((*TPM).policyPhysicalPresence),
 		cmd((*TPM).policyCpHash),
 		cmd((*TPM).policyNameHash),
 		cmd((*TPM).policyDuplicationSelect),
@@ -52,6 +55,7 @@ func init() {
 		cmd((*TPM).policyGetDigest),
 		cmd((*TPM).policyNvWritten),
 		cmd((*TPM).policyAuthorizeNV),
+		cmd((*TPM).policyTemplate),
 
 		// (create.go rows)
 

@@ -203,3 +203,51 @@ type pcrAllocateResponse struct {
 }
 
 // (nv.go, admin.go structures)
+
+// Enhanced authorization commands go-tpm v0.9.8 does not declare, Part 3
+// §23.
+
+type policyTicketCmd struct {
+	PolicySession gt.UnmarshalledHandle `gotpm:"handle"`
+	Timeout       gt.TPM2BTimeout
+	CPHashA       gt.TPM2BDigest
+	PolicyRef     gt.TPM2BNonce
+	AuthName      gt.TPM2BName
+	Ticket        gt.TPMTTKAuth
+}
+
+func (policyTicketCmd) Command() gt.TPMCC { return gt.TPMCCPolicyTicket }
+func (policyTicketCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type policyCounterTimerCmd struct {
+	PolicySession gt.UnmarshalledHandle `gotpm:"handle"`
+	OperandB      gt.TPM2BOperand
+	Offset        uint16
+	Operation     gt.TPMEO
+}
+
+func (policyCounterTimerCmd) Command() gt.TPMCC { return gt.TPMCCPolicyCounterTimer }
+func (policyCounterTimerCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type policyPhysicalPresenceCmd struct {
+	PolicySession gt.UnmarshalledHandle `gotpm:"handle"`
+}
+
+func (policyPhysicalPresenceCmd) Command() gt.TPMCC { return gt.TPMCCPolicyPhysicalPresence }
+func (policyPhysicalPresenceCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type policyTemplateCmd struct {
+	PolicySession gt.UnmarshalledHandle `gotpm:"handle"`
+	TemplateHash  gt.TPM2BDigest
+}
+
+func (policyTemplateCmd) Command() gt.TPMCC { return gt.TPMCCPolicyTemplate }
+func (policyTemplateCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}

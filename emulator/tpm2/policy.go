@@ -2,6 +2,8 @@ package tpm2
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/hmac"
 	"encoding/binary"
 
 	gt "github.com/google/go-tpm/tpm2"
@@ -93,6 +95,165 @@ func (s *session) limitTimeout(at uint64) {
 // nullAuthTicket is the TPMT_TK_AUTH returned when no ticket is issued.
 func nullAuthTicket(tag uint16) gt.TPMTTKAuth {
 	return gt.TPMTTKAuth{Tag: gt.TPMST(tag), Hierarchy: gt.TPMIRHHierarchy(rhNull)}
+}
+
+// authTicket is the TPMT_TK_AUTH that lets PolicyTicket repeat a
+// PolicySigned or PolicySecret (Part 1 §15.4 and Part 3 §23.11): an HMAC
+// under the authorizing entity's hierarchy proof over the tag, the
+// authorization's end in TPM time, the reset count (TPM time restarts at
+// a TPM Reset, so the ticket must end there), cpHashA, policyRef and the
+// entity's Name. The timeout buffer that goes with it is the end in TPM
+// time, eight octets.
+func (t *TPM) authTicket(tag uint16, hierarchy uint32, timeout uint64, cpHash, policyRef, name []byte) gt.TPMTTKAuth {
+	return gt.TPMTTKAuth{Tag: gt.TPMST(tag), Hierarchy: gt.TPMIRHHierarchy(hierarchy),
+		Digest: gt.TPM2BDigest{Buffer: t.ticketDigest(tag, hierarchy, cryptoSHA256,
+			binary.BigEndian.AppendUint64(nil, timeout), u32(t.ps.ResetCount), sized(cpHash), sized(policyRef), sized(name))}}
+}
+
+// entityHierarchy is the hierarchy an authorizing entity belongs to, the
+// one whose proof keys its tickets.
+func entityHierarchy(e *entity) uint32 {
+	switch {
+	case e.obj != nil:
+		return e.obj.hierarchy
+	case e.nv != nil && e.nv.platformCreate():
+		return rhPlatform
+	case e.handle == rhEndorsement, e.handle == rhPlatform, e.handle == rhNull:
+		return e.handle
+	}
+	return rhOwner
+}
+
+// ticketOut is what PolicySigned and PolicySecret return: with a negative
+// expiration a ticket and its timeout, else an empty timeout and a NULL
+// ticket (Part 3 §23.3.1).
+func (t *TPM) ticketOut(s *session, expiration int32, tag uint16, hierarchy uint32, timeout uint64, cpHash, policyRef, name []byte) (gt.TPM2BTimeout, gt.TPMTTKAuth) {
+	if expiration >= 0 || s.trial || timeout == 0 {
+		return gt.TPM2BTimeout{}, nullAuthTicket(tag)
+	}
+	return gt.TPM2BTimeout{Buffer: binary.BigEndian.AppendUint64(nil, timeout)},
+		t.authTicket(tag, hierarchy, timeout, cpHash, policyRef, name)
+}
+
+// policyTicket is TPM2_PolicyTicket, Part 3 §23.11.
+func (t *TPM) policyTicket(c *call, cmd *policyTicketCmd) (*emptyResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(cmd.Timeout.Buffer) != 8 {
+		return nil, rcP(rcSize, 1, "timeout is %d octets, not 8", len(cmd.Timeout.Buffer))
+	}
+	at := binary.BigEndian.Uint64(cmd.Timeout.Buffer)
+	if now := t.timeMS(); at < now {
+		return nil, rcP(rcExpired, 1, "ticket ended at %d ms, TPM time %d ms", at, now)
+	}
+	var cc gt.TPMCC
+	switch uint16(cmd.Ticket.Tag) {
+	case stAuthSigned:
+		cc = gt.TPMCCPolicySigned
+	case stAuthSecret:
+		cc = gt.TPMCCPolicySecret
+	default:
+		return nil, rcP(rcTag, 5, "ticket tag %#x", uint16(cmd.Ticket.Tag))
+	}
+	want := t.authTicket(uint16(cmd.Ticket.Tag), uint32(cmd.Ticket.Hierarchy), at, cmd.CPHashA.Buffer, cmd.PolicyRef.Buffer, cmd.AuthName.Buffer)
+	if uint32(cmd.Ticket.Hierarchy) == rhNull || !hmac.Equal(want.Digest.Buffer, cmd.Ticket.Digest.Buffer) {
+		return nil, rcP(rcTicket, 5, "ticket does not verify")
+	}
+	if err := s.setCpHash(cmd.CPHashA.Buffer, 2); err != nil {
+		return nil, err
+	}
+	s.update(cc, cmd.AuthName.Buffer, cmd.PolicyRef.Buffer)
+	s.limitTimeout(at)
+	return nil, nil
+}
+
+// timeInfoOperand is TPMS_TIME_INFO as PolicyCounterTimer compares it.
+func (t *TPM) timeInfoOperand() []byte {
+	ti := t.timeInfo()
+	return gt.Marshal(&ti)
+}
+
+// policyCounterTimer is TPM2_PolicyCounterTimer, Part 3 §23.10: an
+// immediate comparison with the TPM's time and clock.
+func (t *TPM) policyCounterTimer(c *call, cmd *policyCounterTimerCmd) (*emptyResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	a, off := cmd.OperandB.Buffer, int(cmd.Offset)
+	if cmd.Operation > 0x000B {
+		return nil, rcP(rcValue, 3, "operation %#x", cmd.Operation)
+	}
+	if !s.trial {
+		ti := t.timeInfoOperand()
+		if off+len(a) > len(ti) {
+			return nil, rcE(rcRange, "offset %d and %d octets beyond TPMS_TIME_INFO", off, len(a))
+		}
+		if !nvCompare(ti[off:off+len(a)], a, uint16(cmd.Operation)) {
+			return nil, rcE(rcPolicy, "PolicyCounterTimer comparison fails")
+		}
+	}
+	args := s.hash.New()
+	args.Write(a)
+	args.Write(u16(cmd.Offset))
+	args.Write(u16(uint16(cmd.Operation)))
+	s.extend(u32(uint32(gt.TPMCCPolicyCounterTimer)), args.Sum(nil))
+	return nil, nil
+}
+
+// policyPhysicalPresence is TPM2_PolicyPhysicalPresence, Part 3 §23.15.
+// No platform asserts physical presence to a vTPM, so a session carrying
+// it authorizes nothing.
+func (t *TPM) policyPhysicalPresence(c *call, cmd *policyPhysicalPresenceCmd) (*emptyResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	s.isPPRequired = true
+	s.extend(u32(uint32(gt.TPMCCPolicyPhysicalPresence)))
+	return nil, nil
+}
+
+// policyTemplate is TPM2_PolicyTemplate, Part 3 §23.21: the session may
+// only authorize creating an object from the template with this digest.
+func (t *TPM) policyTemplate(c *call, cmd *policyTemplateCmd) (*emptyResponse, error) {
+	s, err := t.policySession(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	th := cmd.TemplateHash.Buffer
+	if len(th) != s.hash.Size() {
+		return nil, rcP(rcSize, 1, "templateHash size %d", len(th))
+	}
+	if (len(s.templateHash) != 0 && !bytes.Equal(s.templateHash, th)) || len(s.cpHashA) != 0 || len(s.nameHash) != 0 {
+		return nil, rcE(rcCpHash, "cpHash, nameHash or another templateHash already set")
+	}
+	s.templateHash = append([]byte{}, th...)
+	s.extend(u32(uint32(gt.TPMCCPolicyTemplate)), th)
+	return nil, nil
+}
+
+// templateOf is the digest PolicyTemplate names for a creating command:
+// H(inPublic), the public template after inSensitive (Part 3 §12.1,
+// §12.9, §24.1), or nil when the command creates no object.
+func templateOf(c *call, h crypto.Hash) []byte {
+	switch gt.TPMCC(c.def.cc) {
+	case gt.TPMCCCreate, gt.TPMCCCreatePrimary, gt.TPMCCCreateLoaded:
+	default:
+		return nil
+	}
+	r := &paramReader{b: c.params, n: 1}
+	r.sized(maxCommandSize)
+	r.next()
+	pub := r.sized(maxCommandSize)
+	if r.err != nil {
+		return nil
+	}
+	d := h.New()
+	d.Write(pub)
+	return d.Sum(nil)
 }
 
 // policyPCR is TPM2_PolicyPCR, Part 3 §23.7.
@@ -306,7 +467,12 @@ func (t *TPM) policySecret(c *call, cmd *gt.PolicySecret) (*gt.PolicySecretRespo
 	}
 	s.update(gt.TPMCCPolicySecret, c.names[0], cmd.PolicyRef.Buffer)
 	s.limitTimeout(timeout)
-	return &gt.PolicySecretResponse{PolicyTicket: nullAuthTicket(stAuthSecret)}, nil
+	ent, err := t.resolve(c.handles[0], 1, false)
+	if err != nil {
+		return nil, err
+	}
+	to, tk := t.ticketOut(s, cmd.Expiration, stAuthSecret, entityHierarchy(ent), timeout, cmd.CPHashA.Buffer, cmd.PolicyRef.Buffer, c.names[0])
+	return &gt.PolicySecretResponse{Timeout: to, PolicyTicket: tk}, nil
 }
 
 // policySigned is TPM2_PolicySigned, Part 3 §23.3.
@@ -346,7 +512,8 @@ func (t *TPM) policySigned(c *call, cmd *gt.PolicySigned) (*gt.PolicySignedRespo
 	}
 	s.update(gt.TPMCCPolicySigned, o.name, cmd.PolicyRef.Buffer)
 	s.limitTimeout(timeout)
-	return &gt.PolicySignedResponse{PolicyTicket: nullAuthTicket(stAuthSigned)}, nil
+	to, tk := t.ticketOut(s, cmd.Expiration, stAuthSigned, o.hierarchy, timeout, cmd.CPHashA.Buffer, cmd.PolicyRef.Buffer, o.name)
+	return &gt.PolicySignedResponse{Timeout: to, PolicyTicket: tk}, nil
 }
 
 // policyAuthorize is TPM2_PolicyAuthorize, Part 3 §23.16.

@@ -33,6 +33,7 @@ type session struct {
 	pcrCounter      uint32
 	cpHashA         []byte
 	nameHash        []byte
+	templateHash    []byte
 	isPPRequired    bool
 	nvWrittenSet    bool
 	nvWritten       bool
@@ -75,7 +76,7 @@ func (s *session) resetPolicy() {
 	s.authValueNeeded, s.passwordNeeded = false, false
 	s.commandCode = 0
 	s.pcrCounterSet = false
-	s.cpHashA, s.nameHash = nil, nil
+	s.cpHashA, s.nameHash, s.templateHash = nil, nil, nil
 	s.isPPRequired, s.nvWrittenSet, s.nvWritten = false, false, false
 	s.commandLocality, s.timeoutMS = 0, 0
 }

@@ -768,7 +768,7 @@ var knownDifferences = map[string]string{
 func TestDifferentialSwtpm(t *testing.T) {
 	sw := startSwtpm(t)
 	en := startEngine(t)
-	for _, s := range append(diffSteps(), authCheckSteps()...) {
+	for _, s := range append(append(diffSteps(), authCheckSteps()...), completenessSteps()...) {
 		want, got := s.run(sw), s.run(en)
 		if want != got {
 			if why, ok := knownDifferences[s.name]; ok {

@@ -1,0 +1,172 @@
+package conformance
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	gt "github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// Steps for what tpm2-tools' and FAPI's flows need beyond the basics:
+// policy tickets, the time and template policies, physical presence.
+// They run in TestDifferentialSwtpm with the other steps.
+
+// signer is an ECDSA key both TPMs load as a public-only object, so its
+// Name, and every policy digest naming it, are the same on both.
+var signer, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+func signerPublic() gt.TPMTPublic {
+	return gt.TPMTPublic{Type: gt.TPMAlgECC, NameAlg: gt.TPMAlgSHA256,
+		ObjectAttributes: gt.TPMAObject{SignEncrypt: true, UserWithAuth: true},
+		Parameters: gt.NewTPMUPublicParms(gt.TPMAlgECC, &gt.TPMSECCParms{CurveID: gt.TPMECCNistP256,
+			Scheme: gt.TPMTECCScheme{Scheme: gt.TPMAlgECDSA, Details: gt.NewTPMUAsymScheme(gt.TPMAlgECDSA, &gt.TPMSSigSchemeECDSA{HashAlg: gt.TPMAlgSHA256})}}),
+		Unique: gt.NewTPMUPublicID(gt.TPMAlgECC, &gt.TPMSECCPoint{X: gt.TPM2BECCParameter{Buffer: signer.X.FillBytes(make([]byte, 32))},
+			Y: gt.TPM2BECCParameter{Buffer: signer.Y.FillBytes(make([]byte, 32))}}),
+	}
+}
+
+// sized2 is a TPM2B.
+func sized2(b []byte) []byte { return append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...) }
+
+// policyDigest reads a session's policyDigest.
+func policyDigest(tr transport.TPM, s gt.TPMISHPolicy) string {
+	d, err := (gt.PolicyGetDigest{PolicySession: s}).Execute(tr)
+	if err != nil {
+		return rcString(err)
+	}
+	return fmt.Sprintf("%x", d.PolicyDigest.Buffer)
+}
+
+func completenessSteps() []diffStep {
+	return []diffStep{
+		{"PolicySigned with a negative expiration gives a ticket PolicyTicket accepts", func(tr transport.TPM) string {
+			k, err := (gt.LoadExternal{InPublic: gt.New2B(signerPublic()), Hierarchy: gt.TPMRHOwner}).Execute(tr)
+			if err != nil {
+				return rcString(err)
+			}
+			defer (gt.FlushContext{FlushHandle: k.ObjectHandle}).Execute(tr)
+			s1, close1, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16)
+			if err != nil {
+				return rcString(err)
+			}
+			defer close1()
+			var expiration int32 = -300
+			ref := []byte("ticket")
+			nonce := s1.NonceTPM().Buffer
+			d := sha256.New()
+			d.Write(nonce)
+			d.Write(binary.BigEndian.AppendUint32(nil, uint32(expiration)))
+			d.Write(ref)
+			r, sv, err := ecdsa.Sign(rand.Reader, signer, d.Sum(nil))
+			if err != nil {
+				return err.Error()
+			}
+			sig := gt.TPMTSignature{SigAlg: gt.TPMAlgECDSA, Signature: gt.NewTPMUSignature(gt.TPMAlgECDSA, &gt.TPMSSignatureECC{
+				Hash: gt.TPMAlgSHA256, SignatureR: gt.TPM2BECCParameter{Buffer: r.Bytes()}, SignatureS: gt.TPM2BECCParameter{Buffer: sv.Bytes()}})}
+			ps, err := (gt.PolicySigned{AuthObject: gt.NamedHandle{Handle: k.ObjectHandle, Name: k.Name}, PolicySession: s1.Handle(),
+				NonceTPM: gt.TPM2BNonce{Buffer: nonce}, PolicyRef: gt.TPM2BNonce{Buffer: ref}, Expiration: expiration, Auth: sig}).Execute(tr)
+			if err != nil {
+				return "PolicySigned: " + rcString(err)
+			}
+			out := fmt.Sprintf("timeout %d octets, ticket tag %#x hierarchy %#x; ", len(ps.Timeout.Buffer), uint16(ps.PolicyTicket.Tag), uint32(ps.PolicyTicket.Hierarchy))
+			ticket := func(digest []byte) []byte {
+				p := sized2(ps.Timeout.Buffer)
+				p = append(p, sized2(nil)...)
+				p = append(p, sized2(ref)...)
+				p = append(p, sized2(k.Name.Buffer)...)
+				p = binary.BigEndian.AppendUint16(p, uint16(ps.PolicyTicket.Tag))
+				p = binary.BigEndian.AppendUint32(p, uint32(ps.PolicyTicket.Hierarchy))
+				return append(p, sized2(digest)...)
+			}
+			for _, tc := range []struct {
+				name   string
+				digest []byte
+			}{
+				{"tampered", append([]byte{^ps.PolicyTicket.Digest.Buffer[0]}, ps.PolicyTicket.Digest.Buffer[1:]...)},
+				{"genuine", ps.PolicyTicket.Digest.Buffer},
+			} {
+				s2, close2, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16)
+				if err != nil {
+					return rcString(err)
+				}
+				rc := sendRC(tr, rawCommand(uint32(gt.TPMCCPolicyTicket), []uint32{uint32(s2.Handle())}, nil, ticket(tc.digest)))
+				out += fmt.Sprintf("%s ticket %s, same digest %v; ", tc.name, rc, policyDigest(tr, s2.Handle()) == policyDigest(tr, s1.Handle()))
+				close2()
+			}
+			return out
+		}},
+		{"PolicyCounterTimer: digest, a true and a false comparison, offset beyond TPMS_TIME_INFO", func(tr transport.TPM) string {
+			counterTimer := func(s gt.TPMISHPolicy, operand []byte, offset, op uint16) string {
+				p := append(sized2(operand), binary.BigEndian.AppendUint16(nil, offset)...)
+				p = binary.BigEndian.AppendUint16(p, op)
+				return sendRC(tr, rawCommand(uint32(gt.TPMCCPolicyCounterTimer), []uint32{uint32(s)}, nil, p))
+			}
+			out := trialDigest(tr, func(s gt.TPMISHPolicy) error {
+				counterTimer(s, make([]byte, 8), 8, 0x0007)
+				return nil
+			})
+			s, closer, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16)
+			if err != nil {
+				return rcString(err)
+			}
+			defer closer()
+			// Clock (offset 8) is at least 0; resetCount (offset 16) is
+			// below 0 fails; an operand past the 25 octets is out of range.
+			out += " " + counterTimer(s.Handle(), make([]byte, 8), 8, 0x0007)
+			out += " " + counterTimer(s.Handle(), make([]byte, 4), 16, 0x0005)
+			out += " " + counterTimer(s.Handle(), make([]byte, 8), 20, 0x0000)
+			return out + " " + policyDigest(tr, s.Handle())
+		}},
+		{"PolicyTemplate authorizes Create from its template only", func(tr transport.TPM) string {
+			child := signerPublic()
+			child.ObjectAttributes = gt.TPMAObject{FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true, UserWithAuth: true, SignEncrypt: true}
+			child.Unique = gt.NewTPMUPublicID(gt.TPMAlgECC, &gt.TPMSECCPoint{})
+			th := sha256.Sum256(gt.Marshal(&child))
+			template := func(_ transport.TPM, s gt.TPMISHPolicy, _ gt.TPM2BNonce) error {
+				if rc := sendRC(tr, rawCommand(uint32(gt.TPMCCPolicyTemplate), []uint32{uint32(s)}, nil, sized2(th[:]))); rc != "ok" {
+					return fmt.Errorf("PolicyTemplate %s", rc)
+				}
+				return nil
+			}
+			policy := trialDigest(tr, func(s gt.TPMISHPolicy) error { return template(tr, s, gt.TPM2BNonce{}) })
+			parentTmpl := gt.ECCSRKTemplate
+			parentTmpl.ObjectAttributes.UserWithAuth = false
+			parentTmpl.AuthPolicy = gt.TPM2BDigest{Buffer: hexBytes(policy)}
+			parent, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(parentTmpl)}).Execute(tr)
+			if err != nil {
+				return rcString(err)
+			}
+			defer (gt.FlushContext{FlushHandle: parent.ObjectHandle}).Execute(tr)
+			out := ""
+			for _, tmpl := range []gt.TPMTPublic{child, func() gt.TPMTPublic { o := child; o.ObjectAttributes.NoDA = true; return o }()} {
+				_, err := (gt.Create{ParentHandle: gt.AuthHandle{Handle: parent.ObjectHandle, Name: parent.Name,
+					Auth: gt.Policy(gt.TPMAlgSHA256, 16, template)}, InPublic: gt.New2B(tmpl)}).Execute(tr)
+				out += rcString(err) + " "
+			}
+			return out
+		}},
+		{"PolicyTemplate and PolicyPhysicalPresence digests; templateHash of the wrong size", func(tr transport.TPM) string {
+			th := sha256.Sum256([]byte("template"))
+			out := trialDigest(tr, func(s gt.TPMISHPolicy) error {
+				sendRC(tr, rawCommand(uint32(gt.TPMCCPolicyTemplate), []uint32{uint32(s)}, nil, sized2(th[:])))
+				sendRC(tr, rawCommand(uint32(gt.TPMCCPolicyPhysicalPresence), []uint32{uint32(s)}, nil, nil))
+				return nil
+			})
+			out += " " + trialDigest(tr, func(s gt.TPMISHPolicy) error {
+				return fmt.Errorf("%s", sendRC(tr, rawCommand(uint32(gt.TPMCCPolicyTemplate), []uint32{uint32(s)}, nil, sized2(th[:20]))))
+			})
+			return out
+		}},
+	}
+}
+
+func hexBytes(s string) []byte {
+	b := make([]byte, len(s)/2)
+	fmt.Sscanf(s, "%x", &b)
+	return b
+}
