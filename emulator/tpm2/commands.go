@@ -57,7 +57,23 @@ func init() {
 		cmd((*TPM).policyAuthorizeNV),
 		cmd((*TPM).policyTemplate),
 
-		// (create.go rows)
+		// Part 3 §12: object commands.
+		cmd((*TPM).create),
+		cmd((*TPM).load),
+		cmd((*TPM).loadExternal),
+		cmd((*TPM).readPublic),
+		cmd((*TPM).unseal),
+		cmd((*TPM).objectChangeAuth, roles(roleAdmin)),
+		cmd((*TPM).createLoaded),
+
+		// Part 3 §24: hierarchy commands.
+		cmd((*TPM).createPrimaryCommand),
+
+		// Part 3 §28: context management.
+		cmd((*TPM).contextSave),
+		cmd((*TPM).contextLoad, decodeWith(decodeContextLoad)),
+		cmd((*TPM).flushContext, decodeWith(decodeFlushContext)),
+		cmd((*TPM).evictControl, writesNV),
 
 		// (secret.go, hash.go rows)
 

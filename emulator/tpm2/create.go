@@ -10,93 +10,10 @@ import (
 	"encoding/binary"
 
 	gt "github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 )
 
 // Object commands, Part 3 §12 (Create, Load, ...), §24.1 (CreatePrimary),
 // §28 (Context management) and §28.5 (EvictControl).
-
-// Engine-side structures: go-tpm's TPM2B_SENSITIVE_CREATE cannot be
-// decoded (its union has no decoder), so the engine reads the sized
-// buffers itself.
-type createPrimaryCmd struct {
-	PrimaryHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	InSensitive   gt.TPM2BData
-	InPublic      gt.TPM2BData
-	OutsideInfo   gt.TPM2BData
-	CreationPCR   gt.TPMLPCRSelection
-}
-
-func (createPrimaryCmd) Command() gt.TPMCC { return gt.TPMCCCreatePrimary }
-func (createPrimaryCmd) Execute(transport.TPM, ...gt.Session) (*gt.CreatePrimaryResponse, error) {
-	return nil, errEngineSide
-}
-
-type createCmd struct {
-	ParentHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	InSensitive  gt.TPM2BData
-	InPublic     gt.TPM2BData
-	OutsideInfo  gt.TPM2BData
-	CreationPCR  gt.TPMLPCRSelection
-}
-
-func (createCmd) Command() gt.TPMCC { return gt.TPMCCCreate }
-func (createCmd) Execute(transport.TPM, ...gt.Session) (*gt.CreateResponse, error) {
-	return nil, errEngineSide
-}
-
-type createLoadedCmd struct {
-	ParentHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	InSensitive  gt.TPM2BData
-	InPublic     gt.TPM2BData
-}
-
-func (createLoadedCmd) Command() gt.TPMCC { return gt.TPMCCCreateLoaded }
-func (createLoadedCmd) Execute(transport.TPM, ...gt.Session) (*gt.CreateLoadedResponse, error) {
-	return nil, errEngineSide
-}
-
-type loadCmd struct {
-	ParentHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	InPrivate    gt.TPM2BData
-	InPublic     gt.TPM2BData
-}
-
-func (loadCmd) Command() gt.TPMCC { return gt.TPMCCLoad }
-func (loadCmd) Execute(transport.TPM, ...gt.Session) (*gt.LoadResponse, error) {
-	return nil, errEngineSide
-}
-
-type loadExternalCmd struct {
-	InPrivate gt.TPM2BData
-	InPublic  gt.TPM2BData
-	Hierarchy gt.TPMIRHHierarchy
-}
-
-func (loadExternalCmd) Command() gt.TPMCC { return gt.TPMCCLoadExternal }
-func (loadExternalCmd) Execute(transport.TPM, ...gt.Session) (*gt.LoadExternalResponse, error) {
-	return nil, errEngineSide
-}
-
-// contextSaveCmd: saveHandle is in the handle area (Part 3 §28.2), which
-// the kernel resource manager relies on when it virtualizes handles.
-type contextSaveCmd struct {
-	SaveHandle gt.UnmarshalledHandle `gotpm:"handle"`
-}
-
-func (contextSaveCmd) Command() gt.TPMCC { return gt.TPMCCContextSave }
-func (contextSaveCmd) Execute(transport.TPM, ...gt.Session) (*gt.ContextSaveResponse, error) {
-	return nil, errEngineSide
-}
-
-type flushContextCmd struct {
-	FlushHandle gt.TPMHandle
-}
-
-func (flushContextCmd) Command() gt.TPMCC { return gt.TPMCCFlushContext }
-func (flushContextCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
 
 const cryptoSHA256 = crypto.SHA256
 
@@ -106,7 +23,7 @@ func isHierarchy(h uint32) bool {
 
 // creationData builds TPMS_CREATION_DATA (Part 2 §15.1) and returns it
 // with its digest and the creation ticket (Part 3 §12.1).
-func (t *TPM) creationData(o *object, parentNameAlg uint16, parentName, parentQN, outside []byte, sel gt.TPMLPCRSelection) (cd, hash, ticket []byte) {
+func (t *TPM) creationData(o *object, parentNameAlg uint16, parentName, parentQN, outside []byte, sel gt.TPMLPCRSelection) (cd, hash []byte, ticket gt.TPMTTKCreation) {
 	h, _ := o.pub.NameAlg.Hash()
 	cd = marshalPCRSelection(&sel)
 	cd = append(cd, sized(t.pcrDigest(h, sel))...)
@@ -118,7 +35,8 @@ func (t *TPM) creationData(o *object, parentNameAlg uint16, parentName, parentQN
 	d := h.New()
 	d.Write(cd)
 	hash = d.Sum(nil)
-	ticket = t.ticket(stCreation, o.hierarchy, h, o.name, hash)
+	ticket = gt.TPMTTKCreation{Tag: gt.TPMST(stCreation), Hierarchy: gt.TPMIRHHierarchy(o.hierarchy),
+		Digest: gt.TPM2BDigest{Buffer: t.ticketDigest(stCreation, o.hierarchy, h, o.name, hash)}}
 	return cd, hash, ticket
 }
 
@@ -170,269 +88,278 @@ func (t *TPM) createChild(parent *object, p *gt.TPMTPublic, auth, data []byte) (
 	return o, priv, nil
 }
 
-func init() {
-	register(func(t *TPM, c *call, cmd *createPrimaryCmd) (*reply, error) {
-		hier := c.handles[0]
-		if !isHierarchy(hier) {
-			return nil, rcH(rcValue, 1, "not a hierarchy")
+// createPrimaryCommand is TPM2_CreatePrimary, Part 3 §24.1.
+func (t *TPM) createPrimaryCommand(c *call, cmd *createPrimaryCmd) (*gt.CreatePrimaryResponse, error) {
+	hier := c.handles[0]
+	if !isHierarchy(hier) {
+		return nil, rcH(rcValue, 1, "not a hierarchy")
+	}
+	p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer)
+	if err != nil {
+		return nil, err
+	}
+	if err := validPCRSelection(cmd.CreationPCR, 4); err != nil {
+		return nil, err
+	}
+	o, err := t.createPrimary(hier, p, cmd.InPublic.Buffer, auth, data)
+	if err != nil {
+		return nil, err
+	}
+	handle, err := t.allocObject(o)
+	if err != nil {
+		return nil, err
+	}
+	cd, ch, tk := t.creationData(o, uint16(gt.TPMAlgNull), u32(hier), u32(hier), cmd.OutsideInfo.Buffer, cmd.CreationPCR)
+	pubB, _ := o.encoded()
+	return &gt.CreatePrimaryResponse{
+		ObjectHandle:   gt.TPMHandle(handle),
+		OutPublic:      gt.BytesAs2B[gt.TPMTPublic](pubB),
+		CreationData:   gt.BytesAs2B[gt.TPMSCreationData](cd),
+		CreationHash:   gt.TPM2BDigest{Buffer: ch},
+		CreationTicket: tk,
+		Name:           gt.TPM2BName{Buffer: o.name},
+	}, nil
+}
+
+// create is TPM2_Create, Part 3 §12.1.
+func (t *TPM) create(c *call, cmd *createCmd) (*gt.CreateResponse, error) {
+	parent, err := t.storageParent(c.handles[0])
+	if err != nil {
+		return nil, err
+	}
+	p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer)
+	if err != nil {
+		return nil, err
+	}
+	if err := validPCRSelection(cmd.CreationPCR, 4); err != nil {
+		return nil, err
+	}
+	o, priv, err := t.createChild(parent, p, auth, data)
+	if err != nil {
+		return nil, err
+	}
+	cd, ch, tk := t.creationData(o, uint16(parent.pub.NameAlg), parent.name, parent.qn, cmd.OutsideInfo.Buffer, cmd.CreationPCR)
+	return &gt.CreateResponse{
+		OutPrivate:     gt.TPM2BPrivate{Buffer: priv},
+		OutPublic:      gt.New2B(o.pub),
+		CreationData:   gt.BytesAs2B[gt.TPMSCreationData](cd),
+		CreationHash:   gt.TPM2BDigest{Buffer: ch},
+		CreationTicket: tk,
+	}, nil
+}
+
+// createLoaded is TPM2_CreateLoaded, Part 3 §12.9.
+func (t *TPM) createLoaded(c *call, cmd *createLoadedCmd) (*gt.CreateLoadedResponse, error) {
+	p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer)
+	if err != nil {
+		return nil, err
+	}
+	var o *object
+	var priv []byte
+	if h := c.handles[0]; isHierarchy(h) {
+		o, err = t.createPrimary(h, p, cmd.InPublic.Buffer, auth, data)
+	} else {
+		var parent *object
+		if parent, err = t.storageParent(h); err == nil {
+			o, priv, err = t.createChild(parent, p, auth, data)
 		}
-		p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer)
+	}
+	if err != nil {
+		return nil, err
+	}
+	handle, err := t.allocObject(o)
+	if err != nil {
+		return nil, err
+	}
+	return &gt.CreateLoadedResponse{
+		ObjectHandle: gt.TPMHandle(handle),
+		OutPrivate:   gt.TPM2BPrivate{Buffer: priv},
+		OutPublic:    gt.New2B(o.pub),
+		Name:         gt.TPM2BName{Buffer: o.name},
+	}, nil
+}
+
+// load is TPM2_Load, Part 3 §12.2.
+func (t *TPM) load(c *call, cmd *loadCmd) (*gt.LoadResponse, error) {
+	parent, err := t.storageParent(c.handles[0])
+	if err != nil {
+		return nil, err
+	}
+	p, err := parsePublic(cmd.InPublic.Buffer, 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPublicParms(p.Type, &p.Parameters, 2); err != nil {
+		return nil, err
+	}
+	name, err := objectName(p)
+	if err != nil {
+		return nil, rcP(rcHash, 2, "%v", err)
+	}
+	sens, err := unwrapSensitive(parent, name, cmd.InPrivate.Buffer, 1)
+	if err != nil {
+		return nil, err
+	}
+	if sens.SensitiveType != p.Type {
+		return nil, rcP(rcType, 1, "sensitive type does not match public")
+	}
+	o := &object{pub: *p, sens: *sens, hierarchy: parent.hierarchy}
+	if err := o.finish(parent.qn); err != nil {
+		return nil, rcE(rcKey, "%v", err)
+	}
+	handle, err := t.allocObject(o)
+	if err != nil {
+		return nil, err
+	}
+	return &gt.LoadResponse{ObjectHandle: gt.TPMHandle(handle), Name: gt.TPM2BName{Buffer: o.name}}, nil
+}
+
+// loadExternal is TPM2_LoadExternal, Part 3 §12.3.
+func (t *TPM) loadExternal(c *call, cmd *loadExternalCmd) (*gt.LoadExternalResponse, error) {
+	p, err := parsePublic(cmd.InPublic.Buffer, 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPublicParms(p.Type, &p.Parameters, 2); err != nil {
+		return nil, err
+	}
+	hier := uint32(cmd.Hierarchy)
+	if !isHierarchy(hier) {
+		return nil, rcP(rcValue, 3, "hierarchy 0x%08x", hier)
+	}
+	o := &object{pub: *p, hierarchy: hier, publicOnly: true, external: true}
+	if len(cmd.InPrivate.Buffer) != 0 {
+		// A loaded-external private key must not claim TPM
+		// residency (Part 3 §12.3.1).
+		if hier != rhNull || p.ObjectAttributes.FixedTPM || p.ObjectAttributes.FixedParent {
+			return nil, rcP(rcAttributes, 2, "external key cannot be fixedTPM/fixedParent")
+		}
+		s, err := gt.Unmarshal[gt.TPMTSensitive](cmd.InPrivate.Buffer)
 		if err != nil {
-			return nil, err
+			return nil, rcP(rcValue, 1, "%v", err)
 		}
-		if err := validPCRSelection(cmd.CreationPCR, 4); err != nil {
-			return nil, err
+		o.sens, o.publicOnly = *s, false
+	}
+	if err := o.finish(nil); err != nil {
+		return nil, rcP(rcKey, 2, "%v", err)
+	}
+	handle, err := t.allocObject(o)
+	if err != nil {
+		return nil, err
+	}
+	return &gt.LoadExternalResponse{ObjectHandle: gt.TPMHandle(handle), Name: gt.TPM2BName{Buffer: o.name}}, nil
+}
+
+// readPublic is TPM2_ReadPublic, Part 3 §12.4.
+func (t *TPM) readPublic(c *call, cmd *gt.ReadPublic) (*gt.ReadPublicResponse, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if o.seq != nil {
+		return nil, rcH(rcType, 1, "sequence object")
+	}
+	return &gt.ReadPublicResponse{
+		OutPublic:     gt.New2B(o.pub),
+		Name:          gt.TPM2BName{Buffer: o.name},
+		QualifiedName: gt.TPM2BName{Buffer: o.qn},
+	}, nil
+}
+
+// unseal is TPM2_Unseal, Part 3 §12.7.
+func (t *TPM) unseal(c *call, cmd *gt.Unseal) (*gt.UnsealResponse, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if o.pub.Type != gt.TPMAlgKeyedHash {
+		return nil, rcH(rcType, 1, "not a sealed data object")
+	}
+	a := o.attrs()
+	if a.SignEncrypt || a.Decrypt || a.Restricted {
+		return nil, rcH(rcAttributes, 1, "keyedhash key is not sealed data")
+	}
+	d, err := o.sens.Sensitive.Bits()
+	if err != nil {
+		return nil, rcE(rcFailure, "%v", err)
+	}
+	return &gt.UnsealResponse{OutData: gt.TPM2BSensitiveData{Buffer: d.Buffer}}, nil
+}
+
+// objectChangeAuth is TPM2_ObjectChangeAuth, Part 3 §12.8.
+func (t *TPM) objectChangeAuth(c *call, cmd *gt.ObjectChangeAuth) (*gt.ObjectChangeAuthResponse, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil || o.seq != nil {
+		return nil, rcH(rcHandle, 1, "not an object")
+	}
+	if c.handles[0]>>24 != htTransient {
+		return nil, rcH(rcHandle, 1, "ObjectChangeAuth needs a loaded transient object")
+	}
+	parent, err := t.storageParent(c.handles[1])
+	if err != nil {
+		return nil, rcH(rcType, 2, "parent is not a storage key")
+	}
+	h, _ := o.pub.NameAlg.Hash()
+	if len(trimAuth(cmd.NewAuth.Buffer)) > h.Size() {
+		return nil, rcP(rcSize, 1, "newAuth longer than nameAlg digest")
+	}
+	sens := o.sens
+	sens.AuthValue = gt.TPM2BAuth{Buffer: append([]byte{}, cmd.NewAuth.Buffer...)}
+	priv, err := wrapSensitive(parent, o.name, &sens)
+	if err != nil {
+		return nil, rcE(rcFailure, "%v", err)
+	}
+	return &gt.ObjectChangeAuthResponse{OutPrivate: gt.TPM2BPrivate{Buffer: priv}}, nil
+}
+
+// evictControl is TPM2_EvictControl, Part 3 §28.5.
+func (t *TPM) evictControl(c *call, cmd *gt.EvictControl) (*gt.EvictControlResponse, error) {
+	auth, objH := c.handles[0], c.handles[1]
+	if auth != rhOwner && auth != rhPlatform {
+		return nil, rcH(rcHierarchy, 1, "EvictControl needs owner or platform")
+	}
+	ph := uint32(cmd.PersistentHandle)
+	if ph>>24 != htPersistent {
+		return nil, rcP(rcRange, 1, "not a persistent handle")
+	}
+	// Owner handles live in 0x81000000–0x817FFFFF, platform ones
+	// above (PC Client handle allocation).
+	if (auth == rhOwner) != (ph < 0x81800000) {
+		return nil, rcP(rcRange, 1, "persistent handle outside the authorizing hierarchy's range")
+	}
+	if objH>>24 == htPersistent {
+		if objH != ph {
+			return nil, rcP(rcHandle, 1, "persistent handles differ")
 		}
-		o, err := t.createPrimary(hier, p, cmd.InPublic.Buffer, auth, data)
-		if err != nil {
-			return nil, err
-		}
-		handle, err := t.allocObject(o)
-		if err != nil {
-			return nil, err
-		}
-		cd, ch, tk := t.creationData(o, uint16(gt.TPMAlgNull), u32(hier), u32(hier), cmd.OutsideInfo.Buffer, cmd.CreationPCR)
-		pubB, _ := o.encoded()
-		b := sized(pubB)
-		b = append(b, sized(cd)...)
-		b = append(b, sized(ch)...)
-		b = append(b, tk...)
-		b = append(b, sized(o.name)...)
-		return &reply{handles: []uint32{handle}, params: b}, nil
-	})
-	register(func(t *TPM, c *call, cmd *createCmd) (*reply, error) {
-		parent, err := t.storageParent(c.handles[0])
-		if err != nil {
-			return nil, err
-		}
-		p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer)
-		if err != nil {
-			return nil, err
-		}
-		if err := validPCRSelection(cmd.CreationPCR, 4); err != nil {
-			return nil, err
-		}
-		o, priv, err := t.createChild(parent, p, auth, data)
-		if err != nil {
-			return nil, err
-		}
-		cd, ch, tk := t.creationData(o, uint16(parent.pub.NameAlg), parent.name, parent.qn, cmd.OutsideInfo.Buffer, cmd.CreationPCR)
-		b := sized(priv)
-		b = append(b, sized(gt.Marshal(&o.pub))...)
-		b = append(b, sized(cd)...)
-		b = append(b, sized(ch)...)
-		b = append(b, tk...)
-		return &reply{params: b}, nil
-	})
-	register(func(t *TPM, c *call, cmd *createLoadedCmd) (*reply, error) {
-		p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer)
-		if err != nil {
-			return nil, err
-		}
-		var o *object
-		var priv []byte
-		if h := c.handles[0]; isHierarchy(h) {
-			o, err = t.createPrimary(h, p, cmd.InPublic.Buffer, auth, data)
-		} else {
-			var parent *object
-			if parent, err = t.storageParent(h); err == nil {
-				o, priv, err = t.createChild(parent, p, auth, data)
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		handle, err := t.allocObject(o)
-		if err != nil {
-			return nil, err
-		}
-		b := sized(priv)
-		b = append(b, sized(gt.Marshal(&o.pub))...)
-		b = append(b, sized(o.name)...)
-		return &reply{handles: []uint32{handle}, params: b}, nil
-	})
-	register(func(t *TPM, c *call, cmd *loadCmd) (*reply, error) {
-		parent, err := t.storageParent(c.handles[0])
-		if err != nil {
-			return nil, err
-		}
-		p, err := parsePublic(cmd.InPublic.Buffer, 2)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkPublicParms(p.Type, &p.Parameters, 2); err != nil {
-			return nil, err
-		}
-		name, err := objectName(p)
-		if err != nil {
-			return nil, rcP(rcHash, 2, "%v", err)
-		}
-		sens, err := unwrapSensitive(parent, name, cmd.InPrivate.Buffer, 1)
-		if err != nil {
-			return nil, err
-		}
-		if sens.SensitiveType != p.Type {
-			return nil, rcP(rcType, 1, "sensitive type does not match public")
-		}
-		o := &object{pub: *p, sens: *sens, hierarchy: parent.hierarchy}
-		if err := o.finish(parent.qn); err != nil {
-			return nil, rcE(rcKey, "%v", err)
-		}
-		handle, err := t.allocObject(o)
-		if err != nil {
-			return nil, err
-		}
-		return &reply{handles: []uint32{handle}, params: sized(o.name)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *loadExternalCmd) (*reply, error) {
-		p, err := parsePublic(cmd.InPublic.Buffer, 2)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkPublicParms(p.Type, &p.Parameters, 2); err != nil {
-			return nil, err
-		}
-		hier := uint32(cmd.Hierarchy)
-		if !isHierarchy(hier) {
-			return nil, rcP(rcValue, 3, "hierarchy 0x%08x", hier)
-		}
-		o := &object{pub: *p, hierarchy: hier, publicOnly: true, external: true}
-		if len(cmd.InPrivate.Buffer) != 0 {
-			// A loaded-external private key must not claim TPM
-			// residency (Part 3 §12.3.1).
-			if hier != rhNull || p.ObjectAttributes.FixedTPM || p.ObjectAttributes.FixedParent {
-				return nil, rcP(rcAttributes, 2, "external key cannot be fixedTPM/fixedParent")
-			}
-			s, err := gt.Unmarshal[gt.TPMTSensitive](cmd.InPrivate.Buffer)
-			if err != nil {
-				return nil, rcP(rcValue, 1, "%v", err)
-			}
-			o.sens, o.publicOnly = *s, false
-		}
-		if err := o.finish(nil); err != nil {
-			return nil, rcP(rcKey, 2, "%v", err)
-		}
-		handle, err := t.allocObject(o)
-		if err != nil {
-			return nil, err
-		}
-		return &reply{handles: []uint32{handle}, params: sized(o.name)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.ReadPublic) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if o.seq != nil {
-			return nil, rcH(rcType, 1, "sequence object")
-		}
-		b := sized(gt.Marshal(&o.pub))
-		b = append(b, sized(o.name)...)
-		b = append(b, sized(o.qn)...)
-		return &reply{params: b}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.Unseal) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if o.pub.Type != gt.TPMAlgKeyedHash {
-			return nil, rcH(rcType, 1, "not a sealed data object")
-		}
-		a := o.attrs()
-		if a.SignEncrypt || a.Decrypt || a.Restricted {
-			return nil, rcH(rcAttributes, 1, "keyedhash key is not sealed data")
-		}
-		d, err := o.sens.Sensitive.Bits()
-		if err != nil {
-			return nil, rcE(rcFailure, "%v", err)
-		}
-		return &reply{params: sized(d.Buffer)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.ObjectChangeAuth) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil || o.seq != nil {
-			return nil, rcH(rcHandle, 1, "not an object")
-		}
-		if c.handles[0]>>24 != htTransient {
-			return nil, rcH(rcHandle, 1, "ObjectChangeAuth needs a loaded transient object")
-		}
-		parent, err := t.storageParent(c.handles[1])
-		if err != nil {
-			return nil, rcH(rcType, 2, "parent is not a storage key")
-		}
-		h, _ := o.pub.NameAlg.Hash()
-		if len(trimAuth(cmd.NewAuth.Buffer)) > h.Size() {
-			return nil, rcP(rcSize, 1, "newAuth longer than nameAlg digest")
-		}
-		sens := o.sens
-		sens.AuthValue = gt.TPM2BAuth{Buffer: append([]byte{}, cmd.NewAuth.Buffer...)}
-		priv, err := wrapSensitive(parent, o.name, &sens)
-		if err != nil {
-			return nil, rcE(rcFailure, "%v", err)
-		}
-		return &reply{params: sized(priv)}, nil
-	}, roleAdmin)
-	register(func(t *TPM, c *call, cmd *gt.EvictControl) (*reply, error) {
-		auth, objH := c.handles[0], c.handles[1]
-		if auth != rhOwner && auth != rhPlatform {
-			return nil, rcH(rcHierarchy, 1, "EvictControl needs owner or platform")
-		}
-		ph := uint32(cmd.PersistentHandle)
-		if ph>>24 != htPersistent {
-			return nil, rcP(rcRange, 1, "not a persistent handle")
-		}
-		// Owner handles live in 0x81000000–0x817FFFFF, platform ones
-		// above (PC Client handle allocation).
-		if (auth == rhOwner) != (ph < 0x81800000) {
-			return nil, rcP(rcRange, 1, "persistent handle outside the authorizing hierarchy's range")
-		}
-		if objH>>24 == htPersistent {
-			if objH != ph {
-				return nil, rcP(rcHandle, 1, "persistent handles differ")
-			}
-			o := t.ps.persistent[objH]
-			if auth == rhOwner && o.hierarchy == rhPlatform {
-				return nil, rcH(rcHierarchy, 2, "platform object")
-			}
-			delete(t.ps.persistent, objH)
-			return nil, nil
-		}
-		o, err := t.loadedObject(objH, 2)
-		if err != nil {
-			return nil, err
-		}
-		if o.seq != nil || o.hierarchy == rhNull || o.publicOnly {
-			return nil, rcH(rcHierarchy, 2, "object cannot be made persistent")
-		}
-		if o.attrs().STClear {
-			return nil, rcH(rcAttributes, 2, "stClear object")
-		}
+		o := t.ps.persistent[objH]
 		if auth == rhOwner && o.hierarchy == rhPlatform {
 			return nil, rcH(rcHierarchy, 2, "platform object")
 		}
-		if t.ps.persistent[ph] != nil {
-			return nil, rcE(rcNVDefined, "persistent handle 0x%08x in use", ph)
-		}
-		if len(t.ps.persistent) >= persistentMax {
-			return nil, rcE(rcNVSpace, "no room for persistent objects")
-		}
-		cp := *o
-		t.ps.persistent[ph] = &cp
+		delete(t.ps.persistent, objH)
 		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *flushContextCmd) (*reply, error) {
-		return t.flushContext(uint32(cmd.FlushHandle))
-	})
-	register(func(t *TPM, c *call, cmd *contextSaveCmd) (*reply, error) {
-		return t.contextSave(c.handles[0])
-	})
-	register(func(t *TPM, c *call, cmd *gt.ContextLoad) (*reply, error) {
-		return t.contextLoad(&cmd.Context)
-	})
-	// go-tpm declares loadedHandle as a parameter; Part 3 §28.3 has it in
-	// the response handle area, which resource managers rely on.
-	commandTable[uint32(gt.TPMCCContextLoad)].rspHandle = true
+	}
+	o, err := t.loadedObject(objH, 2)
+	if err != nil {
+		return nil, err
+	}
+	if o.seq != nil || o.hierarchy == rhNull || o.publicOnly {
+		return nil, rcH(rcHierarchy, 2, "object cannot be made persistent")
+	}
+	if o.attrs().STClear {
+		return nil, rcH(rcAttributes, 2, "stClear object")
+	}
+	if auth == rhOwner && o.hierarchy == rhPlatform {
+		return nil, rcH(rcHierarchy, 2, "platform object")
+	}
+	if t.ps.persistent[ph] != nil {
+		return nil, rcE(rcNVDefined, "persistent handle 0x%08x in use", ph)
+	}
+	if len(t.ps.persistent) >= persistentMax {
+		return nil, rcE(rcNVSpace, "no room for persistent objects")
+	}
+	cp := *o
+	t.ps.persistent[ph] = &cp
+	return nil, nil
 }
 
 // Context blobs (Part 1 §30): the payload is encrypted with a key derived
@@ -484,7 +411,9 @@ func (t *TPM) openContext(seq uint64, handle, hier uint32, blob []byte) ([]byte,
 	return plain, nil
 }
 
-func (t *TPM) contextSave(h uint32) (*reply, error) {
+// contextSave is TPM2_ContextSave, Part 3 §28.2.
+func (t *TPM) contextSave(c *call, cmd *contextSaveCmd) (*gt.ContextSaveResponse, error) {
+	h := c.handles[0]
 	var saved, hier uint32
 	var payload []byte
 	seq := t.contextSeq
@@ -525,14 +454,17 @@ func (t *TPM) contextSave(h uint32) (*reply, error) {
 	}
 	t.contextSeq++
 	blob := t.sealContext(seq, saved, hier, payload)
-	b := binary.BigEndian.AppendUint64(nil, seq)
-	b = append(b, u32(saved)...)
-	b = append(b, u32(hier)...)
-	b = append(b, sized(blob)...)
-	return &reply{params: b}, nil
+	return &gt.ContextSaveResponse{Context: gt.TPMSContext{
+		Sequence:    seq,
+		SavedHandle: gt.TPMIDHSaved(saved),
+		Hierarchy:   gt.TPMIRHHierarchy(hier),
+		ContextBlob: gt.TPM2BContextData{Buffer: blob},
+	}}, nil
 }
 
-func (t *TPM) contextLoad(ctx *gt.TPMSContext) (*reply, error) {
+// contextLoad is TPM2_ContextLoad, Part 3 §28.3.
+func (t *TPM) contextLoad(c *call, cmd *contextLoadCmd) (*contextLoadResponse, error) {
+	ctx := &cmd.Context
 	saved, hier := uint32(ctx.SavedHandle), uint32(ctx.Hierarchy)
 	plain, err := t.openContext(ctx.Sequence, saved, hier, ctx.ContextBlob.Buffer)
 	if err != nil {
@@ -552,7 +484,7 @@ func (t *TPM) contextLoad(ctx *gt.TPMSContext) (*reply, error) {
 			return nil, rcP(rcHandle, 1, "session context is stale")
 		}
 		s.saved = false
-		return &reply{handles: []uint32{h}}, nil
+		return &contextLoadResponse{LoadedHandle: gt.TPMIDHContext(h)}, nil
 	case ctxKindObject:
 		if !t.hierarchyEnabled(hier) {
 			return nil, rcP(rcHierarchy, 1, "hierarchy disabled")
@@ -584,9 +516,22 @@ func (t *TPM) contextLoad(ctx *gt.TPMSContext) (*reply, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &reply{handles: []uint32{handle}}, nil
+		return &contextLoadResponse{LoadedHandle: gt.TPMIDHContext(handle)}, nil
 	}
 	return nil, rcP(rcValue, 1, "unknown context kind")
+}
+
+// decodeContextLoad reads ContextLoad's parameter, a TPMS_CONTEXT, by
+// hand: a resource manager loads contexts around every command it passes
+// on, and go-tpm's reflective decoder costs more than the load.
+func decodeContextLoad(p []byte, cmd *contextLoadCmd) error {
+	r := &paramReader{b: p, n: 1}
+	ctx := &cmd.Context
+	ctx.Sequence = r.u64()
+	ctx.SavedHandle = gt.TPMIDHSaved(r.u32())
+	ctx.Hierarchy = gt.TPMIRHHierarchy(r.u32())
+	ctx.ContextBlob.Buffer = r.sized(maxResponseSize)
+	return r.done()
 }
 
 func objectFromBytesQN(pub, sens []byte, hier uint32, publicOnly bool) (*object, error) {
@@ -608,9 +553,10 @@ func objectFromBytesQN(pub, sens []byte, hier uint32, publicOnly bool) (*object,
 	return o, nil
 }
 
-// flushContext: the handle is a parameter (Part 3 §28.4), so a missing
-// entity is a parameter error.
-func (t *TPM) flushContext(h uint32) (*reply, error) {
+// flushContext is TPM2_FlushContext, Part 3 §28.4. The handle is a
+// parameter, so a missing entity is a parameter error.
+func (t *TPM) flushContext(c *call, cmd *flushContextCmd) (*gt.FlushContextResponse, error) {
+	h := uint32(cmd.FlushHandle)
 	switch h >> 24 {
 	case htTransient:
 		if h&0xFFFFFF >= loadedObjectsMax {
@@ -632,6 +578,15 @@ func (t *TPM) flushContext(h uint32) (*reply, error) {
 		return nil, rcP(rcValue, 1, "cannot flush handle 0x%08x", h)
 	}
 	return nil, nil
+}
+
+// decodeFlushContext reads FlushContext's parameter by hand, for the same
+// reason as decodeContextLoad: a resource manager flushes after every
+// command.
+func decodeFlushContext(p []byte, cmd *flushContextCmd) error {
+	r := &paramReader{b: p, n: 1}
+	cmd.FlushHandle = gt.TPMHandle(r.u32())
+	return r.done()
 }
 
 // encoded returns the object's marshalled public and sensitive areas,

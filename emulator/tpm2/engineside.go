@@ -138,7 +138,109 @@ func (policyPasswordCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, 
 	return nil, errEngineSide
 }
 
-// (create.go structures)
+// Object commands, Part 3 §12 and §24.1. go-tpm's TPM2B_SENSITIVE_CREATE
+// cannot be decoded (its union has no decoder), so the engine reads the
+// sized buffers itself.
+
+type createPrimaryCmd struct {
+	PrimaryHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	InSensitive   gt.TPM2BData
+	InPublic      gt.TPM2BData
+	OutsideInfo   gt.TPM2BData
+	CreationPCR   gt.TPMLPCRSelection
+}
+
+func (createPrimaryCmd) Command() gt.TPMCC { return gt.TPMCCCreatePrimary }
+func (createPrimaryCmd) Execute(transport.TPM, ...gt.Session) (*gt.CreatePrimaryResponse, error) {
+	return nil, errEngineSide
+}
+
+type createCmd struct {
+	ParentHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	InSensitive  gt.TPM2BData
+	InPublic     gt.TPM2BData
+	OutsideInfo  gt.TPM2BData
+	CreationPCR  gt.TPMLPCRSelection
+}
+
+func (createCmd) Command() gt.TPMCC { return gt.TPMCCCreate }
+func (createCmd) Execute(transport.TPM, ...gt.Session) (*gt.CreateResponse, error) {
+	return nil, errEngineSide
+}
+
+type createLoadedCmd struct {
+	ParentHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	InSensitive  gt.TPM2BData
+	InPublic     gt.TPM2BData
+}
+
+func (createLoadedCmd) Command() gt.TPMCC { return gt.TPMCCCreateLoaded }
+func (createLoadedCmd) Execute(transport.TPM, ...gt.Session) (*gt.CreateLoadedResponse, error) {
+	return nil, errEngineSide
+}
+
+type loadCmd struct {
+	ParentHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	InPrivate    gt.TPM2BData
+	InPublic     gt.TPM2BData
+}
+
+func (loadCmd) Command() gt.TPMCC { return gt.TPMCCLoad }
+func (loadCmd) Execute(transport.TPM, ...gt.Session) (*gt.LoadResponse, error) {
+	return nil, errEngineSide
+}
+
+type loadExternalCmd struct {
+	InPrivate gt.TPM2BData
+	InPublic  gt.TPM2BData
+	Hierarchy gt.TPMIRHHierarchy
+}
+
+func (loadExternalCmd) Command() gt.TPMCC { return gt.TPMCCLoadExternal }
+func (loadExternalCmd) Execute(transport.TPM, ...gt.Session) (*gt.LoadExternalResponse, error) {
+	return nil, errEngineSide
+}
+
+// Context management, Part 3 §28.
+
+// contextSaveCmd: saveHandle is in the handle area (Part 3 §28.2), which
+// the kernel resource manager relies on when it virtualizes handles.
+type contextSaveCmd struct {
+	SaveHandle gt.UnmarshalledHandle `gotpm:"handle"`
+}
+
+func (contextSaveCmd) Command() gt.TPMCC { return gt.TPMCCContextSave }
+func (contextSaveCmd) Execute(transport.TPM, ...gt.Session) (*gt.ContextSaveResponse, error) {
+	return nil, errEngineSide
+}
+
+// contextLoadCmd is go-tpm's ContextLoad with a response whose
+// loadedHandle is in the response handle area, as Part 3 §28.3 has it
+// and resource managers rely on; go-tpm's ContextLoadResponse declares
+// it a parameter.
+type contextLoadCmd struct {
+	Context gt.TPMSContext
+}
+
+func (contextLoadCmd) Command() gt.TPMCC { return gt.TPMCCContextLoad }
+func (contextLoadCmd) Execute(transport.TPM, ...gt.Session) (*contextLoadResponse, error) {
+	return nil, errEngineSide
+}
+
+type contextLoadResponse struct {
+	LoadedHandle gt.TPMIDHContext `gotpm:"handle"`
+}
+
+// flushContextCmd: flushHandle is a parameter (Part 3 §28.4); go-tpm
+// declares it a handle.
+type flushContextCmd struct {
+	FlushHandle gt.TPMHandle
+}
+
+func (flushContextCmd) Command() gt.TPMCC { return gt.TPMCCFlushContext }
+func (flushContextCmd) Execute(transport.TPM, ...gt.Session) (*gt.FlushContextResponse, error) {
+	return nil, errEngineSide
+}
 
 // (secret.go, hash.go structures)
 
