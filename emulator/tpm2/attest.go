@@ -37,11 +37,47 @@ func (t *TPM) timeInfo() gt.TPMSTimeInfo {
 
 // timeMS is TPM time: milliseconds since the last TPM Reset/Restart.
 func (t *TPM) timeMS() uint64 {
+	return t.timeOffsetMS + t.sinceClockBase()
+}
+
+// sinceClockBase is the milliseconds Clock and TPM time advanced since
+// clockBase: the host's elapsed time at the rate ClockRateAdjust set.
+func (t *TPM) sinceClockBase() uint64 {
 	d := t.now().Sub(t.clockBase).Milliseconds()
 	if d < 0 {
-		d = 0
+		return 0
 	}
-	return uint64(d)
+	return uint64(d) * uint64(clockNominal+t.clockAdjust) / clockNominal
+}
+
+// Clock rate adjustment, Part 3 §29.3: in steps of the nominal rate's
+// 1/clockNominal, bounded (the reference implementation's granularity and
+// limit: about 1%, 0.1% and 0.003% steps, at most ±1/6).
+const (
+	clockNominal      = 30000
+	clockAdjustCoarse = 300
+	clockAdjustMedium = 30
+	clockAdjustFine   = 1
+	clockAdjustLimit  = 5000
+)
+
+// clockRateAdjust is TPM2_ClockRateAdjust, Part 3 §29.3. The rate is
+// volatile: _TPM_Init restores the nominal rate.
+func (t *TPM) clockRateAdjust(c *call, cmd *clockRateAdjustCmd) (*emptyResponse, error) {
+	if c.handles[0] != rhOwner && c.handles[0] != rhPlatform {
+		return nil, rcH(rcValue, 1, "ClockRateAdjust needs owner or platform")
+	}
+	step := map[int8]int32{-3: -clockAdjustCoarse, -2: -clockAdjustMedium, -1: -clockAdjustFine, 0: 0,
+		1: clockAdjustFine, 2: clockAdjustMedium, 3: clockAdjustCoarse}
+	d, ok := step[int8(cmd.RateAdjust)]
+	if !ok {
+		return nil, rcP(rcValue, 1, "rateAdjust %d", int8(cmd.RateAdjust))
+	}
+	// Fold what ran at the old rate into the offsets, then change it.
+	t.clockOffsetMS, t.timeOffsetMS = t.clockMS(), t.timeMS()
+	t.clockBase = t.now()
+	t.clockAdjust = min(max(t.clockAdjust+d, -clockAdjustLimit), clockAdjustLimit)
+	return nil, nil
 }
 
 // attest builds TPMS_ATTEST (Part 2 §10.12.12) and signs it with the key

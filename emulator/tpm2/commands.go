@@ -107,6 +107,7 @@ func init() {
 		// Part 3 §29: clocks and timers.
 		cmd((*TPM).readClock),
 		cmd((*TPM).clockSet, writesLazily),
+		cmd((*TPM).clockRateAdjust),
 
 		// Part 3 §30: capability commands.
 		cmd((*TPM).getCapability),

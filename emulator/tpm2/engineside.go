@@ -353,3 +353,14 @@ func (policyTemplateCmd) Command() gt.TPMCC { return gt.TPMCCPolicyTemplate }
 func (policyTemplateCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
 	return nil, errEngineSide
 }
+
+// clockRateAdjustCmd is TPM2_ClockRateAdjust, Part 3 §29.3.
+type clockRateAdjustCmd struct {
+	Auth       gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	RateAdjust uint8 // TPM_CLOCK_ADJUST, a signed octet
+}
+
+func (clockRateAdjustCmd) Command() gt.TPMCC { return gt.TPMCCClockRateAdjust }
+func (clockRateAdjustCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}

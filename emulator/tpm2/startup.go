@@ -94,7 +94,7 @@ func (t *TPM) startup(su uint16) error {
 	t.orderly, t.savedVol = false, nil
 	// Clock runs from _TPM_Init on, and only moves forward: rebase it
 	// here (TPM time restarts at zero, Clock does not).
-	t.clockOffsetMS = t.clockMS()
+	t.clockOffsetMS, t.timeOffsetMS = t.clockMS(), 0
 	t.clockBase = t.now()
 	t.started = true
 	return nil

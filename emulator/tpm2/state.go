@@ -347,9 +347,5 @@ func (t *TPM) clockMS() uint64 {
 	if t.clockBase.IsZero() {
 		return t.clockOffsetMS
 	}
-	d := t.now().Sub(t.clockBase).Milliseconds()
-	if d < 0 {
-		d = 0
-	}
-	return t.clockOffsetMS + uint64(d)
+	return t.clockOffsetMS + t.sinceClockBase()
 }

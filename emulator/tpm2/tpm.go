@@ -87,9 +87,13 @@ type TPM struct {
 	orderly   bool
 	savedVol  *volatileState
 	failed    bool
-	clockBase time.Time // host time at last Startup, for TPM time
-	// clockOffsetMS is the persisted clock value at clockBase.
+	clockBase time.Time // host time at last Startup or rate change
+	// clockOffsetMS and timeOffsetMS are Clock and TPM time at clockBase.
 	clockOffsetMS uint64
+	timeOffsetMS  uint64
+	// clockAdjust is the rate ClockRateAdjust set, in 1/clockNominal
+	// steps of the nominal rate; volatile.
+	clockAdjust int32
 
 	pcr              pcrBanks
 	pcrUpdateCounter uint32
@@ -169,6 +173,10 @@ func (t *TPM) randBytes(n int) []byte {
 // Shutdown(STATE) saved it, and Startup is required again.
 func (t *TPM) Reset() {
 	t.started = false
+	if t.clockAdjust != 0 {
+		t.clockOffsetMS, t.clockBase = t.clockMS(), t.now()
+		t.clockAdjust = 0
+	}
 	t.objects = map[uint32]*object{}
 	t.sessions = map[uint32]*session{}
 	t.failed = false

@@ -150,6 +150,16 @@ func completenessSteps() []diffStep {
 			}
 			return out
 		}},
+		{"ClockRateAdjust: each step, an out-of-range one, the endorsement hierarchy", func(tr transport.TPM) string {
+			out := ""
+			for _, tc := range []struct {
+				h      gt.TPMHandle
+				adjust int8
+			}{{gt.TPMRHOwner, 3}, {gt.TPMRHOwner, -3}, {gt.TPMRHPlatform, 1}, {gt.TPMRHOwner, 0}, {gt.TPMRHOwner, 4}, {gt.TPMRHOwner, -4}, {gt.TPMRHEndorsement, 1}} {
+				out += sendRC(tr, rawCommand(uint32(gt.TPMCCClockRateAdjust), []uint32{uint32(tc.h)}, emptyPassword, []byte{byte(tc.adjust)})) + " "
+			}
+			return out
+		}},
 		{"PolicyTemplate and PolicyPhysicalPresence digests; templateHash of the wrong size", func(tr transport.TPM) string {
 			th := sha256.Sum256([]byte("template"))
 			out := trialDigest(tr, func(s gt.TPMISHPolicy) error {
