@@ -357,7 +357,7 @@ func (policyTemplateCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, 
 // clockRateAdjustCmd is TPM2_ClockRateAdjust, Part 3 §29.3.
 type clockRateAdjustCmd struct {
 	Auth       gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	RateAdjust uint8 // TPM_CLOCK_ADJUST, a signed octet
+	RateAdjust uint8                 // TPM_CLOCK_ADJUST, a signed octet
 }
 
 func (clockRateAdjustCmd) Command() gt.TPMCC { return gt.TPMCCClockRateAdjust }
