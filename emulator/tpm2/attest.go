@@ -10,12 +10,13 @@ import (
 
 // TPMI_ST_ATTEST values, Part 2 §6.9.
 const (
-	stAttestCertify  uint16 = 0x8017
-	stAttestQuote    uint16 = 0x8018
-	stAttestTime     uint16 = 0x8019
-	stAttestCreation uint16 = 0x801A
-	stAttestNV       uint16 = 0x8014
-	stAttestSession  uint16 = 0x8016
+	stAttestCertify      uint16 = 0x8017
+	stAttestQuote        uint16 = 0x8018
+	stAttestTime         uint16 = 0x8019
+	stAttestCreation     uint16 = 0x801A
+	stAttestNV           uint16 = 0x8014
+	stAttestSession      uint16 = 0x8016
+	stAttestCommandAudit uint16 = 0x8015
 )
 
 // clockInfo is TPMS_CLOCK_INFO.

@@ -308,10 +308,12 @@ func (t *TPM) getCapability(c *call, cmd *gt.GetCapability) (*gt.GetCapabilityRe
 		}
 		l.CommandAttributes = pageOf(r, l.CommandAttributes, count, 4)
 		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
-	case capPPCommands, capAuditCommands:
-		// No command needs physical presence; command audit is not
-		// implemented, so the audit list is empty.
+	case capPPCommands:
+		// No command needs physical presence.
 		data = gt.NewTPMUCapabilities(cmd.Capability, &gt.TPMLCC{})
+	case capAuditCommands:
+		l := gt.TPMLCC{CommandCodes: pageOf(r, t.auditCommandList(property), count, 4)}
+		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capPCRs:
 		// Every implemented bank is listed, allocated or not (all PCRs
 		// selected or none), whatever property and count say.

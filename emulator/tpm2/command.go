@@ -434,6 +434,7 @@ func (t *TPM) buildResponse(c *call, r *reply) []byte {
 	params := r.params
 	if c.tag == stSessions {
 		params = t.encryptParams(c, params)
+		t.commandAudit(c, params)
 		_ = binary.Write(&out, binary.BigEndian, uint32(len(params)))
 		out.Write(params)
 		out.Write(t.responseAuths(c, params))
@@ -441,6 +442,7 @@ func (t *TPM) buildResponse(c *call, r *reply) []byte {
 		// A command outside the exclusive audit session ends its
 		// exclusivity (Part 1 §32.7).
 		t.exclusiveAudit = 0
+		t.commandAudit(c, params)
 		out.Write(params)
 	}
 	b := out.Bytes()

@@ -87,10 +87,14 @@ func init() {
 		cmd((*TPM).certifyCreation),
 		cmd((*TPM).getTime),
 		cmd((*TPM).getSessionAuditDigest),
+		cmd((*TPM).getCommandAuditDigest),
 
 		// Part 3 §20: signing and signature verification.
 		cmd((*TPM).sign, decodeWith(decodeSign), encodeWith(encodeSign)),
 		cmd((*TPM).verifySignature),
+
+		// Part 3 §21: command audit.
+		cmd((*TPM).setCommandCodeAuditStatus, writesNV),
 
 		// Part 3 §22: integrity collection (PCR).
 		cmd((*TPM).pcrRead, decodeWith(decodePCRRead), encodeWith(encodePCRRead)),

@@ -364,3 +364,31 @@ func (clockRateAdjustCmd) Command() gt.TPMCC { return gt.TPMCCClockRateAdjust }
 func (clockRateAdjustCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
 	return nil, errEngineSide
 }
+
+// getCommandAuditDigestCmd is TPM2_GetCommandAuditDigest, Part 3 §18.6;
+// its response has GetSessionAuditDigest's shape.
+type getCommandAuditDigestCmd struct {
+	PrivacyHandle  gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	SignHandle     gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	QualifyingData gt.TPM2BData
+	InScheme       gt.TPMTSigScheme
+}
+
+func (getCommandAuditDigestCmd) Command() gt.TPMCC { return gt.TPMCCGetCommandAuditDigest }
+func (getCommandAuditDigestCmd) Execute(transport.TPM, ...gt.Session) (*gt.GetSessionAuditDigestResponse, error) {
+	return nil, errEngineSide
+}
+
+// setCommandCodeAuditStatusCmd is TPM2_SetCommandCodeAuditStatus, Part 3
+// §21.2.
+type setCommandCodeAuditStatusCmd struct {
+	Auth      gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	AuditAlg  gt.TPMIAlgHash
+	SetList   gt.TPMLCC
+	ClearList gt.TPMLCC
+}
+
+func (setCommandCodeAuditStatusCmd) Command() gt.TPMCC { return gt.TPMCCSetCommandCodeAuditStatus }
+func (setCommandCodeAuditStatusCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}

@@ -148,12 +148,13 @@ func TestOnlyRealChangesNeedASave(t *testing.T) {
 // The commands WritesNV lets through without a save budget are those
 // that change only what is written lazily.
 func TestWritesNV(t *testing.T) {
+	tp, _ := newStarted(t)
 	for cc, want := range map[gt.TPMCC]bool{
 		gt.TPMCCNVWrite: true, gt.TPMCCNVDefineSpace: true, gt.TPMCCEvictControl: true, gt.TPMCCHierarchyChanegAuth: true,
 		gt.TPMCCShutdown: false, gt.TPMCCClockSet: false, gt.TPMCCDictionaryAttackLockReset: false,
 		gt.TPMCCGetRandom: false, gt.TPMCCPCRExtend: false,
 	} {
-		if got := WritesNV(uint32(cc)); got != want {
+		if got := tp.WritesNV(uint32(cc)); got != want {
 			t.Errorf("WritesNV(%#x) = %v, want %v", cc, got, want)
 		}
 	}

@@ -55,6 +55,14 @@ type persistentState struct {
 	ResetCount   uint32
 	RestartCount uint32
 
+	// AuditAlg is the command audit hash algorithm (0: never set, SHA-256),
+	// AuditCommands the audited commands besides SetCommandCodeAuditStatus,
+	// sorted, AuditCounter the number of audit digests started (Part 1
+	// §32.3).
+	AuditAlg      uint16
+	AuditCommands []uint32
+	AuditCounter  uint64
+
 	// PCRBanks are the allocated banks; PendingBanks, if set, replace
 	// them at the next Startup (PCR_Allocate, Part 3 §22.5).
 	PCRBanks     []uint16

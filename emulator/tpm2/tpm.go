@@ -111,6 +111,12 @@ type TPM struct {
 	ctxCache     map[[32]byte]*object
 	locality     uint8
 
+	// commandAuditDigest is the command audit digest, nil when none is
+	// running; auditAlgChanged: the audit algorithm changed and the
+	// command that changed it is not audited.
+	commandAuditDigest []byte
+	auditAlgChanged    bool
+
 	// exclusiveAudit is the audit session no command has bypassed since
 	// it was started or reset (Part 1 §32.7), or 0.
 	exclusiveAudit uint32
@@ -179,6 +185,7 @@ func (t *TPM) Reset() {
 	}
 	t.objects = map[uint32]*object{}
 	t.sessions = map[uint32]*session{}
+	t.commandAuditDigest, t.auditAlgChanged = nil, false
 	t.failed = false
 }
 
@@ -291,11 +298,12 @@ func (t *TPM) NVChanged() bool {
 }
 
 // WritesNV reports whether the command with code cc may change durable
-// state, so that a host must be ready to save before running it (a host
+// state now (it writes NV, or it is audited and starts a new audit
+// digest, which counts one more in the audit counter), so that a host must be ready to save before running it (a host
 // that rations saves refuses such a command up front with
 // TPM_RC_NV_RATE, leaving sessions and everything else untouched). The
 // commands that change only what is written lazily are not among them.
-func WritesNV(cc uint32) bool {
+func (t *TPM) WritesNV(cc uint32) bool {
 	d := commandTable[cc]
-	return d != nil && d.nv && !d.lazy
+	return d != nil && (d.nv && !d.lazy || t.startsAudit(cc))
 }

@@ -233,7 +233,7 @@ type Peer struct {
 // retry later: the command had no effect and may be retried.
 //
 // Saves are rationed (Options.SaveBudget): with the budget spent, a
-// command that may change durable state (tpm2.WritesNV) is answered
+// command that may change durable state ((*tpm2.TPM).WritesNV) is answered
 // TPM_RC_NV_RATE before it runs, so it has no effect at all, sessions
 // included. Commands that change nothing durable are never refused: a
 // guest cannot make this vTPM write its disk, and the manager the
@@ -276,7 +276,7 @@ func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 		s.log.Infof("state saved after earlier failures")
 	}
 	now := s.now()
-	if s.budget != nil && len(cmd) >= 10 && tpm2.WritesNV(binary.BigEndian.Uint32(cmd[6:])) && !s.budget.Has(now) {
+	if s.budget != nil && len(cmd) >= 10 && s.tpm.WritesNV(binary.BigEndian.Uint32(cmd[6:])) && !s.budget.Has(now) {
 		s.stats.RateRefused++
 		if !s.rationing {
 			s.rationing = true

@@ -150,6 +150,68 @@ func completenessSteps() []diffStep {
 			}
 			return out
 		}},
+		{"Command audit: list, digest of audited TestParms, algorithm change, counter", func(tr transport.TPM) string {
+			var counter0 uint64
+			report := func() string {
+				rsp, err := tr.Send(rawCommand(uint32(gt.TPMCCGetCommandAuditDigest), []uint32{uint32(gt.TPMRHEndorsement), uint32(gt.TPMRHNull)},
+					append(append([]byte{}, emptyPassword...), emptyPassword...), append(sized2(nil), 0x00, 0x10)))
+				if err != nil || len(rsp) < 10 {
+					return fmt.Sprintf("%v", err)
+				}
+				if rc := binary.BigEndian.Uint32(rsp[6:]); rc != 0 {
+					return fmt.Sprintf("rc=0x%03x", rc)
+				}
+				// handle-less response with sessions: paramSize, TPM2B_ATTEST...
+				p := rsp[14:]
+				n := int(binary.BigEndian.Uint16(p))
+				a, err := gt.Unmarshal[gt.TPMSAttest](p[2 : 2+n])
+				if err != nil {
+					return err.Error()
+				}
+				ci, err := a.Attested.CommandAudit()
+				if err != nil {
+					return err.Error()
+				}
+				if counter0 == 0 {
+					counter0 = ci.AuditCounter
+				}
+				return fmt.Sprintf("[counter +%d alg %#x digest %x commands %x]", ci.AuditCounter-counter0, uint16(ci.DigestAlg), ci.AuditDigest.Buffer, ci.CommandDigest.Buffer)
+			}
+			list := func() string {
+				r, err := (gt.GetCapability{Capability: gt.TPMCapAuditCommands, PropertyCount: 64}).Execute(tr)
+				if err != nil {
+					return rcString(err)
+				}
+				l, _ := r.CapabilityData.Data.AuditCommands()
+				return fmt.Sprintf("%v", l.CommandCodes)
+			}
+			setStatus := func(alg gt.TPMAlgID, set, clear []gt.TPMCC) string {
+				p := binary.BigEndian.AppendUint16(nil, uint16(alg))
+				for _, l := range [][]gt.TPMCC{set, clear} {
+					p = binary.BigEndian.AppendUint32(p, uint32(len(l)))
+					for _, cc := range l {
+						p = binary.BigEndian.AppendUint32(p, uint32(cc))
+					}
+				}
+				return sendRC(tr, rawCommand(uint32(gt.TPMCCSetCommandCodeAuditStatus), []uint32{uint32(gt.TPMRHOwner)}, emptyPassword, p))
+			}
+			testParms := func() string {
+				// An AES-128-CFB symmetric object's parameters.
+				return sendRC(tr, rawCommand(uint32(gt.TPMCCTestParms), nil, nil, []byte{0x00, 0x25, 0x00, 0x06, 0x00, 0x80, 0x00, 0x43}))
+			}
+			// The default audit algorithm is the TPM's choice (libtpms:
+			// SHA-512, the engine: SHA-256, both their context hash): change
+			// it twice so that both start from a change.
+			out := list() + " " + setStatus(gt.TPMAlgSHA384, nil, nil) + " " + setStatus(gt.TPMAlgSHA256, nil, nil)
+			out += " " + setStatus(gt.TPMAlgSHA256, []gt.TPMCC{gt.TPMCCTestParms}, nil) + " " + list()
+			out += " " + report()
+			out += " " + testParms() + " " + testParms() + " " + report()
+			out += " change+list " + setStatus(gt.TPMAlgSHA384, []gt.TPMCC{gt.TPMCCGetRandom}, nil)
+			out += " change " + setStatus(gt.TPMAlgSHA384, nil, nil) + " " + report()
+			out += " " + testParms() + " " + report()
+			out += " back " + setStatus(gt.TPMAlgSHA256, nil, nil) + " clear " + setStatus(gt.TPMAlgNull, nil, []gt.TPMCC{gt.TPMCCTestParms}) + " " + list()
+			return out
+		}},
 		{"ClockRateAdjust: each step, an out-of-range one, the endorsement hierarchy", func(tr transport.TPM) string {
 			out := ""
 			for _, tc := range []struct {
