@@ -49,6 +49,10 @@ func (t *TPM) resolve(h uint32, n int, anon bool) (*entity, error) {
 		}
 		e.userWithAuth, e.noDA = true, true
 		e.auth = nil
+		if pcrInGroup(h) {
+			e.auth = t.pcrAuth
+			e.policy, e.policyAlg = t.ps.PCRPolicy, gt.TPMIAlgHash(t.ps.PCRPolicyAlg)
+		}
 	case htPermanent:
 		if err := t.resolvePermanent(e, n); err != nil {
 			return nil, err

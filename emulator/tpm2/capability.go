@@ -271,7 +271,9 @@ func pcrProperties() []pcrSelectProperty {
 	}
 	return append(props,
 		pcrSelectProperty{0x11, func(uint32) bool { return false }},                // TPM_PT_PCR_NO_INCREMENT
-		pcrSelectProperty{0x12, func(i uint32) bool { return i >= 17 && i <= 22 }}) // TPM_PT_PCR_DRTM_RESET
+		pcrSelectProperty{0x12, func(i uint32) bool { return i >= 17 && i <= 22 }}, // TPM_PT_PCR_DRTM_RESET
+		pcrSelectProperty{0x13, pcrInGroup},                                        // TPM_PT_PCR_POLICY
+		pcrSelectProperty{0x14, pcrInGroup})                                        // TPM_PT_PCR_AUTH
 }
 
 // getCapability is TPM2_GetCapability, Part 3 §30.2.

@@ -105,6 +105,8 @@ func init() {
 		cmd((*TPM).pcrEvent),
 		cmd((*TPM).pcrReset),
 		cmd((*TPM).pcrAllocate, writesNV),
+		cmd((*TPM).pcrSetAuthPolicy, writesNV),
+		cmd((*TPM).pcrSetAuthValue),
 
 		// (nv.go, admin.go rows)
 

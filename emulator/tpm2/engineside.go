@@ -392,3 +392,27 @@ func (setCommandCodeAuditStatusCmd) Command() gt.TPMCC { return gt.TPMCCSetComma
 func (setCommandCodeAuditStatusCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
 	return nil, errEngineSide
 }
+
+// pcrSetAuthPolicyCmd is TPM2_PCR_SetAuthPolicy, Part 3 §22.6.
+type pcrSetAuthPolicyCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	AuthPolicy gt.TPM2BDigest
+	HashAlg    gt.TPMIAlgHash
+	PCRNum     uint32
+}
+
+func (pcrSetAuthPolicyCmd) Command() gt.TPMCC { return gt.TPMCCPCRSetAuthPolicy }
+func (pcrSetAuthPolicyCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+// pcrSetAuthValueCmd is TPM2_PCR_SetAuthValue, Part 3 §22.7.
+type pcrSetAuthValueCmd struct {
+	PCRHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	Auth      gt.TPM2BDigest
+}
+
+func (pcrSetAuthValueCmd) Command() gt.TPMCC { return gt.TPMCCPCRSetAuthValue }
+func (pcrSetAuthValueCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}

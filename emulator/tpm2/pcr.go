@@ -253,6 +253,43 @@ func (t *TPM) pcrReset(c *call, cmd *gt.PCRReset) (*gt.PCRResetResponse, error) 
 	return nil, nil
 }
 
+// PCRs 20–22 form the one authorization group and the one policy group
+// (TPM_PT_PCR_AUTH, TPM_PT_PCR_POLICY), as in libtpms: PCR_SetAuthValue
+// and PCR_SetAuthPolicy on any of them set the group's.
+func pcrInGroup(i uint32) bool { return i >= 20 && i <= 22 }
+
+// pcrSetAuthValue is TPM2_PCR_SetAuthValue, Part 3 §22.7.
+func (t *TPM) pcrSetAuthValue(c *call, cmd *pcrSetAuthValueCmd) (*emptyResponse, error) {
+	if !pcrInGroup(c.handles[0]) {
+		return nil, rcE(rcValue, "PCR %d is in no authorization group", c.handles[0])
+	}
+	t.pcrAuth = append([]byte{}, cmd.Auth.Buffer...)
+	return nil, nil
+}
+
+// pcrSetAuthPolicy is TPM2_PCR_SetAuthPolicy, Part 3 §22.6.
+func (t *TPM) pcrSetAuthPolicy(c *call, cmd *pcrSetAuthPolicyCmd) (*emptyResponse, error) {
+	if c.handles[0] != rhPlatform {
+		return nil, rcH(rcValue, 1, "PCR_SetAuthPolicy needs the platform hierarchy")
+	}
+	size := 0
+	if cmd.HashAlg != gt.TPMAlgNull {
+		h, err := cmd.HashAlg.Hash()
+		if err != nil || !hashSupported(cmd.HashAlg) {
+			return nil, rcP(rcHash, 2, "hashAlg 0x%x", uint16(cmd.HashAlg))
+		}
+		size = h.Size()
+	}
+	if len(cmd.AuthPolicy.Buffer) != size {
+		return nil, rcP(rcSize, 1, "authPolicy of %d octets for hashAlg 0x%x", len(cmd.AuthPolicy.Buffer), uint16(cmd.HashAlg))
+	}
+	if !pcrInGroup(cmd.PCRNum) {
+		return nil, rcP(rcValue, 3, "PCR %d is in no policy group", cmd.PCRNum)
+	}
+	t.ps.PCRPolicy, t.ps.PCRPolicyAlg = append([]byte{}, cmd.AuthPolicy.Buffer...), uint16(cmd.HashAlg)
+	return nil, nil
+}
+
 // pcrAllocate is TPM2_PCR_Allocate, Part 3 §22.5.
 func (t *TPM) pcrAllocate(c *call, cmd *pcrAllocateCmd) (*pcrAllocateResponse, error) {
 	if c.handles[0] != rhPlatform {

@@ -23,6 +23,7 @@ func (t *TPM) shutdown(c *call, cmd *gt.Shutdown) (*gt.ShutdownResponse, error) 
 			PCRUpdateCounter: t.pcrUpdateCounter,
 			ContextKey:       t.contextKey,
 			ContextSeq:       t.contextSeq,
+			PCRAuth:          t.pcrAuth,
 		}
 	default:
 		return nil, rcP(rcValue, 1, "shutdown type %d", cmd.ShutdownType)
@@ -62,6 +63,7 @@ func (t *TPM) startup(su uint16) error {
 		}
 		t.pcr.reset(t.ps.PCRBanks, t.locality)
 		t.pcrUpdateCounter = 0
+		t.pcrAuth = nil
 		t.contextKey = t.randBytes(32)
 		t.contextSeq = 0
 	case suState:
@@ -72,6 +74,7 @@ func (t *TPM) startup(su uint16) error {
 		t.pcr.restore(t.ps.PCRBanks, v.PCR)
 		t.pcrUpdateCounter = v.PCRUpdateCounter
 		t.contextKey, t.contextSeq = v.ContextKey, v.ContextSeq
+		t.pcrAuth = v.PCRAuth
 		t.ps.RestartCount++
 	default:
 		return rcP(rcValue, 1, "startup type %d", su)

@@ -63,6 +63,11 @@ type persistentState struct {
 	AuditCommands []uint32
 	AuditCounter  uint64
 
+	// PCRPolicy and PCRPolicyAlg are the policy group's authPolicy
+	// (PCR_SetAuthPolicy).
+	PCRPolicy    []byte `json:",omitempty"`
+	PCRPolicyAlg uint16 `json:",omitempty"`
+
 	// PCRBanks are the allocated banks; PendingBanks, if set, replace
 	// them at the next Startup (PCR_Allocate, Part 3 §22.5).
 	PCRBanks     []uint16
@@ -117,6 +122,7 @@ type volatileState struct {
 	PCRUpdateCounter uint32
 	ContextKey       []byte
 	ContextSeq       uint64
+	PCRAuth          []byte `json:",omitempty"`
 }
 
 func (t *TPM) manufacture() error {

@@ -97,6 +97,9 @@ type TPM struct {
 
 	pcr              pcrBanks
 	pcrUpdateCounter uint32
+	// pcrAuth is the authorization group's authValue (PCR_SetAuthValue),
+	// cleared by Startup(CLEAR).
+	pcrAuth []byte
 
 	objects     map[uint32]*object
 	sessions    map[uint32]*session

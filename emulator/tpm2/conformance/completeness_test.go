@@ -212,6 +212,32 @@ func completenessSteps() []diffStep {
 			out += " back " + setStatus(gt.TPMAlgSHA256, nil, nil) + " clear " + setStatus(gt.TPMAlgNull, nil, []gt.TPMCC{gt.TPMCCTestParms}) + " " + list()
 			return out
 		}},
+		{"PCR_SetAuthValue and PCR_SetAuthPolicy: which PCRs, the group's value, extending with it", func(tr transport.TPM) string {
+			out := ""
+			for _, i := range []uint32{16, 20, 23} {
+				p := append(sized2(make([]byte, 32)), 0, 0x0b)
+				p = binary.BigEndian.AppendUint32(p, i)
+				out += fmt.Sprintf("policy %d:%s ", i, sendRC(tr, rawCommand(uint32(gt.TPMCCPCRSetAuthPolicy), []uint32{uint32(gt.TPMRHPlatform)}, emptyPassword, p)))
+			}
+			p := append(sized2(make([]byte, 20)), 0, 0x0b)
+			out += "bad size:" + sendRC(tr, rawCommand(uint32(gt.TPMCCPCRSetAuthPolicy), []uint32{uint32(gt.TPMRHPlatform)}, emptyPassword, binary.BigEndian.AppendUint32(p, 20))) + " "
+			p = append(sized2(nil), 0, 0x10)
+			out += "clear:" + sendRC(tr, rawCommand(uint32(gt.TPMCCPCRSetAuthPolicy), []uint32{uint32(gt.TPMRHPlatform)}, emptyPassword, binary.BigEndian.AppendUint32(p, 20))) + " "
+			pw := func(s string) []byte {
+				return append(binary.BigEndian.AppendUint32([]byte{0x40, 0, 0, 9, 0, 0, 0}, 0)[:7], append(sized2([]byte(s)))...)
+			}
+			extend := func(i uint32, auth []byte) string {
+				d := binary.BigEndian.AppendUint32(nil, 1)
+				d = append(binary.BigEndian.AppendUint16(d, uint16(gt.TPMAlgSHA256)), make([]byte, 32)...)
+				return sendRC(tr, rawCommand(uint32(gt.TPMCCPCRExtend), []uint32{i}, auth, d))
+			}
+			for _, i := range []uint32{16, 21, 23} {
+				out += fmt.Sprintf("value %d:%s ", i, sendRC(tr, rawCommand(uint32(gt.TPMCCPCRSetAuthValue), []uint32{i}, emptyPassword, sized2([]byte("pcrpw")))))
+			}
+			out += "extend 22 empty:" + extend(22, emptyPassword) + " with pw:" + extend(22, pw("pcrpw")) + " extend 16 empty:" + extend(16, emptyPassword) + " "
+			out += "reset:" + sendRC(tr, rawCommand(uint32(gt.TPMCCPCRSetAuthValue), []uint32{20}, pw("pcrpw"), sized2(nil)))
+			return out
+		}},
 		{"ClockRateAdjust: each step, an out-of-range one, the endorsement hierarchy", func(tr transport.TPM) string {
 			out := ""
 			for _, tc := range []struct {
