@@ -75,7 +75,28 @@ func init() {
 		cmd((*TPM).flushContext, decodeWith(decodeFlushContext)),
 		cmd((*TPM).evictControl, writesNV),
 
-		// (secret.go, hash.go rows)
+		// Part 3 §12: credentials.
+		cmd((*TPM).activateCredential, roles(roleAdmin, roleUser)),
+		cmd((*TPM).makeCredential),
+
+		// Part 3 §14: asymmetric primitives.
+		cmd((*TPM).rsaEncrypt),
+		cmd((*TPM).rsaDecrypt),
+		cmd((*TPM).ecdhKeyGen),
+		cmd((*TPM).ecdhZGen),
+
+		// Part 3 §15: symmetric primitives.
+		cmd((*TPM).encryptDecrypt),
+		cmd((*TPM).encryptDecrypt2),
+		cmd((*TPM).hash),
+		cmd((*TPM).hmacCommand),
+
+		// Part 3 §17: hash, HMAC and event sequences.
+		cmd((*TPM).hmacStart),
+		cmd((*TPM).hashSequenceStart, reportsNoResponseHandle),
+		cmd((*TPM).sequenceUpdate),
+		cmd((*TPM).sequenceComplete),
+		cmd((*TPM).eventSequenceComplete),
 
 		// Part 3 §16: random number generator.
 		cmd((*TPM).getRandom, decodeWith(decodeGetRandom), encodeWith(encodeGetRandom)),

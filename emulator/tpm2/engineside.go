@@ -242,7 +242,108 @@ func (flushContextCmd) Execute(transport.TPM, ...gt.Session) (*gt.FlushContextRe
 	return nil, errEngineSide
 }
 
-// (secret.go, hash.go structures)
+// Credentials, Part 3 §12.5–12.6; asymmetric and symmetric primitives,
+// Part 3 §14–15; hash, HMAC and event sequences, Part 3 §17.
+
+// makeCredentialCmd: go-tpm's MakeCredential declares its handle as a
+// TPMIDHObject, which its decoder cannot fill.
+type makeCredentialCmd struct {
+	Handle     gt.UnmarshalledHandle `gotpm:"handle"`
+	Credential gt.TPM2BDigest
+	ObjectName gt.TPM2BName
+}
+
+func (makeCredentialCmd) Command() gt.TPMCC { return gt.TPMCCMakeCredential }
+func (makeCredentialCmd) Execute(transport.TPM, ...gt.Session) (*gt.MakeCredentialResponse, error) {
+	return nil, errEngineSide
+}
+
+// ecdhKeyGenCmd: go-tpm has no ECDH_KeyGen.
+type ecdhKeyGenCmd struct {
+	KeyHandle gt.UnmarshalledHandle `gotpm:"handle"`
+}
+
+// ecdhKeyGenResponse is TPM2_ECDH_KeyGen's response, Part 3 §14.4.
+type ecdhKeyGenResponse struct {
+	ZPoint   gt.TPM2BECCPoint
+	PubPoint gt.TPM2BECCPoint
+}
+
+func (ecdhKeyGenCmd) Command() gt.TPMCC { return gt.TPMCCECDHKeyGen }
+func (ecdhKeyGenCmd) Execute(transport.TPM, ...gt.Session) (*ecdhKeyGenResponse, error) {
+	return nil, errEngineSide
+}
+
+// encryptDecryptCmd: go-tpm has only EncryptDecrypt2.
+type encryptDecryptCmd struct {
+	KeyHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	Decrypt   gt.TPMIYesNo
+	Mode      gt.TPMIAlgSymMode
+	IVIn      gt.TPM2BIV
+	InData    gt.TPM2BMaxBuffer
+}
+
+// encryptDecryptResponse is TPM2_EncryptDecrypt's response, Part 3 §15.2.
+type encryptDecryptResponse struct {
+	OutData gt.TPM2BMaxBuffer
+	IVOut   gt.TPM2BIV
+}
+
+func (encryptDecryptCmd) Command() gt.TPMCC { return gt.TPMCCEncryptDecrypt }
+func (encryptDecryptCmd) Execute(transport.TPM, ...gt.Session) (*encryptDecryptResponse, error) {
+	return nil, errEngineSide
+}
+
+// hmacCmd: go-tpm's Hmac declares its handle as an AuthHandle, which its
+// decoder cannot fill.
+type hmacCmd struct {
+	Handle  gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	Buffer  gt.TPM2BMaxBuffer
+	HashAlg gt.TPMIAlgHash
+}
+
+func (hmacCmd) Command() gt.TPMCC { return gt.TPMCCHMAC }
+func (hmacCmd) Execute(transport.TPM, ...gt.Session) (*gt.HmacResponse, error) {
+	return nil, errEngineSide
+}
+
+// hashSequenceStartCmd is go-tpm's HashSequenceStart, whose response
+// structure does not tag sequenceHandle as a handle: go-tpm would encode
+// it among the response parameters, where Part 3 §17.4 has it in the
+// handle area.
+type hashSequenceStartCmd struct {
+	Auth    gt.TPM2BAuth
+	HashAlg gt.TPMIAlgHash
+}
+
+// hashSequenceStartResponse is TPM2_HashSequenceStart's response, Part 3
+// §17.4.
+type hashSequenceStartResponse struct {
+	SequenceHandle gt.TPMIDHObject `gotpm:"handle"`
+}
+
+func (hashSequenceStartCmd) Command() gt.TPMCC { return gt.TPMCCHashSequenceStart }
+func (hashSequenceStartCmd) Execute(transport.TPM, ...gt.Session) (*hashSequenceStartResponse, error) {
+	return nil, errEngineSide
+}
+
+// eventSequenceCompleteCmd: go-tpm has no EventSequenceComplete.
+type eventSequenceCompleteCmd struct {
+	PCRHandle      gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	SequenceHandle gt.UnmarshalledHandle `gotpm:"handle,auth,anon"`
+	Buffer         gt.TPM2BMaxBuffer
+}
+
+// eventSequenceCompleteResponse is TPM2_EventSequenceComplete's response,
+// Part 3 §17.7.
+type eventSequenceCompleteResponse struct {
+	Results gt.TPMLDigestValues
+}
+
+func (eventSequenceCompleteCmd) Command() gt.TPMCC { return gt.TPMCCEventSequenceComplete }
+func (eventSequenceCompleteCmd) Execute(transport.TPM, ...gt.Session) (*eventSequenceCompleteResponse, error) {
+	return nil, errEngineSide
+}
 
 // Attestation and the clock, Part 3 §18 and §29.
 

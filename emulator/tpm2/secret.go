@@ -11,12 +11,11 @@ import (
 	"encoding/binary"
 
 	gt "github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 )
 
 // Secret sharing with asymmetric keys: salts (Part 1 §19.6.13),
 // credentials (Part 1 §24, Part 3 §12.5–12.6), RSA and ECDH operations
-// (Part 3 §14) and symmetric encryption (Part 3 §15.2).
+// (Part 3 §14) and symmetric encryption (Part 3 §15.2–15.3).
 
 // oaepHash is the OAEP hash of an RSA key: its scheme hash, else its
 // nameAlg (Part 1 §B.10.3).
@@ -98,39 +97,6 @@ func (t *TPM) decryptSecret(o *object, secret []byte, label string, paramN, hand
 		return gt.KDFe(h, z, label, p.X.Buffer, u.X.Buffer, h.Size()*8), nil
 	}
 	return nil, rcH(rcKey, handleN, "key type cannot decrypt secrets")
-}
-
-type makeCredentialCmd struct {
-	Handle     gt.UnmarshalledHandle `gotpm:"handle"`
-	Credential gt.TPM2BDigest
-	ObjectName gt.TPM2BName
-}
-
-func (makeCredentialCmd) Command() gt.TPMCC { return gt.TPMCCMakeCredential }
-func (makeCredentialCmd) Execute(transport.TPM, ...gt.Session) (*gt.MakeCredentialResponse, error) {
-	return nil, errEngineSide
-}
-
-type ecdhKeyGenCmd struct {
-	KeyHandle gt.UnmarshalledHandle `gotpm:"handle"`
-}
-
-func (ecdhKeyGenCmd) Command() gt.TPMCC { return gt.TPMCCECDHKeyGen }
-func (ecdhKeyGenCmd) Execute(transport.TPM, ...gt.Session) (*gt.ECDHZGenResponse, error) {
-	return nil, errEngineSide
-}
-
-type encryptDecryptCmd struct {
-	KeyHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	Decrypt   gt.TPMIYesNo
-	Mode      gt.TPMIAlgSymMode
-	IVIn      gt.TPM2BIV
-	InData    gt.TPM2BMaxBuffer
-}
-
-func (encryptDecryptCmd) Command() gt.TPMCC { return gt.TPMCCEncryptDecrypt }
-func (encryptDecryptCmd) Execute(transport.TPM, ...gt.Session) (*gt.EncryptDecrypt2Response, error) {
-	return nil, errEngineSide
 }
 
 // symCrypt runs a symmetric-cipher key in mode over data (Part 3 §15.2).
@@ -265,215 +231,232 @@ func rsaScheme(o *object, in *gt.TPMTRSADecrypt, n int) (gt.TPMAlgID, crypto.Has
 	return 0, 0, rcP(rcScheme, n, "scheme 0x%x", uint16(alg))
 }
 
-func init() {
-	register(func(t *TPM, c *call, cmd *makeCredentialCmd) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if !o.attrs().Decrypt || !o.attrs().Restricted {
-			return nil, rcH(rcType, 1, "not a storage key")
-		}
-		if len(cmd.Credential.Buffer) > 64 {
-			return nil, rcP(rcSize, 1, "credential too long")
-		}
-		k, err := gt.ImportEncapsulationKey(&o.pub)
-		if err != nil {
-			return nil, rcH(rcKey, 1, "%v", err)
-		}
-		id, sec, err := gt.CreateCredential(t.rand, k, cmd.ObjectName.Buffer, cmd.Credential.Buffer)
-		if err != nil {
-			return nil, rcE(rcFailure, "%v", err)
-		}
-		return &reply{params: append(sized(id), sized(sec)...)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.ActivateCredential) (*reply, error) {
-		act, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		ek, err := t.loadedObject(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		if !ek.attrs().Decrypt || !ek.attrs().Restricted {
-			return nil, rcH(rcType, 2, "keyHandle is not a storage key")
-		}
-		seed, err := t.decryptSecret(ek, cmd.Secret.Buffer, "IDENTITY", 2, 2)
-		if err != nil {
-			return nil, err
-		}
-		h, _ := ek.pub.NameAlg.Hash()
-		blob := cmd.CredentialBlob.Buffer
-		if len(blob) < 2 || int(binary.BigEndian.Uint16(blob)) != h.Size() || len(blob) < 2+h.Size()+2 {
-			return nil, rcP(rcSize, 1, "credentialBlob")
-		}
-		integ, enc := blob[2:2+h.Size()], blob[2+h.Size():]
-		m := hmac.New(h.New, gt.KDFa(h, seed, "INTEGRITY", nil, nil, h.Size()*8))
-		m.Write(enc)
-		m.Write(act.name)
-		if !hmac.Equal(m.Sum(nil), integ) {
-			return nil, rcP(rcIntegrity, 1, "credentialBlob integrity")
-		}
-		sym, _ := symAndScheme(&ek.pub)
-		bits, err := sym.KeyBits.AES()
-		if err != nil {
-			return nil, rcH(rcSymmetric, 2, "keyHandle symmetric")
-		}
-		blk, _ := aes.NewCipher(gt.KDFa(h, seed, "STORAGE", act.name, nil, int(*bits)))
-		plain := make([]byte, len(enc))
-		cipher.NewCFBDecrypter(blk, make([]byte, 16)).XORKeyStream(plain, enc)
-		if int(binary.BigEndian.Uint16(plain)) != len(plain)-2 {
-			return nil, rcP(rcSize, 1, "credential size")
-		}
-		return &reply{params: plain}, nil
-	}, roleAdmin, roleUser)
-	register(func(t *TPM, c *call, cmd *gt.RSAEncrypt) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if o.pub.Type != gt.TPMAlgRSA || !o.attrs().Decrypt || o.attrs().Restricted {
-			return nil, rcH(rcKey, 1, "not an unrestricted RSA decryption key")
-		}
-		alg, h, err := rsaScheme(o, &cmd.InScheme, 2)
-		if err != nil {
-			return nil, err
-		}
-		var pub *rsa.PublicKey
-		switch k := o.key.(type) {
-		case *rsa.PrivateKey:
-			pub = &k.PublicKey
-		case *rsa.PublicKey:
-			pub = k
-		}
-		var out []byte
-		switch alg {
-		case gt.TPMAlgOAEP:
-			out, err = rsa.EncryptOAEP(h.New(), t.rand, pub, cmd.Message.Buffer, labelBytes(cmd.Label.Buffer))
-		case gt.TPMAlgRSAES:
-			out, err = rsa.EncryptPKCS1v15(t.rand, pub, cmd.Message.Buffer)
-		default:
-			return nil, rcP(rcScheme, 2, "raw RSA not supported")
-		}
-		if err != nil {
-			return nil, rcP(rcValue, 1, "%v", err)
-		}
-		return &reply{params: sized(out)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.RSADecrypt) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		k, ok := o.key.(*rsa.PrivateKey)
-		if !ok || !o.attrs().Decrypt || o.attrs().Restricted {
-			return nil, rcH(rcKey, 1, "not an unrestricted RSA decryption key")
-		}
-		alg, h, err := rsaScheme(o, &cmd.InScheme, 2)
-		if err != nil {
-			return nil, err
-		}
-		var out []byte
-		switch alg {
-		case gt.TPMAlgOAEP:
-			out, err = rsa.DecryptOAEP(h.New(), nil, k, cmd.CipherText.Buffer, labelBytes(cmd.Label.Buffer))
-		case gt.TPMAlgRSAES:
-			out, err = rsa.DecryptPKCS1v15(nil, k, cmd.CipherText.Buffer)
-		default:
-			return nil, rcP(rcScheme, 2, "raw RSA not supported")
-		}
-		if err != nil {
-			return nil, rcP(rcValue, 1, "decryption failed")
-		}
-		return &reply{params: sized(out)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.ECDHZGen) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if o.pub.Type != gt.TPMAlgECC || !o.attrs().Decrypt || o.attrs().Restricted {
-			return nil, rcH(rcKey, 1, "not an unrestricted ECC decryption key")
-		}
-		p, err := cmd.InPoint.Contents()
-		if err != nil {
-			return nil, rcP(rcECCPoint, 1, "%v", err)
-		}
-		z, err := ecdhZ(o, p)
-		if err != nil {
-			return nil, rcP(rcECCPoint, 1, "%v", err)
-		}
-		pt := gt.TPMSECCPoint{X: gt.TPM2BECCParameter{Buffer: z}, Y: gt.TPM2BECCParameter{}}
-		// Part 3 §14.5: outPoint is the full product; its y is not
-		// needed by any KDF, but report it for completeness.
-		if y, err := ecdhY(o, p); err == nil {
-			pt.Y.Buffer = y
-		}
-		return &reply{params: sized(gt.Marshal(&pt))}, nil
-	})
-	register(func(t *TPM, c *call, cmd *ecdhKeyGenCmd) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if o.pub.Type != gt.TPMAlgECC || !o.attrs().Decrypt {
-			return nil, rcH(rcKey, 1, "not an ECC decryption key")
-		}
-		parms, _ := o.pub.Parameters.ECCDetail()
-		var curve ecdh.Curve
-		switch parms.CurveID {
-		case gt.TPMECCNistP256:
-			curve = ecdh.P256()
-		case gt.TPMECCNistP384:
-			curve = ecdh.P384()
-		case gt.TPMECCNistP521:
-			curve = ecdh.P521()
-		}
-		eph, err := curve.GenerateKey(t.rand)
-		if err != nil {
-			return nil, rcE(rcFailure, "%v", err)
-		}
-		u, _ := o.pub.Unique.ECC()
-		size := len(u.X.Buffer)
-		raw := append([]byte{4}, leftPad(u.X.Buffer, size)...)
-		raw = append(raw, leftPad(u.Y.Buffer, size)...)
-		peer, err := curve.NewPublicKey(raw)
-		if err != nil {
-			return nil, rcH(rcKey, 1, "%v", err)
-		}
-		z, err := eph.ECDH(peer)
-		if err != nil {
-			return nil, rcE(rcNoResult, "%v", err)
-		}
-		eb := eph.PublicKey().Bytes()
-		n := (len(eb) - 1) / 2
-		zPt := gt.TPMSECCPoint{X: gt.TPM2BECCParameter{Buffer: z}, Y: gt.TPM2BECCParameter{}}
-		pubPt := gt.TPMSECCPoint{X: gt.TPM2BECCParameter{Buffer: eb[1 : 1+n]}, Y: gt.TPM2BECCParameter{Buffer: eb[1+n:]}}
-		return &reply{params: append(sized(gt.Marshal(&zPt)), sized(gt.Marshal(&pubPt))...)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.EncryptDecrypt2) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		out, iv, err := symCrypt(o, bool(cmd.Decrypt), gt.TPMAlgID(cmd.Mode), cmd.IV.Buffer, cmd.Message.Buffer)
-		if err != nil {
-			return nil, err
-		}
-		return &reply{params: append(sized(out), sized(iv)...)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *encryptDecryptCmd) (*reply, error) {
-		o, err := t.loadedObject(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		out, iv, err := symCrypt(o, bool(cmd.Decrypt), gt.TPMAlgID(cmd.Mode), cmd.IVIn.Buffer, cmd.InData.Buffer)
-		if err != nil {
-			return nil, err
-		}
-		return &reply{params: append(sized(out), sized(iv)...)}, nil
-	})
+// makeCredential is TPM2_MakeCredential, Part 3 §12.6.
+func (t *TPM) makeCredential(c *call, cmd *makeCredentialCmd) (*gt.MakeCredentialResponse, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if !o.attrs().Decrypt || !o.attrs().Restricted {
+		return nil, rcH(rcType, 1, "not a storage key")
+	}
+	if len(cmd.Credential.Buffer) > 64 {
+		return nil, rcP(rcSize, 1, "credential too long")
+	}
+	k, err := gt.ImportEncapsulationKey(&o.pub)
+	if err != nil {
+		return nil, rcH(rcKey, 1, "%v", err)
+	}
+	id, sec, err := gt.CreateCredential(t.rand, k, cmd.ObjectName.Buffer, cmd.Credential.Buffer)
+	if err != nil {
+		return nil, rcE(rcFailure, "%v", err)
+	}
+	return &gt.MakeCredentialResponse{
+		CredentialBlob: gt.TPM2BIDObject{Buffer: id},
+		Secret:         gt.TPM2BEncryptedSecret{Buffer: sec},
+	}, nil
+}
+
+// activateCredential is TPM2_ActivateCredential, Part 3 §12.5.
+func (t *TPM) activateCredential(c *call, cmd *gt.ActivateCredential) (*gt.ActivateCredentialResponse, error) {
+	act, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	ek, err := t.loadedObject(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if !ek.attrs().Decrypt || !ek.attrs().Restricted {
+		return nil, rcH(rcType, 2, "keyHandle is not a storage key")
+	}
+	seed, err := t.decryptSecret(ek, cmd.Secret.Buffer, "IDENTITY", 2, 2)
+	if err != nil {
+		return nil, err
+	}
+	h, _ := ek.pub.NameAlg.Hash()
+	blob := cmd.CredentialBlob.Buffer
+	if len(blob) < 2 || int(binary.BigEndian.Uint16(blob)) != h.Size() || len(blob) < 2+h.Size()+2 {
+		return nil, rcP(rcSize, 1, "credentialBlob")
+	}
+	integ, enc := blob[2:2+h.Size()], blob[2+h.Size():]
+	m := hmac.New(h.New, gt.KDFa(h, seed, "INTEGRITY", nil, nil, h.Size()*8))
+	m.Write(enc)
+	m.Write(act.name)
+	if !hmac.Equal(m.Sum(nil), integ) {
+		return nil, rcP(rcIntegrity, 1, "credentialBlob integrity")
+	}
+	sym, _ := symAndScheme(&ek.pub)
+	bits, err := sym.KeyBits.AES()
+	if err != nil {
+		return nil, rcH(rcSymmetric, 2, "keyHandle symmetric")
+	}
+	blk, _ := aes.NewCipher(gt.KDFa(h, seed, "STORAGE", act.name, nil, int(*bits)))
+	plain := make([]byte, len(enc))
+	cipher.NewCFBDecrypter(blk, make([]byte, 16)).XORKeyStream(plain, enc)
+	// plain is the credential as a TPM2B_DIGEST.
+	if int(binary.BigEndian.Uint16(plain)) != len(plain)-2 {
+		return nil, rcP(rcSize, 1, "credential size")
+	}
+	return &gt.ActivateCredentialResponse{CertInfo: gt.TPM2BDigest{Buffer: plain[2:]}}, nil
+}
+
+// rsaEncrypt is TPM2_RSA_Encrypt, Part 3 §14.2.
+func (t *TPM) rsaEncrypt(c *call, cmd *gt.RSAEncrypt) (*gt.RSAEncryptResponse, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if o.pub.Type != gt.TPMAlgRSA || !o.attrs().Decrypt || o.attrs().Restricted {
+		return nil, rcH(rcKey, 1, "not an unrestricted RSA decryption key")
+	}
+	alg, h, err := rsaScheme(o, &cmd.InScheme, 2)
+	if err != nil {
+		return nil, err
+	}
+	var pub *rsa.PublicKey
+	switch k := o.key.(type) {
+	case *rsa.PrivateKey:
+		pub = &k.PublicKey
+	case *rsa.PublicKey:
+		pub = k
+	}
+	var out []byte
+	switch alg {
+	case gt.TPMAlgOAEP:
+		out, err = rsa.EncryptOAEP(h.New(), t.rand, pub, cmd.Message.Buffer, labelBytes(cmd.Label.Buffer))
+	case gt.TPMAlgRSAES:
+		out, err = rsa.EncryptPKCS1v15(t.rand, pub, cmd.Message.Buffer)
+	default:
+		return nil, rcP(rcScheme, 2, "raw RSA not supported")
+	}
+	if err != nil {
+		return nil, rcP(rcValue, 1, "%v", err)
+	}
+	return &gt.RSAEncryptResponse{OutData: gt.TPM2BPublicKeyRSA{Buffer: out}}, nil
+}
+
+// rsaDecrypt is TPM2_RSA_Decrypt, Part 3 §14.3.
+func (t *TPM) rsaDecrypt(c *call, cmd *gt.RSADecrypt) (*gt.RSADecryptResponse, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := o.key.(*rsa.PrivateKey)
+	if !ok || !o.attrs().Decrypt || o.attrs().Restricted {
+		return nil, rcH(rcKey, 1, "not an unrestricted RSA decryption key")
+	}
+	alg, h, err := rsaScheme(o, &cmd.InScheme, 2)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	switch alg {
+	case gt.TPMAlgOAEP:
+		out, err = rsa.DecryptOAEP(h.New(), nil, k, cmd.CipherText.Buffer, labelBytes(cmd.Label.Buffer))
+	case gt.TPMAlgRSAES:
+		out, err = rsa.DecryptPKCS1v15(nil, k, cmd.CipherText.Buffer)
+	default:
+		return nil, rcP(rcScheme, 2, "raw RSA not supported")
+	}
+	if err != nil {
+		return nil, rcP(rcValue, 1, "decryption failed")
+	}
+	return &gt.RSADecryptResponse{Message: gt.TPM2BPublicKeyRSA{Buffer: out}}, nil
+}
+
+// ecdhKeyGen is TPM2_ECDH_KeyGen, Part 3 §14.4.
+func (t *TPM) ecdhKeyGen(c *call, cmd *ecdhKeyGenCmd) (*ecdhKeyGenResponse, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if o.pub.Type != gt.TPMAlgECC || !o.attrs().Decrypt {
+		return nil, rcH(rcKey, 1, "not an ECC decryption key")
+	}
+	parms, _ := o.pub.Parameters.ECCDetail()
+	var curve ecdh.Curve
+	switch parms.CurveID {
+	case gt.TPMECCNistP256:
+		curve = ecdh.P256()
+	case gt.TPMECCNistP384:
+		curve = ecdh.P384()
+	case gt.TPMECCNistP521:
+		curve = ecdh.P521()
+	}
+	eph, err := curve.GenerateKey(t.rand)
+	if err != nil {
+		return nil, rcE(rcFailure, "%v", err)
+	}
+	u, _ := o.pub.Unique.ECC()
+	size := len(u.X.Buffer)
+	raw := append([]byte{4}, leftPad(u.X.Buffer, size)...)
+	raw = append(raw, leftPad(u.Y.Buffer, size)...)
+	peer, err := curve.NewPublicKey(raw)
+	if err != nil {
+		return nil, rcH(rcKey, 1, "%v", err)
+	}
+	z, err := eph.ECDH(peer)
+	if err != nil {
+		return nil, rcE(rcNoResult, "%v", err)
+	}
+	eb := eph.PublicKey().Bytes()
+	n := (len(eb) - 1) / 2
+	zPt := gt.TPMSECCPoint{X: gt.TPM2BECCParameter{Buffer: z}, Y: gt.TPM2BECCParameter{}}
+	pubPt := gt.TPMSECCPoint{X: gt.TPM2BECCParameter{Buffer: eb[1 : 1+n]}, Y: gt.TPM2BECCParameter{Buffer: eb[1+n:]}}
+	return &ecdhKeyGenResponse{ZPoint: gt.New2B(zPt), PubPoint: gt.New2B(pubPt)}, nil
+}
+
+// ecdhZGen is TPM2_ECDH_ZGen, Part 3 §14.5.
+func (t *TPM) ecdhZGen(c *call, cmd *gt.ECDHZGen) (*gt.ECDHZGenResponse, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if o.pub.Type != gt.TPMAlgECC || !o.attrs().Decrypt || o.attrs().Restricted {
+		return nil, rcH(rcKey, 1, "not an unrestricted ECC decryption key")
+	}
+	p, err := cmd.InPoint.Contents()
+	if err != nil {
+		return nil, rcP(rcECCPoint, 1, "%v", err)
+	}
+	z, err := ecdhZ(o, p)
+	if err != nil {
+		return nil, rcP(rcECCPoint, 1, "%v", err)
+	}
+	pt := gt.TPMSECCPoint{X: gt.TPM2BECCParameter{Buffer: z}, Y: gt.TPM2BECCParameter{}}
+	// Part 3 §14.5: outPoint is the full product; its y is not
+	// needed by any KDF, but report it for completeness.
+	if y, err := ecdhY(o, p); err == nil {
+		pt.Y.Buffer = y
+	}
+	return &gt.ECDHZGenResponse{OutPoint: gt.New2B(pt)}, nil
+}
+
+// encryptDecrypt is TPM2_EncryptDecrypt, Part 3 §15.2.
+func (t *TPM) encryptDecrypt(c *call, cmd *encryptDecryptCmd) (*encryptDecryptResponse, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	out, iv, err := symCrypt(o, bool(cmd.Decrypt), gt.TPMAlgID(cmd.Mode), cmd.IVIn.Buffer, cmd.InData.Buffer)
+	if err != nil {
+		return nil, err
+	}
+	return &encryptDecryptResponse{OutData: gt.TPM2BMaxBuffer{Buffer: out}, IVOut: gt.TPM2BIV{Buffer: iv}}, nil
+}
+
+// encryptDecrypt2 is TPM2_EncryptDecrypt2, Part 3 §15.3.
+func (t *TPM) encryptDecrypt2(c *call, cmd *gt.EncryptDecrypt2) (*gt.EncryptDecrypt2Response, error) {
+	o, err := t.loadedObject(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	out, iv, err := symCrypt(o, bool(cmd.Decrypt), gt.TPMAlgID(cmd.Mode), cmd.IV.Buffer, cmd.Message.Buffer)
+	if err != nil {
+		return nil, err
+	}
+	return &gt.EncryptDecrypt2Response{OutData: gt.TPM2BMaxBuffer{Buffer: out}, IV: gt.TPM2BIV{Buffer: iv}}, nil
 }
 
 // labelBytes null-terminates an OAEP label as Part 1 §B.4 requires.
