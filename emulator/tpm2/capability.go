@@ -306,7 +306,7 @@ func (t *TPM) getCapability(c *call, cmd *gt.GetCapability) (*gt.GetCapabilityRe
 			}
 			d := commandTable[cc]
 			l.CommandAttributes = append(l.CommandAttributes, gt.TPMACC{CommandIndex: uint16(cc),
-				NV: d.nv, CHandles: uint8(d.nHandles), RHandle: d.rspHandle})
+				NV: d.nv, Extensive: d.extensive, Flushed: d.flushed, CHandles: uint8(d.nHandles), RHandle: d.rspHandle})
 		}
 		l.CommandAttributes = pageOf(r, l.CommandAttributes, count, 4)
 		data = gt.NewTPMUCapabilities(cmd.Capability, &l)

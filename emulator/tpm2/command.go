@@ -42,6 +42,10 @@ type cmdDef struct {
 	// when it succeeds (TPMA_CC.nv); lazy: all it changes is written
 	// lazily (the orderly-shutdown state, the clock, the DA counters).
 	nv, lazy bool
+	// extensive: the command may flush any number of loaded contexts;
+	// flushed: it flushes the transient objects it names (TPMA_CC,
+	// Part 2 §8.9).
+	extensive, flushed bool
 	run      func(t *TPM, c *call) (*reply, error)
 	// generic decodes with go-tpm even where the row has a hand-written
 	// decoder, so tests can compare the two; nil where go-tpm cannot
@@ -82,6 +86,14 @@ func writesNV(d *cmdDef, _ *fastCodec) { d.nv = true }
 // writesLazily marks a command whose durable changes are all written
 // lazily: a host need not save before answering it.
 func writesLazily(d *cmdDef, _ *fastCodec) { d.nv, d.lazy = true, true }
+
+// flushesContexts marks a command that may flush any number of loaded
+// contexts (TPMA_CC.extensive).
+func flushesContexts(d *cmdDef, _ *fastCodec) { d.extensive = true }
+
+// flushesItsObject marks a command that flushes the transient object it
+// names (TPMA_CC.flushed).
+func flushesItsObject(d *cmdDef, _ *fastCodec) { d.flushed = true }
 
 // hasResponseHandle marks commands whose response handle go-tpm's
 // structure does not tag as one.

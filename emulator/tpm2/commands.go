@@ -93,10 +93,10 @@ func init() {
 
 		// Part 3 §17: hash, HMAC and event sequences.
 		cmd((*TPM).hmacStart),
-		cmd((*TPM).hashSequenceStart, reportsNoResponseHandle),
+		cmd((*TPM).hashSequenceStart),
 		cmd((*TPM).sequenceUpdate),
-		cmd((*TPM).sequenceComplete),
-		cmd((*TPM).eventSequenceComplete),
+		cmd((*TPM).sequenceComplete, flushesItsObject),
+		cmd((*TPM).eventSequenceComplete, flushesItsObject),
 
 		// Part 3 §16: random number generator.
 		cmd((*TPM).getRandom, decodeWith(decodeGetRandom), encodeWith(encodeGetRandom)),

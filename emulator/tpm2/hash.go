@@ -153,13 +153,6 @@ func (t *TPM) hashSequenceStart(c *call, cmd *hashSequenceStartCmd) (*hashSequen
 	return &hashSequenceStartResponse{SequenceHandle: gt.TPMIDHObject(handle)}, nil
 }
 
-// reportsNoResponseHandle keeps GetCapability(COMMANDS) reporting
-// HashSequenceStart without TPMA_CC.rHandle, unchanged by the move to
-// hashSequenceStartResponse. The bit should be set: Part 3 §17.4 returns
-// sequenceHandle in the handle area, as this TPM does. Deleting this
-// option sets it.
-func reportsNoResponseHandle(d *cmdDef, _ *fastCodec) { d.rspHandle = false }
-
 // sequenceUpdate is TPM2_SequenceUpdate, Part 3 §17.5.
 func (t *TPM) sequenceUpdate(c *call, cmd *gt.SequenceUpdate) (*gt.SequenceUpdateResponse, error) {
 	o, err := t.seqObject(c.handles[0])

@@ -10,6 +10,7 @@ import (
 
 	gt "github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
 )
 
 // Steps for what tpm2-tools' and FAPI's flows need beyond the basics:
@@ -238,6 +239,24 @@ func completenessSteps() []diffStep {
 			out += "reset:" + sendRC(tr, rawCommand(uint32(gt.TPMCCPCRSetAuthValue), []uint32{20}, pw("pcrpw"), sized2(nil)))
 			return out
 		}},
+		{"TPMA_CC of the commands both implement", func(tr transport.TPM) string {
+			r, err := (gt.GetCapability{Capability: gt.TPMCapCommands, PropertyCount: 256}).Execute(tr)
+			if err != nil {
+				return rcString(err)
+			}
+			l, _ := r.CapabilityData.Data.Command()
+			out := ""
+			for _, a := range l.CommandAttributes {
+				if !bothImplement[gt.TPMCC(a.CommandIndex)] {
+					continue
+				}
+				if nvByDesign[gt.TPMCC(a.CommandIndex)] {
+					a.NV = false
+				}
+				out += fmt.Sprintf("%#x:%+v ", a.CommandIndex, a)
+			}
+			return out
+		}},
 		{"ClockRateAdjust: each step, an out-of-range one, the endorsement hierarchy", func(tr transport.TPM) string {
 			out := ""
 			for _, tc := range []struct {
@@ -267,4 +286,33 @@ func hexBytes(s string) []byte {
 	b := make([]byte, len(s)/2)
 	fmt.Sscanf(s, "%x", &b)
 	return b
+}
+
+// bothImplement are the commands whose TPMA_CC the engine and libtpms
+// must agree on: every command the engine implements.
+var bothImplement = func() map[gt.TPMCC]bool {
+	tp, _ := tpm2.New(tpm2.Config{})
+	m := map[gt.TPMCC]bool{}
+	tr := &engineTPM{t: tp}
+	(gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr)
+	r, err := (gt.GetCapability{Capability: gt.TPMCapCommands, PropertyCount: 256}).Execute(tr)
+	if err != nil {
+		panic(err)
+	}
+	l, _ := r.CapabilityData.Data.Command()
+	for _, a := range l.CommandAttributes {
+		m[gt.TPMCC(a.CommandIndex)] = true
+	}
+	return m
+}()
+
+// nvByDesign are commands libtpms reports with TPMA_CC.nv that change
+// nothing durable in the engine: its PCRs, random generator state,
+// self-test results and the audit digest are volatile (the audit counter
+// is durable, and WritesNV says when a command moves it). TPMA_CC.nv
+// tells a host which commands to ration; the engine's is the true one.
+var nvByDesign = map[gt.TPMCC]bool{
+	gt.TPMCCPCREvent: true, gt.TPMCCPCRReset: true, gt.TPMCCPCRExtend: true,
+	gt.TPMCCSelfTest: true, gt.TPMCCIncrementalSelfTest: true, gt.TPMCCStirRandom: true,
+	gt.TPMCCGetCommandAuditDigest: true, gt.TPMCCEventSequenceComplete: true,
 }
