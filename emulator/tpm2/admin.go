@@ -2,79 +2,9 @@ package tpm2
 
 import (
 	gt "github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 )
 
 // Hierarchy and dictionary-attack administration, Part 3 §24 and §25.
-
-type hierarchyControlCmd struct {
-	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	Enable     gt.TPMIRHEnables
-	State      gt.TPMIYesNo
-}
-
-func (hierarchyControlCmd) Command() gt.TPMCC { return gt.TPMCCHierarchyControl }
-func (hierarchyControlCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type setPrimaryPolicyCmd struct {
-	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	AuthPolicy gt.TPM2BDigest
-	HashAlg    gt.TPMIAlgHash
-}
-
-func (setPrimaryPolicyCmd) Command() gt.TPMCC { return gt.TPMCCSetPrimaryPolicy }
-func (setPrimaryPolicyCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type clearControlCmd struct {
-	Auth    gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	Disable gt.TPMIYesNo
-}
-
-func (clearControlCmd) Command() gt.TPMCC { return gt.TPMCCClearControl }
-func (clearControlCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type changeSeedCmd struct {
-	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-}
-
-type changeEPSCmd changeSeedCmd
-type changePPSCmd changeSeedCmd
-
-func (changeEPSCmd) Command() gt.TPMCC { return gt.TPMCCChangeEPS }
-func (changeEPSCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-func (changePPSCmd) Command() gt.TPMCC { return gt.TPMCCChangePPS }
-func (changePPSCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type daLockResetCmd struct {
-	LockHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-}
-
-func (daLockResetCmd) Command() gt.TPMCC { return gt.TPMCCDictionaryAttackLockReset }
-func (daLockResetCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type daParametersCmd struct {
-	LockHandle      gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	NewMaxTries     uint32
-	NewRecoveryTime uint32
-	LockoutRecovery uint32
-}
-
-func (daParametersCmd) Command() gt.TPMCC { return gt.TPMCCDictionaryAttackParameters }
-func (daParametersCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
 
 // flushHierarchy removes the transient objects and the persistent
 // objects of a hierarchy (its seed or enable changed).
@@ -93,166 +23,181 @@ func (t *TPM) flushHierarchy(h uint32, persistent bool) {
 	}
 }
 
-func init() {
-	register(func(t *TPM, c *call, cmd *gt.HierarchyChangeAuth) (*reply, error) {
-		auth := cmd.NewAuth.Buffer
-		// Hierarchy authValues are limited to the largest digest
-		// (Part 3 §24.8: size of the context integrity digest).
-		if len(trimAuth(auth)) > 32 {
-			return nil, rcP(rcSize, 1, "newAuth too long")
+// hierarchyChangeAuth is TPM2_HierarchyChangeAuth, Part 3 §24.8.
+func (t *TPM) hierarchyChangeAuth(c *call, cmd *gt.HierarchyChangeAuth) (*gt.HierarchyChangeAuthResponse, error) {
+	auth := cmd.NewAuth.Buffer
+	// Hierarchy authValues are limited to the largest digest
+	// (Part 3 §24.8: size of the context integrity digest).
+	if len(trimAuth(auth)) > 32 {
+		return nil, rcP(rcSize, 1, "newAuth too long")
+	}
+	v := append([]byte{}, auth...)
+	switch c.handles[0] {
+	case rhOwner:
+		t.ps.OwnerAuth = v
+	case rhEndorsement:
+		t.ps.EndorsementAuth = v
+	case rhPlatform:
+		t.ps.PlatformAuth = v
+	case rhLockout:
+		t.ps.LockoutAuth = v
+	default:
+		return nil, rcH(rcValue, 1, "not a hierarchy")
+	}
+	return nil, nil
+}
+
+// setPrimaryPolicy is TPM2_SetPrimaryPolicy, Part 3 §24.3.
+func (t *TPM) setPrimaryPolicy(c *call, cmd *setPrimaryPolicyCmd) (*emptyResponse, error) {
+	pol, alg := cmd.AuthPolicy.Buffer, cmd.HashAlg
+	if len(pol) != 0 {
+		h, err := alg.Hash()
+		if err != nil || !hashSupported(alg) {
+			return nil, rcP(rcHash, 2, "hash 0x%x", uint16(alg))
 		}
-		v := append([]byte{}, auth...)
-		switch c.handles[0] {
-		case rhOwner:
-			t.ps.OwnerAuth = v
-		case rhEndorsement:
-			t.ps.EndorsementAuth = v
-		case rhPlatform:
-			t.ps.PlatformAuth = v
-		case rhLockout:
-			t.ps.LockoutAuth = v
-		default:
-			return nil, rcH(rcValue, 1, "not a hierarchy")
+		if len(pol) != h.Size() {
+			return nil, rcP(rcSize, 1, "policy size")
 		}
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *setPrimaryPolicyCmd) (*reply, error) {
-		pol, alg := cmd.AuthPolicy.Buffer, cmd.HashAlg
-		if len(pol) != 0 {
-			h, err := alg.Hash()
-			if err != nil || !hashSupported(alg) {
-				return nil, rcP(rcHash, 2, "hash 0x%x", uint16(alg))
-			}
-			if len(pol) != h.Size() {
-				return nil, rcP(rcSize, 1, "policy size")
-			}
-		} else {
-			alg = gt.TPMAlgNull
+	} else {
+		alg = gt.TPMAlgNull
+	}
+	v := append([]byte{}, pol...)
+	switch c.handles[0] {
+	case rhOwner:
+		t.ps.OwnerPolicy, t.ps.OwnerPolicyAlg = v, uint16(alg)
+	case rhEndorsement:
+		t.ps.EndorsementPolicy, t.ps.EndorsementPolicyAlg = v, uint16(alg)
+	case rhPlatform:
+		t.ps.PlatformPolicy, t.ps.PlatformPolicyAlg = v, uint16(alg)
+	case rhLockout:
+		t.ps.LockoutPolicy, t.ps.LockoutPolicyAlg = v, uint16(alg)
+	default:
+		return nil, rcH(rcValue, 1, "not a hierarchy")
+	}
+	return nil, nil
+}
+
+// hierarchyControl is TPM2_HierarchyControl, Part 3 §24.2.
+func (t *TPM) hierarchyControl(c *call, cmd *hierarchyControlCmd) (*emptyResponse, error) {
+	auth, en, state := c.handles[0], uint32(cmd.Enable), bool(cmd.State)
+	if auth != rhPlatform && auth != rhOwner && auth != rhEndorsement {
+		return nil, rcH(rcAuthType, 1, "HierarchyControl authorization")
+	}
+	// Only the platform may enable, and a hierarchy may only disable
+	// itself (Part 3 §24.5).
+	if state && auth != rhPlatform {
+		return nil, rcH(rcAuthType, 1, "only the platform can enable")
+	}
+	if auth != rhPlatform && auth != en {
+		return nil, rcH(rcAuthType, 1, "hierarchy can only disable itself")
+	}
+	switch en {
+	case rhOwner:
+		t.ps.ShEnable = state
+		if !state {
+			t.flushHierarchy(rhOwner, false)
 		}
-		v := append([]byte{}, pol...)
-		switch c.handles[0] {
-		case rhOwner:
-			t.ps.OwnerPolicy, t.ps.OwnerPolicyAlg = v, uint16(alg)
-		case rhEndorsement:
-			t.ps.EndorsementPolicy, t.ps.EndorsementPolicyAlg = v, uint16(alg)
-		case rhPlatform:
-			t.ps.PlatformPolicy, t.ps.PlatformPolicyAlg = v, uint16(alg)
-		case rhLockout:
-			t.ps.LockoutPolicy, t.ps.LockoutPolicyAlg = v, uint16(alg)
-		default:
-			return nil, rcH(rcValue, 1, "not a hierarchy")
+	case rhEndorsement:
+		t.ps.EhEnable = state
+		if !state {
+			t.flushHierarchy(rhEndorsement, false)
 		}
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *hierarchyControlCmd) (*reply, error) {
-		auth, en, state := c.handles[0], uint32(cmd.Enable), bool(cmd.State)
-		if auth != rhPlatform && auth != rhOwner && auth != rhEndorsement {
-			return nil, rcH(rcAuthType, 1, "HierarchyControl authorization")
+	case rhPlatform:
+		if state {
+			return nil, rcP(rcValue, 1, "platform hierarchy is enabled only by reset")
 		}
-		// Only the platform may enable, and a hierarchy may only disable
-		// itself (Part 3 §24.5).
-		if state && auth != rhPlatform {
-			return nil, rcH(rcAuthType, 1, "only the platform can enable")
+		t.phEnable = false
+		t.flushHierarchy(rhPlatform, false)
+	case rhPlatformNV:
+		t.phEnableNV = state
+	default:
+		return nil, rcP(rcValue, 1, "enable 0x%08x", en)
+	}
+	return nil, nil
+}
+
+// clear is TPM2_Clear, Part 3 §24.6.
+func (t *TPM) clear(c *call, cmd *gt.Clear) (*gt.ClearResponse, error) {
+	if c.handles[0] != rhLockout && c.handles[0] != rhPlatform {
+		return nil, rcH(rcValue, 1, "Clear needs lockout or platform")
+	}
+	if t.ps.DisableClear {
+		return nil, rcE(rcDisabled, "Clear is disabled")
+	}
+	// Part 3 §24.6: new storage seed, owner/endorsement auth and
+	// policies cleared, owner NV and persistent objects removed,
+	// lockout auth cleared, DA reset, hierarchies enabled.
+	t.ps.SPS = t.randBytes(64)
+	t.ps.OwnerAuth, t.ps.EndorsementAuth, t.ps.LockoutAuth = nil, nil, nil
+	t.ps.OwnerPolicy, t.ps.EndorsementPolicy, t.ps.LockoutPolicy = nil, nil, nil
+	t.ps.OwnerPolicyAlg, t.ps.EndorsementPolicyAlg, t.ps.LockoutPolicyAlg = 0, 0, 0
+	t.ps.ShEnable, t.ps.EhEnable = true, true
+	t.ps.FailedTries, t.ps.LockoutAuthLocked = 0, false
+	t.ps.ClockUnsafe = false // Part 2 §10.11.1: safe is SET by TPM2_Clear
+	t.flushHierarchy(rhOwner, true)
+	t.flushHierarchy(rhEndorsement, true)
+	for h, n := range t.ps.nv {
+		if !n.platformCreate() {
+			delete(t.ps.nv, h)
 		}
-		if auth != rhPlatform && auth != en {
-			return nil, rcH(rcAuthType, 1, "hierarchy can only disable itself")
-		}
-		switch en {
-		case rhOwner:
-			t.ps.ShEnable = state
-			if !state {
-				t.flushHierarchy(rhOwner, false)
-			}
-		case rhEndorsement:
-			t.ps.EhEnable = state
-			if !state {
-				t.flushHierarchy(rhEndorsement, false)
-			}
-		case rhPlatform:
-			if state {
-				return nil, rcP(rcValue, 1, "platform hierarchy is enabled only by reset")
-			}
-			t.phEnable = false
-			t.flushHierarchy(rhPlatform, false)
-		case rhPlatformNV:
-			t.phEnableNV = state
-		default:
-			return nil, rcP(rcValue, 1, "enable 0x%08x", en)
-		}
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.Clear) (*reply, error) {
-		if c.handles[0] != rhLockout && c.handles[0] != rhPlatform {
-			return nil, rcH(rcValue, 1, "Clear needs lockout or platform")
-		}
-		if t.ps.DisableClear {
-			return nil, rcE(rcDisabled, "Clear is disabled")
-		}
-		// Part 3 §24.6: new storage seed, owner/endorsement auth and
-		// policies cleared, owner NV and persistent objects removed,
-		// lockout auth cleared, DA reset, hierarchies enabled.
-		t.ps.SPS = t.randBytes(64)
-		t.ps.OwnerAuth, t.ps.EndorsementAuth, t.ps.LockoutAuth = nil, nil, nil
-		t.ps.OwnerPolicy, t.ps.EndorsementPolicy, t.ps.LockoutPolicy = nil, nil, nil
-		t.ps.OwnerPolicyAlg, t.ps.EndorsementPolicyAlg, t.ps.LockoutPolicyAlg = 0, 0, 0
-		t.ps.ShEnable, t.ps.EhEnable = true, true
-		t.ps.FailedTries, t.ps.LockoutAuthLocked = 0, false
-		t.ps.ClockUnsafe = false // Part 2 §10.11.1: safe is SET by TPM2_Clear
-		t.flushHierarchy(rhOwner, true)
-		t.flushHierarchy(rhEndorsement, true)
-		for h, n := range t.ps.nv {
-			if !n.platformCreate() {
-				delete(t.ps.nv, h)
-			}
-		}
-		for k := range t.primaryCache {
-			delete(t.primaryCache, k)
-		}
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *clearControlCmd) (*reply, error) {
-		h := c.handles[0]
-		if h != rhLockout && h != rhPlatform {
-			return nil, rcH(rcValue, 1, "ClearControl needs lockout or platform")
-		}
-		if !cmd.Disable && h != rhPlatform {
-			return nil, rcE(rcAuthFail, "only the platform re-enables Clear")
-		}
-		t.ps.DisableClear = bool(cmd.Disable)
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *changeEPSCmd) (*reply, error) {
-		if c.handles[0] != rhPlatform {
-			return nil, rcH(rcValue, 1, "ChangeEPS needs platform")
-		}
-		t.ps.EPS = t.randBytes(64)
-		t.ps.EndorsementAuth, t.ps.EndorsementPolicy, t.ps.EndorsementPolicyAlg = nil, nil, 0
-		t.ps.EhEnable = true
-		t.flushHierarchy(rhEndorsement, true)
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *changePPSCmd) (*reply, error) {
-		if c.handles[0] != rhPlatform {
-			return nil, rcH(rcValue, 1, "ChangePPS needs platform")
-		}
-		t.ps.PPS = t.randBytes(64)
-		t.ps.PlatformPolicy, t.ps.PlatformPolicyAlg = nil, 0
-		t.flushHierarchy(rhPlatform, true)
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *daLockResetCmd) (*reply, error) {
-		if c.handles[0] != rhLockout {
-			return nil, rcH(rcValue, 1, "needs the lockout hierarchy")
-		}
-		t.ps.FailedTries = 0
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *daParametersCmd) (*reply, error) {
-		if c.handles[0] != rhLockout {
-			return nil, rcH(rcValue, 1, "needs the lockout hierarchy")
-		}
-		t.ps.MaxTries, t.ps.RecoveryTime, t.ps.LockoutRecovery = cmd.NewMaxTries, cmd.NewRecoveryTime, cmd.LockoutRecovery
-		t.ps.FailedTries = 0
-		return nil, nil
-	})
+	}
+	for k := range t.primaryCache {
+		delete(t.primaryCache, k)
+	}
+	return nil, nil
+}
+
+// clearControl is TPM2_ClearControl, Part 3 §24.7.
+func (t *TPM) clearControl(c *call, cmd *clearControlCmd) (*emptyResponse, error) {
+	h := c.handles[0]
+	if h != rhLockout && h != rhPlatform {
+		return nil, rcH(rcValue, 1, "ClearControl needs lockout or platform")
+	}
+	if !cmd.Disable && h != rhPlatform {
+		return nil, rcE(rcAuthFail, "only the platform re-enables Clear")
+	}
+	t.ps.DisableClear = bool(cmd.Disable)
+	return nil, nil
+}
+
+// changeEPS is TPM2_ChangeEPS, Part 3 §24.5.
+func (t *TPM) changeEPS(c *call, cmd *changeEPSCmd) (*emptyResponse, error) {
+	if c.handles[0] != rhPlatform {
+		return nil, rcH(rcValue, 1, "ChangeEPS needs platform")
+	}
+	t.ps.EPS = t.randBytes(64)
+	t.ps.EndorsementAuth, t.ps.EndorsementPolicy, t.ps.EndorsementPolicyAlg = nil, nil, 0
+	t.ps.EhEnable = true
+	t.flushHierarchy(rhEndorsement, true)
+	return nil, nil
+}
+
+// changePPS is TPM2_ChangePPS, Part 3 §24.4.
+func (t *TPM) changePPS(c *call, cmd *changePPSCmd) (*emptyResponse, error) {
+	if c.handles[0] != rhPlatform {
+		return nil, rcH(rcValue, 1, "ChangePPS needs platform")
+	}
+	t.ps.PPS = t.randBytes(64)
+	t.ps.PlatformPolicy, t.ps.PlatformPolicyAlg = nil, 0
+	t.flushHierarchy(rhPlatform, true)
+	return nil, nil
+}
+
+// dictionaryAttackLockReset is TPM2_DictionaryAttackLockReset, Part 3 §25.2.
+func (t *TPM) dictionaryAttackLockReset(c *call, cmd *daLockResetCmd) (*emptyResponse, error) {
+	if c.handles[0] != rhLockout {
+		return nil, rcH(rcValue, 1, "needs the lockout hierarchy")
+	}
+	t.ps.FailedTries = 0
+	return nil, nil
+}
+
+// dictionaryAttackParameters is TPM2_DictionaryAttackParameters, Part 3 §25.3.
+func (t *TPM) dictionaryAttackParameters(c *call, cmd *daParametersCmd) (*emptyResponse, error) {
+	if c.handles[0] != rhLockout {
+		return nil, rcH(rcValue, 1, "needs the lockout hierarchy")
+	}
+	t.ps.MaxTries, t.ps.RecoveryTime, t.ps.LockoutRecovery = cmd.NewMaxTries, cmd.NewRecoveryTime, cmd.LockoutRecovery
+	t.ps.FailedTries = 0
+	return nil, nil
 }

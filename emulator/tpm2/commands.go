@@ -129,7 +129,37 @@ func init() {
 		cmd((*TPM).pcrSetAuthPolicy, writesNV),
 		cmd((*TPM).pcrSetAuthValue),
 
-		// (nv.go, admin.go rows)
+		// Part 3 §23: enhanced authorization, the NV assertion.
+		cmd((*TPM).policyNV),
+
+		// Part 3 §24: hierarchy commands (CreatePrimary is with the object
+		// commands).
+		cmd((*TPM).hierarchyControl, writesNV),
+		cmd((*TPM).setPrimaryPolicy, writesNV),
+		cmd((*TPM).changePPS, writesNV),
+		cmd((*TPM).changeEPS, writesNV),
+		cmd((*TPM).clear, writesNV),
+		cmd((*TPM).clearControl, writesNV),
+		cmd((*TPM).hierarchyChangeAuth, writesNV),
+
+		// Part 3 §25: dictionary attack functions.
+		cmd((*TPM).dictionaryAttackLockReset, writesLazily),
+		cmd((*TPM).dictionaryAttackParameters, writesNV),
+
+		// Part 3 §31: non-volatile storage.
+		cmd((*TPM).nvDefineSpace, writesNV),
+		cmd((*TPM).nvUndefineSpace, writesNV),
+		cmd((*TPM).nvUndefineSpaceSpecial, roles(roleAdmin, roleUser), writesNV),
+		cmd((*TPM).nvReadPublic),
+		cmd((*TPM).nvWrite, writesNV),
+		cmd((*TPM).nvIncrement, writesNV),
+		cmd((*TPM).nvExtend, writesNV),
+		cmd((*TPM).nvSetBits, writesNV),
+		cmd((*TPM).nvWriteLock, writesNV),
+		cmd((*TPM).nvGlobalWriteLock, writesNV),
+		cmd((*TPM).nvRead),
+		cmd((*TPM).nvReadLock, writesNV),
+		cmd((*TPM).nvChangeAuth, roles(roleAdmin), writesNV),
 
 		// Part 3 §29: clocks and timers.
 		cmd((*TPM).readClock),

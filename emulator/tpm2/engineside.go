@@ -405,7 +405,136 @@ type pcrAllocateResponse struct {
 	SizeAvailable     uint32
 }
 
-// (nv.go, admin.go structures)
+// Hierarchy commands, Part 3 §24.
+
+type hierarchyControlCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	Enable     gt.TPMIRHEnables
+	State      gt.TPMIYesNo
+}
+
+func (hierarchyControlCmd) Command() gt.TPMCC { return gt.TPMCCHierarchyControl }
+func (hierarchyControlCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type setPrimaryPolicyCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	AuthPolicy gt.TPM2BDigest
+	HashAlg    gt.TPMIAlgHash
+}
+
+func (setPrimaryPolicyCmd) Command() gt.TPMCC { return gt.TPMCCSetPrimaryPolicy }
+func (setPrimaryPolicyCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+// changeSeedCmd is the layout of TPM2_ChangePPS and TPM2_ChangeEPS.
+type changeSeedCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+}
+
+type changeEPSCmd changeSeedCmd
+type changePPSCmd changeSeedCmd
+
+func (changePPSCmd) Command() gt.TPMCC { return gt.TPMCCChangePPS }
+func (changePPSCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+func (changeEPSCmd) Command() gt.TPMCC { return gt.TPMCCChangeEPS }
+func (changeEPSCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type clearControlCmd struct {
+	Auth    gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	Disable gt.TPMIYesNo
+}
+
+func (clearControlCmd) Command() gt.TPMCC { return gt.TPMCCClearControl }
+func (clearControlCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+// Dictionary attack functions, Part 3 §25.
+
+type daLockResetCmd struct {
+	LockHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+}
+
+func (daLockResetCmd) Command() gt.TPMCC { return gt.TPMCCDictionaryAttackLockReset }
+func (daLockResetCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type daParametersCmd struct {
+	LockHandle      gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	NewMaxTries     uint32
+	NewRecoveryTime uint32
+	LockoutRecovery uint32
+}
+
+func (daParametersCmd) Command() gt.TPMCC { return gt.TPMCCDictionaryAttackParameters }
+func (daParametersCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+// Non-volatile storage, Part 3 §31.
+
+// nvDefineSpaceCmd carries publicInfo as a sized buffer, decoded by the
+// handler with go-tpm's TPMS_NV_PUBLIC decoder, so that a bad public area
+// reports the right parameter.
+type nvDefineSpaceCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	Auth       gt.TPM2BAuth
+	PublicInfo gt.TPM2BData
+}
+
+func (nvDefineSpaceCmd) Command() gt.TPMCC { return gt.TPMCCNVDefineSpace }
+func (nvDefineSpaceCmd) Execute(transport.TPM, ...gt.Session) (*gt.NVDefineSpaceResponse, error) {
+	return nil, errEngineSide
+}
+
+type nvExtendCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	NVIndex    gt.UnmarshalledHandle `gotpm:"handle"`
+	Data       gt.TPM2BMaxNVBuffer
+}
+
+func (nvExtendCmd) Command() gt.TPMCC { return gt.TPMCCNVExtend }
+func (nvExtendCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type nvSetBitsCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	NVIndex    gt.UnmarshalledHandle `gotpm:"handle"`
+	Bits       uint64
+}
+
+func (nvSetBitsCmd) Command() gt.TPMCC { return gt.TPMCCNVSetBits }
+func (nvSetBitsCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type nvGlobalWriteLockCmd struct {
+	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
+}
+
+func (nvGlobalWriteLockCmd) Command() gt.TPMCC { return gt.TPMCCNVGlobalWriteLock }
+func (nvGlobalWriteLockCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type nvChangeAuthCmd struct {
+	NVIndex gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	NewAuth gt.TPM2BAuth
+}
+
+func (nvChangeAuthCmd) Command() gt.TPMCC { return gt.TPMCCNVChangeAuth }
+func (nvChangeAuthCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
 
 // Enhanced authorization commands go-tpm v0.9.8 does not declare, Part 3
 // §23.

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 
 	gt "github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 )
 
 // NV indices, Part 3 §31; index types and attributes Part 2 §13.
@@ -146,60 +145,6 @@ func (t *TPM) nvIndexAt(h uint32, n int) (*nvIndex, error) {
 	return x, nil
 }
 
-// Engine-side structures: go-tpm's TPM2B_NV_PUBLIC decoding is used via
-// a sized buffer so a bad public area reports the right parameter.
-type nvDefineSpaceCmd struct {
-	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	Auth       gt.TPM2BAuth
-	PublicInfo gt.TPM2BData
-}
-
-func (nvDefineSpaceCmd) Command() gt.TPMCC { return gt.TPMCCNVDefineSpace }
-func (nvDefineSpaceCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type nvExtendCmd struct {
-	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	NVIndex    gt.UnmarshalledHandle `gotpm:"handle"`
-	Data       gt.TPM2BMaxNVBuffer
-}
-
-func (nvExtendCmd) Command() gt.TPMCC { return gt.TPMCCNVExtend }
-func (nvExtendCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type nvSetBitsCmd struct {
-	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	NVIndex    gt.UnmarshalledHandle `gotpm:"handle"`
-	Bits       uint64
-}
-
-func (nvSetBitsCmd) Command() gt.TPMCC { return gt.TPMCCNVSetBits }
-func (nvSetBitsCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type nvGlobalWriteLockCmd struct {
-	AuthHandle gt.UnmarshalledHandle `gotpm:"handle,auth"`
-}
-
-func (nvGlobalWriteLockCmd) Command() gt.TPMCC { return gt.TPMCCNVGlobalWriteLock }
-func (nvGlobalWriteLockCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
-type nvChangeAuthCmd struct {
-	NVIndex gt.UnmarshalledHandle `gotpm:"handle,auth"`
-	NewAuth gt.TPM2BAuth
-}
-
-func (nvChangeAuthCmd) Command() gt.TPMCC { return gt.TPMCCNVChangeAuth }
-func (nvChangeAuthCmd) Execute(transport.TPM, ...gt.Session) (*noResponse, error) {
-	return nil, errEngineSide
-}
-
 // nvWritable checks the common write preconditions.
 func (t *TPM) nvWritable(c *call, n *nvIndex) error {
 	if err := checkNVAuthHandle(c.handles[0], n, true); err != nil {
@@ -224,274 +169,330 @@ func (t *TPM) nvReadable(c *call, authH uint32, n *nvIndex) error {
 	return nil
 }
 
-func init() {
-	register(func(t *TPM, c *call, cmd *nvDefineSpaceCmd) (*reply, error) {
-		auth := c.handles[0]
-		if auth != rhOwner && auth != rhPlatform {
-			return nil, rcH(rcHierarchy, 1, "NV_DefineSpace needs owner or platform")
+// nvDefineSpace is TPM2_NV_DefineSpace, Part 3 §31.3.
+func (t *TPM) nvDefineSpace(c *call, cmd *nvDefineSpaceCmd) (*gt.NVDefineSpaceResponse, error) {
+	auth := c.handles[0]
+	if auth != rhOwner && auth != rhPlatform {
+		return nil, rcH(rcHierarchy, 1, "NV_DefineSpace needs owner or platform")
+	}
+	p, err := gt.Unmarshal[gt.TPMSNVPublic](cmd.PublicInfo.Buffer)
+	if err != nil || len(gt.Marshal(p)) != len(cmd.PublicInfo.Buffer) {
+		return nil, rcP(rcSize, 2, "publicInfo")
+	}
+	h := uint32(p.NVIndex)
+	if h>>24 != htNVIndex {
+		return nil, rcP(rcValue, 2, "not an NV index handle")
+	}
+	hash, err := p.NameAlg.Hash()
+	if err != nil || !hashSupported(p.NameAlg) {
+		return nil, rcP(rcHash, 2, "nameAlg")
+	}
+	if len(trimAuth(cmd.Auth.Buffer)) > hash.Size() {
+		return nil, rcP(rcSize, 1, "auth longer than nameAlg digest")
+	}
+	if l := len(p.AuthPolicy.Buffer); l != 0 && l != hash.Size() {
+		return nil, rcP(rcSize, 2, "authPolicy size")
+	}
+	a := p.Attributes
+	if a.PlatformCreate != (auth == rhPlatform) {
+		return nil, rcP(rcAttributes, 2, "TPMA_NV_PLATFORMCREATE must match the authorizing hierarchy")
+	}
+	if !(a.PPRead || a.OwnerRead || a.AuthRead || a.PolicyRead) || !(a.PPWrite || a.OwnerWrite || a.AuthWrite || a.PolicyWrite) {
+		return nil, rcP(rcAttributes, 2, "no read or no write authorization")
+	}
+	if a.WriteLocked || a.ReadLocked || a.Written {
+		return nil, rcP(rcAttributes, 2, "state attributes set")
+	}
+	if a.PolicyDelete && auth != rhPlatform {
+		return nil, rcP(rcAttributes, 2, "POLICY_DELETE needs platform")
+	}
+	switch a.NT {
+	case gt.TPMNTOrdinary:
+		if p.DataSize > maxNVIndexSize {
+			return nil, rcP(rcSize, 2, "dataSize %d", p.DataSize)
 		}
-		p, err := gt.Unmarshal[gt.TPMSNVPublic](cmd.PublicInfo.Buffer)
-		if err != nil || len(gt.Marshal(p)) != len(cmd.PublicInfo.Buffer) {
-			return nil, rcP(rcSize, 2, "publicInfo")
+	case gt.TPMNTCounter, gt.TPMNTBits:
+		if p.DataSize != 8 {
+			return nil, rcP(rcSize, 2, "counter and bit fields are 8 octets")
 		}
-		h := uint32(p.NVIndex)
-		if h>>24 != htNVIndex {
-			return nil, rcP(rcValue, 2, "not an NV index handle")
+		if a.ClearSTClear {
+			return nil, rcP(rcAttributes, 2, "CLEAR_STCLEAR on a counter")
 		}
-		hash, err := p.NameAlg.Hash()
-		if err != nil || !hashSupported(p.NameAlg) {
-			return nil, rcP(rcHash, 2, "nameAlg")
+	case gt.TPMNTExtend:
+		if int(p.DataSize) != hash.Size() {
+			return nil, rcP(rcSize, 2, "extend index size must be the digest size")
 		}
-		if len(trimAuth(cmd.Auth.Buffer)) > hash.Size() {
-			return nil, rcP(rcSize, 1, "auth longer than nameAlg digest")
+	default:
+		return nil, rcP(rcAttributes, 2, "index type %d not supported", a.NT)
+	}
+	if t.ps.nv[h] != nil {
+		return nil, rcE(rcNVDefined, "index 0x%08x exists", h)
+	}
+	used := 0
+	for _, x := range t.ps.nv {
+		used += int(x.pub.DataSize)
+	}
+	if len(t.ps.nv) >= nvIndexMax || used+int(p.DataSize) > nvMemoryBytes {
+		return nil, rcE(rcNVSpace, "NV memory exhausted")
+	}
+	data := make([]byte, p.DataSize)
+	if a.NT == gt.TPMNTOrdinary {
+		for i := range data {
+			data[i] = 0xFF
 		}
-		if l := len(p.AuthPolicy.Buffer); l != 0 && l != hash.Size() {
-			return nil, rcP(rcSize, 2, "authPolicy size")
+	}
+	t.ps.nv[h] = &nvIndex{pub: *p, auth: append([]byte{}, cmd.Auth.Buffer...), data: data}
+	return nil, nil
+}
+
+// nvUndefineSpace is TPM2_NV_UndefineSpace, Part 3 §31.4.
+func (t *TPM) nvUndefineSpace(c *call, cmd *gt.NVUndefineSpace) (*gt.NVUndefineSpaceResponse, error) {
+	auth := c.handles[0]
+	n, err := t.nvIndexAt(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if auth != rhOwner && auth != rhPlatform {
+		return nil, rcH(rcHierarchy, 1, "needs owner or platform")
+	}
+	if n.platformCreate() != (auth == rhPlatform) {
+		return nil, rcE(rcNVAuthorization, "index belongs to the other hierarchy")
+	}
+	if n.pub.Attributes.PolicyDelete {
+		return nil, rcH(rcAttributes, 2, "POLICY_DELETE index needs NV_UndefineSpaceSpecial")
+	}
+	delete(t.ps.nv, c.handles[1])
+	return nil, nil
+}
+
+// nvUndefineSpaceSpecial is TPM2_NV_UndefineSpaceSpecial, Part 3 §31.5.
+func (t *TPM) nvUndefineSpaceSpecial(c *call, cmd *gt.NVUndefineSpaceSpecial) (*gt.NVUndefineSpaceSpecialResponse, error) {
+	n, err := t.nvIndexAt(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	if c.handles[1] != rhPlatform {
+		return nil, rcH(rcValue, 2, "needs platform")
+	}
+	if !n.pub.Attributes.PolicyDelete {
+		return nil, rcH(rcAttributes, 1, "index is not POLICY_DELETE")
+	}
+	delete(t.ps.nv, c.handles[0])
+	return nil, nil
+}
+
+// nvReadPublic is TPM2_NV_ReadPublic, Part 3 §31.6.
+func (t *TPM) nvReadPublic(c *call, cmd *gt.NVReadPublic) (*gt.NVReadPublicResponse, error) {
+	n, err := t.nvIndexAt(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	return &gt.NVReadPublicResponse{NVPublic: gt.New2B(n.pub), NVName: gt.TPM2BName{Buffer: n.name()}}, nil
+}
+
+// nvWrite is TPM2_NV_Write, Part 3 §31.7.
+func (t *TPM) nvWrite(c *call, cmd *gt.NVWrite) (*gt.NVWriteResponse, error) {
+	n, err := t.nvIndexAt(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.nvWritable(c, n); err != nil {
+		return nil, err
+	}
+	if n.typ() != gt.TPMNTOrdinary {
+		return nil, rcH(rcAttributes, 2, "NV_Write needs an ordinary index")
+	}
+	d, off := cmd.Data.Buffer, int(cmd.Offset)
+	if len(d) > maxNVBuffer {
+		return nil, rcP(rcSize, 1, "data larger than NV buffer")
+	}
+	if off+len(d) > len(n.data) {
+		return nil, rcE(rcNVRange, "write beyond the index")
+	}
+	if n.pub.Attributes.WriteAll && (off != 0 || len(d) != len(n.data)) {
+		return nil, rcE(rcNVRange, "TPMA_NV_WRITEALL index needs a full write")
+	}
+	copy(n.data[off:], d)
+	n.pub.Attributes.Written = true
+	return nil, nil
+}
+
+// nvRead is TPM2_NV_Read, Part 3 §31.13.
+func (t *TPM) nvRead(c *call, cmd *gt.NVRead) (*gt.NVReadResponse, error) {
+	n, err := t.nvIndexAt(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.nvReadable(c, c.handles[0], n); err != nil {
+		return nil, err
+	}
+	size, off := int(cmd.Size), int(cmd.Offset)
+	if size > maxNVBuffer {
+		return nil, rcP(rcValue, 1, "size larger than NV buffer")
+	}
+	if off+size > len(n.data) {
+		return nil, rcE(rcNVRange, "read beyond the index")
+	}
+	return &gt.NVReadResponse{Data: gt.TPM2BMaxNVBuffer{Buffer: n.data[off : off+size]}}, nil
+}
+
+// nvIncrement is TPM2_NV_Increment, Part 3 §31.8.
+func (t *TPM) nvIncrement(c *call, cmd *gt.NVIncrement) (*gt.NVIncrementResponse, error) {
+	n, err := t.nvIndexAt(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.nvWritable(c, n); err != nil {
+		return nil, err
+	}
+	if n.typ() != gt.TPMNTCounter {
+		return nil, rcH(rcAttributes, 2, "not a counter index")
+	}
+	v := binary.BigEndian.Uint64(n.data)
+	if !n.pub.Attributes.Written && v < t.ps.CounterHighWater {
+		v = t.ps.CounterHighWater
+	}
+	if v == ^uint64(0) {
+		return nil, rcE(rcNVRange, "counter at its maximum")
+	}
+	v++
+	if v > t.ps.CounterHighWater {
+		t.ps.CounterHighWater = v
+	}
+	binary.BigEndian.PutUint64(n.data, v)
+	n.pub.Attributes.Written = true
+	return nil, nil
+}
+
+// nvExtend is TPM2_NV_Extend, Part 3 §31.9.
+func (t *TPM) nvExtend(c *call, cmd *nvExtendCmd) (*emptyResponse, error) {
+	n, err := t.nvIndexAt(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.nvWritable(c, n); err != nil {
+		return nil, err
+	}
+	if n.typ() != gt.TPMNTExtend {
+		return nil, rcH(rcAttributes, 2, "not an extend index")
+	}
+	h, _ := n.pub.NameAlg.Hash()
+	d := h.New()
+	d.Write(n.data)
+	d.Write(cmd.Data.Buffer)
+	n.data = d.Sum(nil)
+	n.pub.Attributes.Written = true
+	return nil, nil
+}
+
+// nvSetBits is TPM2_NV_SetBits, Part 3 §31.10.
+func (t *TPM) nvSetBits(c *call, cmd *nvSetBitsCmd) (*emptyResponse, error) {
+	n, err := t.nvIndexAt(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.nvWritable(c, n); err != nil {
+		return nil, err
+	}
+	if n.typ() != gt.TPMNTBits {
+		return nil, rcH(rcAttributes, 2, "not a bit-field index")
+	}
+	binary.BigEndian.PutUint64(n.data, binary.BigEndian.Uint64(n.data)|cmd.Bits)
+	n.pub.Attributes.Written = true
+	return nil, nil
+}
+
+// nvWriteLock is TPM2_NV_WriteLock, Part 3 §31.11.
+func (t *TPM) nvWriteLock(c *call, cmd *gt.NVWriteLock) (*gt.NVWriteLockResponse, error) {
+	n, err := t.nvIndexAt(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNVAuthHandle(c.handles[0], n, true); err != nil {
+		return nil, err
+	}
+	a := &n.pub.Attributes
+	if !a.WriteDefine && !a.WriteSTClear {
+		return nil, rcH(rcAttributes, 2, "index cannot be write locked")
+	}
+	a.WriteLocked = true
+	return nil, nil
+}
+
+// nvReadLock is TPM2_NV_ReadLock, Part 3 §31.14.
+func (t *TPM) nvReadLock(c *call, cmd *gt.NVReadLock) (*gt.NVReadLockResponse, error) {
+	n, err := t.nvIndexAt(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNVAuthHandle(c.handles[0], n, false); err != nil {
+		return nil, err
+	}
+	if !n.pub.Attributes.ReadSTClear {
+		return nil, rcH(rcAttributes, 2, "index cannot be read locked")
+	}
+	n.pub.Attributes.ReadLocked = true
+	return nil, nil
+}
+
+// nvGlobalWriteLock is TPM2_NV_GlobalWriteLock, Part 3 §31.12.
+func (t *TPM) nvGlobalWriteLock(c *call, cmd *nvGlobalWriteLockCmd) (*emptyResponse, error) {
+	if c.handles[0] != rhOwner && c.handles[0] != rhPlatform {
+		return nil, rcH(rcHierarchy, 1, "needs owner or platform")
+	}
+	for _, n := range t.ps.nv {
+		if n.pub.Attributes.GlobalLock {
+			n.pub.Attributes.WriteLocked = true
 		}
-		a := p.Attributes
-		if a.PlatformCreate != (auth == rhPlatform) {
-			return nil, rcP(rcAttributes, 2, "TPMA_NV_PLATFORMCREATE must match the authorizing hierarchy")
-		}
-		if !(a.PPRead || a.OwnerRead || a.AuthRead || a.PolicyRead) || !(a.PPWrite || a.OwnerWrite || a.AuthWrite || a.PolicyWrite) {
-			return nil, rcP(rcAttributes, 2, "no read or no write authorization")
-		}
-		if a.WriteLocked || a.ReadLocked || a.Written {
-			return nil, rcP(rcAttributes, 2, "state attributes set")
-		}
-		if a.PolicyDelete && auth != rhPlatform {
-			return nil, rcP(rcAttributes, 2, "POLICY_DELETE needs platform")
-		}
-		switch a.NT {
-		case gt.TPMNTOrdinary:
-			if p.DataSize > maxNVIndexSize {
-				return nil, rcP(rcSize, 2, "dataSize %d", p.DataSize)
-			}
-		case gt.TPMNTCounter, gt.TPMNTBits:
-			if p.DataSize != 8 {
-				return nil, rcP(rcSize, 2, "counter and bit fields are 8 octets")
-			}
-			if a.ClearSTClear {
-				return nil, rcP(rcAttributes, 2, "CLEAR_STCLEAR on a counter")
-			}
-		case gt.TPMNTExtend:
-			if int(p.DataSize) != hash.Size() {
-				return nil, rcP(rcSize, 2, "extend index size must be the digest size")
-			}
-		default:
-			return nil, rcP(rcAttributes, 2, "index type %d not supported", a.NT)
-		}
-		if t.ps.nv[h] != nil {
-			return nil, rcE(rcNVDefined, "index 0x%08x exists", h)
-		}
-		used := 0
-		for _, x := range t.ps.nv {
-			used += int(x.pub.DataSize)
-		}
-		if len(t.ps.nv) >= nvIndexMax || used+int(p.DataSize) > nvMemoryBytes {
-			return nil, rcE(rcNVSpace, "NV memory exhausted")
-		}
-		data := make([]byte, p.DataSize)
-		if a.NT == gt.TPMNTOrdinary {
-			for i := range data {
-				data[i] = 0xFF
-			}
-		}
-		t.ps.nv[h] = &nvIndex{pub: *p, auth: append([]byte{}, cmd.Auth.Buffer...), data: data}
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.NVUndefineSpace) (*reply, error) {
-		auth := c.handles[0]
-		n, err := t.nvIndexAt(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		if auth != rhOwner && auth != rhPlatform {
-			return nil, rcH(rcHierarchy, 1, "needs owner or platform")
-		}
-		if n.platformCreate() != (auth == rhPlatform) {
-			return nil, rcE(rcNVAuthorization, "index belongs to the other hierarchy")
-		}
-		if n.pub.Attributes.PolicyDelete {
-			return nil, rcH(rcAttributes, 2, "POLICY_DELETE index needs NV_UndefineSpaceSpecial")
-		}
-		delete(t.ps.nv, c.handles[1])
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.NVUndefineSpaceSpecial) (*reply, error) {
-		n, err := t.nvIndexAt(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		if c.handles[1] != rhPlatform {
-			return nil, rcH(rcValue, 2, "needs platform")
-		}
-		if !n.pub.Attributes.PolicyDelete {
-			return nil, rcH(rcAttributes, 1, "index is not POLICY_DELETE")
-		}
-		delete(t.ps.nv, c.handles[0])
-		return nil, nil
-	}, roleAdmin, roleUser)
-	register(func(t *TPM, c *call, cmd *gt.NVReadPublic) (*reply, error) {
-		n, err := t.nvIndexAt(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		return &reply{params: append(sized(gt.Marshal(&n.pub)), sized(n.name())...)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.NVWrite) (*reply, error) {
-		n, err := t.nvIndexAt(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		if err := t.nvWritable(c, n); err != nil {
-			return nil, err
-		}
-		if n.typ() != gt.TPMNTOrdinary {
-			return nil, rcH(rcAttributes, 2, "NV_Write needs an ordinary index")
-		}
-		d, off := cmd.Data.Buffer, int(cmd.Offset)
-		if len(d) > maxNVBuffer {
-			return nil, rcP(rcSize, 1, "data larger than NV buffer")
-		}
-		if off+len(d) > len(n.data) {
-			return nil, rcE(rcNVRange, "write beyond the index")
-		}
-		if n.pub.Attributes.WriteAll && (off != 0 || len(d) != len(n.data)) {
-			return nil, rcE(rcNVRange, "TPMA_NV_WRITEALL index needs a full write")
-		}
-		copy(n.data[off:], d)
-		n.pub.Attributes.Written = true
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.NVRead) (*reply, error) {
-		n, err := t.nvIndexAt(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
+	}
+	return nil, nil
+}
+
+// nvChangeAuth is TPM2_NV_ChangeAuth, Part 3 §31.15.
+func (t *TPM) nvChangeAuth(c *call, cmd *nvChangeAuthCmd) (*emptyResponse, error) {
+	n, err := t.nvIndexAt(c.handles[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	h, _ := n.pub.NameAlg.Hash()
+	if len(trimAuth(cmd.NewAuth.Buffer)) > h.Size() {
+		return nil, rcP(rcSize, 1, "newAuth longer than nameAlg digest")
+	}
+	n.auth = append([]byte{}, cmd.NewAuth.Buffer...)
+	return nil, nil
+}
+
+// policyNV is TPM2_PolicyNV, Part 3 §23.9.
+func (t *TPM) policyNV(c *call, cmd *gt.PolicyNV) (*gt.PolicyNVResponse, error) {
+	s, err := t.policySession(c.handles[2], 3)
+	if err != nil {
+		return nil, err
+	}
+	n, err := t.nvIndexAt(c.handles[1], 2)
+	if err != nil {
+		return nil, err
+	}
+	if !s.trial {
 		if err := t.nvReadable(c, c.handles[0], n); err != nil {
 			return nil, err
 		}
-		size, off := int(cmd.Size), int(cmd.Offset)
-		if size > maxNVBuffer {
-			return nil, rcP(rcValue, 1, "size larger than NV buffer")
+		op, off := cmd.OperandB.Buffer, int(cmd.Offset)
+		if off+len(op) > len(n.data) {
+			return nil, rcE(rcNVRange, "operand beyond the index")
 		}
-		if off+size > len(n.data) {
-			return nil, rcE(rcNVRange, "read beyond the index")
+		if !nvCompare(n.data[off:off+len(op)], op, uint16(cmd.Operation)) {
+			return nil, rcE(rcPolicy, "PolicyNV comparison failed")
 		}
-		return &reply{params: sized(n.data[off : off+size])}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.NVIncrement) (*reply, error) {
-		n, err := t.nvIndexAt(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		if err := t.nvWritable(c, n); err != nil {
-			return nil, err
-		}
-		if n.typ() != gt.TPMNTCounter {
-			return nil, rcH(rcAttributes, 2, "not a counter index")
-		}
-		v := binary.BigEndian.Uint64(n.data)
-		if !n.pub.Attributes.Written && v < t.ps.CounterHighWater {
-			v = t.ps.CounterHighWater
-		}
-		if v == ^uint64(0) {
-			return nil, rcE(rcNVRange, "counter at its maximum")
-		}
-		v++
-		if v > t.ps.CounterHighWater {
-			t.ps.CounterHighWater = v
-		}
-		binary.BigEndian.PutUint64(n.data, v)
-		n.pub.Attributes.Written = true
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *nvExtendCmd) (*reply, error) {
-		n, err := t.nvIndexAt(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		if err := t.nvWritable(c, n); err != nil {
-			return nil, err
-		}
-		if n.typ() != gt.TPMNTExtend {
-			return nil, rcH(rcAttributes, 2, "not an extend index")
-		}
-		h, _ := n.pub.NameAlg.Hash()
-		d := h.New()
-		d.Write(n.data)
-		d.Write(cmd.Data.Buffer)
-		n.data = d.Sum(nil)
-		n.pub.Attributes.Written = true
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *nvSetBitsCmd) (*reply, error) {
-		n, err := t.nvIndexAt(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		if err := t.nvWritable(c, n); err != nil {
-			return nil, err
-		}
-		if n.typ() != gt.TPMNTBits {
-			return nil, rcH(rcAttributes, 2, "not a bit-field index")
-		}
-		binary.BigEndian.PutUint64(n.data, binary.BigEndian.Uint64(n.data)|cmd.Bits)
-		n.pub.Attributes.Written = true
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.NVWriteLock) (*reply, error) {
-		n, err := t.nvIndexAt(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkNVAuthHandle(c.handles[0], n, true); err != nil {
-			return nil, err
-		}
-		a := &n.pub.Attributes
-		if !a.WriteDefine && !a.WriteSTClear {
-			return nil, rcH(rcAttributes, 2, "index cannot be write locked")
-		}
-		a.WriteLocked = true
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.NVReadLock) (*reply, error) {
-		n, err := t.nvIndexAt(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkNVAuthHandle(c.handles[0], n, false); err != nil {
-			return nil, err
-		}
-		if !n.pub.Attributes.ReadSTClear {
-			return nil, rcH(rcAttributes, 2, "index cannot be read locked")
-		}
-		n.pub.Attributes.ReadLocked = true
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *nvGlobalWriteLockCmd) (*reply, error) {
-		if c.handles[0] != rhOwner && c.handles[0] != rhPlatform {
-			return nil, rcH(rcHierarchy, 1, "needs owner or platform")
-		}
-		for _, n := range t.ps.nv {
-			if n.pub.Attributes.GlobalLock {
-				n.pub.Attributes.WriteLocked = true
-			}
-		}
-		return nil, nil
-	})
-	register(func(t *TPM, c *call, cmd *nvChangeAuthCmd) (*reply, error) {
-		n, err := t.nvIndexAt(c.handles[0], 1)
-		if err != nil {
-			return nil, err
-		}
-		h, _ := n.pub.NameAlg.Hash()
-		if len(trimAuth(cmd.NewAuth.Buffer)) > h.Size() {
-			return nil, rcP(rcSize, 1, "newAuth longer than nameAlg digest")
-		}
-		n.auth = append([]byte{}, cmd.NewAuth.Buffer...)
-		return nil, nil
-	}, roleAdmin)
+	}
+	d := s.hash.New()
+	d.Write(cmd.OperandB.Buffer)
+	d.Write(u16(cmd.Offset))
+	d.Write(u16(uint16(cmd.Operation)))
+	s.extend(u32(uint32(gt.TPMCCPolicyNV)), d.Sum(nil), n.name())
+	return nil, nil
+}
+
+func init() {
 	register(func(t *TPM, c *call, cmd *gt.NVCertify) (*reply, error) {
 		n, err := t.nvIndexAt(c.handles[2], 3)
 		if err != nil {
@@ -512,34 +513,6 @@ func init() {
 			return nil, err
 		}
 		return &reply{params: append(sized(info.Bytes()), gt.Marshal(&sig)...)}, nil
-	})
-	register(func(t *TPM, c *call, cmd *gt.PolicyNV) (*reply, error) {
-		s, err := t.policySession(c.handles[2], 3)
-		if err != nil {
-			return nil, err
-		}
-		n, err := t.nvIndexAt(c.handles[1], 2)
-		if err != nil {
-			return nil, err
-		}
-		if !s.trial {
-			if err := t.nvReadable(c, c.handles[0], n); err != nil {
-				return nil, err
-			}
-			op, off := cmd.OperandB.Buffer, int(cmd.Offset)
-			if off+len(op) > len(n.data) {
-				return nil, rcE(rcNVRange, "operand beyond the index")
-			}
-			if !nvCompare(n.data[off:off+len(op)], op, uint16(cmd.Operation)) {
-				return nil, rcE(rcPolicy, "PolicyNV comparison failed")
-			}
-		}
-		d := s.hash.New()
-		d.Write(cmd.OperandB.Buffer)
-		d.Write(u16(cmd.Offset))
-		d.Write(u16(uint16(cmd.Operation)))
-		s.extend(u32(uint32(gt.TPMCCPolicyNV)), d.Sum(nil), n.name())
-		return nil, nil
 	})
 }
 
