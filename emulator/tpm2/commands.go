@@ -160,6 +160,7 @@ func init() {
 		cmd((*TPM).nvRead),
 		cmd((*TPM).nvReadLock, writesNV),
 		cmd((*TPM).nvChangeAuth, roles(roleAdmin), writesNV),
+		cmd((*TPM).nvCertify),
 
 		// Part 3 §29: clocks and timers.
 		cmd((*TPM).readClock),

@@ -462,6 +462,29 @@ func (t *TPM) nvChangeAuth(c *call, cmd *nvChangeAuthCmd) (*emptyResponse, error
 	return nil, nil
 }
 
+// nvCertify is TPM2_NV_Certify, Part 3 §31.16.
+func (t *TPM) nvCertify(c *call, cmd *gt.NVCertify) (*gt.NVCertifyResponse, error) {
+	n, err := t.nvIndexAt(c.handles[2], 3)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.nvReadable(c, c.handles[1], n); err != nil {
+		return nil, err
+	}
+	size, off := int(cmd.Size), int(cmd.Offset)
+	if off+size > len(n.data) || size > maxNVBuffer {
+		return nil, rcE(rcNVRange, "certify beyond the index")
+	}
+	body := sized(n.name())
+	body = append(body, u16(uint16(off))...)
+	body = append(body, sized(n.data[off:off+size])...)
+	info, sig, err := t.attest(c.handles[0], 1, stAttestNV, cmd.QualifyingData.Buffer, &cmd.InScheme, body)
+	if err != nil {
+		return nil, err
+	}
+	return &gt.NVCertifyResponse{CertifyInfo: info, Signature: sig}, nil
+}
+
 // policyNV is TPM2_PolicyNV, Part 3 §23.9.
 func (t *TPM) policyNV(c *call, cmd *gt.PolicyNV) (*gt.PolicyNVResponse, error) {
 	s, err := t.policySession(c.handles[2], 3)
@@ -490,30 +513,6 @@ func (t *TPM) policyNV(c *call, cmd *gt.PolicyNV) (*gt.PolicyNVResponse, error) 
 	d.Write(u16(uint16(cmd.Operation)))
 	s.extend(u32(uint32(gt.TPMCCPolicyNV)), d.Sum(nil), n.name())
 	return nil, nil
-}
-
-func init() {
-	register(func(t *TPM, c *call, cmd *gt.NVCertify) (*reply, error) {
-		n, err := t.nvIndexAt(c.handles[2], 3)
-		if err != nil {
-			return nil, err
-		}
-		if err := t.nvReadable(c, c.handles[1], n); err != nil {
-			return nil, err
-		}
-		size, off := int(cmd.Size), int(cmd.Offset)
-		if off+size > len(n.data) || size > maxNVBuffer {
-			return nil, rcE(rcNVRange, "certify beyond the index")
-		}
-		body := sized(n.name())
-		body = append(body, u16(uint16(off))...)
-		body = append(body, sized(n.data[off:off+size])...)
-		info, sig, err := t.attest(c.handles[0], 1, stAttestNV, cmd.QualifyingData.Buffer, &cmd.InScheme, body)
-		if err != nil {
-			return nil, err
-		}
-		return &reply{params: append(sized(info.Bytes()), gt.Marshal(&sig)...)}, nil
-	})
 }
 
 // nvCompare is the TPM_EO comparison of PolicyNV (Part 2 §6.8).
