@@ -46,7 +46,7 @@ type cmdDef struct {
 	// flushed: it flushes the transient objects it names (TPMA_CC,
 	// Part 2 §8.9).
 	extensive, flushed bool
-	run      func(t *TPM, c *call) (*reply, error)
+	run                func(t *TPM, c *call) (*reply, error)
 	// generic decodes with go-tpm even where the row has a hand-written
 	// decoder, so tests can compare the two; nil where go-tpm cannot
 	// decode the command.

@@ -7,8 +7,10 @@ package tpm2
 // is go-tpm's response structure) and says what the dispatcher must know
 // beyond the structures: the authorization role of each auth handle
 // (roles; USER when absent), whether the command may change durable
-// state (writesNV, writesLazily), and, for commands on the hot path, a
-// hand-written decoder or encoder of the same structures (fast.go).
+// state (writesNV, writesLazily), whether it flushes contexts
+// (flushesContexts, flushesItsObject), and, for commands on the hot
+// path, a hand-written decoder or encoder of the same structures
+// (fast.go). The options are in command.go.
 //
 // Where the command's name is taken by the function that does its work
 // for other callers too (startup, pcrExtend), the handler's
@@ -32,52 +34,20 @@ func init() {
 		cmd((*TPM).startAuthSession),
 		cmd((*TPM).policyRestart),
 
-		// Part 3 §13: duplication commands.
-		cmd((*TPM).duplicate, roles(roleDup)),
-		cmd((*TPM).importObject),
-
-		// Part 3 §23: enhanced authorization (EA) commands.
-		cmd((*TPM).policySigned),
-		cmd((*TPM).policySecret),
-		cmd((*TPM).policyTicket),
-		cmd((*TPM).policyOr),
-		cmd((*TPM).policyPCR),
-		cmd((*TPM).policyLocality),
-		cmd((*TPM).policyCounterTimer),
-		cmd((*TPM).policyCommandCode),
-		cmd((*TPM).policyPhysicalPresence),
-		cmd((*TPM).policyCpHash),
-		cmd((*TPM).policyNameHash),
-		cmd((*TPM).policyDuplicationSelect),
-		cmd((*TPM).policyAuthorize),
-		cmd((*TPM).policyAuthValue),
-		cmd((*TPM).policyPassword),
-		cmd((*TPM).policyGetDigest),
-		cmd((*TPM).policyNvWritten),
-		cmd((*TPM).policyAuthorizeNV),
-		cmd((*TPM).policyTemplate),
-
 		// Part 3 §12: object commands.
 		cmd((*TPM).create),
 		cmd((*TPM).load),
 		cmd((*TPM).loadExternal),
 		cmd((*TPM).readPublic),
+		cmd((*TPM).activateCredential, roles(roleAdmin, roleUser)),
+		cmd((*TPM).makeCredential),
 		cmd((*TPM).unseal),
 		cmd((*TPM).objectChangeAuth, roles(roleAdmin)),
 		cmd((*TPM).createLoaded),
 
-		// Part 3 §24: hierarchy commands.
-		cmd((*TPM).createPrimaryCommand),
-
-		// Part 3 §28: context management.
-		cmd((*TPM).contextSave),
-		cmd((*TPM).contextLoad, decodeWith(decodeContextLoad)),
-		cmd((*TPM).flushContext, decodeWith(decodeFlushContext)),
-		cmd((*TPM).evictControl, writesNV),
-
-		// Part 3 §12: credentials.
-		cmd((*TPM).activateCredential, roles(roleAdmin, roleUser)),
-		cmd((*TPM).makeCredential),
+		// Part 3 §13: duplication commands.
+		cmd((*TPM).duplicate, roles(roleDup)),
+		cmd((*TPM).importObject),
 
 		// Part 3 §14: asymmetric primitives.
 		cmd((*TPM).rsaEncrypt),
@@ -91,6 +61,10 @@ func init() {
 		cmd((*TPM).hash),
 		cmd((*TPM).hmacCommand),
 
+		// Part 3 §16: random number generator.
+		cmd((*TPM).getRandom, decodeWith(decodeGetRandom), encodeWith(encodeGetRandom)),
+		cmd((*TPM).stirRandom),
+
 		// Part 3 §17: hash, HMAC and event sequences.
 		cmd((*TPM).hmacStart),
 		cmd((*TPM).hashSequenceStart),
@@ -98,53 +72,83 @@ func init() {
 		cmd((*TPM).sequenceComplete, flushesItsObject),
 		cmd((*TPM).eventSequenceComplete, flushesItsObject),
 
-		// Part 3 §16: random number generator.
-		cmd((*TPM).getRandom, decodeWith(decodeGetRandom), encodeWith(encodeGetRandom)),
-		cmd((*TPM).stirRandom),
-
 		// Part 3 §18: attestation.
-		cmd((*TPM).quote, decodeWith(decodeQuote), encodeWith(encodeQuote)),
 		cmd((*TPM).certify, roles(roleAdmin, roleUser)),
 		cmd((*TPM).certifyCreation),
-		cmd((*TPM).getTime),
+		cmd((*TPM).quote, decodeWith(decodeQuote), encodeWith(encodeQuote)),
 		cmd((*TPM).getSessionAuditDigest),
 		cmd((*TPM).getCommandAuditDigest),
+		cmd((*TPM).getTime),
 
 		// Part 3 §20: signing and signature verification.
-		cmd((*TPM).sign, decodeWith(decodeSign), encodeWith(encodeSign)),
 		cmd((*TPM).verifySignature),
+		cmd((*TPM).sign, decodeWith(decodeSign), encodeWith(encodeSign)),
 
 		// Part 3 §21: command audit.
 		cmd((*TPM).setCommandCodeAuditStatus, writesNV),
 
 		// Part 3 §22: integrity collection (PCR).
-		cmd((*TPM).pcrRead, decodeWith(decodePCRRead), encodeWith(encodePCRRead)),
 		// go-tpm decodes TPMT_HA's digest as "the rest of the buffer", so its
 		// decoder cannot read a multi-bank TPML_DIGEST_VALUES (what the Linux
 		// kernel sends): PCR_Extend has only the hand-written decoder.
 		cmd((*TPM).pcrExtendCommand, decodeWith(decodePCRExtend), noDecoder),
 		cmd((*TPM).pcrEvent),
-		cmd((*TPM).pcrReset),
+		cmd((*TPM).pcrRead, decodeWith(decodePCRRead), encodeWith(encodePCRRead)),
 		cmd((*TPM).pcrAllocate, writesNV),
 		cmd((*TPM).pcrSetAuthPolicy, writesNV),
 		cmd((*TPM).pcrSetAuthValue),
+		cmd((*TPM).pcrReset),
 
-		// Part 3 §23: enhanced authorization, the NV assertion.
+		// Part 3 §23: enhanced authorization (EA) commands.
+		cmd((*TPM).policySigned),
+		cmd((*TPM).policySecret),
+		cmd((*TPM).policyTicket),
+		cmd((*TPM).policyOr),
+		cmd((*TPM).policyPCR),
+		cmd((*TPM).policyLocality),
 		cmd((*TPM).policyNV),
+		cmd((*TPM).policyCounterTimer),
+		cmd((*TPM).policyCommandCode),
+		cmd((*TPM).policyPhysicalPresence),
+		cmd((*TPM).policyCpHash),
+		cmd((*TPM).policyNameHash),
+		cmd((*TPM).policyDuplicationSelect),
+		cmd((*TPM).policyAuthorize),
+		cmd((*TPM).policyAuthValue),
+		cmd((*TPM).policyPassword),
+		cmd((*TPM).policyGetDigest),
+		cmd((*TPM).policyNvWritten),
+		cmd((*TPM).policyTemplate),
+		cmd((*TPM).policyAuthorizeNV),
 
-		// Part 3 §24: hierarchy commands (CreatePrimary is with the object
-		// commands).
-		cmd((*TPM).hierarchyControl, writesNV),
+		// Part 3 §24: hierarchy commands.
+		cmd((*TPM).createPrimaryCommand),
+		cmd((*TPM).hierarchyControl, writesNV, flushesContexts),
 		cmd((*TPM).setPrimaryPolicy, writesNV),
-		cmd((*TPM).changePPS, writesNV),
-		cmd((*TPM).changeEPS, writesNV),
-		cmd((*TPM).clear, writesNV),
+		cmd((*TPM).changePPS, writesNV, flushesContexts),
+		cmd((*TPM).changeEPS, writesNV, flushesContexts),
+		cmd((*TPM).clear, writesNV, flushesContexts),
 		cmd((*TPM).clearControl, writesNV),
 		cmd((*TPM).hierarchyChangeAuth, writesNV),
 
 		// Part 3 §25: dictionary attack functions.
 		cmd((*TPM).dictionaryAttackLockReset, writesLazily),
 		cmd((*TPM).dictionaryAttackParameters, writesNV),
+
+		// Part 3 §28: context management.
+		cmd((*TPM).contextSave),
+		cmd((*TPM).contextLoad, decodeWith(decodeContextLoad)),
+		cmd((*TPM).flushContext, decodeWith(decodeFlushContext)),
+		cmd((*TPM).evictControl, writesNV),
+
+		// Part 3 §29: clocks and timers.
+		cmd((*TPM).readClock),
+		cmd((*TPM).clockSet, writesLazily),
+		cmd((*TPM).clockRateAdjust),
+
+		// Part 3 §30: capability commands.
+		cmd((*TPM).getCapability),
+		cmd((*TPM).testParms),
 
 		// Part 3 §31: non-volatile storage.
 		cmd((*TPM).nvDefineSpace, writesNV),
@@ -161,14 +165,5 @@ func init() {
 		cmd((*TPM).nvReadLock, writesNV),
 		cmd((*TPM).nvChangeAuth, roles(roleAdmin), writesNV),
 		cmd((*TPM).nvCertify),
-
-		// Part 3 §29: clocks and timers.
-		cmd((*TPM).readClock),
-		cmd((*TPM).clockSet, writesLazily),
-		cmd((*TPM).clockRateAdjust),
-
-		// Part 3 §30: capability commands.
-		cmd((*TPM).getCapability),
-		cmd((*TPM).testParms),
 	)
 }

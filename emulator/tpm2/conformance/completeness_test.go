@@ -225,7 +225,7 @@ func completenessSteps() []diffStep {
 			p = append(sized2(nil), 0, 0x10)
 			out += "clear:" + sendRC(tr, rawCommand(uint32(gt.TPMCCPCRSetAuthPolicy), []uint32{uint32(gt.TPMRHPlatform)}, emptyPassword, binary.BigEndian.AppendUint32(p, 20))) + " "
 			pw := func(s string) []byte {
-				return append(binary.BigEndian.AppendUint32([]byte{0x40, 0, 0, 9, 0, 0, 0}, 0)[:7], append(sized2([]byte(s)))...)
+				return append([]byte{0x40, 0, 0, 9, 0, 0, 0}, sized2([]byte(s))...)
 			}
 			extend := func(i uint32, auth []byte) string {
 				d := binary.BigEndian.AppendUint32(nil, 1)
