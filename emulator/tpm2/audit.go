@@ -92,7 +92,7 @@ func (t *TPM) setCommandCodeAuditStatus(c *call, cmd *setCommandCodeAuditStatusC
 	}
 	list := slices.Clone(t.ps.AuditCommands)
 	for _, cc := range cmd.SetList.CommandCodes {
-		if _, ok := commandTable[uint32(cc)]; ok && !slices.Contains(list, uint32(cc)) && cc != gt.TPMCCSetCommandCodeAuditStatus {
+		if _, ok := t.commands[uint32(cc)]; ok && !slices.Contains(list, uint32(cc)) && cc != gt.TPMCCSetCommandCodeAuditStatus {
 			list = append(list, uint32(cc))
 		}
 	}

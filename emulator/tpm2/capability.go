@@ -79,7 +79,7 @@ func hashSupported(a gt.TPMIAlgHash) bool {
 type taggedProp struct{ tag, val uint32 }
 
 func (t *TPM) properties() []taggedProp {
-	nCmds := uint32(len(commandTable))
+	nCmds := uint32(len(t.commands))
 	var perm uint32
 	if len(t.ps.OwnerAuth) > 0 {
 		perm |= 1 << 0
@@ -300,11 +300,11 @@ func (t *TPM) getCapability(c *call, cmd *gt.GetCapability) (*gt.GetCapabilityRe
 		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capCommands:
 		var l gt.TPMLCCA
-		for _, cc := range implementedCommands() {
+		for _, cc := range t.implementedCommands() {
 			if cc < property {
 				continue
 			}
-			d := commandTable[cc]
+			d := t.commands[cc]
 			l.CommandAttributes = append(l.CommandAttributes, gt.TPMACC{CommandIndex: uint16(cc),
 				NV: d.nv, Extensive: d.extensive, Flushed: d.flushed, CHandles: uint8(d.nHandles), RHandle: d.rspHandle})
 		}

@@ -219,14 +219,16 @@ func handleValue(v reflect.Value) uint32 {
 // decoder cannot read the command, so the row has no generic path.
 func noDecoder(_ *cmdDef, f *fastCodec) { f.only = true }
 
-// add indexes the command definitions by command code.
-func add(m map[uint32]*cmdDef, defs ...*cmdDef) {
+// table indexes the command definitions by command code.
+func table(defs ...*cmdDef) map[uint32]*cmdDef {
+	m := make(map[uint32]*cmdDef, len(defs))
 	for _, d := range defs {
 		if _, dup := m[d.cc]; dup {
 			panic(fmt.Sprintf("tpm2: command 0x%x in the table twice", d.cc))
 		}
 		m[d.cc] = d
 	}
+	return m
 }
 
 // call is one parsed command in flight.
@@ -284,9 +286,9 @@ func isTPM2B(t reflect.Type) bool {
 
 // implementedCommands lists the table's command codes in ascending order,
 // the order GetCapability(TPM_CAP_COMMANDS) reports them in.
-func implementedCommands() []uint32 {
-	ccs := make([]uint32, 0, len(commandTable))
-	for cc := range commandTable {
+func (t *TPM) implementedCommands() []uint32 {
+	ccs := make([]uint32, 0, len(t.commands))
+	for cc := range t.commands {
 		ccs = append(ccs, cc)
 	}
 	sort.Slice(ccs, func(i, j int) bool { return ccs[i] < ccs[j] })

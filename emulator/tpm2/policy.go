@@ -313,7 +313,7 @@ func (t *TPM) policyCommandCode(c *call, cmd *gt.PolicyCommandCode) (*gt.PolicyC
 	if s.commandCode != 0 && s.commandCode != uint32(cmd.Code) {
 		return nil, rcP(rcValue, 1, "policy already bound to command 0x%x", s.commandCode)
 	}
-	if commandTable[uint32(cmd.Code)] == nil {
+	if t.commands[uint32(cmd.Code)] == nil {
 		return nil, rcP(rcPolicyCC, 1, "command 0x%x not implemented", uint32(cmd.Code))
 	}
 	s.extend(u32(uint32(gt.TPMCCPolicyCommandCode)), u32(uint32(cmd.Code)))

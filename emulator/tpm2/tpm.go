@@ -78,6 +78,8 @@ type Config struct {
 type TPM struct {
 	rand io.Reader
 	now  func() time.Time
+	// commands is commandTable, for the handlers that list it.
+	commands map[uint32]*cmdDef
 
 	ps persistentState
 
@@ -143,6 +145,7 @@ type TPM struct {
 // other command, as a real TPM does after _TPM_Init.
 func New(cfg Config) (*TPM, error) {
 	t := &TPM{
+		commands:     commandTable,
 		rand:         cfg.Rand,
 		now:          cfg.Now,
 		objects:      map[uint32]*object{},
