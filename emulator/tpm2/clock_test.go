@@ -8,6 +8,76 @@ import (
 	gt "github.com/google/go-tpm/tpm2"
 )
 
+// Clock runs from _TPM_Init: the time between loading (or a platform
+// reset) and Startup counts, and Clock never goes back.
+func TestClockRunsUntilStartup(t *testing.T) {
+	clk := newTestClock()
+	tp, tr := startClocked(t, clk, nil)
+	clk.advance(5 * time.Second)
+	blob := save(t, tp)
+	saved, _ := readClock(t, tr)
+
+	tp2, err := New(Config{State: blob, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(10 * time.Second)
+	tr2 := engineTransport{tp2}
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr2); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := readClock(t, tr2); c < saved+10000 {
+		t.Fatalf("clock after load + 10 s + Startup = %d, want at least %d", c, saved+10000)
+	}
+	clk.advance(7 * time.Second)
+	before, _ := readClock(t, tr2)
+	tp2.Reset()
+	clk.advance(3 * time.Second)
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr2); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := readClock(t, tr2); c < before+3000 {
+		t.Fatalf("clock after a reset = %d, was %d 3 s before", c, before)
+	}
+}
+
+// After a stop that was not orderly the clock may be behind values it
+// already reported: safe is NO until TPM2_Clear. SaveAtStop keeps it YES.
+func TestClockSafeAfterRestart(t *testing.T) {
+	clk := newTestClock()
+	tp, tr := startClocked(t, clk, nil)
+	if _, safe := readClock(t, tr); !safe {
+		t.Fatal("a new TPM's clock is not safe")
+	}
+	orderly, err := tp.SaveAtStop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tr2 := startClocked(t, clk, orderly)
+	if _, safe := readClock(t, tr2); !safe {
+		t.Fatal("clock unsafe after an orderly stop")
+	}
+	tp3, tr3 := startClocked(t, clk, save(t, tp))
+	if _, safe := readClock(t, tr3); safe {
+		t.Fatal("clock safe after a stop that was not orderly")
+	}
+	// Still unsafe after the next restart, even an orderly one.
+	b, err := tp3.SaveAtStop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tr4 := startClocked(t, clk, b)
+	if _, safe := readClock(t, tr4); safe {
+		t.Fatal("unsafe clock became safe by a restart")
+	}
+	if _, err := (gt.Clear{AuthHandle: gt.TPMRHLockout}).Execute(tr4); err != nil {
+		t.Fatal(err)
+	}
+	if _, safe := readClock(t, tr4); !safe {
+		t.Fatal("clock not safe after TPM2_Clear")
+	}
+}
+
 // clockRateAdjust sends TPM2_ClockRateAdjust with the owner's empty
 // password and returns the response code.
 func clockRateAdjust(tp *TPM, adjust int8) uint32 {

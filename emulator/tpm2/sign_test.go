@@ -4,96 +4,10 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/sha256"
-	"errors"
-	"fmt"
 	"testing"
 
 	gt "github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 )
-
-// engineTransport is an in-process go-tpm transport over Process.
-type engineTransport struct{ t *TPM }
-
-func (e engineTransport) Send(cmd []byte) ([]byte, error) { return e.t.Process(cmd, 0), nil }
-
-func newStarted(t testing.TB) (*TPM, transport.TPM) {
-	t.Helper()
-	tp, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := engineTransport{tp}
-	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr); err != nil {
-		t.Fatalf("Startup: %v", err)
-	}
-	return tp, tr
-}
-
-func wantRC(t *testing.T, err error, rc uint32) {
-	t.Helper()
-	var e gt.TPMRC
-	if !errors.As(err, &e) {
-		t.Fatalf("got %v, want TPM_RC 0x%x", err, rc)
-	}
-	if uint32(e) != rc {
-		t.Fatalf("got 0x%x (%v), want 0x%x", uint32(e), err, rc)
-	}
-}
-
-func TestStartupRequired(t *testing.T) {
-	tp, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := engineTransport{tp}
-	_, err = (gt.GetRandom{BytesRequested: 8}).Execute(tr)
-	wantRC(t, err, rcInitialize)
-	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr); err != nil {
-		t.Fatal(err)
-	}
-	_, err = (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr)
-	wantRC(t, err, rcInitialize)
-	r, err := (gt.GetRandom{BytesRequested: 32}).Execute(tr)
-	if err != nil || len(r.RandomBytes.Buffer) != 32 {
-		t.Fatalf("GetRandom: %v %d", err, len(r.RandomBytes.Buffer))
-	}
-}
-
-func TestTPM12CommandGetsBadTag(t *testing.T) {
-	tp, _ := newStarted(t)
-	// TPM 1.2 TPM_GetCapability as xen-tpmfront/Linux send at probe.
-	cmd := []byte{0x00, 0xC1, 0, 0, 0, 0x16, 0, 0, 0, 0x65, 0, 0, 0, 5, 0, 0, 0, 4, 0, 0, 1, 1}
-	rsp := tp.Process(cmd, 0)
-	want := []byte{0x00, 0xC4, 0, 0, 0, 10, 0, 0, 0, 0x1E}
-	if !bytes.Equal(rsp, want) {
-		t.Fatalf("got % x, want % x", rsp, want)
-	}
-}
-
-func TestPCRExtendRead(t *testing.T) {
-	_, tr := newStarted(t)
-	d := sha256.Sum256([]byte("measurement"))
-	_, err := (gt.PCRExtend{
-		PCRHandle: gt.AuthHandle{Handle: 7, Auth: gt.PasswordAuth(nil)},
-		Digests:   gt.TPMLDigestValues{Digests: []gt.TPMTHA{{HashAlg: gt.TPMAlgSHA256, Digest: d[:]}}},
-	}).Execute(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := (gt.PCRRead{PCRSelectionIn: gt.TPMLPCRSelection{PCRSelections: []gt.TPMSPCRSelection{
-		{Hash: gt.TPMAlgSHA256, PCRSelect: gt.PCClientCompatible.PCRs(7)}}}}).Execute(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := sha256.Sum256(append(make([]byte, 32), d[:]...))
-	if len(r.PCRValues.Digests) != 1 || !bytes.Equal(r.PCRValues.Digests[0].Buffer, want[:]) {
-		t.Fatalf("PCR7 = %x, want %x", r.PCRValues.Digests, want)
-	}
-	if r.PCRUpdateCounter != 1 {
-		t.Fatalf("update counter %d, want 1", r.PCRUpdateCounter)
-	}
-}
 
 func TestCreatePrimaryDeterministicAndSign(t *testing.T) {
 	for _, tmpl := range []struct {
@@ -190,8 +104,4 @@ func TestCreateLoadSignECDSA(t *testing.T) {
 	_, err = (gt.Sign{KeyHandle: key, Digest: gt.TPM2BDigest{Buffer: digest[:]},
 		Validation: gt.TPMTTKHashCheck{Tag: gt.TPMSTHashCheck, Hierarchy: gt.TPMRHNull}}).Execute(tr)
 	wantRC(t, err, 0x98E)
-}
-
-func init() {
-	onPanic = func(r any, stack []byte) { panic(fmt.Sprintf("engine panic: %v\n%s", r, stack)) }
 }

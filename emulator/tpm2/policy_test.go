@@ -1,19 +1,13 @@
 package tpm2
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,99 +17,6 @@ import (
 
 // Checks of policy and authorization that a TPM makes at the moment a
 // session authorizes a command, not only when the policy is built.
-
-// localTransport sends at a locality the test sets.
-type localTransport struct {
-	t   *TPM
-	loc uint8
-}
-
-func (l *localTransport) Send(cmd []byte) ([]byte, error) { return l.t.Process(cmd, l.loc), nil }
-
-// rawCommand builds a command with the given handles, authorization area
-// (nil: TPM_ST_NO_SESSIONS) and parameters.
-func rawCommand(cc uint32, handles []uint32, auths, params []byte) []byte {
-	tag := stNoSessions
-	if auths != nil {
-		tag = stSessions
-	}
-	b := binary.BigEndian.AppendUint16(nil, tag)
-	b = binary.BigEndian.AppendUint32(b, 0)
-	b = binary.BigEndian.AppendUint32(b, cc)
-	for _, h := range handles {
-		b = binary.BigEndian.AppendUint32(b, h)
-	}
-	if auths != nil {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(auths)))
-		b = append(b, auths...)
-	}
-	b = append(b, params...)
-	binary.BigEndian.PutUint32(b[2:], uint32(len(b)))
-	return b
-}
-
-// passwordAuth is one TPMS_AUTH_COMMAND for TPM_RS_PW.
-func passwordAuth(pw []byte) []byte {
-	b := u32(rsPW)
-	b = append(b, sized(nil)...)
-	b = append(b, saContinueSession)
-	return append(b, sized(pw)...)
-}
-
-func responseCode(rsp []byte) uint32 {
-	if len(rsp) < 10 {
-		return 0xFFFFFFFF
-	}
-	return binary.BigEndian.Uint32(rsp[6:])
-}
-
-// policyLocality sends TPM2_PolicyLocality (go-tpm has no structure).
-func policyLocality(tr transport.TPM, s gt.TPMISHPolicy, set uint8) uint32 {
-	rsp, _ := tr.Send(rawCommand(uint32(gt.TPMCCPolicyLocality), []uint32{uint32(s)}, nil, []byte{set}))
-	return responseCode(rsp)
-}
-
-// hierarchyControl disables hierarchy en with the platform's (empty)
-// password.
-func hierarchyControl(t *testing.T, tr transport.TPM, en uint32) {
-	t.Helper()
-	rsp, _ := tr.Send(rawCommand(uint32(gt.TPMCCHierarchyControl), []uint32{rhPlatform}, passwordAuth(nil), append(u32(en), 0)))
-	if rc := responseCode(rsp); rc != rcSuccess {
-		t.Fatalf("HierarchyControl(0x%08x, NO): rc 0x%x", en, rc)
-	}
-}
-
-// sealedWithPolicy creates and loads a sealed "x" whose only authorization
-// is policy.
-func sealedWithPolicy(t *testing.T, tr transport.TPM, policy []byte) gt.AuthHandle {
-	t.Helper()
-	srk := createPrimary(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
-	r, err := (gt.CreateLoaded{ParentHandle: gt.NamedHandle{Handle: srk.ObjectHandle, Name: srk.Name},
-		InSensitive: gt.TPM2BSensitiveCreate{Sensitive: &gt.TPMSSensitiveCreate{Data: gt.NewTPMUSensitiveCreate(&gt.TPM2BSensitiveData{Buffer: []byte("x")})}},
-		InPublic: gt.New2BTemplate(&gt.TPMTPublic{Type: gt.TPMAlgKeyedHash, NameAlg: gt.TPMAlgSHA256,
-			ObjectAttributes: gt.TPMAObject{FixedTPM: true, FixedParent: true},
-			AuthPolicy:       gt.TPM2BDigest{Buffer: policy},
-			Parameters:       gt.NewTPMUPublicParms(gt.TPMAlgKeyedHash, &gt.TPMSKeyedHashParms{Scheme: gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgNull}})}),
-	}).Execute(tr)
-	if err != nil {
-		t.Fatalf("CreateLoaded: %v", err)
-	}
-	return gt.AuthHandle{Handle: r.ObjectHandle, Name: r.Name}
-}
-
-func unseal(tr transport.TPM, h gt.AuthHandle, policy func(transport.TPM, gt.TPMISHPolicy, gt.TPM2BNonce) error) error {
-	h.Auth = gt.Policy(gt.TPMAlgSHA256, 16, policy)
-	_, err := (gt.Unseal{ItemHandle: h}).Execute(tr)
-	return err
-}
-
-func policyDigest(f func(*gt.PolicyCalculator) error) []byte {
-	pc, _ := gt.NewPolicyCalculator(gt.TPMAlgSHA256)
-	if err := f(pc); err != nil {
-		panic(err)
-	}
-	return pc.Hash().Digest
-}
 
 // A write-once index (PolicyNvWritten(NO) in its write policy) takes one
 // write, not two.
@@ -320,108 +221,6 @@ func TestPolicyExpiration(t *testing.T) {
 	}
 }
 
-// An index is not there for anyone while its hierarchy is disabled: the
-// owner's while shEnable is CLEAR, the platform's while phEnableNV is.
-func TestNVUnusableWhileHierarchyDisabled(t *testing.T) {
-	_, tr := newStarted(t)
-	define := func(auth gt.TPMHandle, idx gt.TPMHandle, platform bool) {
-		t.Helper()
-		pub := gt.TPMSNVPublic{NVIndex: idx, NameAlg: gt.TPMAlgSHA256,
-			Attributes: gt.TPMANV{AuthRead: true, AuthWrite: true, PlatformCreate: platform, NT: gt.TPMNTOrdinary}, DataSize: 4}
-		if _, err := (gt.NVDefineSpace{AuthHandle: auth, PublicInfo: gt.New2B(pub)}).Execute(tr); err != nil {
-			t.Fatalf("NV_DefineSpace 0x%x: %v", idx, err)
-		}
-		name := nvName(t, tr, idx)
-		if _, err := (gt.NVWrite{AuthHandle: gt.AuthHandle{Handle: idx, Name: name, Auth: gt.PasswordAuth(nil)},
-			NVIndex: gt.NamedHandle{Handle: idx, Name: name}, Data: gt.TPM2BMaxNVBuffer{Buffer: []byte("data")}}).Execute(tr); err != nil {
-			t.Fatalf("NV_Write 0x%x: %v", idx, err)
-		}
-	}
-	const owner, platform = 0x01500040, 0x01400040
-	define(gt.TPMRHOwner, owner, false)
-	define(gt.TPMRHPlatform, platform, true)
-	// Raw commands: the index's Name cannot be read to fill a go-tpm
-	// handle once the index is hidden.
-	read := func(idx uint32) uint32 {
-		rsp, _ := tr.Send(rawCommand(uint32(gt.TPMCCNVRead), []uint32{idx, idx}, passwordAuth(nil), append(u16(4), u16(0)...)))
-		return responseCode(rsp)
-	}
-	readPublic := func(idx uint32) uint32 {
-		rsp, _ := tr.Send(rawCommand(uint32(gt.TPMCCNVReadPublic), []uint32{idx}, nil, nil))
-		return responseCode(rsp)
-	}
-	hidden := rcHandle | 0x100 // handle 1
-	hierarchyControl(t, tr, rhOwner)
-	if rc := read(owner); rc != hidden {
-		t.Errorf("NV_Read of an owner index with the owner hierarchy disabled: 0x%x, want 0x%x", rc, hidden)
-	}
-	if rc := readPublic(owner); rc != hidden {
-		t.Errorf("NV_ReadPublic of an owner index with the owner hierarchy disabled: 0x%x, want 0x%x", rc, hidden)
-	}
-	if rc := read(platform); rc != rcSuccess {
-		t.Errorf("NV_Read of a platform index with the owner hierarchy disabled: 0x%x", rc)
-	}
-	hierarchyControl(t, tr, rhPlatformNV)
-	if rc := read(platform); rc != hidden {
-		t.Errorf("NV_Read of a platform index with phEnableNV clear: 0x%x, want 0x%x", rc, hidden)
-	}
-}
-
-// secretName matches identifiers that hold authValues, keys or MACs.
-var secretName = regexp.MustCompile(`(?i)auth|secret|hmac|key|seed|proof|sensitive|password`)
-
-// Comparing a secret with bytes.Equal tells, by how long it takes, how
-// many leading bytes of a guess were right; the engine compares secrets
-// with crypto/subtle or hmac.Equal. This reads the package's own source
-// for a bytes.Equal whose operands are named like secrets.
-func TestSecretsComparedInConstantTime(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	checked := 0
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := parser.ParseFile(fset, name, src, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok {
-				return true
-			}
-			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok || sel.Sel.Name != "Equal" {
-				return true
-			}
-			if pkg, ok := sel.X.(*ast.Ident); !ok || pkg.Name != "bytes" {
-				return true
-			}
-			checked++
-			for _, arg := range call.Args {
-				ast.Inspect(arg, func(n ast.Node) bool {
-					if id, ok := n.(*ast.Ident); ok && secretName.MatchString(id.Name) {
-						t.Errorf("%v: bytes.Equal on %s: compare secrets in constant time", fset.Position(call.Pos()), id.Name)
-					}
-					return true
-				})
-			}
-			return true
-		})
-	}
-	if checked == 0 {
-		t.Fatal("found no bytes.Equal call at all: the check reads the wrong files")
-	}
-}
-
 // A policy authorizes the ADMIN role (here ObjectChangeAuth of an object
 // with adminWithPolicy) only if it names the command.
 func TestAdminPolicyNamesTheCommand(t *testing.T) {
@@ -504,4 +303,76 @@ func TestPolicySecretNonce(t *testing.T) {
 		}
 		wantRC(t, err, tc.rc)
 	}
+}
+
+func TestPolicies(t *testing.T) {
+	_, tr := newStarted(t)
+	srk := createPrimary(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
+	parent := gt.NamedHandle{Handle: srk.ObjectHandle, Name: srk.Name}
+	// Policy: PolicySecret(owner) OR PolicyPCR(16), checked against the
+	// go-tpm policy calculator (trial sessions must agree too).
+	calc := func(f func(pc *gt.PolicyCalculator)) []byte {
+		pc, _ := gt.NewPolicyCalculator(gt.TPMAlgSHA256)
+		f(pc)
+		return pc.Hash().Digest
+	}
+	secretPolicy := calc(func(pc *gt.PolicyCalculator) {
+		_ = (gt.PolicySecret{AuthHandle: gt.TPMRHOwner}).Update(pc)
+	})
+	pcrDigest := sha256.Sum256(make([]byte, 32))
+	pcrPolicy := calc(func(pc *gt.PolicyCalculator) {
+		_ = (gt.PolicyPCR{PcrDigest: gt.TPM2BDigest{Buffer: pcrDigest[:]}, Pcrs: pcrSel(gt.TPMAlgSHA256, 16)}).Update(pc)
+	})
+	orPolicy := calc(func(pc *gt.PolicyCalculator) {
+		_ = (gt.PolicyOr{PHashList: gt.TPMLDigest{Digests: []gt.TPM2BDigest{{Buffer: secretPolicy}, {Buffer: pcrPolicy}}}}).Update(pc)
+	})
+	trial, closer, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16, gt.Trial())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (gt.PolicyPCR{PolicySession: trial.Handle(), PcrDigest: gt.TPM2BDigest{Buffer: pcrDigest[:]}, Pcrs: pcrSel(gt.TPMAlgSHA256, 16)}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	d, err := (gt.PolicyGetDigest{PolicySession: trial.Handle()}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(d.PolicyDigest.Buffer, pcrPolicy) {
+		t.Fatalf("trial PolicyPCR digest %x, calculator %x", d.PolicyDigest.Buffer, pcrPolicy)
+	}
+	closer()
+	cr, err := (gt.Create{ParentHandle: parent,
+		InSensitive: gt.TPM2BSensitiveCreate{Sensitive: &gt.TPMSSensitiveCreate{Data: gt.NewTPMUSensitiveCreate(&gt.TPM2BSensitiveData{Buffer: []byte("x")})}},
+		InPublic: gt.New2B(gt.TPMTPublic{Type: gt.TPMAlgKeyedHash, NameAlg: gt.TPMAlgSHA256,
+			ObjectAttributes: gt.TPMAObject{FixedTPM: true, FixedParent: true},
+			AuthPolicy:       gt.TPM2BDigest{Buffer: orPolicy},
+			Parameters:       gt.NewTPMUPublicParms(gt.TPMAlgKeyedHash, &gt.TPMSKeyedHashParms{Scheme: gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgNull}})}),
+	}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := (gt.Load{ParentHandle: parent, InPrivate: cr.OutPrivate, InPublic: cr.OutPublic}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaSecret := gt.Policy(gt.TPMAlgSHA256, 16, func(tpm transport.TPM, h gt.TPMISHPolicy, nonce gt.TPM2BNonce) error {
+		if _, err := (gt.PolicySecret{AuthHandle: gt.AuthHandle{Handle: gt.TPMRHOwner, Auth: gt.PasswordAuth(nil)}, PolicySession: h, NonceTPM: nonce}).Execute(tpm); err != nil {
+			return err
+		}
+		_, err := (gt.PolicyOr{PolicySession: h, PHashList: gt.TPMLDigest{Digests: []gt.TPM2BDigest{{Buffer: secretPolicy}, {Buffer: pcrPolicy}}}}).Execute(tpm)
+		return err
+	})
+	if r, err := (gt.Unseal{ItemHandle: gt.AuthHandle{Handle: ld.ObjectHandle, Name: ld.Name, Auth: viaSecret}}).Execute(tr); err != nil || string(r.OutData.Buffer) != "x" {
+		t.Fatalf("Unseal via PolicySecret/PolicyOR: %v", err)
+	}
+	// A password cannot stand in for the policy (userWithAuth clear).
+	_, err = (gt.Unseal{ItemHandle: gt.AuthHandle{Handle: ld.ObjectHandle, Name: ld.Name, Auth: gt.PasswordAuth(nil)}}).Execute(tr)
+	wantRC(t, err, rcAuthUnavailable)
+	// The wrong policy fails with TPM_RC_POLICY_FAIL on session 1.
+	wrong := gt.Policy(gt.TPMAlgSHA256, 16, func(tpm transport.TPM, h gt.TPMISHPolicy, _ gt.TPM2BNonce) error {
+		_, err := (gt.PolicyCommandCode{PolicySession: h, Code: gt.TPMCCUnseal}).Execute(tpm)
+		return err
+	})
+	_, err = (gt.Unseal{ItemHandle: gt.AuthHandle{Handle: ld.ObjectHandle, Name: ld.Name, Auth: wrong}}).Execute(tr)
+	wantRC(t, err, 0x99D)
 }

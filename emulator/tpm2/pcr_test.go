@@ -9,6 +9,30 @@ import (
 	gt "github.com/google/go-tpm/tpm2"
 )
 
+func TestPCRExtendRead(t *testing.T) {
+	_, tr := newStarted(t)
+	d := sha256.Sum256([]byte("measurement"))
+	_, err := (gt.PCRExtend{
+		PCRHandle: gt.AuthHandle{Handle: 7, Auth: gt.PasswordAuth(nil)},
+		Digests:   gt.TPMLDigestValues{Digests: []gt.TPMTHA{{HashAlg: gt.TPMAlgSHA256, Digest: d[:]}}},
+	}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := (gt.PCRRead{PCRSelectionIn: gt.TPMLPCRSelection{PCRSelections: []gt.TPMSPCRSelection{
+		{Hash: gt.TPMAlgSHA256, PCRSelect: gt.PCClientCompatible.PCRs(7)}}}}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(append(make([]byte, 32), d[:]...))
+	if len(r.PCRValues.Digests) != 1 || !bytes.Equal(r.PCRValues.Digests[0].Buffer, want[:]) {
+		t.Fatalf("PCR7 = %x, want %x", r.PCRValues.Digests, want)
+	}
+	if r.PCRUpdateCounter != 1 {
+		t.Fatalf("update counter %d, want 1", r.PCRUpdateCounter)
+	}
+}
+
 // hwinitpcr's contract: SHA-1 bank holds the copied value, SHA-256 bank the
 // value extended into the reset value, as a client reads them.
 func TestInitPCR(t *testing.T) {
