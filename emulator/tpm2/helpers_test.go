@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 )
 
-
 // localTransport sends at a locality the test sets.
 type localTransport struct {
 	t   *TPM
