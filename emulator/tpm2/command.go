@@ -174,10 +174,12 @@ func cmd[C gt.Command[R, *R], R any](fn handler[C, R], opts ...rowOption) *cmdDe
 		if err != nil || r == nil {
 			return nil, err
 		}
-		rv := reflect.ValueOf(r).Elem()
 		out := &reply{}
-		for _, j := range rspHandles {
-			out.handles = append(out.handles, handleValue(rv.Field(j)))
+		if len(rspHandles) != 0 {
+			rv := reflect.ValueOf(r).Elem()
+			for _, j := range rspHandles {
+				out.handles = append(out.handles, handleValue(rv.Field(j)))
+			}
 		}
 		out.params, err = encode(r)
 		return out, err

@@ -165,10 +165,23 @@ func (t *TPM) pcrRead(c *call, cmd *gt.PCRRead) (*gt.PCRReadResponse, error) {
 	if err := validPCRSelection(cmd.PCRSelectionIn, 1); err != nil {
 		return nil, err
 	}
-	r := &gt.PCRReadResponse{PCRUpdateCounter: t.pcrUpdateCounter}
-	digests := make([]gt.TPM2BDigest, 0, 8)
+	// One allocation for the response and what it points to: PCR_Read is
+	// on the measured-boot hot path.
+	var out struct {
+		r    gt.PCRReadResponse
+		sels [4]gt.TPMSPCRSelection
+		dig  [8]gt.TPM2BDigest
+		bits [4 * pcrSelectSize]byte
+	}
+	r := &out.r
+	r.PCRUpdateCounter = t.pcrUpdateCounter
+	r.PCRSelectionOut.PCRSelections = out.sels[:0]
+	digests := out.dig[:0]
+	bits := out.bits[:0]
 	for _, s := range cmd.PCRSelectionIn.PCRSelections {
-		o := gt.TPMSPCRSelection{Hash: s.Hash, PCRSelect: make([]byte, len(s.PCRSelect))}
+		n := len(bits)
+		bits = append(bits, make([]byte, len(s.PCRSelect))...)
+		o := gt.TPMSPCRSelection{Hash: s.Hash, PCRSelect: bits[n:len(bits):len(bits)]}
 		if vals := t.pcr.banks[gt.TPMAlgID(s.Hash)]; vals != nil {
 			for i := uint32(0); i < pcrCount && int(i/8) < len(s.PCRSelect); i++ {
 				if s.PCRSelect[i/8]&(1<<(i%8)) != 0 && len(digests) < 8 {
