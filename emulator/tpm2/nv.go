@@ -255,11 +255,13 @@ func (t *TPM) nvUndefineSpace(c *call, cmd *gt.NVUndefineSpace) (*gt.NVUndefineS
 	if auth != rhOwner && auth != rhPlatform {
 		return nil, rcH(rcHierarchy, 1, "needs owner or platform")
 	}
-	if n.platformCreate() != (auth == rhPlatform) {
-		return nil, rcE(rcNVAuthorization, "index belongs to the other hierarchy")
-	}
 	if n.pub.Attributes.PolicyDelete {
 		return nil, rcH(rcAttributes, 2, "POLICY_DELETE index needs NV_UndefineSpaceSpecial")
+	}
+	// The platform may delete any index, the owner only its own (Part 3
+	// §31.4, as the reference implementation has it).
+	if auth == rhOwner && n.platformCreate() {
+		return nil, rcE(rcNVAuthorization, "the owner cannot delete a platform index")
 	}
 	delete(t.ps.nv, c.handles[1])
 	return nil, nil
@@ -528,12 +530,20 @@ func nvCompare(a, b []byte, op uint16) bool {
 		}
 		return 0
 	}
+	// Signed comparisons follow the reference implementation (and
+	// libtpms), not two's complement: between two negative operands the
+	// magnitudes of the octet strings are compared, so the order is the
+	// reverse of the numbers' (-1, 0xFF, is "less" than -2, 0xFE). Policies
+	// computed against real TPMs rely on it.
 	cmpS := func() int {
 		if len(a) > 0 && (a[0]^b[0])&0x80 != 0 {
 			if a[0]&0x80 != 0 {
 				return -1
 			}
 			return 1
+		}
+		if len(a) > 0 && a[0]&0x80 != 0 {
+			return -cmpU()
 		}
 		return cmpU()
 	}

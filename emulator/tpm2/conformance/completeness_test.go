@@ -257,6 +257,37 @@ func completenessSteps() []diffStep {
 			}
 			return out
 		}},
+		{"PolicyNV signed comparisons between negative operands; the platform deletes an owner index", func(tr transport.TPM) string {
+			pub := gt.TPMSNVPublic{NVIndex: 0x01500017, NameAlg: gt.TPMAlgSHA256, DataSize: 1,
+				Attributes: gt.TPMANV{OwnerWrite: true, OwnerRead: true, AuthRead: true, AuthWrite: true, NoDA: true, NT: gt.TPMNTOrdinary}}
+			if _, err := (gt.NVDefineSpace{AuthHandle: gt.TPMRHOwner, PublicInfo: gt.New2B(pub)}).Execute(tr); err != nil {
+				return "define: " + rcString(err)
+			}
+			rp, err := (gt.NVReadPublic{NVIndex: pub.NVIndex}).Execute(tr)
+			if err != nil {
+				return rcString(err)
+			}
+			idx := gt.NamedHandle{Handle: pub.NVIndex, Name: rp.NVName}
+			if _, err := (gt.NVWrite{AuthHandle: gt.TPMRHOwner, NVIndex: idx, Data: gt.TPM2BMaxNVBuffer{Buffer: []byte{0xFF}}}).Execute(tr); err != nil {
+				return "write: " + rcString(err)
+			}
+			out := ""
+			for _, tc := range []struct {
+				operand byte
+				op      gt.TPMEO
+			}{{0xFE, gt.TPMEOSignedGT}, {0xFE, gt.TPMEOSignedLT}, {0x01, gt.TPMEOSignedLT}, {0x80, gt.TPMEOSignedGE}, {0xFF, gt.TPMEOSignedLE}} {
+				s, closer, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16)
+				if err != nil {
+					return rcString(err)
+				}
+				_, err = (gt.PolicyNV{AuthHandle: gt.AuthHandle{Handle: idx.Handle, Name: idx.Name, Auth: gt.PasswordAuth(nil)}, NVIndex: idx,
+					PolicySession: s.Handle(), OperandB: gt.TPM2BOperand{Buffer: []byte{tc.operand}}, Operation: tc.op}).Execute(tr)
+				out += fmt.Sprintf("ff %#x %#02x:%s ", uint16(tc.op), tc.operand, rcString(err))
+				closer()
+			}
+			_, err = (gt.NVUndefineSpace{AuthHandle: gt.TPMRHPlatform, NVIndex: idx}).Execute(tr)
+			return out + "platform undefines: " + rcString(err)
+		}},
 		{"ClockRateAdjust: each step, an out-of-range one, the endorsement hierarchy", func(tr transport.TPM) string {
 			out := ""
 			for _, tc := range []struct {
