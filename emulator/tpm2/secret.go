@@ -9,6 +9,8 @@ import (
 	"crypto/hmac"
 	"crypto/rsa"
 	"encoding/binary"
+	"errors"
+	"math/big"
 
 	gt "github.com/google/go-tpm/tpm2"
 )
@@ -328,12 +330,23 @@ func (t *TPM) rsaEncrypt(c *call, cmd *gt.RSAEncrypt) (*gt.RSAEncryptResponse, e
 	case gt.TPMAlgRSAES:
 		out, err = rsa.EncryptPKCS1v15(t.rand, pub, cmd.Message.Buffer)
 	default:
-		return nil, rcP(rcScheme, 2, "raw RSA not supported")
+		out, err = rawRSA(cmd.Message.Buffer, pub.N, big.NewInt(int64(pub.E)))
 	}
 	if err != nil {
 		return nil, rcP(rcValue, 1, "%v", err)
 	}
 	return &gt.RSAEncryptResponse{OutData: gt.TPM2BPublicKeyRSA{Buffer: out}}, nil
+}
+
+// rawRSA is RSAEP/RSADP without padding, the TPM_ALG_NULL scheme (Part
+// 1 §B.10.3): x^exp mod n of a value below the modulus, as many octets
+// as the modulus. Callers with such a key chose to pad it themselves.
+func rawRSA(x []byte, n, exp *big.Int) ([]byte, error) {
+	v := new(big.Int).SetBytes(x)
+	if v.Cmp(n) >= 0 {
+		return nil, errors.New("value not below the modulus")
+	}
+	return v.Exp(v, exp, n).FillBytes(make([]byte, (n.BitLen()+7)/8)), nil
 }
 
 // rsaDecrypt is TPM2_RSA_Decrypt, Part 3 §14.3.
@@ -357,7 +370,7 @@ func (t *TPM) rsaDecrypt(c *call, cmd *gt.RSADecrypt) (*gt.RSADecryptResponse, e
 	case gt.TPMAlgRSAES:
 		out, err = rsa.DecryptPKCS1v15(nil, k, cmd.CipherText.Buffer)
 	default:
-		return nil, rcP(rcScheme, 2, "raw RSA not supported")
+		out, err = rawRSA(cmd.CipherText.Buffer, k.N, k.D)
 	}
 	if err != nil {
 		return nil, rcP(rcValue, 1, "decryption failed")

@@ -288,6 +288,31 @@ func completenessSteps() []diffStep {
 			_, err = (gt.NVUndefineSpace{AuthHandle: gt.TPMRHPlatform, NVIndex: idx}).Execute(tr)
 			return out + "platform undefines: " + rcString(err)
 		}},
+		{"RSA_Encrypt and RSA_Decrypt with the null scheme on a key that has none", func(tr transport.TPM) string {
+			k, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(gt.TPMTPublic{Type: gt.TPMAlgRSA, NameAlg: gt.TPMAlgSHA256,
+				ObjectAttributes: gt.TPMAObject{FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true, UserWithAuth: true, Decrypt: true},
+				Parameters: gt.NewTPMUPublicParms(gt.TPMAlgRSA, &gt.TPMSRSAParms{KeyBits: 2048, Scheme: gt.TPMTRSAScheme{Scheme: gt.TPMAlgNull}})})}).Execute(tr)
+			if err != nil {
+				return rcString(err)
+			}
+			defer (gt.FlushContext{FlushHandle: k.ObjectHandle}).Execute(tr)
+			h := gt.AuthHandle{Handle: k.ObjectHandle, Name: k.Name, Auth: gt.PasswordAuth(nil)}
+			msg := []byte("padded by the caller")
+			enc, err := (gt.RSAEncrypt{KeyHandle: k.ObjectHandle, Message: gt.TPM2BPublicKeyRSA{Buffer: msg}, InScheme: gt.TPMTRSADecrypt{Scheme: gt.TPMAlgNull}}).Execute(tr)
+			if err != nil {
+				return "encrypt: " + rcString(err)
+			}
+			dec, err := (gt.RSADecrypt{KeyHandle: h, CipherText: enc.OutData, InScheme: gt.TPMTRSADecrypt{Scheme: gt.TPMAlgNull}}).Execute(tr)
+			if err != nil {
+				return "decrypt: " + rcString(err)
+			}
+			big := make([]byte, 256)
+			big[0] = 0xFF
+			_, err = (gt.RSAEncrypt{KeyHandle: k.ObjectHandle, Message: gt.TPM2BPublicKeyRSA{Buffer: big}, InScheme: gt.TPMTRSADecrypt{Scheme: gt.TPMAlgNull}}).Execute(tr)
+			// Above the modulus the reference implementation answers
+			// TPM_RC_VALUE, libtpms (through OpenSSL) TPM_RC_FAILURE.
+			return fmt.Sprintf("%d octets, decrypts to %x; above the modulus refused: %v", len(enc.OutData.Buffer), dec.Message.Buffer, err != nil)
+		}},
 		{"ClockRateAdjust: each step, an out-of-range one, the endorsement hierarchy", func(tr transport.TPM) string {
 			out := ""
 			for _, tc := range []struct {
