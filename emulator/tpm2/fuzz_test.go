@@ -38,6 +38,31 @@ func seedCommands(t testing.TB) [][]byte {
 		SessionType: gt.TPMSEPolicy, Symmetric: gt.TPMTSymDef{Algorithm: gt.TPMAlgNull}, AuthHash: gt.TPMAlgSHA256}).Execute(tr)
 	_, _ = (gt.Hash{Data: gt.TPM2BMaxBuffer{Buffer: []byte("abc")}, HashAlg: gt.TPMAlgSHA256, Hierarchy: gt.TPMRHOwner}).Execute(tr)
 	cmds = append(cmds, rec.cmds...)
+	// Commands go-tpm has no structure for, on the policy session above
+	// (0x03000000) and the owner: PolicyTicket, PolicyCounterTimer,
+	// PolicyTemplate, PolicyPhysicalPresence, ClockRateAdjust,
+	// SetCommandCodeAuditStatus, GetCommandAuditDigest, PCR_SetAuthValue,
+	// PCR_SetAuthPolicy.
+	pw := []byte{0x40, 0, 0, 9, 0, 0, 0, 0, 0}
+	sess := []uint32{0x03000000}
+	for _, c := range []struct {
+		cc      gt.TPMCC
+		handles []uint32
+		auths   []byte
+		params  []byte
+	}{
+		{gt.TPMCCPolicyTicket, sess, nil, append(append([]byte{0, 8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 4, 0x40, 0, 0, 1}, 0x80, 0x25, 0x40, 0, 0, 1), 0, 0)},
+		{gt.TPMCCPolicyCounterTimer, sess, nil, []byte{0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 7}},
+		{gt.TPMCCPolicyTemplate, sess, nil, append([]byte{0, 32}, make([]byte, 32)...)},
+		{gt.TPMCCPolicyPhysicalPresence, sess, nil, nil},
+		{gt.TPMCCClockRateAdjust, []uint32{rhOwner}, pw, []byte{3}},
+		{gt.TPMCCSetCommandCodeAuditStatus, []uint32{rhOwner}, pw, []byte{0, 0x10, 0, 0, 0, 1, 0, 0, 1, 0x7B, 0, 0, 0, 0}},
+		{gt.TPMCCGetCommandAuditDigest, []uint32{rhEndorsement, rhNull}, append(append([]byte{}, pw...), pw...), []byte{0, 0, 0, 0x10}},
+		{gt.TPMCCPCRSetAuthValue, []uint32{20}, pw, []byte{0, 2, 'p', 'w'}},
+		{gt.TPMCCPCRSetAuthPolicy, []uint32{rhPlatform}, pw, append(append([]byte{0, 32}, make([]byte, 32)...), 0, 0x0b, 0, 0, 0, 21)},
+	} {
+		cmds = append(cmds, rawCommand(uint32(c.cc), c.handles, c.auths, c.params))
+	}
 	// A TPM 1.2 command and a truncated header.
 	cmds = append(cmds, []byte{0x00, 0xC1, 0, 0, 0, 0x0A, 0, 0, 0, 0x99}, []byte{0x80, 0x01, 0, 0})
 	return cmds
