@@ -52,6 +52,7 @@ var commandTable = table(
 	cmd((*TPM).rsaDecrypt),
 	cmd((*TPM).ecdhKeyGen),
 	cmd((*TPM).ecdhZGen),
+	cmd((*TPM).eccParameters, encodeWith(encodeECCParameters)),
 
 	// Part 3 §15: symmetric primitives.
 	cmd((*TPM).encryptDecrypt),

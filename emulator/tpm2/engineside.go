@@ -646,3 +646,27 @@ func (pcrSetAuthValueCmd) Command() gt.TPMCC { return gt.TPMCCPCRSetAuthValue }
 func (pcrSetAuthValueCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
 	return nil, errEngineSide
 }
+
+// eccParametersCmd is TPM2_ECC_Parameters, Part 3 §14.8.
+type eccParametersCmd struct {
+	CurveID gt.TPMECCCurve
+}
+
+func (eccParametersCmd) Command() gt.TPMCC { return gt.TPMCCECCParameters }
+func (eccParametersCmd) Execute(transport.TPM, ...gt.Session) (*eccParametersResponse, error) {
+	return nil, errEngineSide
+}
+
+type eccParametersResponse struct {
+	Parameters algorithmDetailECC
+}
+
+// algorithmDetailECC is TPMS_ALGORITHM_DETAIL_ECC, Part 2 §11.2.5.2,
+// which go-tpm v0.9.8 does not declare.
+type algorithmDetailECC struct {
+	CurveID               gt.TPMECCCurve
+	KeySize               uint16
+	KDF                   gt.TPMTKDFScheme
+	Sign                  gt.TPMTECCScheme
+	P, A, B, GX, GY, N, H gt.TPM2BECCParameter
+}

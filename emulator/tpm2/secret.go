@@ -490,3 +490,46 @@ func ecdhY(o *object, p *gt.TPMSECCPoint) ([]byte, error) {
 	size := (k.Curve.Params().BitSize + 7) / 8
 	return leftPad(ry.Bytes(), size), nil
 }
+
+// eccParameters is TPM2_ECC_Parameters, Part 3 §14.8: the domain
+// parameters of an implemented curve (TPMS_ALGORITHM_DETAIL_ECC, Part 2
+// §11.2.5.2). The NIST prime curves have a = p - 3, cofactor 1 and no
+// signing scheme of their own.
+func (t *TPM) eccParameters(c *call, cmd *eccParametersCmd) (*eccParametersResponse, error) {
+	curve, err := curveOf(cmd.CurveID)
+	if err != nil {
+		return nil, rcP(rcCurve, 1, "curve 0x%x", uint16(cmd.CurveID))
+	}
+	p := curve.Params()
+	size := (p.BitSize + 7) / 8
+	param := func(v *big.Int) gt.TPM2BECCParameter {
+		return gt.TPM2BECCParameter{Buffer: v.FillBytes(make([]byte, size))}
+	}
+	r := &eccParametersResponse{}
+	d := &r.Parameters
+	d.CurveID = cmd.CurveID
+	d.KeySize = uint16(p.BitSize)
+	// The reference implementation's curve table names KDF1 of SP800-56A
+	// with the hash matching the curve's size.
+	kdfHash := map[int]gt.TPMIAlgHash{256: gt.TPMAlgSHA256, 384: gt.TPMAlgSHA384, 521: gt.TPMAlgSHA512}[p.BitSize]
+	d.KDF = gt.TPMTKDFScheme{Scheme: gt.TPMAlgKDF1SP80056A, Details: gt.NewTPMUKDFScheme(gt.TPMAlgKDF1SP80056A, &gt.TPMSKDFSchemeKDF1SP80056A{HashAlg: kdfHash})}
+	d.Sign = gt.TPMTECCScheme{Scheme: gt.TPMAlgNull}
+	d.P, d.A, d.B = param(p.P), param(new(big.Int).Sub(p.P, big.NewInt(3))), param(p.B)
+	d.GX, d.GY, d.N = param(p.Gx), param(p.Gy), param(p.N)
+	d.H = gt.TPM2BECCParameter{Buffer: []byte{1}}
+	return r, nil
+}
+
+// encodeECCParameters marshals TPMS_ALGORITHM_DETAIL_ECC, which go-tpm
+// v0.9.8 does not declare and so cannot marshal.
+func encodeECCParameters(r *eccParametersResponse) []byte {
+	d := &r.Parameters
+	b := binary.BigEndian.AppendUint16(nil, uint16(d.CurveID))
+	b = binary.BigEndian.AppendUint16(b, d.KeySize)
+	b = append(b, gt.Marshal(&d.KDF)...)
+	b = append(b, gt.Marshal(&d.Sign)...)
+	for _, v := range []gt.TPM2BECCParameter{d.P, d.A, d.B, d.GX, d.GY, d.N, d.H} {
+		b = appendSized(b, v.Buffer)
+	}
+	return b
+}

@@ -313,6 +313,17 @@ func completenessSteps() []diffStep {
 			// TPM_RC_VALUE, libtpms (through OpenSSL) TPM_RC_FAILURE.
 			return fmt.Sprintf("%d octets, decrypts to %x; above the modulus refused: %v", len(enc.OutData.Buffer), dec.Message.Buffer, err != nil)
 		}},
+		{"ECC_Parameters of P-256, P-384 and an unknown curve", func(tr transport.TPM) string {
+			out := ""
+			for _, c := range []uint16{0x0003, 0x0004, 0x7777} {
+				rsp, err := tr.Send(rawCommand(uint32(gt.TPMCCECCParameters), nil, nil, binary.BigEndian.AppendUint16(nil, c)))
+				if err != nil {
+					return err.Error()
+				}
+				out += fmt.Sprintf("%x ", rsp[6:])
+			}
+			return out
+		}},
 		{"ClockRateAdjust: each step, an out-of-range one, the endorsement hierarchy", func(tr transport.TPM) string {
 			out := ""
 			for _, tc := range []struct {
