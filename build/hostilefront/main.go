@@ -1,11 +1,12 @@
 //go:build tamago
 
 // Command hostilefront is a test domain that is a deliberately misbehaving
-// frontend of a vTPM domain (issue 4, "Bad input and faults"). It speaks
-// the vtpm split-driver protocol of xen/include/public/io/tpmif.h (tpmif v2
-// shared page) and xen/include/public/io/xenbus.h (state machine) through
-// the low-level packages (grant.Table, evtchn, ring, xenbus) rather than
-// drivers/tpmfront, so that it can break the rules tpmfront keeps.
+// frontend of a vTPM domain, for the bad-input-and-faults scenario. It
+// speaks the vtpm split-driver protocol of xen/include/public/io/tpmif.h
+// (tpmif v2 shared page) and xen/include/public/io/xenbus.h (state
+// machine) through the low-level packages (grant.Table, evtchn, ring,
+// xenbus) rather than drivers/tpmfront, so that it can break the rules
+// tpmfront keeps.
 //
 // One behaviour per run, chosen with attack= on xl's extra= line (the
 // attack functions below; options in build/hostilefront/options,

@@ -8,7 +8,7 @@ import (
 
 // PeerInfo identifies the vTPM domain a request came from. The manager
 // fills it from the tpmback connection (the `uuid` key of the backend
-// directory, brief §4.1).
+// directory).
 type PeerInfo struct {
 	DomID uint32
 	DevID uint32
@@ -202,7 +202,7 @@ func (h *Handler) serve(r *Request, msg any, peer PeerInfo) ([]byte, error) {
 
 // hashKeyReply gives the stored blob in the original manager's shape: it
 // keeps a zero-padded 64-byte slot and answers 52 bytes unless bytes
-// 52..63 are non-zero (brief §4.3), which old 52-byte vTPMs insist on.
+// 52..63 are non-zero, which old 52-byte vTPMs insist on.
 func hashKeyReply(blob []byte) []byte {
 	out := make([]byte, HashKeyMax)
 	copy(out, blob)

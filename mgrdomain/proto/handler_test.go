@@ -207,7 +207,7 @@ func TestManagementUnsupported(t *testing.T) {
 
 // TestRepeatAfterAuthFailure: the original manager remembered the peer's
 // vTPM before checking its kernel hash, so the same request sent again on
-// the connection skipped the check (brief §6, bug 1). Here every repeat is
+// the connection skipped the check. Here every repeat is
 // checked again and refused, and nothing reaches the key table.
 func TestRepeatAfterAuthFailure(t *testing.T) {
 	f := newFake()

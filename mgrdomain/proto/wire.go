@@ -1,6 +1,6 @@
 // Package proto is the vTPM ↔ manager wire protocol, wire-compatible with
-// Xen's vtpmmgr (stubdom/vtpmmgr: vtpm_manager.h, vtpm_cmd_handler.c) as
-// summarised in the project's protocol brief, §4.2–4.4.
+// Xen's vtpmmgr (stubdom/vtpmmgr: vtpm_manager.h, vtpm_cmd_handler.c);
+// docs/manager-storage.md, "Protocol", records the choices made here.
 //
 // Every message is a TCG-style header — tag (u16 BE), paramSize (u32 BE,
 // total length including the header), ordinal or return code (u32 BE) —
@@ -13,8 +13,8 @@
 // The package holds no state between requests: every request is decoded,
 // authorised by the Backend and served on its own. That is deliberate —
 // the original manager cached the peer's vTPM before its authorisation
-// check, so a request repeated after a failed check skipped the check
-// (brief §6, bug 1). Nothing here can cache a verdict.
+// check, so a request repeated after a failed check skipped the check.
+// Nothing here can cache a verdict.
 //
 // Nothing here touches the hardware or Xen; the manager domain supplies a
 // Backend, which makes the dispatcher testable on the host.
@@ -25,7 +25,7 @@ import (
 	"fmt"
 )
 
-// Tags (brief §4.2).
+// Tags (vtpm_manager.h, and TPM 1.2's own).
 const (
 	TagVTPMReq   uint16 = 0x01C1 // VTPM_TAG_REQ: vTPM ordinals
 	TagMgmtReq   uint16 = 0x01C2 // VTPM_TAG_REQ2: management ordinals
@@ -39,7 +39,7 @@ const (
 	HeaderSize          = 10     // VTPM_COMMAND_HEADER_SIZE
 )
 
-// vTPM ordinals (tag 0x01C1, brief §4.3).
+// vTPM ordinals (tag 0x01C1, vtpm_manager.h).
 const (
 	OrdSaveHashKey uint32 = 1
 	OrdLoadHashKey uint32 = 2
@@ -47,8 +47,9 @@ const (
 	OrdGetQuote    uint32 = 4
 )
 
-// Management ordinals (tag 0x01C2, brief §4.4). All are answered
-// ReturnUnsupported for now: group/SAA provisioning is a later issue.
+// Management ordinals (tag 0x01C2, vtpm_manager.h). All are answered
+// ReturnUnsupported: the manager implements no group/SAA provisioning
+// (README, "Not done yet").
 const (
 	OrdGroupList     uint32 = 0x02000101
 	OrdGroupNew      uint32 = 0x02000102
@@ -102,8 +103,8 @@ const (
 // Sizes.
 const (
 	// MaxMessage is the largest request or response: the tpmif v2 shared
-	// page holds 4096 − 8 bytes of data (brief §1.1). Anything larger is
-	// refused instead of being truncated or hanging the ring (§6, bug 2).
+	// page holds 4096 − 8 bytes of data (ring.MaxData). Anything larger is
+	// refused instead of being truncated or hanging the ring.
 	MaxMessage = 4088
 	// HashKeyMin and HashKeyMax bound SAVEHASHKEY's blob: 52 bytes
 	// (SHA-1 ‖ AES-256 key, the old vTPM) up to 64 (SHA-256 ‖ key).

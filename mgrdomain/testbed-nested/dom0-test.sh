@@ -1,4 +1,4 @@
-# A nested manager (issue 6, tpmdriver=tpmfront): the manager reaches its
+# A nested manager (tpmdriver=tpmfront): the manager reaches its
 # TPM through its vtpm device, whose backend is a vTPM domain. It formats and
 # seals on that TPM, serves the test client's SAVEHASHKEY/LOADHASHKEY, powers
 # off on xl shutdown and, restarted, unseals and still has the key.

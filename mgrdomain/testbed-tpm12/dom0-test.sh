@@ -1,4 +1,4 @@
-# The manager domain on TPM 1.2 hardware (issue 6): swtpm in TPM 1.2 mode
+# The manager domain on TPM 1.2 hardware: swtpm in TPM 1.2 mode
 # behind QEMU's tpm-tis, owned by the host, reached at locality 2 through
 # iomem. First start seizes the TPM from locality 0 (left active by
 # SeaBIOS), formats the disk, seals the storage key with TPM_Seal

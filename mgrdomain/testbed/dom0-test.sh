@@ -1,4 +1,4 @@
-# The manager domain end to end (issue 6 item 2): swtpm behind QEMU's
+# The manager domain end to end: swtpm behind QEMU's
 # tpm-tis is the hardware TPM (locality 2 through iomem), a file in dom0 its
 # disk. A test client in a vTPM domain's place saves and loads its key
 # through the manager; `xl shutdown` must power the manager off; after a

@@ -1,4 +1,4 @@
-# Issue 12 item 1 end to end: one guest tries to wear out the hardware
+# Hardware NV wear end to end: one guest tries to wear out the hardware
 # TPM's NV memory while another guest, on another vTPM domain, keeps
 # writing its NV index. swtpm behind QEMU's TIS is the hardware TPM, the
 # manager drives it at locality 2 with hwnvrate=60/m hwnvburst=10. The

@@ -1,4 +1,4 @@
-# Issue 6 end to end: swtpm behind QEMU's TIS → manager domain (iomem,
+# Persistence end to end: swtpm behind QEMU's TIS → manager domain (iomem,
 # locality 2) → vTPM domain (its state on its own disk, the key with the
 # manager) → stock Linux guest. The guest creates an NV index, a persistent
 # key and extends a PCR; after the guest and the vTPM domain are destroyed

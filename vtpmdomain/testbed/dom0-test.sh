@@ -1,4 +1,4 @@
-# Issue 4 end to end: two vTPM domains, each serving one stock Linux guest
+# vTPM domains end to end: two vTPM domains, each serving one stock Linux guest
 # (PVH and PV) through xen-tpmfront; tpm2-tools in the guests drive their
 # vTPM through /dev/tpm0. Then a guest reboot, and a vtpm-detach/attach.
 # Sourced by dom0's init with testlib.sh loaded.

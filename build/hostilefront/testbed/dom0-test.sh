@@ -1,4 +1,4 @@
-# Issue 4, bad input and faults: vtpm1 serves a well-behaved Linux guest and
+# Bad input and faults: vtpm1 serves a well-behaved Linux guest and
 # the hostile frontend (build/hostilefront), one attack per hostile domain.
 # After each attack vtpm1 must still serve the guest, and once the hostile
 # domain is gone vtpm1 must hold only the guest's grant mapping (vtpm1 logs
