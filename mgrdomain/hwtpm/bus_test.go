@@ -361,8 +361,8 @@ func fixtureTPM(t *testing.T) *swtpmtest.Swtpm {
 }
 
 // TestLegacyBlobsUnseal: blobs of format version 1 decode, re-encode to
-// the same bytes, unseal (now through salted, encrypted sessions) and
-// can be resealed to the current version.
+// the same bytes, unseal through salted, encrypted sessions (as current
+// blobs do) and can be resealed to the current version.
 func TestLegacyBlobsUnseal(t *testing.T) {
 	s := fixtureTPM(t)
 	tap := &busTap{tr: s.TPM()}

@@ -193,12 +193,12 @@ func upcallPending() bool { return sharedInfo.Load8(0) != 0 }
 // No interrupt is involved: Xen is asked to block the vCPU until a port is
 // pending, with SCHEDOP_poll, which checks the ports after marking the
 // vCPU blocked and wakes it when any becomes pending, so no event can slip
-// in between. The first boards took an interrupt on an upcall vector
-// (through the local APIC) and woke a goroutine from its handler, as
-// tamago's CPU.ServiceInterrupts does, by editing that goroutine's timer
-// in the scheduler's heap; under a hostile frontend's flood of
-// notifications such a domain was seen halted for good with events
-// pending and its vector never delivered again.
+// in between. Taking an interrupt on an upcall vector (through the local
+// APIC) instead, and waking a goroutine from its handler by editing that
+// goroutine's timer in the scheduler's heap, as tamago's
+// CPU.ServiceInterrupts does, is not safe here: under a hostile frontend's
+// flood of notifications a domain built that way was seen halted for good,
+// events pending and its vector never delivered again.
 func idle(until int64) {
 	if demux() {
 		return

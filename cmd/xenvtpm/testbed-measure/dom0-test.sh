@@ -1,4 +1,4 @@
-# Measured boot of a PV/PVH guest from dom0 (what pv-grub did): `xenvtpm
+# Measured boot of a PV/PVH guest from dom0 (as pv-grub measures): `xenvtpm
 # measure` attaches dom0 to the vTPM domain as a vtpm frontend of its own
 # (gntalloc, the evtchn device, xenstored's socket), resets the vTPM and
 # extends the kernel (PCR 4), command line and ramdisk (PCR 5); the guest
