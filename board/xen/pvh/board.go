@@ -113,33 +113,12 @@ func hwinit1() {
 
 	Info, bootErr = ParseStartInfo(startInfoPA, physRead)
 	if bootErr == nil {
-		bootErr = checkBootInfo(Info)
+		bootErr = Info.checkPlacement(uint64(ramStart), uint64(ramSize), uint64(goos.Bloc))
 	}
 
 	if err := initConsole(h); err != nil {
 		print("pvh: PV console unavailable, logging to Xen's console only: ", err.Error(), "\n")
 	}
-}
-
-// checkBootInfo makes sure nothing the heap may reuse was still needed.
-func checkBootInfo(si *StartInfo) error {
-	top := uint64(ramStart + ramSize)
-	if si.RAMEnd(uint64(ramStart)) == 0 {
-		return fmt.Errorf("pvh: memory map has no RAM at %#x:\n%s", ramStart, si.MemmapString())
-	}
-	if uint64(goos.Bloc) <= si.Location && si.Location < top {
-		return fmt.Errorf("pvh: hvm_start_info at %#x lies in the heap (starts %#x); raise BOOT_INFO_RESERVE", si.Location, goos.Bloc)
-	}
-	return nil
-}
-
-// MemmapString formats the memory map for the log.
-func (si *StartInfo) MemmapString() string {
-	s := ""
-	for _, e := range si.Memmap {
-		s += fmt.Sprintf("  %#012x-%#012x type %d\n", e.Addr, e.Addr+e.Size, e.Type)
-	}
-	return s
 }
 
 func initConsole(h *xen.Hypervisor) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // StartInfo is struct hvm_start_info (xen/include/public/arch-x86/hvm/
@@ -17,6 +18,16 @@ type StartInfo struct {
 	Memmap   []MemmapEntry
 	Modules  uint32
 	Location uint64 // guest-physical address it was read from
+
+	// areas are where start_info, the memory map and the command line
+	// lie in guest-physical memory.
+	areas []area
+}
+
+// area is a range of guest-physical memory the boot information occupies.
+type area struct {
+	what       string
+	start, end uint64
 }
 
 // MemmapEntry is struct hvm_memmap_table_entry.
@@ -65,6 +76,7 @@ func ParseStartInfo(pa uint64, read PhysReader) (*StartInfo, error) {
 		Modules:  le.Uint32(b[12:]),
 		RSDP:     le.Uint64(b[32:]),
 		Location: pa,
+		areas:    []area{{"hvm_start_info", pa, pa + startInfoSize}},
 	}
 	if si.Version < 1 {
 		return nil, fmt.Errorf("pvh: hvm_start_info version %d has no memory map (need 1)", si.Version)
@@ -75,6 +87,7 @@ func ParseStartInfo(pa uint64, read PhysReader) (*StartInfo, error) {
 			return nil, fmt.Errorf("pvh: command line at %#x: %w", cl, err)
 		}
 		si.Cmdline = s
+		si.areas = append(si.areas, area{"the command line", cl, cl + uint64(len(s)) + 1})
 	}
 	mm, n := le.Uint64(b[40:]), le.Uint32(b[48:])
 	if n > maxMemmap {
@@ -87,6 +100,7 @@ func ParseStartInfo(pa uint64, read PhysReader) (*StartInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pvh: memory map at %#x: %w", mm, err)
 	}
+	si.areas = append(si.areas, area{"the memory map", mm, mm + uint64(n)*memmapEntSize})
 	for i := 0; i < int(n); i++ {
 		e := mb[i*memmapEntSize:]
 		si.Memmap = append(si.Memmap, MemmapEntry{Addr: le.Uint64(e), Size: le.Uint64(e[8:]), Type: le.Uint32(e[16:])})
@@ -116,6 +130,44 @@ func readCString(pa uint64, read PhysReader) (string, error) {
 		pa += uint64(chunk)
 	}
 	return "", fmt.Errorf("not NUL-terminated within %d bytes", maxCmdline)
+}
+
+// checkPlacement checks what the entry code (cpuinit) did with the boot
+// information before Go could read it: that Go's RAM, [ramStart,
+// ramStart+ramSize), is the memory map's RAM region holding ramStart (the
+// entry code sizes RAM from the map on its own, and keeps a linked default
+// when it finds no such region), and that nothing of the boot information
+// lies in the heap, [heapStart, ramStart+ramSize), which the runtime may
+// have reused before it was read (the entry code starts the heap a fixed
+// reserve past the image, where Xen's domain builder puts it).
+func (si *StartInfo) checkPlacement(ramStart, ramSize, heapStart uint64) error {
+	end := si.RAMEnd(ramStart)
+	if end == 0 {
+		return fmt.Errorf("pvh: memory map has no RAM at %#x:\n%s", ramStart, si.MemmapString())
+	}
+	if ramStart+ramSize != end {
+		return fmt.Errorf("pvh: Go was given RAM %#x-%#x, but the memory map's RAM region there ends at %#x:\n%s",
+			ramStart, ramStart+ramSize, end, si.MemmapString())
+	}
+	var in []string
+	for _, a := range si.areas {
+		if a.start < end && heapStart < a.end {
+			in = append(in, fmt.Sprintf("%s at %#x-%#x", a.what, a.start, a.end))
+		}
+	}
+	if in != nil {
+		return fmt.Errorf("pvh: %s in the heap (starts %#x); raise BOOT_INFO_RESERVE", strings.Join(in, ", "), heapStart)
+	}
+	return nil
+}
+
+// MemmapString formats the memory map for the log.
+func (si *StartInfo) MemmapString() string {
+	s := ""
+	for _, e := range si.Memmap {
+		s += fmt.Sprintf("  %#012x-%#012x type %d\n", e.Addr, e.Addr+e.Size, e.Type)
+	}
+	return s
 }
 
 // RAMEnd returns the end of the RAM region that contains addr, or 0.

@@ -76,6 +76,37 @@ func TestParseStartInfoRejectsBadInput(t *testing.T) {
 	}
 }
 
+// TestCheckPlacement: the checks Hwinit1 makes on what the entry code did,
+// against the boot information buildStartInfo lays out (start_info at
+// 0x10000, memory map at 0x10200, command line at 0x10400; RAM regions of
+// 1 MiB at every GiB).
+func TestCheckPlacement(t *testing.T) {
+	si, err := ParseStartInfo(0x10000, buildStartInfo("loglevel=debug", 2).read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ramStart, ramSize = 0x20000, 1<<20 - 0x20000
+	if err := si.checkPlacement(ramStart, ramSize, 0x30000); err != nil {
+		t.Fatalf("boot information below the heap: %v", err)
+	}
+	for _, c := range []struct {
+		name                         string
+		ramStart, ramSize, heapStart uint64
+		want                         string
+	}{
+		{"no RAM region at ramStart", 1 << 20, 1 << 20, 2 << 20, "no RAM at"},
+		{"RAM not sized from the map", ramStart, 16 << 20, 0x30000, "ends at"},
+		{"start_info in the heap", ramStart, ramSize, 0x10000, "hvm_start_info"},
+		{"memory map in the heap", ramStart, ramSize, 0x10220, "memory map at"},
+		{"command line in the heap", ramStart, ramSize, 0x10300, "command line at"},
+	} {
+		err := si.checkPlacement(c.ramStart, c.ramSize, c.heapStart)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
+		}
+	}
+}
+
 func FuzzParseStartInfo(f *testing.F) {
 	f.Add(buildStartInfo("loglevel=info", 3)[0x10000])
 	// A command-line pointer at the top of the address space (found by
