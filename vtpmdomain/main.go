@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/xenvtpm/xenvtpm/board/xen"
@@ -72,6 +73,19 @@ func main() {
 		d.Log.Errorf("grant mapper: %v", err)
 		d.Exit(1)
 	}
+	// The count of live foreign mappings is logged whenever it changes,
+	// so a frontend that is gone can be seen to have left none behind (the
+	// hostile-frontend scenario, build/hostilefront/testbed, checks it).
+	var liveMu sync.Mutex
+	lastLive := 0
+	logLive := func(*tpmback.Frontend, bool) {
+		liveMu.Lock()
+		defer liveMu.Unlock()
+		if n := mapper.Live(); n != lastLive {
+			d.Log.Infof("grant mappings live: %d", n)
+			lastLive = n
+		}
+	}
 	back, err := tpmback.New(tpmback.Config{
 		Store:  d.Store,
 		Grants: mapper,
@@ -80,21 +94,12 @@ func main() {
 		Handler: func(fe *tpmback.Frontend, locality uint8, cmd []byte) []byte {
 			return srv.Handle(vtpm.Peer{Name: fe.String(), Control: fe.Domid == platform.Control}, locality, cmd)
 		},
+		Mapped: logLive,
 	})
 	if err != nil {
 		d.Log.Errorf("tpmback: %v", err)
 		d.Exit(1)
 	}
-	// Issue 4's fault tests count foreign mappings after each detach: a
-	// destroyed frontend must leave none behind.
-	go func() {
-		for last := 0; ; time.Sleep(500 * time.Millisecond) {
-			if n := mapper.Live(); n != last {
-				d.Log.Infof("grant mappings live: %d", n)
-				last = n
-			}
-		}
-	}()
 	// Every state change is on the disk before its response leaves, so a
 	// shutdown only has to let the command in progress finish and store
 	// what the TPM keeps lazily (srv.Close).

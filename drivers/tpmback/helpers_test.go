@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,6 +83,9 @@ type env struct {
 	handler tpmback.Handler
 	stop    context.CancelFunc
 	ran     chan error
+	// reported is the count of mapped shared pages as Config.Mapped
+	// reported them.
+	reported atomic.Int64
 }
 
 func testCtx(t testing.TB) context.Context {
@@ -114,6 +118,13 @@ func newEnvClock(t testing.TB, slots int, now func() time.Time) *env {
 			e.mu.Unlock()
 			return h(fe, loc, cmd)
 		},
+		Mapped: func(fe *tpmback.Frontend, mapped bool) {
+			if mapped {
+				e.reported.Add(1)
+			} else {
+				e.reported.Add(-1)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +156,9 @@ func (e *env) shutdown() {
 	}
 	if n := e.be.Mapper.Live(); n != 0 {
 		e.t.Errorf("%d mappings left after Run returned", n)
+	}
+	if n := e.reported.Load(); n != 0 {
+		e.t.Errorf("Config.Mapped reported %d mappings left after Run returned", n)
 	}
 	if n := e.be.Mapped(); n != 0 {
 		e.t.Errorf("hypervisor still sees %d foreign mappings", n)

@@ -243,8 +243,8 @@ func TestRevokedGrantAndBadKeys(t *testing.T) {
 	f2.d.Store.WriteString(f.ctx, p.Frontend+"/ring-ref", strconv.Itoa(int(f2.ref)))
 	f2.setState(xenbus.StateInitialised)
 	e.waitState(p.Backend, xenbus.StateClosing)
-	if e.be.Mapper.Live() != 1 {
-		t.Errorf("%d live mappings after failed binds, want 1 (the good frontend)", e.be.Mapper.Live())
+	if e.be.Mapper.Live() != 1 || e.reported.Load() != 1 {
+		t.Errorf("%d live mappings, %d reported after failed binds, want 1 (the good frontend)", e.be.Mapper.Live(), e.reported.Load())
 	}
 	checkServed(t, good)
 }

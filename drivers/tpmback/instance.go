@@ -337,16 +337,15 @@ func (in *instance) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	in.mapped(true)
 	page, err := ring.New(m.Page)
 	if err != nil {
-		in.b.cfg.Grants.Unmap(m)
+		in.unmap(m)
 		return err
 	}
 	ch, err := in.b.cfg.Events.BindInterdomain(in.fe.Domid, evtchn.Port(port))
 	if err != nil {
-		if uerr := in.b.cfg.Grants.Unmap(m); uerr != nil {
-			in.log().Errorf("tpmback: frontend %v: %v", in.fe, uerr)
-		}
+		in.unmap(m)
 		return err
 	}
 	in.gen++
@@ -372,10 +371,26 @@ func (in *instance) disconnect(why string) {
 	if err := c.ch.Close(); err != nil {
 		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
 	}
-	if err := in.b.cfg.Grants.Unmap(c.m); err != nil {
-		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
-	}
+	in.unmap(c.m)
 	in.log().Debugf("tpmback: frontend %v disconnected: %s", in.fe, why)
+}
+
+// unmap unmaps the frontend's shared page; if Xen refuses, the page stays
+// mapped and the error is logged.
+func (in *instance) unmap(m *grant.Mapping) {
+	if err := in.b.cfg.Grants.Unmap(m); err != nil {
+		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
+		return
+	}
+	in.mapped(false)
+}
+
+// mapped reports a map or unmap of the frontend's shared page to
+// Config.Mapped.
+func (in *instance) mapped(mapped bool) {
+	if f := in.b.cfg.Mapped; f != nil {
+		f(in.fe, mapped)
+	}
 }
 
 // serve looks at the page after an event.

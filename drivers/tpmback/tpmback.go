@@ -116,6 +116,12 @@ type Config struct {
 	// Dir is the watched backend directory, relative to the domain's home;
 	// empty means "backend/vtpm".
 	Dir string
+	// Mapped, if set, is told each time the backend maps a frontend's
+	// shared page (mapped true) and each time it unmaps one (false), right
+	// after Grants did so, from that frontend's goroutine (calls for
+	// different frontends may overlap). A page Xen refused to unmap stays
+	// mapped and is not reported.
+	Mapped func(fe *Frontend, mapped bool)
 }
 
 // Backend serves every vtpm frontend configured against this domain.

@@ -57,8 +57,8 @@ func TestLinuxFrontend(t *testing.T) {
 		t.Errorf("handler saw uuid %q locality %d", got.uuid, got.loc)
 	}
 	got.Unlock()
-	if e.be.Mapper.Live() != 1 {
-		t.Errorf("%d live mappings, want 1", e.be.Mapper.Live())
+	if e.be.Mapper.Live() != 1 || e.reported.Load() != 1 {
+		t.Errorf("%d live mappings, %d reported, want 1", e.be.Mapper.Live(), e.reported.Load())
 	}
 	// While mapped, the frontend cannot take its page back.
 	if err := d.Grants.EndAccess(f.ref); !errors.Is(err, grant.ErrInUse) {
@@ -71,7 +71,7 @@ func TestLinuxFrontend(t *testing.T) {
 	e.waitState(p.Backend, xenbus.StateClosing)
 	f.setState(xenbus.StateClosed)
 	e.waitState(p.Backend, xenbus.StateInitWait)
-	eventually(t, "unmap after close", func() bool { return e.be.Mapper.Live() == 0 && e.be.Mapped() == 0 })
+	eventually(t, "unmap after close", func() bool { return e.be.Mapper.Live() == 0 && e.be.Mapped() == 0 && e.reported.Load() == 0 })
 	if err := d.Grants.EndAccess(f.ref); err != nil {
 		t.Errorf("EndAccess after the backend unmapped: %v", err)
 	}
