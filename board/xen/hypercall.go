@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"runtime"
 	"unsafe"
+
+	"github.com/xenvtpm/xenvtpm/board/reg"
 )
 
 // Hypercall numbers (xen.h).
@@ -25,7 +27,6 @@ func hypercall(page, nr, a1, a2, a3, a4, a5 uintptr) int64
 func cpuid(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
 func wrmsr(msr, lo, hi uint32)
 func rdtsc() uint64
-func outb(port uint16, val uint8)
 
 // RDTSC reads the time-stamp counter.
 func RDTSC() uint64 { return rdtsc() }
@@ -33,7 +34,7 @@ func RDTSC() uint64 { return rdtsc() }
 // DebugPutc writes one byte to port 0xE9, which Xen forwards to its own
 // console for HVM/PVH guests (visible in `xl dmesg` with guest_loglvl=all).
 // It works before anything else is set up and needs no privilege.
-func DebugPutc(c byte) { outb(0xe9, c) }
+func DebugPutc(c byte) { reg.Out8(0xe9, c) }
 
 // ErrNotXen is returned when CPUID shows no Xen signature.
 var ErrNotXen = errors.New("xen: no XenVMMXenVMM CPUID signature: not running under Xen")

@@ -2,19 +2,16 @@
 
 package tpmtis
 
-import "fmt"
+import (
+	"fmt"
 
-// Implemented in mmio_amd64.s: single MOVB/MOVL instructions, so every call
-// is exactly one bus access of the stated width that the compiler can
-// neither merge, split, elide nor reorder. Width matters here: a 32-bit read
-// of TPM_DATA_FIFO would pop four bytes.
-func mmioRead8(addr uintptr) uint8
-func mmioWrite8(addr uintptr, v uint8)
-func mmioRead32(addr uintptr) uint32
-func mmioWrite32(addr uintptr, v uint32)
+	"github.com/xenvtpm/xenvtpm/board/reg"
+)
 
 // mmio is one locality's register page, identity-mapped and uncached
-// (tamago maps 0xC0000000-0xFFFFFFFF with PCD set).
+// (tamago maps 0xC0000000-0xFFFFFFFF with PCD set). Every access is one
+// bus access of the register's width (package reg): a 32-bit read of
+// TPM_DATA_FIFO would pop four bytes.
 type mmio struct {
 	page uintptr
 }
@@ -25,12 +22,12 @@ func (m mmio) Read8(off uint32) uint8 {
 	if off >= pageSize {
 		return 0xFF
 	}
-	return mmioRead8(m.page + uintptr(off))
+	return reg.Read8(m.page + uintptr(off))
 }
 
 func (m mmio) Write8(off uint32, v uint8) {
 	if off < pageSize {
-		mmioWrite8(m.page+uintptr(off), v)
+		reg.Write8(m.page+uintptr(off), v)
 	}
 }
 
@@ -38,12 +35,12 @@ func (m mmio) Read32(off uint32) uint32 {
 	if off > pageSize-4 || off%4 != 0 {
 		return 0xFFFFFFFF
 	}
-	return mmioRead32(m.page + uintptr(off))
+	return reg.Read32(m.page + uintptr(off))
 }
 
 func (m mmio) Write32(off uint32, v uint32) {
 	if off <= pageSize-4 && off%4 == 0 {
-		mmioWrite32(m.page+uintptr(off), v)
+		reg.Write32(m.page+uintptr(off), v)
 	}
 }
 

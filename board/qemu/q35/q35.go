@@ -8,6 +8,8 @@ import (
 
 	"github.com/usbarmory/tamago/amd64"
 	"github.com/usbarmory/tamago/soc/intel/uart"
+
+	"github.com/xenvtpm/xenvtpm/board/reg"
 )
 
 // Platform addresses and ports.
@@ -44,14 +46,10 @@ var (
 	TSCFreq uint64
 )
 
-// defined in io_amd64.s: one I/O or memory access each, which the compiler
-// cannot elide or merge (the HPET counter changes between two reads).
-func out8(port uint16, val uint8)
-func read32(addr uintptr) uint32
-func write32(addr uintptr, val uint32)
-
-func hpetRead32(off uint32) uint32     { return read32(HPET + uintptr(off)) }
-func hpetWrite32(off uint32, v uint32) { write32(HPET+uintptr(off), v) }
+// HPET accesses go through package reg: one access each, which the
+// compiler cannot elide or merge (the counter changes between two reads).
+func hpetRead32(off uint32) uint32     { return reg.Read32(HPET + uintptr(off)) }
+func hpetWrite32(off uint32, v uint32) { reg.Write32(HPET+uintptr(off), v) }
 
 // calibrateTSC measures the TSC rate against the HPET over three 50 ms
 // windows and keeps the median. Each HPET read is bracketed by two TSC reads
@@ -124,8 +122,8 @@ func Init() {
 	AMD64.Init()
 
 	// Nothing here takes interrupts from the legacy PIC.
-	out8(picMasterData, 0xFF)
-	out8(picSlaveData, 0xFF)
+	reg.Out8(picMasterData, 0xFF)
+	reg.Out8(picSlaveData, 0xFF)
 
 	UART0.Init()
 
@@ -142,7 +140,7 @@ func Init() {
 // without that device it falls back to a triple fault (QEMU with -no-reboot
 // then exits with status 0).
 func Exit(code int32) {
-	out8(DebugExit, uint8(code))
+	reg.Out8(DebugExit, uint8(code))
 	amd64.Fault()
 }
 
