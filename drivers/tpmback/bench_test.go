@@ -4,7 +4,20 @@ import (
 	"testing"
 
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
+	"github.com/xenvtpm/xenvtpm/drivers/tpmfront"
+	"github.com/xenvtpm/xenvtpm/internal/xentest"
 )
+
+// openFront connects our own frontend (drivers/tpmfront) to the device at
+// p: the benchmarks' client.
+func openFront(e *env, d *xentest.Domain, p xentest.VTPMPaths) *tpmfront.Front {
+	e.t.Helper()
+	f, err := tpmfront.Open(e.ctx, tpmfront.Config{Store: d.Store, Pages: d.Sharer(), Events: d.Events})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return f
+}
 
 // BenchmarkRoundTrip is one TPM2_GetRandom(32)-sized exchange from
 // tpmfront through the fake Xen (xenstore only at setup; event channels

@@ -1,7 +1,7 @@
 package tpmfront
 
 // The handshake and command path are tested end to end against tpmback in
-// drivers/tpmback (tpmfront_test.go there), which owns the fake Xen.
+// backend_test.go.
 
 import (
 	"context"

@@ -1,8 +1,7 @@
-package tpmback_test
+package tpmfront_test
 
-// Our own frontend (drivers/tpmfront) against our own backend, in
-// process. These tests live here because the fake Xen is internal to this
-// directory.
+// The frontend against our own backend (drivers/tpmback), in process, over
+// the fake Xen of internal/xentest (helpers_test.go sets them up).
 
 import (
 	"context"
@@ -28,8 +27,8 @@ func openFront(e *env, d *xentest.Domain, p xentest.VTPMPaths) *tpmfront.Front {
 	return f
 }
 
-func TestTpmfrontRoundTrip(t *testing.T) {
-	e := newEnv(t, 0)
+func TestRoundTrip(t *testing.T) {
+	e := newEnv(t)
 	d, p := e.addDevice(5)
 	f := openFront(e, d, p)
 	if s, _ := e.x.Store.Get(p.Frontend + "/state"); s != "4" {
@@ -68,8 +67,8 @@ func TestTpmfrontRoundTrip(t *testing.T) {
 	f2.Close(e.ctx)
 }
 
-func TestTpmfrontTransactionRetry(t *testing.T) {
-	e := newEnv(t, 0)
+func TestTransactionRetry(t *testing.T) {
+	e := newEnv(t)
 	d, p := e.addDevice(5)
 	e.x.Store.SetFailCommits(3)
 	f := openFront(e, d, p)
@@ -78,8 +77,8 @@ func TestTpmfrontTransactionRetry(t *testing.T) {
 	}
 }
 
-func TestTpmfrontTimeoutAndCancel(t *testing.T) {
-	e := newEnv(t, 0)
+func TestTimeoutAndCancel(t *testing.T) {
+	e := newEnv(t)
 	release := make(chan struct{})
 	e.setHandler(func(fe *tpmback.Frontend, loc uint8, cmd []byte) []byte {
 		if string(cmd) == "slow" {
@@ -110,8 +109,8 @@ func TestTpmfrontTimeoutAndCancel(t *testing.T) {
 	f.Close(e.ctx)
 }
 
-func TestTpmfrontBackendRefuses(t *testing.T) {
-	e := newEnv(t, 0)
+func TestBackendRefuses(t *testing.T) {
+	e := newEnv(t)
 	e.shutdown() // no backend running: the state below stays as written
 	d, p := e.addDevice(5)
 	if err := e.x.Write(e.ctx, p.Backend+"/state", "6"); err != nil {
@@ -137,8 +136,8 @@ func TestTpmfrontBackendRefuses(t *testing.T) {
 
 // go-tpm drives our frontend through transport.TPM; the backend answers
 // GetRandom by hand.
-func TestTpmfrontGoTPM(t *testing.T) {
-	e := newEnv(t, 0)
+func TestGoTPM(t *testing.T) {
+	e := newEnv(t)
 	e.setHandler(func(fe *tpmback.Frontend, loc uint8, cmd []byte) []byte {
 		// TPM2_GetRandom response: tag, size, rc, TPM2B_DIGEST of 4 bytes.
 		return []byte{0x80, 0x01, 0, 0, 0, 16, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4}
@@ -158,8 +157,8 @@ func TestTpmfrontGoTPM(t *testing.T) {
 // The backend's domain dies with a command in flight: the toolstack
 // removes its directory, and Send fails at once with ErrGone instead of
 // waiting out its context; later Sends too.
-func TestTpmfrontBackendGone(t *testing.T) {
-	e := newEnv(t, 0)
+func TestBackendGone(t *testing.T) {
+	e := newEnv(t)
 	d, p := e.addDevice(5)
 	f := openFront(e, d, p)
 	block := make(chan struct{})
@@ -199,7 +198,7 @@ func TestTpmfrontBackendGone(t *testing.T) {
 // A backend that stops (its domain shuts down) says Closed on its way
 // out, and a connected frontend fails at once.
 func TestBackendStopSaysClosed(t *testing.T) {
-	e := newEnv(t, 0)
+	e := newEnv(t)
 	d, p := e.addDevice(5)
 	f := openFront(e, d, p)
 	if _, err := f.Send(e.ctx, 0, []byte("x")); err != nil {
