@@ -521,8 +521,7 @@ func calcPolicy(f func(pc *gt.PolicyCalculator) error) []byte {
 }
 
 // authCheckSteps are the policy and authorization checks a TPM makes when
-// a session authorizes a command (issue: policy checks the engine
-// skipped).
+// a session authorizes a command, not only when the policy is built.
 func authCheckSteps() []diffStep {
 	return []diffStep{
 		{"Unseal through PolicyPassword with an empty nonceCaller", func(tr transport.TPM) string {
