@@ -3,8 +3,6 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
-	"io"
 	"net"
 	"sort"
 	"testing"
@@ -26,39 +24,6 @@ import (
 type inProc struct{ t *tpm2.TPM }
 
 func (p inProc) Send(cmd []byte) ([]byte, error) { return p.t.Process(cmd, 0), nil }
-
-// rawConn is swtpm's data channel: commands and responses framed by the
-// TPM header only.
-type rawConn struct{ c net.Conn }
-
-func (r rawConn) Send(cmd []byte) ([]byte, error) {
-	for {
-		rsp, err := r.send(cmd)
-		// libtpms answers TPM_RC_RETRY while it self-tests an algorithm
-		// on first use; a client resends.
-		if err != nil || len(rsp) < 10 || binary.BigEndian.Uint32(rsp[6:]) != 0x922 {
-			return rsp, err
-		}
-	}
-}
-
-func (r rawConn) send(cmd []byte) ([]byte, error) {
-	if _, err := r.c.Write(cmd); err != nil {
-		return nil, err
-	}
-	hdr := make([]byte, 10)
-	if _, err := io.ReadFull(r.c, hdr); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[2:])
-	if n < 10 || n > maxFrame {
-		return nil, fmt.Errorf("bad response size %d", n)
-	}
-	rsp := make([]byte, n)
-	copy(rsp, hdr)
-	_, err := io.ReadFull(r.c, rsp[10:])
-	return rsp, err
-}
 
 type target struct {
 	name string
@@ -95,7 +60,7 @@ func targets() []target {
 			}
 			c.(*net.TCPConn).SetNoDelay(true)
 			b.Cleanup(func() { c.Close() })
-			tr := rawConn{c}
+			tr := swtpmtest.Conn{C: c}
 			if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr); err != nil {
 				b.Fatal(err)
 			}

@@ -20,31 +20,12 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/tcp"
 
+	"github.com/xenvtpm/xenvtpm/internal/swtpmtest"
 	"github.com/xenvtpm/xenvtpm/swtpm"
 )
 
 // freePort returns a port p such that p and p+1 were free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if p >= 65534 {
-			continue
-		}
-		l2, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", itoa(p+1)))
-		if err == nil {
-			l2.Close()
-			return p
-		}
-	}
-	t.Fatal("no free port pair")
-	return 0
-}
+func freePort(t testing.TB) int { return swtpmtest.FreePortPair(t) }
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
