@@ -4,8 +4,7 @@
 #   make test      every test tier (what CI runs): unit tests always; image
 #                  builds, QEMU and Xen test-bed tiers when the tamago-go
 #                  toolchain is installed (otherwise one SKIP: line each)
-#   make testbed   the Xen test bed's first check: the hello domain (needs the
-#                  toolchain)
+#   make testbed   the Xen test bed's first check: the hello domain
 #   make demo      the main job: the whole stack on Xen under QEMU — swtpm as
 #                  the hardware TPM, the manager domain, a vTPM domain, a Linux
 #                  guest running tpm2-tools, state kept across restarts
@@ -15,6 +14,9 @@
 #                  the file and the Specs differ)
 #   make toolchain install tamago-go for go.mod's tamago version from a local
 #                  clone (TAMAGO_GO_SRC=path-to-a-tamago-go-git-repository)
+#
+# images, test, testbed and demo install tamago-go with `go tool tamago` when
+# it is missing and GitHub can be reached (build/toolchain.sh ensure).
 
 OUT      ?= out
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -33,7 +35,7 @@ pkg = $(if $(wildcard build/$(1)/main.go),./build/$(1),./$(1))
 all: images
 
 toolchain-check:
-	@build/toolchain.sh check
+	@build/toolchain.sh ensure
 
 images: toolchain-check $(addprefix $(OUT)/,$(IMAGES))
 	@for i in $(IMAGES); do ls -l $(OUT)/$$i; done
@@ -53,7 +55,7 @@ test:
 docs:
 	go run ./cmdline/gendoc
 
-testbed:
+testbed: toolchain-check
 	build/testbed/host-deps.sh
 	build/testbed/run.sh build/hello/testbed
 

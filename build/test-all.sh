@@ -6,8 +6,10 @@
 #      each skipping with a SKIP: line when its peer is not installed;
 #   3. QEMU without Xen: the TIS driver against QEMU's tpm-tis + swtpm;
 #   4. the Xen test bed: our domains under real Xen 4.17 in QEMU.
-# Tiers 3 and 4 need the tamago-go toolchain; without it each prints one
-# SKIP: line. Ends with a "N passed, N failed, N skipped" line over the tiers.
+# Tiers 3 and 4 need the tamago-go toolchain; when it is missing it is
+# installed with `go tool tamago` if GitHub can be reached, else each prints
+# one SKIP: line. Ends with a "N passed, N failed, N skipped" line over the
+# tiers.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -67,7 +69,7 @@ fuzz_all() { # every Fuzz target in every package, FUZZTIME each
 	return $rc
 }
 
-toolchain() { build/toolchain.sh check; }
+toolchain() { build/toolchain.sh ensure; }
 
 # The engine's Linux-guest test (tier 2/3) boots the test bed's Debian
 # kernel under QEMU; prepare it when the test bed's packages can be fetched.
