@@ -3,7 +3,9 @@
 #   make images    build every domain image into $(OUT) and list them
 #   make test      every test tier (what CI runs): unit tests always; image
 #                  builds, QEMU and Xen test-bed tiers when the tamago-go
-#                  toolchain is installed (otherwise one SKIP: line each)
+#                  toolchain is there (otherwise one SKIP: line each);
+#                  TESTBED=PATTERNS runs only the test-bed scenarios they
+#                  select (README.md, "Test tiers")
 #   make testbed   the Xen test bed's first check: the hello domain
 #   make demo      the main job: the whole stack on Xen under QEMU — swtpm as
 #                  the hardware TPM, the manager domain, a vTPM domain, a Linux

@@ -1,21 +1,122 @@
 #!/usr/bin/env bash
-# test-all.sh: every test tier, in order (see ARCHITECTURE's test tiers):
+# test-all.sh: every test tier, in order (README.md, "Test tiers"):
 #   1. host unit and integration tests (go vet, go test -race), and a short
 #      run of every fuzz target over its committed corpus plus new inputs;
 #   2. real peers on the host (tpm2-tools, swtpm, go-tpm): part of go test,
 #      each skipping with a SKIP: line when its peer is not installed;
 #   3. QEMU without Xen: the TIS driver against QEMU's tpm-tis + swtpm;
-#   4. the Xen test bed: our domains under real Xen 4.17 in QEMU.
+#   4. the Xen test bed: our domains under real Xen 4.17 in QEMU, every
+#      scenario found in the tree (a directory with a scenario.conf).
 # Tiers 3 and 4 need the tamago-go toolchain; when it is missing it is
 # installed with `go tool tamago` if GitHub can be reached, else each prints
 # one SKIP: line. Ends with a "N passed, N failed, N skipped" line over the
 # tiers.
+#
+#   test-all.sh          every tier, every scenario not marked TESTBED_MANUAL
+#   TESTBED=PATTERNS test-all.sh
+#                        only the test-bed scenarios PATTERNS select (comma or
+#                        space separated): a pattern that is a scenario's path
+#                        or directory name selects that scenario (manual ones
+#                        too); any other selects every scenario whose path
+#                        contains it, shell globs allowed. The host tiers (vet,
+#                        unit, fuzz, images, QEMU) are not run then.
+#   test-all.sh --list   the scenarios in run order, and which TESTBED selects
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 2
 FUZZTIME=${FUZZTIME:-5s}
+TESTBED=${TESTBED:-}
 passed=0 failed=0 skipped=0
 failures=()
+
+# ---- the test-bed scenarios ----
+# A scenario is a directory with a dom0-test.sh and a scenario.conf, which
+# names it (TESTBED_TITLE), places it in the run (TESTBED_ORDER, lower
+# first), may keep it out of a full run (TESTBED_MANUAL, the reason) and
+# sets what run.sh needs (build/testbed/README.md).
+scen_order=() scen_path=() scen_manual=() scen_title=()
+layout_errors=()
+find_scenarios() {
+	local order path manual title dir us=$'\x1f'
+	# Fields are split at a unit separator: tabs, being white space, would
+	# merge around an empty field.
+	while IFS=$us read -r order path manual title; do
+		scen_order+=("$order") scen_path+=("$path") scen_manual+=("$manual") scen_title+=("$title")
+		[ -n "$title" ] || layout_errors+=("$path/scenario.conf sets no TESTBED_TITLE")
+		[ -f "$path/dom0-test.sh" ] || layout_errors+=("$path has a scenario.conf but no dom0-test.sh")
+	done < <(
+		find . \( -name .git -o -path "./${OUT:-out}" \) -prune -o -name scenario.conf -print |
+			while IFS= read -r conf; do
+				path=${conf#./}
+				path=${path%/scenario.conf}
+				# Each in a subshell: a conf only sets variables for run.sh.
+				(
+					TESTBED_TITLE="" TESTBED_ORDER=1000 TESTBED_MANUAL=""
+					# shellcheck source=/dev/null
+					. "$conf" >/dev/null 2>&1
+					printf '%s\x1f%s\x1f%s\x1f%s\n' "$TESTBED_ORDER" "$path" "$TESTBED_MANUAL" "$TESTBED_TITLE"
+				)
+			done | LC_ALL=C sort -t "$us" -k1,1n -k2,2
+	)
+	# Every dom0-test.sh belongs to a scenario with a scenario.conf.
+	while IFS= read -r dir; do
+		dir=${dir#./}
+		dir=${dir%/dom0-test.sh}
+		[ -f "$dir/scenario.conf" ] || layout_errors+=("$dir has a dom0-test.sh but no scenario.conf")
+	done < <(find . \( -name .git -o -path "./${OUT:-out}" \) -prune -o -name dom0-test.sh -print)
+}
+
+# select_scenarios sets chosen[i]=1 for each scenario $TESTBED selects; it
+# returns 1, naming the pattern, when a pattern selects nothing.
+chosen=()
+select_scenarios() {
+	local i p pats=() exact
+	for i in "${!scen_path[@]}"; do
+		chosen[i]=0
+		[ -n "$TESTBED" ] || [ -n "${scen_manual[i]}" ] || chosen[i]=1
+	done
+	[ -n "$TESTBED" ] || return 0
+	read -r -a pats <<<"${TESTBED//,/ }"
+	for p in "${pats[@]}"; do
+		p=${p#./}
+		p=${p%/}
+		exact=0
+		for i in "${!scen_path[@]}"; do
+			if [ "$p" = "${scen_path[i]}" ] || [ "$p" = "${scen_path[i]##*/}" ]; then
+				chosen[i]=1 exact=1
+			fi
+		done
+		[ "$exact" = 0 ] || continue
+		for i in "${!scen_path[@]}"; do
+			# shellcheck disable=SC2053 # $p is a pattern on purpose
+			if [ -z "${scen_manual[i]}" ] && [[ ${scen_path[i]} == *$p* ]]; then
+				chosen[i]=1 exact=1
+			fi
+		done
+		if [ "$exact" = 0 ]; then
+			echo "test-all: TESTBED pattern '$p' selects no scenario (build/test-all.sh --list shows them)" >&2
+			return 1
+		fi
+	done
+}
+
+find_scenarios
+if [ "${1:-}" = --list ] || [ "${1:-}" = -l ]; then
+	select_scenarios || exit 2
+	printf '%-5s %-3s %-40s %s\n' order run path title
+	for i in "${!scen_path[@]}"; do
+		run=no
+		[ "${chosen[i]}" = 0 ] || run=yes
+		printf '%-5s %-3s %-40s %s\n' "${scen_order[i]}" "$run" "${scen_path[i]}" "${scen_title[i]}"
+		[ -z "${scen_manual[i]}" ] || printf '%50s(manual: %s)\n' "" "${scen_manual[i]}"
+	done
+	for e in "${layout_errors[@]}"; do echo "layout: $e"; done
+	exit 0
+elif [ $# -gt 0 ]; then
+	sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+	exit 2
+fi
+select_scenarios || exit 2
 
 step() { # step NAME CMD...: run one step and count it
 	local name=$1
@@ -69,42 +170,38 @@ fuzz_all() { # every Fuzz target in every package, FUZZTIME each
 	return $rc
 }
 
-toolchain() { build/toolchain.sh ensure; }
+layout() { # the scenarios' shape (above); a host check, so it always runs
+	[ ${#layout_errors[@]} -eq 0 ] && return 0
+	printf '%s\n' "${layout_errors[@]}"
+	return 1
+}
 
-# The engine's Linux-guest test (tier 2/3) boots the test bed's Debian
-# kernel under QEMU; prepare it when the test bed's packages can be fetched.
-if [ -z "${VTPMD_TEST_KERNEL:-}" ] && build/testbed/prepare.sh >/tmp/xenvtpm-prepare.log 2>&1; then
-	VTPMD_TEST_KERNEL=$(sed -n 's/^TESTBED_KERNEL=//p' "${XENVTPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xenvtpm}/testbed/out/testbed.env")
-	export VTPMD_TEST_KERNEL
+step "test-bed scenario layout (${#scen_path[@]} scenarios)" layout
+if [ -z "$TESTBED" ]; then
+	# The engine's Linux-guest test (tier 2/3) boots the test bed's Debian
+	# kernel under QEMU; prepare it when the test bed's packages can be fetched.
+	if [ -z "${VTPMD_TEST_KERNEL:-}" ] && build/testbed/prepare.sh >/tmp/xenvtpm-prepare.log 2>&1; then
+		VTPMD_TEST_KERNEL=$(sed -n 's/^TESTBED_KERNEL=//p' "${XENVTPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xenvtpm}/testbed/out/testbed.env")
+		export VTPMD_TEST_KERNEL
+	fi
+	step "vet" go vet ./...
+	step "unit+peers (go test -race)" go test -race -count=1 ./...
+	step "fuzz (${FUZZTIME} per target)" fuzz_all
+else
+	echo "=== TESTBED=$TESTBED: the selected test-bed scenarios only (no vet, unit, fuzz, images or QEMU tier)"
 fi
-
-step "vet" go vet ./...
-step "unit+peers (go test -race)" go test -race -count=1 ./...
-step "fuzz (${FUZZTIME} per target)" fuzz_all
-if toolchain; then
-	step "images" make -s images
-	if [ -x build/qemu-tis/run.sh ]; then
-		step "QEMU tier: tpm_tis driver on QEMU tpm-tis + swtpm" env SKIP_EXIT=3 build/qemu-tis/run.sh
+if build/toolchain.sh ensure; then
+	if [ -z "$TESTBED" ]; then
+		step "images" make -s images
+		if [ -x build/qemu-tis/run.sh ]; then
+			step "QEMU tier: tpm_tis driver on QEMU tpm-tis + swtpm" env SKIP_EXIT=3 build/qemu-tis/run.sh
+		fi
 	fi
-	step "Xen test bed: self-test (Linux PVH and PV guests)" testbed "Xen test bed: self-test (Linux PVH and PV guests)" build/testbed/scenarios/linux-pvh
-	step "Xen test bed: Linux guest with iomem TPM passthrough" testbed "Xen test bed: Linux guest with iomem TPM passthrough" build/testbed/scenarios/linux-tpm
-	step "Xen test bed: Linux guest with a PV disk" testbed "Xen test bed: Linux guest with a PV disk" build/testbed/scenarios/linux-disk
-	step "Xen test bed: hello domain" testbed "Xen test bed: hello domain" build/hello/testbed
-	step "Xen test bed: tpm_tis driver through iomem passthrough (TPM 2.0)" testbed "Xen test bed: tpm_tis driver through iomem passthrough (TPM 2.0)" build/tisxen/testbed
-	step "Xen test bed: tpm_tis driver through iomem passthrough (TPM 1.2)" testbed "Xen test bed: tpm_tis driver through iomem passthrough (TPM 1.2)" build/tisxen/testbed-tpm12
-	step "Xen test bed: two Linux guests on their own vTPM domains" testbed "Xen test bed: two Linux guests on their own vTPM domains" vtpmdomain/testbed
-	step "Xen test bed: manager domain (sealed store, restart, rollback)" testbed "Xen test bed: manager domain (sealed store, restart, rollback)" mgrdomain/testbed
-	step "Xen test bed: manager domain on TPM 1.2 hardware (TPM_Seal, monotonic counter, locality)" testbed "Xen test bed: manager domain on TPM 1.2 hardware (TPM_Seal, monotonic counter, locality)" mgrdomain/testbed-tpm12
-	step "Xen test bed: nested manager (its TPM through tpmfront)" testbed "Xen test bed: nested manager (its TPM through tpmfront)" mgrdomain/testbed-nested
-	step "Xen test bed: vTPM state persists through the manager (guest, vTPM, manager restarts)" testbed "Xen test bed: vTPM state persists through the manager (guest, vTPM, manager restarts)" vtpmdomain/testbed-persist
-	step "Xen test bed: vTPM state persists, the manager on TPM 1.2 hardware" testbed "Xen test bed: vTPM state persists, the manager on TPM 1.2 hardware" vtpmdomain/testbed-persist-tpm12
-	step "Xen test bed: PV/PVH measured boot from dom0 (xenvtpm measure, up)" testbed "Xen test bed: PV/PVH measured boot from dom0 (xenvtpm measure, up)" cmd/xenvtpm/testbed-measure
-	step "Xen test bed: HVM guest through the bridge (xenvtpm up, QEMU tpm-tis, vTPM domain, manager)" testbed "Xen test bed: HVM guest through the bridge (xenvtpm up, QEMU tpm-tis, vTPM domain, manager)" cmd/xenvtpm/testbed-hvm
-	step "Xen test bed: NV wear (a hostile guest's flood against the manager's NV write cap; the other guest's writes)" testbed "Xen test bed: NV wear (a hostile guest's flood against the manager's NV write cap; the other guest's writes)" vtpmdomain/testbed-nvwear
-	step "Xen test bed: hostile frontends against a vTPM domain" testbed "Xen test bed: hostile frontends against a vTPM domain" build/hostilefront/testbed
-	if [ -d build/blktest/testbed ]; then
-		step "Xen test bed: blkfront on a PV disk" testbed "Xen test bed: blkfront on a PV disk" build/blktest/testbed
-	fi
+	for i in "${!scen_path[@]}"; do
+		[ "${chosen[i]}" = 1 ] || continue
+		name="Xen test bed: ${scen_title[i]}"
+		step "$name" testbed "$name" "${scen_path[i]}"
+	done
 else
 	skipped=$((skipped + 1))
 fi

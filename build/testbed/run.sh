@@ -26,7 +26,8 @@
 #   -q, --quiet          do not stream the serial console; print only the summary
 #   -i, --interactive    boot to a dom0 shell (Ctrl-a x quits QEMU)
 #
-# A scenario directory holds dom0-test.sh and any files it needs; all of it is copied to
+# A scenario directory holds dom0-test.sh, scenario.conf (its title, its order in make
+# test and the TESTBED_* defaults above) and any files it needs; all of it is copied to
 # /test in dom0. An optional build.sh in it runs first, on the host, to generate files
 # into $TESTBED_STAGE (which becomes /test). See README.md.
 #
