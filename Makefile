@@ -9,8 +9,9 @@
 #   make testbed   the Xen test bed's first check: the hello domain
 #   make demo      the main job: the whole stack on Xen under QEMU — swtpm as
 #                  the hardware TPM, the manager domain, a vTPM domain, a Linux
-#                  guest running tpm2-tools, state kept across restarts
-#                  (DEMO_TPM=1.2: the hardware TPM is a TPM 1.2)
+#                  guest running tpm2-tools, state kept across restarts; one
+#                  line per step, the full serial log in a file (VERBOSE=1
+#                  streams it; DEMO_TPM=1.2: the hardware TPM is a TPM 1.2)
 #   make docs      regenerate docs/options.md, every image's extra= options,
 #                  from the images' cmdline.Spec (a unit test fails while
 #                  the file and the Specs differ)
@@ -64,9 +65,14 @@ testbed: toolchain-check
 DEMO_TPM ?= 2.0
 demo_scenario = $(if $(filter 1.2,$(DEMO_TPM)),vtpmdomain/testbed-persist-tpm12,vtpmdomain/testbed-persist)
 
+# VERBOSE=1 streams the serial console; otherwise run.sh --story prints one
+# line per step of the scenario, its figures and the verdict.
+VERBOSE ?=
+demo_mode = $(if $(filter-out 0,$(VERBOSE)),,--story)
+
 demo: toolchain-check
-	build/testbed/host-deps.sh tpm2-tools swtpm-tools
-	build/testbed/run.sh $(demo_scenario)
+	@build/testbed/host-deps.sh tpm2-tools swtpm-tools
+	@build/testbed/run.sh $(demo_mode) $(demo_scenario)
 
 toolchain:
 	build/toolchain.sh install

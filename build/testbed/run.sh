@@ -24,6 +24,9 @@
 #   --tail N             lines of each console printed on failure (default 40)
 #   --keep               keep the run directory (staged initramfs, swtpm log)
 #   -q, --quiet          do not stream the serial console; print only the summary
+#   --story              as -q, but show the scenario's story as it happens: its STEP:
+#                        and FIGURE lines, dom0's verdict line (make demo); build.sh's
+#                        output goes to a file, shown if it fails
 #   -i, --interactive    boot to a dom0 shell (Ctrl-a x quits QEMU)
 #
 # A scenario directory holds dom0-test.sh, scenario.conf (its title, its order in make
@@ -50,7 +53,7 @@ say() { echo "testbed: $*" >&2; }
 
 # ---- options ----
 opt_tpm="" opt_tpm_state="" opt_mem="" opt_dom0_mem="" opt_smp="" opt_timeout="" opt_hvm=""
-opt_xen_args="" opt_dom0_args="" opt_log="" tail_lines=40 keep=0 quiet=0 interactive=0
+opt_xen_args="" opt_dom0_args="" opt_log="" tail_lines=40 keep=0 quiet=0 story=0 interactive=0
 scenario=""
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -67,6 +70,7 @@ while [ $# -gt 0 ]; do
 	--tail) tail_lines=${2:?--tail needs a count}; shift 2 ;;
 	--keep) keep=1; shift ;;
 	-q | --quiet) quiet=1; shift ;;
+	--story) story=1 quiet=1; shift ;;
 	-i | --interactive) interactive=1; shift ;;
 	-h | --help) usage ;;
 	-*) die "unknown option $1 (try --help)" ;;
@@ -171,7 +175,12 @@ if [ -n "$scenario" ]; then
 	cp -a "$scenario/." "$stage/test/"
 	if [ -f "$scenario/build.sh" ]; then
 		say "building scenario files ($scenario/build.sh)"
-		(
+		if [ "$story" = 1 ]; then
+			exec 4>"$run_dir/build.log" 5>&4
+		else
+			exec 4>&1 5>&2
+		fi
+		if ! (
 			set -a
 			# shellcheck source=/dev/null
 			. "$CACHE/out/testbed.env"
@@ -179,7 +188,11 @@ if [ -n "$scenario" ]; then
 			export TESTBED_STAGE=$stage/test TESTBED_SCENARIO=$scenario TESTBED_DIR=$HERE
 			export TESTBED_HVM=$hvm
 			cd "$scenario" && bash ./build.sh
-		) || die "scenario build failed: $scenario/build.sh"
+		) >&4 2>&5; then
+			[ "$story" = 0 ] || tail -n 30 "$run_dir/build.log" >&2
+			die "scenario build failed: $scenario/build.sh"
+		fi
+		exec 4>&- 5>&-
 	fi
 else
 	rmdir "$stage/test"
@@ -249,6 +262,7 @@ qemu=(qemu-system-x86_64 -machine q35 -accel "$accel" -cpu "$cpu" -smp "$smp" -m
 	-initrd "$run_dir/vmlinux $dom0_cmdline,$run_dir/dom0.cpio"
 	"${tpm_args[@]}")
 
+[ "$story" = 0 ] || [ -z "${TESTBED_TITLE:-}" ] || say "$TESTBED_TITLE"
 say "scenario: ${scenario:-none}; tpm: $tpm; memory: ${mem}M (dom0 $dom0_mem); timeout: ${timeout}s"
 say "serial log: $log_file"
 
@@ -263,19 +277,44 @@ usecs() { echo "${EPOCHREALTIME/./}"; }
 start=$(usecs)
 
 # timestamp prefixes each serial line with the host seconds since QEMU started, keeps it
-# in the log and (unless quiet) shows it. Carriage returns go (serial lines end in CR LF,
-# lines relayed from dom0 in CR CR LF), and so do the terminal escapes SeaBIOS starts with.
+# in the log and (unless quiet) shows it; with --story it shows the story's lines.
+# Carriage returns go (serial lines end in CR LF, lines relayed from dom0 in CR CR LF),
+# and so do the terminal escapes SeaBIOS starts with.
 timestamp() {
-	local line t
+	local line t stamp
 	while IFS= read -r line || [ -n "$line" ]; do
 		t=$(($(usecs) - start))
 		line=${line//$'\r'/}
 		line=${line//$'\e'\[*([0-9;?])[A-Za-z]/}
 		line=${line//$'\e'c/}
-		printf -v line '[%4d.%02d] %s' $((t / 1000000)) $((t % 1000000 / 10000)) "$line"
-		printf '%s\n' "$line" >&3
-		[ "$quiet" = 1 ] || printf '%s\n' "$line"
+		printf -v stamp '[%4d.%02d]' $((t / 1000000)) $((t % 1000000 / 10000))
+		printf '%s %s\n' "$stamp" "$line" >&3
+		if [ "$quiet" = 0 ]; then
+			printf '%s %s\n' "$stamp" "$line"
+		elif [ "$story" = 1 ]; then
+			story_line "$stamp" "$line"
+		fi
 	done
+}
+
+# story_line STAMP TEXT shows a serial line that tells the scenario's story: a STEP: or
+# FIGURE line of dom0's, with or without log's "[dom0 +SECS] ", dom0's PASS: or FAIL:
+# line, and when dom0 is up. Lines in the dumps at the end (a domain's console may hold
+# FIGURE lines) are not shown.
+in_dump=0
+story_line() {
+	local text=$2
+	case $text in
+	"===== BEGIN "*) in_dump=1 ;;
+	"===== END "*) in_dump=0 ;;
+	esac
+	[ "$in_dump" = 0 ] || return 0
+	text=${text#"[dom0 +"*"s] "}
+	case $text in
+	"STEP: "*) printf '%s %s\n' "$1" "${text#STEP: }" ;;
+	"FIGURE "* | "PASS: "* | "FAIL: "*) printf '%s   %s\n' "$1" "$text" ;;
+	TESTBED-DOM0-READY*) printf '%s %s\n' "$1" "Xen and dom0 are up; the scenario starts" ;;
+	esac
 }
 
 mkfifo "$run_dir/serial"

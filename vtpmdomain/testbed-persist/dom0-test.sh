@@ -10,6 +10,7 @@
 # once until `xl vtpm-attach` joins the vTPM to the new manager.
 # hwinitpcr= copies PCRs from the hardware TPM through the manager. (A
 # changed sealing PCR is mgrdomain/testbed's, which extends one from dom0.)
+# Each step shown ends in a `step` line, the story `make demo` prints.
 # Sourced by dom0's init with testlib.sh loaded.
 
 [ ! -e /dev/tpm0 ] || fail "dom0 took the TPM (initcall_blacklist=init_tis missing?)"
@@ -73,16 +74,28 @@ run_guest() {
 
 zero=0x0000000000000000000000000000000000000000000000000000000000000000
 
+# mgr_started WHAT: the manager's start-up as a FIGURE line.
+mgr_started() {
+	log "FIGURE manager $1, in-domain start-up: $(grep -m1 -o 'start-up took [^)]*' "$(console_log mgr)" | head -n 1 | sed 's/start-up took //')"
+}
+
 # ---- 1. a new vTPM: the guest writes NV, makes a persistent key, extends PCR 16 ----
 start_mgr first
+m=$(console_log mgr)
+hw=$(sed -n 's/.*hardware TPM: family \([0-9.]*\),.*locality \([0-9]\).*/TPM \1 at locality \2/p' "$m" | head -n 1)
+sealed=$(sed -n 's/.*formatted: \(storage key sealed to PCRs [0-9,]*[0-9]\).*/\1/p' "$m" | head -n 1)
+step "manager domain up on the hardware ${hw:-TPM}: its disk formatted, ${sealed:-its storage key sealed}"
+mgr_started "first start (format, seal, rollback counter)"
 start_vtpm first
 serving first
 grep -q 'new vTPM' "$v" || fail "first start of a blank vTPM disk did not say it made a new TPM"
+step "vTPM domain created: a new TPM (fresh seeds), its state saved to its own disk, the key to it kept by the manager"
 log "FIGURE vTPM first start (new TPM, first save) xl create to serving: $(elapsed "$t0")s"
 run_guest create create
 written=$(sed -n 's/^NV-WRITTEN \([0-9a-f-]*\).*/\1/p' "$g" | tr -d '\r')
 [ ${#written} = 32 ] || fail "guest did not report the NV data it wrote"
 grep -q "PCR16-VALUE.*$zero" "$g" && fail "PCR 16 still zero after the guest extended it"
+step "Linux guest (tpm2-tools through xen-tpmfront): wrote NV index 0x1500016 ($written), made persistent key 0x81000005, extended PCR 16"
 grep -E 'state saved' "$(console_log vtpm)" | tail -n 4
 log "FIGURE $(grep 'state saved' "$(console_log vtpm)" | tail -n 1 | sed 's/.*state saved/vTPM save/')"
 # The manager's disk as it is now (the vTPM's record in it, idle, flushed):
@@ -102,12 +115,14 @@ grep -q "PCR16-VALUE.*$zero" "$g" || fail "PCR 16 not reset by the vTPM restart:
 
 zero1=0x0000000000000000000000000000000000000000
 grep -q "PCR0-SHA1.*$zero1" "$g" || fail "PCR 0 not at its reset value without hwinitpcr: $(grep PCR0 "$g")"
+step "guest and vTPM domain destroyed and started again: NV data and key still there, PCR 16 reset"
 
 # ---- 3. the vTPM is shut down and the manager restarts too; this time
 # PCRs 0-7 come from the hardware TPM ----
 shutdown_vtpm second
 stop_mgr first
 start_mgr second
+mgr_started "restart (unseal, counter check, store open)"
 start_vtpm third "loglevel=info hwinitpcr=0-7"
 serving third
 grep -q 'hwinitpcr: 8 PCRs copied' "$v" || fail "vTPM (third) did not copy the hardware PCRs"
@@ -117,6 +132,7 @@ grep 'STEP-OK persistent' "$g" | grep -q 0x81000005 || fail "persistent key 0x81
 # SeaBIOS measured itself into the hardware TPM's PCR 0, so the copy is not zero.
 grep -q "PCR0-SHA1.*$zero1" "$g" && fail "hwinitpcr=0-7: the guest's PCR 0 is still zero"
 log "hwinitpcr: the guest's $(grep -m1 PCR0-SHA1 "$g")"
+step "vTPM shut down, manager restarted (key unsealed), vTPM started with hwinitpcr=0-7: NV data and key still there, PCR 0 copied from the hardware TPM"
 
 # ---- 3b. the manager restarts under the running vTPM: a state change
 # cannot be saved and is refused at once; once the vTPM is attached to the
@@ -135,6 +151,7 @@ log "with the manager gone: $(grep -m1 -o 'no manager connected[^(]*' "$(console
 # The refused write had no effect: the running vTPM still holds the old data.
 run_guest check check-nomgr
 grep -q "^NV-READ $written" "$g" || fail "NV data after a refused write: $(grep NV-READ "$g"), want the old $written"
+step "manager restarted under the running vTPM: the guest's NV write refused at once (TPM_RC_NV_UNAVAILABLE), the old data kept"
 xl vtpm-attach vtpm backend=mgr uuid=76747069-7065-7273-6973-740000000001 || fail "xl vtpm-attach vtpm backend=mgr failed"
 run_guest rewrite rewrite
 written=$(sed -n 's/^NV-WRITTEN //p' "$g" | tr -d '\r')
@@ -144,6 +161,7 @@ log "$(grep -m1 -o 'manager link: connected.*vtpm/1' "$v")"
 grep 'state saved' "$v" | tail -n 1
 run_guest check check3
 grep -q "^NV-READ $written" "$g" || fail "NV data after the rewrite: $(grep NV-READ "$g"), want $written"
+step "vTPM attached to the new manager (xl vtpm-attach): the guest's new NV data ($written) saved and read back"
 
 # ---- 4. one byte of the vTPM's disk flipped: refused, disk untouched ----
 stop_vtpm third
@@ -157,9 +175,11 @@ sum=$(sha256sum /tmp/vtpm.img | cut -d' ' -f1)
 start_vtpm corrupt
 grep -q 'serving TPM 2.0' "$v" && fail "vTPM served from a corrupted disk"
 log "vTPM (corrupt) refused: $(grep -m1 -o 'REFUSED.*' "$v")"
+refusal=$(grep -m1 -o 'REFUSED to start: [^(]*' "$v" | head -n 1 | sed 's/vstate: //; s/ *$//')
 ended vtpm c 30 || { xl destroy vtpm; fail "vTPM (corrupt) still running after refusing"; }
 keep_log vtpm corrupt >/dev/null
 [ "$(sha256sum /tmp/vtpm.img | cut -d' ' -f1)" = "$sum" ] || fail "the vTPM wrote to its disk while refusing"
+step "one byte of the vTPM's disk flipped: the vTPM ${refusal:-refused to start}; its disk untouched"
 
 # ---- 5. clear: a fresh TPM ----
 start_vtpm clear "loglevel=info clear"
@@ -168,6 +188,7 @@ grep -q 'fresh TPM' "$v" || fail "vTPM (clear) did not say it started a fresh TP
 run_guest fresh fresh
 grep 'STEP-OK getcap-nv' "$g" | grep -q 0x1500016 && fail "NV index still there after clear"
 grep 'STEP-OK getcap-persistent' "$g" | grep -q 0x81000005 && fail "persistent key still there after clear"
+step "vTPM started with extra=\"clear\": a fresh TPM, the NV index and the key gone"
 stop_vtpm clear
 
 # ---- 6. the manager's disk rolled back: refused ----
@@ -177,6 +198,9 @@ create mgr.cfg mgr || fail "xl create mgr.cfg failed (rollback)"
 wait_console mgr 'serving vTPM domains|cannot start' 240 || fail "manager (rollback): neither serving nor refusing"
 grep -m1 'cannot start' "$(console_log mgr)" | grep -q ROLLBACK || fail "manager (rollback) did not refuse as a rollback: $(grep -m1 -E 'serving|cannot start' "$(console_log mgr)")"
 log "manager (rollback) refused: $(grep -m1 -o 'cannot start.*' "$(console_log mgr)")"
+# The refusal names each superblock's counter; the first is the newest.
+why=$(grep -m1 -o 'disk binds counter [0-9]*, hardware counter is [0-9]*' "$(console_log mgr)" | head -n 1)
+step "manager's disk rolled back to its copy from before the restarts: the manager refused to start as a ROLLBACK${why:+ ($why)}"
 ended mgr c 30 || xl destroy mgr
 
 pass "vTPM state persisted across vTPM and manager restarts (NV index, persistent key; PCRs reset); a corrupted vTPM disk refused, clear gave a fresh TPM; a rolled-back manager disk refused"

@@ -21,6 +21,9 @@
 #                                   guest's serial port kept with xl's serial="file:FILE"
 #   dm_log DOM                      print the path of an HVM guest's device model log
 #   figure NAME VALUE               print "FIGURE NAME VALUE", a measurement for reports
+#   step MSG...                     log "STEP: MSG", one step of the scenario's story as a
+#                                   reader should see it: run.sh --story (make demo) shows
+#                                   these, the FIGURE lines and the verdict, nothing else
 #   now                             print dom0 uptime in seconds (centisecond precision)
 #   elapsed T0                      print seconds since the uptime T0 (from now)
 #
@@ -158,6 +161,12 @@ dm_log() {
 # "FIGURE hvm_create_to_init_s 52.3".
 figure() {
 	echo "FIGURE $1 $2"
+}
+
+# step says what the scenario has just shown, in one line for a reader who sees
+# nothing else (run.sh --story).
+step() {
+	log "STEP: $*"
 }
 
 _dmesg_has() {
