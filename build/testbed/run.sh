@@ -238,18 +238,15 @@ fi
 # young AVX emulation. TESTBED_CPU overrides it.
 cpu=${TESTBED_CPU:-max,-avx,-avx2}
 accel=${TESTBED_ACCEL:-tcg}
-xen_hvm_args=""
-if [ "$hvm" != 0 ]; then
-	# HVM guests keep dom0 busy (the device model) while their vCPUs run, and dom0's
-	# processes then crashed or computed wrong results several times a minute: Xen's
-	# lazy FPU switching (its default on AMD) loses their vector registers under QEMU's
-	# emulated SVM. spec-ctrl=eager-fpu switches the FPU state with every vCPU and
-	# makes it stop (README.md, "HVM guests"). TESTBED_HVM_XEN_ARGS overrides it.
-	xen_hvm_args=${TESTBED_HVM_XEN_ARGS-spec-ctrl=eager-fpu}
-fi
+# Xen's lazy FPU switching (its default on AMD) loses processes' vector registers
+# under QEMU's emulated CPU: dom0's and PV guests' processes crashed (busybox,
+# xenstored) or computed wrong results (tpm2_checkquote), most often while HVM vCPUs
+# ran under emulated SVM but also with PV guests alone. spec-ctrl=eager-fpu switches
+# the FPU state with every vCPU and makes it stop. TESTBED_FPU_XEN_ARGS overrides it.
+xen_fpu_args=${TESTBED_FPU_XEN_ARGS-spec-ctrl=eager-fpu}
 # smap=0: the PV dom0 otherwise faults at once under QEMU's emulated CPU. A 1 MiB console
 # ring keeps the whole run readable by `xl dmesg`.
-xen_cmdline="console=com1 com1=115200,8n1 dom0_mem=$dom0_mem,max:$dom0_mem loglvl=all guest_loglvl=all smap=0 conring_size=1M $xen_hvm_args $xen_args"
+xen_cmdline="console=com1 com1=115200,8n1 dom0_mem=$dom0_mem,max:$dom0_mem loglvl=all guest_loglvl=all smap=0 conring_size=1M $xen_fpu_args $xen_args"
 # initcall_blacklist=init_tis: Debian builds tpm_tis in; dom0 must leave the TPM to the
 # domain given iomem access to it.
 mode="test"
