@@ -143,7 +143,7 @@ func (t *TPM) quote(c *call, cmd *gt.Quote) (*gt.QuoteResponse, error) {
 		}
 	}
 	// The quoted selection lists only allocated banks' PCRs.
-	body := marshalPCRSelection(&cmd.PCRSelect)
+	body := appendPCRSelection(nil, &cmd.PCRSelect)
 	body = append(body, sized(t.pcrDigest(h, cmd.PCRSelect))...)
 	info, sig, err := t.attest(c.handles[0], 1, stAttestQuote, cmd.QualifyingData.Buffer, &cmd.InScheme, body)
 	if err != nil {

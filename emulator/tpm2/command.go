@@ -95,10 +95,6 @@ func flushesContexts(d *cmdDef, _ *fastCodec) { d.extensive = true }
 // names (TPMA_CC.flushed).
 func flushesItsObject(d *cmdDef, _ *fastCodec) { d.flushed = true }
 
-// hasResponseHandle marks commands whose response handle go-tpm's
-// structure does not tag as one.
-func hasResponseHandle(d *cmdDef, _ *fastCodec) { d.rspHandle = true }
-
 // decodeWith gives a command on the hot path a hand-written parameter
 // decoder: go-tpm's reflective decoder costs more than such a command's
 // work. It fills the structure go-tpm's decoder fills; tests compare the
@@ -468,15 +464,6 @@ func (t *TPM) buildResponse(c *call, r *reply) []byte {
 	binary.BigEndian.PutUint16(b[0:], c.tag)
 	binary.BigEndian.PutUint32(b[2:], uint32(len(b)))
 	binary.BigEndian.PutUint32(b[6:], rcSuccess)
-	return b
-}
-
-// marshal concatenates go-tpm encodings of response parameters.
-func marshal(vs ...gt.Marshallable) []byte {
-	var b []byte
-	for _, v := range vs {
-		b = append(b, gt.Marshal(v)...)
-	}
 	return b
 }
 

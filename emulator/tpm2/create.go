@@ -25,7 +25,7 @@ func isHierarchy(h uint32) bool {
 // with its digest and the creation ticket (Part 3 §12.1).
 func (t *TPM) creationData(o *object, parentNameAlg uint16, parentName, parentQN, outside []byte, sel gt.TPMLPCRSelection) (cd, hash []byte, ticket gt.TPMTTKCreation) {
 	h, _ := o.pub.NameAlg.Hash()
-	cd = marshalPCRSelection(&sel)
+	cd = appendPCRSelection(nil, &sel)
 	cd = append(cd, sized(t.pcrDigest(h, sel))...)
 	cd = append(cd, localityBit(t.locality))
 	cd = append(cd, u16(parentNameAlg)...)

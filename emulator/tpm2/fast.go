@@ -125,8 +125,6 @@ func (r *paramReader) pcrSelection() gt.TPMLPCRSelection {
 	return s
 }
 
-func marshalPCRSelection(s *gt.TPMLPCRSelection) []byte { return appendPCRSelection(nil, s) }
-
 // appendPCRSelection appends TPML_PCR_SELECTION.
 func appendPCRSelection(b []byte, s *gt.TPMLPCRSelection) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s.PCRSelections)))

@@ -276,12 +276,6 @@ func (t *TPM) hierarchyEnabled(h uint32) bool {
 	return true
 }
 
-// ticket computes a ticket HMAC (Part 2 §10.7) with the hierarchy proof;
-// the null hierarchy yields the null ticket.
-func (t *TPM) ticket(tag uint16, hierarchy uint32, hash crypto.Hash, parts ...[]byte) []byte {
-	return append(append(u16(tag), u32(hierarchy)...), sized(t.ticketDigest(tag, hierarchy, hash, parts...))...)
-}
-
 // ticketDigest is a ticket's HMAC under the hierarchy's proof (Part 1
 // §15.4), empty for a NULL ticket.
 func (t *TPM) ticketDigest(tag uint16, hierarchy uint32, hash crypto.Hash, parts ...[]byte) []byte {

@@ -169,12 +169,6 @@ func (t *TPM) policyTicket(c *call, cmd *policyTicketCmd) (*emptyResponse, error
 	return nil, nil
 }
 
-// timeInfoOperand is TPMS_TIME_INFO as PolicyCounterTimer compares it.
-func (t *TPM) timeInfoOperand() []byte {
-	ti := t.timeInfo()
-	return gt.Marshal(&ti)
-}
-
 // policyCounterTimer is TPM2_PolicyCounterTimer, Part 3 §23.10: an
 // immediate comparison with the TPM's time and clock.
 func (t *TPM) policyCounterTimer(c *call, cmd *policyCounterTimerCmd) (*emptyResponse, error) {
@@ -187,7 +181,8 @@ func (t *TPM) policyCounterTimer(c *call, cmd *policyCounterTimerCmd) (*emptyRes
 		return nil, rcP(rcValue, 3, "operation %#x", cmd.Operation)
 	}
 	if !s.trial {
-		ti := t.timeInfoOperand()
+		info := t.timeInfo()
+		ti := gt.Marshal(&info) // TPMS_TIME_INFO, as the operand is read from it
 		if off+len(a) > len(ti) {
 			return nil, rcE(rcRange, "offset %d and %d octets beyond TPMS_TIME_INFO", off, len(a))
 		}
@@ -275,7 +270,7 @@ func (t *TPM) policyPCR(c *call, cmd *gt.PolicyPCR) (*gt.PolicyPCRResponse, erro
 	} else if len(digest) == 0 {
 		digest = cur
 	}
-	s.extend(u32(uint32(gt.TPMCCPolicyPCR)), marshal(&cmd.Pcrs), digest)
+	s.extend(u32(uint32(gt.TPMCCPolicyPCR)), gt.Marshal(&cmd.Pcrs), digest)
 	s.pcrCounterSet, s.pcrCounter = true, t.pcrUpdateCounter
 	return nil, nil
 }

@@ -291,7 +291,7 @@ func completenessSteps() []diffStep {
 		{"RSA_Encrypt and RSA_Decrypt with the null scheme on a key that has none", func(tr transport.TPM) string {
 			k, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(gt.TPMTPublic{Type: gt.TPMAlgRSA, NameAlg: gt.TPMAlgSHA256,
 				ObjectAttributes: gt.TPMAObject{FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true, UserWithAuth: true, Decrypt: true},
-				Parameters: gt.NewTPMUPublicParms(gt.TPMAlgRSA, &gt.TPMSRSAParms{KeyBits: 2048, Scheme: gt.TPMTRSAScheme{Scheme: gt.TPMAlgNull}})})}).Execute(tr)
+				Parameters:       gt.NewTPMUPublicParms(gt.TPMAlgRSA, &gt.TPMSRSAParms{KeyBits: 2048, Scheme: gt.TPMTRSAScheme{Scheme: gt.TPMAlgNull}})})}).Execute(tr)
 			if err != nil {
 				return rcString(err)
 			}
