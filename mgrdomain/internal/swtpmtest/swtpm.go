@@ -4,9 +4,6 @@
 package swtpmtest
 
 import (
-	"encoding/binary"
-	"fmt"
-	"io"
 	"net"
 	"os/exec"
 	"strconv"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+	swtpmsock "github.com/xenvtpm/xenvtpm/internal/swtpmtest"
 )
 
 // Swtpm is Debian's swtpm (libtpms) as the hardware TPM: a real TPM 2.0
@@ -27,47 +25,6 @@ type Swtpm struct {
 	cmd      *exec.Cmd
 	conn     net.Conn
 	ctrlPort int
-}
-
-// rawConn speaks swtpm's raw data channel: a command out, a response in,
-// framed by the TPM header's size field.
-type rawConn struct{ c net.Conn }
-
-func (r rawConn) Send(cmd []byte) ([]byte, error) {
-	if _, err := r.c.Write(cmd); err != nil {
-		return nil, err
-	}
-	hdr := make([]byte, 10)
-	if _, err := io.ReadFull(r.c, hdr); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[2:])
-	if n < 10 || n > 1<<20 {
-		return nil, fmt.Errorf("swtpm: response size %d", n)
-	}
-	rsp := make([]byte, n)
-	copy(rsp, hdr)
-	_, err := io.ReadFull(r.c, rsp[10:])
-	return rsp, err
-}
-
-func FreePort(t testing.TB) int {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if p < 65535 {
-			if l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1)); err == nil {
-				l2.Close()
-				return p
-			}
-		}
-	}
-	t.Fatal("no free port pair")
-	return 0
 }
 
 // StartSwtpm starts swtpm with state in dir ("" for a fresh temp dir).
@@ -88,7 +45,7 @@ func StartSwtpm(t testing.TB, dir string) *Swtpm {
 func (s *Swtpm) start() {
 	s.t.Helper()
 	for attempt := 0; ; attempt++ {
-		p := FreePort(s.t)
+		p := swtpmsock.FreePortPair(s.t)
 		args := append([]string{"socket"}, s.family...)
 		args = append(args, "--tpmstate", "dir="+s.Dir,
 			"--server", "type=tcp,port="+strconv.Itoa(p)+",bindaddr=127.0.0.1",
@@ -119,7 +76,7 @@ func (s *Swtpm) start() {
 }
 
 // TPM is the data channel.
-func (s *Swtpm) TPM() transport.TPM { return rawConn{s.conn} }
+func (s *Swtpm) TPM() transport.TPM { return swtpmsock.Conn{C: s.conn} }
 
 // Stop shuts the TPM down in order and ends the process.
 func (s *Swtpm) Stop() {
