@@ -27,8 +27,9 @@
 // a host that stops the TPM writes SaveAtStop. After a stop without it,
 // the next start marks the clock unsafe and, if a DA-protected
 // authorization had failed, counts one failure for those that may be
-// lost. WritesNV tells a host that rations saves which commands may need
-// one.
+// lost. (*TPM).WritesNV tells a host that rations saves whether a
+// command may need one now (it depends on state: an audited command that
+// starts a new audit digest moves the durable audit counter).
 //
 // The package uses no os, net or cgo so that it builds for GOOS=tamago.
 package tpm2
