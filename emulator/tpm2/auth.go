@@ -27,6 +27,9 @@ type entity struct {
 	obj             *object
 	nv              *nvIndex
 	sess            *session
+	// handleName holds the Name of an entity named by its handle (PCRs,
+	// hierarchies, sessions), so resolving one allocates only the entity.
+	handleName [4]byte
 }
 
 // trimAuth removes trailing zero octets, Part 1 §19.6.5 note: authValues
@@ -41,7 +44,9 @@ func trimAuth(b []byte) []byte {
 // resolve maps a handle of the handle area (position n, 1-based) to its
 // entity, with the response codes of Part 3 §5.3 for absent entities.
 func (t *TPM) resolve(h uint32, n int, anon bool) (*entity, error) {
-	e := &entity{handle: h, name: u32(h)}
+	e := &entity{handle: h}
+	binary.BigEndian.PutUint32(e.handleName[:], h)
+	e.name = e.handleName[:]
 	switch h >> 24 {
 	case htPCR:
 		if h >= pcrCount {
@@ -305,7 +310,7 @@ func (c *call) extraNonces() []byte {
 }
 
 func (t *TPM) checkAuths(c *call, ents []*entity) error {
-	c.authEnt = make([]*entity, len(c.auths))
+	c.authEnt = c.authEnts[:len(c.auths)]
 	for i := 0; i < c.def.nAuth; i++ {
 		a, e, n := c.auths[i], ents[i], i+1
 		var extra []byte

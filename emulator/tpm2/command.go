@@ -1,7 +1,6 @@
 package tpm2
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"reflect"
@@ -57,6 +56,10 @@ type cmdDef struct {
 // fast path exists; tests set it to compare the two.
 var forceGeneric bool
 
+// checkEncoder, when set (by tests), is given what a hand-written encoder
+// produced and what go-tpm's encoder produces for the same response.
+var checkEncoder func(command string, fast, generic []byte)
+
 // handler runs one command: cmd is the decoded parameter area (handles
 // are in c.handles), the result is go-tpm's response structure, nil when
 // the response has no parameters.
@@ -70,7 +73,7 @@ type rowOption func(d *cmdDef, fast *fastCodec)
 // with the handler about what a command carries.
 type fastCodec struct {
 	decode any // func(p []byte, cmd *C) error
-	encode any // func(r *R) []byte
+	encode any // func(b []byte, r *R) []byte
 	only   bool
 }
 
@@ -104,8 +107,8 @@ func decodeWith[C any](fn func(p []byte, cmd *C) error) rowOption {
 }
 
 // encodeWith gives a command on the hot path a hand-written response
-// encoder of go-tpm's response structure.
-func encodeWith[R any](fn func(r *R) []byte) rowOption {
+// encoder of go-tpm's response structure, appending to b.
+func encodeWith[R any](fn func(b []byte, r *R) []byte) rowOption {
 	return func(_ *cmdDef, f *fastCodec) { f.encode = fn }
 }
 
@@ -155,7 +158,7 @@ func cmd[C gt.Command[R, *R], R any](fn handler[C, R], opts ...rowOption) *cmdDe
 	}
 	def.roles = append(append([]authRole{}, def.roles...), make([]authRole, def.nAuth-len(def.roles))...)
 
-	encode := func(r *R) ([]byte, error) {
+	encode := func(_ *TPM, r *R) ([]byte, error) {
 		b, err := gt.MarshalResponse(zero, r)
 		if err != nil {
 			return nil, rcE(rcFailure, "%s response: %v", def.name, err)
@@ -163,21 +166,29 @@ func cmd[C gt.Command[R, *R], R any](fn handler[C, R], opts ...rowOption) *cmdDe
 		return b[8:], nil // after responseCode || commandCode
 	}
 	if fast.encode != nil {
-		fn := fast.encode.(func(*R) []byte)
-		encode = func(r *R) ([]byte, error) { return fn(r), nil }
+		fn, generic := fast.encode.(func([]byte, *R) []byte), encode
+		encode = func(t *TPM, r *R) ([]byte, error) {
+			t.paramBuf = fn(t.paramBuf[:0], r)
+			if checkEncoder != nil {
+				if g, err := generic(t, r); err == nil {
+					checkEncoder(def.name, t.paramBuf, g)
+				}
+			}
+			return t.paramBuf, nil
+		}
 	}
-	finish := func(r *R, err error) (*reply, error) {
+	finish := func(t *TPM, c *call, r *R, err error) (*reply, error) {
 		if err != nil || r == nil {
 			return nil, err
 		}
-		out := &reply{}
+		out := &c.rep
 		if len(rspHandles) != 0 {
 			rv := reflect.ValueOf(r).Elem()
 			for _, j := range rspHandles {
 				out.handles = append(out.handles, handleValue(rv.Field(j)))
 			}
 		}
-		out.params, err = encode(r)
+		out.params, err = encode(t, r)
 		return out, err
 	}
 	def.run = func(t *TPM, c *call) (*reply, error) {
@@ -185,7 +196,8 @@ func cmd[C gt.Command[R, *R], R any](fn handler[C, R], opts ...rowOption) *cmdDe
 		if err != nil {
 			return nil, err
 		}
-		return finish(fn(t, c, &cmd))
+		r, err := fn(t, c, &cmd)
+		return finish(t, c, r, err)
 	}
 	if fast.decode != nil {
 		dec := fast.decode.(func([]byte, *C) error)
@@ -195,7 +207,8 @@ func cmd[C gt.Command[R, *R], R any](fn handler[C, R], opts ...rowOption) *cmdDe
 			if err := dec(c.params, &cmd); err != nil {
 				return nil, err
 			}
-			return finish(fn(t, c, &cmd))
+			r, err := fn(t, c, &cmd)
+			return finish(t, c, r, err)
 		}
 		if fast.only {
 			def.generic = nil
@@ -240,6 +253,17 @@ type call struct {
 	params    []byte // after parameter decryption
 	// authEnt holds the entity each authorization session authorizes.
 	authEnt []*entity
+	rep     reply
+
+	// Backing arrays of the slices above: a command names at most three
+	// handles and carries at most three sessions, so a call is one
+	// allocation however many it has.
+	handleArr [3]uint32
+	nameArr   [3][]byte
+	entArr    [3]*entity
+	authArr   [maxSessionsPerCmd]authCmd
+	authPtrs  [maxSessionsPerCmd]*authCmd
+	authEnts  [maxSessionsPerCmd]*entity
 }
 
 // reply is what a handler produces: response handles and the marshalled
@@ -336,7 +360,9 @@ func unmarshalParams[C gt.Command[R, *R], R any](c *call) (C, error) {
 // parseCommand splits the command body into handles, authorization area
 // and parameters, Part 3 §5.
 func (t *TPM) parseCommand(def *cmdDef, tag uint16, body []byte) (*call, error) {
-	c := &call{def: def, tag: tag}
+	c := &t.call
+	*c = call{def: def, tag: tag}
+	c.handles, c.names, c.auths = c.handleArr[:0], c.nameArr[:0], c.authPtrs[:0]
 	if len(body) < 4*def.nHandles {
 		return nil, rcE(rcInsufficient, "handle area")
 	}
@@ -359,7 +385,8 @@ func (t *TPM) parseCommand(def *cmdDef, tag uint16, body []byte) (*call, error) 
 			if len(c.auths) == maxSessionsPerCmd {
 				return nil, rcE(rcAuthContext, "more than %d sessions", maxSessionsPerCmd)
 			}
-			a, rest, ok := parseAuthCommand(area)
+			a := &c.authArr[len(c.auths)]
+			rest, ok := parseAuthCommand(area, a)
 			if !ok {
 				return nil, rcE(rcAuthSize, "malformed authorization area")
 			}
@@ -377,15 +404,16 @@ func (t *TPM) parseCommand(def *cmdDef, tag uint16, body []byte) (*call, error) 
 	return c, nil
 }
 
-func parseAuthCommand(b []byte) (*authCmd, []byte, bool) {
+// parseAuthCommand reads one TPMS_AUTH_COMMAND from b into a.
+func parseAuthCommand(b []byte, a *authCmd) ([]byte, bool) {
 	if len(b) < 4+2 {
-		return nil, nil, false
+		return nil, false
 	}
-	a := &authCmd{handle: binary.BigEndian.Uint32(b)}
+	a.handle = binary.BigEndian.Uint32(b)
 	b = b[4:]
 	n := int(binary.BigEndian.Uint16(b))
 	if len(b) < 2+n+1+2 {
-		return nil, nil, false
+		return nil, false
 	}
 	a.nonce = b[2 : 2+n]
 	b = b[2+n:]
@@ -393,22 +421,22 @@ func parseAuthCommand(b []byte) (*authCmd, []byte, bool) {
 	b = b[1:]
 	n = int(binary.BigEndian.Uint16(b))
 	if len(b) < 2+n {
-		return nil, nil, false
+		return nil, false
 	}
 	a.hmac = b[2 : 2+n]
-	return a, b[2+n:], true
+	return b[2+n:], true
 }
 
 // execute resolves handles, checks authorizations, runs the handler and
 // builds the response with its authorization area.
 func (t *TPM) execute(c *call) []byte {
-	ents := make([]*entity, len(c.handles))
+	ents := c.entArr[:0]
 	for i, h := range c.handles {
 		e, err := t.resolve(h, i+1, c.def.anon[i])
 		if err != nil {
 			return errorResponse(rcOf(err))
 		}
-		ents[i] = e
+		ents = append(ents, e)
 		c.names = append(c.names, e.name)
 	}
 	if err := t.bindSessions(c); err != nil {
@@ -429,7 +457,7 @@ func (t *TPM) execute(c *call) []byte {
 		return errorResponse(rcOf(err))
 	}
 	if r == nil {
-		r = &reply{}
+		r = &c.rep
 	}
 	if c.def.nv {
 		t.nvCheck = true
@@ -438,26 +466,26 @@ func (t *TPM) execute(c *call) []byte {
 }
 
 func (t *TPM) buildResponse(c *call, r *reply) []byte {
-	var out bytes.Buffer
-	out.Write(make([]byte, 10))
+	// Sized for the common case so that the response is one allocation;
+	// a session's nonce and HMAC are at most a digest each.
+	b := make([]byte, 10, 10+4*len(r.handles)+4+len(r.params)+len(c.auths)*(2+maxDigestBytes+1+2+maxDigestBytes))
 	for _, h := range r.handles {
-		_ = binary.Write(&out, binary.BigEndian, h)
+		b = binary.BigEndian.AppendUint32(b, h)
 	}
 	params := r.params
 	if c.tag == stSessions {
 		params = t.encryptParams(c, params)
 		t.commandAudit(c, params)
-		_ = binary.Write(&out, binary.BigEndian, uint32(len(params)))
-		out.Write(params)
-		out.Write(t.responseAuths(c, params))
+		b = binary.BigEndian.AppendUint32(b, uint32(len(params)))
+		b = append(b, params...)
+		b = append(b, t.responseAuths(c, params)...)
 	} else {
 		// A command outside the exclusive audit session ends its
 		// exclusivity (Part 1 §32.7).
 		t.exclusiveAudit = 0
 		t.commandAudit(c, params)
-		out.Write(params)
+		b = append(b, params...)
 	}
-	b := out.Bytes()
 	if len(b) > maxResponseSize {
 		return errorResponse(rcSize)
 	}

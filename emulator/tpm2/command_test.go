@@ -40,6 +40,14 @@ func TestUnimplementedCommandCode(t *testing.T) {
 // (go-tpm's decoder tolerates some truncations, and reports some with a
 // different parameter number or code, so codes are not compared there).
 func TestFastPathsMatchGeneric(t *testing.T) {
+	encoded := map[string]bool{}
+	checkEncoder = func(command string, fast, generic []byte) {
+		encoded[command] = true
+		if !bytes.Equal(fast, generic) {
+			t.Errorf("%s: hand-written encoder gave %x, go-tpm %x", command, fast, generic)
+		}
+	}
+	defer func() { checkEncoder = nil }()
 	rec := &recorder{}
 	tp, _ := New(Config{})
 	rec.t = tp
@@ -64,6 +72,12 @@ func TestFastPathsMatchGeneric(t *testing.T) {
 	}
 	_, _ = (gt.ContextLoad{Context: cs.Context}).Execute(rec)
 	_, _ = (gt.FlushContext{FlushHandle: gt.TPMHandle(0x80FFFFFF)}).Execute(rec)
+	_, _ = (gt.GetRandom{BytesRequested: 20}).Execute(rec)
+	for _, name := range []string{"GetRandom", "PCRRead", "Sign", "Quote"} {
+		if !encoded[name] {
+			t.Errorf("%s's hand-written encoder was not compared with go-tpm's", name)
+		}
+	}
 	var inputs [][]byte
 	valid := map[string]bool{}
 	for _, c := range rec.cmds[start:] {

@@ -164,8 +164,8 @@ func decodeGetRandom(p []byte, cmd *gt.GetRandom) error {
 	return r.done()
 }
 
-func encodeGetRandom(rsp *gt.GetRandomResponse) []byte {
-	return appendSized(make([]byte, 0, 2+len(rsp.RandomBytes.Buffer)), rsp.RandomBytes.Buffer)
+func encodeGetRandom(b []byte, rsp *gt.GetRandomResponse) []byte {
+	return appendSized(b, rsp.RandomBytes.Buffer)
 }
 
 // decodePCRExtend reads TPM2_PCR_Extend's TPML_DIGEST_VALUES; a digest's
@@ -203,8 +203,7 @@ func decodePCRRead(p []byte, cmd *gt.PCRRead) error {
 	return r.done()
 }
 
-func encodePCRRead(rsp *gt.PCRReadResponse) []byte {
-	b := make([]byte, 0, 64+34*len(rsp.PCRValues.Digests))
+func encodePCRRead(b []byte, rsp *gt.PCRReadResponse) []byte {
 	b = binary.BigEndian.AppendUint32(b, rsp.PCRUpdateCounter)
 	b = appendPCRSelection(b, &rsp.PCRSelectionOut)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(rsp.PCRValues.Digests)))
@@ -226,8 +225,8 @@ func decodeSign(p []byte, cmd *gt.Sign) error {
 	return r.done()
 }
 
-func encodeSign(rsp *gt.SignResponse) []byte {
-	return encodeSignature(make([]byte, 0, 300), &rsp.Signature)
+func encodeSign(b []byte, rsp *gt.SignResponse) []byte {
+	return encodeSignature(b, &rsp.Signature)
 }
 
 func decodeQuote(p []byte, cmd *gt.Quote) error {
@@ -240,7 +239,6 @@ func decodeQuote(p []byte, cmd *gt.Quote) error {
 	return r.done()
 }
 
-func encodeQuote(rsp *gt.QuoteResponse) []byte {
-	a := rsp.Quoted.Bytes()
-	return encodeSignature(appendSized(make([]byte, 0, 2+len(a)+300), a), &rsp.Signature)
+func encodeQuote(b []byte, rsp *gt.QuoteResponse) []byte {
+	return encodeSignature(appendSized(b, rsp.Quoted.Bytes()), &rsp.Signature)
 }

@@ -160,19 +160,24 @@ func (t *TPM) pcrDigest(h crypto.Hash, sel gt.TPMLPCRSelection) []byte {
 	return d.Sum(nil)
 }
 
+// pcrReadResponse is PCR_Read's response with room for what it points to:
+// at most eight digests (Part 3 §22.4) in at most four banks.
+type pcrReadResponse struct {
+	r    gt.PCRReadResponse
+	sels [4]gt.TPMSPCRSelection
+	dig  [8]gt.TPM2BDigest
+	bits [4 * pcrSelectSize]byte
+}
+
 // pcrRead is TPM2_PCR_Read, Part 3 §22.4.
 func (t *TPM) pcrRead(c *call, cmd *gt.PCRRead) (*gt.PCRReadResponse, error) {
 	if err := validPCRSelection(cmd.PCRSelectionIn, 1); err != nil {
 		return nil, err
 	}
-	// One allocation for the response and what it points to: PCR_Read is
-	// on the measured-boot hot path.
-	var out struct {
-		r    gt.PCRReadResponse
-		sels [4]gt.TPMSPCRSelection
-		dig  [8]gt.TPM2BDigest
-		bits [4 * pcrSelectSize]byte
-	}
+	// PCR_Read is on the measured-boot hot path: the response and what it
+	// points to live in the TPM, encoded before Process returns.
+	out := &t.pcrReadOut
+	*out = pcrReadResponse{}
 	r := &out.r
 	r.PCRUpdateCounter = t.pcrUpdateCounter
 	r.PCRSelectionOut.PCRSelections = out.sels[:0]

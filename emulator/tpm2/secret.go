@@ -522,9 +522,9 @@ func (t *TPM) eccParameters(c *call, cmd *eccParametersCmd) (*eccParametersRespo
 
 // encodeECCParameters marshals TPMS_ALGORITHM_DETAIL_ECC, which go-tpm
 // v0.9.8 does not declare and so cannot marshal.
-func encodeECCParameters(r *eccParametersResponse) []byte {
+func encodeECCParameters(b []byte, r *eccParametersResponse) []byte {
 	d := &r.Parameters
-	b := binary.BigEndian.AppendUint16(nil, uint16(d.CurveID))
+	b = binary.BigEndian.AppendUint16(b, uint16(d.CurveID))
 	b = binary.BigEndian.AppendUint16(b, d.KeySize)
 	b = append(b, gt.Marshal(&d.KDF)...)
 	b = append(b, gt.Marshal(&d.Sign)...)

@@ -80,6 +80,13 @@ type TPM struct {
 	now  func() time.Time
 	// commands is commandTable, for the handlers that list it.
 	commands map[uint32]*cmdDef
+	// call is the command in flight, paramBuf the response parameters
+	// of a hand-encoded command and pcrReadOut PCR_Read's response: kept
+	// here because the hot path would otherwise allocate them for every
+	// command. None of them outlives Process.
+	call       call
+	paramBuf   []byte
+	pcrReadOut pcrReadResponse
 
 	ps persistentState
 
