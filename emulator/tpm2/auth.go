@@ -322,52 +322,91 @@ func (t *TPM) checkAuths(c *call, ents []*entity) error {
 			return rcE(rcLockout, "dictionary-attack lockout")
 		}
 		if e.nv != nil {
-			if err := e.nv.checkAuthAllowed(c.def.cc, a); err != nil {
+			if err := e.nv.checkAuthAllowed(c.def.cc, a, c.def.roles[i]); err != nil {
 				return err
 			}
 		}
-		needPolicy := policyRequired(e, c.def.roles[i])
-		s := a.sess
+		if err := t.checkAuth(c, a, e, n, extra); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkAuth checks one authorization of entity e by session n, and
+// updates e's pinCount when e is a PIN index whose authValue the
+// session used, whatever the outcome (Part 1 §37.4.5; the reference
+// implementation does it in CheckAuthSession). A changed pinCount is
+// durable state, as any NV write.
+func (t *TPM) checkAuth(c *call, a *authCmd, e *entity, n int, extra []byte) error {
+	err := t.checkAuthValue(c, a, e, n, extra)
+	// Only the outcome of the authValue check counts: success,
+	// TPM_RC_AUTH_FAIL or TPM_RC_BAD_AUTH (with the session number).
+	rc := rcOf(err) &^ 0xF00
+	checked := err == nil || rc == rcAuthFail || rc == rcBadAuth
+	if e.nv != nil && checked && nvAuthCommands[c.def.cc] && authValueUsed(a.sess, e) && e.nv.pinAuthUsed(err == nil) {
+		t.nvCheck = true
+	}
+	return err
+}
+
+// authValueUsed reports whether authorizing e in session s involves e's
+// authValue: always with a password, in an HMAC session unless it is
+// bound to e, in a policy session after PolicyAuthValue or
+// PolicyPassword.
+func authValueUsed(s *session, e *entity) bool {
+	switch {
+	case s == nil:
+		return true
+	case s.isPolicy():
+		return s.passwordNeeded || s.authValueNeeded
+	default:
+		return !s.boundTo(e)
+	}
+}
+
+func (t *TPM) checkAuthValue(c *call, a *authCmd, e *entity, n int, extra []byte) error {
+	needPolicy := policyRequired(e, c.def.roles[n-1])
+	s := a.sess
+	switch {
+	case s == nil:
+		if needPolicy {
+			return rcE(rcAuthUnavailable, "policy session required")
+		}
+		if subtle.ConstantTimeCompare(trimAuth(a.hmac), trimAuth(e.auth)) != 1 {
+			return t.authFailure(e, n)
+		}
+	case !s.isPolicy():
+		if needPolicy {
+			return rcE(rcAuthUnavailable, "policy session required")
+		}
+		key := append(append([]byte{}, s.sessionKey...), authValueKey(s, e)...)
+		want := sessionHMAC(s.hash, key, c.cpHash(s.hash), a.nonce, s.nonceTPM, extra, a.attrs)
+		if !hmac.Equal(want, a.hmac) {
+			return t.authFailure(e, n)
+		}
+	default:
+		if err := t.checkPolicy(c, s, e, n); err != nil {
+			return err
+		}
 		switch {
-		case s == nil:
-			if needPolicy {
-				return rcE(rcAuthUnavailable, "policy session required")
-			}
+		case s.passwordNeeded:
 			if subtle.ConstantTimeCompare(trimAuth(a.hmac), trimAuth(e.auth)) != 1 {
 				return t.authFailure(e, n)
 			}
-		case !s.isPolicy():
-			if needPolicy {
-				return rcE(rcAuthUnavailable, "policy session required")
-			}
-			key := append(append([]byte{}, s.sessionKey...), authValueKey(s, e)...)
+		case s.authValueNeeded:
+			key := append(append([]byte{}, s.sessionKey...), trimAuth(e.auth)...)
 			want := sessionHMAC(s.hash, key, c.cpHash(s.hash), a.nonce, s.nonceTPM, extra, a.attrs)
 			if !hmac.Equal(want, a.hmac) {
 				return t.authFailure(e, n)
 			}
 		default:
-			if err := t.checkPolicy(c, s, e, n); err != nil {
-				return err
-			}
-			switch {
-			case s.passwordNeeded:
-				if subtle.ConstantTimeCompare(trimAuth(a.hmac), trimAuth(e.auth)) != 1 {
-					return t.authFailure(e, n)
-				}
-			case s.authValueNeeded:
-				key := append(append([]byte{}, s.sessionKey...), trimAuth(e.auth)...)
-				want := sessionHMAC(s.hash, key, c.cpHash(s.hash), a.nonce, s.nonceTPM, extra, a.attrs)
+			// Without PolicyAuthValue/PolicyPassword the policy alone
+			// authorizes; an HMAC, if sent, must still be right.
+			if len(a.hmac) != 0 {
+				want := sessionHMAC(s.hash, s.sessionKey, c.cpHash(s.hash), a.nonce, s.nonceTPM, extra, a.attrs)
 				if !hmac.Equal(want, a.hmac) {
-					return t.authFailure(e, n)
-				}
-			default:
-				// Without PolicyAuthValue/PolicyPassword the policy alone
-				// authorizes; an HMAC, if sent, must still be right.
-				if len(a.hmac) != 0 {
-					want := sessionHMAC(s.hash, s.sessionKey, c.cpHash(s.hash), a.nonce, s.nonceTPM, extra, a.attrs)
-					if !hmac.Equal(want, a.hmac) {
-						return rcS(rcAuthFail, n, "policy session HMAC")
-					}
+					return rcS(rcAuthFail, n, "policy session HMAC")
 				}
 			}
 		}

@@ -39,32 +39,106 @@ func (n *nvIndex) fillEntity(e *entity) {
 	e.name = n.name()
 }
 
-var nvReadCommands = map[uint32]bool{
-	uint32(gt.TPMCCNVRead): true, uint32(gt.TPMCCNVReadLock): true, uint32(gt.TPMCCNVCertify): true,
-	uint32(gt.TPMCCPolicyNV): true,
-}
-
+// nvWriteCommands are the commands that write an index (or lock it for
+// writing): an index authorizes them with its authValue only when
+// TPMA_NV_AUTHWRITE is SET, with its policy only when TPMA_NV_POLICYWRITE
+// is; every other command it authorizes is a read (Part 1 §37.3, as the
+// reference implementation's IsWriteOperation has it).
 var nvWriteCommands = map[uint32]bool{
 	uint32(gt.TPMCCNVWrite): true, uint32(gt.TPMCCNVIncrement): true, uint32(gt.TPMCCNVExtend): true,
 	uint32(gt.TPMCCNVSetBits): true, uint32(gt.TPMCCNVWriteLock): true,
 }
 
-// checkAuthAllowed applies TPMA_NV_AUTHREAD/POLICYREAD (and the write
-// equivalents) when the index authorizes its own access (Part 1 §37.3).
-func (n *nvIndex) checkAuthAllowed(cc uint32, a *authCmd) error {
-	policy := a.sess != nil && a.sess.isPolicy()
+// nvAuthCommands are the commands whose authorization handle may be an NV
+// index (TPMI_RH_NV_AUTH, TPMI_DH_ENTITY): those in which a PIN index's
+// authValue can be used, and so its pinCount change.
+var nvAuthCommands = map[uint32]bool{
+	uint32(gt.TPMCCNVWrite): true, uint32(gt.TPMCCNVIncrement): true, uint32(gt.TPMCCNVExtend): true,
+	uint32(gt.TPMCCNVSetBits): true, uint32(gt.TPMCCNVWriteLock): true, uint32(gt.TPMCCNVRead): true,
+	uint32(gt.TPMCCNVReadLock): true, uint32(gt.TPMCCNVCertify): true, uint32(gt.TPMCCNVChangeAuth): true,
+	uint32(gt.TPMCCNVUndefineSpaceSpecial): true, uint32(gt.TPMCCPolicyNV): true,
+	uint32(gt.TPMCCPolicySecret): true, uint32(gt.TPMCCPolicyAuthorizeNV): true,
+}
+
+// checkAuthAllowed says whether the index's authValue (or, in a policy
+// session, its authPolicy) may authorize command cc, Part 1 §37.3: the
+// authValue of a write needs TPMA_NV_AUTHWRITE, of anything else
+// TPMA_NV_AUTHREAD, and that of a PIN index is available only once it is
+// written and while pinCount is below pinLimit (Part 1 §37.4.5); the
+// policy needs TPMA_NV_POLICYWRITE or POLICYREAD unless the role demands
+// a policy. Refusal is TPM_RC_AUTH_UNAVAILABLE, as in the reference
+// implementation.
+func (n *nvIndex) checkAuthAllowed(cc uint32, a *authCmd, role authRole) error {
 	at := n.pub.Attributes
+	write := nvWriteCommands[cc]
+	if a.sess != nil && a.sess.isPolicy() {
+		ok := len(n.pub.AuthPolicy.Buffer) != 0 &&
+			(role != roleUser || (write && at.PolicyWrite) || (!write && at.PolicyRead))
+		if !ok {
+			return rcE(rcAuthUnavailable, "index policy not available for this command")
+		}
+		return nil
+	}
+	var ok bool
 	switch {
-	case nvReadCommands[cc]:
-		if (policy && !at.PolicyRead) || (!policy && !at.AuthRead) {
-			return rcE(rcNVAuthorization, "index does not allow this read authorization")
-		}
-	case nvWriteCommands[cc]:
-		if (policy && !at.PolicyWrite) || (!policy && !at.AuthWrite) {
-			return rcE(rcNVAuthorization, "index does not allow this write authorization")
-		}
+	case write:
+		ok = at.AuthWrite
+	case n.isPin():
+		count, limit := n.pin()
+		ok = at.Written && count < limit
+	default:
+		ok = at.AuthRead
+	}
+	if !ok {
+		return rcE(rcAuthUnavailable, "index authValue not available for this command")
 	}
 	return nil
+}
+
+// isPin reports a PIN-pass or PIN-fail index (Part 2 §13.2).
+func (n *nvIndex) isPin() bool {
+	return n.typ() == gt.TPMNTPinPass || n.typ() == gt.TPMNTPinFail
+}
+
+// pin returns pinCount and pinLimit, TPMS_NV_PIN_COUNTER_PARAMETERS
+// (Part 2 §13.8), the eight octets of a PIN index.
+func (n *nvIndex) pin() (count, limit uint32) {
+	if len(n.data) != 8 {
+		return 0, 0
+	}
+	return binary.BigEndian.Uint32(n.data), binary.BigEndian.Uint32(n.data[4:])
+}
+
+// pinAuthUsed updates a written PIN index after its authValue was
+// checked (Part 1 §37.4.5): a PIN-pass index counts each success, a
+// PIN-fail index counts each failure and starts over on a success. It
+// reports whether pinCount was written.
+func (n *nvIndex) pinAuthUsed(ok bool) bool {
+	if !n.isPin() || !n.pub.Attributes.Written {
+		return false
+	}
+	count, _ := n.pin()
+	switch {
+	case n.typ() == gt.TPMNTPinPass && ok, n.typ() == gt.TPMNTPinFail && !ok:
+		count++
+	case n.typ() == gt.TPMNTPinFail:
+		count = 0
+	default:
+		return false
+	}
+	binary.BigEndian.PutUint32(n.data, count)
+	return true
+}
+
+// hasPinIndex reports whether a PIN index is defined: then the commands
+// an index may authorize can change durable state (its pinCount).
+func (t *TPM) hasPinIndex() bool {
+	for _, n := range t.ps.nv {
+		if n.isPin() {
+			return true
+		}
+	}
+	return false
 }
 
 // checkNVAuthHandle checks a hierarchy used as authHandle for an index.
@@ -187,43 +261,66 @@ func (t *TPM) nvDefineSpace(c *call, cmd *nvDefineSpaceCmd) (*gt.NVDefineSpaceRe
 	if err != nil || !hashSupported(p.NameAlg) {
 		return nil, rcP(rcHash, 2, "nameAlg")
 	}
-	if len(trimAuth(cmd.Auth.Buffer)) > hash.Size() {
-		return nil, rcP(rcSize, 1, "auth longer than nameAlg digest")
-	}
 	if l := len(p.AuthPolicy.Buffer); l != 0 && l != hash.Size() {
 		return nil, rcP(rcSize, 2, "authPolicy size")
 	}
+	if len(trimAuth(cmd.Auth.Buffer)) > hash.Size() {
+		return nil, rcP(rcSize, 1, "auth longer than nameAlg digest")
+	}
+	if auth == rhPlatform && !t.phEnableNV {
+		return nil, rcH(rcHierarchy, 1, "phEnableNV is CLEAR")
+	}
 	a := p.Attributes
-	if a.PlatformCreate != (auth == rhPlatform) {
-		return nil, rcP(rcAttributes, 2, "TPMA_NV_PLATFORMCREATE must match the authorizing hierarchy")
-	}
-	if !(a.PPRead || a.OwnerRead || a.AuthRead || a.PolicyRead) || !(a.PPWrite || a.OwnerWrite || a.AuthWrite || a.PolicyWrite) {
-		return nil, rcP(rcAttributes, 2, "no read or no write authorization")
-	}
-	if a.WriteLocked || a.ReadLocked || a.Written {
-		return nil, rcP(rcAttributes, 2, "state attributes set")
-	}
-	if a.PolicyDelete && auth != rhPlatform {
-		return nil, rcP(rcAttributes, 2, "POLICY_DELETE needs platform")
-	}
 	switch a.NT {
 	case gt.TPMNTOrdinary:
 		if p.DataSize > maxNVIndexSize {
 			return nil, rcP(rcSize, 2, "dataSize %d", p.DataSize)
 		}
-	case gt.TPMNTCounter, gt.TPMNTBits:
-		if p.DataSize != 8 {
-			return nil, rcP(rcSize, 2, "counter and bit fields are 8 octets")
-		}
-		if a.ClearSTClear {
-			return nil, rcP(rcAttributes, 2, "CLEAR_STCLEAR on a counter")
-		}
 	case gt.TPMNTExtend:
 		if int(p.DataSize) != hash.Size() {
 			return nil, rcP(rcSize, 2, "extend index size must be the digest size")
 		}
+	case gt.TPMNTCounter, gt.TPMNTBits, gt.TPMNTPinFail, gt.TPMNTPinPass:
+		if p.DataSize != 8 {
+			return nil, rcP(rcSize, 2, "counter, bit field and PIN indices are 8 octets")
+		}
 	default:
 		return nil, rcP(rcAttributes, 2, "index type %d not supported", a.NT)
+	}
+	switch a.NT {
+	case gt.TPMNTCounter:
+		if a.ClearSTClear {
+			return nil, rcP(rcAttributes, 2, "CLEAR_STCLEAR on a counter")
+		}
+	case gt.TPMNTPinFail, gt.TPMNTPinPass:
+		// A PIN-fail index must not count towards DA lockout: it has
+		// its own limit. Neither kind may be written with its own
+		// authValue, which is not available before the index is
+		// written (Part 3 §31.3.1).
+		if a.NT == gt.TPMNTPinFail && !a.NoDA {
+			return nil, rcP(rcAttributes, 2, "a PIN-fail index needs TPMA_NV_NO_DA")
+		}
+		if a.AuthWrite || a.GlobalLock || a.WriteDefine {
+			return nil, rcP(rcAttributes, 2, "AUTHWRITE, GLOBALLOCK or WRITEDEFINE on a PIN index")
+		}
+	}
+	if a.WriteLocked || a.ReadLocked || a.Written {
+		return nil, rcP(rcAttributes, 2, "state attributes set")
+	}
+	if !(a.PPRead || a.OwnerRead || a.AuthRead || a.PolicyRead) || !(a.PPWrite || a.OwnerWrite || a.AuthWrite || a.PolicyWrite) {
+		return nil, rcP(rcAttributes, 2, "no read or no write authorization")
+	}
+	if a.ClearSTClear && a.WriteDefine {
+		return nil, rcP(rcAttributes, 2, "CLEAR_STCLEAR with WRITEDEFINE")
+	}
+	if a.PlatformCreate != (auth == rhPlatform) {
+		return nil, rcH(rcAttributes, 1, "TPMA_NV_PLATFORMCREATE must match the authorizing hierarchy")
+	}
+	if a.PolicyDelete && auth != rhPlatform {
+		return nil, rcP(rcAttributes, 2, "POLICY_DELETE needs platform")
+	}
+	if p.DataSize > maxNVBuffer && a.WriteAll {
+		return nil, rcP(rcSize, 2, "WRITEALL on an index larger than the NV buffer")
 	}
 	if t.ps.nv[h] != nil {
 		return nil, rcE(rcNVDefined, "index 0x%08x exists", h)
@@ -301,8 +398,8 @@ func (t *TPM) nvWrite(c *call, cmd *gt.NVWrite) (*gt.NVWriteResponse, error) {
 	if err := t.nvWritable(c, n); err != nil {
 		return nil, err
 	}
-	if n.typ() != gt.TPMNTOrdinary {
-		return nil, rcH(rcAttributes, 2, "NV_Write needs an ordinary index")
+	if nt := n.typ(); nt != gt.TPMNTOrdinary && nt != gt.TPMNTPinPass && nt != gt.TPMNTPinFail {
+		return nil, rcE(rcAttributes, "NV_Write needs an ordinary or PIN index")
 	}
 	d, off := cmd.Data.Buffer, int(cmd.Offset)
 	if len(d) > maxNVBuffer {

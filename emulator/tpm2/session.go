@@ -175,6 +175,11 @@ func (t *TPM) startAuthSession(c *call, cmd *gt.StartAuthSession) (*gt.StartAuth
 		if err != nil {
 			return nil, err
 		}
+		// A session bound to a PIN index would use its authValue
+		// without counting it (Part 3 §11.1).
+		if e.nv != nil && e.nv.isPin() {
+			return nil, rcH(rcHandle, 2, "a PIN index cannot be bound")
+		}
 		s.bound, s.bindName, s.bindAuth = true, e.name, append([]byte{}, trimAuth(e.auth)...)
 	}
 	handle, err := t.allocSessionHandle(s.policy)

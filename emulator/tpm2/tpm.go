@@ -311,12 +311,15 @@ func (t *TPM) NVChanged() bool {
 }
 
 // WritesNV reports whether the command with code cc may change durable
-// state now (it writes NV, or it is audited and starts a new audit
-// digest, which counts one more in the audit counter), so that a host must be ready to save before running it (a host
-// that rations saves refuses such a command up front with
-// TPM_RC_NV_RATE, leaving sessions and everything else untouched). The
-// commands that change only what is written lazily are not among them.
+// state now (it writes NV; it is audited and starts a new audit digest,
+// which counts one more in the audit counter; or an NV index may
+// authorize it while a PIN index, whose pinCount every use of its
+// authValue may change, is defined), so that a host must be ready to
+// save before running it (a host that rations saves refuses such a
+// command up front with TPM_RC_NV_RATE, leaving sessions and everything
+// else untouched). The commands that change only what is written lazily
+// are not among them.
 func (t *TPM) WritesNV(cc uint32) bool {
 	d := commandTable[cc]
-	return d != nil && (d.nv && !d.lazy || t.startsAudit(cc))
+	return d != nil && (d.nv && !d.lazy || t.startsAudit(cc) || nvAuthCommands[cc] && t.hasPinIndex())
 }
