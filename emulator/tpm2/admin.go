@@ -1,6 +1,8 @@
 package tpm2
 
 import (
+	"slices"
+
 	gt "github.com/google/go-tpm/tpm2"
 )
 
@@ -199,5 +201,75 @@ func (t *TPM) dictionaryAttackParameters(c *call, cmd *daParametersCmd) (*emptyR
 	}
 	t.ps.MaxTries, t.ps.RecoveryTime, t.ps.LockoutRecovery = cmd.NewMaxTries, cmd.NewRecoveryTime, cmd.LockoutRecovery
 	t.ps.FailedTries = 0
+	return nil, nil
+}
+
+// Miscellaneous management functions, Part 3 §26.
+
+// ppCapable are the commands that TPM2_PP_Commands may make require
+// physical presence when the platform authorizes them: those whose
+// authorization Part 3 marks "Physical Presence: yes", the reference
+// implementation's PP_COMMAND attribute.
+var ppCapable = map[uint32]bool{
+	uint32(gt.TPMCCNVUndefineSpaceSpecial): true, uint32(gt.TPMCCEvictControl): true,
+	uint32(gt.TPMCCHierarchyControl): true, uint32(gt.TPMCCNVUndefineSpace): true,
+	uint32(gt.TPMCCChangeEPS): true, uint32(gt.TPMCCChangePPS): true, uint32(gt.TPMCCClear): true,
+	uint32(gt.TPMCCClearControl): true, uint32(gt.TPMCCClockSet): true,
+	// go-tpm spells TPM_CC_HierarchyChangeAuth with a typo.
+	uint32(gt.TPMCCHierarchyChanegAuth): true, uint32(gt.TPMCCNVDefineSpace): true,
+	uint32(gt.TPMCCPCRAllocate): true, uint32(gt.TPMCCPCRSetAuthPolicy): true,
+	uint32(gt.TPMCCSetPrimaryPolicy): true, uint32(gt.TPMCCClockRateAdjust): true,
+	uint32(gt.TPMCCCreatePrimary): true, uint32(gt.TPMCCNVGlobalWriteLock): true,
+	uint32(gt.TPMCCSetCommandCodeAuditStatus): true, uint32(gt.TPMCCCreateLoaded): true,
+}
+
+// ppRequired reports whether command cc, authorized by the platform,
+// needs physical presence: TPM2_PP_Commands always does, the others when
+// TPM2_PP_Commands put them on the list.
+func (t *TPM) ppRequired(cc uint32) bool {
+	return cc == uint32(gt.TPMCCPPCommands) || ppCapable[cc] && slices.Contains(t.ps.PPCommands, cc)
+}
+
+// ppCommandList is TPM_CAP_PP_COMMANDS from property on.
+func (t *TPM) ppCommandList(property uint32) []gt.TPMCC {
+	var out []gt.TPMCC
+	for _, cc := range t.implementedCommands() {
+		if cc >= property && t.ppRequired(cc) {
+			out = append(out, gt.TPMCC(cc))
+		}
+	}
+	return out
+}
+
+// ppCommands is TPM2_PP_Commands, Part 3 §26.2. Codes of commands that
+// are not implemented or cannot require physical presence are ignored,
+// as is clearing TPM2_PP_Commands itself; setList is applied first.
+func (t *TPM) ppCommands(c *call, cmd *ppCommandsCmd) (*emptyResponse, error) {
+	if c.handles[0] != rhPlatform {
+		return nil, rcH(rcValue, 1, "PP_Commands needs platform")
+	}
+	list := slices.Clone(t.ps.PPCommands)
+	for _, cc := range cmd.SetList.CommandCodes {
+		if ppCapable[uint32(cc)] && t.commands[uint32(cc)] != nil {
+			list = append(list, uint32(cc))
+		}
+	}
+	for _, cc := range cmd.ClearList.CommandCodes {
+		list = slices.DeleteFunc(list, func(x uint32) bool { return x == uint32(cc) })
+	}
+	slices.Sort(list)
+	t.ps.PPCommands = slices.Compact(list)
+	return nil, nil
+}
+
+// setAlgorithmSet is TPM2_SetAlgorithmSet, Part 3 §26.3. The value is
+// vendor-defined; this TPM keeps it and reports it as
+// TPM_PT_ALGORITHM_SET, with the same algorithms whatever it is, as the
+// reference implementation does.
+func (t *TPM) setAlgorithmSet(c *call, cmd *setAlgorithmSetCmd) (*emptyResponse, error) {
+	if c.handles[0] != rhPlatform {
+		return nil, rcH(rcValue, 1, "SetAlgorithmSet needs platform")
+	}
+	t.ps.AlgorithmSet = cmd.AlgorithmSet
 	return nil, nil
 }

@@ -318,6 +318,11 @@ func (t *TPM) checkAuths(c *call, ents []*entity) error {
 			extra = c.extraNonces()
 		}
 		c.authEnt[i] = e
+		// Physical presence comes before anything else about the
+		// authorization, as in the reference implementation.
+		if e.handle == rhPlatform && !t.physicalPresence && t.ppRequired(c.def.cc) {
+			return rcS(rcPP, n, "physical presence required")
+		}
 		if !e.noDA && t.daLocked(e) {
 			return rcE(rcLockout, "dictionary-attack lockout")
 		}
@@ -455,8 +460,8 @@ func (t *TPM) checkPolicy(c *call, s *session, e *entity, n int) error {
 	if len(s.templateHash) != 0 && !bytes.Equal(s.templateHash, templateOf(c, s.hash)) {
 		return rcS(rcPolicyFail, n, "command does not create an object from the policy's template")
 	}
-	if s.isPPRequired {
-		return rcS(rcPolicyFail, n, "physical presence required")
+	if s.isPPRequired && !t.physicalPresence {
+		return rcS(rcPP, n, "physical presence required")
 	}
 	// PolicyNvWritten is a condition on the index being authorized, as
 	// it is now (Part 3 §23.20, TPM2_PolicyNvWritten): a write-once

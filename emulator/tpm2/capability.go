@@ -176,7 +176,7 @@ func (t *TPM) properties() []taggedProp {
 		{0x209, persistentMax - uint32(len(t.ps.persistent))},
 		{0x20A, t.nvCounters()},
 		{0x20B, nvIndexMax - uint32(len(t.ps.nv))},
-		{0x20C, 0},
+		{0x20C, t.ps.AlgorithmSet},
 		{0x20D, uint32(len(implementedCurves))},
 		{0x20E, t.ps.FailedTries},
 		{0x20F, t.ps.MaxTries},
@@ -311,8 +311,8 @@ func (t *TPM) getCapability(c *call, cmd *gt.GetCapability) (*gt.GetCapabilityRe
 		l.CommandAttributes = pageOf(r, l.CommandAttributes, count, 4)
 		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capPPCommands:
-		// No command needs physical presence.
-		data = gt.NewTPMUCapabilities(cmd.Capability, &gt.TPMLCC{})
+		l := gt.TPMLCC{CommandCodes: pageOf(r, t.ppCommandList(property), count, 4)}
+		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capAuditCommands:
 		l := gt.TPMLCC{CommandCodes: pageOf(r, t.auditCommandList(property), count, 4)}
 		data = gt.NewTPMUCapabilities(cmd.Capability, &l)

@@ -134,6 +134,10 @@ var commandTable = table(
 	cmd((*TPM).dictionaryAttackLockReset, writesLazily),
 	cmd((*TPM).dictionaryAttackParameters, writesNV),
 
+	// Part 3 §26: miscellaneous management functions.
+	cmd((*TPM).ppCommands, writesNV),
+	cmd((*TPM).setAlgorithmSet, writesNV),
+
 	// Part 3 §28: context management.
 	cmd((*TPM).contextSave),
 	cmd((*TPM).contextLoad, decodeWith(decodeContextLoad)),

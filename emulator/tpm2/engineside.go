@@ -479,6 +479,29 @@ func (daParametersCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, er
 	return nil, errEngineSide
 }
 
+// Miscellaneous management functions, Part 3 §26.
+
+type ppCommandsCmd struct {
+	Auth      gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	SetList   gt.TPMLCC
+	ClearList gt.TPMLCC
+}
+
+func (ppCommandsCmd) Command() gt.TPMCC { return gt.TPMCCPPCommands }
+func (ppCommandsCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
+type setAlgorithmSetCmd struct {
+	Auth         gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	AlgorithmSet uint32
+}
+
+func (setAlgorithmSetCmd) Command() gt.TPMCC { return gt.TPMCCSetAlgorithmSet }
+func (setAlgorithmSetCmd) Execute(transport.TPM, ...gt.Session) (*emptyResponse, error) {
+	return nil, errEngineSide
+}
+
 // Non-volatile storage, Part 3 §31.
 
 // nvDefineSpaceCmd carries publicInfo as a sized buffer, decoded by the

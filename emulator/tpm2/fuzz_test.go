@@ -37,12 +37,24 @@ func seedCommands(t testing.TB) [][]byte {
 	_, _ = (gt.StartAuthSession{TPMKey: gt.TPMRHNull, Bind: gt.TPMRHNull, NonceCaller: gt.TPM2BNonce{Buffer: make([]byte, 16)},
 		SessionType: gt.TPMSEPolicy, Symmetric: gt.TPMTSymDef{Algorithm: gt.TPMAlgNull}, AuthHash: gt.TPMAlgSHA256}).Execute(tr)
 	_, _ = (gt.Hash{Data: gt.TPM2BMaxBuffer{Buffer: []byte("abc")}, HashAlg: gt.TPMAlgSHA256, Hierarchy: gt.TPMRHOwner}).Execute(tr)
+	// A PIN-pass index: defined, its pinCount/pinLimit written, used.
+	pin := gt.TPMSNVPublic{NVIndex: 0x01500060, NameAlg: gt.TPMAlgSHA256, DataSize: 8,
+		Attributes: gt.TPMANV{NT: gt.TPMNTPinPass, OwnerWrite: true, OwnerRead: true, AuthRead: true}}
+	if _, err := (gt.NVDefineSpace{AuthHandle: gt.TPMRHOwner, Auth: gt.TPM2BAuth{Buffer: []byte("pin")}, PublicInfo: gt.New2B(pin)}).Execute(tr); err == nil {
+		name, _ := gt.NVName(&pin)
+		_, _ = (gt.NVWrite{AuthHandle: gt.TPMRHOwner, NVIndex: gt.NamedHandle{Handle: pin.NVIndex, Name: *name},
+			Data: gt.TPM2BMaxNVBuffer{Buffer: []byte{0, 0, 0, 0, 0, 0, 0, 3}}}).Execute(tr)
+		pin.Attributes.Written = true
+		name, _ = gt.NVName(&pin)
+		_, _ = (gt.NVRead{AuthHandle: gt.AuthHandle{Handle: pin.NVIndex, Name: *name, Auth: gt.PasswordAuth([]byte("pin"))},
+			NVIndex: gt.NamedHandle{Handle: pin.NVIndex, Name: *name}, Size: 8}).Execute(tr)
+	}
 	cmds = append(cmds, rec.cmds...)
 	// Commands go-tpm has no structure for, on the policy session above
 	// (0x03000000) and the owner: PolicyTicket, PolicyCounterTimer,
 	// PolicyTemplate, PolicyPhysicalPresence, ClockRateAdjust,
 	// SetCommandCodeAuditStatus, GetCommandAuditDigest, PCR_SetAuthValue,
-	// PCR_SetAuthPolicy.
+	// PCR_SetAuthPolicy, PP_Commands, SetAlgorithmSet.
 	pw := []byte{0x40, 0, 0, 9, 0, 0, 0, 0, 0}
 	sess := []uint32{0x03000000}
 	for _, c := range []struct {
@@ -60,6 +72,8 @@ func seedCommands(t testing.TB) [][]byte {
 		{gt.TPMCCGetCommandAuditDigest, []uint32{rhEndorsement, rhNull}, append(append([]byte{}, pw...), pw...), []byte{0, 0, 0, 0x10}},
 		{gt.TPMCCPCRSetAuthValue, []uint32{20}, pw, []byte{0, 2, 'p', 'w'}},
 		{gt.TPMCCPCRSetAuthPolicy, []uint32{rhPlatform}, pw, append(append([]byte{0, 32}, make([]byte, 32)...), 0, 0x0b, 0, 0, 0, 21)},
+		{gt.TPMCCPPCommands, []uint32{rhPlatform}, pw, []byte{0, 0, 0, 1, 0, 0, 1, 0x30, 0, 0, 0, 1, 0, 0, 1, 0x2D}},
+		{gt.TPMCCSetAlgorithmSet, []uint32{rhPlatform}, pw, []byte{0, 0, 0, 7}},
 	} {
 		cmds = append(cmds, rawCommand(uint32(c.cc), c.handles, c.auths, c.params))
 	}

@@ -200,7 +200,7 @@ func (t *TPM) policyCounterTimer(c *call, cmd *policyCounterTimerCmd) (*emptyRes
 
 // policyPhysicalPresence is TPM2_PolicyPhysicalPresence, Part 3 §23.15.
 // No platform asserts physical presence to a vTPM, so a session carrying
-// it authorizes nothing.
+// it authorizes nothing (TPM_RC_PP).
 func (t *TPM) policyPhysicalPresence(c *call, cmd *policyPhysicalPresenceCmd) (*emptyResponse, error) {
 	s, err := t.policySession(c.handles[0], 1)
 	if err != nil {

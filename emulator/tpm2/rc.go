@@ -55,6 +55,7 @@ const (
 	rcRange        uint32 = 0x08D
 	rcAuthFail     uint32 = 0x08E
 	rcNonce        uint32 = 0x08F
+	rcPP           uint32 = 0x090
 	rcScheme       uint32 = 0x092
 	rcSize         uint32 = 0x095
 	rcSymmetric    uint32 = 0x096

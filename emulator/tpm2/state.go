@@ -73,6 +73,11 @@ type persistentState struct {
 	PCRBanks     []uint16
 	PendingBanks []uint16
 
+	// PPCommands are the commands TPM2_PP_Commands made require physical
+	// presence, sorted; AlgorithmSet is what TPM2_SetAlgorithmSet set.
+	PPCommands   []uint32 `json:",omitempty"`
+	AlgorithmSet uint32   `json:",omitempty"`
+
 	persistent map[uint32]*object
 	nv         map[uint32]*nvIndex
 }

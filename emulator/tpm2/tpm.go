@@ -142,6 +142,13 @@ type TPM struct {
 	nvCheck bool
 	durable [32]byte
 
+	// physicalPresence is the platform's physical-presence signal. No
+	// host asserts it to a vTPM, as swtpm asserts it to none: commands
+	// that need it (TPM2_PP_Commands always, those it lists when the
+	// platform authorizes them, PolicyPhysicalPresence sessions) are
+	// refused with TPM_RC_PP. Tests set it.
+	physicalPresence bool
+
 	// lostDA: the state was loaded from a blob written before a stop that
 	// was not orderly, after DA-protected failures; the next Startup
 	// counts one (persistentState.DAUsed).

@@ -767,7 +767,7 @@ var knownDifferences = map[string]string{
 func TestDifferentialSwtpm(t *testing.T) {
 	sw := startSwtpm(t)
 	en := startEngine(t)
-	for _, s := range append(append(diffSteps(), authCheckSteps()...), completenessSteps()...) {
+	for _, s := range append(append(append(diffSteps(), authCheckSteps()...), completenessSteps()...), pinNVSteps()...) {
 		want, got := s.run(sw), s.run(en)
 		if want != got {
 			if why, ok := knownDifferences[s.name]; ok {
