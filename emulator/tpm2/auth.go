@@ -370,6 +370,8 @@ func authValueUsed(s *session, e *entity) bool {
 	}
 }
 
+// checkAuthValue checks the authorization session n gives for e: a
+// password, an HMAC, or a policy session with what it asserts.
 func (t *TPM) checkAuthValue(c *call, a *authCmd, e *entity, n int, extra []byte) error {
 	needPolicy := policyRequired(e, c.def.roles[n-1])
 	s := a.sess

@@ -29,7 +29,9 @@
 // authorization had failed, counts one failure for those that may be
 // lost. (*TPM).WritesNV tells a host that rations saves whether a
 // command may need one now (it depends on state: an audited command that
-// starts a new audit digest moves the durable audit counter).
+// starts a new audit digest moves the durable audit counter, and while a
+// PIN index is defined every use of an index's authValue may move its
+// pinCount, even in NV_Read or PolicySecret).
 //
 // The package uses no os, net or cgo so that it builds for GOOS=tamago.
 package tpm2

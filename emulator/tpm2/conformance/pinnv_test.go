@@ -193,6 +193,14 @@ func pinNVSteps() []diffStep {
 			pub, _ := rp.NVPublic.Contents()
 			return out + fmt.Sprintf("%x %+v", rp.NVName.Buffer, pub.Attributes)
 		}},
+		{"NV_Write on a counter index", func(tr transport.TPM) string {
+			p, done, err := definePin(tr, pinPub(0x01500047, gt.TPMNTCounter, gt.TPMANV{}), "")
+			if err != nil {
+				return rcString(err)
+			}
+			defer done()
+			return p.set(tr, 0, 1)
+		}},
 		{"PIN_PASS counts successful authorizations up to pinLimit", func(tr transport.TPM) string {
 			p, done, err := definePin(tr, pinPub(0x01500042, gt.TPMNTPinPass, gt.TPMANV{}), "pin")
 			if err != nil {
