@@ -116,7 +116,7 @@ func (t *TPM) attest(signH uint32, n int, typ uint16, extra []byte, scheme *gt.T
 	}
 	d := h.New()
 	d.Write(a)
-	sig, err := t.signDigest(signer, alg, h, ha, d.Sum(nil))
+	sig, err := t.signDigest(signer, alg, h, ha, scheme, d.Sum(nil))
 	if err != nil {
 		return none, nullSignature, err
 	}

@@ -59,6 +59,8 @@ var implementedAlgs = []gt.TPMSAlgProperty{
 	{Alg: gt.TPMAlgOAEP, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Encrypting: true}},
 	{Alg: gt.TPMAlgECDSA, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Signing: true}},
 	{Alg: gt.TPMAlgECDH, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Method: true}},
+	{Alg: gt.TPMAlgECDAA, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Signing: true}},
+	{Alg: gt.TPMAlgECMQV, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Method: true}},
 	{Alg: gt.TPMAlgKDF1SP800108, AlgProperties: gt.TPMAAlgorithm{Hash: true, Method: true}},
 	{Alg: gt.TPMAlgECC, AlgProperties: gt.TPMAAlgorithm{Asymmetric: true, Object: true}},
 	{Alg: gt.TPMAlgSymCipher, AlgProperties: gt.TPMAAlgorithm{Object: true}},
@@ -157,7 +159,7 @@ func (t *TPM) properties() []taggedProp {
 		{0x125, 0x105},
 		{0x126, 0},
 		{0x127, 0},
-		{0x128, 0},
+		{0x128, commitArraySize}, // TPM_PT_SPLIT_MAX
 		{0x129, nCmds},
 		{0x12A, nCmds},
 		{0x12B, 0},

@@ -52,6 +52,8 @@ var commandTable = table(
 	cmd((*TPM).rsaDecrypt),
 	cmd((*TPM).ecdhKeyGen),
 	cmd((*TPM).ecdhZGen),
+	cmd((*TPM).zgen2Phase),
+	cmd((*TPM).ecEphemeral),
 	cmd((*TPM).eccParameters, encodeWith(encodeECCParameters)),
 
 	// Part 3 §15: symmetric primitives.
@@ -78,6 +80,9 @@ var commandTable = table(
 	cmd((*TPM).getSessionAuditDigest),
 	cmd((*TPM).getCommandAuditDigest),
 	cmd((*TPM).getTime),
+
+	// Part 3 §19: ephemeral EC keys.
+	cmd((*TPM).commitCommand),
 
 	// Part 3 §20: signing and signature verification.
 	cmd((*TPM).verifySignature),

@@ -693,3 +693,39 @@ type algorithmDetailECC struct {
 	Sign                  gt.TPMTECCScheme
 	P, A, B, GX, GY, N, H gt.TPM2BECCParameter
 }
+
+// zgen2PhaseCmd: go-tpm has no ZGen_2Phase.
+type zgen2PhaseCmd struct {
+	KeyA     gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	InQsB    gt.TPM2BECCPoint
+	InQeB    gt.TPM2BECCPoint
+	InScheme gt.TPMAlgID
+	Counter  uint16
+}
+
+// zgen2PhaseResponse is TPM2_ZGen_2Phase's response, Part 3 §14.7.
+type zgen2PhaseResponse struct {
+	OutZ1 gt.TPM2BECCPoint
+	OutZ2 gt.TPM2BECCPoint
+}
+
+func (zgen2PhaseCmd) Command() gt.TPMCC { return gt.TPMCCZGen2Phase }
+func (zgen2PhaseCmd) Execute(transport.TPM, ...gt.Session) (*zgen2PhaseResponse, error) {
+	return nil, errEngineSide
+}
+
+// ecEphemeralCmd: go-tpm has no EC_Ephemeral.
+type ecEphemeralCmd struct {
+	CurveID gt.TPMECCCurve
+}
+
+// ecEphemeralResponse is TPM2_EC_Ephemeral's response, Part 3 §14.8.
+type ecEphemeralResponse struct {
+	Q       gt.TPM2BECCPoint
+	Counter uint16
+}
+
+func (ecEphemeralCmd) Command() gt.TPMCC { return gt.TPMCCECEphemeral }
+func (ecEphemeralCmd) Execute(transport.TPM, ...gt.Session) (*ecEphemeralResponse, error) {
+	return nil, errEngineSide
+}

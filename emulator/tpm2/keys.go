@@ -140,7 +140,10 @@ func checkPublicParms(typ gt.TPMIAlgPublic, parms *gt.TPMUPublicParms, n int) er
 		case gt.TPMAlgECDSA:
 			s, _ := p.Scheme.Details.ECDSA()
 			return schemeHash(s.HashAlg, n)
-		case gt.TPMAlgECDH:
+		case gt.TPMAlgECDAA:
+			s, _ := p.Scheme.Details.ECDAA()
+			return schemeHash(s.HashAlg, n)
+		case gt.TPMAlgECDH, gt.TPMAlgECMQV:
 			// go-tpm v0.9.8's TPMUAsymScheme.ECDH() checks the wrong
 			// selector; read the hash from the encoding instead.
 			return schemeHash(detailHash(&p.Scheme), n)

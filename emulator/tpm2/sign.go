@@ -28,9 +28,13 @@ func keyScheme(o *object) (gt.TPMAlgID, gt.TPMIAlgHash) {
 		}
 	case gt.TPMAlgECC:
 		p, _ := o.pub.Parameters.ECCDetail()
-		if p.Scheme.Scheme == gt.TPMAlgECDSA {
+		switch p.Scheme.Scheme {
+		case gt.TPMAlgECDSA:
 			s, _ := p.Scheme.Details.ECDSA()
 			return gt.TPMAlgECDSA, s.HashAlg
+		case gt.TPMAlgECDAA:
+			s, _ := p.Scheme.Details.ECDAA()
+			return gt.TPMAlgECDAA, s.HashAlg
 		}
 	case gt.TPMAlgKeyedHash:
 		p, _ := o.pub.Parameters.KeyedHashDetail()
@@ -56,6 +60,11 @@ func inSchemeOf(s *gt.TPMTSigScheme) (gt.TPMAlgID, gt.TPMIAlgHash) {
 		if hm != nil {
 			return gt.TPMAlgHMAC, hm.HashAlg
 		}
+	case gt.TPMAlgECDAA:
+		d, _ := s.Details.ECDAA()
+		if d != nil {
+			return gt.TPMAlgECDAA, d.HashAlg
+		}
 	}
 	if h == nil {
 		return gt.TPMAlgID(s.Scheme), gt.TPMAlgNull
@@ -71,6 +80,10 @@ func signScheme(o *object, in *gt.TPMTSigScheme, n int) (gt.TPMAlgID, crypto.Has
 	alg, ha := ka, kh
 	if ka == gt.TPMAlgNull {
 		alg, ha = ia, ih
+	} else if ia == gt.TPMAlgNull && ka == gt.TPMAlgECDAA {
+		// A split scheme needs the caller's commit count (the
+		// reference's CryptIsSplitSign).
+		return 0, 0, 0, rcP(rcScheme, n, "ECDAA needs the scheme with its count")
 	} else if ia != gt.TPMAlgNull && (ia != ka || ih != kh) {
 		return 0, 0, 0, rcP(rcScheme, n, "scheme differs from the key's")
 	}
@@ -79,7 +92,7 @@ func signScheme(o *object, in *gt.TPMTSigScheme, n int) (gt.TPMAlgID, crypto.Has
 	case gt.TPMAlgRSA:
 		ok = alg == gt.TPMAlgRSASSA || alg == gt.TPMAlgRSAPSS
 	case gt.TPMAlgECC:
-		ok = alg == gt.TPMAlgECDSA
+		ok = alg == gt.TPMAlgECDSA || alg == gt.TPMAlgECDAA
 	case gt.TPMAlgKeyedHash:
 		ok = alg == gt.TPMAlgHMAC
 	}
@@ -93,10 +106,17 @@ func signScheme(o *object, in *gt.TPMTSigScheme, n int) (gt.TPMAlgID, crypto.Has
 	return alg, h, ha, nil
 }
 
-// signDigest signs digest with o, giving TPMT_SIGNATURE (Part 2 §11.3.4).
-func (t *TPM) signDigest(o *object, alg gt.TPMAlgID, h crypto.Hash, ha gt.TPMIAlgHash, digest []byte) (gt.TPMTSignature, error) {
+// signDigest signs digest with o, giving TPMT_SIGNATURE (Part 2 §11.3.4);
+// in is the caller's scheme, which carries ECDAA's commit count.
+func (t *TPM) signDigest(o *object, alg gt.TPMAlgID, h crypto.Hash, ha gt.TPMIAlgHash, in *gt.TPMTSigScheme, digest []byte) (gt.TPMTSignature, error) {
 	sig := gt.TPMTSignature{SigAlg: alg}
 	switch alg {
+	case gt.TPMAlgECDAA:
+		d, err := in.Details.ECDAA()
+		if err != nil {
+			return sig, rcE(rcScheme, "ECDAA without a count")
+		}
+		return t.signECDAA(o, h, ha, d.Count, digest)
 	case gt.TPMAlgRSASSA, gt.TPMAlgRSAPSS:
 		k := o.key.(*rsa.PrivateKey)
 		var s []byte
@@ -153,8 +173,11 @@ func encodeSignature(b []byte, sig *gt.TPMTSignature) []byte {
 		}
 		b = binary.BigEndian.AppendUint16(b, uint16(s.Hash))
 		return appendSized(b, s.Sig.Buffer)
-	case gt.TPMAlgECDSA:
+	case gt.TPMAlgECDSA, gt.TPMAlgECDAA:
 		s, _ := sig.Signature.ECDSA()
+		if sig.SigAlg == gt.TPMAlgECDAA {
+			s, _ = sig.Signature.ECDAA()
+		}
 		b = binary.BigEndian.AppendUint16(b, uint16(s.Hash))
 		b = appendSized(b, s.SignatureR.Buffer)
 		return appendSized(b, s.SignatureS.Buffer)
@@ -260,7 +283,7 @@ func (t *TPM) sign(c *call, cmd *gt.Sign) (*gt.SignResponse, error) {
 			return nil, rcP(rcTicket, 3, "restricted key needs a hash-check ticket")
 		}
 	}
-	sig, err := t.signDigest(o, alg, h, ha, cmd.Digest.Buffer)
+	sig, err := t.signDigest(o, alg, h, ha, &cmd.InScheme, cmd.Digest.Buffer)
 	if err != nil {
 		return nil, err
 	}
@@ -275,6 +298,11 @@ func (t *TPM) verifySignature(c *call, cmd *gt.VerifySignature) (*gt.VerifySigna
 	}
 	if !o.attrs().SignEncrypt {
 		return nil, rcH(rcAttributes, 1, "not a signing key")
+	}
+	if cmd.Signature.SigAlg == gt.TPMAlgECDAA {
+		// ECDAA signatures are verified against the issuer's
+		// credential, not the key alone (Part 1 §C.4).
+		return nil, rcP(rcScheme, 2, "ECDAA signatures are not verified here")
 	}
 	if !t.verify(o, cmd.Digest.Buffer, &cmd.Signature) {
 		return nil, rcP(rcSignature, 2, "signature does not verify")

@@ -25,6 +25,7 @@ func (t *TPM) shutdown(c *call, cmd *gt.Shutdown) (*gt.ShutdownResponse, error) 
 			ContextSeq:       t.contextSeq,
 			PCRAuth:          t.pcrAuth,
 		}
+		t.saveCommit(t.savedVol)
 	default:
 		return nil, rcP(rcValue, 1, "shutdown type %d", cmd.ShutdownType)
 	}
@@ -57,9 +58,11 @@ func (t *TPM) startup(su uint16) error {
 		if t.orderly && t.savedVol != nil {
 			// TPM Restart: Shutdown(STATE) then Startup(CLEAR).
 			t.ps.RestartCount++
+			t.restoreCommit(t.savedVol)
 		} else {
 			t.ps.ResetCount++
 			t.ps.RestartCount = 0
+			t.resetCommit()
 		}
 		t.pcr.reset(t.ps.PCRBanks, t.locality)
 		t.pcrUpdateCounter = 0
@@ -75,6 +78,7 @@ func (t *TPM) startup(su uint16) error {
 		t.pcrUpdateCounter = v.PCRUpdateCounter
 		t.contextKey, t.contextSeq = v.ContextKey, v.ContextSeq
 		t.pcrAuth = v.PCRAuth
+		t.restoreCommit(v)
 		t.ps.RestartCount++
 	default:
 		return rcP(rcValue, 1, "startup type %d", su)

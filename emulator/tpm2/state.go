@@ -128,6 +128,11 @@ type volatileState struct {
 	ContextKey       []byte
 	ContextSeq       uint64
 	PCRAuth          []byte `json:",omitempty"`
+	// The two-phase ECC commit state (ecc2phase.go); absent in
+	// blobs written before it existed.
+	CommitNonce   []byte `json:",omitempty"`
+	CommitCounter uint64 `json:",omitempty"`
+	CommitArray   []byte `json:",omitempty"`
 }
 
 func (t *TPM) manufacture() error {

@@ -117,6 +117,7 @@ type TPM struct {
 	nullSeed     []byte
 	contextKey   []byte
 	contextSeq   uint64
+	commit       commitState
 	phEnable     bool
 	phEnableNV   bool
 	primaryCache map[[32]byte]*object

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -767,7 +768,9 @@ var knownDifferences = map[string]string{
 func TestDifferentialSwtpm(t *testing.T) {
 	sw := startSwtpm(t)
 	en := startEngine(t)
-	for _, s := range append(append(append(diffSteps(), authCheckSteps()...), completenessSteps()...), pinNVSteps()...) {
+	steps := slices.Concat(diffSteps(), authCheckSteps(), completenessSteps(),
+		pinNVSteps(), eccTwoPhaseSteps())
+	for _, s := range steps {
 		want, got := s.run(sw), s.run(en)
 		if want != got {
 			if why, ok := knownDifferences[s.name]; ok {
