@@ -49,12 +49,23 @@ func seedCommands(t testing.TB) [][]byte {
 		_, _ = (gt.NVRead{AuthHandle: gt.AuthHandle{Handle: pin.NVIndex, Name: *name, Auth: gt.PasswordAuth([]byte("pin"))},
 			NVIndex: gt.NamedHandle{Handle: pin.NVIndex, Name: *name}, Size: 8}).Execute(tr)
 	}
+	// Two-phase ECC: Commit with P1 and with s2/y2, an ECDAA Sign.
+	if dk, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(ecdaaTemplate())}).Execute(tr); err == nil {
+		key := gt.NamedHandle{Handle: dk.ObjectHandle, Name: dk.Name}
+		g := gt.TPMSECCPoint{X: gt.TPM2BECCParameter{Buffer: make([]byte, 32)}, Y: gt.TPM2BECCParameter{Buffer: make([]byte, 32)}}
+		_, _ = (gt.Commit{SignHandle: key, P1: gt.New2B(g), S2: gt.TPM2BSensitiveData{Buffer: []byte("s2")},
+			Y2: gt.TPM2BECCParameter{Buffer: make([]byte, 32)}}).Execute(tr)
+		if cm, err := (gt.Commit{SignHandle: key, P1: gt.New2B(gt.TPMSECCPoint{})}).Execute(tr); err == nil {
+			_, _ = ecdaaSign(tr, key, cm.Counter)
+		}
+	}
 	cmds = append(cmds, rec.cmds...)
 	// Commands go-tpm has no structure for, on the policy session above
 	// (0x03000000) and the owner: PolicyTicket, PolicyCounterTimer,
 	// PolicyTemplate, PolicyPhysicalPresence, ClockRateAdjust,
 	// SetCommandCodeAuditStatus, GetCommandAuditDigest, PCR_SetAuthValue,
-	// PCR_SetAuthPolicy, PP_Commands, SetAlgorithmSet.
+	// PCR_SetAuthPolicy, PP_Commands, SetAlgorithmSet, EC_Ephemeral,
+	// ZGen_2Phase.
 	pw := []byte{0x40, 0, 0, 9, 0, 0, 0, 0, 0}
 	sess := []uint32{0x03000000}
 	for _, c := range []struct {
@@ -71,6 +82,10 @@ func seedCommands(t testing.TB) [][]byte {
 		{gt.TPMCCSetCommandCodeAuditStatus, []uint32{rhOwner}, pw, []byte{0, 0x10, 0, 0, 0, 1, 0, 0, 1, 0x7B, 0, 0, 0, 0}},
 		{gt.TPMCCGetCommandAuditDigest, []uint32{rhEndorsement, rhNull}, append(append([]byte{}, pw...), pw...), []byte{0, 0, 0, 0x10}},
 		{gt.TPMCCPCRSetAuthValue, []uint32{20}, pw, []byte{0, 2, 'p', 'w'}},
+		{gt.TPMCCECEphemeral, nil, nil, []byte{0, 3}},
+		// ZGen_2Phase on the first object: inQsB, inQeB (empty
+		// coordinates), ECDH, counter 0.
+		{gt.TPMCCZGen2Phase, []uint32{0x80000000}, pw, []byte{0, 4, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0x19, 0, 0}},
 		{gt.TPMCCPCRSetAuthPolicy, []uint32{rhPlatform}, pw, append(append([]byte{0, 32}, make([]byte, 32)...), 0, 0x0b, 0, 0, 0, 21)},
 		{gt.TPMCCPPCommands, []uint32{rhPlatform}, pw, []byte{0, 0, 0, 1, 0, 0, 1, 0x30, 0, 0, 0, 1, 0, 0, 1, 0x2D}},
 		{gt.TPMCCSetAlgorithmSet, []uint32{rhPlatform}, pw, []byte{0, 0, 0, 7}},
