@@ -111,6 +111,13 @@ func (t *TPM) generateR(curve elliptic.Curve, count *uint16, name []byte) (*big.
 // value as committed, advances the counter and returns the value the
 // second phase must quote (the reference's CryptCommit).
 func (t *TPM) commitCount() uint16 {
+	if t.orderly {
+		// A commitment made after Shutdown(STATE) is not in the saved
+		// state: resuming from it would hand out the same counter, and
+		// so the same r, again, and two ECDAA signatures with one r
+		// reveal the key. The next Startup is a TPM Reset instead.
+		t.orderly, t.savedVol = false, nil
+	}
 	old := uint16(t.commit.counter)
 	t.commit.counter++
 	idx := commitIndex(old)

@@ -258,6 +258,31 @@ func TestCommitStateAcrossStartup(t *testing.T) {
 	}
 }
 
+// A commitment after Shutdown(STATE) makes the next Startup a TPM Reset,
+// so no counter value is handed out twice.
+func TestCommitAfterShutdownState(t *testing.T) {
+	tp, tr := newStarted(t)
+	key := ecdaaKey(t, tr)
+	if _, err := (gt.Shutdown{ShutdownType: gt.TPMSUState}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	c := commit(t, tr, key).Counter
+	if _, err := ecdaaSign(tr, key, c); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := tp.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp2, err := New(Config{State: blob})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr2 := engineTransport{tp2}
+	_, err = (gt.Startup{StartupType: gt.TPMSUState}).Execute(tr2)
+	wantRC(t, err, rcValue|0x140) // TPM_RC_VALUE + P1
+}
+
 // A blob saved after Shutdown(STATE) by a version without the commit
 // state still resumes; its commitments start afresh.
 func TestCommitStateOldBlob(t *testing.T) {
