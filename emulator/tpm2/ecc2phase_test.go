@@ -342,3 +342,47 @@ func TestQuoteECDAA(t *testing.T) {
 	}
 	wantRC(t, q(), rcValue)
 }
+
+// The two phases' cost in the engine: Commit then an ECDAA Sign, and
+// EC_Ephemeral then ZGen_2Phase (ECDH), per pair.
+func BenchmarkTwoPhase(b *testing.B) {
+	tp, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := engineTransport{tp}
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Commit+SignECDAA", func(b *testing.B) {
+		r := createPrimary(b, tr, gt.TPMRHOwner, ecdaaTemplate())
+		key := gt.NamedHandle{Handle: r.ObjectHandle, Name: r.Name}
+		for i := 0; i < b.N; i++ {
+			cm, err := (gt.Commit{SignHandle: key, P1: gt.New2B(gt.TPMSECCPoint{})}).Execute(tr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := ecdaaSign(tr, key, cm.Counter); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("EC_Ephemeral+ZGen_2Phase", func(b *testing.B) {
+		a := createPrimary(b, tr, gt.TPMRHOwner, eccKeyTemplate(exchKeyAttrs, gt.TPMTECCScheme{Scheme: gt.TPMAlgNull}))
+		rp, _ := (gt.ReadPublic{ObjectHandle: a.ObjectHandle}).Execute(tr)
+		pub, _ := rp.OutPublic.Contents()
+		qs, _ := pub.Unique.ECC()
+		ecEph := rawCommand(uint32(gt.TPMCCECEphemeral), nil, nil, []byte{0, 3})
+		for i := 0; i < b.N; i++ {
+			rsp, _ := tr.Send(ecEph)
+			q, err := gt.Unmarshal[gt.TPM2BECCPoint](rsp[10 : len(rsp)-2])
+			if err != nil {
+				b.Fatal(err)
+			}
+			qe, _ := q.Contents()
+			if rc, _ := zgen2Phase(tr, a.ObjectHandle, *qs, *qe, gt.TPMAlgECDH, binary.BigEndian.Uint16(rsp[len(rsp)-2:])); rc != 0 {
+				b.Fatalf("rc 0x%x", rc)
+			}
+		}
+	})
+}
