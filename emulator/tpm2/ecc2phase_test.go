@@ -230,14 +230,7 @@ func TestCommitStateAcrossStartup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tp2, err := New(Config{State: blob})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr2 := engineTransport{tp2}
-		if _, err := (gt.Startup{StartupType: tc.startup}).Execute(tr2); err != nil {
-			t.Fatal(err)
-		}
+		_, tr2 := restarted(t, blob, tc.startup)
 		key = ecdaaKey(t, tr2)
 		if !tc.usable {
 			_, err := ecdaaSign(tr2, key, c)
@@ -310,14 +303,7 @@ func TestCommitStateOldBlob(t *testing.T) {
 	old = append(old, payload...)
 	sum := sha256.Sum256(old)
 	old = append(old, sum[:]...)
-	tp2, err := New(Config{State: old})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr2 := engineTransport{tp2}
-	if _, err := (gt.Startup{StartupType: gt.TPMSUState}).Execute(tr2); err != nil {
-		t.Fatal(err)
-	}
+	_, tr2 := restarted(t, old, gt.TPMSUState)
 	key := ecdaaKey(t, tr2)
 	_, err = ecdaaSign(tr2, key, 0)
 	wantRC(t, err, rcValue)

@@ -113,6 +113,20 @@ type engineTransport struct{ t *TPM }
 
 func (e engineTransport) Send(cmd []byte) ([]byte, error) { return e.t.Process(cmd, 0), nil }
 
+// restarted is a new instance from a saved blob after Startup(su).
+func restarted(t testing.TB, blob []byte, su gt.TPMSU) (*TPM, transport.TPM) {
+	t.Helper()
+	tp, err := New(Config{State: blob})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := engineTransport{tp}
+	if _, err := (gt.Startup{StartupType: su}).Execute(tr); err != nil {
+		t.Fatalf("Startup after a restart: %v", err)
+	}
+	return tp, tr
+}
+
 func newStarted(t testing.TB) (*TPM, transport.TPM) {
 	t.Helper()
 	tp, err := New(Config{})

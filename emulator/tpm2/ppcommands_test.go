@@ -75,14 +75,7 @@ func TestPPCommands(t *testing.T) {
 	if rc := ppTestRateAdjust(tr, rhOwner); rc != rcSuccess {
 		t.Errorf("listed ClockRateAdjust by the owner: rc 0x%x", rc)
 	}
-	tp2, err := New(Config{State: save(t, tp)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr2 := engineTransport{tp2}
-	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr2); err != nil {
-		t.Fatal(err)
-	}
+	tp2, tr2 := restarted(t, save(t, tp), gt.TPMSUClear)
 	if got := ppCapList(t, tr2); !slices.Equal(got, want) {
 		t.Fatalf("PP list after Load %v, want %v", got, want)
 	}
@@ -127,14 +120,7 @@ func TestSetAlgorithmSet(t *testing.T) {
 	if v := prop(tr); v != 7 {
 		t.Errorf("TPM_PT_ALGORITHM_SET %d, want 7", v)
 	}
-	tp2, err := New(Config{State: save(t, tp)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr2 := engineTransport{tp2}
-	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr2); err != nil {
-		t.Fatal(err)
-	}
+	_, tr2 := restarted(t, save(t, tp), gt.TPMSUClear)
 	if v := prop(tr2); v != 7 {
 		t.Errorf("TPM_PT_ALGORITHM_SET after Load %d, want 7", v)
 	}

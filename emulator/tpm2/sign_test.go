@@ -30,14 +30,7 @@ func TestCreatePrimaryDeterministicAndSign(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tp2, err := New(Config{State: blob})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tr2 := engineTransport{tp2}
-			if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr2); err != nil {
-				t.Fatal(err)
-			}
+			_, tr2 := restarted(t, blob, gt.TPMSUClear)
 			r2, err := cp.Execute(tr2)
 			if err != nil {
 				t.Fatal(err)

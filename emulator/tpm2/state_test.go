@@ -39,14 +39,7 @@ func TestStateRoundTripAndCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp2, err := New(Config{State: blob})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr2 := engineTransport{tp2}
-	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr2); err != nil {
-		t.Fatal(err)
-	}
+	_, tr2 := restarted(t, blob, gt.TPMSUClear)
 	r, err := (gt.NVRead{AuthHandle: gt.TPMRHOwner, NVIndex: gt.NamedHandle{Handle: 0x01500001, Name: nvName(t, tr2, 0x01500001)}, Size: 4}).Execute(tr2)
 	if err != nil || string(r.Data.Buffer) != "data" {
 		t.Fatalf("NV after reload: %v %q", err, r.Data.Buffer)
@@ -94,14 +87,7 @@ func TestShutdownStateResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Resume in a new instance from the blob: PCRs survive.
-	tp2, err := New(Config{State: blob})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr2 := engineTransport{tp2}
-	if _, err := (gt.Startup{StartupType: gt.TPMSUState}).Execute(tr2); err != nil {
-		t.Fatalf("Startup(STATE): %v", err)
-	}
+	_, tr2 := restarted(t, blob, gt.TPMSUState)
 	if got := readPCR(t, tr2, 5); !bytes.Equal(got, before) {
 		t.Fatalf("PCR5 after resume %x, want %x", got, before)
 	}
