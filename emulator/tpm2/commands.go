@@ -45,6 +45,7 @@ var commandTable = table(
 
 	// Part 3 §13: duplication commands.
 	cmd((*TPM).duplicate, roles(roleDup)),
+	cmd((*TPM).rewrap),
 	cmd((*TPM).importObject),
 
 	// Part 3 §14: asymmetric primitives.

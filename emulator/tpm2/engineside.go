@@ -109,6 +109,25 @@ func (importCmd) Execute(transport.TPM, ...gt.Session) (*gt.ImportResponse, erro
 	return nil, errEngineSide
 }
 
+// rewrapCmd: go-tpm has no TPM2_Rewrap (Part 3 §13.2).
+type rewrapCmd struct {
+	OldParent   gt.UnmarshalledHandle `gotpm:"handle,auth"`
+	NewParent   gt.UnmarshalledHandle `gotpm:"handle"`
+	InDuplicate gt.TPM2BPrivate
+	Name        gt.TPM2BName
+	InSymSeed   gt.TPM2BEncryptedSecret
+}
+
+type rewrapResponse struct {
+	OutDuplicate gt.TPM2BPrivate
+	OutSymSeed   gt.TPM2BEncryptedSecret
+}
+
+func (rewrapCmd) Command() gt.TPMCC { return gt.TPMCCRewrap }
+func (rewrapCmd) Execute(transport.TPM, ...gt.Session) (*rewrapResponse, error) {
+	return nil, errEngineSide
+}
+
 type policyLocalityCmd struct {
 	PolicySession gt.UnmarshalledHandle `gotpm:"handle"`
 	Locality      uint8

@@ -34,6 +34,26 @@ func seedCommands(t testing.TB) [][]byte {
 			Parameters:       gt.NewTPMUPublicParms(gt.TPMAlgKeyedHash, &gt.TPMSKeyedHashParms{Scheme: gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgNull}}),
 		})}).Execute(tr, gt.HMAC(gt.TPMAlgSHA256, 16))
 	}
+	if err == nil {
+		// Duplication: an unwrapped Import, Duplicate with an inner and
+		// an outer wrapper, Import of it, Rewrap.
+		srk := gt.NamedHandle{Handle: cp.ObjectHandle, Name: cp.Name}
+		pub := tkPublic(dupCC, false)
+		im, err := (gt.Import{ParentHandle: srk, ObjectPublic: gt.New2B(pub), Duplicate: gt.TPM2BPrivate{Buffer: tkSensitive()}, Symmetric: symDef(0)}).Execute(tr)
+		if err == nil {
+			ld, err := (gt.Load{ParentHandle: srk, InPublic: gt.New2B(pub), InPrivate: im.OutPrivate}).Execute(tr)
+			if err == nil {
+				obj := gt.NamedHandle{Handle: ld.ObjectHandle, Name: ld.Name}
+				if d, err := duplicateTK(tr, obj, srk, nil, symDef(128)); err == nil {
+					_, _ = (gt.Import{ParentHandle: srk, EncryptionKey: gt.TPM2BData{Buffer: d.EncryptionKeyOut.Buffer}, ObjectPublic: gt.New2B(pub),
+						Duplicate: d.Duplicate, InSymSeed: d.OutSymSeed, Symmetric: symDef(128)}).Execute(tr)
+					_, _ = tr.Send(rawCommand(uint32(gt.TPMCCRewrap), []uint32{uint32(srk.Handle), rhNull}, passwordAuth(nil),
+						append(append(sized(d.Duplicate.Buffer), sized(obj.Name.Buffer)...), sized(d.OutSymSeed.Buffer)...)))
+				}
+				_, _ = (gt.FlushContext{FlushHandle: obj.Handle}).Execute(tr)
+			}
+		}
+	}
 	_, _ = (gt.StartAuthSession{TPMKey: gt.TPMRHNull, Bind: gt.TPMRHNull, NonceCaller: gt.TPM2BNonce{Buffer: make([]byte, 16)},
 		SessionType: gt.TPMSEPolicy, Symmetric: gt.TPMTSymDef{Algorithm: gt.TPMAlgNull}, AuthHash: gt.TPMAlgSHA256}).Execute(tr)
 	_, _ = (gt.Hash{Data: gt.TPM2BMaxBuffer{Buffer: []byte("abc")}, HashAlg: gt.TPMAlgSHA256, Hierarchy: gt.TPMRHOwner}).Execute(tr)
