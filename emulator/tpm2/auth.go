@@ -374,18 +374,31 @@ func authValueUsed(s *session, e *entity) bool {
 // password, an HMAC, or a policy session with what it asserts.
 func (t *TPM) checkAuthValue(c *call, a *authCmd, e *entity, n int, extra []byte) error {
 	needPolicy := policyRequired(e, c.def.roles[n-1])
+	// A password or HMAC session where the role itself demands a policy
+	// session (DUP, ADMIN with adminWithPolicy or on an NV index) is the
+	// wrong type of session; where the entity's attributes rule its
+	// authValue out (userWithAuth clear, or an object loaded without its
+	// sensitive area), the authValue is unavailable. The reference
+	// implementation draws this line.
+	sessionType := func() error {
+		if needPolicy && c.def.roles[n-1] != roleUser {
+			return rcE(rcAuthType, "the role needs a policy session")
+		}
+		return rcE(rcAuthUnavailable, "no authValue: policy session required")
+	}
+	noAuthValue := needPolicy || (e.obj != nil && e.obj.publicOnly)
 	s := a.sess
 	switch {
 	case s == nil:
-		if needPolicy {
-			return rcE(rcAuthUnavailable, "policy session required")
+		if noAuthValue {
+			return sessionType()
 		}
 		if subtle.ConstantTimeCompare(trimAuth(a.hmac), trimAuth(e.auth)) != 1 {
 			return t.authFailure(e, n)
 		}
 	case !s.isPolicy():
-		if needPolicy {
-			return rcE(rcAuthUnavailable, "policy session required")
+		if noAuthValue {
+			return sessionType()
 		}
 		key := append(append([]byte{}, s.sessionKey...), authValueKey(s, e)...)
 		want := sessionHMAC(s.hash, key, c.cpHash(s.hash), a.nonce, s.nonceTPM, extra, a.attrs)

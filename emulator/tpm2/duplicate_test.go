@@ -299,6 +299,14 @@ func TestDuplicateErrors(t *testing.T) {
 		_, err := duplicateTK(tr, obj, c.np, c.keyIn, c.sym)
 		t.Run(c.what, func(t *testing.T) { wantRC(t, err, c.rc) })
 	}
+	// The DUP role takes a policy session only: another session is the
+	// wrong type (TPM_RC_AUTH_TYPE, not AUTH_UNAVAILABLE).
+	_, err := gt.Duplicate{ObjectHandle: gt.AuthHandle{Handle: obj.Handle, Name: obj.Name, Auth: gt.PasswordAuth(tkAuth)},
+		NewParentHandle: gt.TPMRHNull, Symmetric: symDef(0)}.Execute(tr)
+	wantRC(t, err, rcAuthType)
+	_, err = gt.Duplicate{ObjectHandle: gt.AuthHandle{Handle: obj.Handle, Name: obj.Name, Auth: gt.HMAC(gt.TPMAlgSHA256, 16, gt.Auth(tkAuth))},
+		NewParentHandle: gt.TPMRHNull, Symmetric: symDef(0)}.Execute(tr)
+	wantRC(t, err, rcAuthType)
 }
 
 // encryptedDuplication: both wrappers on the way out and on the way in.
@@ -337,4 +345,21 @@ func TestEncryptedDuplication(t *testing.T) {
 	}
 	p, _ := cl.OutPublic.Contents()
 	importLoad(t, tr, np, *p, d.EncryptionKeyOut.Buffer, d.Duplicate.Buffer, d.OutSymSeed.Buffer, symDef(128))
+}
+
+// A password or HMAC session cannot authorize an object loaded without
+// its sensitive area: it has no authValue.
+func TestPublicOnlyObjectHasNoAuthValue(t *testing.T) {
+	_, tr := newStarted(t)
+	srk := createPrimary(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
+	p, _ := srk.OutPublic.Contents()
+	le, err := (gt.LoadExternal{InPublic: gt.New2B(*p), Hierarchy: gt.TPMRHOwner}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsp, _ := tr.Send(rawCommand(uint32(gt.TPMCCRewrap), []uint32{uint32(le.ObjectHandle), rhNull}, passwordAuth(nil),
+		append(append(sized([]byte{0, 0}), sized(nil)...), sized([]byte{1})...)))
+	if rc := responseCode(rsp); rc != rcAuthUnavailable {
+		t.Fatalf("Rewrap from a public-only parent: rc 0x%x, want TPM_RC_AUTH_UNAVAILABLE", rc)
+	}
 }
