@@ -406,6 +406,10 @@ func (t *TPM) checkAuthValue(c *call, a *authCmd, e *entity, n int, extra []byte
 			return t.authFailure(e, n)
 		}
 	default:
+		// Nor has such an object, or a sequence, a policy.
+		if e.obj != nil && (e.obj.publicOnly || e.obj.seq != nil) {
+			return rcE(rcAuthUnavailable, "no authPolicy")
+		}
 		if err := t.checkPolicy(c, s, e, n); err != nil {
 			return err
 		}

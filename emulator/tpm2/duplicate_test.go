@@ -348,7 +348,8 @@ func TestEncryptedDuplication(t *testing.T) {
 }
 
 // A password or HMAC session cannot authorize an object loaded without
-// its sensitive area: it has no authValue.
+// its sensitive area: it has no authValue; nor a policy session: it has
+// no authPolicy either. A sequence has no authPolicy.
 func TestPublicOnlyObjectHasNoAuthValue(t *testing.T) {
 	_, tr := newStarted(t)
 	srk := createPrimary(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
@@ -362,4 +363,18 @@ func TestPublicOnlyObjectHasNoAuthValue(t *testing.T) {
 	if rc := responseCode(rsp); rc != rcAuthUnavailable {
 		t.Fatalf("Rewrap from a public-only parent: rc 0x%x, want TPM_RC_AUTH_UNAVAILABLE", rc)
 	}
+	dupPub := tkPublic(dupCC, false)
+	k, err := (gt.LoadExternal{InPublic: gt.New2B(dupPub), Hierarchy: gt.TPMRHOwner}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = duplicateTK(tr, named(k.ObjectHandle, k.Name), named(gt.TPMRHNull, gt.TPM2BName{}), nil, symDef(0))
+	wantRC(t, err, rcAuthUnavailable)
+	seq, err := (gt.HashSequenceStart{HashAlg: gt.TPMAlgSHA256}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (gt.SequenceUpdate{SequenceHandle: gt.AuthHandle{Handle: seq.SequenceHandle, Auth: gt.Policy(gt.TPMAlgSHA256, 16,
+		func(transport.TPM, gt.TPMISHPolicy, gt.TPM2BNonce) error { return nil })}, Buffer: gt.TPM2BMaxBuffer{Buffer: []byte("x")}}).Execute(tr)
+	wantRC(t, err, rcAuthUnavailable)
 }

@@ -545,6 +545,23 @@ func duplicationSteps() []diffStep {
 				return sel(0)(s)
 			})
 		}},
+		{"policy sessions for a public-only object and a sequence", func(tr transport.TPM) string {
+			k, err := loadExternal(tr, dupPublic(dupPolicy, false))
+			if err != nil {
+				return err.Error()
+			}
+			_, err = duplicateWith(tr, k, gt.NamedHandle{Handle: gt.TPMRHNull}, nil, innerSym(0), nil)
+			flush(tr, k)
+			out := "Duplicate of a public-only object: " + rcString(err)
+			seq, err := (gt.HashSequenceStart{HashAlg: gt.TPMAlgSHA256}).Execute(tr)
+			if err != nil {
+				return out + " HashSequenceStart: " + rcString(err)
+			}
+			defer flush(tr, gt.NamedHandle{Handle: seq.SequenceHandle})
+			_, err = (gt.SequenceUpdate{SequenceHandle: gt.AuthHandle{Handle: seq.SequenceHandle, Auth: gt.Policy(gt.TPMAlgSHA256, 16,
+				func(transport.TPM, gt.TPMISHPolicy, gt.TPM2BNonce) error { return nil })}, Buffer: gt.TPM2BMaxBuffer{Buffer: []byte("x")}}).Execute(tr)
+			return out + "; SequenceUpdate with a policy session: " + rcString(err)
+		}},
 		{"Duplicate errors", func(tr transport.TPM) string {
 			return withDupObject(tr, dupPolicy, func(srk, obj gt.NamedHandle) string {
 				sig, err := loadExternal(tr, extPub)
