@@ -60,8 +60,9 @@ func (t *TPM) wrapParent(h uint32, n int) (*object, error) {
 	return o, nil
 }
 
-// innerKeySize is the octets of an inner-wrapper key for symmetricAlg.
-func innerKeySize(sym *gt.TPMTSymDefObject) int {
+// symKeySize is the octets of a key for sym (an inner wrapper's
+// symmetricAlg, a parent's symmetric definition).
+func symKeySize(sym *gt.TPMTSymDefObject) int {
 	bits, err := sym.KeyBits.AES()
 	if err != nil {
 		return 0
@@ -110,7 +111,7 @@ func outerKeys(p *gt.TPMTPublic, seed, name []byte) (symKey, hmacKey []byte, h c
 		return nil, nil, 0, err
 	}
 	sym, _ := symAndScheme(p)
-	bits := innerKeySize(&sym) * 8
+	bits := symKeySize(&sym) * 8
 	if bits == 0 {
 		return nil, nil, 0, rcE(rcSymmetric, "protector has no AES definition")
 	}
@@ -254,7 +255,7 @@ func (t *TPM) duplicate(c *call, cmd *duplicateCmd) (*gt.DuplicateResponse, erro
 	if sym.Algorithm == gt.TPMAlgNull && len(keyIn) != 0 {
 		return nil, rcP(rcSize, 1, "encryptionKeyIn without symmetricAlg")
 	}
-	if sym.Algorithm != gt.TPMAlgNull && len(keyIn) != 0 && len(keyIn) != innerKeySize(sym) {
+	if sym.Algorithm != gt.TPMAlgNull && len(keyIn) != 0 && len(keyIn) != symKeySize(sym) {
 		return nil, rcP(rcSize, 1, "encryptionKeyIn size")
 	}
 	var seed, encSeed []byte
@@ -268,7 +269,7 @@ func (t *TPM) duplicate(c *call, cmd *duplicateCmd) (*gt.DuplicateResponse, erro
 	if sym.Algorithm != gt.TPMAlgNull {
 		key := keyIn
 		if len(key) == 0 {
-			key = make([]byte, innerKeySize(sym))
+			key = make([]byte, symKeySize(sym))
 			if _, err := io.ReadFull(t.rand, key); err != nil {
 				return nil, rcE(rcFailure, "%v", err)
 			}
@@ -362,7 +363,7 @@ func (t *TPM) importObject(c *call, cmd *importCmd) (*gt.ImportResponse, error) 
 	}
 	key := cmd.EncryptionKey.Buffer
 	if sym.Algorithm != gt.TPMAlgNull {
-		if len(key) != innerKeySize(sym) {
+		if len(key) != symKeySize(sym) {
 			return nil, rcP(rcSize, 1, "encryptionKey size")
 		}
 	} else {

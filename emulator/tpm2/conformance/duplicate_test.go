@@ -705,7 +705,15 @@ func duplicationSteps() []diffStep {
 			out += "; another name " + imp(key, other, dup, innerSym(128), seed)
 			out += "; fixedParent " + imp(key, fixed, dup, innerSym(128), seed)
 			out += "; bad seed " + imp(key, pub, dup, innerSym(128), flip(seed, 5))
-			return out + "; no seed " + imp(key, pub, dup, innerSym(128), nil)
+			out += "; no seed " + imp(key, pub, dup, innerSym(128), nil)
+			ext, err := loadExternal(tr, dupRSAPublic())
+			if err != nil {
+				return out + "; " + err.Error()
+			}
+			defer flush(tr, ext)
+			_, err = (gt.Import{ParentHandle: ext, EncryptionKey: gt.TPM2BData{Buffer: key}, ObjectPublic: gt.New2B(pub),
+				Duplicate: gt.TPM2BPrivate{Buffer: dup}, InSymSeed: gt.TPM2BEncryptedSecret{Buffer: seed}, Symmetric: innerSym(128)}).Execute(tr)
+			return out + "; public-only parent " + rcString(err)
 		}},
 		{"Rewrap errors", func(tr transport.TPM) string {
 			return withDupObject(tr, dupPolicy, func(srk, obj gt.NamedHandle) string {
