@@ -52,16 +52,17 @@ func (t *TPM) hierarchyChangeAuth(c *call, cmd *gt.HierarchyChangeAuth) (*gt.Hie
 // setPrimaryPolicy is TPM2_SetPrimaryPolicy, Part 3 §24.3.
 func (t *TPM) setPrimaryPolicy(c *call, cmd *setPrimaryPolicyCmd) (*emptyResponse, error) {
 	pol, alg := cmd.AuthPolicy.Buffer, cmd.HashAlg
-	if len(pol) != 0 {
+	// The policy is a digest of hashAlg, empty for TPM_ALG_NULL.
+	size := 0
+	if alg != gt.TPMAlgNull {
 		h, err := alg.Hash()
 		if err != nil || !hashSupported(alg) {
 			return nil, rcP(rcHash, 2, "hash 0x%x", uint16(alg))
 		}
-		if len(pol) != h.Size() {
-			return nil, rcP(rcSize, 1, "policy size")
-		}
-	} else {
-		alg = gt.TPMAlgNull
+		size = h.Size()
+	}
+	if len(pol) != size {
+		return nil, rcP(rcSize, 1, "policy of %d octets for hash 0x%x", len(pol), uint16(alg))
 	}
 	v := append([]byte{}, pol...)
 	switch c.handles[0] {

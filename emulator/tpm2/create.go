@@ -342,11 +342,14 @@ func (t *TPM) evictControl(c *call, cmd *gt.EvictControl) (*gt.EvictControlRespo
 	if err != nil {
 		return nil, err
 	}
-	if o.seq != nil || o.hierarchy == rhNull || o.publicOnly {
-		return nil, rcH(rcHierarchy, 2, "object cannot be made persistent")
+	if o.seq != nil {
+		return nil, rcH(rcHierarchy, 2, "a sequence cannot be made persistent")
 	}
-	if o.attrs().STClear {
-		return nil, rcH(rcAttributes, 2, "stClear object")
+	// Temporary (null-hierarchy), stClear and public-only objects cannot
+	// be made persistent, one response code for the three as in the
+	// reference's TPM2_EvictControl.
+	if o.hierarchy == rhNull || o.publicOnly || o.attrs().STClear {
+		return nil, rcH(rcAttributes, 2, "temporary, stClear or public-only object")
 	}
 	if auth == rhOwner && o.hierarchy == rhPlatform {
 		return nil, rcH(rcHierarchy, 2, "platform object")

@@ -450,9 +450,6 @@ func (t *TPM) policySecret(c *call, cmd *gt.PolicySecret) (*gt.PolicySecretRespo
 	if !s.trial && len(cmd.NonceTPM.Buffer) != 0 && !bytes.Equal(cmd.NonceTPM.Buffer, s.nonceTPM) {
 		return nil, rcP(rcNonce, 1, "nonceTPM is not the session's")
 	}
-	if cmd.Expiration < 0 && len(cmd.NonceTPM.Buffer) == 0 {
-		return nil, rcP(rcExpired, 4, "expiration needs nonceTPM")
-	}
 	timeout, err := t.authTimeout(s, cmd.Expiration, cmd.NonceTPM.Buffer)
 	if err != nil {
 		return nil, err

@@ -346,6 +346,50 @@ func completenessSteps() []diffStep {
 			})
 			return out
 		}},
+		{"PolicySecret with a negative expiration and no nonceTPM gives a ticket PolicyTicket accepts", func(tr transport.TPM) string {
+			s1, close1, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16)
+			if err != nil {
+				return rcString(err)
+			}
+			defer close1()
+			ref := []byte("no nonce")
+			r, err := (gt.PolicySecret{AuthHandle: gt.AuthHandle{Handle: gt.TPMRHOwner, Auth: gt.PasswordAuth(nil)},
+				PolicySession: s1.Handle(), PolicyRef: gt.TPM2BNonce{Buffer: ref}, Expiration: -3600}).Execute(tr)
+			if err != nil {
+				return rcString(err)
+			}
+			out := fmt.Sprintf("ticket tag 0x%x hierarchy 0x%x timeout %d octets", r.PolicyTicket.Tag, r.PolicyTicket.Hierarchy, len(r.Timeout.Buffer))
+			s2, close2, err := gt.PolicySession(tr, gt.TPMAlgSHA256, 16)
+			if err != nil {
+				return out + " " + rcString(err)
+			}
+			defer close2()
+			p := append(sized2(r.Timeout.Buffer), sized2(nil)...)
+			p = append(p, sized2(ref)...)
+			p = append(p, sized2(gt.TPMRHOwner.KnownName().Buffer)...)
+			p = append(p, gt.Marshal(&r.PolicyTicket)...)
+			out += " PolicyTicket:" + sendRC(tr, rawCommand(uint32(gt.TPMCCPolicyTicket), []uint32{uint32(s2.Handle())}, nil, p))
+			return out + " digests equal:" + fmt.Sprint(policyDigest(tr, s1.Handle()) == policyDigest(tr, s2.Handle()))
+		}},
+		{"SetPrimaryPolicy: the policy's size is hashAlg's digest size, empty for TPM_ALG_NULL", func(tr transport.TPM) string {
+			set := func(policy []byte, alg gt.TPMAlgID) string {
+				p := binary.BigEndian.AppendUint16(sized2(policy), uint16(alg))
+				return sendRC(tr, rawCommand(uint32(gt.TPMCCSetPrimaryPolicy), []uint32{uint32(gt.TPMRHOwner)}, emptyPassword, p))
+			}
+			return fmt.Sprintf("empty sha256:%s 4 octets null:%s 20 octets sha256:%s 32 octets sha256:%s empty null:%s",
+				set(nil, gt.TPMAlgSHA256), set(make([]byte, 4), gt.TPMAlgNull), set(make([]byte, 20), gt.TPMAlgSHA256),
+				set(make([]byte, 32), gt.TPMAlgSHA256), set(nil, gt.TPMAlgNull))
+		}},
+		{"EvictControl of a public-only object is TPM_RC_ATTRIBUTES on handle 2", func(tr transport.TPM) string {
+			k, err := (gt.LoadExternal{InPublic: gt.New2B(signerPublic()), Hierarchy: gt.TPMRHOwner}).Execute(tr)
+			if err != nil {
+				return rcString(err)
+			}
+			defer (gt.FlushContext{FlushHandle: k.ObjectHandle}).Execute(tr)
+			_, err = (gt.EvictControl{Auth: gt.TPMRHOwner, ObjectHandle: &gt.NamedHandle{Handle: k.ObjectHandle, Name: k.Name},
+				PersistentHandle: 0x81000203}).Execute(tr)
+			return rcString(err)
+		}},
 	}
 }
 
