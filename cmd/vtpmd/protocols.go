@@ -46,7 +46,7 @@ func readU32(r io.Reader) (uint32, error) {
 func putU32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
 
 func (d *daemon) serveMssimCommand(c net.Conn) {
-	r := bufio.NewReader(c)
+	r := bufio.NewReader(quickAck(c))
 	for {
 		code, err := readU32(r)
 		if err != nil {
@@ -100,7 +100,7 @@ func (d *daemon) serveMssimCommand(c net.Conn) {
 }
 
 func (d *daemon) serveMssimPlatform(c net.Conn) {
-	r := bufio.NewReader(c)
+	r := bufio.NewReader(quickAck(c))
 	for {
 		code, err := readU32(r)
 		if err != nil {
