@@ -107,6 +107,25 @@ func (s *Proc) SetLocality(l uint8) error {
 // a SKIP: line when swtpm is not installed.
 func Start(t testing.TB) *Proc {
 	t.Helper()
+	p := Serve(t)
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctrl, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctrl.Close() })
+	return &Proc{Conn{c}, ctrl}
+}
+
+// Serve starts a TPM 2.0 swtpm like Start and returns its data port (the
+// control port is the next one) for clients of their own, such as
+// tpm2-tss's swtpm TCTI; swtpm serves one data connection at a time.
+func Serve(t testing.TB) int {
+	t.Helper()
 	if _, err := exec.LookPath("swtpm"); err != nil {
 		t.Skip("SKIP: swtpm not installed (apt-get install swtpm)")
 	}
@@ -119,22 +138,15 @@ func Start(t testing.TB) *Proc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var c net.Conn
 	var err error
 	for i := 0; i < 100; i++ {
+		var c net.Conn
 		if c, err = net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
-			break
+			c.Close()
+			return p
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	ctrl, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p+1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctrl.Close() })
-	return &Proc{Conn{c}, ctrl}
+	t.Fatal(err)
+	return 0
 }
