@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"sort"
 	"testing"
@@ -212,6 +213,59 @@ func BenchmarkTPM(b *testing.B) {
 					return err
 				})
 			})
+			b.Run("ClockRateAdjust", func(b *testing.B) {
+				tr := tg.open(b)
+				// TPM2_ClockRateAdjust(owner, TPM_CLOCK_NO_CHANGE).
+				cmd := rawCommand(0x8002, gt.TPMCCClockRateAdjust, u32(uint32(gt.TPMRHOwner)), pwSessions(1), []byte{0})
+				measure(b, func(int) error { return sendOK(tr, cmd) })
+			})
+			b.Run("PCR_SetAuthValue", func(b *testing.B) {
+				tr := tg.open(b)
+				// TPM2_PCR_SetAuthValue(PCR 20, empty auth).
+				cmd := rawCommand(0x8002, gt.TPMCCPCRSetAuthValue, u32(20), pwSessions(1), []byte{0, 0})
+				measure(b, func(int) error { return sendOK(tr, cmd) })
+			})
+			b.Run("GetCommandAuditDigest_ECDSA", func(b *testing.B) {
+				tr := tg.open(b)
+				key := primary(b, tr, eccSignTmpl)
+				defer flush(tr, key.ObjectHandle)
+				// TPM2_GetCommandAuditDigest(endorsement, key, "", TPM_ALG_NULL).
+				cmd := rawCommand(0x8002, gt.TPMCCGetCommandAuditDigest, u32(uint32(gt.TPMRHEndorsement)), u32(uint32(key.ObjectHandle)), pwSessions(2),
+					[]byte{0, 0, 0, 0x10})
+				measure(b, func(int) error { return sendOK(tr, cmd) })
+			})
+			// A policy session satisfied by a ticket from
+			// PolicySecret(owner) with a negative expiration:
+			// StartAuthSession, PolicyTicket, FlushContext.
+			b.Run("PolicyTicket_session", func(b *testing.B) {
+				tr := tg.open(b)
+				start := gt.StartAuthSession{TPMKey: gt.TPMRHNull, Bind: gt.TPMRHNull,
+					NonceCaller: gt.TPM2BNonce{Buffer: make([]byte, 16)}, SessionType: gt.TPMSEPolicy,
+					Symmetric: gt.TPMTSymDef{Algorithm: gt.TPMAlgNull}, AuthHash: gt.TPMAlgSHA256}
+				s, err := start.Execute(tr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ps, err := (gt.PolicySecret{AuthHandle: gt.AuthHandle{Handle: gt.TPMRHOwner, Auth: gt.PasswordAuth(nil)},
+					PolicySession: s.SessionHandle, NonceTPM: s.NonceTPM, Expiration: -3600}).Execute(tr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				flush(tr, s.SessionHandle)
+				// timeout, cpHashA, policyRef, authName (the owner's
+				// handle), ticket.
+				params := append(gt.Marshal(ps.Timeout), 0, 0, 0, 0)
+				params = append(params, gt.Marshal(gt.TPM2BName{Buffer: u32(uint32(gt.TPMRHOwner))})...)
+				params = append(params, gt.Marshal(ps.PolicyTicket)...)
+				measure(b, func(int) error {
+					s, err := start.Execute(tr)
+					if err != nil {
+						return err
+					}
+					defer flush(tr, s.SessionHandle)
+					return sendOK(tr, rawCommand(0x8001, gt.TPMCCPolicyTicket, u32(uint32(s.SessionHandle)), params))
+				})
+			})
 			b.Run("ContextSave_ContextLoad", func(b *testing.B) {
 				tr := tg.open(b)
 				srk := primary(b, tr, gt.ECCSRKTemplate)
@@ -230,4 +284,45 @@ func BenchmarkTPM(b *testing.B) {
 			})
 		})
 	}
+}
+
+func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+// pwSessions is an authorization area of n empty password sessions.
+func pwSessions(n int) []byte {
+	one := []byte{0x40, 0, 0, 9, 0, 0, 0, 0, 0}
+	b := u32(uint32(n * len(one)))
+	for range n {
+		b = append(b, one...)
+	}
+	return b
+}
+
+// rawCommand frames a command go-tpm has no structure for.
+func rawCommand(tag uint16, cc gt.TPMCC, parts ...[]byte) []byte {
+	n := 10
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := binary.BigEndian.AppendUint16(nil, tag)
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	b = binary.BigEndian.AppendUint32(b, uint32(cc))
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+func sendOK(tr transport.TPM, cmd []byte) error {
+	rsp, err := tr.Send(cmd)
+	if err != nil {
+		return err
+	}
+	if len(rsp) < 10 {
+		return fmt.Errorf("response of %d octets", len(rsp))
+	}
+	if rc := binary.BigEndian.Uint32(rsp[6:]); rc != 0 {
+		return fmt.Errorf("command 0x%x: TPM_RC 0x%x", binary.BigEndian.Uint32(cmd[6:]), rc)
+	}
+	return nil
 }

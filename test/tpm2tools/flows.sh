@@ -11,6 +11,7 @@
 # flows.sh [FLOW...] (all flows without arguments), run in an empty
 # directory. There is no resource manager: each flow works in its own
 # directory and everything loaded is flushed after it.
+# Needs tpm2-tools 5.4, xxd and openssl.
 set -uo pipefail
 
 # T TOOL ARGS...: runs a tool with its output in out.txt and err.txt; a
@@ -193,6 +194,48 @@ flow_policysigned_ticket() {
 	check same got.txt secret.txt "unsealed data differs (PolicyTicket)"
 }
 
+# policysecret_ticket NONCE: PolicySecret(owner) with expiration -3600,
+# with (-x) or without nonceTPM, and its ticket in a new session.
+policysecret_ticket() {
+	prim
+	T tpm2_startauthsession -S trial.sess
+	T tpm2_policysecret -S trial.sess -c o -L pol.dig
+	T tpm2_flushcontext trial.sess
+	seal "ticketsecret" pol.dig
+	policy_session
+	T tpm2_policysecret -S s.sess -c o ${1:-} -t -3600 --ticket tic.ket --timeout time.out
+	T tpm2_flushcontext s.sess
+	# The name of a hierarchy is its handle.
+	printf '\x40\x00\x00\x01' >owner.name
+	policy_session
+	T tpm2_policyticket -S s.sess -n owner.name --ticket tic.ket --timeout time.out
+	T tpm2_unseal -c seal.ctx -p session:s.sess -o got.txt
+	check same got.txt secret.txt "unsealed data differs"
+}
+flow_policysecret_ticket() { policysecret_ticket; }
+flow_policysecret_ticket_nonce() { policysecret_ticket -x; }
+
+flow_policysigned_nonce_less() {
+	# PolicySigned with expiration -500 and no nonceTPM: the signature
+	# covers the expiration alone.
+	prim
+	signer
+	printf '\xff\xff\xfe\x0c' | openssl dgst -sha256 -sign signer.pem -out sig
+	T tpm2_startauthsession -S trial.sess
+	T tpm2_policysigned -S trial.sess -g sha256 -s sig -f rsassa -c signer.ctx -L pol.dig
+	T tpm2_flushcontext trial.sess
+	seal "signedsecret" pol.dig
+	policy_session
+	T tpm2_policysigned -S s.sess -g sha256 -s sig -f rsassa -c signer.ctx -t -500 --ticket tic.ket --timeout time.out
+	T tpm2_unseal -c seal.ctx -p session:s.sess -o got.txt
+	check same got.txt secret.txt "unsealed data differs"
+	T tpm2_flushcontext s.sess
+	policy_session
+	T tpm2_policyticket -S s.sess -n signer.name --ticket tic.ket --timeout time.out
+	T tpm2_unseal -c seal.ctx -p session:s.sess -o got.txt
+	check same got.txt secret.txt "unsealed data differs (PolicyTicket)"
+}
+
 flow_policycountertimer() {
 	prim
 	trial tpm2_policycountertimer --ugt clock=0
@@ -342,6 +385,53 @@ flow_duplicate_inner_wrapper() {
 	dup_check
 }
 
+flow_rewrap() {
+	# Duplicate under the loaded parent np, Rewrap (no tool in 5.4) from
+	# np to the public-only np2, import and load under np2. Rewrap's
+	# handles are given as persistent handles.
+	dup_setup
+	T tpm2_create -C prim.ctx -g sha256 -G rsa -r np2.prv -u np2.pub -a "restricted|sensitivedataorigin|decrypt|userwithauth|fixedtpm|fixedparent"
+	T tpm2_load -C prim.ctx -r np2.prv -u np2.pub -c np2.ctx
+	T tpm2_loadexternal -C n -u np2.pub -c np2x.ctx
+	policy_session
+	T tpm2_policycommandcode -S s.sess TPM2_CC_Duplicate
+	T tpm2_duplicate -C np.ctx -c key.ctx -G null -p session:s.sess -r dup.priv -s dup.seed
+	T tpm2_flushcontext s.sess
+	T tpm2_readpublic -c key.ctx -n key.name
+	# Load np and np2x and learn their handles.
+	tpm2_flushcontext -t
+	check eval 'tpm2_readpublic -c np.ctx >/dev/null 2>&1' "np does not load"
+	local old new
+	old=$(tpm2_getcap handles-transient | grep -oE '0x8[0-9a-fA-F]{7}')
+	check eval 'tpm2_readpublic -c np2x.ctx >/dev/null 2>&1' "np2x does not load"
+	new=$(tpm2_getcap handles-transient | grep -oE '0x8[0-9a-fA-F]{7}' | grep -v "$old")
+	check test -n "$old" -a -n "$new" "transient handles '$old' '$new'"
+	raw Rewrap 8002 00000152 ${old#0x}${new#0x}${PWSESS}$(hexof dup.priv)$(printf %04x "$(stat -c %s key.name)")$(hexof key.name)$(hexof dup.seed)
+	tpm2_flushcontext -t
+	if ((RC != 0)); then
+		printf 'Rewrap rc=0x%x\n' "$RC" >.fail
+		exit 1
+	fi
+	# outDuplicate and outSymSeed follow the parameter size.
+	local n m
+	n=$((0x$(xxd -p -s 14 -l 2 rsp.bin)))
+	m=$((0x$(xxd -p -s $((16 + n)) -l 2 rsp.bin)))
+	dd if=rsp.bin of=dup2.priv bs=1 skip=14 count=$((2 + n)) status=none
+	dd if=rsp.bin of=dup2.seed bs=1 skip=$((16 + n)) count=$((2 + m)) status=none
+	T tpm2_import -C np2.ctx -u key.pub -i dup2.priv -r key.new -s dup2.seed
+	T tpm2_load -C np2.ctx -u key.pub -r key.new -c key2.ctx
+	T tpm2_sign -c key2.ctx -p foo -g sha256 -o sig.new file.txt
+	T tpm2_verifysignature -c key.ctx -g sha256 -m file.txt -s sig.new
+}
+
+flow_evictcontrol_external() {
+	# A public-only object cannot be made persistent: TPM_RC_ATTRIBUTES
+	# on the object handle comes before the hierarchy check.
+	signer
+	check eval '! tpm2_evictcontrol -C o -c signer.ctx 0x81000203 2>err.txt' "public-only object made persistent"
+	check grep -q "(0x282)" err.txt "EvictControl of a public-only object: $(grep -oE '\(0x[0-9A-Fa-f]+\) -' err.txt)"
+}
+
 flow_rsaencrypt_null() {
 	prim
 	T tpm2_create -C prim.ctx -G rsa2048:null:null -u k.pub -r k.priv -a "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|decrypt"
@@ -437,14 +527,26 @@ flow_pcrallocate() {
 }
 
 ALL="policypassword_unseal policypassword_sign policyauthorizenv policyor policysigned_ticket
-policycountertimer policytemplate setprimarypolicy_sizes clockrateadjust command_audit pcr_setauthvalue pcr_setauthpolicy
+policysecret_ticket policysecret_ticket_nonce policysigned_nonce_less policycountertimer policytemplate setprimarypolicy_sizes clockrateadjust command_audit pcr_setauthvalue pcr_setauthpolicy
 geteccparameters ecephemeral_zgen2phase ecdaa_commit duplicate_public_parent duplicate_inner_wrapper
-rsaencrypt_null nv_pinpass nv_pinfail nv_platform_undefine nv_undefinespecial policynv_signed
+rewrap evictcontrol_external rsaencrypt_null nv_pinpass nv_pinfail nv_platform_undefine nv_undefinespecial policynv_signed
 getcap_algs_filtered pcrallocate"
+
+# FLOWS_SHARD=i/n runs every n-th flow from the i-th (0-based), for
+# running parts of the list on TPMs of their own at the same time.
+flows=${*:-$ALL}
+if [[ -n ${FLOWS_SHARD:-} ]]; then
+	i=0 sel=""
+	for f in $flows; do
+		((i % ${FLOWS_SHARD#*/} == ${FLOWS_SHARD%/*})) && sel="$sel $f"
+		i=$((i + 1))
+	done
+	flows=$sel
+fi
 
 tpm2_startup -c >/dev/null 2>&1
 top=$PWD
-for f in ${@:-$ALL}; do
+for f in $flows; do
 	d=$top/$f
 	mkdir -p "$d"
 	(cd "$d" && "flow_$f") >"$d/log.txt" 2>&1
