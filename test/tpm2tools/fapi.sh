@@ -125,7 +125,6 @@ for f in ${FLOWS:-$ALL}; do
 	mkdir -p "$d"
 	(cd "$d" && "flow_$f") >"$d/log.txt" 2>&1
 	rc=$?
-	cd "$top"
 	# FAPI flushes what it loads unless it fails midway; without a
 	# resource manager the next flow would find the TPM full.
 	TPM2TOOLS_TCTI=$FAPI_TCTI tpm2_flushcontext -t >/dev/null 2>&1

@@ -123,7 +123,7 @@ flow_policypassword_sign() {
 
 flow_policyauthorizenv() {
 	prim
-	local nv=0x01500100 user=0x01500101
+	local nv=0x01500100
 	T tpm2_nvdefine -C o -p nvpass -a "authread|authwrite" -s 34 $nv
 	trial tpm2_policypassword
 	{ printf '\x00\x0b'; cat pol.dig; } >ha.bin
@@ -317,10 +317,10 @@ flow_pcr_setauthpolicy() {
 	# and back to none; PCR 16 is in no policy group, and the digest must
 	# match the hash. (tpm2-tools cannot name a PCR as a policy's object.)
 	trial tpm2_policypassword
-	raw_ok PCR_SetAuthPolicy 8002 0000012c 4000000c${PWSESS}0020$(hexof pol.dig)000b00000014
-	raw PCR_SetAuthPolicy 8002 0000012c 4000000c${PWSESS}0020$(hexof pol.dig)000b00000010
+	raw_ok PCR_SetAuthPolicy 8002 0000012c "4000000c${PWSESS}0020$(hexof pol.dig)000b00000014"
+	raw PCR_SetAuthPolicy 8002 0000012c "4000000c${PWSESS}0020$(hexof pol.dig)000b00000010"
 	check test "$RC" = 0x000003c4 "policy on PCR 16 answered $RC"
-	raw PCR_SetAuthPolicy 8002 0000012c 4000000c${PWSESS}0020$(hexof pol.dig)000400000014
+	raw PCR_SetAuthPolicy 8002 0000012c "4000000c${PWSESS}0020$(hexof pol.dig)000400000014"
 	check test "$RC" = 0x000001d5 "SHA-1 policy of 32 octets answered $RC"
 	raw_ok PCR_SetAuthPolicy 8002 0000012c 4000000c${PWSESS}0000001000000014
 }
@@ -406,7 +406,7 @@ flow_rewrap() {
 	check eval 'tpm2_readpublic -c np2x.ctx >/dev/null 2>&1' "np2x does not load"
 	new=$(tpm2_getcap handles-transient | grep -oE '0x8[0-9a-fA-F]{7}' | grep -v "$old")
 	check test -n "$old" -a -n "$new" "transient handles '$old' '$new'"
-	raw Rewrap 8002 00000152 ${old#0x}${new#0x}${PWSESS}$(hexof dup.priv)$(printf %04x "$(stat -c %s key.name)")$(hexof key.name)$(hexof dup.seed)
+	raw Rewrap 8002 00000152 "${old#0x}${new#0x}${PWSESS}$(hexof dup.priv)$(printf %04x "$(stat -c %s key.name)")$(hexof key.name)$(hexof dup.seed)"
 	tpm2_flushcontext -t
 	if ((RC != 0)); then
 		printf 'Rewrap rc=0x%x\n' "$RC" >.fail
@@ -551,7 +551,6 @@ for f in $flows; do
 	mkdir -p "$d"
 	(cd "$d" && "flow_$f") >"$d/log.txt" 2>&1
 	rc=$?
-	cd "$top"
 	flushall
 	if ((rc == 0)); then
 		echo "FLOW $f ok"
