@@ -26,34 +26,8 @@ type knownGap struct {
 
 // knownGaps lists the flows expected to fail on vtpmd. TestFlows fails
 // when one of them passes (take it off the list) or fails differently.
-var knownGaps = map[string]knownGap{
-	// TPM_RC_COMMAND_CODE: TPM2_EC_Ephemeral is not implemented.
-	"tools/ecephemeral_zgen2phase": {"0x143", "two-phase ECC: EC_Ephemeral, Commit, ZGen_2Phase"},
-	// TPM_RC_SCHEME, parameter 2 (inPublic): no ECDAA keys.
-	"tools/ecdaa_commit": {"0x2d2", "ECDAA keys and TPM2_Commit"},
-	// TPM_RC_TYPE, handle 2: Duplicate to a public-only new parent.
-	"tools/duplicate_public_parent": {"0x28a", "Duplicate to a public-only parent, inner wrapper, Rewrap"},
-	// TPM_RC_SYMMETRIC, parameter 2: Duplicate with an inner wrapper.
-	"tools/duplicate_inner_wrapper": {"0x2d6", "Duplicate to a public-only parent, inner wrapper, Rewrap"},
-	// TPM_RC_COMMAND_CODE: TPM2_Rewrap is not implemented.
-	"tools/rewrap": {"0x143", "Duplicate to a public-only parent, inner wrapper, Rewrap"},
-	// EvictControl of a public-only object answers TPM_RC_HIERARCHY
-	// (handle 2) where libtpms answers TPM_RC_ATTRIBUTES (handle 2).
-	"tools/evictcontrol_external": {"check", "EvictControl: response code order for public-only objects"},
-	// TPM_RC_ATTRIBUTES, parameter 2 (publicInfo): PIN indices.
-	"tools/nv_pinpass": {"0x2c2", "NV PIN Pass/PIN Fail indices"},
-	"tools/nv_pinfail": {"0x2c2", "NV PIN Pass/PIN Fail indices"},
-	// PolicySecret with a negative expiration and no nonceTPM answers
-	// TPM_RC_EXPIRED (parameter 4); libtpms issues the ticket
-	// (tpm2_policysecret -t -3600 without -x).
-	"tools/policysecret_ticket": {"0x4e3", "PolicySecret: negative expiration without nonceTPM"},
-	// SetPrimaryPolicy takes an empty policy with hashAlg SHA256;
-	// libtpms answers TPM_RC_SIZE (parameter 1).
-	"tools/setprimarypolicy_sizes": {"check", "SetPrimaryPolicy: policy size must match hashAlg"},
-	// FAPI ExportKey duplicates to the new parent loaded public-only.
-	"fapi-ecc/fapi_exportkey": {"0x28a", "Duplicate to a public-only parent, inner wrapper, Rewrap"},
-	"fapi-rsa/fapi_exportkey": {"0x28a", "Duplicate to a public-only parent, inner wrapper, Rewrap"},
-}
+// Every flow passes today.
+var knownGaps = map[string]knownGap{}
 
 // flowResult is one FLOW line: ok, or the failure's response code
 // ("check" or "exit" when no TPM error was involved) and its text.
