@@ -40,7 +40,9 @@ func (t *TPM) creationData(o *object, parentNameAlg uint16, parentName, parentQN
 	return cd, hash, ticket
 }
 
-func (t *TPM) parseCreate(sensB, pubB []byte) (*gt.TPMTPublic, []byte, []byte, error) {
+// parseCreate decodes and checks a creation's inSensitive and inPublic;
+// parent is nil for a primary object.
+func (t *TPM) parseCreate(sensB, pubB []byte, parent *object) (*gt.TPMTPublic, []byte, []byte, error) {
 	auth, data, err := sensitiveCreate(sensB, 1)
 	if err != nil {
 		return nil, nil, nil, err
@@ -49,7 +51,7 @@ func (t *TPM) parseCreate(sensB, pubB []byte) (*gt.TPMTPublic, []byte, []byte, e
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := checkTemplate(p, auth, data, 2, 1); err != nil {
+	if err := checkTemplate(p, auth, data, parent, 2, 1); err != nil {
 		return nil, nil, nil, err
 	}
 	return p, auth, data, nil
@@ -69,9 +71,6 @@ func (t *TPM) storageParent(h uint32) (*object, error) {
 // createChild makes an ordinary object under parent and returns it with
 // its wrapped private area.
 func (t *TPM) createChild(parent *object, p *gt.TPMTPublic, auth, data []byte) (*object, []byte, error) {
-	if parent.attrs().FixedTPM == false && p.ObjectAttributes.FixedTPM {
-		return nil, nil, rcP(rcAttributes, 2, "fixedTPM child of a non-fixedTPM parent")
-	}
 	pub := *p
 	sens, err := t.generate(&pub, auth, data, t.rand, false)
 	if err != nil {
@@ -94,7 +93,7 @@ func (t *TPM) createPrimaryCommand(c *call, cmd *createPrimaryCmd) (*gt.CreatePr
 	if !isHierarchy(hier) {
 		return nil, rcH(rcValue, 1, "not a hierarchy")
 	}
-	p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer)
+	p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +126,7 @@ func (t *TPM) create(c *call, cmd *createCmd) (*gt.CreateResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer)
+	p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -150,19 +149,29 @@ func (t *TPM) create(c *call, cmd *createCmd) (*gt.CreateResponse, error) {
 
 // createLoaded is TPM2_CreateLoaded, Part 3 §12.9.
 func (t *TPM) createLoaded(c *call, cmd *createLoadedCmd) (*gt.CreateLoadedResponse, error) {
-	p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer)
+	if h := c.handles[0]; !isHierarchy(h) {
+		if parent, err := t.loadedObject(h, 1); err == nil && parent.isDerivationParent() {
+			return t.createDerived(parent, cmd)
+		}
+	}
+	h := c.handles[0]
+	var parent *object
+	if !isHierarchy(h) {
+		var err error
+		if parent, err = t.storageParent(h); err != nil {
+			return nil, err
+		}
+	}
+	p, auth, data, err := t.parseCreate(cmd.InSensitive.Buffer, cmd.InPublic.Buffer, parent)
 	if err != nil {
 		return nil, err
 	}
 	var o *object
 	var priv []byte
-	if h := c.handles[0]; isHierarchy(h) {
+	if parent == nil {
 		o, err = t.createPrimary(h, p, cmd.InPublic.Buffer, auth, data)
 	} else {
-		var parent *object
-		if parent, err = t.storageParent(h); err == nil {
-			o, priv, err = t.createChild(parent, p, auth, data)
-		}
+		o, priv, err = t.createChild(parent, p, auth, data)
 	}
 	if err != nil {
 		return nil, err
@@ -231,8 +240,11 @@ func (t *TPM) loadExternal(c *call, cmd *loadExternalCmd) (*gt.LoadExternalRespo
 	if len(cmd.InPrivate.Buffer) != 0 {
 		// A loaded-external private key must not claim TPM
 		// residency (Part 3 §12.3.1).
-		if hier != rhNull || p.ObjectAttributes.FixedTPM || p.ObjectAttributes.FixedParent {
-			return nil, rcP(rcAttributes, 2, "external key cannot be fixedTPM/fixedParent")
+		if hier != rhNull {
+			return nil, rcP(rcHierarchy, 3, "external key with a private part outside the NULL hierarchy")
+		}
+		if a := p.ObjectAttributes; a.FixedTPM || a.FixedParent || a.Restricted {
+			return nil, rcP(rcAttributes, 2, "external key cannot be fixedTPM, fixedParent or restricted")
 		}
 		s, err := gt.Unmarshal[gt.TPMTSensitive](cmd.InPrivate.Buffer)
 		if err != nil {

@@ -33,6 +33,10 @@ func seedCommands(t testing.TB) [][]byte {
 			ObjectAttributes: gt.TPMAObject{FixedTPM: true, FixedParent: true, UserWithAuth: true},
 			Parameters:       gt.NewTPMUPublicParms(gt.TPMAlgKeyedHash, &gt.TPMSKeyedHashParms{Scheme: gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgNull}}),
 		})}).Execute(tr, gt.HMAC(gt.TPMAlgSHA256, 16))
+		// A derivation parent and a key derived under it.
+		if dp, err := createDerivationParent(tr, gt.NamedHandle{Handle: cp.ObjectHandle, Name: cp.Name}, []byte("secret")); err == nil {
+			_, _ = (gt.CreateLoaded{ParentHandle: dp, InPublic: gt.New2BTemplate(&derivedECCTemplate)}).Execute(tr)
+		}
 	}
 	if err == nil {
 		// Duplication: an unwrapped Import, Duplicate with an inner and

@@ -1,12 +1,15 @@
 package tpm2
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"io"
 	"math/big"
 	"sync"
@@ -178,10 +181,11 @@ func checkPublicParms(typ gt.TPMIAlgPublic, parms *gt.TPMUPublicParms, n int) er
 	return nil
 }
 
-// checkTemplate applies the attribute rules of Part 1 §27.2 and Part 3
-// §12.1 to a template; pubN/sensN are the parameter numbers of inPublic
-// and inSensitive.
-func checkTemplate(p *gt.TPMTPublic, auth, data []byte, pubN, sensN int) error {
+// checkTemplate applies the creation rules of Part 1 §27 and Part 3 §12.1
+// (the reference implementation's CreateChecks) to a template: parent is
+// nil for a primary object; pubN/sensN are the parameter numbers of
+// inPublic and inSensitive.
+func checkTemplate(p *gt.TPMTPublic, auth, data []byte, parent *object, pubN, sensN int) error {
 	h, err := p.NameAlg.Hash()
 	if err != nil || !hashSupported(p.NameAlg) {
 		return rcP(rcHash, pubN, "nameAlg 0x%x", uint16(p.NameAlg))
@@ -189,44 +193,186 @@ func checkTemplate(p *gt.TPMTPublic, auth, data []byte, pubN, sensN int) error {
 	if len(auth) > h.Size() {
 		return rcP(rcSize, sensN, "userAuth longer than nameAlg digest")
 	}
-	if n := len(p.AuthPolicy.Buffer); n != 0 && n != h.Size() {
-		return rcP(rcSize, pubN, "authPolicy size")
-	}
 	if err := checkPublicParms(p.Type, &p.Parameters, pubN); err != nil {
 		return err
 	}
 	a := p.ObjectAttributes
-	if a.FixedTPM && !a.FixedParent {
-		return rcP(rcAttributes, pubN, "fixedTPM without fixedParent")
+	// Either the TPM makes the secret or the caller supplies it, not
+	// both; a primary object's data only seeds its derivation.
+	if !a.SensitiveDataOrigin && len(data) == 0 {
+		return rcP(rcAttributes, pubN, "no sensitive data and not sensitiveDataOrigin")
 	}
-	if a.Restricted && a.Decrypt && a.SignEncrypt {
-		return rcP(rcAttributes, pubN, "restricted key cannot both sign and decrypt")
-	}
-	asym := p.Type == gt.TPMAlgRSA || p.Type == gt.TPMAlgECC
-	if asym && len(data) != 0 {
-		return rcP(rcValue, sensN, "asymmetric keys take no sensitive data")
-	}
-	if !asym && len(data) != 0 && a.SensitiveDataOrigin {
+	if parent != nil && a.SensitiveDataOrigin && len(data) != 0 {
 		return rcP(rcAttributes, pubN, "sensitiveDataOrigin with caller data")
 	}
-	// A restricted decryption key is a parent: it needs a symmetric
-	// algorithm and no asymmetric scheme (Part 1 §25.1).
-	if asym && a.Restricted && a.Decrypt {
-		sym, scheme := symAndScheme(p)
-		if sym.Algorithm == gt.TPMAlgNull {
-			return rcP(rcSymmetric, pubN, "storage key without symmetric algorithm")
+	switch p.Type {
+	case gt.TPMAlgKeyedHash, gt.TPMAlgSymCipher:
+		if p.Type == gt.TPMAlgKeyedHash && !a.SignEncrypt && !a.Decrypt && a.SensitiveDataOrigin {
+			return rcP(rcAttributes, pubN, "the TPM cannot make a data object's data")
 		}
-		if scheme != gt.TPMAlgNull {
-			return rcP(rcScheme, pubN, "storage key with a scheme")
+		// A restricted symmetric key with caller-supplied secret must be
+		// duplicable: the secret exists outside the TPM.
+		if a.Restricted && !a.SensitiveDataOrigin && (a.FixedParent || a.FixedTPM) {
+			return rcP(rcAttributes, pubN, "restricted key with a supplied secret cannot be fixed")
+		}
+	default:
+		if !a.SensitiveDataOrigin {
+			return rcP(rcAttributes, pubN, "asymmetric keys take no sensitive data")
 		}
 	}
-	if asym && !(a.Restricted && a.Decrypt) {
-		sym, _ := symAndScheme(p)
-		if sym.Algorithm != gt.TPMAlgNull {
-			return rcP(rcSymmetric, pubN, "only storage keys have a symmetric algorithm")
+	return checkAttributes(parent, p, pubN)
+}
+
+// checkAttributes is the attribute consistency of Part 1 §27.2 between an
+// object and its parent (nil: a hierarchy), then checkSchemes.
+func checkAttributes(parent *object, p *gt.TPMTPublic, n int) error {
+	h, _ := p.NameAlg.Hash()
+	if l := len(p.AuthPolicy.Buffer); l != 0 && l != h.Size() {
+		return rcP(rcSize, n, "authPolicy size")
+	}
+	a := p.ObjectAttributes
+	var pa gt.TPMAObject
+	if parent != nil {
+		pa = parent.attrs()
+	}
+	if parent == nil || pa.FixedTPM {
+		if a.FixedParent != a.FixedTPM {
+			return rcP(rcAttributes, n, "fixedTPM and fixedParent differ under a fixedTPM parent")
+		}
+	} else if a.FixedTPM {
+		return rcP(rcAttributes, n, "fixedTPM child of a non-fixedTPM parent")
+	}
+	if a.SignEncrypt == a.Decrypt {
+		if a.Restricted {
+			return rcP(rcAttributes, n, "restricted key must either sign or decrypt")
+		}
+		if p.Type != gt.TPMAlgKeyedHash && !a.SignEncrypt {
+			return rcP(rcAttributes, n, "only a data object neither signs nor decrypts")
+		}
+	}
+	if a.FixedTPM && a.EncryptedDuplication {
+		return rcP(rcAttributes, n, "encryptedDuplication on a fixedTPM object")
+	}
+	if parent != nil && !pa.FixedTPM && a.EncryptedDuplication != pa.EncryptedDuplication {
+		return rcP(rcAttributes, n, "encryptedDuplication differs from the duplicable parent's")
+	}
+	if parent != nil && parent.isDerivationParent() {
+		if a.FixedTPM != pa.FixedTPM || !a.FixedParent {
+			return rcP(rcAttributes, n, "a derived object is fixedParent and fixedTPM as its parent")
+		}
+	}
+	return checkSchemes(parent, p, n)
+}
+
+// checkSchemes matches a key's scheme to its sign/decrypt/restricted
+// attributes (Part 2 §12.2.3.6 TPMT_PUBLIC_PARMS, Part 1 §27.2): a key
+// that both signs and decrypts, or neither, has no scheme; a signing key
+// has a signing scheme (or none, if unrestricted), a decryption key a
+// decryption scheme; a parent has a symmetric algorithm and, if
+// fixedParent, its parent's nameAlg and symmetric algorithm.
+func checkSchemes(parent *object, p *gt.TPMTPublic, n int) error {
+	a := p.ObjectAttributes
+	var sym *gt.TPMTSymDefObject
+	switch p.Type {
+	case gt.TPMAlgSymCipher:
+		sp, _ := p.Parameters.SymDetail()
+		sym = &sp.Sym
+	case gt.TPMAlgKeyedHash:
+		kp, _ := p.Parameters.KeyedHashDetail()
+		scheme := kp.Scheme.Scheme
+		switch {
+		case a.SignEncrypt == a.Decrypt:
+			if scheme != gt.TPMAlgNull {
+				return rcP(rcScheme, n, "keyedhash scheme on a key that signs and decrypts alike")
+			}
+		case a.SignEncrypt:
+			if scheme != gt.TPMAlgHMAC {
+				return rcP(rcScheme, n, "keyedhash signing key without HMAC")
+			}
+		default:
+			if scheme != gt.TPMAlgXOR {
+				return rcP(rcScheme, n, "keyedhash decryption key without XOR")
+			}
+			// A derivation parent names its KDF: SP 800-108 is the one
+			// implemented, and there is no default hash.
+			if a.Restricted {
+				x, _ := kp.Scheme.Details.XOR()
+				if x.KDF != gt.TPMAlgKDF1SP800108 {
+					return rcP(rcScheme, n, "derivation parent KDF 0x%x", uint16(x.KDF))
+				}
+				if x.HashAlg == gt.TPMAlgNull {
+					return rcP(rcHash, n, "derivation parent without a hash")
+				}
+			}
+		}
+	default:
+		s, scheme := symAndScheme(p)
+		sym = &s
+		switch {
+		case a.SignEncrypt == a.Decrypt:
+			if scheme != gt.TPMAlgNull {
+				return rcP(rcScheme, n, "scheme on a key that signs and decrypts alike")
+			}
+		case a.SignEncrypt:
+			if isSignScheme(p.Type, scheme) {
+				if schemeDetailHash(p) == gt.TPMAlgNull {
+					return rcP(rcScheme, n, "signing scheme without a hash")
+				}
+			} else if a.Restricted || scheme != gt.TPMAlgNull {
+				return rcP(rcScheme, n, "signing key with scheme 0x%x", uint16(scheme))
+			}
+		default:
+			if a.Restricted {
+				if scheme != gt.TPMAlgNull {
+					return rcP(rcScheme, n, "storage key with a scheme")
+				}
+			} else if scheme != gt.TPMAlgNull && !isDecryptScheme(p.Type, scheme) {
+				return rcP(rcScheme, n, "decryption key with scheme 0x%x", uint16(scheme))
+			}
+		}
+		if !(a.Restricted && a.Decrypt) && s.Algorithm != gt.TPMAlgNull {
+			return rcP(rcSymmetric, n, "only storage keys have a symmetric algorithm")
+		}
+	}
+	if sym != nil && a.Restricted && a.Decrypt {
+		if sym.Algorithm == gt.TPMAlgNull {
+			return rcP(rcSymmetric, n, "storage key without symmetric algorithm")
+		}
+		if a.FixedParent && parent != nil {
+			if p.NameAlg != parent.pub.NameAlg {
+				return rcP(rcHash, n, "non-duplicable storage key with its parent's nameAlg")
+			}
+			ps, _ := symAndScheme(&parent.pub)
+			if parent.pub.Type == gt.TPMAlgKeyedHash || !bytes.Equal(gt.Marshal(sym), gt.Marshal(&ps)) {
+				return rcP(rcSymmetric, n, "non-duplicable storage key with its parent's symmetric algorithm")
+			}
 		}
 	}
 	return nil
+}
+
+func isSignScheme(typ gt.TPMIAlgPublic, s gt.TPMAlgID) bool {
+	if typ == gt.TPMAlgRSA {
+		return s == gt.TPMAlgRSASSA || s == gt.TPMAlgRSAPSS
+	}
+	return s == gt.TPMAlgECDSA || s == gt.TPMAlgECDAA || s == gt.TPMAlgECSchnorr || s == gt.TPMAlgSM2
+}
+
+func isDecryptScheme(typ gt.TPMIAlgPublic, s gt.TPMAlgID) bool {
+	if typ == gt.TPMAlgRSA {
+		return s == gt.TPMAlgRSAES || s == gt.TPMAlgOAEP
+	}
+	return s == gt.TPMAlgECDH || s == gt.TPMAlgECMQV
+}
+
+// schemeDetailHash is the hash of an asymmetric key's scheme.
+func schemeDetailHash(p *gt.TPMTPublic) gt.TPMIAlgHash {
+	if p.Type == gt.TPMAlgRSA {
+		r, _ := p.Parameters.RSADetail()
+		return detailHash(&r.Scheme)
+	}
+	e, _ := p.Parameters.ECCDetail()
+	return detailHash(&e.Scheme)
 }
 
 // detailHash returns the hash of a scheme structure (TPMT_*_SCHEME): in
@@ -447,17 +593,21 @@ func (t *TPM) generate(p *gt.TPMTPublic, auth, data []byte, rng io.Reader, deter
 		})
 	case gt.TPMAlgKeyedHash, gt.TPMAlgSymCipher:
 		bits := data
-		if len(bits) == 0 && a.SensitiveDataOrigin {
-			n := h.Size()
+		// A keyed hash's secret is as long as its scheme's digest (the
+		// nameAlg's without a scheme).
+		kh := h
+		if kp, _ := p.Parameters.KeyedHashDetail(); kp != nil && kp.Scheme.Scheme != gt.TPMAlgNull {
+			if sh, err := detailHash(&kp.Scheme).Hash(); err == nil {
+				kh = sh
+			}
+		}
+		_, derived := rng.(*derivationStream)
+		if len(bits) == 0 && (a.SensitiveDataOrigin || derived) {
+			n := kh.Size()
 			if p.Type == gt.TPMAlgSymCipher {
 				sp, _ := p.Parameters.SymDetail()
 				kb, _ := sp.Sym.KeyBits.AES()
 				n = int(*kb) / 8
-			} else if kp, _ := p.Parameters.KeyedHashDetail(); kp != nil && kp.Scheme.Scheme == gt.TPMAlgHMAC {
-				s, _ := kp.Scheme.Details.HMAC()
-				if sh, err := s.HashAlg.Hash(); err == nil {
-					n = sh.Size()
-				}
 			}
 			var err error
 			if bits, err = read(n); err != nil {
@@ -475,6 +625,11 @@ func (t *TPM) generate(p *gt.TPMTPublic, auth, data []byte, rng io.Reader, deter
 			if len(bits) > 128 {
 				return nil, rcP(rcSize, 1, "sealed data too large")
 			}
+			// An HMAC or XOR key longer than the hash's block would be
+			// hashed down by HMAC: the reference refuses it.
+			if (a.SignEncrypt || a.Decrypt) && len(bits) > kh.New().BlockSize() {
+				return nil, rcE(rcSize, "keyed hash key longer than the hash block")
+			}
 			sens.Sensitive = gt.NewTPMUSensitiveComposite(gt.TPMAlgKeyedHash, &gt.TPM2BSensitiveData{Buffer: bits})
 		}
 		seed, err := read(h.Size())
@@ -482,8 +637,15 @@ func (t *TPM) generate(p *gt.TPMTPublic, auth, data []byte, rng io.Reader, deter
 			return nil, rcE(rcFailure, "%v", err)
 		}
 		sens.SeedValue = gt.TPM2BDigest{Buffer: seed}
-		d := h.New()
-		d.Write(seed)
+		// A parent's unique is HMAC(seedValue, secret), any other
+		// object's H(seedValue || secret), as the reference computes.
+		var d hash.Hash
+		if a.Restricted && a.Decrypt {
+			d = hmac.New(h.New, seed)
+		} else {
+			d = h.New()
+			d.Write(seed)
+		}
 		d.Write(bits)
 		p.Unique = gt.NewTPMUPublicID(p.Type, &gt.TPM2BDigest{Buffer: d.Sum(nil)})
 		return sens, nil

@@ -43,6 +43,15 @@ func (o *object) isStorageParent() bool {
 		(o.pub.Type == gt.TPMAlgRSA || o.pub.Type == gt.TPMAlgECC)
 }
 
+// isDerivationParent reports a restricted decryption keyedhash object: a
+// parent whose children are derived from its secret (Part 1 §28.2). One
+// loaded with LoadExternal is not a parent of any kind.
+func (o *object) isDerivationParent() bool {
+	a := o.attrs()
+	return !o.publicOnly && !o.external && o.seq == nil && a.Restricted && a.Decrypt &&
+		o.pub.Type == gt.TPMAlgKeyedHash
+}
+
 func (o *object) fillEntity(e *entity) {
 	e.obj = o
 	e.name = o.name
