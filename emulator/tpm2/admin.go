@@ -135,8 +135,21 @@ func (t *TPM) clear(c *call, cmd *gt.Clear) (*gt.ClearResponse, error) {
 	t.ps.OwnerPolicy, t.ps.EndorsementPolicy, t.ps.LockoutPolicy = nil, nil, nil
 	t.ps.OwnerPolicyAlg, t.ps.EndorsementPolicyAlg, t.ps.LockoutPolicyAlg = 0, 0, 0
 	t.ps.ShEnable, t.ps.EhEnable = true, true
+	// The reference's Clear also restores the dictionary-attack
+	// parameters it installs at manufacture, restarts Clock at zero,
+	// zeroes resetCount, restartCount and the audit counter, empties the
+	// PCR authValues and counts a PCR change.
 	t.ps.FailedTries, t.ps.LockoutAuthLocked = 0, false
+	t.ps.MaxTries, t.ps.RecoveryTime, t.ps.LockoutRecovery = 3, 1000, 1000
 	t.ps.ClockUnsafe = false // Part 2 §10.11.1: safe is SET by TPM2_Clear
+	if !t.clockBase.IsZero() {
+		t.timeOffsetMS, t.clockBase = t.timeMS(), t.now()
+	}
+	t.clockOffsetMS, t.ps.ClockMS = 0, 0
+	t.ps.DALastMS, t.ps.LockoutFailMS = 0, 0
+	t.ps.ResetCount, t.ps.RestartCount, t.ps.AuditCounter = 0, 0, 0
+	t.pcrAuth = nil
+	t.pcrUpdateCounter++
 	t.flushHierarchy(rhOwner, true)
 	t.flushHierarchy(rhEndorsement, true)
 	for h, n := range t.ps.nv {

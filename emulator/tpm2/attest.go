@@ -15,6 +15,7 @@ const (
 	stAttestTime         uint16 = 0x8019
 	stAttestCreation     uint16 = 0x801A
 	stAttestNV           uint16 = 0x8014
+	stAttestNVDigest     uint16 = 0x801C
 	stAttestSession      uint16 = 0x8016
 	stAttestCommandAudit uint16 = 0x8015
 )

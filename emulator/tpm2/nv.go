@@ -465,6 +465,10 @@ func (t *TPM) nvIncrement(c *call, cmd *gt.NVIncrement) (*gt.NVIncrementResponse
 
 // nvExtend is TPM2_NV_Extend, Part 3 §31.9.
 func (t *TPM) nvExtend(c *call, cmd *nvExtendCmd) (*emptyResponse, error) {
+	// TPM2B_MAX_NV_BUFFER's bound, checked as the parameter is read.
+	if len(cmd.Data.Buffer) > maxNVBuffer {
+		return nil, rcP(rcSize, 1, "data larger than MAX_NV_BUFFER_SIZE")
+	}
 	n, err := t.nvIndexAt(c.handles[1], 2)
 	if err != nil {
 		return nil, err
@@ -571,13 +575,32 @@ func (t *TPM) nvCertify(c *call, cmd *gt.NVCertify) (*gt.NVCertifyResponse, erro
 		return nil, err
 	}
 	size, off := int(cmd.Size), int(cmd.Offset)
-	if off+size > len(n.data) || size > maxNVBuffer {
+	if off+size > len(n.data) {
 		return nil, rcE(rcNVRange, "certify beyond the index")
 	}
-	body := sized(n.name())
-	body = append(body, u16(uint16(off))...)
-	body = append(body, sized(n.data[off:off+size])...)
-	info, sig, err := t.attest(c.handles[0], 1, stAttestNV, cmd.QualifyingData.Buffer, &cmd.InScheme, body)
+	if size > maxNVBuffer {
+		return nil, rcP(rcValue, 3, "size larger than MAX_NV_BUFFER_SIZE")
+	}
+	typ, body := stAttestNV, sized(n.name())
+	if size == 0 && off == 0 {
+		// TPMS_NV_DIGEST_CERTIFY_INFO (Part 3 §31.16.1): the digest of
+		// the whole index with the signing scheme's hash; without a
+		// signing key there is no scheme, and the digest is empty.
+		typ = stAttestNVDigest
+		var digest []byte
+		if signer, err := t.loadedObject(c.handles[0], 1); err == nil && c.handles[0] != rhNull {
+			if _, h, _, err := signScheme(signer, &cmd.InScheme, 2); err == nil {
+				d := h.New()
+				d.Write(n.data)
+				digest = d.Sum(nil)
+			}
+		}
+		body = append(body, sized(digest)...)
+	} else {
+		body = append(body, u16(uint16(off))...)
+		body = append(body, sized(n.data[off:off+size])...)
+	}
+	info, sig, err := t.attest(c.handles[0], 1, typ, cmd.QualifyingData.Buffer, &cmd.InScheme, body)
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,11 @@ func (s *session) setCpHash(cp []byte, n int) error {
 	if len(s.cpHashA) != 0 && !bytes.Equal(s.cpHashA, cp) {
 		return rcE(rcCpHash, "cpHash already set")
 	}
+	// cpHash, nameHash and templateHash share one slot of the session
+	// (the reference's u1): only one of them can be set.
+	if len(s.nameHash) != 0 || len(s.templateHash) != 0 {
+		return rcE(rcCpHash, "nameHash or templateHash already set")
+	}
 	s.cpHashA = append([]byte{}, cp...)
 	return nil
 }
@@ -380,8 +385,11 @@ func (t *TPM) policyNameHash(c *call, cmd *policyNameHashCmd) (*emptyResponse, e
 	if err != nil {
 		return nil, err
 	}
-	if len(cmd.NameHash.Buffer) != s.hash.Size() || len(s.nameHash) != 0 {
+	if len(cmd.NameHash.Buffer) != s.hash.Size() {
 		return nil, rcP(rcSize, 1, "nameHash")
+	}
+	if len(s.cpHashA) != 0 || len(s.nameHash) != 0 || len(s.templateHash) != 0 {
+		return nil, rcE(rcCpHash, "cpHash, nameHash or templateHash already set")
 	}
 	s.nameHash = append([]byte{}, cmd.NameHash.Buffer...)
 	s.extend(u32(uint32(gt.TPMCCPolicyNameHash)), cmd.NameHash.Buffer)

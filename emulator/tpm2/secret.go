@@ -1,6 +1,7 @@
 package tpm2
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
@@ -242,8 +243,10 @@ func (t *TPM) makeCredential(c *call, cmd *makeCredentialCmd) (*gt.MakeCredentia
 	if !o.attrs().Decrypt || !o.attrs().Restricted {
 		return nil, rcH(rcType, 1, "not a storage key")
 	}
-	if len(cmd.Credential.Buffer) > 64 {
-		return nil, rcP(rcSize, 1, "credential too long")
+	// The credential is at most a digest of the key's nameAlg (Part 3
+	// §12.6.1).
+	if h, err := o.pub.NameAlg.Hash(); err != nil || len(cmd.Credential.Buffer) > h.Size() {
+		return nil, rcP(rcSize, 1, "credential longer than the nameAlg digest")
 	}
 	k, err := gt.ImportEncapsulationKey(&o.pub)
 	if err != nil {
@@ -415,7 +418,13 @@ func (t *TPM) ecdhKeyGen(c *call, cmd *ecdhKeyGenCmd) (*ecdhKeyGenResponse, erro
 	}
 	eb := eph.PublicKey().Bytes()
 	n := (len(eb) - 1) / 2
-	zPt := gt.TPMSECCPoint{X: gt.TPM2BECCParameter{Buffer: z}, Y: gt.TPM2BECCParameter{}}
+	// crypto/ecdh gives only Z's x; the response carries the whole point.
+	ec, _ := curveOf(parms.CurveID)
+	zx, zy, inf := scalarMult(ec, bigOf(u.X.Buffer), bigOf(u.Y.Buffer), bigOf(eph.Bytes()))
+	if inf || !bytes.Equal(zx.FillBytes(make([]byte, size)), z) {
+		return nil, rcE(rcNoResult, "ECDH point")
+	}
+	zPt := pointOf(ec, zx, zy)
 	pubPt := gt.TPMSECCPoint{X: gt.TPM2BECCParameter{Buffer: eb[1 : 1+n]}, Y: gt.TPM2BECCParameter{Buffer: eb[1+n:]}}
 	return &ecdhKeyGenResponse{ZPoint: gt.New2B(zPt), PubPoint: gt.New2B(pubPt)}, nil
 }
