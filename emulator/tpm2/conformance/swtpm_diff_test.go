@@ -769,7 +769,7 @@ func TestDifferentialSwtpm(t *testing.T) {
 	sw := startSwtpm(t)
 	en := startEngine(t)
 	steps := slices.Concat(diffSteps(), authCheckSteps(), completenessSteps(),
-		pinNVSteps(), eccTwoPhaseSteps(), duplicationSteps())
+		pinNVSteps(), eccTwoPhaseSteps(), duplicationSteps(), derivedSteps())
 	for _, s := range steps {
 		want, got := s.run(sw), s.run(en)
 		if want != got {
