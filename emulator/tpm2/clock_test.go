@@ -126,3 +126,30 @@ func TestClockRateAdjust(t *testing.T) {
 		t.Errorf("clock 100 s after a reset: %d, want %d (nominal rate)", c, before+100000)
 	}
 }
+
+// TestClearResetsClockCountersAndDA: TPM2_Clear restarts Clock at zero,
+// zeroes resetCount and restartCount and restores the DA parameters, as
+// the reference does.
+func TestClearResetsClockCountersAndDA(t *testing.T) {
+	tp, tr := newStarted(t)
+	tp.ps.ResetCount, tp.ps.RestartCount, tp.ps.MaxTries = 5, 6, 9
+	tp.clockOffsetMS = 1 << 40
+	before := tp.pcrUpdateCounter
+	if _, err := (gt.Clear{AuthHandle: gt.TPMRHLockout}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	c, err := (gt.ReadClock{}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci := c.CurrentTime.ClockInfo
+	if ci.Clock > 10000 || ci.ResetCount != 0 || ci.RestartCount != 0 || !ci.Safe {
+		t.Fatalf("after Clear: %+v", ci)
+	}
+	if tp.ps.MaxTries != 3 || tp.ps.RecoveryTime != 1000 || tp.ps.LockoutRecovery != 1000 {
+		t.Fatalf("DA parameters %d %d %d", tp.ps.MaxTries, tp.ps.RecoveryTime, tp.ps.LockoutRecovery)
+	}
+	if tp.pcrUpdateCounter != before+1 {
+		t.Fatalf("pcrUpdateCounter %d, want %d", tp.pcrUpdateCounter, before+1)
+	}
+}

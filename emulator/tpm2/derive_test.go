@@ -94,3 +94,69 @@ func TestDerivationStreamBound(t *testing.T) {
 		t.Fatal("read past the derivation bound")
 	}
 }
+
+// TestCreateTemplateRules: the reference's creation checks, with the
+// response codes libtpms gives.
+func TestCreateTemplateRules(t *testing.T) {
+	_, tr := newStarted(t)
+	srk := createPrimary(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
+	parent := gt.NamedHandle{Handle: srk.ObjectHandle, Name: srk.Name}
+	null := gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgNull}
+	keyed := func(a gt.TPMAObject, s gt.TPMTKeyedHashScheme) gt.TPMTPublic {
+		return gt.TPMTPublic{Type: gt.TPMAlgKeyedHash, NameAlg: gt.TPMAlgSHA256, ObjectAttributes: a,
+			Parameters: gt.NewTPMUPublicParms(gt.TPMAlgKeyedHash, &gt.TPMSKeyedHashParms{Scheme: s})}
+	}
+	ecc := func(a gt.TPMAObject, s gt.TPMTECCScheme) gt.TPMTPublic {
+		return gt.TPMTPublic{Type: gt.TPMAlgECC, NameAlg: gt.TPMAlgSHA256, ObjectAttributes: a,
+			Parameters: gt.NewTPMUPublicParms(gt.TPMAlgECC, &gt.TPMSECCParms{CurveID: gt.TPMECCNistP256, Scheme: s,
+				Symmetric: gt.TPMTSymDefObject{Algorithm: gt.TPMAlgNull}, KDF: gt.TPMTKDFScheme{Scheme: gt.TPMAlgNull}})}
+	}
+	ecdsa := gt.TPMTECCScheme{Scheme: gt.TPMAlgECDSA, Details: gt.NewTPMUAsymScheme(gt.TPMAlgECDSA, &gt.TPMSSigSchemeECDSA{HashAlg: gt.TPMAlgSHA256})}
+	hmacS := gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgHMAC, Details: gt.NewTPMUSchemeKeyedHash(gt.TPMAlgHMAC, &gt.TPMSSchemeHMAC{HashAlg: gt.TPMAlgSHA256})}
+	for _, c := range []struct {
+		name string
+		pub  gt.TPMTPublic
+		data []byte
+		rc   uint32
+	}{
+		{"data object without data", keyed(gt.TPMAObject{UserWithAuth: true}, null), nil, 0x2c2},
+		{"data object with sensitiveDataOrigin", keyed(gt.TPMAObject{UserWithAuth: true, SensitiveDataOrigin: true}, null), nil, 0x2c2},
+		{"HMAC key longer than the hash block", keyed(gt.TPMAObject{UserWithAuth: true, SignEncrypt: true}, hmacS), make([]byte, 65), 0x095},
+		{"ECC key without sensitiveDataOrigin", ecc(gt.TPMAObject{UserWithAuth: true, SignEncrypt: true}, ecdsa), nil, 0x2c2},
+		{"ECDSA on a decryption key", ecc(gt.TPMAObject{UserWithAuth: true, Decrypt: true, SensitiveDataOrigin: true}, ecdsa), nil, 0x2d2},
+		{"restricted signing key without a scheme", ecc(gt.TPMAObject{UserWithAuth: true, SignEncrypt: true, Restricted: true, SensitiveDataOrigin: true},
+			gt.TPMTECCScheme{Scheme: gt.TPMAlgNull}), nil, 0x2d2},
+		{"XOR on a signing keyed hash", keyed(gt.TPMAObject{UserWithAuth: true, SignEncrypt: true, SensitiveDataOrigin: true},
+			gt.TPMTKeyedHashScheme{Scheme: gt.TPMAlgXOR, Details: gt.NewTPMUSchemeKeyedHash(gt.TPMAlgXOR,
+				&gt.TPMSSchemeXOR{HashAlg: gt.TPMAlgSHA256, KDF: gt.TPMAlgKDF1SP800108})}), nil, 0x2d2},
+	} {
+		_, err := (gt.Create{ParentHandle: parent, InPublic: gt.New2B(c.pub), InSensitive: gt.TPM2BSensitiveCreate{Sensitive: &gt.TPMSSensitiveCreate{
+			Data: gt.NewTPMUSensitiveCreate(&gt.TPM2BSensitiveData{Buffer: c.data})}}}).Execute(tr)
+		t.Run(c.name, func(t *testing.T) { wantRC(t, err, c.rc) })
+	}
+}
+
+// TestDerivedObjectRules: what CreateLoaded refuses under a derivation
+// parent.
+func TestDerivedObjectRules(t *testing.T) {
+	_, tr := newStarted(t)
+	srk := createPrimary(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
+	dp, err := createDerivationParent(tr, gt.NamedHandle{Handle: srk.ObjectHandle, Name: srk.Name}, []byte("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	try := func(f func(*gt.TPMTTemplate)) error {
+		tm := derivedECCTemplate
+		f(&tm)
+		_, err := (gt.CreateLoaded{ParentHandle: dp, InPublic: gt.New2BTemplate(&tm)}).Execute(tr)
+		return err
+	}
+	wantRC(t, try(func(tm *gt.TPMTTemplate) { tm.ObjectAttributes.SensitiveDataOrigin = true }), 0x082)
+	wantRC(t, try(func(tm *gt.TPMTTemplate) { tm.ObjectAttributes.FixedParent = false }), 0x2c2)
+	wantRC(t, try(func(tm *gt.TPMTTemplate) { tm.ObjectAttributes.FixedTPM = true }), 0x2c2)
+	wantRC(t, try(func(tm *gt.TPMTTemplate) {
+		tm.Type = gt.TPMAlgRSA
+		tm.Parameters = gt.NewTPMUPublicParms(gt.TPMAlgRSA, &gt.TPMSRSAParms{KeyBits: 2048,
+			Symmetric: gt.TPMTSymDefObject{Algorithm: gt.TPMAlgNull}, Scheme: gt.TPMTRSAScheme{Scheme: gt.TPMAlgNull}})
+	}), 0x2ca)
+}

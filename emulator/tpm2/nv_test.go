@@ -1,6 +1,7 @@
 package tpm2
 
 import (
+	"bytes"
 	"testing"
 
 	gt "github.com/google/go-tpm/tpm2"
@@ -51,4 +52,72 @@ func TestNVUnusableWhileHierarchyDisabled(t *testing.T) {
 	if rc := read(platform); rc != hidden {
 		t.Errorf("NV_Read of a platform index with phEnableNV clear: 0x%x, want 0x%x", rc, hidden)
 	}
+}
+
+// TestNVExtendDataBound: NV_Extend's data is a TPM2B_MAX_NV_BUFFER.
+func TestNVExtendDataBound(t *testing.T) {
+	tp, tr := newStarted(t)
+	pub := gt.TPMSNVPublic{NVIndex: 0x01500077, NameAlg: gt.TPMAlgSHA256,
+		Attributes: gt.TPMANV{NT: gt.TPMNTExtend, AuthRead: true, AuthWrite: true, NoDA: true}, DataSize: 32}
+	if _, err := (gt.NVDefineSpace{AuthHandle: gt.TPMRHOwner, PublicInfo: gt.New2B(pub)}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	extend := func(n int) uint32 {
+		return responseCode(tp.Process(rawCommand(uint32(gt.TPMCCNVExtend), []uint32{0x01500077, 0x01500077}, passwordAuth(nil), sized(make([]byte, n))), 0))
+	}
+	if rc := extend(maxNVBuffer); rc != 0 {
+		t.Fatalf("extend of %d octets: 0x%x", maxNVBuffer, rc)
+	}
+	if rc := extend(maxNVBuffer + 1); rc != 0x1d5 {
+		t.Fatalf("extend of %d octets: 0x%x, want TPM_RC_SIZE on data", maxNVBuffer+1, rc)
+	}
+}
+
+// TestNVCertifyDigestForm: size and offset 0 certify the digest of the
+// whole index (TPMS_NV_DIGEST_CERTIFY_INFO).
+func TestNVCertifyDigestForm(t *testing.T) {
+	_, tr := newStarted(t)
+	pub := gt.TPMSNVPublic{NVIndex: 0x01500078, NameAlg: gt.TPMAlgSHA256,
+		Attributes: gt.TPMANV{NT: gt.TPMNTOrdinary, AuthRead: true, AuthWrite: true, NoDA: true}, DataSize: 4}
+	if _, err := (gt.NVDefineSpace{AuthHandle: gt.TPMRHOwner, PublicInfo: gt.New2B(pub)}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	nvh := gt.NamedHandle{Handle: 0x01500078, Name: nvNameOf(t, pub)}
+	if _, err := (gt.NVWrite{AuthHandle: nvh, NVIndex: nvh, Data: gt.TPM2BMaxNVBuffer{Buffer: []byte("abcd")}}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	pub.Attributes.Written = true
+	nvh.Name = nvNameOf(t, pub)
+	tmpl := gt.ECCSRKTemplate
+	tmpl.ObjectAttributes = gt.TPMAObject{FixedTPM: true, FixedParent: true, SensitiveDataOrigin: true, UserWithAuth: true, SignEncrypt: true}
+	tmpl.Parameters = gt.NewTPMUPublicParms(gt.TPMAlgECC, &gt.TPMSECCParms{CurveID: gt.TPMECCNistP256,
+		Symmetric: gt.TPMTSymDefObject{Algorithm: gt.TPMAlgNull}, KDF: gt.TPMTKDFScheme{Scheme: gt.TPMAlgNull},
+		Scheme: gt.TPMTECCScheme{Scheme: gt.TPMAlgECDSA, Details: gt.NewTPMUAsymScheme(gt.TPMAlgECDSA, &gt.TPMSSigSchemeECDSA{HashAlg: gt.TPMAlgSHA256})}})
+	k := createPrimary(t, tr, gt.TPMRHOwner, tmpl)
+	r, err := (gt.NVCertify{SignHandle: gt.AuthHandle{Handle: k.ObjectHandle, Name: k.Name, Auth: gt.PasswordAuth(nil)},
+		AuthHandle: gt.AuthHandle{Handle: nvh.Handle, Name: nvh.Name, Auth: gt.PasswordAuth(nil)}, NVIndex: nvh,
+		InScheme: gt.TPMTSigScheme{Scheme: gt.TPMAlgNull}}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := r.CertifyInfo.Contents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := a.Attested.NVDigest()
+	if err != nil || a.Type != gt.TPMSTAttestNVDigest {
+		t.Fatalf("attest type 0x%x: %v", uint16(a.Type), err)
+	}
+	if !bytes.Equal(d.NVDigest.Buffer, digestOf([]byte("abcd"))) || !bytes.Equal(d.IndexName.Buffer, nvh.Name.Buffer) {
+		t.Fatalf("nvDigest %x name %x", d.NVDigest.Buffer, d.IndexName.Buffer)
+	}
+}
+
+func nvNameOf(t *testing.T, pub gt.TPMSNVPublic) gt.TPM2BName {
+	t.Helper()
+	n, err := gt.NVName(&pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *n
 }
