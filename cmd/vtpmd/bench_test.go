@@ -234,6 +234,27 @@ func BenchmarkTPM(b *testing.B) {
 					[]byte{0, 0, 0, 0x10})
 				measure(b, func(int) error { return sendOK(tr, cmd) })
 			})
+			// Two-phase ECDAA signing: Commit, then Sign with its counter.
+			b.Run("Commit_SignECDAA", func(b *testing.B) {
+				tr := tg.open(b)
+				tmpl := eccSignTmpl
+				tmpl.Parameters = gt.NewTPMUPublicParms(gt.TPMAlgECC, &gt.TPMSECCParms{CurveID: gt.TPMECCNistP256,
+					Scheme: gt.TPMTECCScheme{Scheme: gt.TPMAlgECDAA, Details: gt.NewTPMUAsymScheme(gt.TPMAlgECDAA, &gt.TPMSSchemeECDAA{HashAlg: gt.TPMAlgSHA256})}})
+				key := primary(b, tr, tmpl)
+				defer flush(tr, key.ObjectHandle)
+				h := gt.AuthHandle{Handle: key.ObjectHandle, Name: key.Name, Auth: gt.PasswordAuth(nil)}
+				measure(b, func(int) error {
+					cm, err := (gt.Commit{SignHandle: h, P1: gt.New2B(gt.TPMSECCPoint{})}).Execute(tr)
+					if err != nil {
+						return err
+					}
+					_, err = (gt.Sign{KeyHandle: h, Digest: gt.TPM2BDigest{Buffer: digest[:]},
+						InScheme: gt.TPMTSigScheme{Scheme: gt.TPMAlgECDAA, Details: gt.NewTPMUSigScheme(gt.TPMAlgECDAA,
+							&gt.TPMSSchemeECDAA{HashAlg: gt.TPMAlgSHA256, Count: cm.Counter})},
+						Validation: gt.TPMTTKHashCheck{Tag: gt.TPMSTHashCheck, Hierarchy: gt.TPMRHNull}}).Execute(tr)
+					return err
+				})
+			})
 			// A policy session satisfied by a ticket from
 			// PolicySecret(owner) with a negative expiration:
 			// StartAuthSession, PolicyTicket, FlushContext.
