@@ -1,0 +1,65 @@
+package tpm12
+
+// Ordinals, TPM Main Part 2 §17 (TPM_ORD_*), of the implemented commands.
+const (
+	ordOIAP             uint32 = 0x0000000A
+	ordOSAP             uint32 = 0x0000000B
+	ordExtend           uint32 = 0x00000014
+	ordPCRRead          uint32 = 0x00000015
+	ordGetRandom        uint32 = 0x00000046
+	ordSelfTestFull     uint32 = 0x00000050
+	ordContinueSelfTest uint32 = 0x00000053
+	ordGetTestResult    uint32 = 0x00000054
+	ordGetCapability    uint32 = 0x00000065
+	ordReadPubek        uint32 = 0x0000007C
+	ordSaveState        uint32 = 0x00000098
+	ordStartup          uint32 = 0x00000099
+	ordFlushSpecific    uint32 = 0x000000BA
+	ordPCRReset         uint32 = 0x000000C8
+)
+
+// The command table: every command this TPM implements, one row each,
+// in the order of the chapters of TPM Main Part 3 (rev 116). A row names
+// the ordinal and the handler (a method of *TPM whose argument is the
+// command's parameter structure and whose result is the response's, both
+// from encoding.go or next to the handler) and what the dispatcher must
+// know beyond them: the authorization sessions (withAuth; none when
+// absent), the leading handles (withHandles), the state the command
+// needs (checks) and whether it may change durable state (writesNV).
+// The options are in command.go. GetCapability(TPM_CAP_ORD) answers from
+// this table; every other ordinal gets TPM_BAD_ORDINAL.
+//
+// Handlers that read the table do so through TPM.commands: Go's package
+// initialization refuses a table whose rows refer to functions that
+// refer to the table.
+var commandTable = table(
+	// Part 3 §3: start-up and state.
+	cmd(ordStartup, (*TPM).startup, writesNV),
+	cmd(ordSaveState, (*TPM).saveState, writesNV),
+
+	// Part 3 §4: testing.
+	cmd(ordSelfTestFull, (*TPM).selfTestFull),
+	cmd(ordContinueSelfTest, (*TPM).continueSelfTest),
+	cmd(ordGetTestResult, (*TPM).getTestResult, checks(inFailureMode)),
+
+	// Part 3 §7: capabilities.
+	cmd(ordGetCapability, (*TPM).getCapability, checks(inFailureMode)),
+
+	// Part 3 §13: cryptographic functions.
+	cmd(ordGetRandom, (*TPM).getRandom, checks(needsActive)),
+
+	// Part 3 §14: endorsement key handling.
+	cmd(ordReadPubek, (*TPM).readPubek, checks(needsActive)),
+
+	// Part 3 §16: integrity collection and reporting.
+	cmd(ordExtend, (*TPM).extend),
+	cmd(ordPCRRead, (*TPM).pcrRead, checks(needsActive)),
+	cmd(ordPCRReset, (*TPM).pcrReset),
+
+	// Part 3 §18: authorization sessions.
+	cmd(ordOIAP, (*TPM).oiap),
+	cmd(ordOSAP, (*TPM).osap, checks(needsOwner)),
+
+	// Part 3 §22: eviction.
+	cmd(ordFlushSpecific, (*TPM).flushSpecific),
+)

@@ -1,0 +1,38 @@
+// Package tpm12 is a TPM 1.2 implemented in Go: the personality of the
+// vTPM for guests whose kernels speak TPM 1.2 (stock xen-tpmfront
+// registers every vTPM as one), beside the TPM 2.0 engine of
+// emulator/tpm2, whose shape it shares: New, Process, Save, Load, Reset,
+// NVChanged and WritesNV, a command table with one row per command
+// (commands.go), and a versioned, self-checking state blob (state.go).
+//
+// It follows TCG TPM Main Specification version 1.2, revision 116 (Part
+// 1 Design Principles, Part 2 Structures, Part 3 Commands), and the TCG
+// PC Client Specific Implementation Specification for PCR attributes
+// and locality rules. go-tpm has no TPM 1.2 structures; those this
+// engine uses are defined, with their marshalling, in encoding.go.
+//
+// Implemented ordinals: TPM_Startup (ST_CLEAR, ST_STATE, ST_DEACTIVATED),
+// TPM_SaveState, TPM_SelfTestFull, TPM_ContinueSelfTest,
+// TPM_GetTestResult, TPM_GetCapability (TPM_CAP_ORD, _ALG, _PID, _FLAG,
+// _PROPERTY, _VERSION, _KEY_HANDLE, _HANDLE, _VERSION_VAL),
+// TPM_GetRandom, TPM_ReadPubek, TPM_Extend, TPM_PCRRead, TPM_PCR_Reset,
+// TPM_OIAP, TPM_OSAP and TPM_FlushSpecific. Every other ordinal
+// (ownership, keys, sealing, NV storage, monotonic counters, quotes,
+// delegation, transport, DAA, maintenance) answers TPM_BAD_ORDINAL and
+// GetCapability(TPM_CAP_ORD) reports it unsupported. TPM 2.0 commands
+// sent here answer TPM_BAD_ORDINAL too.
+//
+// A new TPM is manufactured as swtpm_setup --createek leaves one: an
+// RSA-2048 endorsement key, enabled, activated, without an owner, with
+// readPubek set. No host asserts physical presence to it.
+//
+// A TPM is driven through Process, which takes one command buffer and
+// the locality it arrived on and always returns a well-formed response,
+// even for garbage input. A TPM is not safe for concurrent use. State
+// blobs begin with a magic that names the family ("XVTPM12\x00"; the
+// TPM 2.0 engine's is "XVTPMST\x00"), and each engine refuses the
+// other's. After each command NVChanged says whether durable state
+// changed, so the host stores a blob before it releases the response.
+//
+// The package uses no os, net or cgo so that it builds for GOOS=tamago.
+package tpm12

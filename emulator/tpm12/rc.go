@@ -1,0 +1,61 @@
+package tpm12
+
+import "fmt"
+
+// Return codes, TPM Main Part 2 §16 (TPM_RESULT). Only the values the
+// engine returns are named; the names follow the specification.
+const (
+	rcSuccess           uint32 = 0x00
+	rcAuthFail          uint32 = 0x01 // TPM_AUTHFAIL
+	rcBadIndex          uint32 = 0x02 // TPM_BADINDEX
+	rcBadParameter      uint32 = 0x03 // TPM_BAD_PARAMETER
+	rcDeactivated       uint32 = 0x06 // TPM_DEACTIVATED
+	rcDisabled          uint32 = 0x07 // TPM_DISABLED
+	rcDisabledCmd       uint32 = 0x08 // TPM_DISABLED_CMD
+	rcFail              uint32 = 0x09 // TPM_FAIL
+	rcBadOrdinal        uint32 = 0x0A // TPM_BAD_ORDINAL
+	rcInvalidKeyHandle  uint32 = 0x0C // TPM_INVALID_KEYHANDLE
+	rcInvalidPCRInfo    uint32 = 0x10 // TPM_INVALID_PCR_INFO
+	rcNoSRK             uint32 = 0x12 // TPM_NOSRK
+	rcResources         uint32 = 0x15 // TPM_RESOURCES
+	rcBadParamSize      uint32 = 0x19 // TPM_BAD_PARAM_SIZE
+	rcFailedSelfTest    uint32 = 0x1C // TPM_FAILEDSELFTEST
+	rcAuth2Fail         uint32 = 0x1D // TPM_AUTH2FAIL
+	rcBadTag            uint32 = 0x1E // TPM_BADTAG
+	rcInvalidAuthHandle uint32 = 0x22 // TPM_INVALID_AUTHHANDLE
+	rcNoEndorsement     uint32 = 0x23 // TPM_NO_ENDORSEMENT
+	rcInvalidPostInit   uint32 = 0x26 // TPM_INVALID_POSTINIT
+	rcBadMode           uint32 = 0x2C // TPM_BAD_MODE
+	rcNotResetable      uint32 = 0x32 // TPM_NOTRESETABLE
+	rcNotLocal          uint32 = 0x33 // TPM_NOTLOCAL
+	rcInvalidResource   uint32 = 0x35 // TPM_INVALID_RESOURCE
+	rcBadLocality       uint32 = 0x3D // TPM_BAD_LOCALITY
+)
+
+// tpmError is a TPM_RESULT carried as a Go error, with context for tests
+// and logs; the response carries only the code.
+type tpmError struct {
+	rc  uint32
+	msg string
+}
+
+func (e *tpmError) Error() string {
+	if e.msg == "" {
+		return fmt.Sprintf("TPM_RESULT %#x", e.rc)
+	}
+	return fmt.Sprintf("TPM_RESULT %#x: %s", e.rc, e.msg)
+}
+
+// rcE returns the error carrying rc.
+func rcE(rc uint32, format string, args ...any) error {
+	return &tpmError{rc: rc, msg: fmt.Sprintf(format, args...)}
+}
+
+// rcOf is the response code of err: its TPM_RESULT, or TPM_FAIL for an
+// error that is not one (an engine bug).
+func rcOf(err error) uint32 {
+	if e, ok := err.(*tpmError); ok {
+		return e.rc
+	}
+	return rcFail
+}

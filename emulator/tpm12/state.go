@@ -1,0 +1,157 @@
+package tpm12
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// persistentState is everything the TPM keeps across power cycles (Part
+// 2 §7.4 TPM_PERMANENT_DATA and §7.1 TPM_PERMANENT_FLAGS, as far as the
+// implemented commands use them), plus what SaveState preserved.
+type persistentState struct {
+	Flags permanentFlags
+	// EK is the endorsement key, PKCS #1 DER.
+	EK []byte
+	// Owned is TPM_PERMANENT_DATA.ownerInstalled; OwnerAuth the owner's
+	// authData.
+	Owned     bool
+	OwnerAuth digest
+	// Saved is what SaveState preserved for Startup(ST_STATE), nil when
+	// nothing is.
+	Saved *savedState `json:",omitempty"`
+}
+
+// Blob layout (all integers big-endian):
+//
+//	magic[8] "XVTPM12\x00" | version u32 | payloadLen u32 | payload | SHA-256(everything before)
+//
+// The same frame as the TPM 2.0 engine's blob, whose magic is
+// "XVTPMST\x00": the first eight bytes name the family, so neither
+// engine takes the other's state, and a host can tell which engine a
+// stored blob belongs to before it starts one. The payload is JSON.
+var (
+	stateMagic = [8]byte{'X', 'V', 'T', 'P', 'M', '1', '2', 0}
+	// tpm2Magic is the TPM 2.0 engine's magic (emulator/tpm2/state.go),
+	// recognized to refuse such a blob with a clear error.
+	tpm2Magic = [8]byte{'X', 'V', 'T', 'P', 'M', 'S', 'T', 0}
+)
+
+const (
+	stateVersion = 1
+	maxStateBlob = 1 << 20
+)
+
+// ErrBadState is wrapped by every error Load returns for a blob that is
+// not a complete, intact TPM 1.2 state of a supported version.
+var ErrBadState = errors.New("tpm12: bad state blob")
+
+// ErrOtherFamily is wrapped by the error Load returns for a TPM 2.0
+// state blob.
+var ErrOtherFamily = errors.New("tpm12: state blob is a TPM 2.0 state")
+
+// manufacture makes the TPM as swtpm_setup --createek leaves one: an
+// RSA-2048 endorsement key, enabled, activated, no owner, readPubek set.
+func (t *TPM) manufacture() error {
+	k, err := rsa.GenerateKey(t.rand, ekBits)
+	if err != nil {
+		return err
+	}
+	t.ps = persistentState{
+		EK: x509.MarshalPKCS1PrivateKey(k),
+		Flags: permanentFlags{
+			Ownership:        true,
+			ReadPubek:        true,
+			AllowMaintenance: true,
+			EnableRevokeEK:   true,
+		},
+	}
+	t.ekKey = k
+	return nil
+}
+
+// Save serializes the persistent state into a self-checking blob.
+func (t *TPM) Save() ([]byte, error) {
+	payload, err := json.Marshal(&t.ps)
+	if err != nil {
+		return nil, fmt.Errorf("tpm12: encode state: %w", err)
+	}
+	var b bytes.Buffer
+	b.Write(stateMagic[:])
+	_ = binary.Write(&b, binary.BigEndian, uint32(stateVersion))
+	_ = binary.Write(&b, binary.BigEndian, uint32(len(payload)))
+	b.Write(payload)
+	sum := sha256.Sum256(b.Bytes())
+	b.Write(sum[:])
+	return b.Bytes(), nil
+}
+
+// Load replaces the TPM's persistent state with blob and leaves the TPM
+// needing Startup. On error nothing is changed.
+func (t *TPM) Load(blob []byte) error {
+	ps, err := decodeState(blob)
+	if err != nil {
+		return err
+	}
+	var k *rsa.PrivateKey
+	if len(ps.EK) != 0 {
+		if k, err = x509.ParsePKCS1PrivateKey(ps.EK); err != nil {
+			return fmt.Errorf("%w: endorsement key: %v", ErrBadState, err)
+		}
+		if k.N.BitLen() != ekBits {
+			return fmt.Errorf("%w: endorsement key of %d bits", ErrBadState, k.N.BitLen())
+		}
+	}
+	t.ps, t.ekKey = *ps, k
+	t.nvDirty = false
+	t.Reset()
+	return nil
+}
+
+func decodeState(blob []byte) (*persistentState, error) {
+	if len(blob) >= 8 && bytes.Equal(blob[:8], tpm2Magic[:]) {
+		return nil, ErrOtherFamily
+	}
+	if len(blob) < 16+sha256.Size || len(blob) > maxStateBlob {
+		return nil, fmt.Errorf("%w: %d bytes", ErrBadState, len(blob))
+	}
+	if !bytes.Equal(blob[:8], stateMagic[:]) {
+		return nil, fmt.Errorf("%w: not a TPM 1.2 state", ErrBadState)
+	}
+	body, sum := blob[:len(blob)-sha256.Size], blob[len(blob)-sha256.Size:]
+	if s := sha256.Sum256(body); !bytes.Equal(s[:], sum) {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadState)
+	}
+	if v := binary.BigEndian.Uint32(body[8:]); v != stateVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrBadState, v)
+	}
+	if n := binary.BigEndian.Uint32(body[12:]); uint64(n) != uint64(len(body)-16) {
+		return nil, fmt.Errorf("%w: payload length %d", ErrBadState, n)
+	}
+	ps := &persistentState{}
+	if err := json.Unmarshal(body[16:], ps); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadState, err)
+	}
+	if ps.Saved != nil && len(ps.Saved.PCR) != pcrCount {
+		return nil, fmt.Errorf("%w: saved state of %d PCRs", ErrBadState, len(ps.Saved.PCR))
+	}
+	for _, p := range ps.Saved.pcrs() {
+		if len(p) != digestSize {
+			return nil, fmt.Errorf("%w: saved PCR of %d bytes", ErrBadState, len(p))
+		}
+	}
+	return ps, nil
+}
+
+// pcrs is the saved PCR values, none when nothing is saved.
+func (s *savedState) pcrs() [][]byte {
+	if s == nil {
+		return nil
+	}
+	return s.PCR
+}

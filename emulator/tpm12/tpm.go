@@ -1,0 +1,192 @@
+package tpm12
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"runtime/debug"
+)
+
+// Limits reported through TPM_CAP_PROPERTY and enforced.
+const (
+	// bufferMax is TPM_CAP_PROP_INPUT_BUFFER: the largest command and
+	// response.
+	bufferMax = 4096
+	pcrCount  = 24
+	// authSessionsMax is TPM_CAP_PROP_MAX_AUTHSESS.
+	authSessionsMax = 16
+	// keySlotsMax is TPM_CAP_PROP_MAX_KEYS.
+	keySlotsMax = 8
+	// randomMax is the most GetRandom returns at once: what fits in a
+	// response of bufferMax bytes.
+	randomMax = bufferMax - 14
+)
+
+// Command and response tags, Part 2 §6 (TPM_TAG).
+const (
+	tagRquCommand uint16 = 0x00C1
+	tagRquAuth1   uint16 = 0x00C2
+	tagRquAuth2   uint16 = 0x00C3
+	tagRspCommand uint16 = 0x00C4
+	tagRspAuth1   uint16 = 0x00C5
+	tagRspAuth2   uint16 = 0x00C6
+)
+
+// Config configures a new TPM instance.
+type Config struct {
+	// Rand supplies randomness (nonces, GetRandom, the endorsement key
+	// at manufacture); crypto/rand when nil.
+	Rand io.Reader
+	// State is a blob from (*TPM).Save. When nil the TPM is manufactured
+	// as swtpm_setup --createek leaves one: an RSA-2048 endorsement key,
+	// enabled, activated, no owner.
+	State []byte
+}
+
+// TPM is one TPM 1.2 instance. It is not safe for concurrent use.
+type TPM struct {
+	rand io.Reader
+	// commands is commandTable, for the handlers that read it
+	// (GetCapability(TPM_CAP_ORD)).
+	commands map[uint32]*cmdDef
+
+	ps persistentState
+
+	// started is TPM_STANY_FLAGS.postInitialise inverted: Startup has
+	// run since _TPM_Init.
+	started bool
+	// failed is the self-test failure mode (Part 1 §11.3): only
+	// GetTestResult and GetCapability answer.
+	failed bool
+	// tested: ContinueSelfTest or SelfTestFull has run since Startup.
+	tested bool
+
+	stclear  stclearFlags
+	pcr      [pcrCount]digest
+	sessions map[uint32]*session
+	// nextHandle numbers authorization sessions.
+	nextHandle uint32
+	locality   uint8
+
+	// nvDirty records a change of durable state since the last
+	// NVChanged call.
+	nvDirty bool
+
+	// ekKey is ps.EK parsed, on first use.
+	ekKey *rsa.PrivateKey
+}
+
+// New returns a TPM in the state after _TPM_Init: it needs Startup
+// before any other command.
+func New(cfg Config) (*TPM, error) {
+	t := &TPM{commands: commandTable, rand: cfg.Rand, sessions: map[uint32]*session{}}
+	if t.rand == nil {
+		t.rand = rand.Reader
+	}
+	if cfg.State == nil {
+		if err := t.manufacture(); err != nil {
+			return nil, fmt.Errorf("tpm12: manufacture: %w", err)
+		}
+	} else if err := t.Load(cfg.State); err != nil {
+		return nil, err
+	}
+	t.Reset()
+	return t, nil
+}
+
+// randBytes fills b with fresh random bytes.
+func (t *TPM) randBytes(b []byte) {
+	if _, err := io.ReadFull(t.rand, b); err != nil {
+		// Without entropy the TPM can do nothing safe: failure mode.
+		t.failed = true
+		panic(fmt.Sprintf("tpm12: random source failed: %v", err))
+	}
+}
+
+// Reset models _TPM_Init (power cycle): volatile state is lost, PCRs
+// take their power-on values and Startup is required again. What
+// SaveState saved stays for Startup(ST_STATE).
+func (t *TPM) Reset() {
+	t.started, t.failed, t.tested = false, false, false
+	t.stclear = stclearFlags{}
+	t.sessions = map[uint32]*session{}
+	t.initPCRs()
+}
+
+// Started reports whether Startup has completed since the last Reset.
+func (t *TPM) Started() bool { return t.started }
+
+// Process executes one TPM command received at locality and returns the
+// response. It never panics and never returns nil.
+func (t *TPM) Process(cmd []byte, locality uint8) (rsp []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			// Reaching here is an engine bug; the client still gets a
+			// well-formed response and the instance stays usable.
+			if onPanic != nil {
+				onPanic(r, debug.Stack())
+			}
+			rsp = errorResponse(rcFail)
+		}
+	}()
+	t.locality = locality
+	return t.process(cmd)
+}
+
+// onPanic, when set (by tests), observes panics Process recovered from.
+var onPanic func(r any, stack []byte)
+
+// errorResponse is the response carrying rc: an error response has no
+// parameters and no authorization area, whatever the command's tag.
+func errorResponse(rc uint32) []byte {
+	b := make([]byte, 10)
+	binary.BigEndian.PutUint16(b[0:], tagRspCommand)
+	binary.BigEndian.PutUint32(b[2:], 10)
+	binary.BigEndian.PutUint32(b[6:], rc)
+	return b
+}
+
+func (t *TPM) process(cmd []byte) []byte {
+	if len(cmd) < 10 {
+		return errorResponse(rcBadParamSize)
+	}
+	tag := binary.BigEndian.Uint16(cmd)
+	size := binary.BigEndian.Uint32(cmd[2:])
+	if size != uint32(len(cmd)) || size > bufferMax {
+		return errorResponse(rcBadParamSize)
+	}
+	ord := binary.BigEndian.Uint32(cmd[6:])
+	def := t.commands[ord]
+	if def == nil {
+		// Any ordinal this TPM does not implement, including every TPM
+		// 2.0 command code (their tags are checked by no row).
+		return errorResponse(rcBadOrdinal)
+	}
+	if t.ps.Saved != nil && ord != ordStartup {
+		// Part 3 §3.3: the state SaveState preserved is valid only for
+		// the Startup that follows it.
+		t.ps.Saved = nil
+		t.nvDirty = true
+	}
+	return t.execute(def, tag, cmd[10:])
+}
+
+// NVChanged reports whether durable state changed since the previous
+// call; a host stores a fresh Save blob, before it releases the
+// response, when it returns true.
+func (t *TPM) NVChanged() bool {
+	d := t.nvDirty
+	t.nvDirty = false
+	return d
+}
+
+// WritesNV reports whether the command with ordinal ord may change
+// durable state now, so that a host must be ready to save before running
+// it: the commands marked in the table, and any command at all while the
+// state SaveState preserved is pending (running it discards that state).
+func (t *TPM) WritesNV(ord uint32) bool {
+	d := t.commands[ord]
+	return d != nil && (d.nv || t.ps.Saved != nil && ord != ordStartup)
+}
