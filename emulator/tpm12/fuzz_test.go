@@ -1,0 +1,88 @@
+package tpm12
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+)
+
+// seedCommands are well-formed commands of every implemented ordinal,
+// and a few malformed ones, that seed the dispatcher fuzzer.
+func seedCommands() [][]byte {
+	d := bytes.Repeat([]byte{3}, 20)
+	return [][]byte{
+		command(tagRquCommand, ordStartup, u16(stClear)),
+		command(tagRquCommand, ordStartup, u16(stState)),
+		command(tagRquCommand, ordStartup, u16(stDeactivated)),
+		command(tagRquCommand, ordSaveState),
+		command(tagRquCommand, ordSelfTestFull),
+		command(tagRquCommand, ordContinueSelfTest),
+		command(tagRquCommand, ordGetTestResult),
+		command(tagRquCommand, ordGetCapability, u32(capProperty), u32(4), u32(propTISTimeout)),
+		command(tagRquCommand, ordGetCapability, u32(capProperty), u32(4), u32(propDuration)),
+		command(tagRquCommand, ordGetCapability, u32(capFlag), u32(4), u32(capFlagPermanent)),
+		command(tagRquCommand, ordGetCapability, u32(capVersionVal), u32(0)),
+		command(tagRquCommand, ordGetCapability, u32(capOrd), u32(4), u32(ordExtend)),
+		command(tagRquCommand, ordGetCapability, u32(capHandle), u32(4), u32(rtAuth)),
+		command(tagRquCommand, ordGetCapability, u32(capPID), u32(2), u16(pidOSAP)),
+		command(tagRquCommand, ordGetRandom, u32(16)),
+		command(tagRquCommand, ordReadPubek, d),
+		command(tagRquCommand, ordExtend, u32(10), d),
+		command(tagRquCommand, ordPCRRead, u32(10)),
+		command(tagRquCommand, ordPCRReset, u16(3), []byte{0, 0, 0x81}),
+		command(tagRquCommand, ordOIAP),
+		command(tagRquCommand, ordOSAP, u16(uint16(etOwner)), u32(0), d),
+		command(tagRquCommand, ordFlushSpecific, u32(firstSessionHandle), u32(rtAuth)),
+		command(tagRquAuth1, ordExtend, u32(10), d, u32(firstSessionHandle), d, []byte{1}, d),
+		command(tagRquAuth2, ordPCRRead, u32(0), make([]byte, 2*authAreaSize)),
+		command(0x8001, 0x144, u16(0)),
+	}
+}
+
+// FuzzProcess drives one started TPM with arbitrary command buffers at
+// arbitrary localities: every response is well formed (tag, paramSize
+// equal to its length, within the buffer limit) and nothing panics.
+func FuzzProcess(f *testing.F) {
+	for _, c := range seedCommands() {
+		f.Add(c, uint8(0))
+	}
+	f.Add(command(tagRquCommand, ordPCRReset, u16(3), []byte{0, 0, 0x7E}), uint8(2))
+	tp := startedTPM(f)
+	f.Fuzz(func(t *testing.T, cmd []byte, locality uint8) {
+		onPanic = func(r any, stack []byte) { t.Fatalf("panic: %v\n%s", r, stack) }
+		rsp := tp.Process(cmd, locality%6)
+		if len(rsp) < 10 || len(rsp) > bufferMax ||
+			binary.BigEndian.Uint32(rsp[2:]) != uint32(len(rsp)) {
+			t.Fatalf("malformed response %x", rsp)
+		}
+		tag := binary.BigEndian.Uint16(rsp)
+		if tag < tagRspCommand || tag > tagRspAuth2 {
+			t.Fatalf("response tag %#x", tag)
+		}
+		if !tp.Started() || tp.failed {
+			tp.Reset()
+			tp.Process(command(tagRquCommand, ordStartup, u16(stClear)), 0)
+		}
+	})
+}
+
+// FuzzLoad feeds Load arbitrary blobs: it refuses or accepts, never
+// panics, and a refused blob leaves the TPM working.
+func FuzzLoad(f *testing.F) {
+	blob, err := manufactured()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(blob)
+	f.Add(blob[:40])
+	f.Add([]byte("XVTPMST\x00"))
+	tp := newTPM(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := tp.Load(b); err != nil {
+			return
+		}
+		tp.Process(command(tagRquCommand, ordStartup, u16(stClear)), 0)
+		tp.Process(command(tagRquCommand, ordReadPubek, make([]byte, 20)), 0)
+		tp.Process(command(tagRquCommand, ordStartup, u16(stState)), 0)
+	})
+}
