@@ -226,6 +226,13 @@ func (t *TPM) execute(def *cmdDef, tag uint16, body []byte) []byte {
 		copy(c.inDigest[:], h.Sum(nil))
 	}
 	out, err := def.run(t, c, p)
+	if def.ord == ordStartup {
+		// Part 3 §3.2 actions 5 and 6 hold whatever Startup answered:
+		// the saved state is gone and the TPM has left its post-init
+		// state, so a malformed Startup is not retried (libtpms agrees).
+		t.dropSaved()
+		t.started = true
+	}
 	if err != nil {
 		// Part 1 §13: a command that fails ends the sessions it used.
 		for _, a := range c.auth {

@@ -10,14 +10,35 @@ func TestStartupRules(t *testing.T) {
 	// Before Startup every command answers TPM_INVALID_POSTINIT.
 	wantRC(t, tp, rcInvalidPostInit, 0, tagRquCommand, ordPCRRead, u32(0))
 	wantRC(t, tp, rcInvalidPostInit, 0, tagRquCommand, ordGetCapability, u32(capVersion), u32(0))
-	wantRC(t, tp, rcBadParameter, 0, tagRquCommand, ordStartup, u16(7))
-	wantRC(t, tp, rcBadParamSize, 0, tagRquCommand, ordStartup)
-	wantRC(t, tp, rcBadTag, 0, tagRquAuth1, ordStartup, u16(stClear), make([]byte, authAreaSize))
 	mustRun(t, tp, ordStartup, u16(stClear))
 	if !tp.Started() {
 		t.Fatal("not started")
 	}
 	wantRC(t, tp, rcInvalidPostInit, 0, tagRquCommand, ordStartup, u16(stClear))
+}
+
+// A Startup that fails still ends the post-init state (Part 3 §3.2
+// action 6, as libtpms does): the next Startup is refused.
+func TestFailedStartupEndsPostInit(t *testing.T) {
+	for name, c := range map[string]struct {
+		tag    uint16
+		parts  [][]byte
+		wantRC uint32
+	}{
+		"bad type":  {tagRquCommand, [][]byte{u16(7)}, rcBadParameter},
+		"truncated": {tagRquCommand, nil, rcBadParamSize},
+		"auth tag":  {tagRquAuth1, [][]byte{u16(stClear), make([]byte, authAreaSize)}, rcBadTag},
+	} {
+		tp := startedTPM(t)
+		mustRun(t, tp, ordSaveState)
+		tp.Reset()
+		wantRC(t, tp, c.wantRC, 0, c.tag, ordStartup, c.parts...)
+		if !tp.Started() || tp.ps.Saved != nil {
+			t.Errorf("%s: started %v, saved state kept %v", name, tp.Started(), tp.ps.Saved != nil)
+		}
+		wantRC(t, tp, rcInvalidPostInit, 0, tagRquCommand, ordStartup, u16(stClear))
+		mustRun(t, tp, ordPCRRead, u32(0))
+	}
 }
 
 func TestSaveStateResume(t *testing.T) {

@@ -102,12 +102,41 @@ func (s *Proc) SetLocality(l uint8) error {
 	return nil
 }
 
+// Init resets the TPM as a power cycle does (CMD_INIT, _TPM_Init): a
+// Startup is needed again.
+func (s *Proc) Init() error {
+	if _, err := s.ctrl.Write([]byte{0, 0, 0, swtpm.CmdInit, 0, 0, 0, 0}); err != nil {
+		return err
+	}
+	var res [4]byte
+	if _, err := io.ReadFull(s.ctrl, res[:]); err != nil {
+		return err
+	}
+	if rc := binary.BigEndian.Uint32(res[:]); rc != 0 {
+		return fmt.Errorf("swtpm CMD_INIT: result %#x", rc)
+	}
+	return nil
+}
+
 // Start starts a TPM 2.0 swtpm on a free port pair, already started
 // (startup-clear), stopped when the test ends. The test is skipped with
 // a SKIP: line when swtpm is not installed.
 func Start(t testing.TB) *Proc {
 	t.Helper()
-	p := Serve(t)
+	return connect(t, serve(t, "--tpm2", "not-need-init,startup-clear"))
+}
+
+// Start12 starts a TPM 1.2 swtpm (libtpms' TPM 1.2) on a free port
+// pair, stopped when the test ends. It is left before TPM_Startup, so
+// that a test compares Startup itself.
+func Start12(t testing.TB) *Proc {
+	t.Helper()
+	return connect(t, serve(t, "", "not-need-init"))
+}
+
+// connect opens the data and control channels of the swtpm on port p.
+func connect(t testing.TB, p int) *Proc {
+	t.Helper()
 	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p))
 	if err != nil {
 		t.Fatal(err)
@@ -126,14 +155,25 @@ func Start(t testing.TB) *Proc {
 // tpm2-tss's swtpm TCTI; swtpm serves one data connection at a time.
 func Serve(t testing.TB) int {
 	t.Helper()
+	return serve(t, "--tpm2", "not-need-init,startup-clear")
+}
+
+// serve starts swtpm with family ("--tpm2", or "" for TPM 1.2) and
+// --flags flags, and returns its data port.
+func serve(t testing.TB, family, flags string) int {
+	t.Helper()
 	if _, err := exec.LookPath("swtpm"); err != nil {
 		t.Skip("SKIP: swtpm not installed (apt-get install swtpm)")
 	}
 	p := FreePortPair(t)
-	cmd := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+t.TempDir(),
-		"--server", "type=tcp,port="+strconv.Itoa(p)+",bindaddr=127.0.0.1",
-		"--ctrl", "type=tcp,port="+strconv.Itoa(p+1)+",bindaddr=127.0.0.1",
-		"--flags", "not-need-init,startup-clear")
+	args := []string{"socket", "--tpmstate", "dir=" + t.TempDir(),
+		"--server", "type=tcp,port=" + strconv.Itoa(p) + ",bindaddr=127.0.0.1",
+		"--ctrl", "type=tcp,port=" + strconv.Itoa(p+1) + ",bindaddr=127.0.0.1",
+		"--flags", flags}
+	if family != "" {
+		args = append(args, family)
+	}
+	cmd := exec.Command("swtpm", args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
