@@ -79,9 +79,12 @@ func TestNVChanged(t *testing.T) {
 	if !tp.NVChanged() {
 		t.Error("SaveState reported no durable change")
 	}
-	mustRun(t, tp, ordPCRRead, u32(0))
-	if !tp.NVChanged() {
-		t.Error("discarding the saved state reported no durable change")
+	if !tp.WritesNV(0x1234) {
+		t.Error("WritesNV false for an ordinal that discards the saved state")
+	}
+	wantRC(t, tp, rcBadOrdinal, 0, tagRquCommand, 0x1234)
+	if tp.ps.Saved != nil || !tp.NVChanged() {
+		t.Error("an unknown ordinal did not discard the saved state")
 	}
 }
 

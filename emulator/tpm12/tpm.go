@@ -158,17 +158,17 @@ func (t *TPM) process(cmd []byte) []byte {
 		return errorResponse(rcBadParamSize)
 	}
 	ord := binary.BigEndian.Uint32(cmd[6:])
+	if ord != ordStartup {
+		// Part 3 §3.3: the state SaveState preserved is valid only for
+		// the Startup that follows it; any other ordinal, even one this
+		// TPM lacks, discards it (as libtpms does).
+		t.dropSaved()
+	}
 	def := t.commands[ord]
 	if def == nil {
 		// Any ordinal this TPM does not implement, including every TPM
 		// 2.0 command code (their tags are checked by no row).
 		return errorResponse(rcBadOrdinal)
-	}
-	if t.ps.Saved != nil && ord != ordStartup {
-		// Part 3 §3.3: the state SaveState preserved is valid only for
-		// the Startup that follows it.
-		t.ps.Saved = nil
-		t.nvDirty = true
 	}
 	return t.execute(def, tag, cmd[10:])
 }
@@ -188,5 +188,5 @@ func (t *TPM) NVChanged() bool {
 // state SaveState preserved is pending (running it discards that state).
 func (t *TPM) WritesNV(ord uint32) bool {
 	d := t.commands[ord]
-	return d != nil && (d.nv || t.ps.Saved != nil && ord != ordStartup)
+	return d != nil && d.nv || t.ps.Saved != nil && ord != ordStartup
 }

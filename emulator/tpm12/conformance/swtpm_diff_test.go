@@ -181,6 +181,19 @@ func resumeSteps() []diffStep {
 		powerCycle,
 		{"Startup CLEAR after deactivated", rcOnly(ordStartup, u16(1))},
 		{"PCRRead 3 after Startup CLEAR", full(ordPCRRead, u32(3))},
+		{"SaveState before an unknown ordinal", rcOnly(ordSaveState)},
+		{"unknown ordinal after SaveState", rcOnly(0x1234)},
+		powerCycle,
+		{"Startup STATE after the saved state was discarded", rcOnly(ordStartup, u16(2))},
+		powerCycle,
+		{"SaveState twice", func(tr tpm) string {
+			rc0, _, _ := do(tr, ordStartup, u16(1))
+			rc1, _, _ := do(tr, ordSaveState)
+			rc2, _, _ := do(tr, ordSaveState)
+			return fmt.Sprintf("rc=%#x %#x %#x", rc0, rc1, rc2)
+		}},
+		powerCycle,
+		{"Startup STATE after SaveState twice", rcOnly(ordStartup, u16(2))},
 	}
 }
 
