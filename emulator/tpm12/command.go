@@ -201,12 +201,13 @@ func (t *TPM) checkState(d *cmdDef) error {
 // the response with its authorization areas.
 func (t *TPM) execute(def *cmdDef, tag uint16, body []byte) []byte {
 	c := &call{tag: tag, ord: def.ord}
+	// The authorization areas are split off only when the tag is the
+	// row's; under any other tag the whole body is parameters, and the
+	// row answers TPM_BADTAG once they decode, as a TPM that reads a
+	// command front to back does.
 	n := 0
-	switch tag {
-	case tagRquAuth1:
-		n = 1
-	case tagRquAuth2:
-		n = 2
+	if tag == def.auth.requestTag() {
+		n = int(def.auth)
 	}
 	if len(body) < n*authAreaSize {
 		return errorResponse(rcBadParamSize)

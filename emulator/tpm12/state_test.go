@@ -100,7 +100,7 @@ func TestMalformedCommands(t *testing.T) {
 		"size too large":  {[]byte{0, 0xC1, 0, 0, 0, 11, 0, 0, 0, 0x53}, rcBadParamSize},
 		"size too small":  {[]byte{0, 0xC1, 0, 0, 0, 9, 0, 0, 0, 0x53}, rcBadParamSize},
 		"bad tag":         {[]byte{0, 0xC4, 0, 0, 0, 10, 0, 0, 0, 0x53}, rcBadTag},
-		"auth2 no areas":  {[]byte{0, 0xC3, 0, 0, 0, 10, 0, 0, 0, 0x53}, rcBadParamSize},
+		"auth2 tag":       {[]byte{0, 0xC3, 0, 0, 0, 10, 0, 0, 0, 0x53}, rcBadTag},
 		"unknown ordinal": {[]byte{0, 0xC1, 0, 0, 0, 10, 0, 0, 0x12, 0x34}, rcBadOrdinal},
 		"over 4 KiB":      {append([]byte{0, 0xC1, 0, 0, 0x10, 0x01, 0, 0, 0, 0x53}, make([]byte, 4087)...), rcBadParamSize},
 	} {

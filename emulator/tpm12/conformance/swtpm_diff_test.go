@@ -266,6 +266,14 @@ func pcrSteps() []diffStep {
 			rc, _, e := doAt(tr, 0, 0xC2, ordPCRRead, u32(0), make([]byte, 45))
 			return e + fmt.Sprintf("rc=%#x", rc)
 		}},
+		diffStep{"PCRRead with an AUTH1 tag and no authorization", func(tr tpm) string {
+			rc, _, e := doAt(tr, 0, 0xC2, ordPCRRead, u32(0))
+			return e + fmt.Sprintf("rc=%#x", rc)
+		}},
+		diffStep{"PCRRead with an AUTH2 tag, truncated", func(tr tpm) string {
+			rc, _, e := doAt(tr, 0, 0xC3, ordPCRRead, u16(0))
+			return e + fmt.Sprintf("rc=%#x", rc)
+		}},
 		diffStep{"PCRRead with tag 0x00C4", func(tr tpm) string {
 			rc, _, e := doAt(tr, 0, 0xC4, ordPCRRead, u32(0))
 			return e + fmt.Sprintf("rc=%#x", rc)
