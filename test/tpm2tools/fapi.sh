@@ -5,6 +5,7 @@
 # P_ECCP256SHA256) and no EK certificate, with keystore and logs under
 # the current directory. Usage: fapi.sh [PROFILE], in an empty directory.
 set -uo pipefail
+. "$(dirname "$0")/flowlib.sh"
 
 profile=${1:-P_ECCP256SHA256}
 top=$PWD
@@ -25,22 +26,7 @@ export TSS2_FAPICONF=$top/fapi-config.json
 export TSS2_LOG=all+none
 
 T() {
-	if "$@" >out.txt 2>err.txt; then return 0; fi
-	local code
-	code=$(grep -oE '\((0x[0-9a-fA-F]+)\) - ' err.txt | head -1 | grep -oE '0x[0-9a-fA-F]+')
-	if [[ -n $code ]]; then
-		printf '%s rc=0x%x\n' "$1" "$code" >.fail
-	else
-		echo "$1 exit: $(tr '\n' ' ' <err.txt | cut -c1-160)" >.fail
-	fi
-	exit 1
-}
-check() {
-	local msg=${*: -1}
-	if ! "${@:1:$#-1}"; then
-		echo "check: $msg" >.fail
-		exit 1
-	fi
+	"$@" >out.txt 2>err.txt || tool_failed "$1" first
 }
 
 flow_fapi_provision() {
@@ -120,22 +106,11 @@ EOF
 }
 
 ALL="fapi_provision fapi_sign fapi_seal fapi_seal_pcr_policy fapi_nv fapi_quote fapi_exportkey"
+# FAPI flushes what it loads unless it fails midway; without a resource
+# manager the next flow would find the TPM full.
+flush() { TPM2TOOLS_TCTI=$FAPI_TCTI tpm2_flushcontext -t >/dev/null 2>&1; }
 for f in ${FLOWS:-$ALL}; do
-	d=$top/$f
-	mkdir -p "$d"
-	(cd "$d" && "flow_$f") >"$d/log.txt" 2>&1
-	rc=$?
-	# FAPI flushes what it loads unless it fails midway; without a
-	# resource manager the next flow would find the TPM full.
-	TPM2TOOLS_TCTI=$FAPI_TCTI tpm2_flushcontext -t >/dev/null 2>&1
-	if ((rc == 0)); then
-		echo "FLOW $f ok"
-	elif [[ -s $d/.fail ]]; then
-		echo "FLOW $f FAIL $(cat "$d/.fail")"
-	else
-		echo "FLOW $f FAIL exit $rc"
-	fi
-	if [[ $f == fapi_provision && $rc != 0 ]]; then
+	if ! run_flow "$f" flush && [[ $f == fapi_provision ]]; then
 		for g in ${FLOWS:-$ALL}; do [[ $g == fapi_provision ]] || echo "FLOW $g FAIL not provisioned"; done
 		break
 	fi

@@ -13,6 +13,7 @@
 # directory and everything loaded is flushed after it.
 # Needs tpm2-tools 5.4, xxd and openssl.
 set -uo pipefail
+. "$(dirname "$0")/flowlib.sh"
 
 # T TOOL ARGS...: runs a tool with its output in out.txt and err.txt; a
 # failure ends the flow with the tool's name and the TPM response code.
@@ -21,15 +22,7 @@ T() {
 		flush_objects "$@"
 		return 0
 	fi
-	local code
-	code=$(grep -oE 'ErrorCode \(0x[0-9a-fA-F]+\)' err.txt | tail -1 | grep -oE '0x[0-9a-fA-F]+')
-	[[ -n $code ]] || code=$(grep -oE '\(0x[0-9a-fA-F]+\) - ' err.txt | tail -1 | grep -oE '0x[0-9a-fA-F]+')
-	if [[ -n $code ]]; then
-		printf '%s rc=0x%x\n' "$1" "$code" >.fail
-	else
-		echo "$1 exit: $(tr '\n' ' ' <err.txt | cut -c1-160)" >.fail
-	fi
-	exit 1
+	tool_failed "$1" last
 }
 # flush_objects TOOL ARGS...: swtpm has room for three loaded objects, and
 # a tool leaves what it loaded in the TPM: after tools that create or load
@@ -42,14 +35,6 @@ flush_objects() {
 	esac
 	tpm2_flushcontext -t >/dev/null 2>&1
 	true
-}
-# check COND... MESSAGE: a failed test ends the flow.
-check() {
-	local msg=${*: -1}
-	if ! "${@:1:$#-1}"; then
-		echo "check: $msg" >.fail
-		exit 1
-	fi
 }
 same() { cmp -s "$1" "$2"; }
 # raw NAME TAG CC BODY: sends command NAME given in hex (for commands
@@ -547,16 +532,5 @@ fi
 tpm2_startup -c >/dev/null 2>&1
 top=$PWD
 for f in $flows; do
-	d=$top/$f
-	mkdir -p "$d"
-	(cd "$d" && "flow_$f") >"$d/log.txt" 2>&1
-	rc=$?
-	flushall
-	if ((rc == 0)); then
-		echo "FLOW $f ok"
-	elif [[ -s $d/.fail ]]; then
-		echo "FLOW $f FAIL $(cat "$d/.fail")"
-	else
-		echo "FLOW $f FAIL exit $rc"
-	fi
+	run_flow "$f" flushall
 done
