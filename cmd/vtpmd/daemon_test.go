@@ -39,7 +39,12 @@ type testDaemon struct {
 
 func startDaemon(t testing.TB, dir string) *testDaemon {
 	t.Helper()
-	d, err := newDaemon(dir, false)
+	return startDaemonFamily(t, dir, family20)
+}
+
+func startDaemonFamily(t testing.TB, dir string, f family) *testDaemon {
+	t.Helper()
+	d, err := newDaemon(dir, f, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +221,7 @@ func TestSwtpmProtocol(t *testing.T) {
 func TestSecondDaemonRefused(t *testing.T) {
 	dir := t.TempDir()
 	startDaemon(t, dir)
-	if _, err := newDaemon(dir, false); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := newDaemon(dir, family20, false); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second daemon on %s: %v", dir, err)
 	}
 }
@@ -240,7 +245,7 @@ func TestStatePersistsAcrossRestart(t *testing.T) {
 	if err := td.d.close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, stateFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, family20.stateFile())); err != nil {
 		t.Fatal(err)
 	}
 	td2 := startDaemon(t, dir)

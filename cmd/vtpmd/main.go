@@ -1,5 +1,6 @@
 // Command vtpmd serves one instance of the pure-Go TPM 2.0 engine
-// (emulator/tpm2) to host clients over the two protocols software TPMs
+// (emulator/tpm2) or, with -family 1.2, of the TPM 1.2 engine
+// (emulator/tpm12) to host clients over the two protocols software TPMs
 // speak:
 //
 //   - the Microsoft/TCG simulator protocol ("mssim", TpmTcpProtocol.h of
@@ -10,10 +11,12 @@
 //     control channel of swtpm's tpm_ioctl.h (CMD_*) on a second socket;
 //     used by tpm2-tss's swtpm TCTI and QEMU's -tpmdev emulator.
 //
-// The persistent state lives in one file in the -state directory, written
+// The persistent state lives in one file in the -state directory
+// (tpm2-state.bin or tpm12-state.bin), written
 // atomically (new file, fsync, rename, fsync of the directory); a lock
 // file keeps a second daemon off the same directory. SIGTERM and SIGINT
-// store the state and exit.
+// store the state and exit. A directory holding the other family's state
+// is refused, never converted or replaced.
 package main
 
 import (
@@ -29,7 +32,6 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
 	"github.com/xenvtpm/xenvtpm/swtpm"
 )
 
@@ -38,11 +40,16 @@ func main() {
 	mssim := flag.String("mssim", "127.0.0.1:2321", "mssim command address HOST:PORT; the platform port is PORT+1; empty disables")
 	swtpm := flag.String("swtpm", "", "swtpm raw-command address HOST:PORT; empty disables")
 	swtpmCtrl := flag.String("swtpm-ctrl", "", "swtpm control channel HOST:PORT or unix:PATH; empty disables")
-	startup := flag.Bool("startup", false, "send TPM2_Startup(CLEAR) at power-on, like swtpm's startup-clear flag")
+	fam := flag.String("family", "2.0", "TPM family served: 2.0 or 1.2")
+	startup := flag.Bool("startup", false, "send Startup(CLEAR) at power-on, like swtpm's startup-clear flag")
 	flag.BoolVar(&verbose, "v", false, "log control-channel requests and TPM command codes")
 	flag.Parse()
 
-	d, err := newDaemon(*stateDir, *startup)
+	f, err := parseFamily(*fam)
+	if err != nil {
+		log.Fatalf("vtpmd: %v", err)
+	}
+	d, err := newDaemon(*stateDir, f, *startup)
 	if err != nil {
 		log.Fatalf("vtpmd: %v", err)
 	}
@@ -68,7 +75,8 @@ var verbose bool
 // engine is single-caller.
 type daemon struct {
 	mu        sync.Mutex
-	tpm       *tpm2.TPM
+	family    family
+	tpm       engine
 	store     *store
 	powered   bool
 	startup   bool
@@ -78,27 +86,32 @@ type daemon struct {
 	wg        sync.WaitGroup
 }
 
-func newDaemon(stateDir string, startup bool) (*daemon, error) {
-	d := &daemon{powered: true, startup: startup}
+func newDaemon(stateDir string, f family, startup bool) (*daemon, error) {
+	d := &daemon{family: f, powered: true, startup: startup}
 	d.swtpm = swtpm.New(swtpm.Config{TPM: swtpmTPM{d}, Logf: log.Printf, Verbose: verbose})
 	var blob []byte
 	if stateDir != "" {
-		s, err := openStore(stateDir)
+		s, err := openStore(stateDir, f.stateFile())
 		if err != nil {
 			return nil, err
 		}
 		d.store = s
+		if s.exists(f.other().stateFile()) {
+			s.unlock()
+			return nil, fmt.Errorf("state in %s: %w: it holds a TPM %s state (%s), this daemon serves TPM %s (-family %s)",
+				stateDir, errOtherFamily, f.other(), f.other().stateFile(), f, f)
+		}
 		if blob, err = s.load(); err != nil {
 			s.unlock()
 			return nil, err
 		}
 	}
-	t, err := tpm2.New(tpm2.Config{State: blob})
+	t, err := f.newEngine(blob)
 	if err != nil {
 		if d.store != nil {
 			d.store.unlock()
 		}
-		return nil, fmt.Errorf("state in %s: %w", stateDir, err)
+		return nil, fmt.Errorf("state in %s: %w", stateDir, checkBlobFamily(f, blob, err))
 	}
 	d.tpm = t
 	if blob == nil {
@@ -115,7 +128,7 @@ func newDaemon(stateDir string, startup bool) (*daemon, error) {
 func (d *daemon) powerOnLocked() {
 	d.powered = true
 	if d.startup {
-		d.tpm.Process([]byte{0x80, 0x01, 0, 0, 0, 0x0C, 0, 0, 0x01, 0x44, 0, 0}, 0)
+		d.tpm.Process(d.family.startupCommand(), 0)
 	}
 }
 
@@ -124,7 +137,7 @@ func (d *daemon) process(cmd []byte, locality uint8) []byte {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.powered {
-		return failureResponse()
+		return swtpm.ErrorResponse(cmd, swtpm.RCFailure, swtpm.ResultFail)
 	}
 	rsp := d.tpm.Process(cmd, locality)
 	if verbose && len(cmd) >= 10 && len(rsp) >= 10 {
@@ -136,11 +149,6 @@ func (d *daemon) process(cmd []byte, locality uint8) []byte {
 		}
 	}
 	return rsp
-}
-
-// failureResponse is what a powered-off TPM "answers": TPM_RC_FAILURE.
-func failureResponse() []byte {
-	return []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x01}
 }
 
 // save stores the state (swtpm's CMD_STORE_VOLATILE); with stop, as the

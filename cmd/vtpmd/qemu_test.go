@@ -26,7 +26,7 @@ poweroff -f
 `, map[string]string{"guestclient": "./internal/guestclient"})
 
 	dir := t.TempDir()
-	d, err := newDaemon(filepath.Join(dir, "state"), false)
+	d, err := newDaemon(filepath.Join(dir, "state"), family20, false)
 	if err != nil {
 		t.Fatal(err)
 	}

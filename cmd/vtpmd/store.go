@@ -8,20 +8,19 @@ import (
 	"syscall"
 )
 
-const (
-	stateFile = "tpm2-state.bin"
-	lockFile  = "lock"
-)
+const lockFile = "lock"
 
-// store keeps the engine's state blob in a directory.
+// store keeps the engine's state blob in a directory, in the file named
+// for the family it serves.
 type store struct {
 	dir  string
+	file string
 	lock *os.File
 }
 
 // openStore creates dir if needed and takes an exclusive, non-blocking
 // flock on dir/lock: a second daemon on the same directory is refused.
-func openStore(dir string) (*store, error) {
+func openStore(dir, file string) (*store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
@@ -36,7 +35,7 @@ func openStore(dir string) (*store, error) {
 		}
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
-	return &store{dir: dir, lock: f}, nil
+	return &store{dir: dir, file: file, lock: f}, nil
 }
 
 func (s *store) unlock() {
@@ -44,9 +43,15 @@ func (s *store) unlock() {
 	s.lock.Close()
 }
 
+// exists reports whether the directory holds a file named file.
+func (s *store) exists(file string) bool {
+	_, err := os.Lstat(filepath.Join(s.dir, file))
+	return err == nil
+}
+
 // load returns the stored blob, or nil when there is none yet.
 func (s *store) load() ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(s.dir, stateFile))
+	b, err := os.ReadFile(filepath.Join(s.dir, s.file))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -59,7 +64,7 @@ func (s *store) load() ([]byte, error) {
 // save replaces the state file atomically: a crash leaves either the old
 // or the new blob, never a mix.
 func (s *store) save(blob []byte) error {
-	tmp, err := os.CreateTemp(s.dir, stateFile+".new-*")
+	tmp, err := os.CreateTemp(s.dir, s.file+".new-*")
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
@@ -78,7 +83,7 @@ func (s *store) save(blob []byte) error {
 		os.Remove(name)
 		return fmt.Errorf("state: %w", err)
 	}
-	if err := os.Rename(name, filepath.Join(s.dir, stateFile)); err != nil {
+	if err := os.Rename(name, filepath.Join(s.dir, s.file)); err != nil {
 		os.Remove(name)
 		return fmt.Errorf("state: rename: %w", err)
 	}
