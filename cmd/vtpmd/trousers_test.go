@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTrouSerS points TrouSerS' tcsd at the daemon's swtpm data port
+// (tcsd -e: a software TPM over TCP, TCSD_TCP_DEVICE_*) and runs
+// tpm-tools' tpm_version and tpm_getpubek against a TPM 1.2.
+func TestTrouSerS(t *testing.T) {
+	for _, bin := range []string{"tcsd", "tpm_version", "tpm_getpubek"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skip("SKIP: TrouSerS or tpm-tools not installed (apt-get install trousers tpm-tools)")
+		}
+	}
+	// tcsd insists on a configuration owned by root:tss and drops to
+	// the tss user.
+	tss, err := user.LookupGroup("tss")
+	if os.Geteuid() != 0 || err != nil {
+		t.Skip("SKIP: tcsd needs root and a tss group")
+	}
+	gid, _ := strconv.Atoi(tss.Gid)
+	tssUser, err := user.Lookup("tss")
+	if err != nil {
+		t.Skip("SKIP: no tss user")
+	}
+	uid, _ := strconv.Atoi(tssUser.Uid)
+
+	td := startDaemonFamily(t, t.TempDir(), family12)
+	dc, err := net.Dial("tcp", td.swtpm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(cmd []byte) []byte { t.Helper(); return rawCmd(t, dc, cmd) }
+	ok12(t, send, cmd12(ord12Startup, u16(st12Clear)))
+	pubek := ok12(t, send, cmd12(0x7C, make([]byte, 20))) // TPM_ReadPubek
+	dc.Close()
+
+	// t.TempDir's parent is closed to tss; this directory is not.
+	dir, err := os.MkdirTemp("", "vtpmd-tcsd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ps := filepath.Join(dir, "ps")
+	if err := os.Mkdir(ps, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(ps, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	tcsdPort := strconv.Itoa(freePort(t))
+	conf := filepath.Join(dir, "tcsd.conf")
+	if err := os.WriteFile(conf, []byte("port = "+tcsdPort+"\nsystem_ps_file = "+ps+"/system.data\n"+
+		"firmware_log_file = /dev/null\nkernel_log_file = /dev/null\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(conf, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	_, dataPort, _ := net.SplitHostPort(td.swtpm)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tcsd := exec.CommandContext(ctx, "tcsd", "-f", "-e", "-c", conf)
+	tcsd.Env = append(os.Environ(), "TCSD_TCP_DEVICE_HOSTNAME=127.0.0.1", "TCSD_TCP_DEVICE_PORT="+dataPort)
+	var log strings.Builder
+	tcsd.Stdout, tcsd.Stderr = &log, &log
+	if err := tcsd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		tcsd.Wait()
+		if t.Failed() {
+			t.Logf("tcsd:\n%s", log.String())
+		}
+	}()
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", "127.0.0.1:"+tcsdPort)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 100 {
+			t.Fatal("tcsd did not come up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	run := func(name string) string {
+		t.Helper()
+		c := exec.Command(name)
+		c.Env = append(os.Environ(), "TSS_TCSD_HOSTNAME=127.0.0.1", "TSS_TCSD_PORT="+tcsdPort)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		return string(out)
+	}
+	out := run("tpm_version")
+	if !regexp.MustCompile(`Chip Version:\s+1\.2\.`).MatchString(out) || !strings.Contains(out, "TPM Vendor ID:") {
+		t.Fatalf("tpm_version:\n%s", out)
+	}
+	out = run("tpm_getpubek")
+	// The modulus tpm_getpubek prints, in groups of eight hex digits, is
+	// the one TPM_ReadPubek gives over the daemon's own channel.
+	i := strings.Index(out, "Public Key:")
+	if i < 0 || !strings.Contains(out, "2048 bits") {
+		t.Fatalf("tpm_getpubek:\n%s", out)
+	}
+	// (tpm_getpubek may print stray bytes after it.)
+	words := regexp.MustCompile(`(?m)^\s+((?:[0-9a-f]{8} ?)+)$`).FindAllStringSubmatch(out[i:], -1)
+	mod := ""
+	for _, w := range words {
+		mod += strings.ReplaceAll(strings.TrimSpace(w[1]), " ", "")
+	}
+	if len(mod) != 512 || !strings.Contains(hex.EncodeToString(pubek), mod) {
+		t.Fatalf("tpm_getpubek's modulus %s is not in TPM_ReadPubek's answer", mod)
+	}
+}
