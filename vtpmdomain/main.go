@@ -1,7 +1,8 @@
 //go:build tamago
 
 // Command vtpmdomain is the vTPM domain: a Xen PVH domain that serves one
-// software TPM 2.0 (emulator/tpm2) to its guest through the tpmif v2 ring
+// software TPM 2.0 (emulator/tpm2), or with tpm=1.2 one TPM 1.2
+// (emulator/tpm12), to its guest through the tpmif v2 ring
 // (drivers/tpmback), so a stock Linux guest with xen-tpmfront sees
 // /dev/tpm0. It takes vtpm-stubdom's options, declared in package vtpm and
 // documented in docs/options.md.
@@ -52,7 +53,7 @@ func main() {
 		d.Log.Errorf("bad command line: %v", err)
 		d.Exit(1)
 	}
-	d.Log.Infof("xenvtpm vTPM domain %s, domid %d", Version, d.ID)
+	d.Log.Infof("xenvtpm vTPM domain %s, domid %d, TPM %s", Version, d.ID, opts.Family)
 
 	cfg := vtpm.Config{Options: opts, Log: d.Log}
 	if disk, mgr := hasDevice("device/vbd"), hasDevice("device/vtpm"); disk || mgr {

@@ -46,7 +46,7 @@ type image struct {
 
 var images = []image{
 	{Name: "vtpmdomain", Main: "vtpmdomain", Spec: vtpm.Spec,
-		About: "The vTPM domain: serves one TPM 2.0 to its guest through the tpmif v2 ring. " +
+		About: "The vTPM domain: serves one TPM 2.0, or with `tpm=1.2` one TPM 1.2, to its guest through the tpmif v2 ring. " +
 			"Its options are named as Xen's vtpm-stubdom's (xen-vtpm(7)), so a vTPM's xl config carries over."},
 	{Name: "mgrdomain", Main: "mgrdomain", Spec: mgrdomain.Spec,
 		About: "The manager domain: owns the hardware TPM and a disk, keeps every vTPM's key under a storage key sealed to the TPM. " +

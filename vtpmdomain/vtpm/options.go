@@ -1,6 +1,7 @@
 // Package vtpm is the vTPM domain's logic, apart from its Xen transport: its
 // command-line options (the names of Xen's vtpm-stubdom, xen-vtpm(7)), the
-// TPM 2.0 engine instance it serves, and the serialisation of commands from
+// engine instance it serves (the TPM 2.0 of emulator/tpm2 or, with tpm=1.2,
+// the TPM 1.2 of emulator/tpm12), and the serialisation of commands from
 // its frontends.
 package vtpm
 
@@ -30,6 +31,8 @@ const NumPCRs = 24
 
 // Options are the vTPM domain's `extra=` settings.
 type Options struct {
+	// Family is the TPM family served, Family20 or Family12 (tpm=).
+	Family  string
 	Startup string
 	// ClearGiven is set when `clear` is on the command line, not merely the
 	// default: then a saved state that cannot be loaded or verified is
@@ -125,26 +128,31 @@ func ParseLocalities(s string) (Localities, error) {
 // from it (go run ./cmdline/gendoc).
 func Spec() cmdline.Spec {
 	return cmdline.Spec{
+		{Name: "tpm", Values: []string{Family20, Family12}, Default: Family20,
+			Help: "TPM family served to the guest",
+			Doc: "1.2 is what stock Linux `xen-tpmfront` drives (it registers every vTPM as a TPM 1.2) and what vtpm-stubdom served. " +
+				"The saved state records its family: a state of the other family is refused with one console line, never converted or replaced, `clear` or not. " +
+				"With 1.2, `hwinitpcr=` is refused (its engine cannot set PCR values yet)."},
 		{Name: StartupClear, Flag: true,
 			Help: "start the TPM with Startup(CLEAR) (also what happens when none of clear, save, deactivated is given)",
 			Doc: "Written out, `clear` also lets the domain discard a saved state that cannot be loaded or verified (a corrupted or replaced disk, a disk of another vTPM, a manager that lost the record) and make a fresh TPM; " +
 				"without it such a state is refused with one console line and nothing is written. Give at most one of `clear`, `save` and `deactivated`."},
 		{Name: StartupSave, Flag: true,
 			Help: "resume with Startup(STATE) after an orderly shutdown",
-			Doc:  "After the guest's orderly `Shutdown(STATE)`; otherwise the TPM starts with CLEAR and the console says so."},
+			Doc:  "After the guest's orderly `Shutdown(STATE)` (with `tpm=1.2`, `TPM_SaveState`); otherwise the TPM starts with CLEAR and the console says so."},
 		{Name: StartupDeactivated, Flag: true,
 			Help: "leave the TPM un-started for the guest to start",
-			Doc:  "The guest must send `TPM2_Startup` itself (a TPM 2.0 driver with auto-startup does); Linux's `xen-tpmfront` never does, so its guests need `clear` or `save`."},
+			Doc:  "The guest must send `TPM2_Startup` (with `tpm=1.2`, `TPM_Startup`) itself (a TPM 2.0 driver with auto-startup does); Linux's `xen-tpmfront` never does, so its guests need `clear` or `save`."},
 		{Name: "maintcmds", Values: []string{"0", "1"}, Default: "0",
-			Help: "TPM 1.2 maintenance ordinals; TPM 2.0 has none, so no effect",
-			Doc:  "Accepted for compatibility with vtpm-stubdom."},
+			Help: "TPM 1.2 maintenance ordinals; no effect yet",
+			Doc:  "Accepted for compatibility with vtpm-stubdom. TPM 2.0 has no maintenance commands, and the TPM 1.2 engine implements none yet (they answer TPM_BAD_ORDINAL)."},
 		{Name: "hwinitpcr", Check: func(s string) error { _, err := ParsePCRSpec(s); return err },
 			Form: "all|none|N|X-Y,...", Default: "none",
 			Help: "PCRs to copy from the hardware TPM at start",
 			Doc: "They are read through the manager (SHA-1 values): the vTPM's SHA-1 bank takes the value, the other banks their reset value extended with it. " +
 				"Needs the manager (a `vtpm=` device whose backend is the manager domain); without it, or when the read fails, the domain refuses to start."},
 		{Name: "savebudget", Check: checkBudget, Form: "N", Default: strconv.Itoa(DefaultSaveBudget),
-			Help: "saves of guest commands allowed at once (0: no limit); past it a command that may change durable state is answered TPM_RC_NV_RATE until saverefill= gives saves back",
+			Help: "saves of guest commands allowed at once (0: no limit); past it a command that may change durable state is answered TPM_RC_NV_RATE (TPM_RETRY with tpm=1.2) until saverefill= gives saves back",
 			Doc: "The answer comes before the command runs, and TSS stacks retry it. Every save costs the manager a store commit and, shared with other vTPMs' saves, one write of the hardware TPM's NV memory, " +
 				"so the budget keeps a guest from wearing that memory out through the manager. The default lets a guest provision (NV indices, persistent keys, hierarchy authorizations) in one go. Accepts 0 to 1000000."},
 		{Name: "saverefill", Check: func(s string) error { _, err := ratelimit.ParseRate(s); return err },
@@ -153,7 +161,7 @@ func Spec() cmdline.Spec {
 			Doc:  "The default gives a save back every 10 s."},
 		{Name: "locality", Check: func(s string) error { _, err := ParseLocalities(s); return err },
 			Form: "N|X-Y,...", Default: DefaultLocalities.String(),
-			Help: "localities 0-255 a frontend (a guest, or dom0 passing an HVM guest's on) may send commands at; others are answered TPM_RC_LOCALITY",
+			Help: "localities 0-255 a frontend (a guest, or dom0 passing an HVM guest's on) may send commands at; others are answered TPM_RC_LOCALITY (TPM_BAD_LOCALITY with tpm=1.2)",
 			Doc: "A refused command never reaches the TPM. The list holds for every frontend, dom0's too, which passes an HVM guest's TIS locality on. " +
 				"The default is what software can reach on PC hardware: locality 4 is asserted only by the CPU during a dynamic launch, and only it may reset PCRs 17–19, " +
 				"so a guest given it could fake a D-RTM launch. vtpm-stubdom's per-label form `locality=<label>=<list>` is refused (this domain does not read XSM labels)."},
@@ -162,7 +170,10 @@ func Spec() cmdline.Spec {
 
 // ParseOptions turns parsed values into Options.
 func ParseOptions(v cmdline.Values) (Options, error) {
-	o := Options{Startup: StartupClear, MaintCmds: v.Get("maintcmds") == "1"}
+	o := Options{Family: Family20, Startup: StartupClear, MaintCmds: v.Get("maintcmds") == "1"}
+	if v.Get("tpm") == Family12 {
+		o.Family = Family12
+	}
 	n := 0
 	for _, m := range []string{StartupClear, StartupSave, StartupDeactivated} {
 		if v.Has(m) {
@@ -180,6 +191,9 @@ func ParseOptions(v cmdline.Values) (Options, error) {
 			return o, err
 		}
 		o.HWInitPCR = pcrs
+		if len(pcrs) > 0 && o.Family == Family12 {
+			return o, fmt.Errorf("hwinitpcr=%s: not available with tpm=1.2 yet (the TPM 1.2 engine cannot set PCR values); give hwinitpcr=none", s)
+		}
 	}
 	if s := v.Get("savebudget"); s != "" {
 		if err := checkBudget(s); err != nil {

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/ratelimit"
 	"github.com/xenvtpm/xenvtpm/vtpmdomain/platform"
@@ -29,8 +28,9 @@ type Saver interface {
 // Config is what NewServer needs.
 type Config struct {
 	Options Options
-	// State is the blob to resume (tpm2.TPM.Save); nil manufactures a new
-	// TPM: fresh seeds, no keys, no NV indices.
+	// State is the blob to resume (the engine's Save); nil manufactures a
+	// new TPM: fresh seeds, no keys, no NV indices. A state of the family
+	// Options.Family does not choose is refused (ErrOtherFamily).
 	State []byte
 	// Saver stores the state after every command that changed it, before
 	// the command's response is released. Nil: the state lives only as long
@@ -49,7 +49,8 @@ type Config struct {
 // commands run one at a time, as on a real TPM.
 type Server struct {
 	mu    sync.Mutex
-	tpm   *tpm2.TPM
+	tpm   engine
+	fam   *family
 	saver Saver
 	log   Logger
 	// saved is the state as last stored: a change whose save fails is
@@ -113,11 +114,12 @@ func NewServer(c Config) (*Server, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	t, err := tpm2.New(tpm2.Config{State: c.State, Now: c.Now})
+	fam := familyOf(c.Options.Family)
+	t, err := fam.newEngine(c.State, c.Now)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{tpm: t, saver: c.Saver, log: c.Log, saved: c.State,
+	s := &Server{tpm: t, fam: fam, saver: c.Saver, log: c.Log, saved: c.State,
 		localities: c.Options.Localities, refusedFrom: map[string]bool{}, now: c.Now}
 	if c.Saver != nil {
 		s.budget = ratelimit.NewBucket(c.Options.SaveBudget, c.Options.SaveRefill, c.Now())
@@ -126,22 +128,27 @@ func NewServer(c Config) (*Server, error) {
 	o := c.Options
 	switch o.Startup {
 	case StartupDeactivated:
-		s.log.Infof("TPM left un-started (deactivated): the guest must send TPM2_Startup")
+		s.log.Infof("TPM %s left un-started (deactivated): the guest must send %s", fam.name, fam.startupName)
 	case StartupSave:
 		if c.State != nil {
-			rc := s.startup(0x0001)
+			rc := s.startup(fam.state)
 			if rc == 0 {
-				s.log.Infof("resumed with TPM2_Startup(STATE) after an orderly TPM2_Shutdown(STATE)")
+				s.log.Infof("TPM %s resumed with %s(STATE) after an orderly shutdown", fam.name, fam.startupName)
 				break
 			}
-			s.log.Infof("TPM2_Startup(STATE) answered rc %#x (no orderly shutdown saved): starting with Startup(CLEAR)", rc)
+			s.log.Infof("%s(STATE) answered rc %#x (no orderly shutdown saved): starting with Startup(CLEAR)", fam.startupName, rc)
+			if fam == family12 {
+				// A TPM 1.2 refusing ST_STATE is in failure mode
+				// until the next _TPM_Init (Part 3 §3.2).
+				t.Reset()
+			}
 		} else {
 			s.log.Infof("startup mode save: a new TPM has no state to resume, starting with Startup(CLEAR)")
 		}
 		fallthrough
 	default:
-		if rc := s.startup(0x0000); rc != 0 {
-			return nil, fmt.Errorf("TPM2_Startup(CLEAR) failed: rc %#x", rc)
+		if rc := s.startup(fam.clear); rc != 0 {
+			return nil, fmt.Errorf("%s(CLEAR) failed: rc %#x", fam.startupName, rc)
 		}
 	}
 	if len(o.HWInitPCR) > 0 {
@@ -161,7 +168,7 @@ func NewServer(c Config) (*Server, error) {
 // initPCRs copies hardware PCR values into the engine (hwinitpcr=).
 func (s *Server) initPCRs(o Options, read func(int) ([20]byte, error)) error {
 	if o.Startup == StartupDeactivated {
-		s.log.Infof("hwinitpcr= has no effect with deactivated: the guest's TPM2_Startup resets the PCRs")
+		s.log.Infof("hwinitpcr= has no effect with deactivated: the guest's %s resets the PCRs", s.fam.startupName)
 		return nil
 	}
 	if read == nil {
@@ -181,14 +188,9 @@ func (s *Server) initPCRs(o Options, read func(int) ([20]byte, error)) error {
 	return nil
 }
 
-// startup sends TPM2_Startup(su) and returns its response code.
+// startup sends the family's Startup(su) and returns its response code.
 func (s *Server) startup(su uint16) uint32 {
-	cmd := make([]byte, 12)
-	binary.BigEndian.PutUint16(cmd[0:], 0x8001) // TPM_ST_NO_SESSIONS
-	binary.BigEndian.PutUint32(cmd[2:], 12)
-	binary.BigEndian.PutUint32(cmd[6:], 0x144) // TPM_CC_Startup
-	binary.BigEndian.PutUint16(cmd[10:], su)
-	rsp := s.tpm.Process(cmd, 0)
+	rsp := s.tpm.Process(s.fam.startupCommand(su), 0)
 	if len(rsp) < 10 {
 		return 0xffffffff
 	}
@@ -233,7 +235,7 @@ type Peer struct {
 // retry later: the command had no effect and may be retried.
 //
 // Saves are rationed (Options.SaveBudget): with the budget spent, a
-// command that may change durable state ((*tpm2.TPM).WritesNV) is answered
+// command that may change durable state (the engine's WritesNV) is answered
 // TPM_RC_NV_RATE before it runs, so it has no effect at all, sessions
 // included. Commands that change nothing durable are never refused: a
 // guest cannot make this vTPM write its disk, and the manager the
@@ -244,7 +246,11 @@ type Peer struct {
 // A command at a locality outside Options.Localities is answered
 // TPM_RC_LOCALITY without reaching the TPM, whoever sends it: the control
 // domain's frontend passes an HVM guest's locality on, so it is the
-// guest's. Platform commands carry no locality (_TPM_Init is a signal,
+// guest's. A TPM 1.2 (tpm=1.2) answers with its codes instead:
+// TPM_BAD_LOCALITY, TPM_RETRY for TPM_RC_NV_RATE, and TPM_FAIL for
+// TPM_RC_NV_UNAVAILABLE (its engine cannot undo a change, so a change
+// whose save failed stays and is stored with the next save that works).
+// Platform commands carry no locality (_TPM_Init is a signal,
 // not a command) and are not checked.
 func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 	s.mu.Lock()
@@ -260,17 +266,17 @@ func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 		// locality must not fill the console.
 		if !s.refusedFrom[frontend] {
 			s.refusedFrom[frontend] = true
-			s.log.Infof("%s: command at locality %d refused with TPM_RC_LOCALITY (allowed: %v; the option is locality=); later refusals for it are counted, not logged",
-				frontend, locality, s.localities)
+			s.log.Infof("%s: command at locality %d refused with %s (allowed: %v; the option is locality=); later refusals for it are counted, not logged",
+				frontend, locality, s.fam.localityName, s.localities)
 		} else {
 			s.log.Debugf("%s: command at locality %d refused", frontend, locality)
 		}
-		return rcResponse(rcLocality)
+		return s.fam.response(s.fam.rcLocality)
 	}
 	if s.unsaved {
 		if err := s.save(); err != nil {
-			s.log.Errorf("%s: state still not saved (%v): answering TPM_RC_NV_UNAVAILABLE", frontend, err)
-			return rcResponse(rcNVUnavailable)
+			s.log.Errorf("%s: state still not saved (%v): answering %s", frontend, err, s.fam.nvUnavailableName)
+			return s.fam.response(s.fam.rcNVUnavailable)
 		}
 		s.unsaved = false
 		s.log.Infof("state saved after earlier failures")
@@ -280,10 +286,10 @@ func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 		s.stats.RateRefused++
 		if !s.rationing {
 			s.rationing = true
-			s.log.Infof("%s: save budget spent (savebudget=%d, refill saverefill=%v): commands that may change durable state are answered TPM_RC_NV_RATE until it refills; refusals are counted, not logged",
-				frontend, int(s.budget.Burst()), s.refillRate)
+			s.log.Infof("%s: save budget spent (savebudget=%d, refill saverefill=%v): commands that may change durable state are answered %s until it refills; refusals are counted, not logged",
+				frontend, int(s.budget.Burst()), s.refillRate, s.fam.rateName)
 		}
-		return rcResponse(rcNVRate)
+		return s.fam.response(s.fam.rcRate)
 	}
 	rsp := s.tpm.Process(cmd, locality)
 	if len(cmd) >= 10 && len(rsp) >= 10 {
@@ -297,22 +303,24 @@ func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 		// it), and once per run is no wear.
 		s.budget.Spend(now)
 		if err := s.save(); err != nil {
-			rc, what := uint32(rcNVUnavailable), "TPM_RC_NV_UNAVAILABLE"
+			rc, what := s.fam.rcNVUnavailable, s.fam.nvUnavailableName
 			if proto.IsBusy(err) {
-				rc, what = rcNVRate, "TPM_RC_NV_RATE (the manager is rate-limited)"
+				rc, what = s.fam.rcRate, s.fam.rateName+" (the manager is rate-limited)"
 				s.stats.RateRefused++
 			}
 			if rerr := s.tpm.RestorePersistent(s.saved); rerr != nil {
+				// The change stays: a retry-later code would invite
+				// the client to do it twice.
 				s.unsaved = true
-				s.log.Errorf("%s: saving the TPM's state failed (%v) and the change could not be undone (%v): answering %s until a save works", frontend, err, rerr, what)
-				return rcResponse(rc)
+				s.log.Errorf("%s: saving the TPM's state failed (%v) and the change could not be undone (%v): answering %s until a save works", frontend, err, rerr, s.fam.nvUnavailableName)
+				return s.fam.response(s.fam.rcNVUnavailable)
 			}
 			s.log.Errorf("%s: saving the TPM's state failed (%v): the command's change is undone, answering %s", frontend, err, what)
-			return rcResponse(rc)
+			return s.fam.response(rc)
 		}
 		if s.rationing {
 			s.rationing = false
-			s.log.Infof("%s: save budget refilled: %d commands answered TPM_RC_NV_RATE so far", frontend, s.stats.RateRefused)
+			s.log.Infof("%s: save budget refilled: %d commands answered %s so far", frontend, s.stats.RateRefused, s.fam.rateName)
 		}
 	}
 	return rsp
@@ -338,7 +346,7 @@ func (s *Server) platformCommand(from Peer, cc uint32, cmd []byte) []byte {
 }
 
 // Close waits for the command in progress (and its save) to finish,
-// stores the state once more as the TPM stops (tpm2.SaveAtStop: what the
+// stores the state once more as the TPM stops (SaveAtStop: what the
 // engine writes lazily, the dictionary-attack counters, the clock and a
 // guest's Shutdown(STATE), and the mark that nothing was lost), and stops
 // serving: later calls to Handle and Stats block for good, as the domain
@@ -361,13 +369,4 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stats
-}
-
-// rcResponse is a 10-byte TPM 2.0 response carrying rc.
-func rcResponse(rc uint32) []byte {
-	rsp := make([]byte, 10)
-	binary.BigEndian.PutUint16(rsp, 0x8001) // TPM_ST_NO_SESSIONS
-	binary.BigEndian.PutUint32(rsp[2:], 10)
-	binary.BigEndian.PutUint32(rsp[6:], rc)
-	return rsp
 }
