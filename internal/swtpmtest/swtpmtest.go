@@ -158,6 +158,14 @@ func Serve(t testing.TB) int {
 	return serve(t, "--tpm2", "not-need-init,startup-clear")
 }
 
+// Serve12 starts a TPM 1.2 swtpm like Start12 and returns its data port
+// (the control port is the next one), for tests that drive both channels
+// themselves.
+func Serve12(t testing.TB) int {
+	t.Helper()
+	return serve(t, "", "not-need-init")
+}
+
 // serve starts swtpm with family ("--tpm2", or "" for TPM 1.2) and
 // --flags flags, and returns its data port.
 func serve(t testing.TB, family, flags string) int {
