@@ -9,12 +9,14 @@
 //     transport/tcp;
 //   - swtpm's socket protocol: raw TPM commands on a data socket and the
 //     control channel of swtpm's tpm_ioctl.h (CMD_*) on a second socket;
-//     used by tpm2-tss's swtpm TCTI and QEMU's -tpmdev emulator.
+//     used by tpm2-tss's swtpm TCTI and QEMU's -tpmdev emulator, and, for
+//     a TPM 1.2, by TrouSerS' tcsd -e (TCSD_TCP_DEVICE_PORT set to the
+//     -swtpm port).
 //
 // The persistent state lives in one file in the -state directory
-// (tpm2-state.bin or tpm12-state.bin), written
-// atomically (new file, fsync, rename, fsync of the directory); a lock
-// file keeps a second daemon off the same directory. SIGTERM and SIGINT
+// (tpm2-state.bin or tpm12-state.bin), written atomically (new file,
+// fsync, rename, fsync of the directory); a lock file keeps a second
+// daemon off the same directory. SIGTERM and SIGINT
 // store the state and exit. A directory holding the other family's state
 // is refused, never converted or replaced.
 package main
