@@ -33,6 +33,9 @@ const (
 	// inFailureMode: answered in failure mode (the handler restricts
 	// what it returns); every other command gets TPM_FAILEDSELFTEST.
 	inFailureMode
+	// needsEnabled: refused with TPM_DISABLED when the TPM is disabled,
+	// whether or not it is activated.
+	needsEnabled
 )
 
 // cmdDef is one command as the dispatcher sees it, built from a row of
@@ -102,7 +105,7 @@ func cmd[C any, PC interface {
 		if r.short {
 			return nil, rcE(rcBadParamSize, "ordinal %#x: parameters truncated", ord)
 		}
-		if err := t.checkState(def); err != nil {
+		if err := t.checkState(def, c.tag); err != nil {
 			return nil, err
 		}
 		if c.tag != def.auth.requestTag() {
@@ -165,9 +168,10 @@ type authArea struct {
 // response: the engine keeps no response state between commands.
 func (t *TPM) rspBuf() []byte { return make([]byte, 10, 64) }
 
-// checkState answers TPM_INVALID_POSTINIT before Startup, and the state
-// checks of the row.
-func (t *TPM) checkState(d *cmdDef) error {
+// checkState answers TPM_INVALID_POSTINIT before Startup, the
+// dictionary-attack lockout for authorized commands (da.go), and the
+// state checks of the row.
+func (t *TPM) checkState(d *cmdDef, tag uint16) error {
 	if d.ord == ordStartup {
 		return nil // Startup checks postInitialise itself.
 	}
@@ -181,6 +185,12 @@ func (t *TPM) checkState(d *cmdDef) error {
 	}
 	if !t.started {
 		return rcE(rcInvalidPostInit, "before Startup")
+	}
+	if tag != tagRquCommand && d.ord != ordResetLockValue && t.lockedOut() {
+		return rcE(rcDefendLockRunning, "dictionary-attack lockout")
+	}
+	if d.checks&(needsActive|needsEnabled) != 0 && t.ps.Flags.Disable {
+		return rcE(rcDisabled, "disabled")
 	}
 	if d.checks&needsActive != 0 {
 		if t.ps.Flags.Disable {

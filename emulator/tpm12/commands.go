@@ -2,20 +2,28 @@ package tpm12
 
 // Ordinals, TPM Main Part 2 §17 (TPM_ORD_*), of the implemented commands.
 const (
-	ordOIAP             uint32 = 0x0000000A
-	ordOSAP             uint32 = 0x0000000B
-	ordExtend           uint32 = 0x00000014
-	ordPCRRead          uint32 = 0x00000015
-	ordGetRandom        uint32 = 0x00000046
-	ordSelfTestFull     uint32 = 0x00000050
-	ordContinueSelfTest uint32 = 0x00000053
-	ordGetTestResult    uint32 = 0x00000054
-	ordGetCapability    uint32 = 0x00000065
-	ordReadPubek        uint32 = 0x0000007C
-	ordSaveState        uint32 = 0x00000098
-	ordStartup          uint32 = 0x00000099
-	ordFlushSpecific    uint32 = 0x000000BA
-	ordPCRReset         uint32 = 0x000000C8
+	ordTakeOwnership        uint32 = 0x0000000D
+	ordChangeAuthOwner      uint32 = 0x00000010
+	ordResetLockValue       uint32 = 0x00000040
+	ordOwnerClear           uint32 = 0x0000005B
+	ordDisableOwnerClear    uint32 = 0x0000005C
+	ordForceClear           uint32 = 0x0000005D
+	ordOwnerSetDisable      uint32 = 0x0000006E
+	ordOwnerReadInternalPub uint32 = 0x00000081
+	ordOIAP                 uint32 = 0x0000000A
+	ordOSAP                 uint32 = 0x0000000B
+	ordExtend               uint32 = 0x00000014
+	ordPCRRead              uint32 = 0x00000015
+	ordGetRandom            uint32 = 0x00000046
+	ordSelfTestFull         uint32 = 0x00000050
+	ordContinueSelfTest     uint32 = 0x00000053
+	ordGetTestResult        uint32 = 0x00000054
+	ordGetCapability        uint32 = 0x00000065
+	ordReadPubek            uint32 = 0x0000007C
+	ordSaveState            uint32 = 0x00000098
+	ordStartup              uint32 = 0x00000099
+	ordFlushSpecific        uint32 = 0x000000BA
+	ordPCRReset             uint32 = 0x000000C8
 )
 
 // The command table: every command this TPM implements, one row each,
@@ -42,8 +50,20 @@ var commandTable = table(
 	cmd(ordContinueSelfTest, (*TPM).continueSelfTest),
 	cmd(ordGetTestResult, (*TPM).getTestResult, checks(inFailureMode)),
 
+	// Part 3 §5: admin opt-in.
+	cmd(ordOwnerSetDisable, (*TPM).ownerSetDisable, withAuth(auth1), checks(needsOwner), writesNV),
+
+	// Part 3 §6: admin ownership.
+	cmd(ordTakeOwnership, (*TPM).takeOwnership, withAuth(auth1), checks(needsEnabled), writesNV),
+	cmd(ordOwnerClear, (*TPM).ownerClear, withAuth(auth1), checks(needsActive|needsOwner), writesNV),
+	cmd(ordForceClear, (*TPM).forceClear, checks(needsActive), writesNV),
+	cmd(ordDisableOwnerClear, (*TPM).disableOwnerClear, withAuth(auth1), checks(needsActive|needsOwner), writesNV),
+
 	// Part 3 §7: capabilities.
 	cmd(ordGetCapability, (*TPM).getCapability, checks(inFailureMode)),
+
+	// Part 3 §9: administrative functions, management.
+	cmd(ordResetLockValue, (*TPM).resetLockValue, withAuth(auth1), checks(needsActive|needsOwner)),
 
 	// Part 3 §13: cryptographic functions.
 	cmd(ordGetRandom, (*TPM).getRandom, checks(needsActive)),
@@ -56,10 +76,16 @@ var commandTable = table(
 	cmd(ordPCRRead, (*TPM).pcrRead, checks(needsActive)),
 	cmd(ordPCRReset, (*TPM).pcrReset),
 
+	// Part 3 §17: changing authData.
+	cmd(ordChangeAuthOwner, (*TPM).changeAuthOwner, withAuth(auth1), checks(needsActive|needsOwner), writesNV),
+
 	// Part 3 §18: authorization sessions.
 	cmd(ordOIAP, (*TPM).oiap),
 	cmd(ordOSAP, (*TPM).osap, checks(needsOwner)),
 
 	// Part 3 §22: eviction.
 	cmd(ordFlushSpecific, (*TPM).flushSpecific),
+
+	// Part 3: TPM_OwnerReadInternalPub.
+	cmd(ordOwnerReadInternalPub, (*TPM).ownerReadInternalPub, withAuth(auth1), checks(needsActive|needsOwner)),
 )

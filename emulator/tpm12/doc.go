@@ -16,15 +16,26 @@
 // TPM_GetTestResult, TPM_GetCapability (TPM_CAP_ORD, _ALG, _PID, _FLAG,
 // _PROPERTY, _VERSION, _KEY_HANDLE, _HANDLE, _VERSION_VAL),
 // TPM_GetRandom, TPM_ReadPubek, TPM_Extend, TPM_PCRRead, TPM_PCR_Reset,
-// TPM_OIAP, TPM_OSAP and TPM_FlushSpecific. Every other ordinal
-// (ownership, keys, sealing, NV storage, monotonic counters, quotes,
-// delegation, transport, DAA, maintenance) answers TPM_BAD_ORDINAL and
-// GetCapability(TPM_CAP_ORD) reports it unsupported. TPM 2.0 commands
-// sent here answer TPM_BAD_ORDINAL too.
+// TPM_OIAP, TPM_OSAP (owner and SRK) and TPM_FlushSpecific; ownership:
+// TPM_TakeOwnership, TPM_OwnerClear, TPM_ForceClear,
+// TPM_DisableOwnerClear, TPM_OwnerSetDisable, TPM_ChangeAuthOwner,
+// TPM_OwnerReadInternalPub and TPM_ResetLockValue. Every other ordinal
+// (keys, sealing, NV storage, monotonic counters, quotes, delegation,
+// transport, DAA, maintenance, the physical-presence commands) answers
+// TPM_BAD_ORDINAL and GetCapability(TPM_CAP_ORD) reports it
+// unsupported. TPM 2.0 commands sent here answer TPM_BAD_ORDINAL too.
 //
 // A new TPM is manufactured as swtpm_setup --createek leaves one: an
 // RSA-2048 endorsement key, enabled, activated, without an owner, with
-// readPubek set. No host asserts physical presence to it.
+// readPubek set. No host asserts physical presence to it, so
+// TPM_ForceClear answers TPM_BAD_PRESENCE (as libtpms does while
+// presence is not asserted), and a TPM that TPM_OwnerClear left
+// disabled and deactivated (Part 3 §6.2, as libtpms) stays so.
+//
+// Dictionary-attack defence (da.go) is libtpms': from the sixth failed
+// authorization on, each failure locks authorized commands out for 1 s,
+// 2 s, 4 s, ... (TPM_DEFEND_LOCK_RUNNING); TPM_ResetLockValue with owner
+// authorization or a power cycle clears the count.
 //
 // A TPM is driven through Process, which takes one command buffer and
 // the locality it arrived on and always returns a well-formed response,

@@ -33,6 +33,18 @@ func seedCommands() [][]byte {
 		command(tagRquCommand, ordOIAP),
 		command(tagRquCommand, ordOSAP, u16(uint16(etOwner)), u32(0), d),
 		command(tagRquCommand, ordFlushSpecific, u32(firstSessionHandle), u32(rtAuth)),
+		command(tagRquAuth1, ordTakeOwnership, u16(pidOwner), u32(256), bytes.Repeat(d, 13)[:256], u32(256), bytes.Repeat(d, 13)[:256],
+			srkParamsKey(keyUsageStorage, 0, 2048), u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquAuth1, ordTakeOwnership, u16(pidOwner), u32(0), u32(0), []byte{0, 0x28, 0, 0}, srkParamsKey(keyUsageStorage, 0, 2048)[4:],
+			u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquAuth1, ordOwnerClear, u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquCommand, ordForceClear),
+		command(tagRquAuth1, ordDisableOwnerClear, u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquAuth1, ordOwnerSetDisable, []byte{1}, u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquAuth1, ordChangeAuthOwner, u16(pidADCP), d, u16(uint16(etSRK)), u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquAuth1, ordOwnerReadInternalPub, u32(khSRK), u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquAuth1, ordResetLockValue, u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquCommand, ordOSAP, u16(uint16(etSRK)), u32(khSRK), d),
 		command(tagRquAuth1, ordExtend, u32(10), d, u32(firstSessionHandle), d, []byte{1}, d),
 		command(tagRquAuth2, ordPCRRead, u32(0), make([]byte, 2*authAreaSize)),
 		command(0x8001, 0x144, u16(0)),
@@ -76,6 +88,10 @@ func FuzzLoad(f *testing.F) {
 	f.Add(blob)
 	f.Add(blob[:40])
 	f.Add([]byte("XVTPMST\x00"))
+	owned, _ := ownedTPM(f)
+	if b, err := owned.Save(); err == nil {
+		f.Add(b)
+	}
 	tp := newTPM(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if err := tp.Load(b); err != nil {

@@ -115,19 +115,25 @@ func (o *osapOut) marshal(w *writer) {
 
 // osap is TPM_OSAP, Part 3 §18.2: a session bound to one entity, keyed
 // by a secret shared from that entity's authData and both OSAP nonces.
-// Keys, counters and NV indices come with their command families; until
-// then the owner is the only entity.
+// The SRK, named by TPM_ET_SRK or by TPM_ET_KEYHANDLE and its handle,
+// is recorded as TPM_ET_SRK. Other keys, counters and NV indices come
+// with their command families.
 func (t *TPM) osap(_ *call, in *osapIn) (*osapOut, error) {
 	adip, et := uint8(in.EntityType>>8), uint8(in.EntityType)
 	if adip != etXOR && adip != etAES128 {
-		return nil, rcE(0x0E, "ADIP scheme %#x", adip) // TPM_INAPPROPRIATE_ENC
+		return nil, rcE(rcInappropriateEnc, "ADIP scheme %#x", adip)
 	}
 	var secret digest
 	switch et {
 	case etOwner:
 		secret = t.ps.OwnerAuth
-	case etKeyHandle:
-		return nil, rcE(rcInvalidKeyHandle, "key handle %#x", in.EntityValue)
+	case etSRK, etKeyHandle:
+		// The SRK by entity type or by its key handle; no other key
+		// can be loaded yet.
+		if et == etKeyHandle && in.EntityValue != khSRK || t.ps.SRK == nil {
+			return nil, rcE(rcInvalidKeyHandle, "key handle %#x", in.EntityValue)
+		}
+		et, in.EntityValue, secret = etSRK, khSRK, t.ps.SRK.Auth
 	default:
 		return nil, rcE(rcBadParameter, "entity type %#x", et)
 	}
@@ -179,7 +185,8 @@ func (t *TPM) flushSpecific(_ *call, in *flushSpecificIn) (*none, error) {
 // whose authData is secret (entityType and entityValue name it, for OSAP
 // sessions bound to it), Part 1 §13.2: the HMAC, keyed by the authData
 // (OIAP) or the shared secret (OSAP), of the input parameter digest,
-// nonceEven, nonceOdd and continueAuthSession.
+// nonceEven, nonceOdd and continueAuthSession. A wrong HMAC counts
+// toward the dictionary-attack lockout (da.go).
 func (t *TPM) authorize(c *call, i int, secret digest, entityType uint8, entityValue uint32) error {
 	fail := rcAuthFail
 	if i == 1 {
@@ -198,6 +205,7 @@ func (t *TPM) authorize(c *call, i int, secret digest, entityType uint8, entityV
 		key = s.sharedSecret
 	}
 	if !hmac.Equal(authHMAC(key, c.inDigest, s.nonceEven, a.nonceOdd, a.cont), a.hmac[:]) {
+		t.authFailed()
 		return rcE(fail, "authorization HMAC of session %#x", a.handle)
 	}
 	a.sess, a.key = s, key

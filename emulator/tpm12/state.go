@@ -22,6 +22,12 @@ type persistentState struct {
 	// authData.
 	Owned     bool
 	OwnerAuth digest
+	// SRK is the storage root key and TPMProof the TPM's secret that
+	// binds its blobs to it (TPM_PERMANENT_DATA.tpmProof), both made by
+	// TakeOwnership; blobs written before ownership existed have
+	// neither.
+	SRK      *srk `json:",omitempty"`
+	TPMProof digest
 	// Saved is what SaveState preserved for Startup(ST_STATE), nil when
 	// nothing is.
 	Saved *savedState `json:",omitempty"`
@@ -108,6 +114,7 @@ func (t *TPM) Load(blob []byte) error {
 		}
 	}
 	t.ps, t.ekKey = *ps, k
+	t.srkPriv, t.srkPub = nil, nil
 	t.nvDirty = false
 	t.Reset()
 	return nil
@@ -139,6 +146,20 @@ func decodeState(blob []byte) (*persistentState, error) {
 	}
 	if ps.Saved != nil && len(ps.Saved.PCR) != pcrCount {
 		return nil, fmt.Errorf("%w: saved state of %d PCRs", ErrBadState, len(ps.Saved.PCR))
+	}
+	if ps.Owned != (ps.SRK != nil) {
+		return nil, fmt.Errorf("%w: owner installed %v without SRK", ErrBadState, ps.Owned)
+	}
+	if ps.SRK != nil {
+		if _, err := x509.ParsePKCS1PrivateKey(ps.SRK.Key); err != nil {
+			return nil, fmt.Errorf("%w: SRK: %v", ErrBadState, err)
+		}
+		var pub tpmKey
+		r := &reader{b: ps.SRK.Pub}
+		pub.unmarshal(r)
+		if r.short || r.err != nil || len(r.b) != 0 {
+			return nil, fmt.Errorf("%w: SRK public part", ErrBadState)
+		}
 	}
 	for _, p := range ps.Saved.pcrs() {
 		if len(p) != digestSize {

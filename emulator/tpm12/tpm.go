@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"time"
 )
 
 // Limits reported through TPM_CAP_PROPERTY and enforced.
@@ -43,6 +44,9 @@ type Config struct {
 	// as swtpm_setup --createek leaves one: an RSA-2048 endorsement key,
 	// enabled, activated, no owner.
 	State []byte
+	// Now is the time source of the dictionary-attack lockout;
+	// time.Now when nil.
+	Now func() time.Time
 }
 
 // TPM is one TPM 1.2 instance. It is not safe for concurrent use.
@@ -74,16 +78,24 @@ type TPM struct {
 	// NVChanged call.
 	nvDirty bool
 
-	// ekKey is ps.EK parsed, on first use.
-	ekKey *rsa.PrivateKey
+	// ekKey is ps.EK parsed, on first use; srkPriv and srkPub ps.SRK.
+	ekKey   *rsa.PrivateKey
+	srkPriv *rsa.PrivateKey
+	srkPub  *tpmKey
+
+	now func() time.Time
+	da  daState
 }
 
 // New returns a TPM in the state after _TPM_Init: it needs Startup
 // before any other command.
 func New(cfg Config) (*TPM, error) {
-	t := &TPM{commands: commandTable, rand: cfg.Rand, sessions: map[uint32]*session{}}
+	t := &TPM{commands: commandTable, rand: cfg.Rand, now: cfg.Now, sessions: map[uint32]*session{}}
 	if t.rand == nil {
 		t.rand = rand.Reader
+	}
+	if t.now == nil {
+		t.now = time.Now
 	}
 	if cfg.State == nil {
 		if err := t.manufacture(); err != nil {
@@ -111,6 +123,7 @@ func (t *TPM) randBytes(b []byte) {
 func (t *TPM) Reset() {
 	t.started, t.failed, t.tested = false, false, false
 	t.stclear = stclearFlags{}
+	t.da = daState{}
 	t.sessions = map[uint32]*session{}
 	t.initPCRs()
 }
