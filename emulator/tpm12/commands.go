@@ -2,24 +2,26 @@ package tpm12
 
 // Ordinals, TPM Main Part 2 §17 (TPM_ORD_*), of the implemented commands.
 const (
-	ordTakeOwnership        uint32 = 0x0000000D
-	ordChangeAuthOwner      uint32 = 0x00000010
-	ordResetLockValue       uint32 = 0x00000040
-	ordOwnerClear           uint32 = 0x0000005B
-	ordDisableOwnerClear    uint32 = 0x0000005C
-	ordForceClear           uint32 = 0x0000005D
-	ordOwnerSetDisable      uint32 = 0x0000006E
-	ordOwnerReadInternalPub uint32 = 0x00000081
 	ordOIAP                 uint32 = 0x0000000A
 	ordOSAP                 uint32 = 0x0000000B
+	ordTakeOwnership        uint32 = 0x0000000D
+	ordChangeAuthOwner      uint32 = 0x00000010
 	ordExtend               uint32 = 0x00000014
 	ordPCRRead              uint32 = 0x00000015
+	ordSeal                 uint32 = 0x00000017
+	ordUnseal               uint32 = 0x00000018
+	ordResetLockValue       uint32 = 0x00000040
 	ordGetRandom            uint32 = 0x00000046
 	ordSelfTestFull         uint32 = 0x00000050
 	ordContinueSelfTest     uint32 = 0x00000053
 	ordGetTestResult        uint32 = 0x00000054
+	ordOwnerClear           uint32 = 0x0000005B
+	ordDisableOwnerClear    uint32 = 0x0000005C
+	ordForceClear           uint32 = 0x0000005D
 	ordGetCapability        uint32 = 0x00000065
+	ordOwnerSetDisable      uint32 = 0x0000006E
 	ordReadPubek            uint32 = 0x0000007C
+	ordOwnerReadInternalPub uint32 = 0x00000081
 	ordSaveState            uint32 = 0x00000098
 	ordStartup              uint32 = 0x00000099
 	ordFlushSpecific        uint32 = 0x000000BA
@@ -64,6 +66,10 @@ var commandTable = table(
 
 	// Part 3 §9: administrative functions, management.
 	cmd(ordResetLockValue, (*TPM).resetLockValue, withAuth(auth1), checks(needsActive|needsOwner)),
+
+	// Part 3 §10: storage functions.
+	cmd(ordSeal, (*TPM).seal, withAuth(auth1), withHandles(1), checks(needsActive|needsOwner)),
+	cmd(ordUnseal, (*TPM).unseal, withAuth(auth2), withHandles(1), checks(needsActive|needsOwner)),
 
 	// Part 3 §13: cryptographic functions.
 	cmd(ordGetRandom, (*TPM).getRandom, checks(needsActive)),

@@ -19,11 +19,12 @@
 // TPM_OIAP, TPM_OSAP (owner and SRK) and TPM_FlushSpecific; ownership:
 // TPM_TakeOwnership, TPM_OwnerClear, TPM_ForceClear,
 // TPM_DisableOwnerClear, TPM_OwnerSetDisable, TPM_ChangeAuthOwner,
-// TPM_OwnerReadInternalPub and TPM_ResetLockValue. Every other ordinal
-// (keys, sealing, NV storage, monotonic counters, quotes, delegation,
-// transport, DAA, maintenance, the physical-presence commands) answers
-// TPM_BAD_ORDINAL and GetCapability(TPM_CAP_ORD) reports it
-// unsupported. TPM 2.0 commands sent here answer TPM_BAD_ORDINAL too.
+// TPM_OwnerReadInternalPub and TPM_ResetLockValue; TPM_Seal and
+// TPM_Unseal under the SRK (TPM_PCR_INFO and TPM_PCR_INFO_LONG). Every
+// other ordinal (other keys, Sealx, NV storage, monotonic counters,
+// quotes, delegation, transport, DAA, maintenance, the
+// physical-presence commands) answers TPM_BAD_ORDINAL and
+// GetCapability(TPM_CAP_ORD) reports it unsupported. TPM 2.0 commands sent here answer TPM_BAD_ORDINAL too.
 //
 // A new TPM is manufactured as swtpm_setup --createek leaves one: an
 // RSA-2048 endorsement key, enabled, activated, without an owner, with

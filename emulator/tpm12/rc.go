@@ -41,6 +41,10 @@ const (
 	rcBadPresence       uint32 = 0x2D  // TPM_BAD_PRESENCE
 	rcBadVersion        uint32 = 0x2E  // TPM_BAD_VERSION
 	rcInvalidStructure  uint32 = 0x43  // TPM_INVALID_STRUCTURE
+	rcNotSealedBlob     uint32 = 0x13  // TPM_NOTSEALED_BLOB
+	rcWrongPCRVal       uint32 = 0x18  // TPM_WRONGPCRVAL
+	rcKeyNotFound       uint32 = 0x0D  // TPM_KEYNOTFOUND
+	rcEncryptError      uint32 = 0x20  // TPM_ENCRYPT_ERROR
 	rcDefendLockRunning uint32 = 0x803 // TPM_DEFEND_LOCK_RUNNING (non-fatal)
 )
 
