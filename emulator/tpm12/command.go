@@ -169,8 +169,9 @@ type authArea struct {
 func (t *TPM) rspBuf() []byte { return make([]byte, 10, 64) }
 
 // checkState answers TPM_INVALID_POSTINIT before Startup, the
-// dictionary-attack lockout for authorized commands (da.go), and the
-// state checks of the row.
+// dictionary-attack lockout (da.go) for any command sent under an
+// authorization tag, as libtpms checks it before the tag, and the state
+// checks of the row.
 func (t *TPM) checkState(d *cmdDef, tag uint16) error {
 	if d.ord == ordStartup {
 		return nil // Startup checks postInitialise itself.

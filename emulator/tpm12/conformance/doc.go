@@ -14,7 +14,15 @@
 //     here, 1 s each in libtpms) and TPM_CAP_PROP_DURATION (2/20/60 s
 //     here, 2/5/60 s in libtpms);
 //   - GetRandom's bytes, nonces, session handles, GetTestResult's text
-//     and the endorsement key itself.
+//     and the endorsement key itself; the SRK, sealed blobs' encData;
+//   - the permanent flags CEKPUsed and enableRevokeEK, which record how
+//     the endorsement key was made (TPM_CreateEndorsementKeyPair for
+//     swtpm here, the engine's manufacture otherwise).
+//
+// The ownership and sealing tests (TestSwtpm12Ownership,
+// TestSwtpm12Seal) each start their own pair: OwnerClear leaves a TPM
+// disabled and deactivated, and only physical presence, which neither
+// side is given, enables it again.
 //
 // swtpm starts unmanufactured: the test gives it an EK with
 // TPM_CreateEndorsementKeyPair, as swtpm_setup --createek does, before

@@ -216,6 +216,15 @@ func ownershipSteps() []func(*client) diffStep {
 	goodSRK := srkParams(0x11, 0, 2048, 2)
 	return []func(*client) diffStep{
 		ownerStep("ReadPubek before ownership", func(c *client) string { return c.readEK() }),
+		ownerStep("CAP_ORD of the ownership and sealing ordinals", func(c *client) string {
+			var s string
+			for _, o := range []uint32{ordTakeOwnership, ordChangeAuthOwner, ordResetLockValue, ordOwnerClear,
+				ordDisableOwnerClear, ordForceClear, ordOwnerSetDisable, ordOwnerReadInternalPub, ordSeal, ordUnseal} {
+				rc, out, e := do(c.tr, ordGetCapability, capArgs(1, u32(o))...)
+				s += e + fmt.Sprintf("%#x: rc=%#x %x; ", o, rc, out)
+			}
+			return s
+		}),
 		ownerStep("OSAP SRK before ownership", func(c *client) string {
 			rc, _, e := do(c.tr, ordOSAP, u16(etSRK), u32(khSRK), digest1)
 			return e + fmt.Sprintf("rc=%#x", rc)
@@ -394,7 +403,11 @@ func ownershipSteps() []func(*client) diffStep {
 			r1, _ := c.ownerOIAP(wrong, ordOwnerReadInternalPub, nil, u32(khEK))
 			r2, _ := c.ownerOIAP(c.owner, ordOwnerReadInternalPub, nil, u32(khEK))
 			rc, _, e := do(c.tr, ordGetRandom, u32(4))
-			return r1 + "; " + r2 + "; " + e + fmt.Sprintf("GetRandom rc=%#x", rc)
+			// Any command under an authorization tag is locked out,
+			// even one that takes no authorization (libtpms checks the
+			// lockout before the tag).
+			rc2, _, e2 := doAt(c.tr, 0, 0xC2, ordPCRRead, u32(0), make([]byte, 45))
+			return r1 + "; " + r2 + "; " + e + e2 + fmt.Sprintf("GetRandom rc=%#x PCRRead(AUTH1) rc=%#x", rc, rc2)
 		}),
 		ownerStep("ResetLockValue in the lockout", func(c *client) string {
 			r1, _ := c.ownerOIAP(c.owner, ordResetLockValue, nil, nil)
