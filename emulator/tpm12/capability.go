@@ -12,6 +12,8 @@ const (
 	capVersion    uint32 = 0x06
 	capKeyHandle  uint32 = 0x07
 	capMfr        uint32 = 0x10
+	capNVList     uint32 = 0x0D
+	capNVIndex    uint32 = 0x11
 	capHandle     uint32 = 0x14
 	capVersionVal uint32 = 0x1A
 
@@ -145,6 +147,19 @@ func (t *TPM) getCapability(_ *call, in *getCapabilityIn) (*sizedOut, error) {
 		default:
 			return nil, badMode
 		}
+	case capNVList:
+		for _, i := range t.nvIndices() {
+			w.u32(i)
+		}
+	case capNVIndex:
+		if !is32 {
+			return nil, badMode
+		}
+		i := t.nvFind(sub)
+		if i < 0 {
+			return nil, rcE(rcBadIndex, "NV index %#x", sub)
+		}
+		t.ps.NV[i].public().marshal(w)
 	case capVersionVal:
 		(&capVersionInfo{Version: firmware, SpecLevel: specLevel, ErrataRev: errataRev, TPMVendorID: manufacturerID}).marshal(w)
 	default:
@@ -170,9 +185,11 @@ func (t *TPM) property(w *writer, sub uint32) bool {
 	case propMaxAuthSess, propMaxSessions:
 		w.u32(authSessionsMax)
 	case propTransSess, propMaxTransSess, propCounters, propMaxCounters,
-		propContext, propMaxContext, propMaxNVAvailable:
-		// No transport sessions, counters, saved contexts or NV yet.
+		propContext, propMaxContext:
+		// No transport sessions, counters or saved contexts yet.
 		w.u32(0)
+	case propMaxNVAvailable:
+		w.u32(uint32(nvSpaceMax - t.nvUsed()))
 	case propActiveCounter:
 		w.u32(0xFFFFFFFF) // TPM_COUNT_ID_NULL: none active
 	case propOwner:

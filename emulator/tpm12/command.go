@@ -50,6 +50,8 @@ type cmdDef struct {
 	// nv: the command may change what the TPM keeps across power
 	// cycles when it succeeds.
 	nv bool
+	// optAuth: the command's authorization may be left out.
+	optAuth bool
 	// run decodes the parameters, runs the handler and encodes its
 	// result; the state and tag checks sit between decoding and the
 	// handler, where the reference (libtpms) makes them, so a malformed
@@ -68,6 +70,10 @@ func withHandles(n int) rowOption { return func(d *cmdDef) { d.handles = n } }
 
 // checks adds state checks.
 func checks(s stateCheck) rowOption { return func(d *cmdDef) { d.checks |= s } }
+
+// authOptional marks a command that may also be sent without
+// authorization (TPM_TAG_RQU_COMMAND), as the NV commands may.
+func authOptional(d *cmdDef) { d.optAuth = true }
 
 // writesNV marks a command that may change durable state.
 func writesNV(d *cmdDef) { d.nv = true }
@@ -108,7 +114,7 @@ func cmd[C any, PC interface {
 		if err := t.checkState(def, c.tag); err != nil {
 			return nil, err
 		}
-		if c.tag != def.auth.requestTag() {
+		if c.tag != def.auth.requestTag() && !(def.optAuth && c.tag == tagRquCommand) {
 			return nil, rcE(rcBadTag, "ordinal %#x: tag %#x", ord, c.tag)
 		}
 		if len(r.b) != 0 {

@@ -26,6 +26,11 @@ const (
 	ordStartup              uint32 = 0x00000099
 	ordFlushSpecific        uint32 = 0x000000BA
 	ordPCRReset             uint32 = 0x000000C8
+	ordNVDefineSpace        uint32 = 0x000000CC
+	ordNVWriteValue         uint32 = 0x000000CD
+	ordNVWriteValueAuth     uint32 = 0x000000CE
+	ordNVReadValue          uint32 = 0x000000CF
+	ordNVReadValueAuth      uint32 = 0x000000D0
 )
 
 // The command table: every command this TPM implements, one row each,
@@ -88,6 +93,13 @@ var commandTable = table(
 	// Part 3 §18: authorization sessions.
 	cmd(ordOIAP, (*TPM).oiap),
 	cmd(ordOSAP, (*TPM).osap, checks(needsOwner)),
+
+	// Part 3 §20: NV storage.
+	cmd(ordNVDefineSpace, (*TPM).nvDefineSpace, withAuth(auth1), authOptional, writesNV),
+	cmd(ordNVWriteValue, (*TPM).nvWriteValue, withAuth(auth1), authOptional, writesNV),
+	cmd(ordNVWriteValueAuth, (*TPM).nvWriteValueAuth, withAuth(auth1), checks(needsActive|needsOwner), writesNV),
+	cmd(ordNVReadValue, (*TPM).nvReadValue, withAuth(auth1), authOptional),
+	cmd(ordNVReadValueAuth, (*TPM).nvReadValueAuth, withAuth(auth1), checks(needsActive|needsOwner)),
 
 	// Part 3 §22: eviction.
 	cmd(ordFlushSpecific, (*TPM).flushSpecific),

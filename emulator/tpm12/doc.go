@@ -20,11 +20,15 @@
 // TPM_TakeOwnership, TPM_OwnerClear, TPM_ForceClear,
 // TPM_DisableOwnerClear, TPM_OwnerSetDisable, TPM_ChangeAuthOwner,
 // TPM_OwnerReadInternalPub and TPM_ResetLockValue; TPM_Seal and
-// TPM_Unseal under the SRK (TPM_PCR_INFO and TPM_PCR_INFO_LONG). Every
-// other ordinal (other keys, Sealx, NV storage, monotonic counters,
-// quotes, delegation, transport, DAA, maintenance, the
-// physical-presence commands) answers TPM_BAD_ORDINAL and
-// GetCapability(TPM_CAP_ORD) reports it unsupported. TPM 2.0 commands sent here answer TPM_BAD_ORDINAL too.
+// TPM_Unseal under the SRK (TPM_PCR_INFO and TPM_PCR_INFO_LONG); NV
+// storage: TPM_NV_DefineSpace, TPM_NV_WriteValue(Auth),
+// TPM_NV_ReadValue(Auth), TPM_CAP_NV_LIST and TPM_CAP_NV_INDEX (indices
+// asking for the READ_STCLEAR, WRITE_STCLEAR, WRITEDEFINE or GLOBALLOCK
+// locks are refused with TPM_BAD_ATTRIBUTES). Every other ordinal
+// (other keys, Sealx, monotonic counters, quotes, delegation,
+// transport, DAA, maintenance, the physical-presence commands) answers
+// TPM_BAD_ORDINAL and GetCapability(TPM_CAP_ORD) reports it
+// unsupported. TPM 2.0 commands sent here answer TPM_BAD_ORDINAL too.
 //
 // A new TPM is manufactured as swtpm_setup --createek leaves one: an
 // RSA-2048 endorsement key, enabled, activated, without an owner, with

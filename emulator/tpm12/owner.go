@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/x509"
 	"fmt"
+	"slices"
 )
 
 // Protocol IDs of TakeOwnership and ChangeAuthOwner, Part 2 §4.12.
@@ -166,6 +167,12 @@ func (t *TPM) clearOwner() {
 	f.Disable, f.Deactivated, f.ReadPubek, f.DisableOwnerClear = true, true, true, false
 	f.DisableFullDALogicInfo, f.AllowMaintenance, f.ReadSRKPub = false, false, false
 	f.Ownership, f.Operator, f.MaintenanceDone = true, false, false
+	// Part 3 §6.2 action 12: the owner's indices go, unless the D bit
+	// marks them the manufacturer's.
+	t.ps.NV = slices.DeleteFunc(t.ps.NV, func(a *nvArea) bool {
+		return a.Index&nvIndexDBit == 0 && a.Attributes&(nvPerOwnerRead|nvPerOwnerWrite) != 0
+	})
+	t.ps.NoOwnerNVWrite = 0
 	clear(t.sessions)
 	t.nvDirty = true
 }

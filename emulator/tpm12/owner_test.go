@@ -378,6 +378,8 @@ func TestStateFromBeforeOwnershipLoads(t *testing.T) {
 	}
 	delete(m, "SRK")
 	delete(m, "TPMProof")
+	delete(m, "NV")
+	delete(m, "NoOwnerNVWrite")
 	payload, _ := json.Marshal(m)
 	tp, err := New(Config{State: frame(payload)})
 	if err != nil {

@@ -43,6 +43,13 @@ const (
 	rcInvalidStructure  uint32 = 0x43  // TPM_INVALID_STRUCTURE
 	rcNotSealedBlob     uint32 = 0x13  // TPM_NOTSEALED_BLOB
 	rcWrongPCRVal       uint32 = 0x18  // TPM_WRONGPCRVAL
+	rcNoSpace           uint32 = 0x11  // TPM_NOSPACE
+	rcBadDataSize       uint32 = 0x2B  // TPM_BAD_DATASIZE
+	rcAuthConflict      uint32 = 0x3B  // TPM_AUTH_CONFLICT
+	rcPerNoWrite        uint32 = 0x3F  // TPM_PER_NOWRITE
+	rcBadAttributes     uint32 = 0x42  // TPM_BAD_ATTRIBUTES
+	rcNotFullWrite      uint32 = 0x46  // TPM_NOT_FULLWRITE
+	rcMaxNVWrites       uint32 = 0x48  // TPM_MAXNVWRITES
 	rcKeyNotFound       uint32 = 0x0D  // TPM_KEYNOTFOUND
 	rcEncryptError      uint32 = 0x20  // TPM_ENCRYPT_ERROR
 	rcDefendLockRunning uint32 = 0x803 // TPM_DEFEND_LOCK_RUNNING (non-fatal)

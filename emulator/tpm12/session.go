@@ -212,6 +212,23 @@ func (t *TPM) authorize(c *call, i int, secret digest, entityType uint8, entityV
 	return nil
 }
 
+// bindSession takes the i-th authorization area of c as the owner's
+// without checking its HMAC, for the one command libtpms leaves
+// unchecked (TPM_NV_ReadValue before nvLocked): the response is still
+// authorized with the owner's secret.
+func (t *TPM) bindSession(c *call, i int) error {
+	a := &c.auth[i]
+	s := t.sessions[a.handle]
+	if s == nil {
+		return rcE(rcInvalidAuthHandle, "session %#x", a.handle)
+	}
+	a.sess, a.key = s, t.ps.OwnerAuth
+	if s.pid == pidOSAP {
+		a.key = s.sharedSecret
+	}
+	return nil
+}
+
 // authHMAC is the authorization HMAC of Part 1 §13.2 over a parameter
 // digest.
 func authHMAC(key, paramDigest, nonceEven, nonceOdd digest, cont bool) []byte {

@@ -28,6 +28,10 @@ type persistentState struct {
 	// neither.
 	SRK      *srk `json:",omitempty"`
 	TPMProof digest
+	// NV is the defined NV indices; NoOwnerNVWrite counts the NV writes
+	// made without an owner (TPM_PERMANENT_DATA.noOwnerNVWrite).
+	NV             []*nvArea `json:",omitempty"`
+	NoOwnerNVWrite uint32    `json:",omitempty"`
 	// Saved is what SaveState preserved for Startup(ST_STATE), nil when
 	// nothing is.
 	Saved *savedState `json:",omitempty"`
@@ -160,6 +164,16 @@ func decodeState(blob []byte) (*persistentState, error) {
 		if r.short || r.err != nil || len(r.b) != 0 {
 			return nil, fmt.Errorf("%w: SRK public part", ErrBadState)
 		}
+	}
+	used := 0
+	for _, a := range ps.NV {
+		if a == nil || len(a.Data) == 0 {
+			return nil, fmt.Errorf("%w: empty NV index", ErrBadState)
+		}
+		used += len(a.Data)
+	}
+	if used > nvSpaceMax {
+		return nil, fmt.Errorf("%w: %d bytes of NV", ErrBadState, used)
 	}
 	for _, p := range ps.Saved.pcrs() {
 		if len(p) != digestSize {
