@@ -184,14 +184,21 @@ func (t *TPM) property(w *writer, sub uint32) bool {
 		w.u32(uint32(authSessionsMax - len(t.sessions)))
 	case propMaxAuthSess, propMaxSessions:
 		w.u32(authSessionsMax)
-	case propTransSess, propMaxTransSess, propCounters, propMaxCounters,
-		propContext, propMaxContext:
-		// No transport sessions, counters or saved contexts yet.
+	case propTransSess, propMaxTransSess, propContext, propMaxContext:
+		// No transport sessions or saved contexts yet.
 		w.u32(0)
+	case propCounters:
+		w.u32(t.countersFree())
+	case propMaxCounters:
+		w.u32(countersMax)
 	case propMaxNVAvailable:
 		w.u32(uint32(nvSpaceMax - t.nvUsed()))
 	case propActiveCounter:
-		w.u32(0xFFFFFFFF) // TPM_COUNT_ID_NULL: none active
+		if t.activeCounter == countIDIllegal {
+			w.u32(countIDNull)
+		} else {
+			w.u32(t.activeCounter)
+		}
 	case propOwner:
 		w.bool(t.ps.Owned)
 	case propTISTimeout:

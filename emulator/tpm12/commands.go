@@ -31,6 +31,11 @@ const (
 	ordNVWriteValueAuth     uint32 = 0x000000CE
 	ordNVReadValue          uint32 = 0x000000CF
 	ordNVReadValueAuth      uint32 = 0x000000D0
+	ordCreateCounter        uint32 = 0x000000DC
+	ordIncrementCounter     uint32 = 0x000000DD
+	ordReadCounter          uint32 = 0x000000DE
+	ordReleaseCounter       uint32 = 0x000000DF
+	ordReleaseCounterOwner  uint32 = 0x000000E0
 )
 
 // The command table: every command this TPM implements, one row each,
@@ -103,6 +108,13 @@ var commandTable = table(
 
 	// Part 3 §22: eviction.
 	cmd(ordFlushSpecific, (*TPM).flushSpecific),
+
+	// Part 3 §25: monotonic counters.
+	cmd(ordCreateCounter, (*TPM).createCounter, withAuth(auth1), checks(needsActive|needsOwner), writesNV),
+	cmd(ordIncrementCounter, (*TPM).incrementCounter, withAuth(auth1), checks(needsActive|needsOwner), writesNV),
+	cmd(ordReadCounter, (*TPM).readCounter, checks(needsActive)),
+	cmd(ordReleaseCounter, (*TPM).releaseCounter, withAuth(auth1), checks(needsActive), writesNV),
+	cmd(ordReleaseCounterOwner, (*TPM).releaseCounterOwner, withAuth(auth1), checks(needsActive|needsOwner), writesNV),
 
 	// Part 3: TPM_OwnerReadInternalPub.
 	cmd(ordOwnerReadInternalPub, (*TPM).ownerReadInternalPub, withAuth(auth1), checks(needsActive|needsOwner)),

@@ -24,11 +24,12 @@
 // storage: TPM_NV_DefineSpace, TPM_NV_WriteValue(Auth),
 // TPM_NV_ReadValue(Auth), TPM_CAP_NV_LIST and TPM_CAP_NV_INDEX (indices
 // asking for the READ_STCLEAR, WRITE_STCLEAR, WRITEDEFINE or GLOBALLOCK
-// locks are refused with TPM_BAD_ATTRIBUTES). Every other ordinal
-// (other keys, Sealx, monotonic counters, quotes, delegation,
-// transport, DAA, maintenance, the physical-presence commands) answers
-// TPM_BAD_ORDINAL and GetCapability(TPM_CAP_ORD) reports it
-// unsupported. TPM 2.0 commands sent here answer TPM_BAD_ORDINAL too.
+// locks are refused with TPM_BAD_ATTRIBUTES); monotonic counters:
+// TPM_CreateCounter, TPM_IncrementCounter, TPM_ReadCounter,
+// TPM_ReleaseCounter and TPM_ReleaseCounterOwner. Every other ordinal
+// (other keys, Sealx, quotes, delegation, transport, DAA, maintenance,
+// the physical-presence commands) answers TPM_BAD_ORDINAL and
+// GetCapability(TPM_CAP_ORD) reports it unsupported. TPM 2.0 commands sent here answer TPM_BAD_ORDINAL too.
 //
 // A new TPM is manufactured as swtpm_setup --createek leaves one: an
 // RSA-2048 endorsement key, enabled, activated, without an owner, with

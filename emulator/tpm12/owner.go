@@ -173,6 +173,10 @@ func (t *TPM) clearOwner() {
 		return a.Index&nvIndexDBit == 0 && a.Attributes&(nvPerOwnerRead|nvPerOwnerWrite) != 0
 	})
 	t.ps.NoOwnerNVWrite = 0
+	// §6.2 action 11: the counters are released; their counts stay.
+	for i := range t.ps.Counters {
+		t.ps.Counters[i].Valid, t.ps.Counters[i].Auth, t.ps.Counters[i].Label = false, digest{}, [4]byte{}
+	}
 	clear(t.sessions)
 	t.nvDirty = true
 }

@@ -50,6 +50,7 @@ const (
 	rcBadAttributes     uint32 = 0x42  // TPM_BAD_ATTRIBUTES
 	rcNotFullWrite      uint32 = 0x46  // TPM_NOT_FULLWRITE
 	rcMaxNVWrites       uint32 = 0x48  // TPM_MAXNVWRITES
+	rcBadCounter        uint32 = 0x45  // TPM_BAD_COUNTER
 	rcKeyNotFound       uint32 = 0x0D  // TPM_KEYNOTFOUND
 	rcEncryptError      uint32 = 0x20  // TPM_ENCRYPT_ERROR
 	rcDefendLockRunning uint32 = 0x803 // TPM_DEFEND_LOCK_RUNNING (non-fatal)

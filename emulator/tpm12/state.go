@@ -32,6 +32,8 @@ type persistentState struct {
 	// made without an owner (TPM_PERMANENT_DATA.noOwnerNVWrite).
 	NV             []*nvArea `json:",omitempty"`
 	NoOwnerNVWrite uint32    `json:",omitempty"`
+	// Counters is TPM_PERMANENT_DATA.monotonicCounter (counter.go).
+	Counters []counter `json:",omitempty"`
 	// Saved is what SaveState preserved for Startup(ST_STATE), nil when
 	// nothing is.
 	Saved *savedState `json:",omitempty"`
@@ -164,6 +166,9 @@ func decodeState(blob []byte) (*persistentState, error) {
 		if r.short || r.err != nil || len(r.b) != 0 {
 			return nil, fmt.Errorf("%w: SRK public part", ErrBadState)
 		}
+	}
+	if len(ps.Counters) > countersMax {
+		return nil, fmt.Errorf("%w: %d counters", ErrBadState, len(ps.Counters))
 	}
 	used := 0
 	for _, a := range ps.NV {

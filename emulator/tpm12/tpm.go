@@ -85,6 +85,8 @@ type TPM struct {
 
 	now func() time.Time
 	da  daState
+	// activeCounter is TPM_STCLEAR_DATA.countID (counter.go).
+	activeCounter uint32
 }
 
 // New returns a TPM in the state after _TPM_Init: it needs Startup
@@ -124,6 +126,7 @@ func (t *TPM) Reset() {
 	t.started, t.failed, t.tested = false, false, false
 	t.stclear = stclearFlags{}
 	t.da = daState{}
+	t.activeCounter = countIDNull
 	t.sessions = map[uint32]*session{}
 	t.initPCRs()
 }
