@@ -49,3 +49,23 @@ func BenchmarkInstanceHeap(b *testing.B) {
 		runtime.KeepAlive(tps)
 	}
 }
+
+// Engine-only cost of Seal and Unseal under the SRK, sessions included.
+func BenchmarkSealUnseal(b *testing.B) {
+	tp, _ := ownedTPM(b)
+	_, blob := sealRun(b, tp, testSRK, pcrInfoFor(tp, 16), []byte("secret"))
+	b.Run("Seal", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if rc, _ := sealRun(b, tp, testSRK, pcrInfoFor(tp, 16), []byte("secret")); rc != rcSuccess {
+				b.Fatalf("rc %#x", rc)
+			}
+		}
+	})
+	b.Run("Unseal", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if rc, _ := unsealRun(b, tp, testSRK, testData, blob); rc != rcSuccess {
+				b.Fatalf("rc %#x", rc)
+			}
+		}
+	})
+}

@@ -499,7 +499,7 @@ func disableOwnerClearSteps() []func(*client) diffStep {
 
 // newPair starts a fresh engine and a fresh swtpm 1.2, both started and
 // with an endorsement key.
-func newPair(t *testing.T) []*client {
+func newPair(t testing.TB) []*client {
 	ref := &reference{p: swtpmtest.Start12(t)}
 	eng, err := tpm12.New(tpm12.Config{})
 	if err != nil {
