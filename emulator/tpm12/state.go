@@ -3,12 +3,12 @@ package tpm12
 import (
 	"bytes"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/xenvtpm/xenvtpm/emulator/stateblob"
 )
 
 // persistentState is everything the TPM keeps across power cycles (Part
@@ -93,14 +93,7 @@ func (t *TPM) Save() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tpm12: encode state: %w", err)
 	}
-	var b bytes.Buffer
-	b.Write(stateMagic[:])
-	_ = binary.Write(&b, binary.BigEndian, uint32(stateVersion))
-	_ = binary.Write(&b, binary.BigEndian, uint32(len(payload)))
-	b.Write(payload)
-	sum := sha256.Sum256(b.Bytes())
-	b.Write(sum[:])
-	return b.Bytes(), nil
+	return stateblob.Seal(stateMagic, stateVersion, payload), nil
 }
 
 // Load replaces the TPM's persistent state with blob and leaves the TPM
@@ -130,24 +123,15 @@ func decodeState(blob []byte) (*persistentState, error) {
 	if len(blob) >= 8 && bytes.Equal(blob[:8], tpm2Magic[:]) {
 		return nil, ErrOtherFamily
 	}
-	if len(blob) < 16+sha256.Size || len(blob) > maxStateBlob {
-		return nil, fmt.Errorf("%w: %d bytes", ErrBadState, len(blob))
-	}
-	if !bytes.Equal(blob[:8], stateMagic[:]) {
+	payload, err := stateblob.Open(stateMagic, stateVersion, maxStateBlob, blob)
+	if errors.Is(err, stateblob.ErrMagic) {
 		return nil, fmt.Errorf("%w: not a TPM 1.2 state", ErrBadState)
 	}
-	body, sum := blob[:len(blob)-sha256.Size], blob[len(blob)-sha256.Size:]
-	if s := sha256.Sum256(body); !bytes.Equal(s[:], sum) {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadState)
-	}
-	if v := binary.BigEndian.Uint32(body[8:]); v != stateVersion {
-		return nil, fmt.Errorf("%w: version %d", ErrBadState, v)
-	}
-	if n := binary.BigEndian.Uint32(body[12:]); uint64(n) != uint64(len(body)-16) {
-		return nil, fmt.Errorf("%w: payload length %d", ErrBadState, n)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadState, err)
 	}
 	ps := &persistentState{}
-	if err := json.Unmarshal(body[16:], ps); err != nil {
+	if err := json.Unmarshal(payload, ps); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadState, err)
 	}
 	if ps.Saved != nil && len(ps.Saved.PCR) != pcrCount {

@@ -3,13 +3,13 @@ package tpm2
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 
 	gt "github.com/google/go-tpm/tpm2"
+	"github.com/xenvtpm/xenvtpm/emulator/stateblob"
 )
 
 // persistentState is everything a TPM keeps across power cycles (Part 1
@@ -203,14 +203,7 @@ func encodeState(st *stateV1) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tpm2: encode state: %w", err)
 	}
-	var b bytes.Buffer
-	b.Write(stateMagic[:])
-	_ = binary.Write(&b, binary.BigEndian, uint32(stateVersion))
-	_ = binary.Write(&b, binary.BigEndian, uint32(len(payload)))
-	b.Write(payload)
-	sum := sha256.Sum256(b.Bytes())
-	b.Write(sum[:])
-	return b.Bytes(), nil
+	return stateblob.Seal(stateMagic, stateVersion, payload), nil
 }
 
 // ErrBadState is wrapped by every error Load returns for a blob that is
@@ -294,29 +287,12 @@ func (t *TPM) durableSum() [sha256.Size]byte {
 }
 
 func decodeState(blob []byte) (*persistentState, *volatileState, error) {
-	if len(blob) > maxStateBlob {
-		return nil, nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrBadState, len(blob), maxStateBlob)
-	}
-	if len(blob) < 16+sha256.Size {
-		return nil, nil, fmt.Errorf("%w: truncated (%d bytes)", ErrBadState, len(blob))
-	}
-	if !bytes.Equal(blob[:8], stateMagic[:]) {
-		return nil, nil, fmt.Errorf("%w: wrong magic", ErrBadState)
-	}
-	if v := binary.BigEndian.Uint32(blob[8:]); v != stateVersion {
-		return nil, nil, fmt.Errorf("%w: unsupported version %d", ErrBadState, v)
-	}
-	n := binary.BigEndian.Uint32(blob[12:])
-	if uint64(n)+16+sha256.Size != uint64(len(blob)) {
-		return nil, nil, fmt.Errorf("%w: length %d does not match blob size %d", ErrBadState, n, len(blob))
-	}
-	body := blob[:16+n]
-	sum := sha256.Sum256(body)
-	if !bytes.Equal(sum[:], blob[16+n:]) {
-		return nil, nil, fmt.Errorf("%w: checksum mismatch", ErrBadState)
+	payload, err := stateblob.Open(stateMagic, stateVersion, maxStateBlob, blob)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadState, err)
 	}
 	var st stateV1
-	dec := json.NewDecoder(bytes.NewReader(body[16:]))
+	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrBadState, err)
