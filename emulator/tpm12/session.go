@@ -115,9 +115,9 @@ func (o *osapOut) marshal(w *writer) {
 
 // osap is TPM_OSAP, Part 3 §18.2: a session bound to one entity, keyed
 // by a secret shared from that entity's authData and both OSAP nonces.
-// The SRK, named by TPM_ET_SRK or by TPM_ET_KEYHANDLE and its handle,
-// is recorded as TPM_ET_SRK. Other keys, counters and NV indices come
-// with their command families.
+// The entity is the owner, the SRK, a loaded key (TPM_ET_KEYHANDLE), a
+// monotonic counter or an NV index; the SRK, named by TPM_ET_SRK or by
+// its key handle, is recorded as TPM_ET_SRK.
 func (t *TPM) osap(_ *call, in *osapIn) (*osapOut, error) {
 	adip, et := uint8(in.EntityType>>8), uint8(in.EntityType)
 	if adip != etXOR && adip != etAES128 {
@@ -127,13 +127,30 @@ func (t *TPM) osap(_ *call, in *osapIn) (*osapOut, error) {
 	switch et {
 	case etOwner:
 		secret = t.ps.OwnerAuth
-	case etSRK, etKeyHandle:
-		// The SRK by entity type or by its key handle; no other key
-		// can be loaded yet.
-		if et == etKeyHandle && in.EntityValue != khSRK || t.ps.SRK == nil {
-			return nil, rcE(rcInvalidKeyHandle, "key handle %#x", in.EntityValue)
+	case etSRK:
+		if t.ps.SRK == nil {
+			return nil, rcE(rcKeyNotFound, "no SRK")
 		}
-		et, in.EntityValue, secret = etSRK, khSRK, t.ps.SRK.Auth
+		in.EntityValue, secret = khSRK, t.ps.SRK.Auth
+	case etKeyHandle:
+		k, err := t.loadedKey(in.EntityValue)
+		if err != nil {
+			return nil, err
+		}
+		et, in.EntityValue = k.keyEntity()
+		secret = k.usageAuth
+	case etCounter:
+		cnt, err := t.counterSlot(in.EntityValue)
+		if err != nil {
+			return nil, err
+		}
+		secret = cnt.Auth
+	case etNV:
+		i := t.nvFind(in.EntityValue)
+		if i < 0 {
+			return nil, rcE(rcBadIndex, "NV index %#x", in.EntityValue)
+		}
+		secret = t.ps.NV[i].Auth
 	default:
 		return nil, rcE(rcBadParameter, "entity type %#x", et)
 	}

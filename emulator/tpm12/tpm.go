@@ -70,6 +70,8 @@ type TPM struct {
 	stclear  stclearFlags
 	pcr      [pcrCount]digest
 	sessions map[uint32]*session
+	// keys is the loaded keys by handle (loadedkey.go), volatile.
+	keys map[uint32]*loadedKey
 	// nextHandle numbers authorization sessions.
 	nextHandle uint32
 	locality   uint8
@@ -128,6 +130,7 @@ func (t *TPM) Reset() {
 	t.da = daState{}
 	t.activeCounter = countIDNull
 	t.sessions = map[uint32]*session{}
+	t.keys = map[uint32]*loadedKey{}
 	t.initPCRs()
 }
 
