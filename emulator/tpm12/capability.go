@@ -134,7 +134,7 @@ func (t *TPM) getCapability(_ *call, in *getCapabilityIn) (*sizedOut, error) {
 		// TPM_STRUCT_VER: 1.1.0.0 on every TPM 1.2 (Part 2 §5.1).
 		(&version{Major: 1, Minor: 1}).marshal(w)
 	case capKeyHandle:
-		handleList{}.marshal(w)
+		handleList(t.keyHandles()).marshal(w)
 	case capHandle:
 		if !is32 {
 			return nil, badMode
@@ -142,7 +142,9 @@ func (t *TPM) getCapability(_ *call, in *getCapabilityIn) (*sizedOut, error) {
 		switch sub {
 		case rtAuth:
 			handleList(t.sessionHandles()).marshal(w)
-		case rtKey, rtTrans, rtContext:
+		case rtKey:
+			handleList(t.keyHandles()).marshal(w)
+		case rtTrans, rtContext:
 			handleList{}.marshal(w)
 		default:
 			return nil, badMode
@@ -178,7 +180,9 @@ func (t *TPM) property(w *writer, sub uint32) bool {
 		w.u32(1)
 	case propManufacturer:
 		w.bytes(manufacturerID[:])
-	case propKeys, propMaxKeys:
+	case propKeys:
+		w.u32(uint32(keySlotsMax - len(t.keys)))
+	case propMaxKeys:
 		w.u32(keySlotsMax)
 	case propAuthSess, propSessions:
 		w.u32(uint32(authSessionsMax - len(t.sessions)))

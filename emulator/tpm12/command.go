@@ -46,7 +46,10 @@ type cmdDef struct {
 	// handles is the number of leading UINT32 handles, left out of the
 	// input parameter digest (Part 1 §13.2 "1S" parameters).
 	handles int
-	checks  stateCheck
+	// outHandles is the number of leading UINT32 handles of the
+	// response, left out of the output parameter digest.
+	outHandles int
+	checks     stateCheck
 	// nv: the command may change what the TPM keeps across power
 	// cycles when it succeeds.
 	nv bool
@@ -67,6 +70,9 @@ func withAuth(a authType) rowOption { return func(d *cmdDef) { d.auth = a } }
 
 // withHandles gives the number of handles that lead the parameters.
 func withHandles(n int) rowOption { return func(d *cmdDef) { d.handles = n } }
+
+// outHandles gives the number of handles that lead the response.
+func outHandles(n int) rowOption { return func(d *cmdDef) { d.outHandles = n } }
 
 // checks adds state checks.
 func checks(s stateCheck) rowOption { return func(d *cmdDef) { d.checks |= s } }
@@ -268,7 +274,7 @@ func (t *TPM) execute(def *cmdDef, tag uint16, body []byte) []byte {
 			return errorResponse(rcFail)
 		}
 	}
-	params := out[10:]
+	params := out[min(10+4*def.outHandles, len(out)):]
 	for i := range c.auth {
 		out = t.responseAuth(c, &c.auth[i], params, out)
 	}

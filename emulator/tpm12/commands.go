@@ -10,6 +10,13 @@ const (
 	ordPCRRead              uint32 = 0x00000015
 	ordSeal                 uint32 = 0x00000017
 	ordUnseal               uint32 = 0x00000018
+	ordUnBind               uint32 = 0x0000001E
+	ordCreateWrapKey        uint32 = 0x0000001F
+	ordLoadKey              uint32 = 0x00000020
+	ordGetPubKey            uint32 = 0x00000021
+	ordEvictKey             uint32 = 0x00000022
+	ordSign                 uint32 = 0x0000003C
+	ordLoadKey2             uint32 = 0x00000041
 	ordResetLockValue       uint32 = 0x00000040
 	ordGetRandom            uint32 = 0x00000046
 	ordSelfTestFull         uint32 = 0x00000050
@@ -80,8 +87,13 @@ var commandTable = table(
 	// Part 3 §10: storage functions.
 	cmd(ordSeal, (*TPM).seal, withAuth(auth1), withHandles(1), checks(needsActive|needsOwner)),
 	cmd(ordUnseal, (*TPM).unseal, withAuth(auth2), withHandles(1), checks(needsActive|needsOwner)),
+	cmd(ordUnBind, (*TPM).unBind, withAuth(auth1), authOptional, withHandles(1), checks(needsActive|needsOwner)),
+	cmd(ordCreateWrapKey, (*TPM).createWrapKey, withAuth(auth1), withHandles(1), checks(needsActive|needsOwner)),
+	cmd(ordLoadKey2, (*TPM).loadKey2, withAuth(auth1), authOptional, withHandles(1), outHandles(1), checks(needsActive|needsOwner)),
+	cmd(ordGetPubKey, (*TPM).getPubKey, withAuth(auth1), authOptional, withHandles(1), checks(needsActive|needsOwner)),
 
 	// Part 3 §13: cryptographic functions.
+	cmd(ordSign, (*TPM).sign, withAuth(auth1), authOptional, withHandles(1), checks(needsActive|needsOwner)),
 	cmd(ordGetRandom, (*TPM).getRandom, checks(needsActive)),
 
 	// Part 3 §14: endorsement key handling.
@@ -115,6 +127,10 @@ var commandTable = table(
 	cmd(ordReadCounter, (*TPM).readCounter, checks(needsActive)),
 	cmd(ordReleaseCounter, (*TPM).releaseCounter, withAuth(auth1), checks(needsActive), writesNV),
 	cmd(ordReleaseCounterOwner, (*TPM).releaseCounterOwner, withAuth(auth1), checks(needsActive|needsOwner), writesNV),
+
+	// Part 3 §27: deprecated commands.
+	cmd(ordEvictKey, (*TPM).evictKeyCmd, withHandles(1), checks(needsActive|needsOwner)),
+	cmd(ordLoadKey, (*TPM).loadKey, withAuth(auth1), authOptional, withHandles(1), checks(needsActive|needsOwner)),
 
 	// Part 3: TPM_OwnerReadInternalPub.
 	cmd(ordOwnerReadInternalPub, (*TPM).ownerReadInternalPub, withAuth(auth1), checks(needsActive|needsOwner)),

@@ -16,20 +16,30 @@
 // TPM_GetTestResult, TPM_GetCapability (TPM_CAP_ORD, _ALG, _PID, _FLAG,
 // _PROPERTY, _VERSION, _KEY_HANDLE, _HANDLE, _VERSION_VAL),
 // TPM_GetRandom, TPM_ReadPubek, TPM_Extend, TPM_PCRRead, TPM_PCR_Reset,
-// TPM_OIAP, TPM_OSAP (owner and SRK) and TPM_FlushSpecific; ownership:
+// TPM_OIAP, TPM_OSAP (owner, SRK, loaded keys, counters, NV indices)
+// and TPM_FlushSpecific (sessions, keys); ownership:
 // TPM_TakeOwnership, TPM_OwnerClear, TPM_ForceClear,
 // TPM_DisableOwnerClear, TPM_OwnerSetDisable, TPM_ChangeAuthOwner,
 // TPM_OwnerReadInternalPub and TPM_ResetLockValue; TPM_Seal and
-// TPM_Unseal under the SRK (TPM_PCR_INFO and TPM_PCR_INFO_LONG); NV
+// TPM_Unseal under the SRK or a loaded storage key (TPM_PCR_INFO and
+// TPM_PCR_INFO_LONG); keys (loadedkey.go, keys.go): TPM_CreateWrapKey
+// (RSA of 1024 to 2048 bits, exponent 65537), TPM_LoadKey2, TPM_LoadKey,
+// TPM_GetPubKey, TPM_EvictKey, TPM_Sign (_SHA1, _DER, _INFO) and
+// TPM_UnBind (OAEP and PKCS #1 v1.5); NV
 // storage: TPM_NV_DefineSpace, TPM_NV_WriteValue(Auth),
 // TPM_NV_ReadValue(Auth), TPM_CAP_NV_LIST and TPM_CAP_NV_INDEX (indices
 // asking for the READ_STCLEAR, WRITE_STCLEAR, WRITEDEFINE or GLOBALLOCK
 // locks are refused with TPM_BAD_ATTRIBUTES); monotonic counters:
 // TPM_CreateCounter, TPM_IncrementCounter, TPM_ReadCounter,
 // TPM_ReleaseCounter and TPM_ReleaseCounterOwner. Every other ordinal
-// (other keys, Sealx, quotes, delegation, transport, DAA, maintenance,
+// (identity and migration, Sealx, quotes, delegation, transport, DAA, maintenance,
 // the physical-presence commands) answers TPM_BAD_ORDINAL and
 // GetCapability(TPM_CAP_ORD) reports it unsupported. TPM 2.0 commands sent here answer TPM_BAD_ORDINAL too.
+//
+// Loaded keys are volatile: _TPM_Init and TPM_OwnerClear flush them.
+// TPM_SaveState keeps them, under their handles, in the saved state
+// Startup(ST_STATE) resumes (Part 3 §3.3 action 5, as libtpms); any
+// other Startup, or any other command first, discards it.
 //
 // A new TPM is manufactured as swtpm_setup --createek leaves one: an
 // RSA-2048 endorsement key, enabled, activated, without an owner, with

@@ -70,6 +70,16 @@ func seedCommands() [][]byte {
 			u32(firstSessionHandle), d, []byte{0}, d, u32(firstSessionHandle+1), d, []byte{0}, d),
 		command(tagRquAuth1, ordExtend, u32(10), d, u32(firstSessionHandle), d, []byte{1}, d),
 		command(tagRquAuth2, ordPCRRead, u32(0), make([]byte, 2*authAreaSize)),
+		command(tagRquAuth1, ordCreateWrapKey, u32(khSRK), d, d, marshalKey(keyInfo(keyUsageSigning, 0, esNone, ssRSASSASHA1, 1024, nil)), u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquAuth1, ordLoadKey2, u32(khSRK), marshalKey(keyInfo(keyUsageBind, 0, esRSAESOAEPSHA1MGF1, ssNone, 1024, pcrInfoLongFor(&TPM{}, 16))), u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquCommand, ordLoadKey, u32(khSRK), marshalKey(keyInfo(keyUsageStorage, 0, esRSAESOAEPSHA1MGF1, ssNone, 2048, nil))),
+		command(tagRquCommand, ordGetPubKey, u32(khSRK)),
+		command(tagRquCommand, ordEvictKey, u32(0x01000000)),
+		command(tagRquAuth1, ordSign, u32(0x01000000), u32(20), d, u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquAuth1, ordUnBind, u32(0x01000000), u32(4), d[:4], u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquCommand, ordFlushSpecific, u32(0x01000000), u32(rtKey)),
+		command(tagRquCommand, ordOSAP, u16(uint16(etKeyHandle)), u32(0x01000000), d),
+		command(tagRquCommand, ordGetCapability, u32(capKeyHandle), u32(0)),
 		command(0x8001, 0x144, u16(0)),
 	}
 }

@@ -15,14 +15,16 @@ package tpm12
 //     storage parent (Part 2 §10.6).
 //   - (*TPM).addKey(k) and (*TPM).evictKey(h): the slot table.
 //
-// Loaded keys are volatile: _TPM_Init (Reset) and Startup lose them
-// (doc.go).
+// _TPM_Init (Reset) and OwnerClear flush loaded keys; SaveState keeps
+// them for Startup(ST_STATE) (saveKeys, restoreKeys; doc.go).
 
 import (
 	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha1"
+	"crypto/x509"
 	"encoding/binary"
+	"fmt"
 	"math/big"
 	"slices"
 )
@@ -118,12 +120,18 @@ func (t *TPM) addKey(k *loadedKey) (uint32, error) {
 	}
 }
 
-// evictKey frees the slot of the loaded key h.
+// evictKey frees the slot of the loaded key h and ends the OSAP
+// sessions bound to it (Part 3 §22.1 action 8).
 func (t *TPM) evictKey(h uint32) error {
 	if t.keys[h] == nil {
 		return rcE(rcInvalidKeyHandle, "key handle %#x", h)
 	}
 	delete(t.keys, h)
+	for sh, s := range t.sessions {
+		if s.pid == pidOSAP && s.entityType == etKeyHandle && s.entityValue == h {
+			delete(t.sessions, sh)
+		}
+	}
 	return nil
 }
 
@@ -230,9 +238,10 @@ func (t *TPM) wrapKey(parent *loadedKey, key *tpmKey, asym *storeAsymKey) error 
 }
 
 // unwrapKey decrypts key's encData with the storage key parent and
-// rebuilds the private key. A blob that does not decrypt, is not a
-// TPM_STORE_ASYMKEY of this very key (pubDataDigest) or whose prime does
-// not divide the modulus is TPM_DECRYPT_ERROR.
+// rebuilds the private key. As in libtpms, a blob that does not decrypt
+// to a TPM_STORE_ASYMKEY whose prime divides the modulus is
+// TPM_DECRYPT_ERROR, one of another payload TPM_INVALID_STRUCTURE, and
+// one of another key (pubDataDigest) TPM_AUTHFAIL.
 func (t *TPM) unwrapKey(parent *loadedKey, key *tpmKey) (*loadedKey, error) {
 	if parent.key.KeyUsage != keyUsageStorage {
 		return nil, rcE(rcInvalidKeyUsage, "parent usage %#x", parent.key.KeyUsage)
@@ -252,12 +261,16 @@ func (t *TPM) unwrapKey(parent *loadedKey, key *tpmKey) (*loadedKey, error) {
 	var asym storeAsymKey
 	r := &reader{b: pt}
 	asym.unmarshal(r)
-	if r.short || r.err != nil || len(r.b) != 0 || asym.Payload != ptAsym {
+	if r.short || r.err != nil || len(r.b) != 0 {
 		return nil, rcE(rcDecryptError, "encData is no TPM_STORE_ASYMKEY")
+	}
+	if asym.Payload != ptAsym {
+		return nil, rcE(rcInvalidStructure, "payload %#x", asym.Payload)
 	}
 	want := key.pubDataDigest()
 	if !hmac.Equal(asym.PubDataDigest[:], want[:]) {
-		return nil, rcE(rcDecryptError, "pubDataDigest of another key")
+		// libtpms compares the digests as it compares HMACs.
+		return nil, rcE(rcAuthFail, "pubDataDigest of another key")
 	}
 	priv, err := rsaFromPrime(key.PubKey, e, asym.PrivKey)
 	if err != nil {
@@ -316,4 +329,60 @@ func rsaFromPrime(modulus []byte, e int, prime []byte) (*rsa.PrivateKey, error) 
 // half the modulus.
 func keyPrime(k *rsa.PrivateKey) []byte {
 	return k.Primes[0].FillBytes(make([]byte, (k.N.BitLen()+15)/16))
+}
+
+// savedKey is a loaded key as TPM_SaveState keeps it for
+// Startup(ST_STATE) (Part 3 §3.3 action 5): libtpms keeps every loaded
+// key, under the same handle.
+type savedKey struct {
+	Handle                   uint32
+	Blob                     []byte // TPM_KEY or TPM_KEY12, encData included
+	Priv                     []byte // PKCS #1 DER
+	UsageAuth, MigrationAuth digest
+	Parent                   uint32
+}
+
+// saveKeys is the loaded keys as SaveState keeps them.
+func (t *TPM) saveKeys() []savedKey {
+	var out []savedKey
+	for _, h := range t.keyHandles() {
+		k := t.keys[h]
+		w := &writer{}
+		k.key.marshal(w)
+		out = append(out, savedKey{Handle: h, Blob: w.b, Priv: x509.MarshalPKCS1PrivateKey(k.priv),
+			UsageAuth: k.usageAuth, MigrationAuth: k.migrationAuth, Parent: k.parent})
+	}
+	return out
+}
+
+// restoreKeys decodes saved keys; it is how a state blob's saved keys
+// are checked, and how Startup(ST_STATE) reloads them.
+func restoreKeys(saved []savedKey) (map[uint32]*loadedKey, error) {
+	if len(saved) > keySlotsMax {
+		return nil, fmt.Errorf("%d saved keys", len(saved))
+	}
+	keys := map[uint32]*loadedKey{}
+	for _, s := range saved {
+		var key tpmKey
+		r := &reader{b: s.Blob}
+		key.unmarshal(r)
+		if r.short || r.err != nil || len(r.b) != 0 {
+			return nil, fmt.Errorf("saved key %#x: TPM_KEY", s.Handle)
+		}
+		priv, err := x509.ParsePKCS1PrivateKey(s.Priv)
+		if err != nil {
+			return nil, fmt.Errorf("saved key %#x: %v", s.Handle, err)
+		}
+		k := &loadedKey{handle: s.Handle, key: &key, priv: priv, usageAuth: s.UsageAuth, migrationAuth: s.MigrationAuth, parent: s.Parent}
+		if len(key.PCRInfo) != 0 {
+			if k.pcr, err = parseKeyPCRInfo(&key); err != nil {
+				return nil, fmt.Errorf("saved key %#x: pcrInfo", s.Handle)
+			}
+		}
+		if s.Handle == 0 || s.Handle&0xFF000000 == 0x40000000 || keys[s.Handle] != nil {
+			return nil, fmt.Errorf("saved key handle %#x", s.Handle)
+		}
+		keys[s.Handle] = k
+	}
+	return keys, nil
 }

@@ -91,7 +91,7 @@ func TestWrapUnwrapKey(t *testing.T) {
 	// belongs to.
 	k2 := *k
 	k2.KeyUsage = keyUsageSigning
-	if _, err := tp.unwrapKey(srk, &k2); !rcIs(err, rcDecryptError) {
+	if _, err := tp.unwrapKey(srk, &k2); !rcIs(err, rcAuthFail) {
 		t.Errorf("altered key: %v", err)
 	}
 	k3 := *k

@@ -154,8 +154,8 @@ func (t *TPM) ownerClear(c *call, _ *none) (*none, error) {
 }
 
 // clearOwner is the common part of OwnerClear and ForceClear (Part 3
-// §6.2 actions 3-14): the owner, the SRK, tpmProof and every session
-// are gone, and the permanent flags the specification names take their
+// §6.2 actions 3-14): the owner, the SRK, tpmProof, every session and
+// every loaded key are gone, and the permanent flags the specification names take their
 // defaults as libtpms sets them: disabled and deactivated, so that an
 // owner can be taken again only after physical presence re-enables the
 // TPM, and allowMaintenance clear, libtpms having no maintenance
@@ -178,6 +178,7 @@ func (t *TPM) clearOwner() {
 		t.ps.Counters[i].Valid, t.ps.Counters[i].Auth, t.ps.Counters[i].Label = false, digest{}, [4]byte{}
 	}
 	clear(t.sessions)
+	clear(t.keys)
 	t.nvDirty = true
 }
 

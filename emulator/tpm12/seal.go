@@ -148,23 +148,13 @@ func (s *sealedData) unmarshal(r *reader) {
 	s.Data = r.sized(bufferMax)
 }
 
-// storageKey returns the key keyHandle names for sealing: the SRK, the
-// only storage key this TPM holds, its authData and its private key.
-// The other reserved handles answer as in libtpms: the EK is not a key
-// to use here (TPM_KEYNOTFOUND), the owner, operator, revoke, transport
-// and admin handles are no keys at all (TPM_INVALID_RESOURCE).
-func (t *TPM) storageKey(h uint32) (*rsa.PrivateKey, digest, error) {
-	switch {
-	case h == khSRK && t.ps.SRK != nil:
-	case h == khSRK || h == khEK:
-		return nil, digest{}, rcE(rcKeyNotFound, "key handle %#x", h)
-	case h > khSRK && h < khEK:
-		return nil, digest{}, rcE(rcInvalidResource, "key handle %#x", h)
-	default:
-		return nil, digest{}, rcE(rcInvalidKeyHandle, "key handle %#x", h)
+// sealingKey checks that k may seal and unseal (Part 3 §10.1 actions 3
+// and 4, §10.2 actions 2 and 3): a storage key that cannot migrate.
+func sealingKey(k *loadedKey) error {
+	if k.key.KeyUsage != keyUsageStorage || k.key.KeyFlags&keyFlagMigratable != 0 {
+		return rcE(rcInvalidKeyUsage, "key usage %#x flags %#x", k.key.KeyUsage, k.key.KeyFlags)
 	}
-	k, _, err := t.srkKey()
-	return k, t.ps.SRK.Auth, err
+	return nil
 }
 
 type sealIn struct {
@@ -181,24 +171,28 @@ func (p *sealIn) unmarshal(r *reader) {
 	p.InData = r.sized(bufferMax)
 }
 
-// seal is TPM_Seal, Part 3 §10.1: inData bound to the SRK, tpmProof, and
+// seal is TPM_Seal, Part 3 §10.1: inData bound to a non-migratable
+// storage key (the SRK or a loaded one), tpmProof, and
 // the PCR values pcrInfo names (TPM_PCR_INFO gives a TPM_STORED_DATA,
 // TPM_PCR_INFO_LONG a TPM_STORED_DATA12), with the authData encAuth
 // carries under the XOR ADIP of the OSAP session that authorizes the
 // key.
 func (t *TPM) seal(c *call, in *sealIn) (*storedData, error) {
-	key, keyAuth, err := t.storageKey(in.KeyHandle)
+	k, err := t.useKey(in.KeyHandle, false)
 	if err != nil {
 		return nil, err
 	}
 	if s := t.sessions[c.auth[0].handle]; s != nil && s.pid != pidOSAP {
 		return nil, rcE(rcBadMode, "TPM_Seal needs an OSAP session")
 	}
-	if err := t.authorize(c, 0, keyAuth, etSRK, khSRK); err != nil {
+	if err := t.authorizeKey(c, 0, k); err != nil {
 		return nil, err
 	}
 	if len(in.InData) == 0 {
 		return nil, rcE(rcBadParameter, "no data")
+	}
+	if err := sealingKey(k); err != nil {
+		return nil, err
 	}
 	sd := &storedData{}
 	if len(in.PCRInfo) != 0 {
@@ -228,7 +222,7 @@ func (t *TPM) seal(c *call, in *sealIn) (*storedData, error) {
 	}
 	w := &writer{}
 	sealed.marshal(w)
-	sd.EncData, err = rsa.EncryptOAEP(sha1.New(), t.rand, &key.PublicKey, w.b, oaepLabel)
+	sd.EncData, err = rsa.EncryptOAEP(sha1.New(), t.rand, &k.priv.PublicKey, w.b, oaepLabel)
 	if err != nil {
 		return nil, rcE(rcEncryptError, "%d bytes to seal: %v", len(in.InData), err)
 	}
@@ -252,16 +246,19 @@ func (p *unsealIn) unmarshal(r *reader) {
 // TPM_NOTSEALED_BLOB; PCRs that differ from digestAtRelease,
 // TPM_WRONGPCRVAL.
 func (t *TPM) unseal(c *call, in *unsealIn) (*sizedOut, error) {
-	key, keyAuth, err := t.storageKey(in.ParentHandle)
+	k, err := t.useKey(in.ParentHandle, false)
 	if err != nil {
 		return nil, err
 	}
-	if err := t.authorize(c, 0, keyAuth, etSRK, khSRK); err != nil {
+	if err := t.authorizeKey(c, 0, k); err != nil {
+		return nil, err
+	}
+	if err := sealingKey(k); err != nil {
 		return nil, err
 	}
 	s := &in.InData
 	var sealed sealedData
-	pt, err := t.decryptOAEP(key, s.EncData)
+	pt, err := t.decryptOAEP(k.priv, s.EncData)
 	ok := err == nil
 	if ok {
 		r := &reader{b: pt}

@@ -178,10 +178,10 @@ func (f *flushSpecificIn) unmarshal(r *reader) {
 	f.ResourceType = r.u32()
 }
 
-// flushSpecific is TPM_FlushSpecific, Part 3 §22.1. This TPM holds
-// sessions only: no key, transport, saved context or DAA session can be
-// loaded yet, so naming one is the error the reference gives for an
-// unknown handle of that type.
+// flushSpecific is TPM_FlushSpecific, Part 3 §22.1, for sessions and
+// loaded keys. No transport, saved context or DAA session can be loaded,
+// so naming one is the error the reference gives for an unknown handle
+// of that type.
 func (t *TPM) flushSpecific(_ *call, in *flushSpecificIn) (*none, error) {
 	switch in.ResourceType {
 	case rtAuth:
@@ -190,7 +190,12 @@ func (t *TPM) flushSpecific(_ *call, in *flushSpecificIn) (*none, error) {
 		}
 		delete(t.sessions, in.Handle)
 		return &none{}, nil
-	case rtKey, rtContext:
+	case rtKey:
+		if t.keys[in.Handle] == nil {
+			return nil, rcE(rcBadParameter, "no key %#x", in.Handle)
+		}
+		return &none{}, t.evictKey(in.Handle)
+	case rtContext:
 		return nil, rcE(rcBadParameter, "no resource %#x of type %d", in.Handle, in.ResourceType)
 	case rtTrans, rtDAATPM:
 		return nil, rcE(rcInvalidAuthHandle, "no session %#x of type %d", in.Handle, in.ResourceType)

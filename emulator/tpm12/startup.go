@@ -13,6 +13,7 @@ const (
 type savedState struct {
 	PCR     [][]byte
 	STClear stclearFlags
+	Keys    []savedKey `json:",omitempty"`
 }
 
 type startupIn struct{ StartupType uint16 }
@@ -50,6 +51,8 @@ func (t *TPM) startup(_ *call, in *startupIn) (*none, error) {
 			}
 		}
 		t.stclear = saved.STClear
+		// Load checked the saved keys.
+		t.keys, _ = restoreKeys(saved.Keys)
 	case stDeactivated:
 		t.stclear = stclearFlags{Deactivated: true}
 		t.initPCRs()
@@ -73,7 +76,7 @@ func (t *TPM) dropSaved() {
 // saveState is TPM_SaveState, Part 3 §3.3: preserve what
 // Startup(ST_STATE) restores, in the durable state the host stores.
 func (t *TPM) saveState(_ *call, _ *none) (*none, error) {
-	s := &savedState{PCR: make([][]byte, pcrCount), STClear: t.stclear}
+	s := &savedState{PCR: make([][]byte, pcrCount), STClear: t.stclear, Keys: t.saveKeys()}
 	for i := range t.pcr {
 		s.PCR[i] = append([]byte(nil), t.pcr[i][:]...)
 	}

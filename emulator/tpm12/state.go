@@ -164,6 +164,11 @@ func decodeState(blob []byte) (*persistentState, error) {
 	if used > nvSpaceMax {
 		return nil, fmt.Errorf("%w: %d bytes of NV", ErrBadState, used)
 	}
+	if ps.Saved != nil {
+		if _, err := restoreKeys(ps.Saved.Keys); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadState, err)
+		}
+	}
 	for _, p := range ps.Saved.pcrs() {
 		if len(p) != digestSize {
 			return nil, fmt.Errorf("%w: saved PCR of %d bytes", ErrBadState, len(p))
