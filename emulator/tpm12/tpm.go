@@ -19,7 +19,7 @@ const (
 	// authSessionsMax is TPM_CAP_PROP_MAX_AUTHSESS.
 	authSessionsMax = 16
 	// keySlotsMax is TPM_CAP_PROP_MAX_KEYS.
-	keySlotsMax = 8
+	keySlotsMax = 20
 	// randomMax is the most GetRandom returns at once: what fits in a
 	// response of bufferMax bytes.
 	randomMax = bufferMax - 14
