@@ -262,6 +262,14 @@ func keySteps() []func(*keyer) diffStep {
 	bound := append([]byte{1, 1, 0, 0, 2}, "bound secret"...)
 	signing := keyTemplate(true, keySigning, 0, 1, esNone, ssSHA1, 2048, nil)
 	return []func(*keyer) diffStep{
+		keyStep("CAP_ORD of the key ordinals", func(k *keyer) string {
+			var s strings.Builder
+			for _, o := range []uint32{ordUnBind, ordCreateWrapKey, ordLoadKey, ordGetPubKey, ordEvictKey, ordSign, ordLoadKey2} {
+				rc, out, e := do(k.tr, ordGetCapability, capArgs(1, u32(o))...)
+				fmt.Fprintf(&s, "%s%#x: rc=%#x %x; ", e, o, rc, out)
+			}
+			return s.String()
+		}),
 		keyStep("CreateWrapKey signing 2048", func(k *keyer) string {
 			return k.createWrapKey("sign", srk, k.srk, keyAuth, true, signing)
 		}),
