@@ -17,9 +17,12 @@ import (
 
 // TestTrouSerS points TrouSerS' tcsd at the daemon's swtpm data port
 // (tcsd -e: a software TPM over TCP, TCSD_TCP_DEVICE_*) and runs
-// tpm-tools' tpm_version and tpm_getpubek against a TPM 1.2.
+// tpm-tools against a TPM 1.2: tpm_version, tpm_getpubek,
+// tpm_takeownership with the well-known secrets, and a tpm_sealdata /
+// tpm_unsealdata round trip (a key made and loaded under the SRK, data
+// sealed and bound under it).
 func TestTrouSerS(t *testing.T) {
-	for _, bin := range []string{"tcsd", "tpm_version", "tpm_getpubek"} {
+	for _, bin := range []string{"tcsd", "tpm_version", "tpm_getpubek", "tpm_takeownership", "tpm_sealdata", "tpm_unsealdata"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skip("SKIP: TrouSerS or tpm-tools not installed (apt-get install trousers tpm-tools)")
 		}
@@ -100,13 +103,13 @@ func TestTrouSerS(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	run := func(name string) string {
+	run := func(name string, args ...string) string {
 		t.Helper()
-		c := exec.Command(name)
+		c := exec.Command(name, args...)
 		c.Env = append(os.Environ(), "TSS_TCSD_HOSTNAME=127.0.0.1", "TSS_TCSD_PORT="+tcsdPort)
 		out, err := c.CombinedOutput()
 		if err != nil {
-			t.Fatalf("%s: %v\n%s", name, err, out)
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 		}
 		return string(out)
 	}
@@ -129,5 +132,27 @@ func TestTrouSerS(t *testing.T) {
 	}
 	if len(mod) != 512 || !strings.Contains(hex.EncodeToString(pubek), mod) {
 		t.Fatalf("tpm_getpubek's modulus %s is not in TPM_ReadPubek's answer", mod)
+	}
+
+	// Ownership with the well-known secrets (-y owner, -z SRK), then
+	// tpm_sealdata: it makes a key under the SRK (TPM_CreateWrapKey),
+	// loads it (TPM_LoadKey2), seals a symmetric key to it and encrypts
+	// the file with that; tpm_unsealdata reverses it (TPM_Unseal,
+	// TPM_UnBind).
+	run("tpm_takeownership", "-y", "-z")
+	plain := filepath.Join(dir, "plain")
+	sealed := filepath.Join(dir, "sealed")
+	back := filepath.Join(dir, "unsealed")
+	secret := []byte("the vTPM sealed this under a key it made and loaded\n")
+	if err := os.WriteFile(plain, secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("tpm_sealdata", "-z", "-i", plain, "-o", sealed)
+	if b, err := os.ReadFile(sealed); err != nil || !strings.Contains(string(b), "-----BEGIN TSS-----") {
+		t.Fatalf("tpm_sealdata output: %v\n%s", err, b)
+	}
+	run("tpm_unsealdata", "-z", "-i", sealed, "-o", back)
+	if b, err := os.ReadFile(back); err != nil || string(b) != string(secret) {
+		t.Fatalf("tpm_unsealdata gave %q (%v), want %q", b, err, secret)
 	}
 }

@@ -21,6 +21,10 @@ const (
 	capFlagVolatile  uint32 = 0x109
 )
 
+// capCheckLoaded asks whether a key of the TPM_KEY_PARMS in subCap can
+// be loaded now (TPM_CAP_CHECK_LOADED, Part 2 §21.1).
+const capCheckLoaded uint32 = 0x08
+
 // Properties of TPM_CAP_PROPERTY, Part 2 §21.2 (TPM_CAP_PROP_*).
 const (
 	propPCR            uint32 = 0x101
@@ -135,6 +139,19 @@ func (t *TPM) getCapability(_ *call, in *getCapabilityIn) (*sizedOut, error) {
 		(&version{Major: 1, Minor: 1}).marshal(w)
 	case capKeyHandle:
 		handleList(t.keyHandles()).marshal(w)
+	case capCheckLoaded:
+		// As libtpms: an RSA key fits while a slot is free; bytes
+		// after the TPM_KEY_PARMS are not looked at.
+		var p keyParms
+		r := &reader{b: in.SubCap}
+		p.unmarshal(r)
+		if r.err != nil {
+			return nil, r.err
+		}
+		if r.short {
+			return nil, rcE(rcBadParamSize, "TPM_KEY_PARMS")
+		}
+		w.bool(p.AlgorithmID == algRSA && len(t.keys) < keySlotsMax)
 	case capHandle:
 		if !is32 {
 			return nil, badMode

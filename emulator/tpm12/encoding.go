@@ -193,11 +193,27 @@ type keyParms struct {
 	Parms       []byte
 }
 
+// unmarshal reads a TPM_KEY_PARMS and, as libtpms does as it reads one,
+// decodes the TPM_RSA_KEY_PARMS of an RSA key (too short:
+// TPM_BAD_PARAM_SIZE; bytes after it are not looked at) and refuses
+// other algorithms (TPM_BAD_KEY_PROPERTY) but 0, an empty structure.
 func (k *keyParms) unmarshal(r *reader) {
 	k.AlgorithmID = r.u32()
 	k.EncScheme = r.u16()
 	k.SigScheme = r.u16()
 	k.Parms = r.sized(maxKeyParmsBytes)
+	switch k.AlgorithmID {
+	case 0:
+	case algRSA:
+		var p rsaKeyParms
+		pr := &reader{b: k.Parms}
+		p.unmarshal(pr)
+		if pr.short {
+			r.fail(rcE(rcBadParamSize, "TPM_RSA_KEY_PARMS"))
+		}
+	default:
+		r.fail(rcE(rcBadKeyProperty, "algorithm %#x", k.AlgorithmID))
+	}
 }
 
 func (k *keyParms) marshal(w *writer) {

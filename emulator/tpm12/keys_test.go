@@ -454,3 +454,23 @@ func TestKeysAcrossSaveState(t *testing.T) {
 		}
 	}
 }
+
+func TestCapCheckLoaded(t *testing.T) {
+	tp, _ := ownedTPM(t)
+	w := &writer{}
+	keyInfo(keyUsageBind, 0, esRSAESOAEPSHA1MGF1, ssNone, 2048, nil).AlgorithmParms.marshal(w)
+	rsaParms := w.b
+	if got := getCap(t, tp, capCheckLoaded, rsaParms); !bytes.Equal(got, []byte{1}) {
+		t.Errorf("RSA: %x", got)
+	}
+	other := append(u32(algAES128), rsaParms[4:]...)
+	wantRC(t, tp, rcBadKeyProperty, 0, tagRquCommand, ordGetCapability, u32(capCheckLoaded), u32(uint32(len(other))), other)
+	wantRC(t, tp, rcBadParamSize, 0, tagRquCommand, ordGetCapability, u32(capCheckLoaded), u32(12), rsaParms[:8], u32(0))
+	wantRC(t, tp, rcBadParamSize, 0, tagRquCommand, ordGetCapability, u32(capCheckLoaded), u32(6), rsaParms[:6])
+	for i := 0; i < keySlotsMax; i++ {
+		tp.keys[uint32(i+1)] = &loadedKey{}
+	}
+	if got := getCap(t, tp, capCheckLoaded, rsaParms); !bytes.Equal(got, []byte{0}) {
+		t.Errorf("RSA with the slots full: %x", got)
+	}
+}

@@ -270,6 +270,17 @@ func keySteps() []func(*keyer) diffStep {
 			}
 			return s.String()
 		}),
+		keyStep("CAP_CHECK_LOADED", func(k *keyer) string {
+			rsaParms := append(append(append(u32(1), u16(esOAEP)...), u16(ssNone)...), u32(12)...)
+			rsaParms = append(append(append(rsaParms, u32(2048)...), u32(2)...), u32(0)...)
+			var s strings.Builder
+			for _, sub := range [][]byte{rsaParms, append(u32(6), rsaParms[4:]...), rsaParms[:6], append(rsaParms, 0),
+				append(append([]byte{}, rsaParms[:8]...), u32(0)...), append(append([]byte{}, rsaParms[:8]...), u32(16)...)} {
+				rc, out, e := do(k.tr, ordGetCapability, capArgs(8, sub)...)
+				fmt.Fprintf(&s, "%src=%#x %x; ", e, rc, out)
+			}
+			return s.String()
+		}),
 		keyStep("CreateWrapKey signing 2048", func(k *keyer) string {
 			return k.createWrapKey("sign", srk, k.srk, keyAuth, true, signing)
 		}),
@@ -476,6 +487,19 @@ func keySteps() []func(*keyer) diffStep {
 				do(k.tr, ordFlushSpecific, h, u32(1))
 			}
 			return fmt.Sprintf("%d more keys, then %s", len(hs), r)
+		}),
+		keyStep("LoadKey2 until full, CAP_CHECK_LOADED, flush", func(k *keyer) string {
+			var hs [][]byte
+			for len(hs) < 30 && strings.HasPrefix(k.loadKey2("x", srk, k.srk, k.blobs["bind"]), "rc=0 ") {
+				hs = append(hs, k.handles["x"])
+			}
+			rsaParms := append(append(append(u32(1), u16(esOAEP)...), u16(ssNone)...), u32(12)...)
+			rsaParms = append(append(append(rsaParms, u32(2048)...), u32(2)...), u32(0)...)
+			rc, out, e := do(k.tr, ordGetCapability, capArgs(8, rsaParms)...)
+			for _, h := range hs {
+				do(k.tr, ordFlushSpecific, h, u32(1))
+			}
+			return e + fmt.Sprintf("%d keys; rc=%#x %x", len(hs), rc, out)
 		}),
 		keyStep("SaveState, _TPM_Init, Startup(ST_STATE), Sign", func(k *keyer) string {
 			rc1, _, _ := do(k.tr, ordSaveState)
