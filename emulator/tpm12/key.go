@@ -10,7 +10,9 @@ import (
 const (
 	keyUsageStorage   uint16 = 0x0011 // TPM_KEY_STORAGE
 	keyFlagMigratable uint32 = 0x00000002
-	tagKey12          uint16 = 0x0028 // TPM_TAG_KEY12
+	// keyFlagsMask is the TPM_KEY_FLAGS bits Part 2 §5.10 defines.
+	keyFlagsMask uint32 = 0x0000001F
+	tagKey12     uint16 = 0x0028 // TPM_TAG_KEY12
 )
 
 // Key handles of the TPM's own keys, Part 2 §4.5 (TPM_KH_*).
@@ -47,11 +49,40 @@ func (k *tpmKey) unmarshal(r *reader) {
 	}
 	k.KeyUsage = r.u16()
 	k.KeyFlags = r.u32()
+	if k.KeyFlags&^keyFlagsMask != 0 {
+		r.fail(rcE(rcBadKeyProperty, "key flags %#x", k.KeyFlags))
+	}
 	k.AuthDataUsage = r.u8()
 	k.AlgorithmParms.unmarshal(r)
 	k.PCRInfo = r.sized(bufferMax)
+	if len(k.PCRInfo) != 0 {
+		// libtpms decodes pcrInfo with the key.
+		if _, err := decodeKeyPCRInfo(k.Tag == tagKey12, k.PCRInfo); err != nil {
+			r.fail(err)
+		}
+	}
 	k.PubKey = r.sized(maxPubKeyBytes)
 	k.EncData = r.sized(bufferMax)
+}
+
+// decodeKeyPCRInfo decodes the pcrInfo of a key: TPM_PCR_INFO_LONG in a
+// TPM_KEY12 (another tag is TPM_INVALID_STRUCTURE), TPM_PCR_INFO in a
+// TPM_KEY. Too short is TPM_BAD_PARAM_SIZE; bytes after the structure
+// are not looked at, as in libtpms.
+func decodeKeyPCRInfo(long bool, b []byte) (*pcrInfo, error) {
+	if long && (len(b) < 2 || b[0] != 0 || b[1] != byte(tagPCRInfoLong)) {
+		return nil, rcE(rcInvalidStructure, "TPM_PCR_INFO_LONG tag")
+	}
+	p := &pcrInfo{Long: long}
+	r := &reader{b: b}
+	p.unmarshal(r)
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.short {
+		return nil, rcE(rcBadParamSize, "key pcrInfo")
+	}
+	return p, nil
 }
 
 func (k *tpmKey) marshal(w *writer) {

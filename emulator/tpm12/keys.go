@@ -14,7 +14,7 @@ const (
 	ssRSASSASHA1     uint16 = 0x0002 // TPM_SS_RSASSAPKCS1v15_SHA1
 	ssRSASSADER      uint16 = 0x0003 // TPM_SS_RSASSAPKCS1v15_DER
 	ssRSASSAINFO     uint16 = 0x0004 // TPM_SS_RSASSAPKCS1v15_INFO
-	authNoReadPubKey uint8  = 0x10   // TPM_NO_READ_PUBKEY_AUTH
+	authNoReadPubKey uint8  = 0x03   // TPM_NO_READ_PUBKEY_AUTH
 	tagSignInfo      uint16 = 0x0005 // TPM_TAG_SIGNINFO
 	ptBind           uint8  = 0x02   // TPM_PT_BIND
 )

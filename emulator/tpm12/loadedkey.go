@@ -287,16 +287,9 @@ func (t *TPM) unwrapKey(parent *loadedKey, key *tpmKey) (*loadedKey, error) {
 	return k, nil
 }
 
-// parseKeyPCRInfo decodes the pcrInfo of key: TPM_PCR_INFO_LONG in a
-// TPM_KEY12, TPM_PCR_INFO in a TPM_KEY.
+// parseKeyPCRInfo decodes the pcrInfo of key (key.go).
 func parseKeyPCRInfo(key *tpmKey) (*pcrInfo, error) {
-	p := &pcrInfo{Long: key.Tag == tagKey12}
-	r := &reader{b: key.PCRInfo}
-	p.unmarshal(r)
-	if r.short || r.err != nil || len(r.b) != 0 {
-		return nil, rcE(rcInvalidPCRInfo, "key pcrInfo")
-	}
-	return p, nil
+	return decodeKeyPCRInfo(key.Tag == tagKey12, key.PCRInfo)
 }
 
 // rsaFromPrime rebuilds an RSA private key from its modulus, public

@@ -453,6 +453,60 @@ func keySteps() []func(*keyer) diffStep {
 			rc2, _, _ := do(k.tr, ordFlushSpecific, k.handle("pcr11"), u32(1))
 			return fmt.Sprintf("rc=%#x %#x", rc1, rc2)
 		}),
+		keyStep("CreateWrapKey PCR-bound, pcrIgnoredOnRead, no read auth", func(k *keyer) string {
+			return k.createWrapKey("ignored", srk, k.srk, keyAuth, true, keyTemplate(true, keySigning, 8, 3, esNone, ssSHA1, 1024, k.keyPCRInfoLong()))
+		}),
+		keyStep("LoadKey2 pcrIgnoredOnRead", func(k *keyer) string { return k.loadKey2("ignored", srk, k.srk, k.blobs["ignored"]) }),
+		keyStep("Extend 16 again", func(k *keyer) string {
+			rc, _, e := do(k.tr, ordExtend, u32(16), msg)
+			return e + fmt.Sprintf("rc=%#x", rc)
+		}),
+		keyStep("GetPubKey pcrIgnoredOnRead without a session", func(k *keyer) string {
+			rc, out, e := do(k.tr, ordGetPubKey, k.handle("ignored"))
+			return e + fmt.Sprintf("rc=%#x len=%d", rc, len(out))
+		}),
+		keyStep("Sign pcrIgnoredOnRead", func(k *keyer) string { return k.sign("ignored", keyAuth, crypto.SHA1, msg) }),
+		keyStep("CreateWrapKey authDataUsage never", func(k *keyer) string {
+			return k.createWrapKey("never", srk, k.srk, keyAuth, true, keyTemplate(true, keySigning, 0, 0, esNone, ssSHA1, 1024, nil))
+		}),
+		keyStep("LoadKey2 authDataUsage never", func(k *keyer) string { return k.loadKey2("never", srk, k.srk, k.blobs["never"]) }),
+		keyStep("Sign without a session, authDataUsage never", func(k *keyer) string {
+			rc, out, e := do(k.tr, ordSign, k.handle("never"), u32(20), msg)
+			ok := len(out) > 4 && rsa.VerifyPKCS1v15(k.pub("never"), crypto.SHA1, msg, out[4:]) == nil
+			return e + fmt.Sprintf("rc=%#x verifies=%v", rc, ok)
+		}),
+		keyStep("Sign with a session, authDataUsage never", func(k *keyer) string { return k.sign("never", keyAuth, crypto.SHA1, msg) }),
+		keyStep("CreateWrapKey reserved key flag", func(k *keyer) string {
+			return k.createWrapKey("x", srk, k.srk, keyAuth, true, keyTemplate(true, keySigning, 0x80, 1, esNone, ssSHA1, 1024, nil))
+		}),
+		keyStep("CreateWrapKey authDataUsage 0x77", func(k *keyer) string {
+			return k.createWrapKey("x", srk, k.srk, keyAuth, true, keyTemplate(true, keySigning, 0, 0x77, esNone, ssSHA1, 1024, nil))
+		}),
+		keyStep("CreateWrapKey bad pcrInfo tag", func(k *keyer) string {
+			p := k.keyPCRInfoLong()
+			p[1] = 5
+			return k.createWrapKey("x", srk, k.srk, keyAuth, true, keyTemplate(true, keySigning, 0, 1, esNone, ssSHA1, 1024, p))
+		}),
+		keyStep("CreateWrapKey truncated pcrInfo", func(k *keyer) string {
+			return k.createWrapKey("x", srk, k.srk, keyAuth, true, keyTemplate(true, keySigning, 0, 1, esNone, ssSHA1, 1024, k.keyPCRInfoLong()[:30]))
+		}),
+		keyStep("CreateWrapKey pcrInfo with a trailing byte", func(k *keyer) string {
+			return k.createWrapKey("x", srk, k.srk, keyAuth, true, keyTemplate(true, keySigning, 0, 1, esNone, ssSHA1, 1024, append(k.keyPCRInfoLong(), 0)))
+		}),
+		keyStep("CreateWrapKey pcrInfo localityAtRelease 0", func(k *keyer) string {
+			p := k.keyPCRInfoLong()
+			p[3] = 0
+			return k.createWrapKey("x", srk, k.srk, keyAuth, true, keyTemplate(true, keySigning, 0, 1, esNone, ssSHA1, 1024, p))
+		}),
+		keyStep("CreateWrapKey TPM_PCR_INFO in a TPM_KEY12", func(k *keyer) string {
+			sel := []byte{0, 0, 1}
+			return k.createWrapKey("x", srk, k.srk, keyAuth, true, keyTemplate(true, keySigning, 0, 1, esNone, ssSHA1, 1024, pcrInfoShortSel(sel, k.compositeHash(sel))))
+		}),
+		keyStep("Flush", func(k *keyer) string {
+			rc1, _, _ := do(k.tr, ordFlushSpecific, k.handle("ignored"), u32(1))
+			rc2, _, _ := do(k.tr, ordFlushSpecific, k.handle("never"), u32(1))
+			return fmt.Sprintf("rc=%#x %#x", rc1, rc2)
+		}),
 		keyStep("CreateWrapKey storage 2048", func(k *keyer) string {
 			return k.createWrapKey("storage", srk, k.srk, keyAuth, true, keyTemplate(true, keyStorage, 0, 1, esOAEP, ssNone, 2048, nil))
 		}),
