@@ -14,7 +14,7 @@
 // Implemented ordinals: TPM_Startup (ST_CLEAR, ST_STATE, ST_DEACTIVATED),
 // TPM_SaveState, TPM_SelfTestFull, TPM_ContinueSelfTest,
 // TPM_GetTestResult, TPM_GetCapability (TPM_CAP_ORD, _ALG, _PID, _FLAG,
-// _PROPERTY, _VERSION, _KEY_HANDLE, _HANDLE, _VERSION_VAL),
+// _PROPERTY, _VERSION, _KEY_HANDLE, _CHECK_LOADED, _HANDLE, _VERSION_VAL),
 // TPM_GetRandom, TPM_ReadPubek, TPM_Extend, TPM_PCRRead, TPM_PCR_Reset,
 // TPM_OIAP, TPM_OSAP (owner, SRK, loaded keys, counters, NV indices)
 // and TPM_FlushSpecific (sessions, keys); ownership:
@@ -23,7 +23,9 @@
 // TPM_OwnerReadInternalPub and TPM_ResetLockValue; TPM_Seal and
 // TPM_Unseal under the SRK or a loaded storage key (TPM_PCR_INFO and
 // TPM_PCR_INFO_LONG); keys (loadedkey.go, keys.go): TPM_CreateWrapKey
-// (RSA of 1024 to 2048 bits, exponent 65537), TPM_LoadKey2, TPM_LoadKey,
+// (RSA of 1024 to 2048 bits, exponent 65537: libtpms also makes keys
+// from 512 bits and with exponents 3 to 257, which Go's crypto/rsa
+// neither makes nor uses), TPM_LoadKey2, TPM_LoadKey,
 // TPM_GetPubKey, TPM_EvictKey, TPM_Sign (_SHA1, _DER, _INFO) and
 // TPM_UnBind (OAEP and PKCS #1 v1.5); NV
 // storage: TPM_NV_DefineSpace, TPM_NV_WriteValue(Auth),

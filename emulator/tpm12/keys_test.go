@@ -474,3 +474,127 @@ func TestCapCheckLoaded(t *testing.T) {
 		t.Errorf("RSA with the slots full: %x", got)
 	}
 }
+
+func TestKeyDecoding(t *testing.T) {
+	decode := func(k *tpmKey) error {
+		var out tpmKey
+		r := &reader{b: marshalKey(k)}
+		out.unmarshal(r)
+		if r.err == nil && r.short {
+			return rcE(rcBadParamSize, "short")
+		}
+		return r.err
+	}
+	good := keyInfo(keyUsageSigning, keyFlagPCRIgnored, esNone, ssRSASSASHA1, 1024, pcrInfoLongFor(&TPM{}, 16))
+	if err := decode(good); err != nil {
+		t.Fatal(err)
+	}
+	flags := *good
+	flags.KeyFlags = 0x20
+	aes := *good
+	aes.AlgorithmParms.AlgorithmID = algAES128
+	shortParms := *good
+	shortParms.AlgorithmParms.Parms = good.AlgorithmParms.Parms[:6]
+	badTag := *good
+	badTag.PCRInfo = append([]byte{0, 5}, good.PCRInfo[2:]...)
+	shortInfo := *good
+	shortInfo.PCRInfo = good.PCRInfo[:30]
+	long := *good
+	long.PCRInfo = append(append([]byte{}, good.PCRInfo...), 0)
+	v11 := *good
+	v11.Tag = 0 // a TPM_KEY with a TPM_PCR_INFO_LONG
+	for name, c := range map[string]struct {
+		k  *tpmKey
+		rc uint32
+	}{
+		"flags":                        {&flags, rcBadKeyProperty},
+		"AES":                          {&aes, rcBadKeyProperty},
+		"short RSA parameters":         {&shortParms, rcBadParamSize},
+		"pcrInfo tag":                  {&badTag, rcInvalidStructure},
+		"short pcrInfo":                {&shortInfo, rcBadParamSize},
+		"TPM_PCR_INFO_LONG in TPM_KEY": {&v11, rcInvalidPCRInfo},
+	} {
+		if err := decode(c.k); !rcIs(err, c.rc) {
+			t.Errorf("%s: %v, want rc %#x", name, err, c.rc)
+		}
+	}
+	if err := decode(&long); err != nil {
+		t.Errorf("pcrInfo with a trailing byte: %v", err)
+	}
+}
+
+func TestGetPubKeyWithoutSession(t *testing.T) {
+	tp, _ := ownedTPM(t)
+	for _, c := range []struct {
+		usage uint8
+		rc    uint32
+	}{{authNever, rcSuccess}, {authNoReadPubKey, rcSuccess}, {authAlways, rcAuthFail}, {authPrivUseOnly, rcAuthFail}} {
+		ki := keyInfo(keyUsageSigning, 0, esNone, ssRSASSASHA1, 1024, nil)
+		ki.AuthDataUsage = c.usage
+		rc, blob := createWrapKeyRun(t, tp, khSRK, testSRK, ki)
+		if rc != rcSuccess {
+			t.Fatal(rc)
+		}
+		_, h := loadKey2Run(t, tp, khSRK, testSRK, blob)
+		wantRC(t, tp, c.rc, 0, tagRquCommand, ordGetPubKey, u32(h))
+		signRC := rcAuthFail
+		if c.usage == authNever {
+			signRC = rcSuccess
+		}
+		wantRC(t, tp, signRC, 0, tagRquCommand, ordSign, u32(h), sized(make([]byte, 20)))
+	}
+	// The SRK's public key is readable only while readSRKPub is set.
+	if rc, _ := keyRun(t, tp, ordGetPubKey, khSRK, testSRK, nil); rc != rcInvalidKeyHandle {
+		t.Errorf("GetPubKey SRK: rc %#x", rc)
+	}
+	tp.ps.Flags.ReadSRKPub = true
+	if rc, _ := keyRun(t, tp, ordGetPubKey, khSRK, testSRK, nil); rc != rcSuccess {
+		t.Errorf("GetPubKey SRK with readSRKPub: rc %#x", rc)
+	}
+}
+
+// fuzzKeyHandle is where FuzzKeyCommands loads its key.
+const fuzzKeyHandle uint32 = 0x01000001
+
+// FuzzKeyCommands drives an owned TPM holding a loaded storage key at
+// fuzzKeyHandle with arbitrary command buffers: the key commands get
+// past the owner check here, as they do not on FuzzProcess's TPM.
+func FuzzKeyCommands(f *testing.F) {
+	d := bytes.Repeat([]byte{3}, 20)
+	auth := func(h uint32) []byte { return append(append(append(u32(h), d...), 0), d...) }
+	ki := marshalKey(keyInfo(keyUsageSigning, 0, esNone, ssRSASSASHA1, 1024, nil))
+	for _, c := range [][]byte{
+		command(tagRquAuth1, ordCreateWrapKey, u32(fuzzKeyHandle), d, d, ki, auth(firstSessionHandle)),
+		command(tagRquAuth1, ordLoadKey2, u32(fuzzKeyHandle), ki, auth(firstSessionHandle)),
+		command(tagRquCommand, ordLoadKey, u32(khSRK), ki),
+		command(tagRquCommand, ordGetPubKey, u32(fuzzKeyHandle)),
+		command(tagRquCommand, ordSign, u32(fuzzKeyHandle), sized(d)),
+		command(tagRquCommand, ordUnBind, u32(fuzzKeyHandle), sized(make([]byte, 256))),
+		command(tagRquCommand, ordOSAP, u16(uint16(etKeyHandle)), u32(fuzzKeyHandle), d),
+		command(tagRquCommand, ordEvictKey, u32(fuzzKeyHandle)),
+		command(tagRquCommand, ordGetCapability, u32(capCheckLoaded), u32(12), ki[11:23]),
+		command(tagRquCommand, ordSaveState),
+	} {
+		f.Add(c)
+	}
+	tp, _ := ownedTPM(f)
+	srk, _ := tp.loadedKey(khSRK)
+	key := &loadedKey{handle: fuzzKeyHandle, key: srk.key, priv: srk.priv, parent: khSRK}
+	f.Fuzz(func(t *testing.T, cmd []byte) {
+		onPanic = func(r any, stack []byte) { t.Fatalf("panic: %v\n%s", r, stack) }
+		if tp.keys[fuzzKeyHandle] == nil {
+			tp.keys[fuzzKeyHandle] = key
+		}
+		rsp := tp.Process(cmd, 0)
+		if len(rsp) < 10 || len(rsp) > bufferMax || binary.BigEndian.Uint32(rsp[2:]) != uint32(len(rsp)) {
+			t.Fatalf("malformed response %x", rsp)
+		}
+		if len(tp.keys) > keySlotsMax/2 {
+			clear(tp.keys)
+		}
+		if !tp.Started() || tp.failed {
+			tp.Reset()
+			tp.Process(command(tagRquCommand, ordStartup, u16(stClear)), 0)
+		}
+	})
+}
