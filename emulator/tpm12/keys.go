@@ -151,8 +151,8 @@ func (p *createWrapKeyIn) unmarshal(r *reader) {
 
 // createWrapKey is TPM_CreateWrapKey, Part 3 §10.4: a new RSA key as
 // keyInfo describes it, wrapped by the storage key parentHandle, whose
-// OSAP session also carries the new key's secrets: usageAuth under the
-// XOR ADIP with nonceEven, migrationAuth with nonceOdd (Part 3 §10.4
+// OSAP session also carries the new key's secrets under its ADIP:
+// usageAuth with nonceEven, migrationAuth with nonceOdd (Part 3 §10.4
 // actions 10 and 11). The session ends with the command.
 func (t *TPM) createWrapKey(c *call, in *createWrapKeyIn) (*tpmKey, error) {
 	parent, err := t.useKey(in.ParentHandle, false)
@@ -182,11 +182,7 @@ func (t *TPM) createWrapKey(c *call, in *createWrapKeyIn) (*tpmKey, error) {
 	}
 	a := &c.auth[0]
 	usageAuth := adipDecrypt(a.sess, in.DataUsageAuth)
-	pad := sha1.Sum(append(a.sess.sharedSecret[:], a.nonceOdd[:]...))
-	migrationAuth := in.DataMigrationAuth
-	for i := range migrationAuth {
-		migrationAuth[i] ^= pad[i]
-	}
+	migrationAuth := adipDecryptWith(a.sess, a.nonceOdd, in.DataMigrationAuth)
 	a.cont = false
 	if rp.KeyLength%16 != 0 {
 		return nil, rcE(rcBadKeyProperty, "%d bits", rp.KeyLength)

@@ -3,6 +3,8 @@ package tpm12
 import (
 	"bytes"
 	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -597,4 +599,25 @@ func FuzzKeyCommands(f *testing.F) {
 			tp.Process(command(tagRquCommand, ordStartup, u16(stClear)), 0)
 		}
 	})
+}
+
+func TestCreateWrapKeyAESADIP(t *testing.T) {
+	tp, _ := ownedTPM(t)
+	h, even, shared := osapRun(t, tp, uint16(etAES128)<<8|uint16(etKeyHandle), khSRK, testSRK)
+	odd := bytes.Repeat([]byte{0x0D}, 20) // authRun's nonceOdd
+	ctr := func(iv, in []byte) []byte {
+		b, _ := aes.NewCipher(shared[:16])
+		out := make([]byte, 20)
+		cipher.NewCTR(b, iv[:16]).XORKeyStream(out, in)
+		return out
+	}
+	ki := keyInfo(keyUsageStorage, keyFlagMigratable, esRSAESOAEPSHA1MGF1, ssNone, 2048, nil)
+	rc, blob := authRun(t, tp, h, even, shared, ordCreateWrapKey, u32(khSRK), append(append(ctr(even, testKeyAuth), ctr(odd, testMigAuth)...), marshalKey(ki)...))
+	if rc != rcSuccess {
+		t.Fatalf("CreateWrapKey: rc %#x", rc)
+	}
+	_, kh := loadKey2Run(t, tp, khSRK, testSRK, blob)
+	if k := tp.keys[kh]; k == nil || k.usageAuth != digest(testKeyAuth) || k.migrationAuth != digest(testMigAuth) {
+		t.Errorf("secrets under the AES ADIP: %+v", k)
+	}
 }

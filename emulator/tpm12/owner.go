@@ -1,6 +1,8 @@
 package tpm12
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/x509"
@@ -277,11 +279,23 @@ func (t *TPM) changeAuthOwner(c *call, in *changeAuthOwnerIn) (*none, error) {
 	return &none{}, nil
 }
 
-// adipDecrypt undoes the XOR ADIP of Part 1 §13.8 on an encrypted
-// authData: XOR with SHA-1(sharedSecret || nonceEven) of the OSAP
-// session, nonceEven being the one the command was authorized with.
-func adipDecrypt(s *session, enc digest) digest {
-	pad := sha1.Sum(append(s.sharedSecret[:], s.nonceEven[:]...))
+// adipDecrypt undoes the ADIP of Part 1 §13.8 on an encrypted authData
+// with the OSAP session's nonceEven (the one the command was authorized
+// with).
+func adipDecrypt(s *session, enc digest) digest { return adipDecryptWith(s, s.nonceEven, enc) }
+
+// adipDecryptWith undoes the session's ADIP keyed by nonce: XOR with
+// SHA-1(sharedSecret || nonce), or AES-128 in CTR mode keyed by the
+// first 16 bytes of the shared secret from the counter of the first 16
+// bytes of nonce (TPM_ET_AES128_CTR). A second secret of a command (the
+// migrationAuth of TPM_CreateWrapKey) uses nonceOdd (Part 3 §10.4).
+func adipDecryptWith(s *session, nonce, enc digest) digest {
+	if s.adip == etAES128 {
+		b, _ := aes.NewCipher(s.sharedSecret[:16])
+		cipher.NewCTR(b, nonce[:16]).XORKeyStream(enc[:], enc[:])
+		return enc
+	}
+	pad := sha1.Sum(append(s.sharedSecret[:], nonce[:]...))
 	for i := range enc {
 		enc[i] ^= pad[i]
 	}

@@ -3,6 +3,8 @@ package conformance
 import (
 	"bytes"
 	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -106,6 +108,29 @@ var (
 	migAuth   = sha1Of([]byte("key migration secret"))
 	childAuth = sha1Of([]byte("child usage secret"))
 )
+
+// createWrapKeyAES runs CreateWrapKey under the SRK on an OSAP session
+// whose ADIP is AES-128 in CTR mode (TPM_ET_AES128_CTR), the secrets
+// encrypted from the counters nonceEven and nonceOdd.
+func (k *keyer) createWrapKeyAES(name string, template []byte) string {
+	s, e := k.osap(0x0600|etKeyHandle, khSRK, k.srk)
+	if s == nil {
+		return e
+	}
+	ctr := func(iv, in []byte) []byte {
+		b, _ := aes.NewCipher(s.key[:16])
+		out := make([]byte, 20)
+		cipher.NewCTR(b, iv[:16]).XORKeyStream(out, in)
+		return out
+	}
+	encU, encM := ctr(s.nonceEven, keyAuth), ctr(bytes.Repeat([]byte{0x0D}, 20), migAuth)
+	r, out := k.auth1(s, nil, true, ordCreateWrapKey, u32(khSRK), append(append(encU, encM...), template...))
+	if out != nil {
+		k.blobs[name] = out
+		r += fmt.Sprintf(" len=%d", len(out))
+	}
+	return r
+}
 
 // createWrapKey runs CreateWrapKey under parent (its secret parentAuth)
 // on an OSAP session (or OIAP, which the TPM must refuse) and keeps the
@@ -506,6 +531,15 @@ func keySteps() []func(*keyer) diffStep {
 			rc1, _, _ := do(k.tr, ordFlushSpecific, k.handle("ignored"), u32(1))
 			rc2, _, _ := do(k.tr, ordFlushSpecific, k.handle("never"), u32(1))
 			return fmt.Sprintf("rc=%#x %#x", rc1, rc2)
+		}),
+		keyStep("CreateWrapKey on an AES-128-CTR ADIP session", func(k *keyer) string {
+			return k.createWrapKeyAES("aes", keyTemplate(true, keySigning, 0, 1, esNone, ssSHA1, 1024, nil))
+		}),
+		keyStep("LoadKey2 and Sign with the usage secret sent under AES", func(k *keyer) string {
+			r := k.loadKey2("aes", srk, k.srk, k.blobs["aes"])
+			r += "; " + k.sign("aes", keyAuth, crypto.SHA1, msg)
+			rc, _, _ := do(k.tr, ordFlushSpecific, k.handle("aes"), u32(1))
+			return r + fmt.Sprintf("; flush rc=%#x", rc)
 		}),
 		keyStep("CreateWrapKey storage 2048", func(k *keyer) string {
 			return k.createWrapKey("storage", srk, k.srk, keyAuth, true, keyTemplate(true, keyStorage, 0, 1, esOAEP, ssNone, 2048, nil))
