@@ -23,9 +23,8 @@
 // TPM_OwnerReadInternalPub and TPM_ResetLockValue; TPM_Seal and
 // TPM_Unseal under the SRK or a loaded storage key (TPM_PCR_INFO and
 // TPM_PCR_INFO_LONG); keys (loadedkey.go, keys.go): TPM_CreateWrapKey
-// (RSA of 1024 to 2048 bits, exponent 65537: libtpms also makes keys
-// from 512 bits and with exponents 3 to 257, which Go's crypto/rsa
-// neither makes nor uses), TPM_LoadKey2, TPM_LoadKey,
+// (RSA of 1024 to 2048 bits; libtpms also makes keys from 512 bits,
+// which Go's crypto/rsa does not use), TPM_LoadKey2, TPM_LoadKey,
 // TPM_GetPubKey, TPM_EvictKey, TPM_Sign (_SHA1, _DER, _INFO) and
 // TPM_UnBind (OAEP and PKCS #1 v1.5); NV
 // storage: TPM_NV_DefineSpace, TPM_NV_WriteValue(Auth),

@@ -2,8 +2,11 @@ package tpm12
 
 import (
 	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
+	"math/big"
+	"slices"
 )
 
 // Encryption and signature schemes of keys beyond those in encoding.go,
@@ -21,12 +24,51 @@ const (
 
 // RSA key sizes this TPM makes and loads. libtpms goes up to 2048 bits,
 // in steps of 16 so that each prime is whole bytes, and down to what
-// OpenSSL makes (512); Go's crypto/rsa refuses keys under 1024 bits,
-// so those are TPM_BAD_KEY_PROPERTY here.
+// OpenSSL makes (512); Go's crypto/rsa refuses to use keys under 1024
+// bits, so those are TPM_BAD_KEY_PROPERTY here.
 const (
 	rsaBitsMin = 1024
 	rsaBitsMax = 2048
 )
+
+// legalExponents are the public exponents libtpms makes keys with.
+var legalExponents = []int{3, 5, 7, 17, 257, defaultRSAExponent}
+
+// generateRSA makes an RSA key of bits bits and public exponent e:
+// crypto/rsa's key generation for 65537, which is all it makes, and
+// two crypto/rand primes of bits/2 bits each (their top two bits set,
+// so the modulus has bits bits) for the other exponents.
+func (t *TPM) generateRSA(bits, e int) (*rsa.PrivateKey, error) {
+	if e == defaultRSAExponent {
+		return rsa.GenerateKey(t.rand, bits)
+	}
+	one, be := big.NewInt(1), big.NewInt(int64(e))
+	for {
+		p, err := rand.Prime(t.rand, bits/2)
+		if err != nil {
+			return nil, err
+		}
+		q, err := rand.Prime(t.rand, bits/2)
+		if err != nil {
+			return nil, err
+		}
+		p1, q1 := new(big.Int).Sub(p, one), new(big.Int).Sub(q, one)
+		if p.Cmp(q) == 0 || new(big.Int).GCD(nil, nil, be, p1).Cmp(one) != 0 || new(big.Int).GCD(nil, nil, be, q1).Cmp(one) != 0 {
+			continue
+		}
+		n := new(big.Int).Mul(p, q)
+		if n.BitLen() != bits {
+			continue
+		}
+		d := new(big.Int).ModInverse(be, new(big.Int).Mul(p1, q1))
+		k := &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: n, E: e}, D: d, Primes: []*big.Int{p, q}}
+		if err := k.Validate(); err != nil {
+			return nil, err
+		}
+		k.Precompute()
+		return k, nil
+	}
+}
 
 // checkKeyProperties is the key-type check of TPM_CreateWrapKey and
 // TPM_LoadKey(2) (Part 3 §10.4 action 3, §10.5 action 3; the mandatory
@@ -187,9 +229,8 @@ func (t *TPM) createWrapKey(c *call, in *createWrapKeyIn) (*tpmKey, error) {
 	if rp.KeyLength%16 != 0 {
 		return nil, rcE(rcBadKeyProperty, "%d bits", rp.KeyLength)
 	}
-	if e, ok := rsaExponent(rp); !ok || e != defaultRSAExponent {
-		// libtpms also makes keys with exponents 3, 5, 7, 17 and 257;
-		// crypto/rsa makes keys with 65537 only.
+	e, ok := rsaExponent(rp)
+	if !ok || !slices.Contains(legalExponents, e) {
 		return nil, rcE(rcBadKeyProperty, "exponent %x", rp.Exponent)
 	}
 	wrapped := *ki
@@ -208,7 +249,7 @@ func (t *TPM) createWrapKey(c *call, in *createWrapKeyIn) (*tpmKey, error) {
 		info.marshal(w)
 		wrapped.PCRInfo = w.b
 	}
-	priv, err := rsa.GenerateKey(t.rand, int(rp.KeyLength))
+	priv, err := t.generateRSA(int(rp.KeyLength), e)
 	if err != nil {
 		return nil, rcE(rcBadKeyProperty, "%d-bit key: %v", rp.KeyLength, err)
 	}

@@ -621,3 +621,36 @@ func TestCreateWrapKeyAESADIP(t *testing.T) {
 		t.Errorf("secrets under the AES ADIP: %+v", k)
 	}
 }
+
+func TestCreateWrapKeyExponents(t *testing.T) {
+	tp, _ := ownedTPM(t)
+	for _, c := range []struct {
+		e  []byte
+		rc uint32
+	}{{[]byte{3}, rcSuccess}, {[]byte{1, 1}, rcSuccess}, {[]byte{1, 0, 1}, rcSuccess}, {[]byte{9}, rcBadKeyProperty}, {[]byte{4}, rcBadKeyProperty}} {
+		ki := keyInfo(keyUsageSigning, 0, esNone, ssRSASSASHA1, 1024, nil)
+		w := &writer{}
+		(&rsaKeyParms{KeyLength: 1024, NumPrimes: 2, Exponent: c.e}).marshal(w)
+		ki.AlgorithmParms.Parms = w.b
+		rc, blob := createWrapKeyRun(t, tp, khSRK, testSRK, ki)
+		if rc != c.rc {
+			t.Errorf("exponent %x: rc %#x, want %#x", c.e, rc, c.rc)
+			continue
+		}
+		if rc != rcSuccess {
+			continue
+		}
+		_, h := loadKey2Run(t, tp, khSRK, testSRK, blob)
+		d := sha([]byte("x"))
+		rc, out := keyRun(t, tp, ordSign, h, testKeyAuth, sized(d))
+		pub := pubOf(t, blob)
+		pub.E = int(new(big.Int).SetBytes(c.e).Int64())
+		if rc != rcSuccess || rsa.VerifyPKCS1v15(pub, crypto.SHA1, d, out[4:]) != nil {
+			t.Errorf("exponent %x: Sign rc %#x", c.e, rc)
+		}
+		if tp.keys[h].priv.E != pub.E {
+			t.Errorf("exponent %x: loaded key has %d", c.e, tp.keys[h].priv.E)
+		}
+		mustRun(t, tp, ordFlushSpecific, u32(h), u32(rtKey))
+	}
+}

@@ -541,6 +541,34 @@ func keySteps() []func(*keyer) diffStep {
 			rc, _, _ := do(k.tr, ordFlushSpecific, k.handle("aes"), u32(1))
 			return r + fmt.Sprintf("; flush rc=%#x", rc)
 		}),
+		keyStep("CreateWrapKey, LoadKey2, Sign with exponents 3, 257, 9; storage key with 3", func(k *keyer) string {
+			var out strings.Builder
+			for _, c := range []struct {
+				usage uint16
+				es    uint16
+				ss    uint16
+				bits  uint32
+				e     []byte
+			}{{keySigning, esNone, ssSHA1, 1024, []byte{3}}, {keySigning, esNone, ssSHA1, 1024, []byte{1, 1}},
+				{keySigning, esNone, ssSHA1, 1024, []byte{9}}, {keyStorage, esOAEP, ssNone, 2048, []byte{3}}} {
+				t := keyTemplate(true, c.usage, 0, 1, c.es, c.ss, c.bits, nil)
+				rsaParms := append(append(append(u32(c.bits), u32(2)...), u32(uint32(len(c.e)))...), c.e...)
+				t = append(append(append(append([]byte{}, t[:19]...), u32(uint32(len(rsaParms)))...), rsaParms...), t[35:]...)
+				r := k.createWrapKey("e", srk, k.srk, keyAuth, true, t)
+				fmt.Fprintf(&out, "e=%x: %s", c.e, r[:min(len(r), 40)])
+				if !strings.HasPrefix(r, "rc=0 ") {
+					out.WriteString("; ")
+					continue
+				}
+				fmt.Fprintf(&out, " %s", k.loadKey2("e", srk, k.srk, k.blobs["e"]))
+				r2, sig := k.keyOIAP("e", keyAuth, ordSign, append(u32(20), msg...))
+				pub := k.pub("e")
+				pub.E = int(new(big.Int).SetBytes(c.e).Int64())
+				fmt.Fprintf(&out, " sign %s verifies=%v; ", r2, len(sig) > 4 && rsa.VerifyPKCS1v15(pub, crypto.SHA1, msg, sig[4:]) == nil)
+				do(k.tr, ordFlushSpecific, k.handle("e"), u32(1))
+			}
+			return out.String()
+		}),
 		keyStep("CreateWrapKey storage 2048", func(k *keyer) string {
 			return k.createWrapKey("storage", srk, k.srk, keyAuth, true, keyTemplate(true, keyStorage, 0, 1, esOAEP, ssNone, 2048, nil))
 		}),
