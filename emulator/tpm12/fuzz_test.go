@@ -71,6 +71,13 @@ func seedCommands() [][]byte {
 		command(tagRquAuth1, ordExtend, u32(10), d, u32(firstSessionHandle), d, []byte{1}, d),
 		command(tagRquAuth2, ordPCRRead, u32(0), make([]byte, 2*authAreaSize)),
 		command(0x8001, 0x144, u16(0)),
+		command(tagRquCommand, ordPhysicalPresence, u16(ppPresent)),
+		command(tagRquCommand, ordPhysicalEnable),
+		command(tagRquCommand, ordPhysicalDisable),
+		command(tagRquCommand, ordPhysicalSetDeactivated, []byte{1}),
+		command(tagRquCommand, ordSetTempDeactivated),
+		command(tagRquCommand, ordNVWriteValue, u32(nvIndex0), u32(0), u32(0)),
+		command(tagRquCommand, ordNVReadValue, u32(0x1000), u32(0), u32(0)),
 	}
 }
 
