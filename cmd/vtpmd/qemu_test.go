@@ -25,8 +25,24 @@ echo GUEST-DONE
 poweroff -f
 `, map[string]string{"guestclient": "./internal/guestclient"})
 
+	console := runGuest(t, g, family20)
+	for _, want := range []string{"2.0 TPM", "/dev/tpmrm0", "OK getrandom", "OK pcrread", "OK createprimary", "OK flushcontext", "GUEST-DONE"} {
+		if !strings.Contains(console, want) {
+			t.Errorf("guest console lacks %q", want)
+		}
+	}
+	if strings.Contains(console, "FAIL ") || t.Failed() {
+		t.Fatalf("guest console:\n%s", console)
+	}
+}
+
+// runGuest starts a daemon of the family and boots the guest with a TIS
+// device whose TPM is the daemon, reached through its control socket as
+// libvirt would; it returns the guest's console.
+func runGuest(t *testing.T, g *qemuguest.Guest, fam family) string {
+	t.Helper()
 	dir := t.TempDir()
-	d, err := newDaemon(filepath.Join(dir, "state"), family20, false)
+	d, err := newDaemon(filepath.Join(dir, "state"), fam, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,18 +52,9 @@ poweroff -f
 		t.Fatal(err)
 	}
 	defer d.close()
-
-	console := g.Run(t, 5*time.Minute, "-no-reboot",
+	return g.Run(t, 5*time.Minute, "-no-reboot",
 		"-chardev", "socket,id=chrtpm,path="+sock, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
 		"-device", "tpm-tis,tpmdev=tpm0")
-	for _, want := range []string{"2.0 TPM", "/dev/tpmrm0", "OK getrandom", "OK pcrread", "OK createprimary", "OK flushcontext", "GUEST-DONE"} {
-		if !strings.Contains(console, want) {
-			t.Errorf("guest console lacks %q", want)
-		}
-	}
-	if strings.Contains(console, "FAIL ") || t.Failed() {
-		t.Fatalf("guest console:\n%s", console)
-	}
 }
 
 // TestLinuxGuestQEMUTPM12 is TestLinuxGuestQEMU with a TPM 1.2 daemon:
@@ -74,21 +81,7 @@ echo GUEST-DONE
 poweroff -f
 `, nil)
 
-	dir := t.TempDir()
-	d, err := newDaemon(filepath.Join(dir, "state"), family12, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "ctrl.sock")
-	if err := d.listen("", "", "unix:"+sock); err != nil {
-		d.close()
-		t.Fatal(err)
-	}
-	defer d.close()
-
-	console := g.Run(t, 5*time.Minute, "-no-reboot",
-		"-chardev", "socket,id=chrtpm,path="+sock, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
-		"-device", "tpm-tis,tpmdev=tpm0")
+	console := runGuest(t, g, family12)
 	for _, want := range []string{"1.2 TPM", "OK sysfs pcrs", "OK sysfs caps", "OK sysfs pubek", "OK pcr10 extended", "tpm-rng", "OK hwrng", "GUEST-DONE"} {
 		if !strings.Contains(console, want) {
 			t.Errorf("guest console lacks %q", want)

@@ -178,7 +178,7 @@ func (t *TPM) getCapability(_ *call, in *getCapabilityIn) (*sizedOut, error) {
 		if i < 0 {
 			return nil, rcE(rcBadIndex, "NV index %#x", sub)
 		}
-		t.ps.NV[i].public().marshal(w)
+		t.nvPublic(t.ps.NV[i]).marshal(w)
 	case capVersionVal:
 		(&capVersionInfo{Version: firmware, SpecLevel: specLevel, ErrataRev: errataRev, TPMVendorID: manufacturerID}).marshal(w)
 	default:

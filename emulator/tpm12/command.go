@@ -209,7 +209,7 @@ func (t *TPM) checkState(d *cmdDef, tag uint16) error {
 		if t.ps.Flags.Disable {
 			return rcE(rcDisabled, "disabled")
 		}
-		if t.ps.Flags.Deactivated || t.stclear.Deactivated {
+		if t.stclear.Deactivated {
 			return rcE(rcDeactivated, "deactivated")
 		}
 	}

@@ -72,11 +72,18 @@ var commandTable = table(
 	// Part 3 §5: admin opt-in.
 	cmd(ordOwnerSetDisable, (*TPM).ownerSetDisable, withAuth(auth1), checks(needsOwner), writesNV),
 
+	// Part 3 §5: admin opt-in, with physical presence (pp.go).
+	cmd(ordPhysicalEnable, (*TPM).physicalEnable, writesNV),
+	cmd(ordPhysicalDisable, (*TPM).physicalDisable, checks(needsEnabled), writesNV),
+	cmd(ordPhysicalSetDeactivated, (*TPM).physicalSetDeactivated, checks(needsEnabled), writesNV),
+	cmd(ordSetTempDeactivated, (*TPM).setTempDeactivated, withAuth(auth1), authOptional, checks(needsActive)),
+
 	// Part 3 §6: admin ownership.
 	cmd(ordTakeOwnership, (*TPM).takeOwnership, withAuth(auth1), checks(needsEnabled), writesNV),
 	cmd(ordOwnerClear, (*TPM).ownerClear, withAuth(auth1), checks(needsActive|needsOwner), writesNV),
 	cmd(ordForceClear, (*TPM).forceClear, checks(needsActive), writesNV),
 	cmd(ordDisableOwnerClear, (*TPM).disableOwnerClear, withAuth(auth1), checks(needsActive|needsOwner), writesNV),
+	cmd(ordPhysicalPresence, (*TPM).tscPhysicalPresence, writesNV),
 
 	// Part 3 §7: capabilities.
 	cmd(ordGetCapability, (*TPM).getCapability, checks(inFailureMode)),

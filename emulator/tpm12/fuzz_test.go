@@ -81,6 +81,13 @@ func seedCommands() [][]byte {
 		command(tagRquCommand, ordOSAP, u16(uint16(etKeyHandle)), u32(0x01000000), d),
 		command(tagRquCommand, ordGetCapability, u32(capKeyHandle), u32(0)),
 		command(0x8001, 0x144, u16(0)),
+		command(tagRquCommand, ordPhysicalPresence, u16(ppPresent)),
+		command(tagRquCommand, ordPhysicalEnable),
+		command(tagRquCommand, ordPhysicalDisable),
+		command(tagRquCommand, ordPhysicalSetDeactivated, []byte{1}),
+		command(tagRquCommand, ordSetTempDeactivated),
+		command(tagRquCommand, ordNVWriteValue, u32(nvIndex0), u32(0), u32(0)),
+		command(tagRquCommand, ordNVReadValue, u32(0x1000), u32(0), u32(0)),
 	}
 }
 

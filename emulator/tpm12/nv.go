@@ -1,6 +1,7 @@
 package tpm12
 
 import (
+	"bytes"
 	"slices"
 )
 
@@ -32,21 +33,30 @@ const (
 	maxNVWriteNoOwner = 64
 )
 
-// nvUnsupported are the attributes whose locks this TPM does not keep
-// yet; an index asking for them is refused with TPM_BAD_ATTRIBUTES
-// rather than defined without its lock.
-const nvUnsupported = nvPerReadSTClear | nvPerGlobalLock | nvPerWriteSTClear | nvPerWriteDefine
+// rcAreaLocked is TPM_AREA_LOCKED (Part 2 §16): the index is locked
+// against writes (WRITEDEFINE, WRITE_STCLEAR, GLOBALLOCK).
+const rcAreaLocked uint32 = 0x3C
 
 // nvArea is one defined NV index: TPM_NV_DATA_PUBLIC's fields, the
 // index's authData and its data (TPM_NV_DATA_SENSITIVE, Part 2 §19.3,
-// §19.4).
+// §19.4). WriteDefine is bWriteDefine, set for good by a zero-size
+// write; the index's bReadSTClear and bWriteSTClear, which Startup(ST_CLEAR)
+// clears, are volatile and kept in TPM.nvLocks.
 type nvArea struct {
-	Index      uint32
-	ReadInfo   pcrInfoShort
-	WriteInfo  pcrInfoShort
-	Attributes uint32
-	Auth       digest
-	Data       []byte
+	Index       uint32
+	ReadInfo    pcrInfoShort
+	WriteInfo   pcrInfoShort
+	Attributes  uint32
+	Auth        digest
+	Data        []byte
+	WriteDefine bool `json:",omitempty"`
+}
+
+// nvLock is an index's bReadSTClear and bWriteSTClear (Part 2 §19.3):
+// volatile, cleared by Startup(ST_CLEAR), kept by TPM_SaveState for
+// Startup(ST_STATE), as libtpms keeps them with its volatile state.
+type nvLock struct {
+	Read, Write bool
 }
 
 // nvDataPublic is TPM_NV_DATA_PUBLIC, Part 2 §19.3.
@@ -90,9 +100,22 @@ func (p *nvDataPublic) marshal(w *writer) {
 	w.u32(p.DataSize)
 }
 
-func (a *nvArea) public() *nvDataPublic {
+func (t *TPM) nvPublic(a *nvArea) *nvDataPublic {
+	l := t.nvLocks[a.Index]
 	return &nvDataPublic{Index: a.Index, ReadInfo: a.ReadInfo, WriteInfo: a.WriteInfo,
-		Attributes: a.Attributes, DataSize: uint32(len(a.Data))}
+		Attributes: a.Attributes, ReadSTClear: l.Read, WriteSTClear: l.Write, WriteDefine: a.WriteDefine,
+		DataSize: uint32(len(a.Data))}
+}
+
+// setNVLock changes the volatile locks of index.
+func (t *TPM) setNVLock(index uint32, f func(l *nvLock)) {
+	l := t.nvLocks[index]
+	f(&l)
+	if l == (nvLock{}) {
+		delete(t.nvLocks, index)
+	} else {
+		t.nvLocks[index] = l
+	}
 }
 
 // nvFind returns the position of index in ps.NV, or -1.
@@ -128,7 +151,7 @@ func (t *TPM) nvActiveChecks() error {
 	if t.ps.Flags.Disable {
 		return rcE(rcDisabled, "disabled")
 	}
-	if t.ps.Flags.Deactivated || t.stclear.Deactivated {
+	if t.stclear.Deactivated {
 		return rcE(rcDeactivated, "deactivated")
 	}
 	return nil
@@ -199,7 +222,7 @@ func (t *TPM) nvDefineSpace(c *call, in *nvDefineSpaceIn) (*none, error) {
 		a.cont = false
 	} else {
 		if !ignoreAuth {
-			if !t.stclear.PhysicalPresence {
+			if !t.physicalPresence() {
 				return nil, rcE(rcBadPresence, "physical presence not asserted")
 			}
 			if t.ps.Owned {
@@ -219,6 +242,15 @@ func (t *TPM) nvDefineSpace(c *call, in *nvDefineSpaceIn) (*none, error) {
 	// the indices in the order they were defined, as libtpms does.
 	at := len(t.ps.NV)
 	if i := t.nvFind(pub.Index); i >= 0 {
+		// §20.1 action 6: a locked index is not redefined or deleted.
+		old := t.ps.NV[i]
+		if !ignoreAuth && old.Attributes&nvPerGlobalLock != 0 && t.stclear.BGlobalLock {
+			return nil, rcE(rcAreaLocked, "index %#x under bGlobalLock", pub.Index)
+		}
+		if !ignoreAuth && old.Attributes&nvPerWriteSTClear != 0 && t.nvLocks[pub.Index].Write {
+			return nil, rcE(rcAreaLocked, "index %#x under bWriteSTClear", pub.Index)
+		}
+		delete(t.nvLocks, pub.Index)
 		at = i
 		t.ps.NV = slices.Delete(t.ps.NV, i, i+1)
 		t.nvDirty = true
@@ -238,15 +270,15 @@ func (t *TPM) nvDefineSpace(c *call, in *nvDefineSpaceIn) (*none, error) {
 	if attr&(nvPerOwnerWrite|nvPerAuthWrite|nvPerWriteDefine|nvPerPPWrite) == 0 && pub.ReadInfo.LocalityAtRelease == locAll {
 		return nil, rcE(rcPerNoWrite, "no write protection")
 	}
-	if attr&nvUnsupported != 0 {
-		return nil, rcE(rcBadAttributes, "attributes %#x not supported", attr&nvUnsupported)
-	}
 	if pub.DataSize == 0 {
 		return nil, rcE(rcBadParamSize, "index of size 0")
 	}
 	if pub.DataSize > nvSpaceMax || t.nvUsed()+int(pub.DataSize) > nvSpaceMax {
 		return nil, rcE(rcNoSpace, "%d bytes", pub.DataSize)
 	}
+	// A new index starts unlocked (§20.1 action 10), whatever locks an
+	// index of that number deleted by OwnerClear left.
+	delete(t.nvLocks, pub.Index)
 	data := make([]byte, pub.DataSize)
 	for i := range data {
 		data[i] = 0xFF
@@ -274,9 +306,24 @@ func (p *nvWriteIn) unmarshal(r *reader) {
 
 // nvWriteValue is TPM_NV_WriteValue, Part 3 §20.2: a write authorized
 // by the owner, or by nobody to an index the owner does not protect.
-// Until nvLocked is set only TPM_NV_PER_AUTHWRITE is enforced.
+// Until nvLocked is set only TPM_NV_PER_AUTHWRITE is enforced. A
+// zero-size write to TPM_NV_INDEX0 sets bGlobalLock, before any check
+// of the owner's authorization when none is sent, so that a BIOS can
+// lock without knowing it.
 func (t *TPM) nvWriteValue(c *call, in *nvWriteIn) (*none, error) {
 	ignoreAuth := !t.ps.Flags.NVLocked
+	if in.Index == nvIndex0 {
+		if len(c.auth) > 0 {
+			if err := t.authorize(c, 0, t.ps.OwnerAuth, etOwner, 0); err != nil {
+				return nil, err
+			}
+		}
+		if len(in.Data) != 0 {
+			return nil, rcE(rcBadIndex, "write of %d bytes to TPM_NV_INDEX0", len(in.Data))
+		}
+		t.stclear.BGlobalLock = true
+		return &none{}, nil
+	}
 	i := t.nvFind(in.Index)
 	if i < 0 {
 		return nil, rcE(rcBadIndex, "index %#x", in.Index)
@@ -309,43 +356,65 @@ func (t *TPM) nvWriteValue(c *call, in *nvWriteIn) (*none, error) {
 	if a.Attributes&nvPerAuthWrite != 0 {
 		return nil, rcE(rcAuthConflict, "index %#x needs its authorization", in.Index)
 	}
-	if err := t.nvWrite(a, in, ignoreAuth); err != nil {
+	changed, err := t.nvWrite(a, in, ignoreAuth)
+	if err != nil {
 		return nil, err
 	}
-	if countWrite {
+	// Only a write that changed NV storage counts (libtpms counts
+	// what it stores).
+	if countWrite && changed {
 		t.ps.NoOwnerNVWrite++
 	}
 	return &none{}, nil
 }
 
-// nvWrite makes the checks every write makes and writes.
-func (t *TPM) nvWrite(a *nvArea, in *nvWriteIn, ignoreAuth bool) error {
+// nvWrite makes the checks every write makes and writes; it reports
+// whether NV storage changed. A zero-size write sets the index's write
+// locks (§20.2 action 14): bWriteSTClear until Startup(ST_CLEAR), and
+// bWriteDefine for good. Every successful write clears bReadSTClear.
+func (t *TPM) nvWrite(a *nvArea, in *nvWriteIn, ignoreAuth bool) (bool, error) {
 	if !ignoreAuth {
 		if a.WriteInfo.LocalityAtRelease&localityBit(t.locality) == 0 {
-			return rcE(rcBadLocality, "locality %d", t.locality)
+			return false, rcE(rcBadLocality, "locality %d", t.locality)
 		}
-		if a.Attributes&nvPerPPWrite != 0 && !t.stclear.PhysicalPresence {
-			return rcE(rcBadPresence, "physical presence not asserted")
+		if a.Attributes&nvPerPPWrite != 0 && !t.physicalPresence() {
+			return false, rcE(rcBadPresence, "physical presence not asserted")
+		}
+		switch {
+		case a.Attributes&nvPerWriteDefine != 0 && a.WriteDefine:
+			return false, rcE(rcAreaLocked, "index %#x under bWriteDefine", a.Index)
+		case a.Attributes&nvPerGlobalLock != 0 && t.stclear.BGlobalLock:
+			return false, rcE(rcAreaLocked, "index %#x under bGlobalLock", a.Index)
+		case a.Attributes&nvPerWriteSTClear != 0 && t.nvLocks[a.Index].Write:
+			return false, rcE(rcAreaLocked, "index %#x under bWriteSTClear", a.Index)
 		}
 		if err := t.pcrCheck(&a.WriteInfo); err != nil {
-			return err
+			return false, err
 		}
 	}
+	changed := false
 	if len(in.Data) == 0 {
-		// Part 3 §20.2 action 14 sets the write locks, which this TPM
-		// does not define (nvUnsupported).
-		return nil
+		t.setNVLock(a.Index, func(l *nvLock) { l.Write = true })
+		if !a.WriteDefine {
+			a.WriteDefine = true
+			changed = true
+		}
+	} else {
+		end := uint64(in.Offset) + uint64(len(in.Data))
+		if end > uint64(len(a.Data)) {
+			return false, rcE(rcNoSpace, "write past the end of index %#x", a.Index)
+		}
+		if a.Attributes&nvPerWriteAll != 0 && len(in.Data) != len(a.Data) {
+			return false, rcE(rcNotFullWrite, "partial write of index %#x", a.Index)
+		}
+		changed = !bytes.Equal(a.Data[in.Offset:end], in.Data)
+		copy(a.Data[in.Offset:], in.Data)
 	}
-	end := uint64(in.Offset) + uint64(len(in.Data))
-	if end > uint64(len(a.Data)) {
-		return rcE(rcNoSpace, "write past the end of index %#x", a.Index)
+	t.setNVLock(a.Index, func(l *nvLock) { l.Read = false })
+	if changed {
+		t.nvDirty = true
 	}
-	if a.Attributes&nvPerWriteAll != 0 && len(in.Data) != len(a.Data) {
-		return rcE(rcNotFullWrite, "partial write of index %#x", a.Index)
-	}
-	copy(a.Data[in.Offset:], in.Data)
-	t.nvDirty = true
-	return nil
+	return changed, nil
 }
 
 // nvWriteValueAuth is TPM_NV_WriteValueAuth, Part 3 §20.3: a write
@@ -362,7 +431,8 @@ func (t *TPM) nvWriteValueAuth(c *call, in *nvWriteIn) (*none, error) {
 	if err := t.authorize(c, 0, a.Auth, etNV, in.Index); err != nil {
 		return nil, err
 	}
-	return &none{}, t.nvWrite(a, in, false)
+	_, err := t.nvWrite(a, in, false)
+	return &none{}, err
 }
 
 type nvReadIn struct {
@@ -422,12 +492,21 @@ func (t *TPM) nvRead(a *nvArea, in *nvReadIn, ignoreAuth bool) (*sizedOut, error
 		if a.ReadInfo.LocalityAtRelease&localityBit(t.locality) == 0 {
 			return nil, rcE(rcBadLocality, "locality %d", t.locality)
 		}
-		if a.Attributes&nvPerPPRead != 0 && !t.stclear.PhysicalPresence {
+		if a.Attributes&nvPerPPRead != 0 && !t.physicalPresence() {
 			return nil, rcE(rcBadPresence, "physical presence not asserted")
+		}
+		if a.Attributes&nvPerReadSTClear != 0 && t.nvLocks[a.Index].Read {
+			return nil, rcE(rcDisabledCmd, "index %#x under bReadSTClear", a.Index)
 		}
 		if err := t.pcrCheck(&a.ReadInfo); err != nil {
 			return nil, err
 		}
+	}
+	if in.DataSize == 0 {
+		// §20.4 action 10: a zero-size read locks reading until
+		// Startup(ST_CLEAR) or the next write.
+		t.setNVLock(a.Index, func(l *nvLock) { l.Read = true })
+		return &sizedOut{}, nil
 	}
 	end := uint64(in.Offset) + uint64(in.DataSize)
 	if end > uint64(len(a.Data)) {

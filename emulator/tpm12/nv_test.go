@@ -65,7 +65,6 @@ func TestNVBeforeNVLocked(t *testing.T) {
 		{"no write protection", rcPerNoWrite, ordNVDefineSpace, append(nvPubInfo(0x1001, 0, 4), secret...)},
 		{"index 0", rcBadIndex, ordNVDefineSpace, append(nvPubInfo(0, nvPerOwnerWrite, 4), secret...)},
 		{"owner and auth write", rcAuthConflict, ordNVDefineSpace, append(nvPubInfo(0x1001, nvPerOwnerWrite|nvPerAuthWrite, 4), secret...)},
-		{"write-define lock", rcBadAttributes, ordNVDefineSpace, append(nvPubInfo(0x1001, nvPerOwnerWrite|nvPerWriteDefine, 4), secret...)},
 		{"new index of size 0", rcBadParamSize, ordNVDefineSpace, append(nvPubInfo(0x1001, nvPerOwnerWrite, 0), secret...)},
 		{"too large", rcNoSpace, ordNVDefineSpace, append(nvPubInfo(0x1001, nvPerOwnerWrite, nvSpaceMax), secret...)},
 		{"write past the end", rcNoSpace, ordNVWriteValue, nvWriteParams(0x1000, 7, []byte("ab"))},
@@ -210,5 +209,100 @@ func TestOwnershipSealNVRoundTrip(t *testing.T) {
 	wantRC(t, tp2, rcAuthConflict, 0, tagRquCommand, ordNVWriteValue, nvWriteParams(0x3000, 0, []byte("x")))
 	if got := getCap(t, tp2, capNVList, nil); !bytes.Equal(got, append(u32(0x3000), u32(0x3001)...)) {
 		t.Errorf("TPM_CAP_NV_LIST after Load %x", got)
+	}
+}
+
+func TestNVLocksWithoutOwner(t *testing.T) {
+	tp := startedTPM(t)
+	secret := sha([]byte("index"))
+	// Defined before nvLocked: no authorization needed.
+	mustRun(t, tp, ordNVDefineSpace, nvPubInfo(0x1000, nvPerWriteDefine, 4), secret)
+	mustRun(t, tp, ordNVDefineSpace, nvPubInfo(0x1001, nvPerWriteSTClear|nvPerPPWrite, 4), secret)
+	mustRun(t, tp, ordNVDefineSpace, nvPubInfo(0x1002, nvPerGlobalLock|nvPerWriteDefine, 4), secret)
+	mustRun(t, tp, ordNVDefineSpace, nvPubInfo(0x1003, nvPerReadSTClear|nvPerWriteDefine, 4), secret)
+	mustRun(t, tp, ordNVDefineSpace, nvPubInfo(nvIndexLock, 0, 0), make([]byte, 20))
+	tp.NVChanged()
+	tp.stclear.PhysicalPresence = true
+
+	// WRITEDEFINE: a zero-size write locks for good, and is durable.
+	mustRun(t, tp, ordNVWriteValue, nvWriteParams(0x1000, 0, []byte("ab")))
+	mustRun(t, tp, ordNVWriteValue, nvWriteParams(0x1000, 0, nil))
+	if !tp.NVChanged() {
+		t.Error("bWriteDefine set without an NV change")
+	}
+	wantRC(t, tp, rcAreaLocked, 0, tagRquCommand, ordNVWriteValue, nvWriteParams(0x1000, 0, []byte("cd")))
+	if pub := getCap(t, tp, capNVIndex, u32(0x1000)); pub[len(pub)-5] != 1 {
+		t.Errorf("TPM_CAP_NV_INDEX bWriteDefine %x", pub)
+	}
+
+	// WRITE_STCLEAR: locked until Startup(ST_CLEAR), through SaveState.
+	mustRun(t, tp, ordNVWriteValue, nvWriteParams(0x1001, 0, nil))
+	wantRC(t, tp, rcAreaLocked, 0, tagRquCommand, ordNVWriteValue, nvWriteParams(0x1001, 0, []byte("x")))
+	if pub := getCap(t, tp, capNVIndex, u32(0x1001)); pub[len(pub)-6] != 1 {
+		t.Errorf("TPM_CAP_NV_INDEX bWriteSTClear %x", pub)
+	}
+
+	// READ_STCLEAR: a zero-size read locks reading; TPM_DISABLED_CMD.
+	mustRun(t, tp, ordNVReadValue, nvReadParams(0x1003, 0, 0))
+	wantRC(t, tp, rcDisabledCmd, 0, tagRquCommand, ordNVReadValue, nvReadParams(0x1003, 0, 1))
+
+	// GLOBALLOCK: a zero-size write of TPM_NV_INDEX0 sets bGlobalLock.
+	wantRC(t, tp, rcBadIndex, 0, tagRquCommand, ordNVWriteValue, nvWriteParams(0, 0, []byte("x")))
+	mustRun(t, tp, ordNVWriteValue, nvWriteParams(0x1002, 0, []byte("g")))
+	mustRun(t, tp, ordNVWriteValue, nvWriteParams(0, 0, nil))
+	if !tp.stclear.BGlobalLock {
+		t.Fatal("bGlobalLock not set")
+	}
+	wantRC(t, tp, rcAreaLocked, 0, tagRquCommand, ordNVWriteValue, nvWriteParams(0x1002, 0, []byte("g")))
+
+	// SaveState, _TPM_Init, Startup(ST_STATE): the locks stay.
+	mustRun(t, tp, ordSaveState)
+	blob, err := tp.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp2, err := New(Config{State: blob})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, tp2, ordStartup, u16(stState))
+	wantRC(t, tp2, rcAreaLocked, 0, tagRquCommand, ordNVWriteValue, nvWriteParams(0x1001, 0, []byte("x")))
+	wantRC(t, tp2, rcAreaLocked, 0, tagRquCommand, ordNVWriteValue, nvWriteParams(0x1002, 0, []byte("g")))
+	wantRC(t, tp2, rcDisabledCmd, 0, tagRquCommand, ordNVReadValue, nvReadParams(0x1003, 0, 1))
+
+	// Startup(ST_CLEAR) clears them; bWriteDefine stays.
+	tp2.Reset()
+	mustRun(t, tp2, ordStartup, u16(stClear))
+	tp2.stclear.PhysicalPresence = true
+	mustRun(t, tp2, ordNVWriteValue, nvWriteParams(0x1001, 0, []byte("x")))
+	mustRun(t, tp2, ordNVReadValue, nvReadParams(0x1003, 0, 1))
+	wantRC(t, tp2, rcAreaLocked, 0, tagRquCommand, ordNVWriteValue, nvWriteParams(0x1000, 0, []byte("cd")))
+	mustRun(t, tp2, ordNVWriteValue, nvWriteParams(0x1002, 0, []byte("g")))
+
+	// A successful write unlocks reading.
+	mustRun(t, tp2, ordNVReadValue, nvReadParams(0x1003, 0, 0))
+	wantRC(t, tp2, rcDisabledCmd, 0, tagRquCommand, ordNVReadValue, nvReadParams(0x1003, 0, 1))
+	mustRun(t, tp2, ordNVWriteValue, nvWriteParams(0x1003, 0, []byte("r")))
+	mustRun(t, tp2, ordNVReadValue, nvReadParams(0x1003, 0, 1))
+}
+
+func TestNVLockedIndexIsNotRedefined(t *testing.T) {
+	tp, _ := ownedTPM(t)
+	secret := sha([]byte("index"))
+	mustRun(t, tp, ordNVDefineSpace, nvPubInfo(nvIndexLock, 0, 0), make([]byte, 20))
+	if rc := nvDefineOwner(t, tp, testOwner, nvPubInfo(0x2000, nvPerWriteSTClear|nvPerAuthWrite, 8), secret); rc != rcSuccess {
+		t.Fatalf("DefineSpace: rc %#x", rc)
+	}
+	tp.nvLocks[0x2000] = nvLock{Write: true}
+	if rc := nvDefineOwner(t, tp, testOwner, nvPubInfo(0x2000, nvPerWriteSTClear|nvPerAuthWrite, 0), secret); rc != rcAreaLocked {
+		t.Errorf("deleting a write-locked index: rc %#x", rc)
+	}
+	tp.nvLocks = map[uint32]nvLock{}
+	tp.stclear.BGlobalLock = true
+	if rc := nvDefineOwner(t, tp, testOwner, nvPubInfo(0x2001, nvPerGlobalLock|nvPerAuthWrite, 8), secret); rc != rcSuccess {
+		t.Fatalf("DefineSpace: rc %#x", rc)
+	}
+	if rc := nvDefineOwner(t, tp, testOwner, nvPubInfo(0x2001, nvPerGlobalLock|nvPerAuthWrite, 0), secret); rc != rcAreaLocked {
+		t.Errorf("deleting a globally locked index: rc %#x", rc)
 	}
 }

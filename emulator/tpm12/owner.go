@@ -184,12 +184,11 @@ func (t *TPM) clearOwner() {
 	t.nvDirty = true
 }
 
-// forceClear is TPM_ForceClear, Part 3 §6.3. It needs physical
-// presence, which no host asserts to this TPM (doc.go): it answers
-// TPM_BAD_PRESENCE, as libtpms does while presence is not asserted.
+// forceClear is TPM_ForceClear, Part 3 §6.3, on physical presence
+// (pp.go).
 func (t *TPM) forceClear(_ *call, _ *none) (*none, error) {
-	if !t.stclear.PhysicalPresence {
-		return nil, rcE(rcBadPresence, "physical presence not asserted")
+	if err := t.needPresence(); err != nil {
+		return nil, err
 	}
 	if t.stclear.DisableForceClear {
 		return nil, rcE(rcClearDisabled, "disableForceClear")

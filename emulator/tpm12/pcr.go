@@ -108,7 +108,7 @@ func (t *TPM) extend(_ *call, in *extendIn) (*digestOut, error) {
 	h.Write(in.InDigest[:])
 	copy(t.pcr[in.PCRNum][:], h.Sum(nil))
 	out := &digestOut{}
-	if !t.ps.Flags.Disable && !t.ps.Flags.Deactivated && !t.stclear.Deactivated {
+	if !t.ps.Flags.Disable && !t.stclear.Deactivated {
 		// A disabled or deactivated TPM extends but reveals nothing.
 		out.Digest = t.pcr[in.PCRNum]
 	}

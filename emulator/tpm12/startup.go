@@ -1,5 +1,7 @@
 package tpm12
 
+import "maps"
+
 // Startup types, Part 2 §4.5 (TPM_STARTUP_TYPE).
 const (
 	stClear       uint16 = 0x0001
@@ -13,7 +15,10 @@ const (
 type savedState struct {
 	PCR     [][]byte
 	STClear stclearFlags
-	Keys    []savedKey `json:",omitempty"`
+	// NVLocks are the NV indices' bReadSTClear and bWriteSTClear.
+	NVLocks map[uint32]nvLock `json:",omitempty"`
+	// Keys are the loaded keys (loadedkey.go).
+	Keys []savedKey `json:",omitempty"`
 }
 
 type startupIn struct{ StartupType uint16 }
@@ -33,7 +38,11 @@ func (t *TPM) startup(_ *call, in *startupIn) (*none, error) {
 	saved := t.ps.Saved
 	switch in.StartupType {
 	case stClear:
-		t.stclear = stclearFlags{}
+		// §3.2 action 2.e: deactivated takes the permanent flag's
+		// value, which commands changing that flag affect only from
+		// here on (as in libtpms).
+		t.stclear = stclearFlags{Deactivated: t.ps.Flags.Deactivated}
+		clear(t.nvLocks)
 		t.initPCRs()
 	case stState:
 		if saved == nil || len(saved.PCR) != pcrCount {
@@ -51,10 +60,17 @@ func (t *TPM) startup(_ *call, in *startupIn) (*none, error) {
 			}
 		}
 		t.stclear = saved.STClear
+		clear(t.nvLocks)
+		for i, l := range saved.NVLocks {
+			if t.nvFind(i) >= 0 && l != (nvLock{}) {
+				t.nvLocks[i] = l
+			}
+		}
 		// Load checked the saved keys.
 		t.keys, _ = restoreKeys(saved.Keys)
 	case stDeactivated:
 		t.stclear = stclearFlags{Deactivated: true}
+		clear(t.nvLocks)
 		t.initPCRs()
 	default:
 		return nil, rcE(rcBadParameter, "startup type %#x", in.StartupType)
@@ -77,6 +93,9 @@ func (t *TPM) dropSaved() {
 // Startup(ST_STATE) restores, in the durable state the host stores.
 func (t *TPM) saveState(_ *call, _ *none) (*none, error) {
 	s := &savedState{PCR: make([][]byte, pcrCount), STClear: t.stclear, Keys: t.saveKeys()}
+	if len(t.nvLocks) > 0 {
+		s.NVLocks = maps.Clone(t.nvLocks)
+	}
 	for i := range t.pcr {
 		s.PCR[i] = append([]byte(nil), t.pcr[i][:]...)
 	}

@@ -60,8 +60,9 @@ func TestSaveStateResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !tp2.WritesNV(ordPCRRead) {
-		t.Error("WritesNV false while saved state is pending")
+	// Before Startup a command is refused and keeps the saved state.
+	if tp2.WritesNV(ordPCRRead) || !tp2.WritesNV(ordStartup) {
+		t.Error("WritesNV before Startup")
 	}
 	mustRun(t, tp2, ordStartup, u16(stState))
 	if got := mustRun(t, tp2, ordPCRRead, u32(4)); !bytes.Equal(got, pcr4) {

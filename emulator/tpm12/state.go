@@ -68,7 +68,10 @@ var ErrBadState = errors.New("tpm12: bad state blob")
 var ErrOtherFamily = errors.New("tpm12: state blob is a TPM 2.0 state")
 
 // manufacture makes the TPM as swtpm_setup --createek leaves one: an
-// RSA-2048 endorsement key, enabled, activated, no owner, readPubek set.
+// RSA-2048 endorsement key, enabled, activated, no owner, readPubek set,
+// CEKPUsed (the key was made by TPM_CreateEndorsementKeyPair, so
+// enableRevokeEK is clear) and physicalPresenceCMDEnable set, neither
+// lifetime-locked.
 func (t *TPM) manufacture() error {
 	k, err := rsa.GenerateKey(t.rand, ekBits)
 	if err != nil {
@@ -77,10 +80,11 @@ func (t *TPM) manufacture() error {
 	t.ps = persistentState{
 		EK: x509.MarshalPKCS1PrivateKey(k),
 		Flags: permanentFlags{
-			Ownership:        true,
-			ReadPubek:        true,
-			AllowMaintenance: true,
-			EnableRevokeEK:   true,
+			Ownership:                 true,
+			ReadPubek:                 true,
+			AllowMaintenance:          true,
+			CEKPUsed:                  true,
+			PhysicalPresenceCMDEnable: true,
 		},
 	}
 	t.ekKey = k

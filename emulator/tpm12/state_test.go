@@ -110,3 +110,66 @@ func TestMalformedCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestRestorePersistentUndoesAChange(t *testing.T) {
+	tp := startedTPM(t)
+	mustRun(t, tp, ordExtend, u32(10), sha([]byte("m")))
+	pcr := tp.pcr[10]
+	before, err := tp.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := sha([]byte("index"))
+	mustRun(t, tp, ordNVDefineSpace, nvPubInfo(0x1000, nvPerOwnerWrite, 4), secret)
+	mustRun(t, tp, ordNVWriteValue, nvWriteParams(0x1000, 0, nil))
+	if err := tp.RestorePersistent([]byte("garbage")); err == nil {
+		t.Fatal("garbage restored")
+	}
+	if err := tp.RestorePersistent(before); err != nil {
+		t.Fatal(err)
+	}
+	if tp.nvFind(0x1000) >= 0 || len(tp.nvLocks) != 0 {
+		t.Error("the index or its lock survived the restore")
+	}
+	if !tp.Started() || tp.pcr[10] != pcr || tp.NVChanged() {
+		t.Error("volatile state lost, or a change reported")
+	}
+	mustRun(t, tp, ordGetRandom, u32(4))
+}
+
+func TestSavedStateSurvivesCommandsBeforeStartup(t *testing.T) {
+	tp := startedTPM(t)
+	mustRun(t, tp, ordSaveState)
+	if !tp.WritesNV(ordGetRandom) {
+		t.Error("after SaveState any command discards the saved state")
+	}
+	tp.Reset()
+	if tp.WritesNV(ordGetCapability) || tp.WritesNV(0x1234) || tp.WritesNV(ordNVWriteValue) || !tp.WritesNV(ordStartup) {
+		t.Error("WritesNV before Startup")
+	}
+	tp.NVChanged()
+	wantRC(t, tp, rcInvalidPostInit, 0, tagRquCommand, ordGetCapability, u32(capVersion), u32(0))
+	wantRC(t, tp, rcBadOrdinal, 0, tagRquCommand, 0x1234)
+	if tp.NVChanged() {
+		t.Error("a refused command before Startup changed durable state")
+	}
+	mustRun(t, tp, ordStartup, u16(stState))
+}
+
+func TestInitPCR(t *testing.T) {
+	tp := newTPM(t)
+	v := sha([]byte("hw"))
+	if err := tp.InitPCR(0, [20]byte(v)); err == nil {
+		t.Error("InitPCR before Startup")
+	}
+	mustRun(t, tp, ordStartup, u16(stClear))
+	if err := tp.InitPCR(24, [20]byte(v)); err == nil {
+		t.Error("InitPCR 24")
+	}
+	if err := tp.InitPCR(17, [20]byte(v)); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustRun(t, tp, ordPCRRead, u32(17)); string(got) != string(v) {
+		t.Errorf("PCR 17 %x", got)
+	}
+}

@@ -3,6 +3,7 @@ package tpm12
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -89,6 +90,9 @@ type TPM struct {
 	da  daState
 	// activeCounter is TPM_STCLEAR_DATA.countID (counter.go).
 	activeCounter uint32
+	// nvLocks are the NV indices' bReadSTClear and bWriteSTClear (nv.go),
+	// indices without either left out.
+	nvLocks map[uint32]nvLock
 }
 
 // New returns a TPM in the state after _TPM_Init: it needs Startup
@@ -131,6 +135,7 @@ func (t *TPM) Reset() {
 	t.activeCounter = countIDNull
 	t.sessions = map[uint32]*session{}
 	t.keys = map[uint32]*loadedKey{}
+	t.nvLocks = map[uint32]nvLock{}
 	t.initPCRs()
 }
 
@@ -177,10 +182,13 @@ func (t *TPM) process(cmd []byte) []byte {
 		return errorResponse(rcBadParamSize)
 	}
 	ord := binary.BigEndian.Uint32(cmd[6:])
-	if ord != ordStartup {
+	if ord != ordStartup && t.started {
 		// Part 3 §3.3: the state SaveState preserved is valid only for
 		// the Startup that follows it; any other ordinal, even one this
-		// TPM lacks, discards it (as libtpms does).
+		// TPM lacks, discards it. Before Startup every other command is
+		// refused and discards nothing, so that a driver probing the
+		// TPM before its Startup(ST_STATE) does not lose the state (as
+		// libtpms, whose stateSaved flag a power cycle clears).
 		t.dropSaved()
 	}
 	def := t.commands[ord]
@@ -203,9 +211,51 @@ func (t *TPM) NVChanged() bool {
 
 // WritesNV reports whether the command with ordinal ord may change
 // durable state now, so that a host must be ready to save before running
-// it: the commands marked in the table, and any command at all while the
-// state SaveState preserved is pending (running it discards that state).
+// it: the commands marked in the table, and, after Startup, any command
+// while the state SaveState preserved is pending (running it discards
+// that state). Before Startup only Startup may.
 func (t *TPM) WritesNV(ord uint32) bool {
-	d := t.commands[ord]
-	return d != nil && d.nv || t.ps.Saved != nil && ord != ordStartup
+	if d := t.commands[ord]; d != nil && d.nv {
+		return ord == ordStartup || t.started
+	}
+	return t.started && t.ps.Saved != nil
+}
+
+// InitPCR sets PCR i to value, a SHA-1 digest read from the platform's
+// hardware TPM (the vTPM domain's hwinitpcr=), after Startup: the guest
+// sees the hardware's measurements in its own PCRs, extended from there.
+func (t *TPM) InitPCR(i int, value [20]byte) error {
+	if i < 0 || i >= pcrCount {
+		return fmt.Errorf("tpm12: PCR %d out of range", i)
+	}
+	if !t.started {
+		return fmt.Errorf("tpm12: PCR %d set before Startup", i)
+	}
+	t.pcr[i] = digest(value)
+	return nil
+}
+
+// RestorePersistent puts back the durable state of blob (from Save),
+// keeping the volatile state (PCRs, sessions, STCLEAR flags, Startup):
+// a host undoes with it a command whose change it could not store. The
+// NV locks of indices the blob does not hold are dropped. On error
+// nothing is changed.
+func (t *TPM) RestorePersistent(blob []byte) error {
+	ps, err := decodeState(blob)
+	if err != nil {
+		return err
+	}
+	k, err := x509.ParsePKCS1PrivateKey(ps.EK)
+	if err != nil && len(ps.EK) != 0 {
+		return fmt.Errorf("%w: endorsement key: %v", ErrBadState, err)
+	}
+	t.ps, t.ekKey = *ps, k
+	t.srkPriv, t.srkPub = nil, nil
+	for i := range t.nvLocks {
+		if t.nvFind(i) < 0 {
+			delete(t.nvLocks, i)
+		}
+	}
+	t.nvDirty = false
+	return nil
 }

@@ -107,6 +107,16 @@ func duplicateTK(tr transport.TPM, obj, np gt.NamedHandle, keyIn []byte, sym gt.
 		NewParentHandle: h, EncryptionKeyIn: gt.TPM2BData{Buffer: keyIn}, Symmetric: sym}.Execute(tr)
 }
 
+// dupSource starts a TPM with an ECC SRK in the owner hierarchy and the
+// test's duplicable HMAC key imported and loaded under it.
+func dupSource(t *testing.T) (tr transport.TPM, srk, obj gt.NamedHandle) {
+	t.Helper()
+	_, tr = newStarted(t)
+	srk = primaryNamed(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
+	obj = importLoad(t, tr, srk, tkPublic(dupCC, false), nil, tkSensitive(), nil, symDef(0))
+	return tr, srk, obj
+}
+
 // The key goes from the owner's SRK to a parent in the endorsement
 // hierarchy with every combination of wrappers, and works there.
 func TestDuplicateImportRoundTrip(t *testing.T) {
@@ -116,10 +126,8 @@ func TestDuplicateImportRoundTrip(t *testing.T) {
 			keyIn []byte
 		}{{0, nil}, {128, bytes.Repeat([]byte{1}, 16)}, {192, nil}, {192, bytes.Repeat([]byte{2}, 24)}, {256, nil}} {
 			t.Run(fmt.Sprintf("%s/AES-%d/keyIn=%v", map[gt.TPMIAlgPublic]string{gt.TPMAlgRSA: "RSA", gt.TPMAlgECC: "ECC"}[tmpl.Type], c.bits, c.keyIn != nil), func(t *testing.T) {
-				_, tr := newStarted(t)
-				srk := primaryNamed(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
+				tr, _, obj := dupSource(t)
 				pub := tkPublic(dupCC, false)
-				obj := importLoad(t, tr, srk, pub, nil, tkSensitive(), nil, symDef(0))
 				np := primaryNamed(t, tr, gt.TPMRHEndorsement, tmpl)
 				d, err := duplicateTK(tr, obj, np, c.keyIn, symDef(c.bits))
 				if err != nil {
@@ -145,7 +153,7 @@ func TestDuplicateImportRoundTrip(t *testing.T) {
 // private key, derives the seed per Part 1 §C.6.4 (ECDH, KDFe) and finds
 // the sensitive area the key was imported with.
 func TestDuplicateToExternalECCParent(t *testing.T) {
-	_, tr := newStarted(t)
+	tr, _, obj := dupSource(t)
 	priv, _ := ecdh.P256().GenerateKey(rand.Reader)
 	raw := priv.PublicKey().Bytes()[1:]
 	parent := gt.TPMTPublic{Type: gt.TPMAlgECC, NameAlg: gt.TPMAlgSHA256,
@@ -158,8 +166,6 @@ func TestDuplicateToExternalECCParent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srk := primaryNamed(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
-	obj := importLoad(t, tr, srk, tkPublic(dupCC, false), nil, tkSensitive(), nil, symDef(0))
 	key := bytes.Repeat([]byte{3}, 24)
 	d, err := duplicateTK(tr, obj, named(le.ObjectHandle, le.Name), key, symDef(192))
 	if err != nil {
@@ -199,10 +205,8 @@ func TestDuplicateToExternalECCParent(t *testing.T) {
 // Rewrap moves the outer wrapper from one parent to another (or adds or
 // strips it); the result imports and works.
 func TestRewrap(t *testing.T) {
-	_, tr := newStarted(t)
-	srk := primaryNamed(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
+	tr, srk, obj := dupSource(t)
 	pub := tkPublic(dupCC, false)
-	obj := importLoad(t, tr, srk, pub, nil, tkSensitive(), nil, symDef(0))
 	np := primaryNamed(t, tr, gt.TPMRHEndorsement, gt.RSASRKTemplate)
 	rewrap := func(old, new gt.TPMHandle, dup, name, seed []byte) (outDup, outSeed []byte, rc uint32) {
 		p := append(append(sized(dup), sized(name)...), sized(seed)...)
@@ -279,9 +283,7 @@ func TestRewrap(t *testing.T) {
 }
 
 func TestDuplicateErrors(t *testing.T) {
-	_, tr := newStarted(t)
-	srk := primaryNamed(t, tr, gt.TPMRHOwner, gt.ECCSRKTemplate)
-	obj := importLoad(t, tr, srk, tkPublic(dupCC, false), nil, tkSensitive(), nil, symDef(0))
+	tr, _, obj := dupSource(t)
 	null := named(gt.TPMRHNull, gt.TPM2BName{})
 	for _, c := range []struct {
 		what  string

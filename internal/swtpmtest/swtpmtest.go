@@ -134,6 +134,22 @@ func Start12(t testing.TB) *Proc {
 	return connect(t, serve(t, "", "not-need-init"))
 }
 
+// Start12Manufactured starts a TPM 1.2 swtpm on a state that
+// swtpm_setup --createek made (an EK, the flags swtpm_setup leaves), left
+// before TPM_Startup. The test is skipped when swtpm_setup is missing.
+func Start12Manufactured(t testing.TB) *Proc {
+	t.Helper()
+	if _, err := exec.LookPath("swtpm_setup"); err != nil {
+		t.Skip("SKIP: swtpm_setup not installed (apt-get install swtpm-tools)")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("swtpm_setup", "--tpm-state", dir, "--createek", "--config", "/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swtpm_setup --createek: %v\n%s", err, out)
+	}
+	return connect(t, serveDir(t, dir, "", "not-need-init"))
+}
+
 // connect opens the data and control channels of the swtpm on port p.
 func connect(t testing.TB, p int) *Proc {
 	t.Helper()
@@ -170,11 +186,17 @@ func Serve12(t testing.TB) int {
 // --flags flags, and returns its data port.
 func serve(t testing.TB, family, flags string) int {
 	t.Helper()
+	return serveDir(t, t.TempDir(), family, flags)
+}
+
+// serveDir is serve with the TPM state in dir.
+func serveDir(t testing.TB, dir, family, flags string) int {
+	t.Helper()
 	if _, err := exec.LookPath("swtpm"); err != nil {
 		t.Skip("SKIP: swtpm not installed (apt-get install swtpm)")
 	}
 	p := FreePortPair(t)
-	args := []string{"socket", "--tpmstate", "dir=" + t.TempDir(),
+	args := []string{"socket", "--tpmstate", "dir=" + dir,
 		"--server", "type=tcp,port=" + strconv.Itoa(p) + ",bindaddr=127.0.0.1",
 		"--ctrl", "type=tcp,port=" + strconv.Itoa(p+1) + ",bindaddr=127.0.0.1",
 		"--flags", flags}

@@ -30,20 +30,10 @@ var (
 
 // tpm12Engine adapts the TPM 1.2 engine, which keeps nothing lazily
 // (every durable change, TPM_SaveState's included, raises NVChanged), so
-// the blob stored at a stop is an ordinary Save. It cannot put back the
-// durable state alone (a Load also ends the TPM's volatile state) nor set
-// PCR values, so those two fail: a save that fails then leaves the change
-// unsaved, and hwinitpcr= is refused for TPM 1.2 (ParseOptions).
+// the blob stored at a stop is an ordinary Save.
 type tpm12Engine struct{ *tpm12.TPM }
 
-var (
-	errNoRestore = errors.New("the TPM 1.2 engine cannot restore its durable state alone")
-	errNoInitPCR = errors.New("hwinitpcr= is not available for TPM 1.2")
-)
-
-func (e tpm12Engine) SaveAtStop() ([]byte, error)      { return e.Save() }
-func (e tpm12Engine) RestorePersistent(_ []byte) error { return errNoRestore }
-func (e tpm12Engine) InitPCR(int, [20]byte) error      { return errNoInitPCR }
+func (e tpm12Engine) SaveAtStop() ([]byte, error) { return e.Save() }
 
 // Families, the values of tpm=.
 const (

@@ -39,6 +39,9 @@ type Options struct {
 	// replaced by a fresh TPM instead of refusing to serve.
 	ClearGiven bool
 	MaintCmds  bool
+	// PhysicalPresence (pp=1) asserts TPM 1.2 physical presence for the
+	// guest after the domain's Startup; otherwise the domain locks it.
+	PhysicalPresence bool
 	// HWInitPCR lists the PCRs to copy from the hardware TPM at start.
 	HWInitPCR []int
 	// Localities are those a frontend may send commands at; the zero
@@ -131,8 +134,7 @@ func Spec() cmdline.Spec {
 		{Name: "tpm", Values: []string{Family20, Family12}, Default: Family20,
 			Help: "TPM family served to the guest",
 			Doc: "1.2 is what stock Linux `xen-tpmfront` drives (it registers every vTPM as a TPM 1.2) and what vtpm-stubdom served. " +
-				"The saved state records its family: a state of the other family is refused with one console line, never converted or replaced, `clear` or not. " +
-				"With 1.2, `hwinitpcr=` is refused (its engine cannot set PCR values yet)."},
+				"The saved state records its family: a state of the other family is refused with one console line, never converted or replaced, `clear` or not."},
 		{Name: StartupClear, Flag: true,
 			Help: "start the TPM with Startup(CLEAR) (also what happens when none of clear, save, deactivated is given)",
 			Doc: "Written out, `clear` also lets the domain discard a saved state that cannot be loaded or verified (a corrupted or replaced disk, a disk of another vTPM, a manager that lost the record) and make a fresh TPM; " +
@@ -144,12 +146,21 @@ func Spec() cmdline.Spec {
 			Help: "leave the TPM un-started for the guest to start",
 			Doc:  "The guest must send `TPM2_Startup` (with `tpm=1.2`, `TPM_Startup`) itself (a TPM 2.0 driver with auto-startup does); Linux's `xen-tpmfront` never does, so its guests need `clear` or `save`."},
 		{Name: "maintcmds", Values: []string{"0", "1"}, Default: "0",
-			Help: "TPM 1.2 maintenance ordinals; no effect yet",
-			Doc:  "Accepted for compatibility with vtpm-stubdom. TPM 2.0 has no maintenance commands, and the TPM 1.2 engine implements none yet (they answer TPM_BAD_ORDINAL)."},
+			Help: "TPM 1.2 maintenance ordinals; accepted, no effect: they are not implemented",
+			Doc: "Accepted for compatibility with vtpm-stubdom, whose `maintcmds=1` let TPM_CreateMaintenanceArchive, TPM_LoadMaintenanceArchive, TPM_KillMaintenanceFeature, TPM_LoadManuMaintPub and TPM_ReadManuMaintPub through. " +
+				"The TPM 1.2 engine implements none of them, so they answer TPM_BAD_ORDINAL whatever the value; with `maintcmds=1` the console says so once at start. TPM 2.0 has no maintenance commands."},
+		{Name: "pp", Values: []string{"0", "1"}, Default: "0",
+			Help: "TPM 1.2 physical presence: 1 asserts it for the guest, 0 locks it, until the next TPM_Startup(ST_CLEAR)",
+			Doc: "A vTPM has no presence pin; as on a PC, whoever starts the TPM plays the BIOS. With `clear` or `save` this domain does, right after its TPM_Startup: " +
+				"with `pp=0` it locks presence (TSC_PhysicalPresence NOTPRESENT|LOCK), so that no software in the guest can assert it until the next Startup(CLEAR); " +
+				"with `pp=1` it asserts it (TSC_PhysicalPresence PRESENT) for the guest, which may then enable, activate or clear its TPM (TPM_PhysicalEnable, TPM_PhysicalSetDeactivated, TPM_ForceClear: `tpm_setenable`, `tpm_setactive`, `tpm_clear --force`), " +
+				"as a PC user does in the BIOS setup, e.g. to take ownership again after `tpm_clear` left the TPM disabled and deactivated. Give `pp=1` for the boot that needs it, then remove it. " +
+				"With `deactivated` the guest's firmware starts the TPM and asserts or locks presence itself (SeaBIOS and OVMF lock it); a guest that disables software presence for good " +
+				"(TSC_PhysicalPresence CMD_DISABLE|LIFETIME_LOCK) gives up this recovery, as on a PC. Console lines say what was done. No effect with `tpm=2.0`."},
 		{Name: "hwinitpcr", Check: func(s string) error { _, err := ParsePCRSpec(s); return err },
 			Form: "all|none|N|X-Y,...", Default: "none",
 			Help: "PCRs to copy from the hardware TPM at start",
-			Doc: "They are read through the manager (SHA-1 values): the vTPM's SHA-1 bank takes the value, the other banks their reset value extended with it. " +
+			Doc: "They are read through the manager (SHA-1 values): the vTPM's SHA-1 bank takes the value, the other banks their reset value extended with it; with `tpm=1.2` the PCR takes the value. " +
 				"Needs the manager (a `vtpm=` device whose backend is the manager domain); without it, or when the read fails, the domain refuses to start."},
 		{Name: "savebudget", Check: checkBudget, Form: "N", Default: strconv.Itoa(DefaultSaveBudget),
 			Help: "saves of guest commands allowed at once (0: no limit); past it a command that may change durable state is answered TPM_RC_NV_RATE (TPM_RETRY with tpm=1.2) until saverefill= gives saves back",
@@ -170,7 +181,7 @@ func Spec() cmdline.Spec {
 
 // ParseOptions turns parsed values into Options.
 func ParseOptions(v cmdline.Values) (Options, error) {
-	o := Options{Family: Family20, Startup: StartupClear, MaintCmds: v.Get("maintcmds") == "1"}
+	o := Options{Family: Family20, Startup: StartupClear, MaintCmds: v.Get("maintcmds") == "1", PhysicalPresence: v.Get("pp") == "1"}
 	if v.Get("tpm") == Family12 {
 		o.Family = Family12
 	}
@@ -191,9 +202,6 @@ func ParseOptions(v cmdline.Values) (Options, error) {
 			return o, err
 		}
 		o.HWInitPCR = pcrs
-		if len(pcrs) > 0 && o.Family == Family12 {
-			return o, fmt.Errorf("hwinitpcr=%s: not available with tpm=1.2 yet (the TPM 1.2 engine cannot set PCR values); give hwinitpcr=none", s)
-		}
 	}
 	if s := v.Get("savebudget"); s != "" {
 		if err := checkBudget(s); err != nil {

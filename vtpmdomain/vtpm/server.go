@@ -151,6 +151,12 @@ func NewServer(c Config) (*Server, error) {
 			return nil, fmt.Errorf("%s(CLEAR) failed: rc %#x", fam.startupName, rc)
 		}
 	}
+	s.presence(o)
+	if o.MaintCmds && fam == family12 {
+		s.log.Infof("maintcmds=1: the TPM 1.2 maintenance commands (TPM_CreateMaintenanceArchive, TPM_LoadMaintenanceArchive, TPM_KillMaintenanceFeature, TPM_LoadManuMaintPub, TPM_ReadManuMaintPub) are not implemented: they still answer TPM_BAD_ORDINAL")
+	} else if o.MaintCmds {
+		s.log.Infof("maintcmds=1 has no effect with tpm=%s: it has no maintenance commands", fam.name)
+	}
 	if len(o.HWInitPCR) > 0 {
 		if err := s.initPCRs(o, c.HWPCR); err != nil {
 			return nil, err
@@ -163,6 +169,49 @@ func NewServer(c Config) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// TSC_PhysicalPresence's parameters (TPM Main Part 2 §4.9).
+const (
+	ppPresentCmd    = 0x0008 // TPM_PHYSICAL_PRESENCE_PRESENT
+	ppNotPresentLck = 0x0014 // TPM_PHYSICAL_PRESENCE_NOTPRESENT | _LOCK
+)
+
+// presence plays the BIOS's part for TPM 1.2 physical presence (pp=)
+// once the domain has started the TPM: it asserts presence for the guest
+// or locks it until the next Startup(CLEAR).
+func (s *Server) presence(o Options) {
+	if s.fam != family12 {
+		if o.PhysicalPresence {
+			s.log.Infof("pp=1 has no effect with tpm=%s", s.fam.name)
+		}
+		return
+	}
+	if o.Startup == StartupDeactivated {
+		if o.PhysicalPresence {
+			s.log.Infof("pp=1 not applied with deactivated: the guest's firmware starts the TPM and asserts or locks physical presence")
+		}
+		return
+	}
+	pp, what := uint16(ppNotPresentLck), "physical presence locked until the next TPM_Startup(ST_CLEAR) (pp=0; pp=1 asserts it)"
+	if o.PhysicalPresence {
+		pp, what = ppPresentCmd, "pp=1: physical presence asserted for the guest until the next TPM_Startup(ST_CLEAR): it may enable, activate and clear its TPM (TPM_PhysicalEnable, TPM_PhysicalSetDeactivated, TPM_ForceClear)"
+	}
+	cmd := []byte{0x00, 0xC1, 0, 0, 0, 12, 0x40, 0, 0, 0x0A, byte(pp >> 8), byte(pp)}
+	rsp := s.tpm.Process(cmd, 0)
+	rc := uint32(0xffffffff)
+	if len(rsp) >= 10 {
+		rc = binary.BigEndian.Uint32(rsp[6:])
+	}
+	switch {
+	case rc == 0:
+		s.log.Infof("%s", what)
+	case o.PhysicalPresence:
+		s.log.Errorf("pp=1: TSC_PhysicalPresence(PRESENT) answered rc %#x: physical presence not asserted (locked since a TPM_SaveState the guest resumed, or disabled for good by the guest)", rc)
+	default:
+		// Already locked: a resumed TPM_SaveState keeps the lock.
+		s.log.Debugf("TSC_PhysicalPresence(NOTPRESENT|LOCK) answered rc %#x", rc)
+	}
 }
 
 // initPCRs copies hardware PCR values into the engine (hwinitpcr=).
@@ -248,8 +297,7 @@ type Peer struct {
 // domain's frontend passes an HVM guest's locality on, so it is the
 // guest's. A TPM 1.2 (tpm=1.2) answers with its codes instead:
 // TPM_BAD_LOCALITY, TPM_RETRY for TPM_RC_NV_RATE, and TPM_FAIL for
-// TPM_RC_NV_UNAVAILABLE (its engine cannot undo a change, so a change
-// whose save failed stays and is stored with the next save that works).
+// TPM_RC_NV_UNAVAILABLE.
 // Platform commands carry no locality (_TPM_Init is a signal,
 // not a command) and are not checked.
 func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {

@@ -94,9 +94,16 @@ func TestTPM12Options(t *testing.T) {
 	if _, err := Spec().Parse("tpm=1.1"); err == nil {
 		t.Fatal("tpm=1.1 accepted")
 	}
-	v, _ = Spec().Parse("tpm=1.2 hwinitpcr=0-7")
-	if _, err := ParseOptions(v); err == nil || !strings.Contains(err.Error(), "hwinitpcr") {
-		t.Fatalf("tpm=1.2 hwinitpcr=0-7: %v", err)
+	v, _ = Spec().Parse("tpm=1.2 hwinitpcr=0-7 pp=1 maintcmds=1")
+	if o, err := ParseOptions(v); err != nil || len(o.HWInitPCR) != 8 || !o.PhysicalPresence || !o.MaintCmds {
+		t.Fatalf("tpm=1.2 hwinitpcr=0-7 pp=1 maintcmds=1: %+v %v", o, err)
+	}
+	v, _ = Spec().Parse("tpm=1.2")
+	if o, _ := ParseOptions(v); o.PhysicalPresence || o.MaintCmds {
+		t.Fatalf("pp= and maintcmds= default to 0: %+v", o)
+	}
+	if _, err := Spec().Parse("pp=2"); err == nil {
+		t.Fatal("pp=2 accepted")
 	}
 	v, _ = Spec().Parse("tpm=1.2 hwinitpcr=none")
 	if _, err := ParseOptions(v); err != nil {
@@ -278,10 +285,9 @@ func TestTPM12HostileFrontend(t *testing.T) {
 	}
 }
 
-// A change whose save fails cannot be undone in the TPM 1.2 engine: the
-// command is answered TPM_FAIL, so is everything after until a save
-// works, and then the change is stored. (Any command after TPM_SaveState
-// discards what it saved, so the guest retries TPM_SaveState itself.)
+// A change whose save fails is undone: the command is answered
+// TPM_FAIL and had no effect; the TPM keeps serving, and the guest
+// retries.
 func TestTPM12SaveFailure(t *testing.T) {
 	sv := &memSaver{}
 	s := new12(t, Config{Options: Options{Startup: StartupClear}, Saver: sv})
@@ -291,20 +297,77 @@ func TestTPM12SaveFailure(t *testing.T) {
 	if rc := rc12Of(t, s.Handle(guest, 0, cmd12(ord12SaveState))); rc != rc12Fail {
 		t.Fatalf("SaveState with a failing saver: rc %#x, want TPM_FAIL", rc)
 	}
-	if rc := rc12Of(t, s.Handle(guest, 0, cmd12(ord12PCRRead, be32(5)))); rc != rc12Fail {
-		t.Fatalf("PCRRead while unsaved: rc %#x, want TPM_FAIL", rc)
+	// PCRs are volatile: they stay.
+	if v := pcr12(t, s, 5); !bytes.Equal(v, ext) {
+		t.Fatalf("PCR 5 after the undone SaveState = %x", v)
 	}
 	sv.fail = nil
 	saves := len(sv.blobs)
 	send12(t, s, cmd12(ord12SaveState))
-	if len(sv.blobs) != saves+2 {
-		t.Fatalf("the save that failed and the retried SaveState: %d saves, want 2", len(sv.blobs)-saves)
+	if len(sv.blobs) != saves+1 {
+		t.Fatalf("the retried SaveState: %d saves, want 1", len(sv.blobs)-saves)
 	}
 	if _, unsaved := s.Close(); unsaved {
-		t.Fatal("still unsaved after a save worked")
+		t.Fatal("unsaved although the failed change was undone")
 	}
 	r := new12(t, Config{Options: Options{Startup: StartupSave}, State: sv.last()})
 	if v := pcr12(t, r, 5); !bytes.Equal(v, ext) {
-		t.Fatalf("PCR 5 after resuming the state stored late = %x, want %x", v, ext)
+		t.Fatalf("PCR 5 after resuming = %x, want %x", v, ext)
 	}
+}
+
+// hwinitpcr= copies the hardware's SHA-1 values into the TPM 1.2's PCRs.
+func TestTPM12HWInitPCR(t *testing.T) {
+	hw := func(i int) ([20]byte, error) { return sha1.Sum([]byte{byte(i)}), nil }
+	s := new12(t, Config{Options: Options{Startup: StartupClear, HWInitPCR: []int{0, 7, 17}}, HWPCR: hw})
+	for _, i := range []int{0, 7, 17} {
+		want, _ := hw(i)
+		if v := pcr12(t, s, uint32(i)); !bytes.Equal(v, want[:]) {
+			t.Fatalf("PCR %d = %x, want the hardware's %x", i, v, want)
+		}
+	}
+	if v := pcr12(t, s, 1); !bytes.Equal(v, make([]byte, 20)) {
+		t.Fatalf("PCR 1 = %x", v)
+	}
+	if _, err := NewServer(Config{Options: Options{Family: Family12, Startup: StartupClear, HWInitPCR: []int{0}}, Log: nopLog{}}); err == nil {
+		t.Fatal("hwinitpcr= without the manager started")
+	}
+}
+
+// pp=: the domain locks TPM 1.2 physical presence after its Startup, or
+// with pp=1 asserts it for the guest, who can then re-enable its TPM
+// after tpm_clear; with deactivated the guest's firmware decides.
+func TestTPM12PhysicalPresence(t *testing.T) {
+	const (
+		ordTSCPP, ordPhysicalEnable, ordForceClear = 0x4000000A, 0x6F, 0x5D
+		rcBadPresence, rcBadParameter              = 0x2D, 0x03
+	)
+	present := []byte{0, 0x08}
+	lg := &testLog{}
+	s := new12(t, Config{Options: Options{Startup: StartupClear}, Log: lg})
+	if rc := rc12Of(t, s.Handle(guest, 0, cmd12(ordTSCPP, present))); rc != rcBadParameter {
+		t.Fatalf("guest asserting presence after the lock: rc %#x", rc)
+	}
+	if rc := rc12Of(t, s.Handle(guest, 0, cmd12(ordForceClear))); rc != rcBadPresence {
+		t.Fatalf("ForceClear: rc %#x", rc)
+	}
+	if !lg.has("physical presence locked") {
+		t.Fatalf("no console line for the lock: %q", lg.lines)
+	}
+	lg = &testLog{}
+	p := new12(t, Config{Options: Options{Startup: StartupClear, PhysicalPresence: true, MaintCmds: true}, Log: lg})
+	send12(t, p, cmd12(ordForceClear))
+	send12(t, p, cmd12(ordPhysicalEnable))
+	if !lg.has("pp=1: physical presence asserted") || !lg.has("maintcmds=1: the TPM 1.2 maintenance commands") {
+		t.Fatalf("console lines %q", lg.lines)
+	}
+	// The guest's own lock holds until its next reboot.
+	send12(t, p, cmd12(ordTSCPP, []byte{0, 0x14}))
+	if rc := rc12Of(t, p.Handle(guest, 0, cmd12(ordPhysicalEnable))); rc != rcBadPresence {
+		t.Fatalf("PhysicalEnable after the guest's lock: rc %#x", rc)
+	}
+	d := new12(t, Config{Options: Options{Startup: StartupDeactivated}})
+	send12(t, d, cmd12(ord12Startup, []byte{0, 1}))
+	send12(t, d, cmd12(ordTSCPP, present))
+	send12(t, d, cmd12(ordPhysicalEnable))
 }

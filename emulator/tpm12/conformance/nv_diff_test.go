@@ -68,7 +68,7 @@ func nvSteps() []func(*client) diffStep {
 		}
 		return fmt.Sprintf("nvLocked=%d", out[4+2+15])
 	}
-	return []func(*client) diffStep{
+	return append([]func(*client) diffStep{
 		nvStep("nvLocked at manufacture", nvLocked),
 		nvStep("DefineSpace without write protection", func(c *client) string { return c.defineNoAuth(0x1000, 0, 8, idx) }),
 		nvStep("DefineSpace owner-written, no authorization", func(c *client) string { return c.defineNoAuth(0x1000, nvOwnerWrite, 8, idx) }),
@@ -212,9 +212,109 @@ func nvSteps() []func(*client) diffStep {
 		nvStep("DefineSpace size 0 deletes", func(c *client) string {
 			return c.defineOwner(0x2000, nvOwnerWrite|nvOwnerRead, 0, idx) + " " + fullRC(c, ordGetCapability, capArgs(0x0D, nil)...)
 		}),
+	}, nvLockSteps()...)
+}
+
+// nvLockSteps compare the NV locks (Part 3 §20.2 action 14, §20.4 action
+// 10, §20.1 action 6) with nvLocked set and an owner installed: the
+// codes, the bReadSTClear, bWriteSTClear and bWriteDefine bytes of
+// TPM_CAP_NV_INDEX, bGlobalLock in the STCLEAR flags, and what
+// SaveState, Startup(ST_STATE) and Startup(ST_CLEAR) do to them.
+func nvLockSteps() []func(*client) diffStep {
+	const (
+		perWriteDefine, perWriteSTClear     uint32 = 0x2000, 0x4000
+		perGlobalLock, perReadSTClear       uint32 = 0x8000, 0x80000000
+		wdIdx, wsIdx, glIdx, rsIdx, bothIdx        = 0x3000, 0x3001, 0x3002, 0x3003, 0x3004
+	)
+	idx := sha1Of([]byte("index"))
+	write := func(c *client, index uint32, data []byte) string {
+		r, _ := c.ownerOIAP(c.owner, ordNVWriteValue, nil, nvWriteArgs(index, 0, data))
+		return r
+	}
+	read := func(c *client, index, size uint32) string {
+		r, out := c.ownerOIAP(c.owner, ordNVReadValue, nil, nvReadArgs(index, 0, size))
+		return r + fmt.Sprintf(" %x", out)
+	}
+	capRC := func(c *client, area uint32, sub []byte) string {
+		rc, out, e := do(c.tr, ordGetCapability, capArgs(area, sub)...)
+		return e + fmt.Sprintf("rc=%#x %x", rc, out)
+	}
+	startup := func(c *client, st uint16) string {
+		if err := c.tr.init(); err != nil {
+			return err.Error()
+		}
+		rc, _, e := do(c.tr, ordStartup, u16(st))
+		return e + fmt.Sprintf("rc=%#x", rc)
+	}
+	checkAll := func(c *client) string {
+		return "writedefine: " + write(c, wdIdx, []byte("w")) + "; write-stclear: " + write(c, wsIdx, []byte("w")) +
+			"; globallock: " + write(c, glIdx, []byte("w")) + "; read-stclear: " + read(c, rsIdx, 1) +
+			"; volatile " + capRC(c, 4, u32(0x109)) + "; " + capRC(c, 0x11, u32(wsIdx)) + "; " + capRC(c, 0x11, u32(rsIdx))
+	}
+	return []func(*client) diffStep{
+		nvStep("locks: define the indices", func(c *client) string {
+			return c.defineOwner(wdIdx, nvOwnerWrite|perWriteDefine, 4, idx) + "; " +
+				c.defineOwner(wsIdx, nvOwnerWrite|perWriteSTClear, 4, idx) + "; " +
+				c.defineOwner(glIdx, nvOwnerWrite|perGlobalLock, 4, idx) + "; " +
+				c.defineOwner(rsIdx, nvOwnerWrite|nvOwnerRead|perReadSTClear, 4, idx) + "; " +
+				c.defineOwner(bothIdx, perWriteDefine|perWriteSTClear, 4, idx)
+		}),
+		nvStep("locks: WRITEDEFINE write, then zero-size write", func(c *client) string {
+			return write(c, wdIdx, []byte("ab")) + "; " + write(c, wdIdx, nil) + "; " + capRC(c, 0x11, u32(wdIdx))
+		}),
+		nvStep("locks: WRITEDEFINE locked", func(c *client) string { return write(c, wdIdx, []byte("cd")) }),
+		nvStep("locks: WRITEDEFINE index redefined", func(c *client) string {
+			return c.defineOwner(wdIdx, nvOwnerWrite|perWriteDefine, 4, idx) + "; " + write(c, wdIdx, []byte("cd")) + "; " + capRC(c, 0x11, u32(wdIdx))
+		}),
+		nvStep("locks: zero-size write locks again", func(c *client) string { return write(c, wdIdx, nil) }),
+		nvStep("locks: WRITE_STCLEAR zero-size write", func(c *client) string {
+			return write(c, wsIdx, nil) + "; " + write(c, wsIdx, []byte("x")) + "; " + capRC(c, 0x11, u32(wsIdx))
+		}),
+		nvStep("locks: WRITE_STCLEAR index not deleted while locked", func(c *client) string {
+			return c.defineOwner(wsIdx, nvOwnerWrite|perWriteSTClear, 0, idx)
+		}),
+		nvStep("locks: index without owner write, zero-size write", func(c *client) string {
+			rc, _, e := do(c.tr, ordNVWriteValue, nvWriteArgs(bothIdx, 0, nil))
+			rc2, _, _ := do(c.tr, ordNVWriteValue, nvWriteArgs(bothIdx, 0, []byte("x")))
+			return e + fmt.Sprintf("rc=%#x then rc=%#x; ", rc, rc2) + capRC(c, 0x11, u32(bothIdx))
+		}),
+		nvStep("locks: READ_STCLEAR zero-size read", func(c *client) string {
+			return read(c, rsIdx, 0) + "; " + read(c, rsIdx, 1) + "; " + capRC(c, 0x11, u32(rsIdx))
+		}),
+		nvStep("locks: a write unlocks reading", func(c *client) string {
+			return write(c, rsIdx, []byte("r")) + "; " + read(c, rsIdx, 1) + "; " + read(c, rsIdx, 0)
+		}),
+		nvStep("locks: TPM_NV_INDEX0 with data", func(c *client) string {
+			rc, _, e := do(c.tr, ordNVWriteValue, nvWriteArgs(0, 0, []byte("x")))
+			return e + fmt.Sprintf("rc=%#x", rc)
+		}),
+		nvStep("locks: GLOBALLOCK before bGlobalLock", func(c *client) string { return write(c, glIdx, []byte("g")) }),
+		nvStep("locks: TPM_NV_INDEX0 zero-size write sets bGlobalLock", func(c *client) string {
+			rc, _, e := do(c.tr, ordNVWriteValue, nvWriteArgs(0, 0, nil))
+			return e + fmt.Sprintf("rc=%#x; ", rc) + capRC(c, 4, u32(0x109))
+		}),
+		nvStep("locks: TPM_NV_INDEX0 by the owner", func(c *client) string { return write(c, 0, nil) }),
+		nvStep("locks: GLOBALLOCK after bGlobalLock", func(c *client) string {
+			return write(c, glIdx, []byte("g")) + "; " + c.defineOwner(glIdx, nvOwnerWrite|perGlobalLock, 0, idx)
+		}),
+		nvStep("locks: SaveState, _TPM_Init, Startup(ST_STATE)", func(c *client) string {
+			rc, _, e := do(c.tr, ordSaveState)
+			return e + fmt.Sprintf("rc=%#x; ", rc) + startup(c, 2)
+		}),
+		nvStep("locks: after Startup(ST_STATE)", checkAll),
+		nvStep("locks: _TPM_Init, GetCapability before Startup, Startup(ST_CLEAR)", func(c *client) string {
+			err := c.tr.init()
+			rc1, _, e1 := do(c.tr, ordGetCapability, capArgs(4, u32(0x109))...)
+			rc2, _, e2 := do(c.tr, ordStartup, u16(1))
+			return fmt.Sprintf("%v %s%s rc=%#x rc=%#x", err, e1, e2, rc1, rc2)
+		}),
+		nvStep("locks: after Startup(ST_CLEAR)", checkAll),
+		nvStep("locks: WRITEDEFINE stays locked", func(c *client) string {
+			return write(c, wdIdx, []byte("cd")) + "; " + capRC(c, 0x11, u32(wdIdx))
+		}),
 		nvStep("OwnerClear deletes the owner's indices", func(c *client) string {
 			r, _ := c.ownerOIAP(c.owner, ordOwnerClear, nil, nil)
-			return r + " " + fullRC(c, ordGetCapability, capArgs(0x0D, nil)...)
+			return r + " " + capRC(c, 0x0D, nil)
 		}),
 	}
 }
