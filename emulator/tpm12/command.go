@@ -55,6 +55,10 @@ type cmdDef struct {
 	nv bool
 	// optAuth: the command's authorization may be left out.
 	optAuth bool
+	// minAuth, when fewer is set: the command may also come with as few
+	// sessions as minAuth says, each left out from the first.
+	minAuth authType
+	fewer   bool
 	// run decodes the parameters, runs the handler and encodes its
 	// result; the state and tag checks sit between decoding and the
 	// handler, where the reference (libtpms) makes them, so a malformed
@@ -80,6 +84,29 @@ func checks(s stateCheck) rowOption { return func(d *cmdDef) { d.checks |= s } }
 // authOptional marks a command that may also be sent without
 // authorization (TPM_TAG_RQU_COMMAND), as the NV commands may.
 func authOptional(d *cmdDef) { d.optAuth = true }
+
+// authAtLeast marks a command that may also be sent with fewer
+// sessions than its row's, down to a's (TPM_CertifyKey with AUTH1 or
+// none, TPM_MakeIdentity with AUTH1).
+func authAtLeast(a authType) rowOption {
+	return func(d *cmdDef) { d.minAuth, d.fewer = a, true }
+}
+
+// sessions reports whether tag is one the command may be sent with and
+// how many authorization areas it then carries.
+func (d *cmdDef) sessions(tag uint16) (int, bool) {
+	lo := d.auth
+	if d.optAuth {
+		lo = authNone
+	}
+	if d.fewer {
+		lo = d.minAuth
+	}
+	if tag < lo.requestTag() || tag > d.auth.requestTag() {
+		return 0, false
+	}
+	return int(tag - tagRquCommand), true
+}
 
 // writesNV marks a command that may change durable state.
 func writesNV(d *cmdDef) { d.nv = true }
@@ -120,7 +147,7 @@ func cmd[C any, PC interface {
 		if err := t.checkState(def, c.tag); err != nil {
 			return nil, err
 		}
-		if c.tag != def.auth.requestTag() && !(def.optAuth && c.tag == tagRquCommand) {
+		if _, ok := def.sessions(c.tag); !ok {
 			return nil, rcE(rcBadTag, "ordinal %#x: tag %#x", ord, c.tag)
 		}
 		if len(r.b) != 0 {
@@ -224,14 +251,11 @@ func (t *TPM) checkState(d *cmdDef, tag uint16) error {
 // the response with its authorization areas.
 func (t *TPM) execute(def *cmdDef, tag uint16, body []byte) []byte {
 	c := &call{tag: tag, ord: def.ord}
-	// The authorization areas are split off only when the tag is the
-	// row's; under any other tag the whole body is parameters, and the
+	// The authorization areas are split off only under a tag the row
+	// accepts; under any other tag the whole body is parameters, and the
 	// row answers TPM_BADTAG once they decode, as a TPM that reads a
 	// command front to back does.
-	n := 0
-	if tag == def.auth.requestTag() {
-		n = int(def.auth)
-	}
+	n, _ := def.sessions(tag)
 	if len(body) < n*authAreaSize {
 		return errorResponse(rcBadParamSize)
 	}

@@ -8,6 +8,7 @@ const (
 	ordChangeAuthOwner      uint32 = 0x00000010
 	ordExtend               uint32 = 0x00000014
 	ordPCRRead              uint32 = 0x00000015
+	ordQuote                uint32 = 0x00000016
 	ordSeal                 uint32 = 0x00000017
 	ordUnseal               uint32 = 0x00000018
 	ordUnBind               uint32 = 0x0000001E
@@ -15,7 +16,9 @@ const (
 	ordLoadKey              uint32 = 0x00000020
 	ordGetPubKey            uint32 = 0x00000021
 	ordEvictKey             uint32 = 0x00000022
+	ordCertifyKey           uint32 = 0x00000032
 	ordSign                 uint32 = 0x0000003C
+	ordQuote2               uint32 = 0x0000003E
 	ordLoadKey2             uint32 = 0x00000041
 	ordResetLockValue       uint32 = 0x00000040
 	ordGetRandom            uint32 = 0x00000046
@@ -27,6 +30,8 @@ const (
 	ordForceClear           uint32 = 0x0000005D
 	ordGetCapability        uint32 = 0x00000065
 	ordOwnerSetDisable      uint32 = 0x0000006E
+	ordMakeIdentity         uint32 = 0x00000079
+	ordActivateIdentity     uint32 = 0x0000007A
 	ordReadPubek            uint32 = 0x0000007C
 	ordOwnerReadInternalPub uint32 = 0x00000081
 	ordSaveState            uint32 = 0x00000098
@@ -102,14 +107,21 @@ var commandTable = table(
 	// Part 3 §13: cryptographic functions.
 	cmd(ordSign, (*TPM).sign, withAuth(auth1), authOptional, withHandles(1), checks(needsActive|needsOwner)),
 	cmd(ordGetRandom, (*TPM).getRandom, checks(needsActive)),
+	cmd(ordCertifyKey, (*TPM).certifyKey, withAuth(auth2), authAtLeast(authNone), withHandles(2), checks(needsActive|needsOwner)),
 
 	// Part 3 §14: endorsement key handling.
 	cmd(ordReadPubek, (*TPM).readPubek, checks(needsActive)),
+
+	// Part 3 §15: identity creation and activation.
+	cmd(ordMakeIdentity, (*TPM).makeIdentity, withAuth(auth2), authAtLeast(auth1), checks(needsActive|needsOwner)),
+	cmd(ordActivateIdentity, (*TPM).activateIdentity, withAuth(auth2), authAtLeast(auth1), withHandles(1), checks(needsActive|needsOwner)),
 
 	// Part 3 §16: integrity collection and reporting.
 	cmd(ordExtend, (*TPM).extend),
 	cmd(ordPCRRead, (*TPM).pcrRead, checks(needsActive)),
 	cmd(ordPCRReset, (*TPM).pcrReset),
+	cmd(ordQuote, (*TPM).quote, withAuth(auth1), authOptional, withHandles(1), checks(needsActive|needsOwner)),
+	cmd(ordQuote2, (*TPM).quote2, withAuth(auth1), authOptional, withHandles(1), checks(needsActive|needsOwner)),
 
 	// Part 3 §17: changing authData.
 	cmd(ordChangeAuthOwner, (*TPM).changeAuthOwner, withAuth(auth1), checks(needsActive|needsOwner), writesNV),

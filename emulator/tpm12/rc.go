@@ -53,6 +53,9 @@ const (
 	rcBadCounter        uint32 = 0x45  // TPM_BAD_COUNTER
 	rcKeyNotFound       uint32 = 0x0D  // TPM_KEYNOTFOUND
 	rcEncryptError      uint32 = 0x20  // TPM_ENCRYPT_ERROR
+	rcMigrateFail       uint32 = 0x0F  // TPM_MIGRATEFAIL
+	rcInappropriateSig  uint32 = 0x27  // TPM_INAPPROPRIATE_SIG
+	rcBadType           uint32 = 0x34  // TPM_BAD_TYPE
 	rcDefendLockRunning uint32 = 0x803 // TPM_DEFEND_LOCK_RUNNING (non-fatal)
 )
 
