@@ -298,8 +298,8 @@ func (t *TPM) certifyKey(c *call, in *certifyKeyIn) (*certifyKeyOut, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ss := cert.key.AlgorithmParms.SigScheme; ss != ssRSASSASHA1 && ss != ssRSASSAINFO {
-		return nil, rcE(rcBadKeyProperty, "certifying key's signature scheme %#x", ss)
+	if err := checkCertifierScheme(cert); err != nil {
+		return nil, err
 	}
 	if len(c.auth) == 2 {
 		if err := t.authorizeKey(c, 0, cert); err != nil {
@@ -317,35 +317,32 @@ func (t *TPM) certifyKey(c *call, in *certifyKeyIn) (*certifyKeyOut, error) {
 	} else if key.key.AuthDataUsage == authAlways {
 		return nil, rcE(rcAuthFail, "certified key needs authorization")
 	}
-	if cert.key.KeyUsage == keyUsageIdentity && key.key.KeyFlags&keyFlagMigratable != 0 {
-		return nil, rcE(rcMigrateFail, "an identity certifies no migratable key")
+	if err := checkCertifyUsages(cert, key); err != nil {
+		return nil, err
 	}
-	switch cert.key.KeyUsage {
-	case keyUsageSigning, keyUsageIdentity, keyUsageLegacy:
-	default:
-		return nil, rcE(rcInvalidKeyUsage, "certifying key usage %#x", cert.key.KeyUsage)
-	}
-	switch key.key.KeyUsage {
-	case keyUsageSigning, keyUsageStorage, keyUsageIdentity, keyUsageBind, keyUsageLegacy:
-	default:
-		return nil, rcE(rcInvalidKeyUsage, "certified key usage %#x", key.key.KeyUsage)
-	}
+	return t.certify(cert, key, in.AntiReplay, false)
+}
+
+// certify describes key in a TPM_CERTIFY_INFO, or a TPM_CERTIFY_INFO2
+// when v2 or when key is bound to PCRs from 16 on or to localities
+// (Part 3 §13.8 actions 7-14, §13.9 actions 6-14), and signs it with
+// cert.
+func (t *TPM) certify(cert, key *loadedKey, antiReplay digest, v2 bool) (*certifyKeyOut, error) {
 	info := certifyInfo{
+		V2:              v2,
 		PayloadType:     ptAsym,
 		KeyUsage:        key.key.KeyUsage,
 		KeyFlags:        key.key.KeyFlags,
 		AuthDataUsage:   key.key.AuthDataUsage,
 		AlgorithmParms:  key.key.AlgorithmParms,
 		PubkeyDigest:    sha1.Sum(key.key.PubKey),
-		Data:            in.AntiReplay,
+		Data:            antiReplay,
 		ParentPCRStatus: t.parentPCRStatus(key),
 	}
 	if p := key.pcr; p != nil {
-		// §13.8 actions 7-9: PCRs from 16 on, or a locality, need the
-		// TPM_PCR_INFO_SHORT of a TPM_CERTIFY_INFO2.
 		high := len(p.Release.Select) > 2 && slices.ContainsFunc(p.Release.Select[2:], func(b byte) bool { return b != 0 })
 		w := &writer{}
-		if high || p.Long && p.LocalityAtRelease != locAll {
+		if v2 || high || p.Long && p.LocalityAtRelease != locAll {
 			info.V2 = true
 			loc := locAll
 			if p.Long {
@@ -364,6 +361,89 @@ func (t *TPM) certifyKey(c *call, in *certifyKeyIn) (*certifyKeyOut, error) {
 		return nil, err
 	}
 	return &certifyKeyOut{CertifyInfo: info, OutData: sig}, nil
+}
+
+// checkCertifyUsages is §13.8 actions 4-6 (§13.9 actions 3-5): an
+// identity certifies no migratable key (this TPM makes no certifiable
+// migration keys, whose payload would allow it), the certifying key
+// signs, and the certified key is one of the five usages a certificate
+// describes.
+func checkCertifyUsages(cert, key *loadedKey) error {
+	if cert.key.KeyUsage == keyUsageIdentity && key.key.KeyFlags&keyFlagMigratable != 0 {
+		return rcE(rcMigrateFail, "an identity certifies no migratable key")
+	}
+	switch cert.key.KeyUsage {
+	case keyUsageSigning, keyUsageIdentity, keyUsageLegacy:
+	default:
+		return rcE(rcInvalidKeyUsage, "certifying key usage %#x", cert.key.KeyUsage)
+	}
+	switch key.key.KeyUsage {
+	case keyUsageSigning, keyUsageStorage, keyUsageIdentity, keyUsageBind, keyUsageLegacy:
+	default:
+		return rcE(rcInvalidKeyUsage, "certified key usage %#x", key.key.KeyUsage)
+	}
+	return nil
+}
+
+// checkCertifierScheme is §13.8 action 1: the certifying key signs SHA-1
+// digests.
+func checkCertifierScheme(cert *loadedKey) error {
+	if ss := cert.key.AlgorithmParms.SigScheme; ss != ssRSASSASHA1 && ss != ssRSASSAINFO {
+		return rcE(rcBadKeyProperty, "certifying key's signature scheme %#x", ss)
+	}
+	return nil
+}
+
+type certifyKey2In struct {
+	KeyHandle          uint32
+	CertHandle         uint32
+	MigrationPubDigest digest
+	AntiReplay         digest
+}
+
+func (p *certifyKey2In) unmarshal(r *reader) {
+	p.KeyHandle = r.u32()
+	p.CertHandle = r.u32()
+	p.MigrationPubDigest = r.digest()
+	p.AntiReplay = r.digest()
+}
+
+// certifyKey2 is TPM_CertifyKey2, Part 3 §13.9: TPM_CertifyKey with the
+// handles and sessions the other way round (the certified key's session
+// first, with AUTH2; the certifying key's last), always a
+// TPM_CERTIFY_INFO2. migrationPubDigest matters only for certifiable
+// migration keys, which this TPM does not make: their
+// migrationAuthority stays empty.
+func (t *TPM) certifyKey2(c *call, in *certifyKey2In) (*certifyKeyOut, error) {
+	key, err := t.useKey(in.KeyHandle, false)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := t.useKey(in.CertHandle, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCertifierScheme(cert); err != nil {
+		return nil, err
+	}
+	if len(c.auth) == 2 {
+		if err := t.authorizeKey(c, 0, key); err != nil {
+			return nil, err
+		}
+	} else if key.key.AuthDataUsage == authAlways {
+		return nil, rcE(rcAuthFail, "certified key needs authorization")
+	}
+	if len(c.auth) > 0 {
+		if err := t.authorizeKey(c, len(c.auth)-1, cert); err != nil {
+			return nil, authFailAs(err, rcAuth2Fail)
+		}
+	} else if cert.key.AuthDataUsage != authNever {
+		return nil, rcE(rcAuthFail, "certifying key needs authorization")
+	}
+	if err := checkCertifyUsages(cert, key); err != nil {
+		return nil, err
+	}
+	return t.certify(cert, key, in.AntiReplay, true)
 }
 
 // parentPCRStatus is TPM_KEY_HANDLE_ENTRY's parentPCRStatus of k: whether

@@ -268,6 +268,33 @@ func TestCertifyKey(t *testing.T) {
 	wantRC(t, tp, rcInvalidKeyUsage, 0, tagRquCommand, ordCertifyKey, u32(bind.h), u32(free.h), nonce)
 	wantRC(t, tp, rcInvalidKeyHandle, 0, tagRquCommand, ordCertifyKey, u32(free.h), u32(free.h+1), nonce)
 
+	// TPM_CertifyKey2: the certified key's session first, the
+	// certifier's last (and alone with AUTH1); always TPM_CERTIFY_INFO2.
+	mig := bytes.Repeat([]byte{3}, 20)
+	rc, out = sessRun(t, tp, 0, []*testSession{oiapFor(t, tp, target.auth), oiapFor(t, tp, cert.auth)}, ordCertifyKey2, append(u32(target.h), u32(cert.h)...), append(append([]byte{}, mig...), nonce...))
+	if rc != rcSuccess {
+		t.Fatalf("CertifyKey2 AUTH2: rc %#x", rc)
+	}
+	info2, raw2, sig2 := parseCertifyInfo(t, out, true)
+	if info2.PayloadType != ptAsym || info2.KeyUsage != keyUsageStorage || info2.PubkeyDigest != sha1.Sum(target.key.PubKey) || !bytes.Equal(info2.Data[:], nonce) || len(info2.MigrationAuthority) != 0 {
+		t.Errorf("CertifyKey2 info %+v", info2)
+	}
+	verifySHA1(t, &cert.priv.PublicKey, raw2, sig2)
+	if rc, _ := sessRun(t, tp, 0, []*testSession{oiapFor(t, tp, cert.auth)}, ordCertifyKey2, append(u32(free.h), u32(cert.h)...), append(append([]byte{}, mig...), nonce...)); rc != rcSuccess {
+		t.Errorf("CertifyKey2 AUTH1: rc %#x", rc)
+	}
+	if rc, _ := sessRun(t, tp, 0, []*testSession{oiapFor(t, tp, cert.auth)}, ordCertifyKey2, append(u32(target.h), u32(cert.h)...), append(append([]byte{}, mig...), nonce...)); rc != rcAuthFail {
+		t.Errorf("CertifyKey2 AUTH1 of a key that needs authorization: rc %#x", rc)
+	}
+	if rc, _ := sessRun(t, tp, 0, []*testSession{oiapFor(t, tp, target.auth), oiapFor(t, tp, target.auth)}, ordCertifyKey2, append(u32(target.h), u32(cert.h)...), append(append([]byte{}, mig...), nonce...)); rc != rcAuth2Fail {
+		t.Errorf("CertifyKey2, wrong certifier secret: rc %#x", rc)
+	}
+	tp.da = daState{}
+	wantRC(t, tp, rcSuccess, 0, tagRquCommand, ordCertifyKey2, u32(free.h), u32(free.h), mig, nonce)
+	free.key.KeyFlags |= keyFlagMigratable
+	wantRC(t, tp, rcMigrateFail, 0, tagRquCommand, ordCertifyKey2, u32(free.h), u32(id.h), mig, nonce)
+	free.key.KeyFlags &^= keyFlagMigratable
+
 	// A key bound to PCR 16 is described by a TPM_CERTIFY_INFO2 whose
 	// pcrInfo is a TPM_PCR_INFO_SHORT; one bound to PCR 10 only by a
 	// TPM_CERTIFY_INFO with a TPM_PCR_INFO.

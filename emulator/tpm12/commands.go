@@ -17,6 +17,7 @@ const (
 	ordGetPubKey            uint32 = 0x00000021
 	ordEvictKey             uint32 = 0x00000022
 	ordCertifyKey           uint32 = 0x00000032
+	ordCertifyKey2          uint32 = 0x00000033
 	ordSign                 uint32 = 0x0000003C
 	ordQuote2               uint32 = 0x0000003E
 	ordLoadKey2             uint32 = 0x00000041
@@ -108,6 +109,7 @@ var commandTable = table(
 	cmd(ordSign, (*TPM).sign, withAuth(auth1), authOptional, withHandles(1), checks(needsActive|needsOwner)),
 	cmd(ordGetRandom, (*TPM).getRandom, checks(needsActive)),
 	cmd(ordCertifyKey, (*TPM).certifyKey, withAuth(auth2), authAtLeast(authNone), withHandles(2), checks(needsActive|needsOwner)),
+	cmd(ordCertifyKey2, (*TPM).certifyKey2, withAuth(auth2), authAtLeast(authNone), withHandles(2), checks(needsActive|needsOwner)),
 
 	// Part 3 §14: endorsement key handling.
 	cmd(ordReadPubek, (*TPM).readPubek, checks(needsActive)),

@@ -27,7 +27,7 @@
 // which Go's crypto/rsa does not use), TPM_LoadKey2, TPM_LoadKey,
 // TPM_GetPubKey, TPM_EvictKey, TPM_Sign (_SHA1, _DER, _INFO) and
 // TPM_UnBind (OAEP and PKCS #1 v1.5); attestation (attest.go,
-// identity.go): TPM_Quote, TPM_Quote2, TPM_CertifyKey, TPM_MakeIdentity
+// identity.go): TPM_Quote, TPM_Quote2, TPM_CertifyKey(2), TPM_MakeIdentity
 // and TPM_ActivateIdentity (TPM_EK_BLOB_ACTIVATE and the TPM 1.1
 // TPM_ASYM_CA_CONTENTS); NV
 // storage: TPM_NV_DefineSpace, TPM_NV_WriteValue(Auth),
@@ -38,7 +38,7 @@
 // TPM_SetTempDeactivated (on presence only); monotonic counters:
 // TPM_CreateCounter, TPM_IncrementCounter, TPM_ReadCounter,
 // TPM_ReleaseCounter and TPM_ReleaseCounterOwner. Every other ordinal
-// (migration, TPM_CertifyKey2, TPM_DeepQuote, Sealx, delegation, transport, DAA, maintenance,
+// (migration, TPM_DeepQuote, Sealx, delegation, transport, DAA, maintenance,
 // TPM_SetOperatorAuth) answers TPM_BAD_ORDINAL and
 // GetCapability(TPM_CAP_ORD) reports it unsupported. TPM 2.0 commands sent here answer TPM_BAD_ORDINAL too.
 //

@@ -85,6 +85,7 @@ func seedCommands() [][]byte {
 		command(tagRquCommand, ordQuote2, u32(0x01000000), d, u16(3), []byte{0, 0, 1}, []byte{1}),
 		command(tagRquAuth2, ordCertifyKey, u32(0x01000000), u32(0x01000001), d, u32(firstSessionHandle), d, []byte{0}, d, u32(firstSessionHandle+1), d, []byte{0}, d),
 		command(tagRquCommand, ordCertifyKey, u32(0x01000000), u32(khSRK), d),
+		command(tagRquAuth1, ordCertifyKey2, u32(khSRK), u32(0x01000000), d, d, u32(firstSessionHandle), d, []byte{0}, d),
 		command(tagRquAuth2, ordMakeIdentity, d, d, marshalKey(keyInfo(keyUsageIdentity, 0, esNone, ssRSASSASHA1, 2048, nil)),
 			u32(firstSessionHandle), d, []byte{0}, d, u32(firstSessionHandle+1), d, []byte{0}, d),
 		command(tagRquAuth2, ordActivateIdentity, u32(0x01000000), u32(256), bytes.Repeat(d, 13)[:256],

@@ -16,6 +16,7 @@ import (
 // schemes are key_diff_test.go's.
 const (
 	ordQuote, ordQuote2, ordCertifyKey   = 0x16, 0x3E, 0x32
+	ordCertifyKey2                       = 0x33
 	ordMakeIdentity, ordActivateIdentity = 0x79, 0x7A
 )
 
@@ -285,24 +286,40 @@ func (a *attester) quote2(name string, auth []byte, loc uint8, sel []byte, addVe
 // TPM_CERTIFY_INFO without its pubkeyDigest, whether that digest is of
 // the target's modulus, and whether the signature verifies.
 func (a *attester) certifyKey(cert, target string, certAuth, keyAuth []byte) string {
+	return a.certifyBy(ordCertifyKey, cert, target, certAuth, keyAuth)
+}
+
+// certifyKey2 is certifyKey with TPM_CertifyKey2: the handles and the
+// sessions in the other order, with AUTH1 the certifier's session.
+func (a *attester) certifyKey2(cert, target string, certAuth, keyAuth []byte) string {
+	return a.certifyBy(ordCertifyKey2, cert, target, certAuth, keyAuth)
+}
+
+func (a *attester) certifyBy(ord uint32, cert, target string, certAuth, keyAuth []byte) string {
 	nonce := sha1Of([]byte("certify nonce"))
 	handles := append(append([]byte{}, a.handle(cert)...), a.handle(target)...)
+	params := nonce
+	firstAuth, secondAuth := certAuth, keyAuth
+	if ord == ordCertifyKey2 {
+		handles = append(append([]byte{}, a.handle(target)...), a.handle(cert)...)
+		params = append(sha1Of([]byte("migration authority")), nonce...)
+		firstAuth, secondAuth = keyAuth, certAuth
+	}
 	var r string
 	var out []byte
 	switch {
-	case certAuth != nil && keyAuth != nil:
+	case firstAuth != nil && secondAuth != nil:
 		s1, _ := a.oiap()
 		s2, _ := a.oiap()
 		if s1 == nil || s2 == nil {
 			return "no session"
 		}
-		r, out = a.auth2(s1, certAuth, s2, keyAuth, ordCertifyKey, handles, nonce)
+		r, out = a.auth2(s1, firstAuth, s2, secondAuth, ord, handles, params)
 		do(a.tr, ordFlushSpecific, s1.h, u32(2))
 		do(a.tr, ordFlushSpecific, s2.h, u32(2))
-	case keyAuth != nil:
-		r, out = a.keyAuth1(target, keyAuth, ordCertifyKey, handles, nonce)
 	default:
-		r, out = a.keyAuth1(target, nil, ordCertifyKey, handles, nonce)
+		// AUTH1 carries the last session's secret, or none at all.
+		r, out = a.keyAuth1("", secondAuth, ord, handles, params)
 	}
 	if out == nil {
 		return r
@@ -552,6 +569,36 @@ func attestSteps() []func(*attester) diffStep {
 		attStep("CertifyKey unloaded key", func(a *attester) string {
 			return a.certifyKey("sign", "none", keyAuth, keyAuth)
 		}),
+		attStep("CertifyKey2 storage key by signing key", func(a *attester) string {
+			return a.certifyKey2("sign", "storage", keyAuth, keyAuth)
+		}),
+		attStep("CertifyKey2 INFO key by signing key, AUTH1", func(a *attester) string {
+			return a.certifyKey2("sign", "info", keyAuth, nil)
+		}),
+		attStep("CertifyKey2 storage key, AUTH1", func(a *attester) string {
+			return a.certifyKey2("sign", "storage", keyAuth, nil)
+		}),
+		attStep("CertifyKey2 INFO key by itself, no authorization", func(a *attester) string {
+			return a.certifyKey2("info", "info", nil, nil)
+		}),
+		attStep("CertifyKey2 by a key that needs authorization, no authorization", func(a *attester) string {
+			return a.certifyKey2("sign", "info", nil, nil)
+		}),
+		attStep("CertifyKey2 wrong certifier secret", func(a *attester) string {
+			return a.certifyKey2("sign", "storage", wrong, keyAuth)
+		}),
+		attStep("CertifyKey2 wrong key secret", func(a *attester) string {
+			return a.certifyKey2("sign", "storage", keyAuth, wrong)
+		}),
+		attStep("CertifyKey2 by DER-scheme key", func(a *attester) string {
+			return a.certifyKey2("der", "storage", keyAuth, keyAuth)
+		}),
+		attStep("CertifyKey2 by storage key", func(a *attester) string {
+			return a.certifyKey2("storage", "sign", keyAuth, keyAuth)
+		}),
+		attStep("CertifyKey2 unloaded key", func(a *attester) string {
+			return a.certifyKey2("sign", "none", keyAuth, keyAuth)
+		}),
 		resetLock,
 		// Free slots for the keys that follow.
 		flush("der", "legacy"),
@@ -583,6 +630,9 @@ func attestSteps() []func(*attester) diffStep {
 		attStep("Quote with PCR-bound keys after PCR 16 changes", func(a *attester) string {
 			do(a.tr, ordExtend, u32(16), digest1)
 			return a.quote("pcr16", nil, sel10) + "; " + a.quote("pcr10", nil, sel10)
+		}),
+		attStep("CertifyKey2 key bound to PCR 10", func(a *attester) string {
+			return a.certifyKey2("info", "pcr10", nil, nil)
 		}),
 		attStep("CertifyKey PCR-bound key after its PCR changed", func(a *attester) string {
 			return a.certifyKey("info", "pcr16", nil, nil)
@@ -636,6 +686,12 @@ func attestSteps() []func(*attester) diffStep {
 		}),
 		attStep("CertifyKey migratable key by the identity key", func(a *attester) string {
 			return a.certifyKey("id", "bind", idAuth, keyAuth)
+		}),
+		attStep("CertifyKey2 migratable key by the identity key", func(a *attester) string {
+			return a.certifyKey2("id", "bind", idAuth, keyAuth)
+		}),
+		attStep("CertifyKey2 storage key by the identity key", func(a *attester) string {
+			return a.certifyKey2("id", "storage", idAuth, keyAuth)
 		}),
 		attStep("ActivateIdentity TPM_EK_BLOB", func(a *attester) string {
 			return a.activate("id", idAuth, ekBlobActivate(1, symKey(session), idDigest(a, "id"), noPCRs), symKey(session))
@@ -691,7 +747,7 @@ func attestSteps() []func(*attester) diffStep {
 		}),
 		attStep("CAP_ORD of the attestation ordinals", func(a *attester) string {
 			var s string
-			for _, o := range []uint32{ordQuote, ordQuote2, ordCertifyKey, ordMakeIdentity, ordActivateIdentity} {
+			for _, o := range []uint32{ordQuote, ordQuote2, ordCertifyKey, ordCertifyKey2, ordMakeIdentity, ordActivateIdentity} {
 				rc, out, e := do(a.tr, ordGetCapability, capArgs(1, u32(o))...)
 				s += e + fmt.Sprintf("%#x: rc=%#x %x; ", o, rc, out)
 			}
