@@ -668,6 +668,24 @@ func attestSteps() []func(*attester) diffStep {
 			defer func() { a.srk = srk }()
 			return a.makeIdentity("x", idAuth, label, keyTemplate(false, keyIdentity, 0, 1, esNone, ssSHA1, 2048, nil), false)
 		}),
+		attStep("MakeIdentity TPM_KEY12 bound to PCR 10", func(a *attester) string {
+			pi := pcrInfoLong(0x1F, sel10, sel10, a.compositeHash(sel10))
+			return a.makeIdentity("id12", idAuth, label, keyTemplate(true, keyIdentity, 0, 1, esNone, ssSHA1, 2048, pi), false)
+		}),
+		attStep("MakeIdentity TPM_KEY bound to PCR 16", func(a *attester) string {
+			pi := pcrInfoShortSel([]byte{0, 0, 1}, a.compositeHash([]byte{0, 0, 1}))
+			return a.makeIdentity("id11", idAuth, label, keyTemplate(false, keyIdentity, 0, 1, esNone, ssSHA1, 2048, pi), false)
+		}),
+		flush("id12", "id11"),
+		attStep("MakeIdentity AUTH1", func(a *attester) string {
+			s, _ := a.osap(etOwner, 0, a.owner)
+			if s == nil {
+				return "no session"
+			}
+			p := append(append(adip(s, s.nonceEven, idAuth), label...), keyTemplate(false, keyIdentity, 0, 1, esNone, ssSHA1, 2048, nil)...)
+			r, _ := a.auth1(s, nil, false, ordMakeIdentity, nil, p)
+			return r
+		}),
 		attStep("MakeIdentity owner session OIAP", func(a *attester) string {
 			s1, _ := a.oiap()
 			s2, _ := a.oiap()
@@ -741,6 +759,18 @@ func attestSteps() []func(*attester) diffStep {
 			a.owner = wrong
 			defer func() { a.owner = owner }()
 			return a.activate("id", idAuth, ekBlobActivate(1, symKey(session), idDigest(a, "id"), noPCRs), symKey(session))
+		}),
+		attStep("ActivateIdentity AUTH1, identity key needs authorization", func(a *attester) string {
+			blob, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, a.ek, ekBlobActivate(1, symKey(session), idDigest(a, "id"), noPCRs), []byte("TCPA"))
+			if err != nil {
+				return err.Error()
+			}
+			s, _ := a.oiap()
+			if s == nil {
+				return "no session"
+			}
+			r, _ := a.auth1(s, a.owner, false, ordActivateIdentity, a.handle("id"), append(u32(uint32(len(blob))), blob...))
+			return r
 		}),
 		attStep("ActivateIdentity unloaded key", func(a *attester) string {
 			return a.activate("none", idAuth, ekBlobActivate(1, symKey(session), idDigest(a, "id"), noPCRs), symKey(session))
