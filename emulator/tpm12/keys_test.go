@@ -576,6 +576,12 @@ func FuzzKeyCommands(f *testing.F) {
 		command(tagRquCommand, ordEvictKey, u32(fuzzKeyHandle)),
 		command(tagRquCommand, ordGetCapability, u32(capCheckLoaded), u32(12), ki[11:23]),
 		command(tagRquCommand, ordSaveState),
+		command(tagRquCommand, ordQuote, u32(fuzzKeyHandle), d, u16(3), []byte{0xFF, 0xFF, 0xFF}),
+		command(tagRquAuth1, ordQuote2, u32(fuzzKeyHandle), d, u16(3), []byte{0, 4, 1}, []byte{1}, auth(firstSessionHandle)),
+		command(tagRquCommand, ordCertifyKey, u32(fuzzKeyHandle), u32(fuzzKeyHandle), d),
+		command(tagRquAuth2, ordCertifyKey2, u32(fuzzKeyHandle), u32(khSRK), d, d, auth(firstSessionHandle), auth(firstSessionHandle+1)),
+		command(tagRquAuth1, ordMakeIdentity, d, d, marshalKey(keyInfo(keyUsageIdentity, 0, esNone, ssRSASSASHA1, 2048, nil)), auth(firstSessionHandle)),
+		command(tagRquAuth2, ordActivateIdentity, u32(fuzzKeyHandle), sized(make([]byte, 256)), auth(firstSessionHandle), auth(firstSessionHandle+1)),
 	} {
 		f.Add(c)
 	}
