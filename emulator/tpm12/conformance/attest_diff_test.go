@@ -3,6 +3,8 @@ package conformance
 import (
 	"bytes"
 	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -358,17 +360,32 @@ func (a *attester) certifyBy(ord uint32, cert, target string, certAuth, keyAuth 
 // identityBinding over the TPM_IDENTITY_CONTENTS the test builds from
 // the returned key, and loads the key as name.
 func (a *attester) makeIdentity(name string, idAuth, label, info []byte, srkOSAP bool) string {
+	return a.makeIdentityADIP(name, idAuth, label, info, srkOSAP, false)
+}
+
+// makeIdentityADIP is makeIdentity with, when aesADIP, the owner's OSAP
+// session asking for the AES-128-CTR ADIP (TPM_ET_AES128_CTR).
+func (a *attester) makeIdentityADIP(name string, idAuth, label, info []byte, srkOSAP, aesADIP bool) string {
 	var s1 *session
 	if srkOSAP {
 		s1, _ = a.osap(etSRK, khSRK, a.srk)
 	} else {
 		s1, _ = a.oiap()
 	}
-	s2, _ := a.osap(etOwner, 0, a.owner)
+	et := uint16(etOwner)
+	if aesADIP {
+		et |= 0x0600
+	}
+	s2, _ := a.osap(et, 0, a.owner)
 	if s1 == nil || s2 == nil {
 		return "no session"
 	}
-	p := append(append(adip(s2, s2.nonceEven, idAuth), label...), info...)
+	enc := adip(s2, s2.nonceEven, idAuth)
+	if aesADIP {
+		b, _ := aes.NewCipher(s2.key[:16])
+		cipher.NewCTR(b, s2.nonceEven[:16]).XORKeyStream(enc, idAuth)
+	}
+	p := append(append(enc, label...), info...)
 	r, out := a.auth2(s1, a.srk, s2, a.owner, ordMakeIdentity, nil, p)
 	if out == nil {
 		return r
@@ -668,6 +685,13 @@ func attestSteps() []func(*attester) diffStep {
 			defer func() { a.srk = srk }()
 			return a.makeIdentity("x", idAuth, label, keyTemplate(false, keyIdentity, 0, 1, esNone, ssSHA1, 2048, nil), false)
 		}),
+		attStep("MakeIdentity, identityAuth under the AES-128-CTR ADIP", func(a *attester) string {
+			return a.makeIdentityADIP("idaes", idAuth, label, keyTemplate(false, keyIdentity, 0, 1, esNone, ssSHA1, 2048, nil), false, true)
+		}),
+		attStep("ActivateIdentity of the identity made under AES", func(a *attester) string {
+			return a.activate("idaes", idAuth, ekBlobActivate(1, symKey(session), idDigest(a, "idaes"), noPCRs), symKey(session))
+		}),
+		flush("idaes"),
 		attStep("MakeIdentity TPM_KEY12 bound to PCR 10", func(a *attester) string {
 			pi := pcrInfoLong(0x1F, sel10, sel10, a.compositeHash(sel10))
 			return a.makeIdentity("id12", idAuth, label, keyTemplate(true, keyIdentity, 0, 1, esNone, ssSHA1, 2048, pi), false)
