@@ -9,15 +9,17 @@ import (
 	"github.com/xenvtpm/xenvtpm/internal/swtpmtest"
 )
 
-// BenchmarkSideBySide runs the same commands on the engine in process
-// and on swtpm in TPM 1.2 mode over its TCP socket, in one run. The
-// swtpm figures include the socket round trip; the engine's do not.
+// BenchmarkSideBySide runs the same commands on the engine in process,
+// on vtpmd serving it and on swtpm in TPM 1.2 mode, both over their TCP
+// sockets, in one run. The daemons' figures include the socket round
+// trip; the engine's do not.
 func BenchmarkSideBySide(b *testing.B) {
 	eng, err := tpm12.New(tpm12.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ref := &reference{p: swtpmtest.Start12(b)}
+	daemon := &reference{p: swtpmtest.StartVtpmd12(b)}
 	cmds := []struct {
 		name string
 		cmd  []byte
@@ -29,7 +31,7 @@ func BenchmarkSideBySide(b *testing.B) {
 	for _, side := range []struct {
 		name string
 		tr   tpm
-	}{{"engine", engine{eng}}, {"swtpm", ref}} {
+	}{{"engine", engine{eng}}, {"vtpmd", daemon}, {"swtpm", ref}} {
 		if rc, _, e := do(side.tr, ordStartup, u16(1)); rc != 0 || e != "" {
 			b.Fatalf("%s Startup: rc %#x %s", side.name, rc, e)
 		}
@@ -49,10 +51,10 @@ func BenchmarkSideBySide(b *testing.B) {
 // and on swtpm, each operation with its fresh sessions as a client
 // makes them (OSAP for Seal, two OIAP for Unseal).
 func BenchmarkSealSideBySide(b *testing.B) {
-	pair := newPair(b)
+	names, pair := benchSides(b)
 	owner := sha1Of([]byte("owner"))
 	data := sha1Of([]byte("data"))
-	for i, side := range []string{"engine", "swtpm"} {
+	for i, side := range names {
 		c := pair[i]
 		c.readEK()
 		c.owner, c.srk = owner, make([]byte, 20)
@@ -78,16 +80,16 @@ func BenchmarkSealSideBySide(b *testing.B) {
 }
 
 // BenchmarkKeysSideBySide signs with a loaded RSA-2048 signing key and
-// creates RSA-2048 keys under the SRK on the engine and on swtpm, each
+// creates RSA-2048 keys under the SRK on the engine, vtpmd and swtpm, each
 // operation on the fresh session a client opens for it (OIAP for Sign,
 // OSAP for CreateWrapKey). Run with -benchtime=300x for Sign and 20x
 // for CreateWrapKey (key generation dominates and varies).
 func BenchmarkKeysSideBySide(b *testing.B) {
-	pair := newPair(b)
+	names, pair := benchSides(b)
 	owner := sha1Of([]byte("owner"))
 	msg := sha1Of([]byte("to be signed"))
 	template := keyTemplate(true, keySigning, 0, 1, esNone, ssSHA1, 2048, nil)
-	for i, side := range []string{"engine", "swtpm"} {
+	for i, side := range names {
 		k := &keyer{pair[i], map[string][]byte{}, map[string][]byte{}}
 		k.readEK()
 		k.owner, k.srk = owner, make([]byte, 20)
@@ -118,15 +120,15 @@ func BenchmarkKeysSideBySide(b *testing.B) {
 }
 
 // BenchmarkQuote2SideBySide runs TPM_Quote2 over PCRs 0-23 with an
-// RSA-2048 signing key on the engine and on swtpm, each quote on a
+// RSA-2048 signing key on the engine, vtpmd and swtpm, each quote on a
 // fresh OIAP session as a client makes it (run with -benchtime=300x or
 // more).
 func BenchmarkQuote2SideBySide(b *testing.B) {
-	pair := newPair(b)
+	names, pair := benchSides(b)
 	owner := sha1Of([]byte("owner"))
 	keyAuth := sha1Of([]byte("key"))
 	params := append(append(sha1Of([]byte("nonce")), u16(3)...), 0xFF, 0xFF, 0xFF, 0)
-	for i, side := range []string{"engine", "swtpm"} {
+	for i, side := range names {
 		c := pair[i]
 		c.readEK()
 		c.owner, c.srk = owner, make([]byte, 20)
@@ -145,4 +147,16 @@ func BenchmarkQuote2SideBySide(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchSides are the three TPMs the authorized benchmarks compare in one
+// run, each started and with an endorsement key: the engine in process,
+// vtpmd serving it and swtpm (the last two over their TCP sockets).
+func benchSides(b *testing.B) ([]string, []*client) {
+	pair := newPair(b)
+	d := &reference{p: swtpmtest.StartVtpmd12(b)}
+	if rc, _, e := do(d, ordStartup, u16(1)); rc != 0 || e != "" {
+		b.Fatalf("vtpmd Startup: rc %#x %s", rc, e)
+	}
+	return []string{"engine", "vtpmd", "swtpm"}, []*client{pair[0], {tr: d}, pair[1]}
 }
