@@ -50,6 +50,34 @@ func BenchmarkInstanceHeap(b *testing.B) {
 	}
 }
 
+// BenchmarkOwnedInstanceHeap reports the live heap of a TPM 1.2 instance
+// a guest has put to use: owned (its SRK made), one RSA-2048 signing key
+// created and loaded.
+func BenchmarkOwnedInstanceHeap(b *testing.B) {
+	const n = 4
+	var ms runtime.MemStats
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.HeapAlloc
+		tps := make([]*TPM, n)
+		for j := range tps {
+			tps[j], _ = ownedTPM(b)
+			rc, blob := createWrapKeyRun(b, tps[j], khSRK, testSRK, keyInfo(keyUsageSigning, 0, esNone, ssRSASSASHA1, 2048, nil))
+			if rc != rcSuccess {
+				b.Fatalf("CreateWrapKey: rc %#x", rc)
+			}
+			if rc, _ := loadKey2Run(b, tps[j], khSRK, testSRK, blob); rc != rcSuccess {
+				b.Fatalf("LoadKey2: rc %#x", rc)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapAlloc-before)/n, "B/instance")
+		runtime.KeepAlive(tps)
+	}
+}
+
 // Engine-only cost of Seal and Unseal under the SRK, sessions included.
 func BenchmarkSealUnseal(b *testing.B) {
 	tp, _ := ownedTPM(b)
