@@ -518,9 +518,9 @@ func newPair(t testing.TB) []*client {
 	return []*client{{tr: engine{eng}}, {tr: ref}}
 }
 
-// runClientSteps runs each step on both sides and requires the same
-// result.
-func runClientSteps(t *testing.T, sides []*client, steps []func(*client) diffStep) {
+// runClientSteps runs each step on both sides (the engine's first) and
+// requires the same result.
+func runClientSteps[S any](t *testing.T, sides []S, steps []func(S) diffStep) {
 	for _, mk := range steps {
 		a, b := mk(sides[0]), mk(sides[1])
 		ra, rb := a.run(nil), b.run(nil)
@@ -531,6 +531,20 @@ func runClientSteps(t *testing.T, sides []*client, steps []func(*client) diffSte
 			t.Errorf("%s:\n engine %s\n swtpm  %s", a.name, ra, rb)
 		}
 	}
+}
+
+// ownedPair is newPair with the owner taken on both sides as the
+// ownership steps take it.
+func ownedPair(t *testing.T) []*client {
+	pair := newPair(t)
+	var steps []func(*client) diffStep
+	for _, s := range ownershipSteps() {
+		if n := s(pair[0]).name; n == "ReadPubek before ownership" || n == "TakeOwnership" {
+			steps = append(steps, s)
+		}
+	}
+	runClientSteps(t, pair, steps)
+	return pair
 }
 
 // TestSwtpm12Ownership compares taking and clearing ownership, the
