@@ -127,8 +127,8 @@ func main() {
 	if cfg.Saver != nil {
 		budget = fmt.Sprintf("save budget %d, refill %v", opts.SaveBudget, opts.SaveRefill)
 	}
-	d.Log.Infof("serving TPM 2.0 (startup mode %s) to frontends through backend/vtpm at localities %v, %s (start-up took %v)",
-		opts.Startup, opts.Localities, budget, time.Since(t0).Round(time.Millisecond))
+	d.Log.Infof("serving TPM %s (startup mode %s) to frontends through backend/vtpm at localities %v, %s (start-up took %v)",
+		opts.Family, opts.Startup, opts.Localities, budget, time.Since(t0).Round(time.Millisecond))
 	err = back.Run(runCtx)
 	close(runDone)
 	if runCtx.Err() != nil {

@@ -19,18 +19,33 @@ type bootFiles struct {
 	cmdline         string
 }
 
-func (b bootFiles) components() ([]measure.Component, error) {
+// bootData is the content of a guest's boot files.
+type bootData struct {
+	kernel, ramdisk []byte // ramdisk nil: none
+	cmdline         string
+}
+
+func (b bootFiles) read() (bootData, error) {
 	kernel, err := os.ReadFile(b.kernel)
 	if err != nil {
-		return nil, fmt.Errorf("kernel: %w", err)
+		return bootData{}, fmt.Errorf("kernel: %w", err)
 	}
 	var ramdisk []byte
 	if b.ramdisk != "" {
 		if ramdisk, err = os.ReadFile(b.ramdisk); err != nil {
-			return nil, fmt.Errorf("ramdisk: %w", err)
+			return bootData{}, fmt.Errorf("ramdisk: %w", err)
 		}
 	}
-	return measure.Boot(kernel, b.cmdline, ramdisk), nil
+	return bootData{kernel, ramdisk, b.cmdline}, nil
+}
+
+// components lists the measurements for a vTPM of family f (pv-grub's
+// three on TPM 1.2).
+func (d bootData) components(f measure.Family) []measure.Component {
+	if f == measure.Family12 {
+		return measure.BootPVGrub(d.kernel, d.cmdline, d.ramdisk)
+	}
+	return measure.Boot(d.kernel, d.cmdline, d.ramdisk)
 }
 
 // bootFilesOf reads a guest's boot files from its xl configuration.
@@ -91,15 +106,24 @@ func runMeasure(args []string) error {
 // measureBoot resets the vTPM and extends the boot files into it,
 // printing each event.
 func measureBoot(a *attachment, b bootFiles) error {
-	comps, err := b.components()
+	// The files are read before the reset: a missing one leaves the vTPM
+	// as it was.
+	data, err := b.read()
 	if err != nil {
 		return err
 	}
 	tpm := a.dev.TPM(0)
-	if err := measure.Reset(tpm); err != nil {
+	fam, err := measure.Reset(tpm)
+	if err != nil {
 		return err
 	}
-	events, err := measure.Extend(tpm, comps)
+	comps := data.components(fam)
+	var events []measure.Event
+	if fam == measure.Family12 {
+		events, err = measure.Extend12(tpm, comps)
+	} else {
+		events, err = measure.Extend(tpm, comps)
+	}
 	for _, e := range events {
 		var algs []tpm2.TPMAlgID
 		for alg := range e.Digests {
@@ -113,7 +137,7 @@ func measureBoot(a *attachment, b bootFiles) error {
 	if err != nil {
 		return err
 	}
-	logf("measured the boot into vTPM domain %s: kernel %s, ramdisk %q, command line %q", a.name, b.kernel, b.ramdisk, b.cmdline)
+	logf("measured the boot into vTPM domain %s (TPM %s): kernel %s, ramdisk %q, command line %q", a.name, fam, b.kernel, b.ramdisk, b.cmdline)
 	return nil
 }
 

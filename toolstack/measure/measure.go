@@ -7,13 +7,22 @@
 // reset first (a platform reset, vtpmdomain/platform) and started with
 // TPM2_Startup(CLEAR), so the PCRs a guest reads depend only on what it
 // was booted with.
+//
+// A TPM 1.2 vTPM (tpm=1.2) is measured as pv-grub measured it
+// (stubdom/grub/kexec.c): after TPM_Startup(ST_CLEAR), three
+// TPM_Extend commands carrying SHA-1 digests: the kernel into PCR 4, the
+// command line and then the initial ramdisk into PCR 5, the ramdisk's
+// digest extended even when there is none (SHA-1 of nothing). Reset tells
+// the families apart by how the TPM answers TPM2_Startup.
 package measure
 
 import (
 	"crypto"
+	"crypto/sha1"
 	_ "crypto/sha1" // the banks' hashes
 	_ "crypto/sha256"
 	_ "crypto/sha512"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -52,22 +61,119 @@ type Event struct {
 	PCR     int
 	What    string
 	Digests map[tpm2.TPMAlgID][]byte
+	// PCRValue is the PCR's value after the extend (TPM 1.2 only: its
+	// TPM_Extend returns it).
+	PCRValue []byte
 }
 
-// Reset resets the vTPM (platform reset) and starts it with
-// TPM2_Startup(CLEAR).
-func Reset(tpm transport.TPM) error {
+// Family is the TPM family of a vTPM.
+type Family int
+
+const (
+	Family20 Family = iota
+	Family12
+)
+
+func (f Family) String() string {
+	if f == Family12 {
+		return "1.2"
+	}
+	return "2.0"
+}
+
+// TPM 1.2 wire constants (TPM Main Part 2 §6, §17, §16).
+const (
+	tagRquCommand12 = 0x00C1 // TPM_TAG_RQU_COMMAND
+	tagRspCommand12 = 0x00C4 // TPM_TAG_RSP_COMMAND
+	ordExtend12     = 0x14   // TPM_ORD_Extend
+	ordStartup12    = 0x99   // TPM_ORD_Startup
+	stClear12       = 0x0001 // TPM_ST_CLEAR
+	tagNoSessions20 = 0x8001 // TPM_ST_NO_SESSIONS
+	ccStartup20     = 0x0144 // TPM_CC_Startup
+)
+
+// Reset resets the vTPM (platform reset) and starts it with Startup(CLEAR)
+// of its family, which it returns. A TPM 2.0 answers TPM2_Startup with a
+// TPM_ST_NO_SESSIONS response; a TPM 1.2 answers any command with a TPM
+// 1.2 tag (TPM_TAG_RSP_COMMAND, here with TPM_BADTAG), and is then started
+// with TPM_Startup(ST_CLEAR).
+func Reset(tpm transport.TPM) (Family, error) {
 	rsp, err := tpm.Send(platform.Marshal(platform.CCPlatformReset))
 	if err == nil {
 		err = platform.Check(platform.CCPlatformReset, rsp)
 	}
 	if err != nil {
-		return fmt.Errorf("measure: resetting the vTPM: %w", err)
+		return 0, fmt.Errorf("measure: resetting the vTPM: %w", err)
 	}
-	if _, err := (tpm2.Startup{StartupType: tpm2.TPMSUClear}).Execute(tpm); err != nil {
-		return fmt.Errorf("measure: TPM2_Startup after the reset: %w", err)
+	cmd := binary.BigEndian.AppendUint16(nil, tagNoSessions20)
+	cmd = binary.BigEndian.AppendUint32(cmd, 12)
+	cmd = binary.BigEndian.AppendUint32(cmd, ccStartup20)
+	cmd = binary.BigEndian.AppendUint16(cmd, uint16(tpm2.TPMSUClear))
+	if rsp, err = tpm.Send(cmd); err != nil {
+		return 0, fmt.Errorf("measure: TPM2_Startup after the reset: %w", err)
 	}
-	return nil
+	if len(rsp) >= 10 && binary.BigEndian.Uint16(rsp) == tagRspCommand12 {
+		if _, err := send12(tpm, ordStartup12, binary.BigEndian.AppendUint16(nil, stClear12), 0); err != nil {
+			return Family12, fmt.Errorf("measure: TPM_Startup(ST_CLEAR) after the reset: %w", err)
+		}
+		return Family12, nil
+	}
+	if len(rsp) < 10 || binary.BigEndian.Uint16(rsp) != tagNoSessions20 {
+		return 0, fmt.Errorf("measure: TPM2_Startup after the reset: malformed response %x", rsp)
+	}
+	if rc := binary.BigEndian.Uint32(rsp[6:]); rc != 0 {
+		return Family20, fmt.Errorf("measure: TPM2_Startup after the reset: %w", tpm2.TPMRC(rc))
+	}
+	return Family20, nil
+}
+
+// send12 sends a TPM 1.2 command without authorization and returns its
+// output parameters, which must be want bytes long.
+func send12(tpm transport.TPM, ord uint32, params []byte, want int) ([]byte, error) {
+	cmd := binary.BigEndian.AppendUint16(nil, tagRquCommand12)
+	cmd = binary.BigEndian.AppendUint32(cmd, uint32(10+len(params)))
+	cmd = binary.BigEndian.AppendUint32(cmd, ord)
+	cmd = append(cmd, params...)
+	rsp, err := tpm.Send(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if len(rsp) < 10 || binary.BigEndian.Uint16(rsp) != tagRspCommand12 || binary.BigEndian.Uint32(rsp[2:]) != uint32(len(rsp)) {
+		return nil, fmt.Errorf("malformed TPM 1.2 response %x", rsp)
+	}
+	if rc := binary.BigEndian.Uint32(rsp[6:]); rc != 0 {
+		return nil, fmt.Errorf("TPM 1.2 return code %#x", rc)
+	}
+	if len(rsp) != 10+want {
+		return nil, fmt.Errorf("TPM 1.2 response of %d bytes, want %d", len(rsp), 10+want)
+	}
+	return rsp[10:], nil
+}
+
+// BootPVGrub lists a guest's components as pv-grub extended them: kernel
+// (PCR 4), command line and ramdisk (PCR 5), the ramdisk always.
+func BootPVGrub(kernel []byte, cmdline string, ramdisk []byte) []Component {
+	if ramdisk == nil {
+		ramdisk = []byte{}
+	}
+	return Boot(kernel, cmdline, ramdisk)
+}
+
+// Extend12 extends each component's SHA-1 digest into a TPM 1.2 with
+// TPM_Extend, in order, and returns what it did. Each Event carries the
+// SHA-1 digest extended and the PCR value the TPM returned.
+func Extend12(tpm transport.TPM, comps []Component) ([]Event, error) {
+	var events []Event
+	for _, c := range comps {
+		d := sha1.Sum(c.Data)
+		params := binary.BigEndian.AppendUint32(nil, uint32(c.PCR))
+		out, err := send12(tpm, ordExtend12, append(params, d[:]...), sha1.Size)
+		if err != nil {
+			return events, fmt.Errorf("measure: extending the %s into PCR %d: %w", c.What, c.PCR, err)
+		}
+		events = append(events, Event{PCR: c.PCR, What: c.What, Digests: map[tpm2.TPMAlgID][]byte{tpm2.TPMAlgSHA1: d[:]}, PCRValue: out})
+	}
+	return events, nil
 }
 
 // Banks lists the PCR banks the TPM has allocated.
