@@ -10,6 +10,8 @@
 //	xenvtpm measure  --vtpm DOMAIN --kernel FILE [--ramdisk FILE] [--cmdline STRING]
 //	    reset the vTPM and extend a PV/PVH guest's kernel (PCR 4), command
 //	    line and ramdisk (PCR 5) into it, before the guest is created
+//	    (every PCR bank on a TPM 2.0; on a tpm=1.2 vTPM pv-grub's three
+//	    SHA-1 TPM_Extends, the ramdisk's even when there is none)
 //	xenvtpm up       --vtpm VTPM.cfg GUEST.cfg
 //	    start the vTPM domain, then the bridge (HVM) or the measurement
 //	    (PV/PVH), then the guest; follow the guest through reboots; tear
