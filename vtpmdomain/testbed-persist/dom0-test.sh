@@ -191,6 +191,10 @@ grep 'STEP-OK getcap-persistent' "$g" | grep -q 0x81000005 && fail "persistent k
 step "vTPM started with extra=\"clear\": a fresh TPM, the NV index and the key gone"
 stop_vtpm clear
 
+# A scenario built on this one adds its steps here, with the manager up
+# (../testbed-persist-tpm12: a TPM 1.2 vTPM).
+! command -v before_rollback >/dev/null || before_rollback
+
 # ---- 6. the manager's disk rolled back: refused ----
 stop_mgr third
 cp /tmp/mgr-old.img /tmp/mgr.img
