@@ -18,8 +18,7 @@ package measure
 
 import (
 	"crypto"
-	"crypto/sha1"
-	_ "crypto/sha1" // the banks' hashes
+	"crypto/sha1" // SHA-1 bank, and TPM 1.2's digests
 	_ "crypto/sha256"
 	_ "crypto/sha512"
 	"encoding/binary"
