@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha1"
 	"encoding/hex"
 	"net"
 	"os"
@@ -18,11 +19,15 @@ import (
 // TestTrouSerS points TrouSerS' tcsd at the daemon's swtpm data port
 // (tcsd -e: a software TPM over TCP, TCSD_TCP_DEVICE_*) and runs
 // tpm-tools against a TPM 1.2: tpm_version, tpm_getpubek,
-// tpm_takeownership with the well-known secrets, and a tpm_sealdata /
-// tpm_unsealdata round trip (a key made and loaded under the SRK, data
-// sealed and bound under it).
+// tpm_takeownership with the well-known secrets, tpm_sealdata /
+// tpm_unsealdata round trips (a key made and loaded under the SRK, data
+// sealed and bound under it; sealed to a PCR that then changes),
+// tpm_selftest, tpm_setenable and tpm_setactive -s, tpm_changeownerauth,
+// the NV tools and tpm_clear.
 func TestTrouSerS(t *testing.T) {
-	for _, bin := range []string{"tcsd", "tpm_version", "tpm_getpubek", "tpm_takeownership", "tpm_sealdata", "tpm_unsealdata"} {
+	for _, bin := range []string{"tcsd", "tpm_version", "tpm_getpubek", "tpm_takeownership", "tpm_sealdata", "tpm_unsealdata",
+		"tpm_selftest", "tpm_setenable", "tpm_setactive", "tpm_changeownerauth", "tpm_nvdefine", "tpm_nvwrite", "tpm_nvread",
+		"tpm_nvinfo", "tpm_nvrelease", "tpm_clear"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skip("SKIP: TrouSerS or tpm-tools not installed (apt-get install trousers tpm-tools)")
 		}
@@ -155,4 +160,67 @@ func TestTrouSerS(t *testing.T) {
 	if b, err := os.ReadFile(back); err != nil || string(b) != string(secret) {
 		t.Fatalf("tpm_unsealdata gave %q (%v), want %q", b, err, secret)
 	}
+
+	// The rest of tpm-tools' owner's list. tpm_setenable and
+	// tpm_setactive -s read the flags with TPM_GetCapabilityOwner.
+	if out := run("tpm_selftest"); !strings.Contains(out, "TPM Test Results:") {
+		t.Errorf("tpm_selftest:\n%s", out)
+	}
+	if out := run("tpm_setenable", "-s", "-z"); !strings.Contains(out, "Disabled status: false") {
+		t.Errorf("tpm_setenable -s:\n%s", out)
+	}
+	if out := run("tpm_setactive", "-s", "-z"); !strings.Contains(out, "Persistent Deactivated Status: false") {
+		t.Errorf("tpm_setactive -s:\n%s", out)
+	}
+	run("tpm_changeownerauth", "-o", "-z", "-r")
+	nv := filepath.Join(dir, "nv")
+	if err := os.WriteFile(nv, []byte("thirty-two bytes of NV data here"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("tpm_nvdefine", "-i", "0x11200", "-s", "32", "-p", "OWNERREAD|OWNERWRITE", "-y", "-z")
+	run("tpm_nvwrite", "-i", "0x11200", "-z", "-f", nv)
+	nvBack := filepath.Join(dir, "nv.back")
+	run("tpm_nvread", "-i", "0x11200", "-s", "32", "-z", "-f", nvBack)
+	if a, b := readFile(t, nv), readFile(t, nvBack); a != b {
+		t.Errorf("tpm_nvread gave %q, wrote %q", b, a)
+	}
+	if out := run("tpm_nvinfo", "-i", "0x11200"); !strings.Contains(out, "OWNERREAD|OWNERWRITE") {
+		t.Errorf("tpm_nvinfo:\n%s", out)
+	}
+	run("tpm_nvrelease", "-i", "0x11200", "-y")
+	if out := run("tpm_nvinfo", "-i", "0x11200"); strings.Contains(out, "0x00011200") {
+		t.Errorf("tpm_nvinfo after tpm_nvrelease:\n%s", out)
+	}
+
+	// Sealed to PCR 10, then PCR 10 extended: it no longer unseals.
+	sealed10 := filepath.Join(dir, "sealed10")
+	run("tpm_sealdata", "-z", "-p", "10", "-i", plain, "-o", sealed10)
+	run("tpm_unsealdata", "-z", "-i", sealed10, "-o", back)
+	// (tpm-tools has no extend tool: the test extends in the daemon.)
+	change := sha1.Sum([]byte("PCR 10 changes"))
+	ok12(t, func(cmd []byte) []byte { return td.d.process(cmd, 0) }, cmd12(ord12Extend, u32(10), change[:]))
+	os.Remove(back)
+	c := exec.Command("tpm_unsealdata", "-z", "-i", sealed10, "-o", back)
+	c.Env = append(os.Environ(), "TSS_TCSD_HOSTNAME=127.0.0.1", "TSS_TCSD_PORT="+tcsdPort)
+	c.CombinedOutput()
+	if b, err := os.ReadFile(back); err == nil && len(b) > 0 {
+		t.Errorf("data sealed to PCR 10 unsealed after PCR 10 changed: %q", b)
+	}
+
+	// tpm_clear with the owner's secret: the owner is gone.
+	run("tpm_clear", "-z")
+	c = exec.Command("tpm_setenable", "-s", "-z")
+	c.Env = append(os.Environ(), "TSS_TCSD_HOSTNAME=127.0.0.1", "TSS_TCSD_PORT="+tcsdPort)
+	if out, err := c.CombinedOutput(); err == nil {
+		t.Errorf("tpm_setenable -s after tpm_clear (no owner) worked:\n%s", out)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -248,3 +248,46 @@ func (t *TPM) sessionHandles() []uint32 {
 	slices.Sort(hs)
 	return hs
 }
+
+// getCapabilityOwnerOut is TPM_GetCapabilityOwner's output: the TPM's
+// version (as TPM_CAP_VERSION_VAL reports it) and the two flag sets as
+// bitmaps.
+type getCapabilityOwnerOut struct {
+	Version                         version
+	NonVolatileFlags, VolatileFlags uint32
+}
+
+func (o *getCapabilityOwnerOut) marshal(w *writer) {
+	o.Version.marshal(w)
+	w.u32(o.NonVolatileFlags)
+	w.u32(o.VolatileFlags)
+}
+
+// getCapabilityOwner is TPM_GetCapabilityOwner, Part 3 §7.3: deprecated,
+// but TrouSerS' Tspi_TPM_GetStatus asks it (tpm_setenable -s,
+// tpm_setactive -s). Bit i of each bitmap is the i-th BOOL of
+// TPM_PERMANENT_FLAGS and TPM_STCLEAR_FLAGS in their wire order.
+func (t *TPM) getCapabilityOwner(c *call, _ *none) (*getCapabilityOwnerOut, error) {
+	if err := t.authorize(c, 0, t.ps.OwnerAuth, etOwner, 0); err != nil {
+		return nil, err
+	}
+	return &getCapabilityOwnerOut{
+		Version:          firmware,
+		NonVolatileFlags: flagBitmap(t.ps.Flags.marshal),
+		VolatileFlags:    flagBitmap(t.stclear.marshal),
+	}, nil
+}
+
+// flagBitmap turns a marshalled flags structure (a tag, then one BOOL
+// octet per flag) into a bitmap.
+func flagBitmap(marshal func(*writer)) uint32 {
+	var w writer
+	marshal(&w)
+	var m uint32
+	for i, b := range w.b[2:] {
+		if b != 0 {
+			m |= 1 << i
+		}
+	}
+	return m
+}

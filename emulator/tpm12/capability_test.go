@@ -97,3 +97,28 @@ func TestCapabilityHandles(t *testing.T) {
 		t.Errorf("TPM_CAP_HANDLE(TPM_RT_KEY) %x", got)
 	}
 }
+
+// TPM_GetCapabilityOwner: the owner reads the flags as bitmaps, bit i
+// the i-th flag of TPM_PERMANENT_FLAGS and TPM_STCLEAR_FLAGS.
+func TestGetCapabilityOwner(t *testing.T) {
+	tp, _ := ownedTPM(t)
+	rc, out := ownerRun(t, tp, testOwner, ordGetCapabilityOwner, nil)
+	if rc != rcSuccess || len(out) != 12 {
+		t.Fatalf("GetCapabilityOwner: rc %#x %x", rc, out)
+	}
+	nv, vol := binary.BigEndian.Uint32(out[4:]), binary.BigEndian.Uint32(out[8:])
+	const ownership, cmdEnable = 1 << 1, 1 << 8
+	if nv&ownership == 0 || nv&cmdEnable == 0 || nv&1 != 0 {
+		t.Errorf("non-volatile flags %#x: want ownership and physicalPresenceCMDEnable, not disable", nv)
+	}
+	if vol != 0 {
+		t.Errorf("volatile flags %#x, want none", vol)
+	}
+	tp.stclear.PhysicalPresenceLock = true
+	if _, out := ownerRun(t, tp, testOwner, ordGetCapabilityOwner, nil); binary.BigEndian.Uint32(out[8:]) != 1<<3 {
+		t.Errorf("volatile flags %x with physicalPresenceLock", out[8:])
+	}
+	if rc, _ := ownerRun(t, tp, []byte("not the owner's secret"), ordGetCapabilityOwner, nil); rc != rcAuthFail {
+		t.Errorf("wrong owner secret: rc %#x", rc)
+	}
+}

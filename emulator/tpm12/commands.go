@@ -30,6 +30,7 @@ const (
 	ordDisableOwnerClear    uint32 = 0x0000005C
 	ordForceClear           uint32 = 0x0000005D
 	ordGetCapability        uint32 = 0x00000065
+	ordGetCapabilityOwner   uint32 = 0x00000066
 	ordOwnerSetDisable      uint32 = 0x0000006E
 	ordMakeIdentity         uint32 = 0x00000079
 	ordActivateIdentity     uint32 = 0x0000007A
@@ -93,6 +94,7 @@ var commandTable = table(
 
 	// Part 3 §7: capabilities.
 	cmd(ordGetCapability, (*TPM).getCapability, checks(inFailureMode)),
+	cmd(ordGetCapabilityOwner, (*TPM).getCapabilityOwner, withAuth(auth1), checks(needsActive|needsOwner)),
 
 	// Part 3 §9: administrative functions, management.
 	cmd(ordResetLockValue, (*TPM).resetLockValue, withAuth(auth1), checks(needsActive|needsOwner)),

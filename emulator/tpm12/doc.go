@@ -15,6 +15,7 @@
 // TPM_SaveState, TPM_SelfTestFull, TPM_ContinueSelfTest,
 // TPM_GetTestResult, TPM_GetCapability (TPM_CAP_ORD, _ALG, _PID, _FLAG,
 // _PROPERTY, _VERSION, _KEY_HANDLE, _CHECK_LOADED, _HANDLE, _VERSION_VAL),
+// TPM_GetCapabilityOwner,
 // TPM_GetRandom, TPM_ReadPubek, TPM_Extend, TPM_PCRRead, TPM_PCR_Reset,
 // TPM_OIAP, TPM_OSAP (owner, SRK, loaded keys, counters, NV indices)
 // and TPM_FlushSpecific (sessions, keys); ownership:

@@ -44,6 +44,7 @@ func seedCommands() [][]byte {
 		command(tagRquAuth1, ordChangeAuthOwner, u16(pidADCP), d, u16(uint16(etSRK)), u32(firstSessionHandle), d, []byte{0}, d),
 		command(tagRquAuth1, ordOwnerReadInternalPub, u32(khSRK), u32(firstSessionHandle), d, []byte{0}, d),
 		command(tagRquAuth1, ordResetLockValue, u32(firstSessionHandle), d, []byte{0}, d),
+		command(tagRquAuth1, ordGetCapabilityOwner, u32(firstSessionHandle), d, []byte{0}, d),
 		command(tagRquCommand, ordOSAP, u16(uint16(etSRK)), u32(khSRK), d),
 		command(tagRquAuth1, ordSeal, u32(khSRK), d, u32(26), u16(3), []byte{0, 0, 1}, d[:20], d[:1], u32(4), d[:4], u32(firstSessionHandle), d, []byte{0}, d),
 		command(tagRquAuth1, ordSeal, u32(khSRK), d, u32(4), u16(6), []byte{0x1F, 0x1F}, u32(0), u32(firstSessionHandle), d, []byte{0}, d),

@@ -22,6 +22,7 @@ const (
 	ordResetLockValue, ordOwnerClear                   = 0x40, 0x5B
 	ordDisableOwnerClear, ordForceClear                = 0x5C, 0x5D
 	ordOwnerSetDisable, ordOwnerReadInternalPub        = 0x6E, 0x81
+	ordGetCapabilityOwner                              = 0x66
 	etOwner, etSRK, etKeyHandle                        = 0x02, 0x04, 0x01
 	khSRK, khEK                                 uint32 = 0x40000000, 0x40000006
 )
@@ -219,7 +220,7 @@ func ownershipSteps() []func(*client) diffStep {
 		ownerStep("CAP_ORD of the ownership and sealing ordinals", func(c *client) string {
 			var s string
 			for _, o := range []uint32{ordTakeOwnership, ordChangeAuthOwner, ordResetLockValue, ordOwnerClear,
-				ordDisableOwnerClear, ordForceClear, ordOwnerSetDisable, ordOwnerReadInternalPub, ordSeal, ordUnseal} {
+				ordDisableOwnerClear, ordForceClear, ordOwnerSetDisable, ordOwnerReadInternalPub, ordSeal, ordUnseal, ordGetCapabilityOwner} {
 				rc, out, e := do(c.tr, ordGetCapability, capArgs(1, u32(o))...)
 				s += e + fmt.Sprintf("%#x: rc=%#x %x; ", o, rc, out)
 			}
@@ -284,6 +285,20 @@ func ownershipSteps() []func(*client) diffStep {
 			r, out := c.ownerOIAP(c.owner, ordOwnerReadInternalPub, nil, u32(khEK))
 			k, rest := parsePubkey(out)
 			return r + fmt.Sprintf(" sameEK=%v rest=%d", k != nil && c.ek != nil && k.N.Cmp(c.ek.N) == 0, len(rest))
+		}),
+		// The sides' flags differ by how they were made (swtpm_setup's
+		// factory flags here, none there): each side's bitmaps must be
+		// its own TPM_CAP_FLAG structures, bit i the i-th flag.
+		ownerStep("GetCapabilityOwner", func(c *client) string {
+			r, out := c.ownerOIAP(c.owner, ordGetCapabilityOwner, nil, nil)
+			if len(out) != 12 {
+				return r + fmt.Sprintf(" %x", out)
+			}
+			_, perm, _ := do(c.tr, ordGetCapability, capArgs(4, u32(0x108))...)
+			_, vol, _ := do(c.tr, ordGetCapability, capArgs(4, u32(0x109))...)
+			_, ver, _ := do(c.tr, ordGetCapability, capArgs(0x1A, nil)...)
+			return r + fmt.Sprintf(" versionAsCapVersionVal=%v nonVolatile=%v volatile=%v", len(ver) > 6 && bytes.Equal(out[:4], ver[6:10]),
+				binary.BigEndian.Uint32(out[4:]) == flagBits(perm), binary.BigEndian.Uint32(out[8:]) == flagBits(vol))
 		}),
 		ownerStep("OwnerReadInternalPub SRK", func(c *client) string {
 			r, out := c.ownerOIAP(c.owner, ordOwnerReadInternalPub, nil, u32(khSRK))
@@ -439,6 +454,10 @@ func ownershipSteps() []func(*client) diffStep {
 			rc, _, e := do(c.tr, ordGetRandom, u32(4))
 			return r + "; " + e + fmt.Sprintf("GetRandom rc=%#x", rc)
 		}),
+		ownerStep("GetCapabilityOwner while disabled", func(c *client) string {
+			r, _ := c.ownerOIAP(c.owner, ordGetCapabilityOwner, nil, nil)
+			return r
+		}),
 		ownerStep("OwnerSetDisable FALSE", func(c *client) string {
 			r, _ := c.ownerOIAP(c.owner, ordOwnerSetDisable, nil, []byte{0})
 			rc, _, e := do(c.tr, ordGetRandom, u32(4))
@@ -552,4 +571,19 @@ func ownedPair(t *testing.T) []*client {
 func TestSwtpm12Ownership(t *testing.T) {
 	runClientSteps(t, newPair(t), ownershipSteps())
 	runClientSteps(t, newPair(t), disableOwnerClearSteps())
+}
+
+// flagBits is the bitmap of a TPM_CAP_FLAG answer (its size, a structure
+// tag, then one BOOL per flag): bit i for the i-th flag.
+func flagBits(capOut []byte) uint32 {
+	var m uint32
+	if len(capOut) < 6 {
+		return ^m
+	}
+	for i, b := range capOut[6:] {
+		if b != 0 {
+			m |= 1 << i
+		}
+	}
+	return m
 }
