@@ -91,6 +91,7 @@ var commandTable = table(
 	cmd(ordForceClear, (*TPM).forceClear, checks(needsActive), writesNV),
 	cmd(ordDisableOwnerClear, (*TPM).disableOwnerClear, withAuth(auth1), checks(needsActive|needsOwner), writesNV),
 	cmd(ordPhysicalPresence, (*TPM).tscPhysicalPresence, writesNV),
+	cmd(ordResetEstablishmentBit, (*TPM).tscResetEstablishmentBit, writesNV),
 
 	// Part 3 §7: capabilities.
 	cmd(ordGetCapability, (*TPM).getCapability, checks(inFailureMode)),

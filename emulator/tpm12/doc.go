@@ -34,7 +34,8 @@
 // storage: TPM_NV_DefineSpace, TPM_NV_WriteValue(Auth),
 // TPM_NV_ReadValue(Auth), TPM_CAP_NV_LIST and TPM_CAP_NV_INDEX, with
 // the READ_STCLEAR, WRITE_STCLEAR, WRITEDEFINE and GLOBALLOCK locks;
-// physical presence: TSC_PhysicalPresence, TPM_PhysicalEnable,
+// TSC_ResetEstablishmentBit (localities 3 and 4); physical presence:
+// TSC_PhysicalPresence, TPM_PhysicalEnable,
 // TPM_PhysicalDisable, TPM_PhysicalSetDeactivated and
 // TPM_SetTempDeactivated (on presence only); monotonic counters:
 // TPM_CreateCounter, TPM_IncrementCounter, TPM_ReadCounter,

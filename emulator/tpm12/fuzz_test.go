@@ -93,6 +93,7 @@ func seedCommands() [][]byte {
 			u32(firstSessionHandle), d, []byte{0}, d, u32(firstSessionHandle+1), d, []byte{0}, d),
 		command(0x8001, 0x144, u16(0)),
 		command(tagRquCommand, ordPhysicalPresence, u16(ppPresent)),
+		command(tagRquCommand, ordResetEstablishmentBit),
 		command(tagRquCommand, ordPhysicalEnable),
 		command(tagRquCommand, ordPhysicalDisable),
 		command(tagRquCommand, ordPhysicalSetDeactivated, []byte{1}),

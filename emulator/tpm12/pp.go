@@ -22,6 +22,7 @@ const (
 	ordPhysicalSetDeactivated uint32 = 0x00000072
 	ordSetTempDeactivated     uint32 = 0x00000073
 	ordPhysicalPresence       uint32 = 0x4000000A // TSC_ORD_PhysicalPresence
+	ordResetEstablishmentBit  uint32 = 0x4000000B // TSC_ORD_ResetEstablishmentBit
 )
 
 // TPM_PHYSICAL_PRESENCE bits, Part 2 §4.9.
@@ -174,5 +175,21 @@ func (t *TPM) setTempDeactivated(c *call, _ *none) (*none, error) {
 		return nil, err
 	}
 	t.stclear.Deactivated = true
+	return &none{}, nil
+}
+
+// tscResetEstablishmentBit is TSC_ResetEstablishmentBit, Part 3 §6.7:
+// clears TPM_PERMANENT_FLAGS.tpmEstablished, which a dynamic launch
+// (TPM_HASH_START) sets; only localities 3 and 4 may. Firmware sends it
+// at every boot: SeaBIOS takes any other answer than success or
+// TPM_BAD_LOCALITY for a broken TPM and deactivates it for the boot.
+func (t *TPM) tscResetEstablishmentBit(_ *call, _ *none) (*none, error) {
+	if t.locality != 3 && t.locality != 4 {
+		return nil, rcE(rcBadLocality, "TSC_ResetEstablishmentBit at locality %d", t.locality)
+	}
+	if t.ps.Flags.TPMEstablished {
+		t.ps.Flags.TPMEstablished = false
+		t.nvDirty = true
+	}
 	return &none{}, nil
 }

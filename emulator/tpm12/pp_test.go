@@ -79,3 +79,21 @@ func TestForceClearWithPresence(t *testing.T) {
 	mustRun(t, tp, ordStartup, u16(stClear))
 	mustRun(t, tp, ordGetRandom, u32(4))
 }
+
+// TSC_ResetEstablishmentBit clears tpmEstablished, at localities 3 and 4
+// only: SeaBIOS sends it at locality 3 at every boot and deactivates a
+// TPM that answers anything but success or TPM_BAD_LOCALITY.
+func TestResetEstablishmentBit(t *testing.T) {
+	tp := startedTPM(t)
+	tp.ps.Flags.TPMEstablished = true
+	tp.NVChanged()
+	wantRC(t, tp, rcBadLocality, 0, tagRquCommand, ordResetEstablishmentBit)
+	if !tp.ps.Flags.TPMEstablished {
+		t.Fatal("cleared at locality 0")
+	}
+	wantRC(t, tp, rcSuccess, 3, tagRquCommand, ordResetEstablishmentBit)
+	if tp.ps.Flags.TPMEstablished || !tp.NVChanged() {
+		t.Errorf("at locality 3: tpmEstablished %v, or no NV change reported", tp.ps.Flags.TPMEstablished)
+	}
+	wantRC(t, tp, rcSuccess, 4, tagRquCommand, ordResetEstablishmentBit)
+}

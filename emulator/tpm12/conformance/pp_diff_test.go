@@ -12,6 +12,7 @@ const (
 	ordPhysicalEnable, ordPhysicalDisable            = 0x6F, 0x70
 	ordPhysicalSetDeactivated, ordSetTempDeactivated = 0x72, 0x73
 	ordTSCPhysicalPresence                           = 0x4000000A
+	ordTSCResetEstablishmentBit                      = 0x4000000B
 
 	ppLock, ppPresent, ppNotPresent uint16 = 0x0004, 0x0008, 0x0010
 	ppCMDEnable, ppHWEnable         uint16 = 0x0020, 0x0040
@@ -86,6 +87,16 @@ func ppSteps() []func(*client) diffStep {
 			return e4 + e3 + fmt.Sprintf("rc=%#x rc=%#x", rc4, rc3)
 		}),
 		ppStep("TSC_PhysicalPresence PRESENT", ordTSCPhysicalPresence, u16(ppPresent)),
+		// Firmware (SeaBIOS) sends it at every boot, at locality 3.
+		ownerStep("TSC_ResetEstablishmentBit at localities 0, 3 and 4", func(c *client) string {
+			var s string
+			for _, l := range []uint8{0, 1, 2, 3, 4} {
+				rc, _, e := doAt(c.tr, l, 0xC1, ordTSCResetEstablishmentBit)
+				s += e + fmt.Sprintf("%d: rc=%#x; ", l, rc)
+			}
+			rc, _, e := doAt(c.tr, 3, 0xC1, ordTSCResetEstablishmentBit, []byte{0})
+			return s + e + fmt.Sprintf("extra byte: rc=%#x", rc)
+		}),
 	)
 	steps = append(steps, flagSteps("with presence")...)
 	steps = append(steps,
