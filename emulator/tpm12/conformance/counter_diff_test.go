@@ -16,11 +16,7 @@ func (c *client) createCounter(label string, secret []byte) string {
 	if s == nil {
 		return e
 	}
-	pad := sha1Of(s.key, s.nonceEven)
-	enc := make([]byte, 20)
-	for i := range enc {
-		enc[i] = secret[i] ^ pad[i]
-	}
+	enc := adip(s, s.nonceEven, secret)
 	r, out := c.auth1(s, nil, true, ordCreateCounter, nil, append(enc, label...))
 	return r + fmt.Sprintf(" %x", out)
 }

@@ -150,10 +150,7 @@ func (k *keyer) createWrapKey(name string, parent []byte, parentAuth []byte, usa
 	}
 	encU, encM := make([]byte, 20), make([]byte, 20)
 	if s.key != nil {
-		padE, padO := sha1Of(s.key, s.nonceEven), sha1Of(s.key, bytes.Repeat([]byte{0x0D}, 20))
-		for i := range encU {
-			encU[i], encM[i] = usage[i]^padE[i], migAuth[i]^padO[i]
-		}
+		encU, encM = adip(s, s.nonceEven, usage), adip(s, bytes.Repeat([]byte{0x0D}, 20), migAuth)
 	}
 	r, out := k.auth1(s, parentAuth, true, ordCreateWrapKey, parent, append(append(encU, encM...), template...))
 	if out != nil {
@@ -250,11 +247,7 @@ func (k *keyer) sealUnder(name string) string {
 		return e
 	}
 	dataAuth := sha1Of([]byte("data"))
-	pad := sha1Of(s.key, s.nonceEven)
-	enc := make([]byte, 20)
-	for i := range enc {
-		enc[i] = dataAuth[i] ^ pad[i]
-	}
+	enc := adip(s, s.nonceEven, dataAuth)
 	secret := []byte("sealed under a loaded key")
 	p := append(append(enc, u32(0)...), u32(uint32(len(secret)))...)
 	r, blob := k.auth1(s, nil, false, ordSeal, k.handle(name), append(p, secret...))

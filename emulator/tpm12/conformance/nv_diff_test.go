@@ -35,11 +35,7 @@ func (c *client) defineOwner(index, attrs, size uint32, secret []byte) string {
 	if s == nil {
 		return e
 	}
-	pad := sha1Of(s.key, s.nonceEven)
-	enc := make([]byte, 20)
-	for i := range enc {
-		enc[i] = secret[i] ^ pad[i]
-	}
+	enc := adip(s, s.nonceEven, secret)
 	r, _ := c.auth1(s, nil, true, ordNVDefineSpace, nil, append(nvPub(index, attrs, size), enc...))
 	return r
 }

@@ -360,11 +360,7 @@ func ownershipSteps() []func(*client) diffStep {
 			}
 			other, e2 := c.osap(etOwner, 0, c.owner)
 			newOwner := sha1Of([]byte("new owner"))
-			pad := sha1Of(s.key, s.nonceEven)
-			enc := make([]byte, 20)
-			for i := range enc {
-				enc[i] = newOwner[i] ^ pad[i]
-			}
+			enc := adip(s, s.nonceEven, newOwner)
 			r, _ := c.auth1(s, nil, true, ordChangeAuthOwner, nil, append(append(u16(4), enc...), u16(etOwner)...))
 			if r[:4] == "rc=0" {
 				c.owner = newOwner
@@ -390,11 +386,7 @@ func ownershipSteps() []func(*client) diffStep {
 				return e
 			}
 			newSRK := sha1Of([]byte("new srk"))
-			pad := sha1Of(s.key, s.nonceEven)
-			enc := make([]byte, 20)
-			for i := range enc {
-				enc[i] = newSRK[i] ^ pad[i]
-			}
+			enc := adip(s, s.nonceEven, newSRK)
 			r, _ := c.auth1(s, nil, false, ordChangeAuthOwner, nil, append(append(u16(4), enc...), u16(etSRK)...))
 			if r[:4] == "rc=0" {
 				c.srk = newSRK

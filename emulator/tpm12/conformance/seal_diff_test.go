@@ -79,10 +79,7 @@ func (c *client) seal(osap bool, handle uint32, auth, pcrInfo, data []byte) (str
 	}
 	enc := make([]byte, 20)
 	if s.key != nil {
-		pad := sha1Of(s.key, s.nonceEven)
-		for i := range enc {
-			enc[i] = auth[i] ^ pad[i]
-		}
+		enc = adip(s, s.nonceEven, auth)
 	}
 	p := append(append([]byte{}, enc...), u32(uint32(len(pcrInfo)))...)
 	p = append(p, pcrInfo...)
