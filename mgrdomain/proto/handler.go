@@ -130,6 +130,18 @@ func codeOf(err error) uint32 {
 		return ReturnUnsupported
 	case errors.Is(err, ErrBusy):
 		return TPMRetry
+	case errors.Is(err, ErrNoGroup):
+		return TPMBadIndex
+	case errors.Is(err, ErrInUse):
+		return TPMAreaLocked
+	case errors.Is(err, ErrStale):
+		return TPMBadCounter
+	case errors.Is(err, ErrBadSignature):
+		return TPMAuthFail
+	case errors.Is(err, ErrKeyType):
+		return TPMBadKeyProperty
+	case errors.Is(err, ErrBadRequest):
+		return TPMBadParameter
 	}
 	return TPMFail
 }
@@ -194,8 +206,14 @@ func (h *Handler) serve(r *Request, msg any, peer PeerInfo) ([]byte, error) {
 			return nil, fmt.Errorf("PcrRead(%d): %w", m.Index, err)
 		}
 		return d[:], nil
+	case GroupList, GroupNew, GroupDel, GroupUpdate, GroupShow, VTPMList, VTPMNew, VTPMDel:
+		a, ok := h.Backend.(Admin)
+		if !ok {
+			return nil, errorf(ReturnUnsupported, "management ordinal %#x: this manager serves no groups", r.Code)
+		}
+		return serveMgmt(a, m)
 	case Unsupported:
-		return nil, errorf(ReturnUnsupported, "ordinal %#x (tag %#04x: boot hash, deep quote or group/SAA provisioning) is not supported yet", m.Ordinal, m.Tag)
+		return nil, errorf(ReturnUnsupported, "ordinal %#x (tag %#04x: boot hash, deep quote or group attestation key) is not supported yet", m.Ordinal, m.Tag)
 	}
 	return nil, fmt.Errorf("internal: no handler for %T", msg)
 }

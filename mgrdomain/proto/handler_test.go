@@ -194,10 +194,19 @@ func TestMalformed(t *testing.T) {
 func TestManagementUnsupported(t *testing.T) {
 	h := &Handler{Backend: newFake()}
 	admin := PeerInfo{DomID: 0}
-	for _, ord := range []uint32{OrdGroupList, OrdGroupNew, OrdGroupRegister, OrdGroupRecover2, OrdVTPMList, OrdVTPMNew, OrdVTPMDel, 0x02000301, 0x02000306} {
-		tag, rc := code(t, h.Handle(raw(TagMgmtReq, 10, ord, nil), admin))
+	// Well-formed requests: without an Admin, or an ordinal nobody serves.
+	for _, req := range [][]byte{
+		raw(TagMgmtReq, 10, OrdGroupList, nil),
+		raw(TagMgmtReq, 18, OrdVTPMList, make([]byte, 8)),
+		raw(TagMgmtReq, 14, OrdVTPMNew, make([]byte, 4)),
+		raw(TagMgmtReq, 10, OrdGroupRegister, nil),
+		raw(TagMgmtReq, 10, OrdGroupRecover2, nil),
+		raw(TagMgmtReq, 10, 0x02000301, nil),
+		raw(TagMgmtReq, 10, 0x02000306, nil),
+	} {
+		tag, rc := code(t, h.Handle(req, admin))
 		if tag != TagMgmtRsp || rc != ReturnUnsupported {
-			t.Errorf("ordinal %#x: tag %#x rc %d, want VTPM_UNSUPPORTED", ord, tag, rc)
+			t.Errorf("ordinal %#x: tag %#x rc %d, want VTPM_UNSUPPORTED", binary.BigEndian.Uint32(req[6:]), tag, rc)
 		}
 	}
 	if _, rc := code(t, h.Handle(raw(TagMgmtReq, 10, 0x02000999, nil), admin)); rc != TPMBadOrdinal {
@@ -333,7 +342,7 @@ func TestDecodeRequest(t *testing.T) {
 		{EncodeGetRandom(33), GetRandom{N: 33}},
 		{EncodePCRRead(17), PCRRead{Index: 17}},
 		{raw(TagVTPMReq, 10, OrdGetQuote, nil), Unsupported{TagVTPMReq, OrdGetQuote}},
-		{raw(TagMgmtReq, 10, OrdVTPMNew, nil), Unsupported{TagMgmtReq, OrdVTPMNew}},
+		{raw(TagMgmtReq, 10, OrdGroupQuote, nil), Unsupported{TagMgmtReq, OrdGroupQuote}},
 		{raw(TagTPMReq, 10, 0x99, nil), NotPassedThrough{TagTPMReq, 0x99}},
 	}
 	for _, c := range cases {

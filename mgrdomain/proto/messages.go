@@ -13,7 +13,7 @@ type (
 	// PCRRead (TPM_ORD_PcrRead pass-through).
 	PCRRead struct{ Index uint32 }
 	// Unsupported is a known ordinal this manager does not implement yet
-	// (boot hash, deep quote, group/SAA provisioning, vTPM management).
+	// (boot hash, deep quote, the attestation-key group ordinals).
 	Unsupported struct {
 		Tag     uint16
 		Ordinal uint32
@@ -28,7 +28,8 @@ type (
 
 // DecodeRequest checks a request's framing (ParseRequest) and its
 // parameters and returns it typed: SaveHashKey, LoadHashKey, GetRandom,
-// PCRRead, Unsupported or NotPassedThrough. Errors are *Error carrying
+// PCRRead, one of the management requests (mgmt.go), Unsupported or
+// NotPassedThrough. Errors are *Error carrying
 // the return code to answer with.
 func DecodeRequest(b []byte) (*Request, any, error) {
 	r, err := ParseRequest(b)
@@ -55,13 +56,8 @@ func DecodeRequest(b []byte) (*Request, any, error) {
 		}
 		return r, nil, errorf(TPMBadOrdinal, "unknown vTPM ordinal %#x", r.Code)
 	case TagMgmtReq:
-		switch {
-		case r.Code >= OrdGroupList && r.Code <= OrdGroupRecover2,
-			r.Code >= OrdVTPMList && r.Code <= OrdVTPMDel,
-			r.Code >= ordMgmtTPMFirst && r.Code <= ordMgmtTPMLast:
-			return r, Unsupported{r.Tag, r.Code}, nil
-		}
-		return r, nil, errorf(TPMBadOrdinal, "unknown management ordinal %#x", r.Code)
+		m, err := decodeMgmt(r)
+		return r, m, err
 	case TagTPMReq:
 		switch r.Code {
 		case OrdTPMGetRandom:

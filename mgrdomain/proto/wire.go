@@ -47,9 +47,9 @@ const (
 	OrdGetQuote    uint32 = 4
 )
 
-// Management ordinals (tag 0x01C2, vtpm_manager.h). All are answered
-// ReturnUnsupported: the manager implements no group/SAA provisioning
-// (README, "Not done yet").
+// Management ordinals (tag 0x01C2, vtpm_manager.h): mgmt.go decodes the
+// ones this manager serves; the group attestation-key ordinals, VTPM_SHOW,
+// VTPM_EDIT and 0x02000301..306 are answered VTPM_UNSUPPORTED.
 const (
 	OrdGroupList     uint32 = 0x02000101
 	OrdGroupNew      uint32 = 0x02000102
