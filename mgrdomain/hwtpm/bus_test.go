@@ -305,11 +305,11 @@ func TestEpochTakenOrGone(t *testing.T) {
 	if _, err := tp.Seal(key, nil); err == nil || !strings.Contains(err.Error(), "not the manager's seal epoch") {
 		t.Fatalf("Seal over a foreign NV index = %v", err)
 	}
-	blob, err := openTPM(t, s, Config{EpochIndex: DefaultEpochIndex + 1}).Seal(key, nil)
+	blob, err := openTPM(t, s, Config{EpochIndex: DefaultEpochIndex + 0x10}).Seal(key, nil)
 	if err != nil {
 		t.Fatalf("Seal with another epoch index: %v", err)
 	}
-	if _, err := (tpm2.NVUndefineSpace{AuthHandle: tpm2.TPMRHOwner, NVIndex: tpm2.NamedHandle{Handle: DefaultEpochIndex + 1}}).Execute(s.TPM()); err != nil {
+	if _, err := (tpm2.NVUndefineSpace{AuthHandle: tpm2.TPMRHOwner, NVIndex: tpm2.NamedHandle{Handle: DefaultEpochIndex + 0x10}}).Execute(s.TPM()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tp.Unseal(blob); !errors.Is(err, ErrRetired) {

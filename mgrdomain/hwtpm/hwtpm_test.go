@@ -386,6 +386,9 @@ func FuzzUnmarshalSealedBlob(f *testing.F) {
 	f.Add((&SealedBlob{PCRs: []uint{0, 7}, PCRValues: [][]byte{make([]byte, 32), make([]byte, 32)}, Public: []byte{0, 2, 0, 8}, Private: []byte{0, 1, 9}}).Marshal())
 	f.Add(blob12.Marshal())
 	f.Add(blob20.Marshal())
+	for _, k := range fixedSAAKeys() {
+		f.Add(blobSAA(k).Marshal())
+	}
 	f.Add([]byte("XVSK"))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		b, err := UnmarshalSealedBlob(p)

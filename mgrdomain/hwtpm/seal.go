@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
 )
 
 // SealedBlob is a sealed storage key as kept on the manager's disk, for
@@ -39,6 +41,12 @@ type SealedBlob struct {
 	// that NV index to be at most EpochBound (epoch.go).
 	EpochIndex uint32
 	EpochBound uint64
+	// SAAPublic (TPM 2.0, format version 4) is the System Approval
+	// Agent's public key as a TPMT_PUBLIC, marshalled, when the blob was
+	// sealed by SealAuthorized: its policy starts with TPM2_PolicyAuthorize
+	// by that key instead of PolicyPCR, and only UnsealAuthorized, given
+	// approvals, unseals it. Empty otherwise.
+	SAAPublic []byte
 
 	// TPM 1.2: TPM_Seal's output under the SRK, released only at
 	// Locality and with PCRs at the sealed values.
@@ -51,6 +59,10 @@ type SealedBlob struct {
 // and the manager reseals it to the current version at start-up.
 func (b *SealedBlob) Legacy() bool { return b.Family != Family12 && len(b.PrimaryName) == 0 }
 
+// Authorized reports a TPM 2.0 blob sealed by SealAuthorized (format
+// version 4), released under PCR values an SAA approved.
+func (b *SealedBlob) Authorized() bool { return b.Family != Family12 && len(b.SAAPublic) > 0 }
+
 // MaxKey is the largest secret Seal accepts (TPM2B_SENSITIVE_DATA holds
 // at least 128 bytes on every TPM).
 const MaxKey = 128
@@ -60,6 +72,7 @@ const (
 	blobVersionLegacy = 1 // TPM 2.0, PolicyPCR only
 	blobVersion12     = 2 // TPM 1.2
 	blobVersion       = 3 // TPM 2.0: PolicyPCR, PolicyLocality, PolicyNV(seal epoch)
+	blobVersionSAA    = 4 // TPM 2.0: PolicyAuthorize(SAA key), PolicyLocality, PolicyNV(seal epoch)
 	// MaxBlobSize bounds an encoded blob; real ones are ~1 KiB at most.
 	MaxBlobSize = 3072
 )
@@ -67,6 +80,8 @@ const (
 // Marshal encodes the blob, big-endian: "XVSK" ‖ u16 version ‖ u32 PCR
 // bitmap ‖ u8 count ‖ count × (u8 size ‖ value), then by version:
 //
+//   - 4 (TPM 2.0, SealAuthorized; no PCRs): as 3, then u16 size ‖ the
+//     SAA's TPMT_PUBLIC;
 //   - 3 (TPM 2.0): u8 locality ‖ u32 epoch index ‖ u64 epoch bound ‖ u16
 //     size ‖ primary name ‖ u16 size ‖ public ‖ u16 size ‖ private;
 //   - 2 (TPM 1.2): u8 locality ‖ u16 size ‖ TPM_STORED_DATA12;
@@ -80,6 +95,8 @@ func (b *SealedBlob) Marshal() []byte {
 		version = blobVersion12
 	case b.Legacy():
 		version = blobVersionLegacy
+	case b.Authorized():
+		version = blobVersionSAA
 	}
 	w.Write(binary.BigEndian.AppendUint16(nil, version))
 	var mask uint32
@@ -97,11 +114,14 @@ func (b *SealedBlob) Marshal() []byte {
 	case blobVersion12:
 		w.WriteByte(b.Locality)
 		areas = [][]byte{b.StoredData}
-	case blobVersion:
+	case blobVersion, blobVersionSAA:
 		w.WriteByte(b.Locality)
 		w.Write(binary.BigEndian.AppendUint32(nil, b.EpochIndex))
 		w.Write(binary.BigEndian.AppendUint64(nil, b.EpochBound))
 		areas = [][]byte{b.PrimaryName, b.Public, b.Private}
+		if version == blobVersionSAA {
+			areas = append(areas, b.SAAPublic)
+		}
 	}
 	for _, a := range areas {
 		w.Write(binary.BigEndian.AppendUint16(nil, uint16(len(a))))
@@ -128,7 +148,7 @@ func UnmarshalSealedBlob(p []byte) (*SealedBlob, error) {
 	if err := binary.Read(r, binary.BigEndian, &hdr); err != nil {
 		return bad("header: %v", err)
 	}
-	if string(hdr.Magic[:]) != blobMagic || hdr.Version < blobVersionLegacy || hdr.Version > blobVersion {
+	if string(hdr.Magic[:]) != blobMagic || hdr.Version < blobVersionLegacy || hdr.Version > blobVersionSAA {
 		return bad("magic %q version %d", hdr.Magic[:], hdr.Version)
 	}
 	if hdr.Mask>>(MaxPCR+1) != 0 {
@@ -139,6 +159,9 @@ func UnmarshalSealedBlob(p []byte) (*SealedBlob, error) {
 		if hdr.Mask&(1<<i) != 0 {
 			b.PCRs = append(b.PCRs, i)
 		}
+	}
+	if hdr.Version == blobVersionSAA && (hdr.Mask != 0 || hdr.N != 0) {
+		return bad("an authorized blob binds PCRs through approvals, not a selection of its own")
 	}
 	if int(hdr.N) != 0 && int(hdr.N) != len(b.PCRs) {
 		return bad("%d PCR values for %d PCRs", hdr.N, len(b.PCRs))
@@ -169,7 +192,7 @@ func UnmarshalSealedBlob(p []byte) (*SealedBlob, error) {
 	case blobVersion12:
 		b.Family = Family12
 		areas = []*[]byte{&b.StoredData}
-	case blobVersion:
+	case blobVersion, blobVersionSAA:
 		var ep struct {
 			Index uint32
 			Bound uint64
@@ -179,6 +202,9 @@ func UnmarshalSealedBlob(p []byte) (*SealedBlob, error) {
 		}
 		b.EpochIndex, b.EpochBound = ep.Index, ep.Bound
 		areas = []*[]byte{&b.PrimaryName, &b.Public, &b.Private}
+		if hdr.Version == blobVersionSAA {
+			areas = append(areas, &b.SAAPublic)
+		}
 	}
 	for _, dst := range areas {
 		var n uint16
@@ -198,6 +224,11 @@ func UnmarshalSealedBlob(p []byte) (*SealedBlob, error) {
 	}
 	if _, _, err := b.areas(); err != nil {
 		return nil, err
+	}
+	if b.Authorized() {
+		if _, _, err := saaKey(b.SAAPublic); err != nil {
+			return nil, fmt.Errorf("%w: SAA key: %w", ErrBadBlob, err)
+		}
 	}
 	return b, nil
 }
@@ -307,7 +338,15 @@ func (b *SealedBlob) policyDigest() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b.PCRs) > 0 {
+	if b.Authorized() {
+		_, name, err := saaKey(b.SAAPublic)
+		if err != nil {
+			return nil, err
+		}
+		if err := (tpm2.PolicyAuthorize{KeySign: name, PolicyRef: tpm2.TPM2BDigest{Buffer: saa.PolicyRef}}).Update(calc); err != nil {
+			return nil, err
+		}
+	} else if len(b.PCRs) > 0 {
 		h := sha256.New()
 		for _, v := range b.PCRValues {
 			h.Write(v)
@@ -359,7 +398,7 @@ func checkSeal(key []byte, pcrs []uint) ([]uint, error) {
 // NV_Increment the first time on a TPM), Create, flushes; no NV write
 // after the first.
 func (t *TPM) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
-	return t.seal(key, pcrs, 0)
+	return t.seal(key, pcrs, 0, nil)
 }
 
 // Reseal is Seal of a key that an older blob on this TPM holds, for a new
@@ -369,17 +408,19 @@ func (t *TPM) Seal(key []byte, pcrs []uint) (*SealedBlob, error) {
 // until then, so a power cut between writing the new blob and Retire
 // loses nothing.
 func (t *TPM) Reseal(key []byte, pcrs []uint) (*SealedBlob, error) {
-	return t.seal(key, pcrs, 1)
+	return t.seal(key, pcrs, 1, nil)
 }
 
-func (t *TPM) seal(key []byte, pcrs []uint, ahead uint64) (*SealedBlob, error) {
+// seal seals key to pcrs, or, with saaPub (a marshalled TPMT_PUBLIC), to
+// what that SAA approves, with the seal epoch bound ahead of its value.
+func (t *TPM) seal(key []byte, pcrs []uint, ahead uint64, saaPub []byte) (*SealedBlob, error) {
 	pcrs, err := checkSeal(key, pcrs)
 	if err != nil {
 		return nil, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	blob := &SealedBlob{Family: Family20, PCRs: pcrs, Locality: t.cfg.Locality, EpochIndex: t.cfg.EpochIndex}
+	blob := &SealedBlob{Family: Family20, PCRs: pcrs, Locality: t.cfg.Locality, EpochIndex: t.cfg.EpochIndex, SAAPublic: saaPub}
 	if len(pcrs) > 0 {
 		if blob.PCRValues, err = t.readPCRs(tpm2.TPMAlgSHA256, pcrs); err != nil {
 			return nil, fmt.Errorf("hwtpm: seal: %w", err)
@@ -391,6 +432,13 @@ func (t *TPM) seal(key []byte, pcrs []uint, ahead uint64) (*SealedBlob, error) {
 			return fmt.Errorf("hwtpm: seal: %w", err)
 		}
 		blob.EpochBound = v + ahead
+		if blob.Authorized() {
+			// The approval counter exists before any approval is used,
+			// so the SAA can learn its value and sign above it.
+			if _, err := t.ensureApprovals(p); err != nil {
+				return fmt.Errorf("hwtpm: seal: %w", err)
+			}
+		}
 		blob.PrimaryName = bytes.Clone(p.name.Buffer)
 		policy, err := blob.policyDigest()
 		if err != nil {
@@ -437,7 +485,9 @@ func (t *TPM) seal(key []byte, pcrs []uint, ahead uint64) (*SealedBlob, error) {
 // at sealing; another locality is ErrLocality; a blob whose seal epoch
 // has passed is ErrRetired; a blob that does not load, or another
 // storage primary, is ErrWrongParent. Unsealing a blob from Reseal
-// retires the older ones, as Retire does (one NV write, once).
+// retires the older ones, as Retire does (one NV write, once). A blob
+// from SealAuthorized is refused with ErrNotApproved: UnsealAuthorized
+// unseals it, given approvals.
 func (t *TPM) Unseal(b *SealedBlob) ([]byte, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: nil", ErrBadBlob)
@@ -445,6 +495,17 @@ func (t *TPM) Unseal(b *SealedBlob) ([]byte, error) {
 	if b.Family == Family12 {
 		return nil, fmt.Errorf("%w: the key was sealed by a TPM 1.2, this is a TPM 2.0", ErrWrongParent)
 	}
+	if b.Authorized() {
+		return nil, fmt.Errorf("%w: this key is sealed to the configurations a System Approval Agent approves; unsealing it needs the approvals (UnsealAuthorized)", ErrNotApproved)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.unsealWith(b, b.policy)
+}
+
+// unsealWith is Unseal with policy as the blob's policy (run in the
+// policy session that authorises TPM2_Unseal). The caller holds t.mu.
+func (t *TPM) unsealWith(b *SealedBlob, policy func(tr transport.TPM, s tpm2.TPMISHPolicy) error) ([]byte, error) {
 	pub, priv, err := b.areas()
 	if err != nil {
 		return nil, err
@@ -452,8 +513,6 @@ func (t *TPM) Unseal(b *SealedBlob) ([]byte, error) {
 	if !b.Legacy() && b.Locality != t.cfg.Locality {
 		return nil, fmt.Errorf("%w: sealed for release at locality %d, the manager uses locality %d (tpmlocality=)", ErrLocality, b.Locality, t.cfg.Locality)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	var key []byte
 	err = t.withPrimary(b.PrimaryName, func(p *saltKey) error {
 		var epoch uint64
@@ -482,13 +541,18 @@ func (t *TPM) Unseal(b *SealedBlob) ([]byte, error) {
 		var auth tpm2.Session = p.hmac(nil, encryptOut())
 		if !b.Legacy() || len(b.PCRs) > 0 {
 			auth = tpm2.Policy(sessionHash, sessionNonce, func(tr transport.TPM, s tpm2.TPMISHPolicy, _ tpm2.TPM2BNonce) error {
-				return b.policy(tr, s)
+				// go-tpm does not flush a session whose policy failed.
+				err := policy(tr, s)
+				if err != nil {
+					tpm2.FlushContext{FlushHandle: s}.Execute(tr)
+				}
+				return err
 			}, tpm2.Salted(p.handle, p.pub), encryptOut())
 		}
 		rsp, err := tpm2.Unseal{ItemHandle: tpm2.AuthHandle{Handle: ld.ObjectHandle, Name: ld.Name, Auth: auth}}.Execute(t.tr)
 		switch {
 		case err == nil:
-		case errors.Is(err, ErrRetired):
+		case errors.Is(err, ErrRetired), errors.Is(err, ErrNotApproved), errors.Is(err, ErrRevoked), errors.Is(err, ErrBadApproval):
 			return err
 		case errors.Is(err, tpm2.TPMRCLocality):
 			return fmt.Errorf("%w: sealed for release at locality %d, and this command did not arrive there: TPM2_Unseal: %w", ErrLocality, b.Locality, err)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
 )
 
 // Family is the TPM specification family.
@@ -65,6 +67,9 @@ type Config struct {
 	// EpochIndex (TPM 2.0) is the NV index of the seal epoch (epoch.go);
 	// 0 = DefaultEpochIndex.
 	EpochIndex uint32
+	// ApprovalIndex (TPM 2.0) is the NV index of the approval counter
+	// (approved.go); 0 = saa.DefaultApprovalIndex.
+	ApprovalIndex uint32
 	// Locality is the locality the manager's commands reach the TPM at
 	// (tpmlocality=); the sealed key is released only there (TPM 2.0:
 	// TPM2_PolicyLocality, TPM 1.2: TPM_Seal's localityAtRelease).
@@ -157,13 +162,16 @@ func Open(tr transport.TPM, cfg Config) (*TPM, error) {
 	if cfg.EpochIndex == 0 {
 		cfg.EpochIndex = DefaultEpochIndex
 	}
-	for _, idx := range []uint32{cfg.CounterIndex, cfg.EpochIndex} {
+	if cfg.ApprovalIndex == 0 {
+		cfg.ApprovalIndex = saa.DefaultApprovalIndex
+	}
+	for _, idx := range []uint32{cfg.CounterIndex, cfg.EpochIndex, cfg.ApprovalIndex} {
 		if idx>>24 != 0x01 {
 			return nil, fmt.Errorf("hwtpm: NV index %#08x is not an NV index (0x01xxxxxx)", idx)
 		}
 	}
-	if cfg.CounterIndex == cfg.EpochIndex {
-		return nil, fmt.Errorf("hwtpm: the counter and the seal epoch cannot share NV index %#08x", cfg.CounterIndex)
+	if cfg.CounterIndex == cfg.EpochIndex || cfg.CounterIndex == cfg.ApprovalIndex || cfg.EpochIndex == cfg.ApprovalIndex {
+		return nil, fmt.Errorf("hwtpm: the counter (%#08x), the seal epoch (%#08x) and the approval counter (%#08x) need distinct NV indices", cfg.CounterIndex, cfg.EpochIndex, cfg.ApprovalIndex)
 	}
 	if cfg.Locality > 4 {
 		return nil, fmt.Errorf("hwtpm: locality %d (want 0..4)", cfg.Locality)
