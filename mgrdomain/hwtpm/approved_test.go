@@ -469,3 +469,17 @@ func TestNullHierarchyTicket(t *testing.T) {
 	}
 	t.Logf("TPM2_PolicyAuthorize with a NULL ticket: %v", err)
 }
+
+// exerciseApproved calls the approval methods once over a TPM that may
+// answer anything: only a panic fails.
+func exerciseApproved(tp *TPM) {
+	tp.ApprovalCounter()
+	tp.AdvanceApprovals(3)
+	pub := fixedSAAKeys()[0]
+	if b, err := tp.SealAuthorized([]byte("k"), pub); err == nil {
+		tp.UnsealAuthorized(b, 1, nil)
+	}
+	a := Approval{PCRs: []uint{0}, Digest: make([]byte, 32), Sig: []byte{0x30, 6, 2, 1, 1, 2, 1, 1}}
+	tp.UnsealAuthorized(blobSAA(pub), 1, []Approval{a})
+	tp.UnsealAuthorized(blobSAA(fixedSAAKeys()[1]), 1, []Approval{{PCRs: []uint{0}, Digest: make([]byte, 32), Sig: make([]byte, 256)}})
+}

@@ -116,6 +116,13 @@ func (t *TPM12) osap(entityType uint16, entity uint32, secret [20]byte) (*authSe
 // returnCode ‖ ordinal ‖ the output parameters (the first outLen bytes
 // of the response), is checked before the output is returned.
 func (t *TPM12) auth1(name string, ord uint32, s *authSession, params []any, outLen int) ([]byte, error) {
+	return t.auth1Handles(name, ord, nil, s, params, outLen)
+}
+
+// auth1Handles is auth1 for a command with handles before its
+// parameters, which the HMAC does not cover; outLen < 0 takes all the
+// response before its authorisation as output.
+func (t *TPM12) auth1Handles(name string, ord uint32, handles []any, s *authSession, params []any, outLen int) ([]byte, error) {
 	var nonceOdd [20]byte
 	if _, err := rand.Read(nonceOdd[:]); err != nil {
 		return nil, err
@@ -133,10 +140,13 @@ func (t *TPM12) auth1(name string, ord uint32, s *authSession, params []any, out
 	mac.Write([]byte{cont})
 	var authValue [20]byte
 	copy(authValue[:], mac.Sum(nil))
-	in := append(append([]any{}, params...), s.handle, nonceOdd, cont, authValue)
+	in := append(append(append([]any{}, handles...), params...), s.handle, nonceOdd, cont, authValue)
 	rsp, err := t.run12(name, tag12RquAuth1, ord, in...)
 	if err != nil {
 		return nil, err
+	}
+	if outLen < 0 {
+		outLen = max(len(rsp)-41, 0)
 	}
 	if len(rsp) != outLen+20+1+20 {
 		return nil, fmt.Errorf("hwtpm: %s: %d-byte response, want %d", name, len(rsp), outLen+41)

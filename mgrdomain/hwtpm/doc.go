@@ -5,7 +5,8 @@
 // It follows TPM 2.0 Part 3 (Commands) for TPM2_CreatePrimary, TPM2_Create,
 // TPM2_Load, TPM2_Unseal, TPM2_StartAuthSession, TPM2_PolicyPCR,
 // TPM2_PolicyLocality, TPM2_PolicyNV, TPM2_NV_DefineSpace,
-// TPM2_NV_Increment, TPM2_NV_Read, TPM2_PCR_Read and TPM2_GetRandom, and
+// TPM2_NV_Increment, TPM2_NV_Read, TPM2_PCR_Read, TPM2_GetRandom,
+// TPM2_LoadExternal, TPM2_VerifySignature and TPM2_PolicyAuthorize, and
 // Part 1 for salted sessions and parameter encryption; the TCG
 // TPM v2.0 Provisioning Guidance for the storage primary's template (the
 // ECC P-256 "SRK" template, so the same key is re-derived from the owner
@@ -27,6 +28,13 @@
 //     every older blob of this format, on any copy of the disk,
 //     unsealable (epoch.go). Blobs of format version 1 (Legacy), sealed
 //     before the seal epoch existed, still unseal and cannot be retired.
+//   - SealAuthorized / UnsealAuthorized (approved.go): the storage key
+//     released to the boot configurations a System Approval Agent signs
+//     (TPM2_PolicyAuthorize by its key, TPM2_VerifySignature,
+//     TPM2_LoadExternal), each approval under an NV approval counter
+//     that AdvanceApprovals moves forward to revoke superseded lists.
+//     On TPM 1.2, SealComposite seals to one approved PCR composite
+//     (TPM_Seal framed here, approved12.go).
 //   - Nothing secret crosses the bus in clear: the storage key, owner_auth=
 //     and srk_auth= go in salted HMAC or policy sessions with parameter
 //     encryption (tpm.go, "Sessions").

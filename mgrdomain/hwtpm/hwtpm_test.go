@@ -468,6 +468,7 @@ func FuzzTPM20Responses(f *testing.F) {
 		tp.sleep = func(time.Duration) {} // "retry later" answers cost no time
 		tr.rsps = append(tr.rsps, a, b)
 		exercise(tp)
+		exerciseApproved(tp)
 	})
 }
 

@@ -270,7 +270,8 @@ func (t *TPM12) Unseal(b *SealedBlob) ([]byte, error) {
 
 func (t *TPM12) changedPCRs(b *SealedBlob) string {
 	if len(b.PCRValues) != len(b.PCRs) {
-		return ""
+		// SealComposite's blobs know only the composite.
+		return t.describeComposite(b)
 	}
 	now, err := t.readPCRs(b.PCRs)
 	if err != nil {

@@ -314,5 +314,6 @@ func FuzzTPM12Responses(f *testing.F) {
 		}
 		tr.rsps = append(tr.rsps, a, b)
 		exercise(tp)
+		tp.SealComposite([]byte("k"), []uint{0}, [20]byte{})
 	})
 }
