@@ -71,8 +71,10 @@ func main() {
 	pcrs, _ := hwtpm.ParsePCRs(cfg.Get("sealpcrs"))
 	nvRate, _ := ratelimit.ParseRate(cfg.Get("hwnvrate"))
 	nvBurst, _ := strconv.Atoi(cfg.Get("hwnvburst"))
-	dom.Log.Infof("xenvtpm manager domain %s on Xen %d.%d: domid=%d tpmdriver=%s tpmiomem=0x%x tpmlocality=%d sealpcrs=%s autocreate=%s hwnvrate=%v hwnvburst=%d",
-		Version, dom.Xen.Major, dom.Xen.Minor, dom.ID, cfg.Get("tpmdriver"), base, loc, hwtpm.FormatPCRs(pcrs), cfg.Get("autocreate"), nvRate, nvBurst)
+	autoOn, autoGroup, _ := options.ParseAutocreate(cfg.Get("autocreate"))
+	admins, _ := options.ParseAdmins(cfg.Get("admin"))
+	dom.Log.Infof("xenvtpm manager domain %s on Xen %d.%d: domid=%d tpmdriver=%s tpmiomem=0x%x tpmlocality=%d sealpcrs=%s autocreate=%s admin=%s hwnvrate=%v hwnvburst=%d",
+		Version, dom.Xen.Major, dom.Xen.Minor, dom.ID, cfg.Get("tpmdriver"), base, loc, hwtpm.FormatPCRs(pcrs), cfg.Get("autocreate"), cfg.Get("admin"), nvRate, nvBurst)
 
 	// One grant table for every frontend: the disk, and the TPM when it
 	// is reached through a vtpm device.
@@ -119,18 +121,24 @@ func main() {
 	// The manager: unseal, rollback check against the NV counter, store.
 	tm := time.Now()
 	m, err := manager.Open(disk, hw, manager.Config{
-		SealPCRs:     pcrs,
-		NoAutocreate: cfg.Get("autocreate") == "0",
-		NVWriteRate:  nvRate,
-		NVWriteBurst: nvBurst,
-		Logf:         dom.Log.Infof,
+		SealPCRs:        pcrs,
+		NoAutocreate:    !autoOn,
+		AutocreateGroup: autoGroup,
+		Admins:          admins,
+		NVWriteRate:     nvRate,
+		NVWriteBurst:    nvBurst,
+		Logf:            dom.Log.Infof,
 	})
 	if err != nil {
 		die("%s%v", hint(err), err)
 	}
 	st := m.Stats()
-	dom.Log.Infof("manager open in %v: %d vTPM records loaded, hardware counter 0x%x = %d, sealed to PCRs %s, header generation %d, store generation %d",
-		time.Since(tm).Round(time.Millisecond), st.Records, hw.CounterIndex(), st.Counter, hwtpm.FormatPCRs(st.SealPCRs), st.HeaderGen, st.StoreInfo.Generation)
+	sealed := "sealed to PCRs " + hwtpm.FormatPCRs(st.SealPCRs)
+	if st.SealedToApprovals {
+		sealed = "sealed to group 0's SAA-approved configurations"
+	}
+	dom.Log.Infof("manager open in %v: %d vTPM records loaded in %d groups, hardware counter 0x%x = %d, %s, header generation %d, store generation %d",
+		time.Since(tm).Round(time.Millisecond), st.Records, st.Groups, hw.CounterIndex(), st.Counter, sealed, st.HeaderGen, st.StoreInfo.Generation)
 	if st.StoreInfo.FellBack {
 		dom.Log.Infof("store: the newest state was unusable, opened the previous one: %v", st.StoreInfo.Rejected)
 	}
@@ -149,6 +157,8 @@ func main() {
 		Handler: func(fe *tpmback.Frontend, _ uint8, cmd []byte) []byte {
 			return h.Handle(cmd, peerInfo(fe))
 		},
+		// A connected vTPM is not deleted (VTPM_DEL).
+		Mapped: func(fe *tpmback.Frontend, up bool) { m.Connected(peerInfo(fe).UUID, up) },
 	})
 	if err != nil {
 		die("tpmback: %v", err)
@@ -264,6 +274,10 @@ func hint(err error) string {
 		return "ROLLBACK (restore the newest disk image; accepting an older one needs an explicit recovery step): "
 	case errors.Is(err, hwtpm.ErrRetired):
 		return "RETIRED (a later reseal on this TPM replaced this disk's sealed key: an old copy of the disk? restore the newest image): "
+	case errors.Is(err, hwtpm.ErrRevoked):
+		return "REVOKED (this disk's approval list was superseded by a newer one installed on this TPM: an old copy of the disk? restore the newest image): "
+	case errors.Is(err, manager.ErrNotApproved), errors.Is(err, hwtpm.ErrNotApproved):
+		return "NOT APPROVED (group 0's SAA approved none of this host's configurations: boot an approved one, or install a list that approves this one from an approved boot): "
 	case errors.Is(err, hwtpm.ErrLocality):
 		return "UNSEAL FAILED (the key is released only at the TPM locality it was sealed at: check tpmlocality=): "
 	case errors.Is(err, manager.ErrUnseal):

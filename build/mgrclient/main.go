@@ -17,6 +17,8 @@
 //
 //	MGRCLIENT-CHECK <name> PASS|FAIL: <detail>
 //	MGRCLIENT-SAVED <hex>           the blob saved (for a later expect=)
+//	MGRCLIENT-REFUSED <code>        refused= was met
+//	MGRCLIENT-HOLDING <n>s          hold=: connected, waiting
 //	MGRCLIENT-FIGURE <name> ...     timings
 //	MGRCLIENT-RESULT PASS|FAIL
 //
@@ -99,6 +101,26 @@ func main() {
 		return proto.DecodeLoadHashKeyResponse(rsp)
 	}
 
+	var refused uint32
+	fmt.Sscanf(dom.Config.Get("refused"), "%d", &refused)
+	if refused != 0 {
+		req, _ := proto.EncodeSaveHashKey(make([]byte, options.BlobSize))
+		rsp, err := send(req)
+		if err == nil {
+			_, err = proto.ParseResponse(rsp, proto.TagVTPMReq)
+			var pe *proto.Error
+			switch {
+			case err == nil:
+				err = fmt.Errorf("SAVEHASHKEY accepted; want return code %d", refused)
+			case errors.As(err, &pe) && pe.Code == refused:
+				fmt.Printf("MGRCLIENT-REFUSED %d\n", pe.Code)
+				err = nil
+			}
+		}
+		check("savehashkey-refused", err)
+		finish()
+	}
+
 	if want := dom.Config.Get("expect"); want != "" {
 		got, err := load()
 		if err == nil {
@@ -172,6 +194,13 @@ func main() {
 	}
 	if check("getrandom-passthrough", err) {
 		fmt.Printf("MGRCLIENT-FIGURE getrandom32_us=%d\n", time.Since(t).Microseconds())
+	}
+
+	var hold int
+	fmt.Sscanf(dom.Config.Get("hold"), "%d", &hold)
+	if hold > 0 {
+		fmt.Printf("MGRCLIENT-HOLDING %ds\n", hold)
+		time.Sleep(time.Duration(hold) * time.Second)
 	}
 
 	c, cl := context.WithTimeout(ctx, 30*time.Second)

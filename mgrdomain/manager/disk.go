@@ -24,9 +24,12 @@ const (
 	headerBytes = headerSlots * slotSize
 
 	hdrMagic   = "XVTPMMH1"
-	hdrVersion = 1
-	hdrFixed   = 42 // bytes before the sealed blob
-	macLen     = sha256.Size
+	hdrVersion = 1 // sealed to PCRs: one blob
+	// hdrVersion2 adds group 0's approval list and, on TPM 1.2, a blob
+	// per further approved configuration (approve.go).
+	hdrVersion2 = 2
+	hdrFixed    = 42 // bytes before the sealed blob
+	macLen      = sha256.Size
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -37,8 +40,23 @@ type header struct {
 	formatCounter uint64 // the hardware counter value the store was formatted with
 	counterIndex  uint32 // NV index of the counter (informational)
 	blob          []byte // hwtpm.SealedBlob, encoded
-	mac           [macLen]byte
+	// Version 2: the approval list the key is sealed to (saa, signed by
+	// group 0's SAA) and, on TPM 1.2, the blobs sealed to its second and
+	// further approvals (blob is the first's).
+	list  []byte
+	extra [][]byte
+	mac   [macLen]byte
 }
+
+func (h *header) version() uint32 {
+	if len(h.list) > 0 || len(h.extra) > 0 {
+		return hdrVersion2
+	}
+	return hdrVersion
+}
+
+// blobs are every sealed blob of the header, in approval order.
+func (h *header) blobs() [][]byte { return append([][]byte{h.blob}, h.extra...) }
 
 // Why a header slot was refused.
 var (
@@ -47,17 +65,27 @@ var (
 	errCorrupt   = errors.New("corrupt (bad checksum or field)")
 )
 
-// signedPart is what the MAC covers: every field and the blob.
+// signedPart is what the MAC covers: every field and the blobs.
 func (h *header) signedPart() []byte {
 	b := make([]byte, hdrFixed, hdrFixed+len(h.blob))
 	copy(b, hdrMagic)
-	binary.BigEndian.PutUint32(b[8:], hdrVersion)
-	binary.BigEndian.PutUint32(b[12:], uint32(hdrFixed+len(h.blob)+macLen+4))
+	binary.BigEndian.PutUint32(b[8:], h.version())
 	binary.BigEndian.PutUint64(b[16:], h.gen)
 	binary.BigEndian.PutUint64(b[24:], h.formatCounter)
 	binary.BigEndian.PutUint32(b[32:], h.counterIndex)
 	binary.BigEndian.PutUint16(b[40:], uint16(len(h.blob)))
-	return append(b, h.blob...)
+	b = append(b, h.blob...)
+	if h.version() == hdrVersion2 {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(h.list)))
+		b = append(b, h.list...)
+		b = append(b, uint8(len(h.extra)))
+		for _, x := range h.extra {
+			b = binary.BigEndian.AppendUint16(b, uint16(len(x)))
+			b = append(b, x...)
+		}
+	}
+	binary.BigEndian.PutUint32(b[12:], uint32(len(b)+macLen+4))
+	return b
 }
 
 // headerMACKey derives the header's HMAC key from the storage key: the
@@ -83,8 +111,8 @@ func (h *header) verify(key []byte) bool {
 
 // encode renders a full slot.
 func (h *header) encode() ([]byte, error) {
-	if hdrFixed+len(h.blob)+macLen+4 > slotSize {
-		return nil, fmt.Errorf("manager: sealed blob of %d bytes does not fit the header slot", len(h.blob))
+	if n := len(h.signedPart()) + macLen + 4; n > slotSize || len(h.extra) > 255 {
+		return nil, fmt.Errorf("manager: header of %d bytes (sealed blobs and approval list) does not fit the %d-byte slot", n, slotSize)
 	}
 	b := make([]byte, slotSize)
 	n := copy(b, h.signedPart())
@@ -101,7 +129,8 @@ func decodeHeader(b []byte, slot int) (*header, error) {
 		return nil, errNoMagic
 	}
 	n := int(binary.BigEndian.Uint32(b[12:]))
-	if binary.BigEndian.Uint32(b[8:]) != hdrVersion || n < hdrFixed+macLen+4 || n > len(b) {
+	v := binary.BigEndian.Uint32(b[8:])
+	if (v != hdrVersion && v != hdrVersion2) || n < hdrFixed+macLen+4 || n > len(b) {
 		return nil, fmt.Errorf("%w: version %d, length %d", errCorrupt, binary.BigEndian.Uint32(b[8:]), n)
 	}
 	if crc32.Checksum(b[:n-4], crcTable) != binary.BigEndian.Uint32(b[n-4:]) {
@@ -117,14 +146,47 @@ func decodeHeader(b []byte, slot int) (*header, error) {
 		formatCounter: binary.BigEndian.Uint64(b[24:]),
 		counterIndex:  binary.BigEndian.Uint32(b[32:]),
 	}
+	body := b[hdrFixed : n-macLen-4]
+	take := func() ([]byte, bool) {
+		if len(body) < 2 || len(body) < 2+int(binary.BigEndian.Uint16(body)) {
+			return nil, false
+		}
+		l := int(binary.BigEndian.Uint16(body))
+		x := bytes.Clone(body[2 : 2+l])
+		body = body[2+l:]
+		return x, true
+	}
 	bl := int(binary.BigEndian.Uint16(b[40:]))
-	if hdrFixed+bl+macLen+4 != n || h.gen == 0 || h.gen%headerSlots != uint64(slot) {
+	if bl > len(body) || h.gen == 0 || h.gen%headerSlots != uint64(slot) {
 		return nil, fmt.Errorf("%w: blob length %d, generation %d in slot %d", errCorrupt, bl, h.gen, slot)
 	}
-	h.blob = bytes.Clone(b[hdrFixed : hdrFixed+bl])
-	copy(h.mac[:], b[hdrFixed+bl:])
-	if _, err := hwtpm.UnmarshalSealedBlob(h.blob); err != nil {
-		return nil, fmt.Errorf("%w: %w", errCorrupt, err)
+	h.blob, body = bytes.Clone(body[:bl]), body[bl:]
+	if v == hdrVersion2 {
+		var ok bool
+		if h.list, ok = take(); !ok || len(body) < 1 {
+			return nil, fmt.Errorf("%w: approval list truncated", errCorrupt)
+		}
+		nx := int(body[0])
+		body = body[1:]
+		for range nx {
+			x, ok := take()
+			if !ok {
+				return nil, fmt.Errorf("%w: sealed blobs truncated", errCorrupt)
+			}
+			h.extra = append(h.extra, x)
+		}
+		if len(h.list) == 0 && nx == 0 {
+			return nil, fmt.Errorf("%w: version 2 header without a list or blobs", errCorrupt)
+		}
+	}
+	if len(body) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the header's fields", errCorrupt, len(body))
+	}
+	copy(h.mac[:], b[n-macLen-4:])
+	for _, x := range h.blobs() {
+		if _, err := hwtpm.UnmarshalSealedBlob(x); err != nil {
+			return nil, fmt.Errorf("%w: %w", errCorrupt, err)
+		}
 	}
 	return h, nil
 }

@@ -46,10 +46,17 @@ type Config struct {
 	// policy (hwtpm.ParsePCRs gives both). A disk sealed to another
 	// selection is resealed to this one at start-up, after it unsealed.
 	SealPCRs []uint
-	// NoAutocreate refuses SAVEHASHKEY for a UUID the store does not
-	// know. The default (false) creates the record on first save: see
-	// the package documentation for why.
-	NoAutocreate bool
+	// NoAutocreate refuses SAVEHASHKEY for a UUID the store does not know
+	// (autocreate=0), with a console line. The default (false) creates
+	// the record on its first save, in group AutocreateGroup: see the
+	// package documentation for why.
+	NoAutocreate    bool
+	AutocreateGroup uint32
+	// Admins are the frontend domains whose management requests (tag
+	// 0x01C2) are served (admin=); empty: none. A domain ID is what Xen
+	// vouches for (the grant mapping and the event channel are bound to
+	// it), unlike a UUID, which the toolstack writes.
+	Admins []uint32
 	// Reformat formats a disk that holds neither a manager header nor
 	// zeros (garbage, a foreign disk). Never a default: it destroys
 	// whatever is there.
@@ -133,15 +140,22 @@ type Manager struct {
 	st  *store.Store
 	hdr *header
 
-	mu      sync.Mutex // guards everything below
-	idle    *sync.Cond // on mu: signalled when the committer stops
-	pending map[store.UUID]*saveReq
-	order   []store.UUID  // the pending peers, first come first served
-	wake    chan struct{} // a save arrived (the committer may be waiting)
-	stop    chan struct{} // closed by Close: waits end
-	running bool          // a committer goroutine runs
-	closed  bool
-	broken  error
+	key []byte // the storage key (reseals, header writes)
+
+	amu sync.Mutex // management requests, one at a time
+	cmu sync.Mutex // a store commit and its hardware increment
+
+	mu        sync.Mutex // guards everything below
+	groups    map[uint32]*group
+	connected map[store.UUID]int // frontends connected per UUID
+	idle      *sync.Cond         // on mu: signalled when the committer stops
+	pending   map[store.UUID]*saveReq
+	order     []store.UUID  // the pending peers, first come first served
+	wake      chan struct{} // a save arrived (the committer may be waiting)
+	stop      chan struct{} // closed by Close: waits end
+	running   bool          // a committer goroutine runs
+	closed    bool
+	broken    error
 	// owed: the store binds one more than the hardware counter, because
 	// the last increment met back-pressure; it is made before the next
 	// commit, so the gap never grows.
@@ -264,14 +278,17 @@ func (m *Manager) format(sub storeDevice) error {
 	if err := wipeHeaderSlot(m.dev, 0); err != nil {
 		return err
 	}
-	if err := m.writeHeaders(key, 0, c, blob); err != nil {
+	if err := m.writeHeaders(key, 0, c, []*hwtpm.SealedBlob{blob}, nil); err != nil {
 		return err
 	}
 	st, err := store.Format(sub, key, c)
 	if err != nil {
 		return fmt.Errorf("manager: format: %w", err)
 	}
-	m.st = st
+	m.st, m.key = st, key
+	if err := m.openGroups(); err != nil {
+		return err
+	}
 	m.logf("manager: formatted: storage key sealed to PCRs %s, counter %d", hwtpm.FormatPCRs(m.cfg.SealPCRs), c)
 	return nil
 }
@@ -279,11 +296,22 @@ func (m *Manager) format(sub storeDevice) error {
 // open starts on a disk with a valid header; older is the other slot's
 // header (nil if that slot does not verify).
 func (m *Manager) open(sub storeDevice, older *header) error {
-	blob, err := hwtpm.UnmarshalSealedBlob(m.hdr.blob)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadDisk, err)
+	var blobs []*hwtpm.SealedBlob
+	for _, x := range m.hdr.blobs() {
+		b, err := hwtpm.UnmarshalSealedBlob(x)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrBadDisk, err)
+		}
+		blobs = append(blobs, b)
 	}
-	key, err := m.hw.Unseal(blob)
+	blob := blobs[0]
+	var key []byte
+	var err error
+	if m.sealedToGroup0() {
+		key, err = m.unsealApproved(blobs)
+	} else {
+		key, err = m.hw.Unseal(blob)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnseal, err)
 	}
@@ -321,7 +349,7 @@ func (m *Manager) open(sub storeDevice, older *header) error {
 	default:
 		return fmt.Errorf("%w: %w", ErrBadDisk, err)
 	}
-	m.st = st
+	m.st, m.key = st, key
 	if d := st.Counter(); d < c || recreated {
 		// Only with AllowRollback: bind the state to the hardware as it is.
 		m.logf("manager: rebinding the store (counter %d) to the hardware counter %d", d, c)
@@ -342,7 +370,20 @@ func (m *Manager) open(sub storeDevice, older *header) error {
 			m.stats.HWWrites++
 		}
 	}
+	if err := m.openGroups(); err != nil {
+		return err
+	}
+	if err := m.reconcileGroup0(); err != nil {
+		return err
+	}
 	switch {
+	case m.sealedToGroup0():
+		// sealpcrs= does not apply: group 0's SAA decides.
+		if older == nil || !bytes.Equal(older.signedPart()[hdrFixed:], m.hdr.signedPart()[hdrFixed:]) || older.formatCounter != m.hdr.formatCounter {
+			m.logf("manager: header slot %d is stale or damaged: rewriting both", (m.hdr.gen+1)%headerSlots)
+			return m.writeHeaders(key, m.hdr.gen, m.hdr.formatCounter, blobs, m.hdr.list)
+		}
+		return nil
 	case !slices.Equal(blob.PCRs, m.cfg.SealPCRs):
 		return m.reseal(key)
 	case blob.Legacy():
@@ -354,7 +395,7 @@ func (m *Manager) open(sub storeDevice, older *header) error {
 		// old blob (maybe sealed to a weaker selection) is gone and one
 		// damaged slot again leaves a copy.
 		m.logf("manager: header slot %d is stale or damaged: rewriting both", (m.hdr.gen+1)%headerSlots)
-		return m.writeHeaders(key, m.hdr.gen, m.hdr.formatCounter, blob)
+		return m.writeHeaders(key, m.hdr.gen, m.hdr.formatCounter, []*hwtpm.SealedBlob{blob}, nil)
 	}
 	return nil
 }
@@ -375,14 +416,19 @@ func onlyNotFormatted(err error) bool {
 // writeHeaders writes the header twice, generations gen+1 and gen+2, one
 // per slot, each flushed: a torn write leaves the previous generation in
 // the other slot, and afterwards one damaged slot still leaves a copy.
-func (m *Manager) writeHeaders(key []byte, gen, formatCounter uint64, blob *hwtpm.SealedBlob) error {
+func (m *Manager) writeHeaders(key []byte, gen, formatCounter uint64, blobs []*hwtpm.SealedBlob, list []byte) error {
 	for i := range uint64(headerSlots) {
-		h := &header{gen: gen + 1 + i, formatCounter: formatCounter, counterIndex: m.hw.CounterIndex(), blob: blob.Marshal()}
+		h := &header{gen: gen + 1 + i, formatCounter: formatCounter, counterIndex: m.hw.CounterIndex(), blob: blobs[0].Marshal(), list: list}
+		for _, x := range blobs[1:] {
+			h.extra = append(h.extra, x.Marshal())
+		}
 		h.sign(key)
 		if err := writeHeader(m.dev, h); err != nil {
 			return err
 		}
+		m.mu.Lock() // Stats reads it
 		m.hdr = h
+		m.mu.Unlock()
 	}
 	return nil
 }
@@ -397,7 +443,7 @@ func (m *Manager) reseal(key []byte) error {
 	if err != nil {
 		return fmt.Errorf("manager: resealing to PCRs %s: %w", hwtpm.FormatPCRs(m.cfg.SealPCRs), err)
 	}
-	if err := m.writeHeaders(key, m.hdr.gen, m.hdr.formatCounter, blob); err != nil {
+	if err := m.writeHeaders(key, m.hdr.gen, m.hdr.formatCounter, []*hwtpm.SealedBlob{blob}, nil); err != nil {
 		return err
 	}
 	if err := m.hw.Retire(blob); err != nil {
@@ -411,9 +457,10 @@ func (m *Manager) reseal(key []byte) error {
 // takes the UUID from PeerInfo, which the tpmback layer fills from the
 // `uuid` key of the peer's own backend directory (written by the
 // toolstack in dom0, which is trusted); a request never names a UUID. So
-// the checks here are that the peer has a UUID at all and that nobody
-// uses the management tag: group/vTPM provisioning is not implemented,
-// and the old manager's "first vTPM becomes admin" rule is not repeated.
+// the checks here are that the peer has a UUID at all, that it is not one
+// of the groups' reserved keys, and that management requests come from a
+// domain named in admin= (dom0 by default) — not, as in the old manager,
+// from whichever vTPM connected first.
 func (m *Manager) Authorize(peer proto.PeerInfo, h proto.Header) error {
 	m.mu.Lock()
 	closed := m.closed
@@ -424,23 +471,34 @@ func (m *Manager) Authorize(peer proto.PeerInfo, h proto.Header) error {
 	if peer.UUID == ([16]byte{}) {
 		return fmt.Errorf("%w: %v has no uuid in its backend directory", proto.ErrForbidden, peer)
 	}
-	if h.Tag == proto.TagMgmtReq {
-		return fmt.Errorf("%w: management commands need an admin vTPM; none is configured", proto.ErrForbidden)
+	if isReserved(peer.UUID) {
+		return fmt.Errorf("%w: %v: that uuid is reserved", proto.ErrForbidden, peer)
+	}
+	if h.Tag == proto.TagMgmtReq && !slices.Contains(m.cfg.Admins, peer.DomID) {
+		return fmt.Errorf("%w: management commands are served only to frontends in domains %v (admin=); domain %d is not one", proto.ErrForbidden, m.cfg.Admins, peer.DomID)
 	}
 	return nil
 }
 
-// LoadHashKey returns the blob last saved for the vTPM.
+// LoadHashKey returns the blob last saved for the vTPM, if its group's
+// SAA approved this host.
 func (m *Manager) LoadHashKey(uuid [16]byte) ([]byte, error) {
 	if err := m.usable(); err != nil {
 		return nil, err
 	}
 	rec, err := m.st.Get(uuid)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && len(rec.Blob) == 0) {
+		// A record VTPM_NEW made has no key until the vTPM's first save.
 		return nil, fmt.Errorf("%w: %x", proto.ErrNotFound, uuid)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("manager: reading record %x: %w", uuid, err)
+	}
+	m.mu.Lock()
+	err = m.usableGroup(uuid, rec.Group)
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	return rec.Blob, nil
 }
@@ -472,7 +530,8 @@ func (m *Manager) usable() error {
 
 // Stats are the manager's counters.
 type Stats struct {
-	Records   uint64
+	Records   uint64 // vTPM records
+	Groups    int
 	Counter   uint64 // the counter value the store binds
 	Saves     uint64 // acknowledged SAVEHASHKEYs since Open
 	Commits   uint64 // store commits since Open (each followed by an NV increment)
@@ -481,9 +540,12 @@ type Stats struct {
 	Busy      uint64 // saves answered TPM_RETRY (hardware back-pressure or the NV write cap)
 	Waiting   int    // saves waiting for their group commit now
 	Owed      bool   // the hardware counter is one behind the store (back-pressure): made up before the next commit
-	SealPCRs  []uint
-	HeaderGen uint64
-	StoreInfo store.Info
+	// SealedToApprovals: the storage key is sealed to group 0's approval
+	// list (SealPCRs does not apply).
+	SealedToApprovals bool
+	SealPCRs          []uint
+	HeaderGen         uint64
+	StoreInfo         store.Info
 }
 
 // Stats reports the manager's state.
@@ -492,6 +554,11 @@ func (m *Manager) Stats() Stats {
 	defer m.mu.Unlock()
 	st := m.stats
 	st.Records, st.Counter, st.Owed = m.st.Len(), m.st.Counter(), m.owed
+	for _, g := range m.groups {
+		st.Records -= uint64(g.nrec)
+	}
+	st.Groups = len(m.groups)
+	st.SealedToApprovals = m.sealedToGroup0()
 	st.Waiting = 0
 	for _, r := range m.pending {
 		st.Waiting += len(r.done)

@@ -73,6 +73,7 @@ func newManager(dev store.Device, hw Hardware, cfg Config) *Manager {
 	}
 	m := &Manager{hw: hw, cfg: cfg, clk: clk, dev: dev,
 		pending: map[store.UUID]*saveReq{}, shares: map[store.UUID]*ratelimit.Bucket{},
+		groups: map[uint32]*group{}, connected: map[store.UUID]int{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	m.idle = sync.NewCond(&m.mu)
 	if b := cfg.NVWriteBurst; b > 0 && !cfg.NVWriteRate.Unlimited() {
@@ -155,9 +156,13 @@ func (m *Manager) commitLoop() {
 			// first, as a write of its own.
 			deadline := m.pending[m.order[0]].since.Add(m.cfg.BusyAfter)
 			m.mu.Unlock()
+			m.cmu.Lock()
 			err := m.increment(deadline)
+			m.cmu.Unlock()
 			m.mu.Lock()
 			switch {
+			case !m.owed:
+				// A management commit made it meanwhile.
 			case err == nil:
 				m.owed = false
 				m.wrote(m.clk.Now())
@@ -170,7 +175,9 @@ func (m *Manager) commitLoop() {
 		}
 		batch := m.take(now)
 		m.mu.Unlock()
+		m.cmu.Lock()
 		m.commitBatch(batch)
+		m.cmu.Unlock()
 		m.mu.Lock()
 	}
 	m.running = false
@@ -323,12 +330,19 @@ func (m *Manager) commitBatch(batch []*saveReq) {
 		rec, err := m.st.Get(r.uuid)
 		switch {
 		case errors.Is(err, store.ErrNotFound) && m.cfg.NoAutocreate:
-			answer(r, fmt.Errorf("%w: %x (autocreate is off)", proto.ErrNotFound, r.uuid))
+			answer(r, fmt.Errorf("%w: %x is not a vTPM of this manager (autocreate=0: create it with `xenvtpm vtpm add`)", proto.ErrNotFound, r.uuid))
 			continue
 		case errors.Is(err, store.ErrNotFound):
-			rec = store.Record{}
+			rec = store.Record{Group: m.cfg.AutocreateGroup}
 		case err != nil:
 			answer(r, fmt.Errorf("manager: reading record %x: %w", r.uuid, err))
+			continue
+		}
+		m.mu.Lock()
+		err = m.usableGroup(r.uuid, rec.Group)
+		m.mu.Unlock()
+		if err != nil {
+			answer(r, err)
 			continue
 		}
 		rec.Blob = r.blob

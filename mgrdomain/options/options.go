@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/xenvtpm/xenvtpm/cmdline"
 	"github.com/xenvtpm/xenvtpm/drivers/tpmtis"
@@ -52,11 +53,18 @@ func Spec() cmdline.Spec {
 			Doc:  "As `owner_auth` (`swtpm_setup --srkpass` sets `text:`)."},
 		{Name: "sealpcrs", Check: checkPCRs, Form: "default|none|N|X-Y,...", Default: "default",
 			Help: "PCRs the storage key is sealed to: default (0,2,4,7), none, or a list",
-			Doc: "SHA-256 bank on TPM 2.0, SHA-1 on TPM 1.2. Before a firmware or boot-loader upgrade boot once with `none`, after it once with the default. " +
+			Doc: "SHA-256 bank on TPM 2.0, SHA-1 on TPM 1.2. For hosts without a System Approval Agent: once group 0 has an approval list (`xenvtpm group update 0`), " +
+				"the key is sealed to the configurations its SAA approved and this option no longer applies (docs/manager-groups.md). " +
+				"Without an SAA, before a firmware or boot-loader upgrade boot once with `none`, after it once with the default. " +
 				"A change reseals the key at the next start and, on TPM 2.0, then retires the older sealed copies: a copy of the disk taken before is refused and releases the key to nobody."},
-		{Name: "autocreate", Values: []string{"0", "1"}, Default: "1",
-			Help: "create a vTPM's record on its first SAVEHASHKEY",
-			Doc:  "With 0 a save for a vTPM UUID the manager has no record of is refused (package `mgrdomain/manager` says why 1 is the default)."},
+		{Name: "autocreate", Check: checkAutocreate, Form: "0|1|group:N", Default: "1",
+			Help: "create an unknown vTPM UUID's record on its first SAVEHASHKEY: 1 in group 0, group:N in group N, 0 never",
+			Doc: "With 0 a save for a vTPM UUID the manager has no record of is refused with a console line, and the administrator creates vTPMs with " +
+				"`xenvtpm vtpm add` (docs/manager-groups.md). 1, the old manager's behaviour, lets any domain the toolstack gives a new UUID have a vTPM."},
+		{Name: "admin", Check: checkAdmin, Form: "DOMID[,DOMID...]|none", Default: "0",
+			Help: "frontend domains whose management requests (groups, vTPMs: `xenvtpm group`, `xenvtpm vtpm`) are served",
+			Doc: "The default is dom0, where `xenvtpm` runs; Xen vouches for a frontend's domain ID. The old manager made the first vTPM " +
+				"that connected its administrator instead. `none` refuses every management request."},
 		{Name: "hwnvrate", Check: checkRate, Form: "N/s|N/m|N/h|0", Default: manager.DefaultNVWriteRate,
 			Help: "cap on hardware NV writes (counter increments, one per group commit of saves) on average: N per second, minute or hour (0: no cap)",
 			Doc: "Every group of vTPM saves costs the hardware TPM one NV write (its rollback counter), and hardware NV memory wears out. The default, one every 5 s, " +
@@ -81,6 +89,44 @@ func checkDriver(s string) error {
 func checkAuth(s string) error { _, err := hwtpm.ParseAuth(s); return err }
 func checkPCRs(s string) error { _, err := hwtpm.ParsePCRs(s); return err }
 func checkRate(s string) error { _, err := ratelimit.ParseRate(s); return err }
+
+func checkAutocreate(s string) error { _, _, err := ParseAutocreate(s); return err }
+func checkAdmin(s string) error      { _, err := ParseAdmins(s); return err }
+
+// ParseAutocreate reads autocreate=: whether unknown UUIDs are created,
+// and in which group.
+func ParseAutocreate(s string) (on bool, group uint32, err error) {
+	switch s {
+	case "0":
+		return false, 0, nil
+	case "1":
+		return true, 0, nil
+	}
+	if g, ok := strings.CutPrefix(s, "group:"); ok {
+		n, err := strconv.ParseUint(g, 10, 32)
+		if err == nil {
+			return true, uint32(n), nil
+		}
+	}
+	return false, 0, fmt.Errorf("%q: want 0, 1 or group:N", s)
+}
+
+// ParseAdmins reads admin=: the domain IDs whose management requests are
+// served.
+func ParseAdmins(s string) ([]uint32, error) {
+	if s == "none" {
+		return nil, nil
+	}
+	var ids []uint32
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.ParseUint(f, 10, 16)
+		if err != nil || n >= 0x7FF0 {
+			return nil, fmt.Errorf("%q: want domain IDs separated by commas, or none", s)
+		}
+		ids = append(ids, uint32(n))
+	}
+	return ids, nil
+}
 
 func checkBurst(s string) error {
 	if n, err := strconv.Atoi(s); err != nil || n < 1 || n > 1000000 {

@@ -48,3 +48,67 @@ tis_cmd() {
 	echo "$rc"
 }
 
+
+# tis_xfer N HEX-BYTES...: one command at locality 0; prints the first N
+# bytes of the response as one hex string.
+tis_xfer() {
+	n=$1
+	shift
+	devmem $ACC 8 0x02
+	tis_wait $ACC 0x20 || { echo "locality 0 not granted" >&2; return 1; }
+	devmem $STS 8 0x40
+	tis_wait $STS 0x40 || { echo "not commandReady" >&2; return 1; }
+	for b in "$@"; do devmem $FIFO 8 "0x$b"; done
+	devmem $STS 8 0x20
+	tis_wait $STS 0x10 || { echo "no response" >&2; return 1; }
+	out=""
+	i=0
+	while [ $i -lt "$n" ]; do
+		out="$out$(printf '%02x' "$(devmem $FIFO 8)")"
+		i=$((i + 1))
+	done
+	devmem $STS 8 0x40
+	devmem $ACC 8 0x20
+	echo "$out"
+}
+
+# pcr_value FAMILY N: PCR N's value from dom0 (SHA-256 bank on 2.0, SHA-1
+# on 1.2), as hex.
+pcr_value() {
+	if [ "$1" = 2.0 ]; then
+		# TPM2_PCR_Read, one PCR of the SHA-256 bank: the digest ends the
+		# 62-byte answer.
+		sel=$(printf '%06x' $((1 << $2)) | sed 's/\(..\)\(..\)\(..\)/\3 \2 \1/')
+		r=$(tis_xfer 62 80 01 00 00 00 14 00 00 01 7e 00 00 00 01 00 0b 03 $sel) || return 1
+		[ "$(echo "$r" | cut -c13-20)" = 00000000 ] || { echo "TPM2_PCR_Read($2): $r" >&2; return 1; }
+		echo "$r" | cut -c61-124
+	else
+		r=$(tis_xfer 30 00 c1 00 00 00 0e 00 00 00 15 $(printf '%08x' "$2" | sed 's/../& /g')) || return 1
+		[ "$(echo "$r" | cut -c13-20)" = 00000000 ] || { echo "TPM_PCRRead($2): $r" >&2; return 1; }
+		echo "$r" | cut -c21-60
+	fi
+}
+
+# pcr_extend16 FAMILY HEX: extend PCR 16 (debug, resettable) from dom0
+# with the digest HEX (32 bytes on 2.0, 20 on 1.2).
+pcr_extend16() {
+	d=$(echo "$2" | sed 's/../& /g')
+	if [ "$1" = 2.0 ]; then
+		rc=$(tis_cmd 80 02 00 00 00 41 00 00 01 82 00 00 00 10 00 00 00 09 40 00 00 09 00 00 00 00 00 00 00 00 01 00 0b $d)
+	else
+		rc=$(tis_cmd 00 c1 00 00 00 22 00 00 00 14 00 00 00 10 $d)
+	fi
+	set -- $rc
+	[ "$7$8$9${10}" = 0x000x000x000x00 ] || fail "dom0 could not extend PCR 16: response header$rc"
+}
+
+# pcr_reset16 FAMILY: reset PCR 16 from dom0 (locality 0 may).
+pcr_reset16() {
+	if [ "$1" = 2.0 ]; then
+		rc=$(tis_cmd 80 02 00 00 00 1b 00 00 01 3d 00 00 00 10 00 00 00 09 40 00 00 09 00 00 00 00 00)
+	else
+		rc=$(tis_cmd 00 c1 00 00 00 0f 00 00 00 c8 00 03 00 00 01)
+	fi
+	set -- $rc
+	[ "$7$8$9${10}" = 0x000x000x000x00 ] || fail "dom0 could not reset PCR 16: response header$rc"
+}

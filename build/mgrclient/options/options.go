@@ -25,6 +25,22 @@ func checkExpect(s string) error {
 	return nil
 }
 
+func checkCode(s string) error {
+	var n uint32
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil {
+		return errors.New("want a return code in decimal")
+	}
+	return nil
+}
+
+func checkHold(s string) error {
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 0 || n > 600 {
+		return errors.New("want 0 to 600 seconds")
+	}
+	return nil
+}
+
 func checkRounds(s string) error {
 	var n int
 	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 1 || n > 1000 {
@@ -45,6 +61,12 @@ func Spec() cmdline.Spec {
 		{Name: "rounds", Check: checkRounds, Form: "N", Default: "10",
 			Help: "SAVEHASHKEY+LOADHASHKEY round trips to time",
 			Doc:  "1 to 1000."},
+		{Name: "refused", Check: checkCode, Form: "CODE", Default: "0",
+			Help: "non-zero: the first SAVEHASHKEY must be refused with this return code, and nothing else is tried",
+			Doc:  "13 (TPM_KEYNOTFOUND): a vTPM the manager does not know, with autocreate=0; 1 (TPM_AUTHFAIL): a group whose SAA did not approve the host."},
+		{Name: "hold", Check: checkHold, Form: "SECONDS", Default: "0",
+			Help: "stay connected this long before closing (a running vTPM, for dom0 to act on meanwhile)",
+			Doc:  "0 to 600. The client prints `MGRCLIENT-HOLDING` when it starts waiting."},
 		{Name: "node", Form: "PATH", Default: "device/vtpm/0",
 			Help: "the vtpm device",
 			Doc:  "Its xenstore directory, relative to the domain's home or absolute."},

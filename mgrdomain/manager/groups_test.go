@@ -1,0 +1,324 @@
+package manager
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/internal/swtpmtest"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
+)
+
+// saaKey makes an SAA signing key and its wire form.
+func saaKey(t testing.TB, alg string) (crypto.Signer, []byte) {
+	t.Helper()
+	k, err := saa.GenerateKey(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wire []byte
+	switch p := k.Public().(type) {
+	case *rsa.PublicKey:
+		wire = p.N.FillBytes(make([]byte, 256))
+	case *ecdsa.PublicKey:
+		e, err := p.ECDH()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire = e.Bytes()
+	}
+	return k, wire
+}
+
+// approvalFor approves the given PCR values (ascending PCRs).
+func approvalFor(t testing.TB, f saa.Family, pcrs []uint, vals [][]byte) saa.Approval {
+	t.Helper()
+	if f == saa.Family12 {
+		c, err := saa.Composite12(pcrs, vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return saa.Approval{PCRs: pcrs, Digest: c[:]}
+	}
+	return saa.Approval{PCRs: pcrs, Digest: saa.PCRDigest(vals)}
+}
+
+func signList(t testing.TB, k crypto.Signer, f saa.Family, group [16]byte, seq uint64, as ...saa.Approval) []byte {
+	t.Helper()
+	b, err := saa.SignList(saa.ConfigList{Family: f, Group: group, Seq: seq, Approvals: as}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// extended is a PCR value after one extend with zeros (swtpmtest.ExtendPCR
+// on the SHA-256 bank, ExtendPCR12 on TPM 1.2).
+func extended(f saa.Family, v []byte) []byte {
+	if f == saa.Family12 {
+		s := sha1.Sum(append(slices.Clone(v), make([]byte, 20)...))
+		return s[:]
+	}
+	s := sha256.Sum256(append(slices.Clone(v), make([]byte, 32)...))
+	return s[:]
+}
+
+func pcrValues(t testing.TB, hw Hardware, pcrs []uint) [][]byte {
+	t.Helper()
+	v, err := hw.(pcrReader).PCRValues(pcrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestGroupsAndVTPMs: the administrator's flow without approvals, and
+// what persists.
+func TestGroupsAndVTPMs(t *testing.T) {
+	s := swtpmtest.StartSwtpm(t, "")
+	d := newMemDisk(512, diskBytes)
+	cfg := Config{NoAutocreate: true, Admins: []uint32{0}}
+	m := openMgr(t, d, hwOf(t, s), cfg)
+	if ids, _ := m.GroupList(); !slices.Equal(ids, []uint32{0}) {
+		t.Fatalf("groups on a fresh manager: %v", ids)
+	}
+	g0, err := m.GroupShow(0)
+	if err != nil || len(g0.SAAKey) != 0 || g0.Seq != 0 || g0.Flags&proto.GroupApproved == 0 {
+		t.Fatalf("group 0 at first: %+v, %v", g0, err)
+	}
+	_, rsaWire := saaKey(t, "rsa")
+	_, ecWire := saaKey(t, "ecdsa")
+	u0, id, err := m.GroupNew(proto.GroupNew{SAAKey: rsaWire})
+	if err != nil || id != 0 || u0 != g0.UUID {
+		t.Fatalf("first GROUP_NEW = %x %d %v; want group 0 (%x)", u0, id, err, g0.UUID)
+	}
+	u1, id, err := m.GroupNew(proto.GroupNew{SAAKey: ecWire})
+	if err != nil || id != 1 || u1 == u0 {
+		t.Fatalf("second GROUP_NEW = %x %d %v", u1, id, err)
+	}
+	if _, _, err := m.GroupNew(proto.GroupNew{SAAKey: make([]byte, 65)}); !errors.Is(err, proto.ErrKeyType) {
+		t.Fatalf("GROUP_NEW with a point off the curve = %v", err)
+	}
+
+	// autocreate=0: an unknown UUID is refused; VTPM_NEW makes it known.
+	if err := m.SaveHashKey(uuidN(5), blobN(5, 1)); !errors.Is(err, proto.ErrNotFound) {
+		t.Fatalf("save of an unknown UUID with autocreate off = %v", err)
+	}
+	want := uuidN(5)
+	u, err := m.VTPMNew(1, &want)
+	if err != nil || u != want {
+		t.Fatalf("VTPMNew = %x, %v", u, err)
+	}
+	if _, err := m.VTPMNew(1, &want); !errors.Is(err, proto.ErrInUse) {
+		t.Fatalf("VTPMNew of an existing UUID = %v", err)
+	}
+	if _, err := m.LoadHashKey(want); !errors.Is(err, proto.ErrNotFound) {
+		t.Fatalf("load before the first save = %v (a new vTPM has no key yet)", err)
+	}
+	if err := m.SaveHashKey(want, blobN(5, 1)); err != nil {
+		t.Fatal(err)
+	}
+	mustLoad(t, m, want, blobN(5, 1))
+	rnd, err := m.VTPMNew(0, nil)
+	if err != nil || rnd[6]>>4 != 4 {
+		t.Fatalf("VTPMNew random = %x, %v", rnd, err)
+	}
+	if _, err := m.VTPMNew(7, nil); !errors.Is(err, proto.ErrNoGroup) {
+		t.Fatalf("VTPMNew in no group = %v", err)
+	}
+	var reserved [16]byte
+	copy(reserved[:], groupMagic)
+	if _, err := m.VTPMNew(0, &reserved); !errors.Is(err, proto.ErrBadRequest) {
+		t.Fatalf("VTPMNew with a reserved UUID = %v", err)
+	}
+	if l, err := m.VTPMList(1); err != nil || len(l) != 1 || l[0] != want {
+		t.Fatalf("VTPMList(1) = %x, %v", l, err)
+	}
+	if err := m.GroupDel(1); !errors.Is(err, proto.ErrInUse) {
+		t.Fatalf("GroupDel of a group with a vTPM = %v", err)
+	}
+	if err := m.GroupDel(0); !errors.Is(err, proto.ErrInUse) {
+		t.Fatalf("GroupDel(0) = %v", err)
+	}
+
+	// Restart: groups and records persist.
+	m.Close()
+	s.Restart()
+	m = openMgr(t, d, hwOf(t, s), cfg)
+	if ids, _ := m.GroupList(); !slices.Equal(ids, []uint32{0, 1}) {
+		t.Fatalf("groups after restart: %v", ids)
+	}
+	if g, err := m.GroupShow(1); err != nil || g.UUID != u1 || !bytes.Equal(g.SAAKey, ecWire) || g.VTPMs != 1 {
+		t.Fatalf("group 1 after restart: %+v, %v", g, err)
+	}
+	mustLoad(t, m, want, blobN(5, 1))
+	if st := m.Stats(); st.Records != 2 {
+		t.Fatalf("Stats.Records = %d, want the 2 vTPMs (group records not counted)", st.Records)
+	}
+
+	// A connected vTPM is not deleted; a stopped one is, and is then
+	// unknown.
+	m.Connected(want, true)
+	if err := m.VTPMDel(want); !errors.Is(err, proto.ErrInUse) {
+		t.Fatalf("VTPMDel of a connected vTPM = %v", err)
+	}
+	m.Connected(want, false)
+	if err := m.VTPMDel(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SaveHashKey(want, blobN(5, 2)); !errors.Is(err, proto.ErrNotFound) {
+		t.Fatalf("save after VTPMDel = %v", err)
+	}
+	if err := m.VTPMDel(want); !errors.Is(err, proto.ErrNotFound) {
+		t.Fatalf("second VTPMDel = %v", err)
+	}
+	if err := m.GroupDel(1); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := m.GroupList(); !slices.Equal(ids, []uint32{0}) {
+		t.Fatalf("groups after GroupDel(1): %v", ids)
+	}
+}
+
+// TestAdminRule: management requests only from admin= domains, through
+// the real dispatcher.
+func TestAdminRule(t *testing.T) {
+	s := swtpmtest.StartSwtpm(t, "")
+	m := openMgr(t, newMemDisk(512, diskBytes), hwOf(t, s), Config{Admins: []uint32{0}})
+	h := &proto.Handler{Backend: m}
+	req := []byte{0x01, 0xC2, 0, 0, 0, 10, 0x02, 0, 0x01, 0x01} // GROUP_LIST
+	for _, c := range []struct {
+		peer proto.PeerInfo
+		ok   bool
+	}{
+		{proto.PeerInfo{DomID: 0, UUID: uuidN(1)}, true},
+		{proto.PeerInfo{DomID: 3, UUID: uuidN(1)}, false},
+		{proto.PeerInfo{DomID: 0}, false},
+	} {
+		_, err := proto.ParseResponse(h.Handle(req, c.peer), proto.TagMgmtReq)
+		if (err == nil) != c.ok {
+			t.Errorf("GROUP_LIST from %v: %v", c.peer, err)
+		}
+	}
+	var reserved [16]byte
+	copy(reserved[:], groupMagic)
+	if err := m.Authorize(proto.PeerInfo{DomID: 4, UUID: reserved}, proto.Header{Tag: proto.TagVTPMReq}); !errors.Is(err, proto.ErrForbidden) {
+		t.Fatalf("a peer with a reserved UUID: %v", err)
+	}
+}
+
+// upgradeFlow runs the upgrade story on one hardware family.
+func upgradeFlow(t *testing.T, f saa.Family, start func() (Hardware, func(pcr uint), func() Hardware)) {
+	hw, extend, restart := start()
+	d := newMemDisk(512, diskBytes)
+	cfg := Config{Admins: []uint32{0}}
+	m := openMgr(t, d, hw, cfg)
+	k, wire := saaKey(t, "rsa")
+	other, _ := saaKey(t, "rsa")
+	g, _, err := m.GroupNew(proto.GroupNew{SAAKey: wire})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SaveHashKey(uuidN(1), blobN(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	pcrs := []uint{0, 2, 4, 7}
+	now := pcrValues(t, hw, pcrs)
+	info, _ := m.GroupShow(0)
+	seq := info.NextSeq
+	if err := m.GroupUpdate(0, signList(t, k, f, g, seq, approvalFor(t, f, pcrs, now))); err != nil {
+		t.Fatalf("GroupUpdate: %v", err)
+	}
+	if info, _ = m.GroupShow(0); info.Seq != seq || info.Flags&(proto.GroupSealed|proto.GroupApproved) != proto.GroupSealed|proto.GroupApproved {
+		t.Fatalf("group 0 after update: %+v", info)
+	}
+	beforeUpgrade := d.image()
+
+	// A restart in the approved configuration unseals.
+	m.Close()
+	hw = restart()
+	m = openMgr(t, d, hw, cfg)
+	mustLoad(t, m, uuidN(1), blobN(1, 1))
+	m.Close()
+
+	// "New firmware": PCR 4 changes; the manager refuses.
+	hw = restart()
+	extend(4)
+	if _, err := Open(d, hw, cfg); !errors.Is(err, ErrUnseal) {
+		t.Fatalf("Open in an unapproved configuration = %v", err)
+	}
+
+	// The upgrade, done right: in the old configuration, the SAA signs
+	// the new one (with a higher sequence), the administrator installs
+	// it, and the host reboots into the new firmware.
+	hw = restart()
+	m = openMgr(t, d, hw, cfg)
+	up := slices.Clone(now)
+	up[2] = extended(f, now[2])
+	newList := signList(t, k, f, g, seq+1, approvalFor(t, f, pcrs, up))
+	for name, bad := range map[string][]byte{
+		"an older list":             signList(t, k, f, g, seq, approvalFor(t, f, pcrs, up)),
+		"a list of another key":     signList(t, other, f, g, seq+1, approvalFor(t, f, pcrs, up)),
+		"a list for another group":  signList(t, k, f, uuidN(9), seq+1, approvalFor(t, f, pcrs, up)),
+		"a list with a flipped bit": append(newList[:len(newList)-1:len(newList)-1], newList[len(newList)-1]^1),
+	} {
+		if err := m.GroupUpdate(0, bad); err == nil {
+			t.Errorf("GroupUpdate with %s accepted", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+	if err := m.GroupUpdate(0, newList); err != nil {
+		t.Fatalf("GroupUpdate(new configuration): %v", err)
+	}
+	if err := m.GroupUpdate(0, signList(t, k, f, g, seq, approvalFor(t, f, pcrs, now))); !errors.Is(err, proto.ErrStale) {
+		t.Fatalf("re-installing the older sequence = %v", err)
+	}
+	m.Close()
+	hw = restart()
+	extend(4)
+	m = openMgr(t, d, hw, cfg)
+	mustLoad(t, m, uuidN(1), blobN(1, 1))
+	m.Close()
+
+	// The old configuration no longer unseals: on TPM 2.0 the TPM refuses
+	// the older list's approvals, even from a disk copy that holds them.
+	hw = restart()
+	d2 := newMemDisk(512, diskBytes)
+	d2.restore(beforeUpgrade)
+	_, err = Open(d2, hw, cfg)
+	switch {
+	case f == saa.Family20 && !errors.Is(err, hwtpm.ErrRevoked):
+		t.Fatalf("Open of a disk copy with the revoked list, old configuration = %v; want ErrRevoked", err)
+	case f == saa.Family12 && !errors.Is(err, ErrRollback):
+		// TPM 1.2 cannot revoke the older blob: only the rollback
+		// counter stops the copy.
+		t.Fatalf("Open of an older disk copy on TPM 1.2 = %v; want ErrRollback", err)
+	}
+	t.Logf("old copy in the old configuration: %v", err)
+	if _, err := Open(d, hw, cfg); !errors.Is(err, ErrUnseal) {
+		t.Fatalf("Open of the current disk in the old configuration = %v", err)
+	}
+}
+
+func TestUpgradeTPM2(t *testing.T) {
+	s := swtpmtest.StartSwtpm(t, "")
+	upgradeFlow(t, saa.Family20, func() (Hardware, func(uint), func() Hardware) {
+		return hwOf(t, s), func(p uint) { swtpmtest.ExtendPCR(t, s.TPM(), p) }, func() Hardware { s.Restart(); return hwOf(t, s) }
+	})
+}
+
+func TestUpgradeTPM12(t *testing.T) {
+	s := swtpmtest.StartSwtpm12(t, owner12, srk12)
+	upgradeFlow(t, saa.Family12, func() (Hardware, func(uint), func() Hardware) {
+		return hw12(t, s), func(p uint) { swtpmtest.ExtendPCR12(t, s, uint32(p)) }, func() Hardware { s.Restart(); return hw12(t, s) }
+	})
+}
