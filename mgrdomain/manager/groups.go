@@ -85,8 +85,11 @@ func (g *group) marshal() []byte {
 }
 
 func unmarshalGroup(b []byte) (*group, error) {
-	if len(b) < 1+4+16+2 || b[0] != groupVersion {
-		return nil, fmt.Errorf("group record of %d bytes, version %d", len(b), b[0])
+	if len(b) < 1+4+16+2 {
+		return nil, fmt.Errorf("group record of %d bytes", len(b))
+	}
+	if b[0] != groupVersion {
+		return nil, fmt.Errorf("group record version %d", b[0])
 	}
 	g := &group{id: binary.BigEndian.Uint32(b[1:])}
 	copy(g.uuid[:], b[5:21])

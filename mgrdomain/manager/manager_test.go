@@ -563,6 +563,11 @@ func FuzzDecodeHeader(f *testing.F) {
 	b, _ := h.encode()
 	f.Add(b[:200])
 	f.Add([]byte(hdrMagic))
+	// Version 2: an approval list and a second blob.
+	h.list, h.extra = []byte("XVTPMCFG list"), [][]byte{h.blob}
+	h.sign(make([]byte, 32))
+	b, _ = h.encode()
+	f.Add(b[:1200])
 	f.Fuzz(func(t *testing.T, p []byte) {
 		slot := make([]byte, slotSize)
 		copy(slot, p)
