@@ -18,8 +18,22 @@
 //	    everything down when it is gone
 //	xenvtpm check-dm [--dm PATH | GUEST.cfg]
 //	    tell whether the Xen device model can give a guest a TPM
+//	xenvtpm group add --key SAA.pub | list | show ID | update ID SIGNED.cfg | del ID
+//	    manage the manager's groups: register an SAA key (group 0's on a
+//	    fresh manager), show a group, install a list of approved boot
+//	    configurations its SAA signed (--manager DOMAIN, default vtpmmgr;
+//	    --json)
+//	xenvtpm vtpm add GROUP [--uuid UUID] | list [GROUP] | del UUID
+//	    manage the vTPMs the manager keeps secrets for
+//	xenvtpm saa keygen [--alg rsa|ecdsa] --out PREFIX
+//	xenvtpm saa sign-config --key SAA.key --group-uuid UUID --seq N --family 1.2|2.0
+//	        --pcrs LIST (--values FILE | --tpm DEVICE)... [--also OLD.cfg]... --out SIGNED.cfg
+//	xenvtpm saa show-config SIGNED.cfg [--key SAA.pub]
+//	    the System Approval Agent's tool: make its key, sign and inspect
+//	    lists of approved boot configurations (no Xen needed)
 //
-// docs/hvm-guests.md explains the bridge and the xl configuration.
+// docs/hvm-guests.md explains the bridge and the xl configuration;
+// docs/manager-groups.md the groups, the SAA and upgrades.
 package main
 
 import (
@@ -44,6 +58,9 @@ var commands = map[string]command{
 	"measure":  {runMeasure, "measure a PV/PVH guest's kernel, command line and ramdisk into its vTPM"},
 	"up":       {runUp, "start vTPM domain, bridge or measurement, and guest; tear down when the guest is gone"},
 	"check-dm": {runCheckDM, "tell whether the device model can give a guest a TPM"},
+	"group":    {runGroup, "manage the manager's groups and their signed configuration lists"},
+	"vtpm":     {runVTPM, "manage the vTPMs the manager keeps secrets for"},
+	"saa":      {runSAA, "make an SAA key; sign and show configuration lists"},
 }
 
 func usage() {
