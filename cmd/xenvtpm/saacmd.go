@@ -206,14 +206,18 @@ func parsePCRList(s string) ([]uint, error) {
 	return saa.PCRsOf(mask), nil
 }
 
-// parseValues reads a values file: lines "PCR HEX" (also "PCR: 0xHEX"
-// as tpm2_pcrread prints), blank lines and "#" comments, each value
-// size bytes.
+// parseValues reads a values file: lines "PCR HEX" (also "PCR : 0xHEX"
+// under a "sha256:" heading, as tpm2_pcrread prints one bank), blank
+// lines and "#" comments, each value size bytes.
 func parseValues(r io.Reader, size int) (map[uint][]byte, error) {
 	vals := map[uint][]byte{}
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line, _, _ := strings.Cut(sc.Text(), "#")
+		line = strings.TrimSpace(line)
+		if bank, ok := strings.CutSuffix(line, ":"); ok && bank != "" && !strings.ContainsAny(bank, " \t:") {
+			continue // a bank heading of tpm2_pcrread ("sha256:")
+		}
 		f := strings.Fields(strings.ReplaceAll(line, ":", " "))
 		if len(f) == 0 {
 			continue

@@ -59,7 +59,13 @@ func TestParseValues(t *testing.T) {
 	if len(v) != 2 || !bytes.Equal(v[0], want) || !bytes.Equal(v[7], want) {
 		t.Fatalf("values %x", v)
 	}
+	// tpm2_pcrread's output for one bank.
+	pr := "  sha256:\n    0 : 0x" + strings.ToUpper(a) + "\n    1 : 0x" + a + "\n"
+	if v, err := parseValues(strings.NewReader(pr), 32); err != nil || len(v) != 2 || !bytes.Equal(v[1], want) {
+		t.Fatalf("tpm2_pcrread output: %x, %v", v, err)
+	}
 	for name, c := range map[string]struct{ in, want string }{
+		"two banks": {"sha1:\n0 : 0x" + strings.Repeat("00", 20) + "\nsha256:\n0 : 0x" + a, "20 bytes"},
 		"short":     {"0 " + a[:62], "31 bytes, want 32"},
 		"SHA-1":     {"0 " + strings.Repeat("00", 20), "20 bytes"},
 		"twice":     {"0 " + a + "\n0 " + a, "given twice"},

@@ -2,6 +2,7 @@ package saa
 
 import (
 	"bytes"
+	"crypto"
 	"testing"
 )
 
@@ -79,6 +80,28 @@ func FuzzTPMSignature(f *testing.F) {
 		e, err := s.Signature.ECDSA()
 		if err != nil || len(e.SignatureR.Buffer) != 32 || len(e.SignatureS.Buffer) != 32 {
 			t.Fatalf("ECDSA signature %v, %v", e, err)
+		}
+	})
+}
+
+// FuzzParsePEM: the key file readers never panic, and what they accept
+// is an SAA key.
+func FuzzParsePEM(f *testing.F) {
+	testKeys(f)
+	for _, s := range []crypto.Signer{rsaKey, ecdsaKey} {
+		priv, _ := MarshalPrivatePEM(s)
+		pub, _ := MarshalPublicPEM(pubOf(f, s))
+		f.Add(priv)
+		f.Add(pub)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if k, err := ParsePublicPEM(b); err == nil && k.IsZero() {
+			t.Fatal("ParsePublicPEM accepted no key")
+		}
+		if s, err := ParsePrivatePEM(b); err == nil {
+			if _, err := NewPublicKey(s.Public()); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 }

@@ -139,3 +139,17 @@ func FuzzClientResponses(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseUUID(f *testing.F) {
+	f.Add("12345678-9abc-def0-0102-030405060708")
+	f.Add("123456789abcdef00102030405060708")
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := ParseUUID(s)
+		if err != nil {
+			return
+		}
+		if u2, err := ParseUUID(FormatUUID(u)); err != nil || u2 != u {
+			t.Fatalf("%q → %x does not round-trip", s, u)
+		}
+	})
+}
