@@ -3,16 +3,10 @@ package hwtpm
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
-	"encoding/asn1"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
-	"math/big"
 	"slices"
 
 	"github.com/google/go-tpm/tpm2"
@@ -73,57 +67,14 @@ type Approval struct {
 	Values [][]byte
 }
 
-// saaPublic is the SAA key as a TPM public area: an unrestricted
-// signing key, RSA-2048 with RSASSA-SHA256 or ECC P-256 with
-// ECDSA-SHA256, nameAlg SHA-256, no other attributes, so its name
-// depends on the key alone and the SAA's tool computes the same.
+// saaPublic is the SAA key as a TPM public area (saa.PublicKey.TPMPublic:
+// the one definition the SAA's tools use too).
 func saaPublic(pub crypto.PublicKey) (tpm2.TPMTPublic, error) {
-	base := tpm2.TPMTPublic{NameAlg: tpm2.TPMAlgSHA256, ObjectAttributes: tpm2.TPMAObject{SignEncrypt: true}}
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		if k == nil || k.N == nil || k.N.BitLen() != 2048 {
-			return base, errors.New("hwtpm: an SAA RSA key must have a 2048-bit modulus")
-		}
-		if k.E < 3 || k.E%2 == 0 || k.E > math.MaxUint32 {
-			return base, fmt.Errorf("hwtpm: SAA RSA public exponent %d (want an odd 32-bit value above 2)", k.E)
-		}
-		exp := uint32(k.E)
-		if exp == 65537 {
-			exp = 0 // the TPM's encoding of the default exponent
-		}
-		base.Type = tpm2.TPMAlgRSA
-		base.Parameters = tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, &tpm2.TPMSRSAParms{
-			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-			Scheme: tpm2.TPMTRSAScheme{Scheme: tpm2.TPMAlgRSASSA, Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgRSASSA,
-				&tpm2.TPMSSigSchemeRSASSA{HashAlg: tpm2.TPMAlgSHA256})},
-			KeyBits:  2048,
-			Exponent: exp,
-		})
-		base.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{Buffer: k.N.FillBytes(make([]byte, 256))})
-	case *ecdsa.PublicKey:
-		if k == nil || k.Curve != elliptic.P256() {
-			return base, errors.New("hwtpm: an SAA ECDSA key must be on curve P-256")
-		}
-		e, err := k.ECDH()
-		if err != nil {
-			return base, fmt.Errorf("hwtpm: SAA ECDSA key: %w", err)
-		}
-		raw := e.Bytes() // 0x04 ‖ X ‖ Y
-		base.Type = tpm2.TPMAlgECC
-		base.Parameters = tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-			Scheme: tpm2.TPMTECCScheme{Scheme: tpm2.TPMAlgECDSA, Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA,
-				&tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256})},
-			CurveID: tpm2.TPMECCNistP256,
-			KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-		})
-		base.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-			X: tpm2.TPM2BECCParameter{Buffer: raw[1:33]}, Y: tpm2.TPM2BECCParameter{Buffer: raw[33:]},
-		})
-	default:
-		return base, fmt.Errorf("hwtpm: an SAA key is RSA-2048 or ECDSA P-256, not %T", pub)
+	k, err := saa.NewPublicKey(pub)
+	if err != nil {
+		return tpm2.TPMTPublic{}, fmt.Errorf("hwtpm: SAA key: %w", err)
 	}
-	return base, nil
+	return k.TPMPublic()
 }
 
 // SAAPublicName is the TPM name of an SAA public key (nameAlg SHA-256
@@ -197,25 +148,15 @@ func SignApproval(signer crypto.Signer, pcrs []uint, digest []byte, seq uint64, 
 
 // tpmSignature is sig as TPM2_VerifySignature's TPMT_SIGNATURE for key.
 func tpmSignature(key crypto.PublicKey, sig []byte) (tpm2.TPMTSignature, error) {
-	switch key.(type) {
-	case *rsa.PublicKey:
-		if len(sig) != 256 {
-			return tpm2.TPMTSignature{}, fmt.Errorf("%w: an RSA-2048 signature of %d bytes", ErrBadApproval, len(sig))
-		}
-		return tpm2.TPMTSignature{SigAlg: tpm2.TPMAlgRSASSA, Signature: tpm2.NewTPMUSignature(tpm2.TPMAlgRSASSA,
-			&tpm2.TPMSSignatureRSA{Hash: tpm2.TPMAlgSHA256, Sig: tpm2.TPM2BPublicKeyRSA{Buffer: sig}})}, nil
-	case *ecdsa.PublicKey:
-		var rs struct{ R, S *big.Int }
-		rest, err := asn1.Unmarshal(sig, &rs)
-		if err != nil || len(rest) != 0 || rs.R.Sign() <= 0 || rs.S.Sign() <= 0 || rs.R.BitLen() > 256 || rs.S.BitLen() > 256 {
-			return tpm2.TPMTSignature{}, fmt.Errorf("%w: not an ECDSA P-256 signature in ASN.1 DER", ErrBadApproval)
-		}
-		return tpm2.TPMTSignature{SigAlg: tpm2.TPMAlgECDSA, Signature: tpm2.NewTPMUSignature(tpm2.TPMAlgECDSA,
-			&tpm2.TPMSSignatureECC{Hash: tpm2.TPMAlgSHA256,
-				SignatureR: tpm2.TPM2BECCParameter{Buffer: rs.R.FillBytes(make([]byte, 32))},
-				SignatureS: tpm2.TPM2BECCParameter{Buffer: rs.S.FillBytes(make([]byte, 32))}})}, nil
+	k, err := saa.NewPublicKey(key)
+	if err != nil {
+		return tpm2.TPMTSignature{}, fmt.Errorf("hwtpm: SAA key: %w", err)
 	}
-	return tpm2.TPMTSignature{}, fmt.Errorf("hwtpm: SAA key %T", key)
+	ts, err := saa.TPMSignature(k, sig)
+	if err != nil {
+		return ts, fmt.Errorf("%w: %w", ErrBadApproval, err)
+	}
+	return ts, nil
 }
 
 // SealAuthorized seals key (1..MaxKey bytes) under the storage primary,

@@ -294,7 +294,6 @@ func fixedSAAKeys() []crypto.PublicKey {
 	return []crypto.PublicKey{
 		&ecdsa.PublicKey{Curve: elliptic.P256(), X: p.Gx, Y: p.Gy},
 		&rsa.PublicKey{N: n, E: 65537},
-		&rsa.PublicKey{N: n, E: 3},
 	}
 }
 
@@ -311,6 +310,10 @@ func blobSAA(pub crypto.PublicKey) *SealedBlob {
 }
 
 func TestSAAKeys(t *testing.T) {
+	n := fixedSAAKeys()[1].(*rsa.PublicKey).N
+	if _, err := saaPublic(&rsa.PublicKey{N: n, E: 3}); err == nil {
+		t.Error("an SAA RSA key with exponent 3 accepted (saa keys have 65537)")
+	}
 	for _, pub := range fixedSAAKeys() {
 		b := blobSAA(pub)
 		dec, err := UnmarshalSealedBlob(b.Marshal())

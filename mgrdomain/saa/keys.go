@@ -307,37 +307,37 @@ func ParsePublicPEM(b []byte) (PublicKey, error) {
 // TPM2_VerifySignature. Its name is the keySign of the storage key's
 // TPM2_PolicyAuthorize, so this one definition serves both.
 func (k PublicKey) TPMPublic() (tpm2.TPMTPublic, error) {
-	attrs := tpm2.TPMAObject{SignEncrypt: true, UserWithAuth: true}
+	// A verification key bound to its one scheme (RSASSA or ECDSA with
+	// SHA-256), so the TPM checks nothing else under this name.
+	base := tpm2.TPMTPublic{NameAlg: tpm2.TPMAlgSHA256, ObjectAttributes: tpm2.TPMAObject{SignEncrypt: true}}
 	switch {
 	case k.rsa != nil:
-		return tpm2.TPMTPublic{
-			Type:             tpm2.TPMAlgRSA,
-			NameAlg:          tpm2.TPMAlgSHA256,
-			ObjectAttributes: attrs,
-			Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, &tpm2.TPMSRSAParms{
-				Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-				Scheme:    tpm2.TPMTRSAScheme{Scheme: tpm2.TPMAlgNull},
-				KeyBits:   8 * RSAKeySize,
-			}),
-			Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{Buffer: k.Bytes()}),
-		}, nil
+		base.Type = tpm2.TPMAlgRSA
+		base.Parameters = tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, &tpm2.TPMSRSAParms{
+			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
+			Scheme: tpm2.TPMTRSAScheme{Scheme: tpm2.TPMAlgRSASSA, Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgRSASSA,
+				&tpm2.TPMSSigSchemeRSASSA{HashAlg: tpm2.TPMAlgSHA256})},
+			KeyBits: 8 * RSAKeySize,
+			// Exponent 0 is the TPM's encoding of 65537, the only one
+			// NewPublicKey accepts.
+		})
+		base.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{Buffer: k.Bytes()})
+		return base, nil
 	case k.ec != nil:
 		b := k.Bytes()
-		return tpm2.TPMTPublic{
-			Type:             tpm2.TPMAlgECC,
-			NameAlg:          tpm2.TPMAlgSHA256,
-			ObjectAttributes: attrs,
-			Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-				Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-				Scheme:    tpm2.TPMTECCScheme{Scheme: tpm2.TPMAlgNull},
-				CurveID:   tpm2.TPMECCNistP256,
-				KDF:       tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-			}),
-			Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-				X: tpm2.TPM2BECCParameter{Buffer: b[1:33]},
-				Y: tpm2.TPM2BECCParameter{Buffer: b[33:]},
-			}),
-		}, nil
+		base.Type = tpm2.TPMAlgECC
+		base.Parameters = tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
+			Scheme: tpm2.TPMTECCScheme{Scheme: tpm2.TPMAlgECDSA, Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA,
+				&tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256})},
+			CurveID: tpm2.TPMECCNistP256,
+			KDF:     tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
+		})
+		base.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
+			X: tpm2.TPM2BECCParameter{Buffer: b[1:33]},
+			Y: tpm2.TPM2BECCParameter{Buffer: b[33:]},
+		})
+		return base, nil
 	}
 	return tpm2.TPMTPublic{}, errors.New("saa: no public key")
 }

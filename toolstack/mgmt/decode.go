@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
 )
 
@@ -34,9 +35,9 @@ type ShownApproval struct {
 
 // GROUP_SHOW flags.
 const (
-	FlagAutoCreate uint8 = 1 << 0 // unknown UUIDs are created in this group
-	FlagSealed     uint8 = 1 << 1 // the storage key is sealed to this group's approvals
-	FlagPCRsMatch  uint8 = 1 << 2 // the hardware PCRs match one of its approvals
+	FlagAutoCreate uint8 = proto.GroupAutocreate // unknown UUIDs are created in this group
+	FlagSealed     uint8 = proto.GroupSealed     // the storage key is sealed to this group's approvals
+	FlagPCRsMatch  uint8 = proto.GroupApproved   // no list, or the hardware PCRs match one of its approvals
 )
 
 // AutoCreate, Sealed and PCRsMatch read Flags.

@@ -25,20 +25,11 @@ type Transmitter interface {
 	Send(cmd []byte) ([]byte, error)
 }
 
-// Return codes the management ordinals answer with that proto does not
-// name (TPM 1.2 Part 2, 16).
-const (
-	codeBadIndex       uint32 = 2    // TPM_BADINDEX
-	codeBadKeyProperty uint32 = 0x28 // TPM_BAD_KEY_PROPERTY
-	codeAreaLocked     uint32 = 0x3C // TPM_AREA_LOCKED
-	codeBadCounter     uint32 = 0x45 // TPM_BAD_COUNTER
-)
-
 // Sizes of response fields.
 const (
 	UUIDSize     = 16
-	MaxListPage  = 254 // UUIDs in one VTPM_LIST response
-	caDigestSize = 20  // GROUP_NEW's CA digest (unused: zeros)
+	MaxListPage  = proto.MaxVTPMList // UUIDs in one VTPM_LIST response
+	caDigestSize = 20                // GROUP_NEW's CA digest (unused: zeros)
 )
 
 // Error is a non-zero return code from the manager.
@@ -82,7 +73,7 @@ func Explain(ord, c uint32) string {
 			return "TPM_AUTHFAIL (1): the list is not signed by the group's SAA key, or this frontend is not the manager's administrator"
 		}
 		return "TPM_AUTHFAIL (1): this frontend is not the manager's administrator"
-	case codeBadIndex:
+	case proto.TPMBadIndex:
 		switch ord {
 		case proto.OrdGroupList, proto.OrdGroupNew, proto.OrdVTPMDel:
 			return "VTPM_UNSUPPORTED (2): the manager does not support groups (an older manager)"
@@ -97,9 +88,9 @@ func Explain(ord, c uint32) string {
 		return "TPM_KEYNOTFOUND (13): no such vTPM"
 	case proto.TPMNoSpace:
 		return "TPM_NOSPACE (17): the manager has no room for another group or vTPM"
-	case codeBadKeyProperty:
+	case proto.TPMBadKeyProperty:
 		return "TPM_BAD_KEY_PROPERTY (0x28): the manager does not take this SAA key type"
-	case codeAreaLocked:
+	case proto.TPMAreaLocked:
 		switch ord {
 		case proto.OrdGroupDel:
 			return "TPM_AREA_LOCKED (0x3C): the group is in use (it still has vTPMs, or it is group 0)"
@@ -107,7 +98,7 @@ func Explain(ord, c uint32) string {
 			return "TPM_AREA_LOCKED (0x3C): the vTPM is in use (its vTPM domain is connected)"
 		}
 		return "TPM_AREA_LOCKED (0x3C): in use"
-	case codeBadCounter:
+	case proto.TPMBadCounter:
 		return "TPM_BAD_COUNTER (0x45): the list's sequence number is not above the installed one (an older list)"
 	case proto.TPMBadParamSize:
 		return "TPM_BAD_PARAM_SIZE (25): the manager refused the request's length"
@@ -131,13 +122,13 @@ func IsCode(err error, c uint32) bool {
 // Code values callers test with IsCode.
 const (
 	CodeAuthFail       = proto.TPMAuthFail
-	CodeBadIndex       = codeBadIndex
+	CodeBadIndex       = proto.TPMBadIndex
 	CodeBadParameter   = proto.TPMBadParameter
 	CodeKeyNotFound    = proto.TPMKeyNotFound
 	CodeNoSpace        = proto.TPMNoSpace
-	CodeBadKeyProperty = codeBadKeyProperty
-	CodeAreaLocked     = codeAreaLocked
-	CodeBadCounter     = codeBadCounter
+	CodeBadKeyProperty = proto.TPMBadKeyProperty
+	CodeAreaLocked     = proto.TPMAreaLocked
+	CodeBadCounter     = proto.TPMBadCounter
 )
 
 // Client issues management ordinals through T.
