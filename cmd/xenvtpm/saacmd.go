@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -40,13 +42,15 @@ const saaUsage = `usage:
   xenvtpm saa keygen [--alg rsa|ecdsa] --out PREFIX
       make an SAA key: PREFIX.key (PKCS#8 PEM, mode 0600), PREFIX.pub (PEM)
   xenvtpm saa sign-config --key SAA.key --group-uuid UUID --seq N --family 1.2|2.0
-          --pcrs LIST (--values FILE | --tpm DEVICE) [--pcrs LIST (--values FILE | --tpm DEVICE)]...
+          --pcrs LIST (--values FILE | --tpm DEVICE) [--extend PCR:HEX]... [--pcrs LIST ...]...
           [--also OLD.cfg]... --out SIGNED.cfg
       sign a list of approved boot configurations, one per --pcrs: LIST is
       the PCRs (e.g. 0,2,4 or 0-7), and the --values or --tpm after it says
       their values: FILE has lines "PCR HEX" (SHA-1 for 1.2, SHA-256 for
       2.0; "#" starts a comment), DEVICE is a TPM (/dev/tpmrm0 for 2.0,
-      /dev/tpm0 for 1.2) whose current PCRs are taken. --also keeps the
+      /dev/tpm0 for 1.2) whose current PCRs are taken. --extend approves
+      those values as they will be after extending PCR with the digest HEX
+      (the new firmware's or boot loader's measurement). --also keeps the
       approvals of a list this key signed before (the running
       configuration, during an upgrade). --seq must be at least the
       group's next sequence number ("group show").
@@ -126,6 +130,54 @@ type approvalSpec struct {
 	pcrs   []uint
 	values string // a values file, or
 	tpm    string // a TPM device
+	// extends are applied to those values in order: the configuration
+	// after the new firmware or boot loader measures itself.
+	extends []pcrExtend
+}
+
+// pcrExtend is one --extend PCR:HEX.
+type pcrExtend struct {
+	pcr    uint
+	digest []byte
+}
+
+// parseExtend reads --extend's PCR:HEX.
+func parseExtend(v string) (pcrExtend, error) {
+	p, h, ok := strings.Cut(v, ":")
+	n, err := strconv.ParseUint(p, 10, 8)
+	if !ok || err != nil || n > 23 {
+		return pcrExtend{}, fmt.Errorf("--extend %q: want PCR:HEX with a PCR 0-23", v)
+	}
+	d, err := hex.DecodeString(h)
+	if err != nil || (len(d) != 20 && len(d) != 32) {
+		return pcrExtend{}, fmt.Errorf("--extend %q: want a 20-byte (1.2) or 32-byte (2.0) digest in hex", v)
+	}
+	return pcrExtend{uint(n), d}, nil
+}
+
+// extendValues applies the extends to vals: PCR = H(PCR ‖ digest), with
+// SHA-1 for TPM 1.2 and SHA-256 for 2.0, as TPM_Extend and TPM2_PCR_Extend
+// do.
+func extendValues(fam saa.Family, vals map[uint][]byte, ex []pcrExtend) error {
+	for _, e := range ex {
+		old, ok := vals[e.pcr]
+		if !ok {
+			return fmt.Errorf("--extend %d: that PCR is not in the approval", e.pcr)
+		}
+		if len(e.digest) != fam.DigestSize() {
+			return fmt.Errorf("--extend %d: a %d-byte digest for a TPM %s PCR", e.pcr, len(e.digest), fam)
+		}
+		var v []byte
+		if fam == saa.Family12 {
+			h := sha1.Sum(append(slices.Clone(old), e.digest...))
+			v = h[:]
+		} else {
+			h := sha256.Sum256(append(slices.Clone(old), e.digest...))
+			v = h[:]
+		}
+		vals[e.pcr] = v
+	}
+	return nil
 }
 
 // specList collects --pcrs, --values and --tpm in order.
@@ -169,6 +221,19 @@ func (f specFlag) Set(v string) error {
 			return err
 		}
 		a.tpm = v
+	case "extend":
+		if len(f.s.specs) == 0 {
+			return errors.New("--extend must follow a --pcrs and its values")
+		}
+		a := &f.s.specs[len(f.s.specs)-1]
+		if a.values == "" && a.tpm == "" {
+			return errors.New("--extend must follow the --values or --tpm of its --pcrs")
+		}
+		e, err := parseExtend(v)
+		if err != nil {
+			return err
+		}
+		a.extends = append(a.extends, e)
 	}
 	return nil
 }
@@ -379,6 +444,7 @@ func parseSignConfig(args []string) (*signConfig, error) {
 	fs.Var(specFlag{&specs, "pcrs"}, "pcrs", "an approval's PCRs (0,2,4 or 0-7); repeat for more approvals")
 	fs.Var(specFlag{&specs, "values"}, "values", "the preceding --pcrs' values: a file of \"PCR HEX\" lines")
 	fs.Var(specFlag{&specs, "tpm"}, "tpm", "the preceding --pcrs' values: read from this TPM device")
+	fs.Var(specFlag{&specs, "extend"}, "extend", "PCR:HEX: approve the preceding values after this extend (repeatable)")
 	fs.Var(&also, "also", "keep the approvals of this signed list (repeatable)")
 	fs.StringVar(&c.out, "out", "", "write the signed list here")
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of text")
@@ -477,6 +543,9 @@ func (c *signConfig) build() ([]byte, saa.PublicKey, error) {
 			}
 		} else if vals, err = readTPMValues(s.tpm, fam, s.pcrs); err != nil {
 			return nil, saa.PublicKey{}, fmt.Errorf("%s: %w", s.tpm, err)
+		}
+		if err := extendValues(fam, vals, s.extends); err != nil {
+			return nil, saa.PublicKey{}, fmt.Errorf("approval %d (PCRs %s): %w", i, pcrList(s.pcrs), err)
 		}
 		a, err := approvalFrom(fam, s.pcrs, vals)
 		if err != nil {

@@ -372,3 +372,50 @@ func TestListJSONFields(t *testing.T) {
 		t.Errorf("JSON %s", jb)
 	}
 }
+
+// TestSignConfigExtend: --extend approves the values after an extend,
+// H(old ‖ digest) as TPM2_PCR_Extend computes it; misplaced or malformed
+// --extend is refused.
+func TestSignConfigExtend(t *testing.T) {
+	dir := t.TempDir()
+	priv, _ := keygen(t, dir, "x", "ecdsa")
+	vals := map[uint][]byte{0: bytes.Repeat([]byte{1}, 32), 16: make([]byte, 32)}
+	vf := writeFile(t, dir, "values", fmt.Sprintf("0 %x\n16 %x\n", vals[0], vals[16]))
+	digest := bytes.Repeat([]byte{0xab}, 32)
+	out := filepath.Join(dir, "x.cfg")
+	if _, err := captureStdout(t, func() error {
+		return saaSignConfig([]string{"--key", priv, "--group-uuid", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "--seq", "2", "--family", "2.0",
+			"--pcrs", "0,16", "--values", vf, "--extend", fmt.Sprintf("16:%x", digest), "--out", out})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	s, err := saa.ParseList(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := sha256.Sum256(append(slices.Clone(vals[16]), digest...))
+	if want := saa.PCRDigest([][]byte{vals[0], after[:]}); !bytes.Equal(s.List.Approvals[0].Digest, want) {
+		t.Fatalf("approval digest %x, want %x", s.List.Approvals[0].Digest, want)
+	}
+	for _, bad := range [][]string{
+		{"--extend", "16:" + strings.Repeat("ab", 32)},                   // before any --pcrs
+		{"--pcrs", "0,16", "--extend", "16:" + strings.Repeat("ab", 32)}, // before the values
+		{"--pcrs", "0,16", "--values", vf, "--extend", "24:" + strings.Repeat("ab", 32)},
+		{"--pcrs", "0,16", "--values", vf, "--extend", "16:abcd"},
+	} {
+		args := append([]string{"--key", priv, "--group-uuid", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "--seq", "2", "--family", "2.0", "--out", out + "2"}, bad...)
+		if _, err := parseSignConfig(args); err == nil {
+			t.Errorf("sign-config %q accepted", bad)
+		}
+	}
+	// A PCR outside the approval, and a SHA-1 digest for a 2.0 list.
+	for _, ex := range []string{"7:" + strings.Repeat("ab", 32), "16:" + strings.Repeat("ab", 20)} {
+		if _, err := captureStdout(t, func() error {
+			return saaSignConfig([]string{"--key", priv, "--group-uuid", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "--seq", "2", "--family", "2.0",
+				"--pcrs", "0,16", "--values", vf, "--extend", ex, "--out", out + "3"})
+		}); err == nil {
+			t.Errorf("--extend %s accepted", ex)
+		}
+	}
+}
