@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
@@ -149,16 +150,26 @@ func main() {
 		die("grant mapper: %v", err)
 	}
 	h := &proto.Handler{Backend: m}
+	refusals := &refusalLog{buckets: map[string]*refusalBucket{}}
 	back, err := tpmback.New(tpmback.Config{
 		Store:  dom.Store,
 		Grants: mapper,
 		Events: dom.Events,
 		Log:    dom.Log,
 		Handler: func(fe *tpmback.Frontend, _ uint8, cmd []byte) []byte {
-			return h.Handle(cmd, peerInfo(fe))
+			resp, err := h.Serve(cmd, peerInfo(fe))
+			if err != nil {
+				refusals.log(fe.String(), err)
+			}
+			return resp
 		},
 		// A connected vTPM is not deleted (VTPM_DEL).
-		Mapped: func(fe *tpmback.Frontend, up bool) { m.Connected(peerInfo(fe).UUID, up) },
+		Mapped: func(fe *tpmback.Frontend, up bool) {
+			m.Connected(peerInfo(fe).UUID, up)
+			if !up {
+				refusals.forget(fe.String())
+			}
+		},
 	})
 	if err != nil {
 		die("tpmback: %v", err)
@@ -342,4 +353,54 @@ func watchShutdown(ctx context.Context, m *manager.Manager, disk *blkfront.Devic
 		dom.Log.Infof("manager closed in %v: powering off", time.Since(t).Round(time.Millisecond))
 		dom.Exit(0)
 	})
+}
+
+// refusalLog puts on the console why the manager refused a frontend's
+// request (an unknown vTPM, a group its SAA has not approved, a
+// management request from outside admin=, a malformed message): one line
+// per refusal, at most refusalBurst at once and one per refusalEvery per
+// frontend after that, so a hostile frontend cannot flood the console.
+type refusalLog struct {
+	mu      sync.Mutex
+	buckets map[string]*refusalBucket
+}
+
+type refusalBucket struct {
+	b       *ratelimit.Bucket
+	dropped int
+}
+
+const (
+	refusalBurst = 5
+	refusalEvery = 10 * time.Second
+)
+
+func (r *refusalLog) log(fe string, err error) {
+	now := time.Now()
+	r.mu.Lock()
+	rb := r.buckets[fe]
+	if rb == nil {
+		rb = &refusalBucket{b: ratelimit.NewBucket(refusalBurst, ratelimit.Rate{N: 1, Per: refusalEvery}, now)}
+		r.buckets[fe] = rb
+	}
+	if !rb.b.Take(now, 0) {
+		rb.dropped++
+		r.mu.Unlock()
+		return
+	}
+	dropped := rb.dropped
+	rb.dropped = 0
+	r.mu.Unlock()
+	more := ""
+	if dropped > 0 {
+		more = fmt.Sprintf(" (%d more refusals to this frontend not shown)", dropped)
+	}
+	dom.Log.Infof("refused frontend %s: %v%s", fe, err, more)
+}
+
+// forget drops a frontend that went away.
+func (r *refusalLog) forget(fe string) {
+	r.mu.Lock()
+	delete(r.buckets, fe)
+	r.mu.Unlock()
 }

@@ -4,4 +4,4 @@
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 bash "$here/../testbed/build.sh"
-cp "$here/../testbed/client.cfg" "$here/../testbed/mgrlib.sh" "$TESTBED_STAGE/"
+cp "$here/../testbed/client.cfg" "$here/../testbed/mgrlib.sh" "$here/../testbed/groups.sh" "$TESTBED_STAGE/"

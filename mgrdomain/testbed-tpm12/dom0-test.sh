@@ -6,7 +6,8 @@
 # `xl shutdown` powers the manager off and the key survives a restart. Then
 # refused, each with one clear line: an older disk (rollback), the wrong
 # srk_auth, another locality than the one the key was sealed for, and a
-# sealing PCR extended from dom0.
+# sealing PCR extended from dom0. Then the manager's groups
+# (../testbed/groups.sh).
 # Sourced by dom0's init with testlib.sh loaded.
 
 . /test/mgrlib.sh
@@ -80,4 +81,7 @@ m=$(console_log mgr)
 grep -m1 'cannot start' "$m" | grep -q 'changed since sealing: 7' || fail "manager (pcr) did not name PCR 7: $(grep -m1 'cannot start' "$m")"
 refused pcr 'UNSEAL FAILED'
 
-pass "manager domain on TPM 1.2: format, TPM_Seal, monotonic counter, save/load, xl shutdown, restart keeps the key; rollback, wrong srk_auth, another locality and a changed PCR refused"
+FAMILY=1.2 MGR_EXTRA="tpmlocality=2 owner_auth=text:xenvtpm-owner srk_auth=text:xenvtpm-srk" SAA_ALG=rsa
+. /test/groups.sh
+
+pass "manager domain on TPM 1.2: format, TPM_Seal, monotonic counter, save/load, xl shutdown, restart keeps the key; rollback, wrong srk_auth, another locality and a changed PCR refused; groups: provisioning, autocreate=0, an SAA-approved upgrade"

@@ -6,7 +6,7 @@
 # rollback, and a wrong owner_auth, another locality, a missing disk, a disk
 # of garbage, a copy of the disk from before a reseal (retired) and a changed
 # sealing PCR (extended from dom0) are refused, each with one clear console
-# line.
+# line. Then the manager's groups (groups.sh).
 # Sourced by dom0's init with testlib.sh loaded.
 
 # start_mgr, refused and tis_cmd are in mgrlib.sh; create, ended and
@@ -135,4 +135,7 @@ m=$(console_log mgr)
 grep -m1 'cannot start' "$m" | grep -q 'changed since sealing: 7' || fail "manager (pcr) did not name PCR 7: $(grep -m1 'cannot start' "$m")"
 refused pcr 'UNSEAL FAILED'
 
-pass "manager domain: format, save/load, xl shutdown, restart keeps the key, reseals; wrong owner_auth, another locality, no disk, rollback, garbage, a retired copy and a changed PCR refused"
+FAMILY=2.0 MGR_EXTRA="tpmlocality=2" SAA_ALG=ecdsa
+. /test/groups.sh
+
+pass "manager domain: format, save/load, xl shutdown, restart keeps the key, reseals; wrong owner_auth, another locality, no disk, rollback, garbage, a retired copy and a changed PCR refused; groups: provisioning, autocreate=0, an SAA-approved upgrade, revocation"
