@@ -229,12 +229,55 @@ type pcrReader interface {
 	PCRValues(pcrs []uint) ([][]byte, error)
 }
 
+// pcrCache reads each PCR from the hardware once, however many groups'
+// approvals name it (start-up checks every group's).
+type pcrCache struct {
+	r    pcrReader
+	vals map[uint][]byte
+}
+
+func (c *pcrCache) PCRValues(pcrs []uint) ([][]byte, error) {
+	var miss []uint
+	for _, p := range pcrs {
+		if c.vals[p] == nil {
+			miss = append(miss, p)
+		}
+	}
+	if len(miss) > 0 {
+		v, err := c.r.PCRValues(miss)
+		if err != nil {
+			return nil, err
+		}
+		for i, p := range miss {
+			c.vals[p] = v[i]
+		}
+	}
+	out := make([][]byte, len(pcrs))
+	for i, p := range pcrs {
+		out[i] = c.vals[p]
+	}
+	return out, nil
+}
+
+// pcrs is the PCR reader approvals are checked with: the hardware, or
+// the start-up cache.
+func (m *Manager) pcrs() (pcrReader, error) {
+	if m.pcrCache != nil {
+		return m.pcrCache, nil
+	}
+	r, ok := m.hw.(pcrReader)
+	if !ok {
+		return nil, errors.New("the hardware TPM cannot read its PCR bank")
+	}
+	return r, nil
+}
+
 // matchApproval returns the index of the first approval of s that the
 // hardware's current PCRs satisfy, or -1.
 func (m *Manager) matchApproval(s *saa.Signed) (int, error) {
-	r, ok := m.hw.(pcrReader)
-	if !ok {
-		return -1, errors.New("the hardware TPM cannot read its PCR bank")
+	r, err := m.pcrs()
+	if err != nil {
+		return -1, err
 	}
 	for i, a := range s.List.Approvals {
 		vals, err := r.PCRValues(a.PCRs)
@@ -294,6 +337,10 @@ func (m *Manager) openGroups() error {
 			return err
 		}
 		gs[0] = &group{id: 0, uuid: u}
+	}
+	if r, ok := m.hw.(pcrReader); ok {
+		m.pcrCache = &pcrCache{r: r, vals: map[uint][]byte{}}
+		defer func() { m.pcrCache = nil }()
 	}
 	for _, g := range gs {
 		if err := m.checkApproved(g); err != nil {

@@ -141,6 +141,8 @@ type Manager struct {
 	hdr *header
 
 	key []byte // the storage key (reseals, header writes)
+	// pcrCache holds the PCRs read while start-up checks the groups.
+	pcrCache *pcrCache
 
 	amu sync.Mutex // management requests, one at a time
 	cmu sync.Mutex // a store commit and its hardware increment
