@@ -20,8 +20,8 @@ type attachment struct {
 	name string
 }
 
-// attach opens dom0's Xen devices and attaches to the vTPM domain named
-// (by name or id).
+// attach opens dom0's Xen devices and attaches to the vTPM domain (or
+// the manager domain) named (by name or id).
 func attach(ctx context.Context, vtpmDomain string) (*attachment, error) {
 	plat, err := dom0.Open(ctx)
 	if err != nil {
@@ -38,9 +38,9 @@ func attach(ctx context.Context, vtpmDomain string) (*attachment, error) {
 		Self: plat.ID, Backend: id, Logf: logf})
 	if err != nil {
 		plat.Close()
-		return nil, fmt.Errorf("vTPM domain %s (%d): %w", vtpmDomain, id, err)
+		return nil, fmt.Errorf("domain %s (%d): %w", vtpmDomain, id, err)
 	}
-	logf("attached to vTPM domain %s (%d) through %s", vtpmDomain, id, dev.Paths.Frontend)
+	logf("attached to domain %s (%d) through %s", vtpmDomain, id, dev.Paths.Frontend)
 	return &attachment{plat: plat, dev: dev, name: vtpmDomain}, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -396,105 +395,18 @@ func (t *TPM) UnsealAuthorized(b *SealedBlob, seq uint64, approvals []Approval) 
 // errNoApprovals: the approval counter's index is not defined.
 var errNoApprovals = errors.New("hwtpm: approval counter not defined")
 
-func approvalPublic(idx uint32, written bool) tpm2.TPMSNVPublic {
-	p := saa.ApprovalCounterPublic(idx)
-	p.Attributes.Written = written
-	return p
+// approvals is the approval counter as an ownerCounter (nvcounter.go).
+func (t *TPM) approvals() ownerCounter {
+	return ownerCounter{idx: t.cfg.ApprovalIndex, what: "approval counter", missing: errNoApprovals}
 }
 
-func approvalHandle(idx uint32, written bool) (tpm2.NamedHandle, error) {
-	pub := approvalPublic(idx, written)
-	name, err := tpm2.NVName(&pub)
-	if err != nil {
-		return tpm2.NamedHandle{}, err
-	}
-	return tpm2.NamedHandle{Handle: tpm2.TPMHandle(idx), Name: *name}, nil
-}
-
-// approvalState reads the counter's public area: errNoApprovals if it is
-// missing, an error if the index is something else, and whether it was
-// written.
-func (t *TPM) approvalState() (written bool, err error) {
-	idx := t.cfg.ApprovalIndex
-	rsp, err := tpm2.NVReadPublic{NVIndex: tpm2.TPMHandle(idx)}.Execute(t.tr)
-	if errors.Is(err, tpm2.TPMRCHandle) {
-		return false, fmt.Errorf("%w at index %#08x", errNoApprovals, idx)
-	}
-	if err != nil {
-		return false, fmt.Errorf("hwtpm: TPM2_NV_ReadPublic(%#08x): %w", idx, err)
-	}
-	pub, err := rsp.NVPublic.Contents()
-	if err != nil {
-		return false, fmt.Errorf("hwtpm: NV index %#08x: public area: %w", idx, err)
-	}
-	written = pub.Attributes.Written
-	want := approvalPublic(idx, written)
-	if pub.NVIndex != want.NVIndex || pub.NameAlg != want.NameAlg || pub.Attributes != want.Attributes ||
-		len(pub.AuthPolicy.Buffer) != 0 || pub.DataSize != want.DataSize {
-		return false, fmt.Errorf("hwtpm: NV index %#08x exists but is not the manager's approval counter (type %d, %d bytes, attributes %#08x); choose another index or undefine it",
-			idx, pub.Attributes.NT, pub.DataSize, marshalled(pub.Attributes))
-	}
-	return written, nil
-}
-
-func (t *TPM) readApprovals() (uint64, error) {
-	idx := t.cfg.ApprovalIndex
-	h, err := approvalHandle(idx, true)
-	if err != nil {
-		return 0, err
-	}
-	var rsp *tpm2.NVReadResponse
-	err = t.retry(func() (err error) {
-		rsp, err = tpm2.NVRead{AuthHandle: tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: tpm2.PasswordAuth(nil)}, NVIndex: h, Size: 8}.Execute(t.tr)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("hwtpm: TPM2_NV_Read(approval counter %#08x): %w", idx, err)
-	}
-	if len(rsp.Data.Buffer) != 8 {
-		return 0, fmt.Errorf("hwtpm: TPM2_NV_Read(approval counter %#08x): %d bytes", idx, len(rsp.Data.Buffer))
-	}
-	return binary.BigEndian.Uint64(rsp.Data.Buffer), nil
-}
-
-// incrementApprovals is one TPM2_NV_Increment of the counter (one NV
-// write) with owner authorisation in a session salted to k, retried
-// while the TPM says "not now".
+func (t *TPM) approvalState() (bool, error)   { return t.counterState(t.approvals()) }
+func (t *TPM) readApprovals() (uint64, error) { return t.readOwnerCounter(t.approvals()) }
 func (t *TPM) incrementApprovals(k *saltKey, written bool) error {
-	idx := t.cfg.ApprovalIndex
-	h, err := approvalHandle(idx, written)
-	if err != nil {
-		return err
-	}
-	err = t.retry(func() error {
-		_, err := tpm2.NVIncrement{AuthHandle: t.owner(k), NVIndex: h}.Execute(t.tr)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("hwtpm: TPM2_NV_Increment(approval counter %#08x): %w", idx, ownerRefused(err))
-	}
-	return nil
+	return t.incrementOwnerCounter(k, t.approvals(), written)
 }
-
-// ensureApprovals defines the counter if it is missing, gives it its
-// first value if it has none (owner authorisation salted to k), and
-// returns its value.
 func (t *TPM) ensureApprovals(k *saltKey) (uint64, error) {
-	written, err := t.approvalState()
-	if errors.Is(err, errNoApprovals) {
-		pub := approvalPublic(t.cfg.ApprovalIndex, false)
-		if _, err := (tpm2.NVDefineSpace{AuthHandle: t.owner(k), PublicInfo: tpm2.New2B(pub)}).Execute(t.tr); err != nil {
-			return 0, fmt.Errorf("hwtpm: TPM2_NV_DefineSpace(approval counter %#08x): %w", t.cfg.ApprovalIndex, ownerRefused(err))
-		}
-	} else if err != nil {
-		return 0, err
-	}
-	if !written {
-		if err := t.incrementApprovals(k, false); err != nil {
-			return 0, err
-		}
-	}
-	return t.readApprovals()
+	return t.ensureOwnerCounter(k, t.approvals())
 }
 
 // ApprovalIndex is the NV index of the approval counter.

@@ -1,7 +1,6 @@
 package hwtpm
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -47,125 +46,33 @@ const DefaultEpochIndex = 0x0100C1C1
 // or the epoch index was undefined or incremented by the TPM owner.
 var ErrRetired = errors.New("hwtpm: this sealed key was retired (a later reseal on this TPM replaced it; an old copy of the disk?)")
 
-// epochAttrs: a counter written with owner authorisation only, read with
-// its empty authValue, not orderly (its value must survive every power
-// loss, or a retired blob could come back).
-var epochAttrs = tpm2.TPMANV{
-	NT:         tpm2.TPMNTCounter,
-	OwnerWrite: true,
-	AuthRead:   true,
-	NoDA:       true,
-}
-
-// epochPublic is the seal epoch's public area before or after its first
-// increment (TPMA_NV_WRITTEN is part of it, and so of its name).
-func epochPublic(idx uint32, written bool) tpm2.TPMSNVPublic {
-	a := epochAttrs
-	a.Written = written
-	return tpm2.TPMSNVPublic{NVIndex: tpm2.TPMHandle(idx), NameAlg: tpm2.TPMAlgSHA256, Attributes: a, DataSize: 8}
+// epoch is the seal epoch at idx as an ownerCounter (nvcounter.go).
+func epoch(idx uint32) ownerCounter {
+	return ownerCounter{idx: idx, what: "seal epoch", missing: errNoEpoch}
 }
 
 // epochHandle is the epoch with the name it has in state written,
 // computed here rather than read from the TPM.
 func epochHandle(idx uint32, written bool) (tpm2.NamedHandle, error) {
-	pub := epochPublic(idx, written)
-	name, err := tpm2.NVName(&pub)
-	if err != nil {
-		return tpm2.NamedHandle{}, err
-	}
-	return tpm2.NamedHandle{Handle: tpm2.TPMHandle(idx), Name: *name}, nil
+	return counterHandle(idx, written)
 }
 
 // errNoEpoch: the epoch index is not defined.
 var errNoEpoch = errors.New("hwtpm: seal epoch not defined")
 
-// epochState reads the epoch's public area: errNoEpoch if the index is
-// missing, an error if it is something else, and whether it was written.
-func (t *TPM) epochState(idx uint32) (written bool, err error) {
-	rsp, err := tpm2.NVReadPublic{NVIndex: tpm2.TPMHandle(idx)}.Execute(t.tr)
-	if errors.Is(err, tpm2.TPMRCHandle) {
-		return false, fmt.Errorf("%w at index %#08x", errNoEpoch, idx)
-	}
-	if err != nil {
-		return false, fmt.Errorf("hwtpm: TPM2_NV_ReadPublic(%#08x): %w", idx, err)
-	}
-	pub, err := rsp.NVPublic.Contents()
-	if err != nil {
-		return false, fmt.Errorf("hwtpm: NV index %#08x: public area: %w", idx, err)
-	}
-	written = pub.Attributes.Written
-	want := epochPublic(idx, written)
-	if pub.NVIndex != want.NVIndex || pub.NameAlg != want.NameAlg || pub.Attributes != want.Attributes ||
-		len(pub.AuthPolicy.Buffer) != 0 || pub.DataSize != want.DataSize {
-		return false, fmt.Errorf("hwtpm: NV index %#08x exists but is not the manager's seal epoch (type %d, %d bytes, attributes %#08x); choose another index or undefine it",
-			idx, pub.Attributes.NT, pub.DataSize, marshalled(pub.Attributes))
-	}
-	return written, nil
-}
-
-func marshalled(a tpm2.TPMANV) []byte { return tpm2.Marshal(a) }
-
-// readEpoch is TPM2_NV_Read of the epoch, authorised by its empty
-// authValue.
-func (t *TPM) readEpoch(idx uint32) (uint64, error) {
-	h, err := epochHandle(idx, true)
-	if err != nil {
-		return 0, err
-	}
-	var rsp *tpm2.NVReadResponse
-	err = t.retry(func() (err error) {
-		rsp, err = tpm2.NVRead{AuthHandle: tpm2.AuthHandle{Handle: h.Handle, Name: h.Name, Auth: tpm2.PasswordAuth(nil)}, NVIndex: h, Size: 8}.Execute(t.tr)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("hwtpm: TPM2_NV_Read(seal epoch %#08x): %w", idx, err)
-	}
-	if len(rsp.Data.Buffer) != 8 {
-		return 0, fmt.Errorf("hwtpm: TPM2_NV_Read(seal epoch %#08x): %d bytes", idx, len(rsp.Data.Buffer))
-	}
-	return binary.BigEndian.Uint64(rsp.Data.Buffer), nil
-}
-
-// incrementEpoch is TPM2_NV_Increment of the epoch with owner
-// authorisation in a session salted to k.
+func (t *TPM) epochState(idx uint32) (bool, error)  { return t.counterState(epoch(idx)) }
+func (t *TPM) readEpoch(idx uint32) (uint64, error) { return t.readOwnerCounter(epoch(idx)) }
 func (t *TPM) incrementEpoch(k *saltKey, idx uint32, written bool) error {
-	h, err := epochHandle(idx, written)
-	if err != nil {
-		return err
-	}
-	err = t.retry(func() error {
-		_, err := tpm2.NVIncrement{AuthHandle: t.owner(k), NVIndex: h}.Execute(t.tr)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("hwtpm: TPM2_NV_Increment(seal epoch %#08x): %w", idx, ownerRefused(err))
-	}
-	return nil
+	return t.incrementOwnerCounter(k, epoch(idx), written)
 }
 
 // ensureEpoch defines the epoch if it is missing (owner authorisation in
 // a session salted to k), gives it its first value if it has none, and
-// returns its value.
+// returns its value. The first increment sets a counter above every
+// value any counter of this TPM had, so an epoch defined again never
+// revives a blob retired under the one before.
 func (t *TPM) ensureEpoch(k *saltKey) (uint64, error) {
-	idx := t.cfg.EpochIndex
-	written, err := t.epochState(idx)
-	if errors.Is(err, errNoEpoch) {
-		pub := epochPublic(idx, false)
-		if _, err := (tpm2.NVDefineSpace{AuthHandle: t.owner(k), PublicInfo: tpm2.New2B(pub)}).Execute(t.tr); err != nil {
-			return 0, fmt.Errorf("hwtpm: TPM2_NV_DefineSpace(seal epoch %#08x): %w", idx, ownerRefused(err))
-		}
-	} else if err != nil {
-		return 0, err
-	}
-	if !written {
-		// The first increment sets a counter above every value any
-		// counter of this TPM had, so an epoch defined again never
-		// revives a blob retired under the one before.
-		if err := t.incrementEpoch(k, idx, false); err != nil {
-			return 0, err
-		}
-	}
-	return t.readEpoch(idx)
+	return t.ensureOwnerCounter(k, epoch(t.cfg.EpochIndex))
 }
 
 // catchUp moves the epoch up to b's bound, retiring every blob sealed

@@ -72,20 +72,32 @@ tis_xfer() {
 	echo "$out"
 }
 
-# pcr_value FAMILY N: PCR N's value from dom0 (SHA-256 bank on 2.0, SHA-1
-# on 1.2), as hex.
-pcr_value() {
-	if [ "$1" = 2.0 ]; then
-		# TPM2_PCR_Read, one PCR of the SHA-256 bank: the digest ends the
-		# 62-byte answer.
-		sel=$(printf '%06x' $((1 << $2)) | sed 's/\(..\)\(..\)\(..\)/\3 \2 \1/')
-		r=$(tis_xfer 62 80 01 00 00 00 14 00 00 01 7e 00 00 00 01 00 0b 03 $sel) || return 1
-		[ "$(echo "$r" | cut -c13-20)" = 00000000 ] || { echo "TPM2_PCR_Read($2): $r" >&2; return 1; }
-		echo "$r" | cut -c61-124
+# pcr_values FAMILY N...: "N HEX" lines of the PCRs' values, read from
+# dom0 (SHA-256 bank on 2.0, SHA-1 on 1.2), ascending N.
+pcr_values() {
+	fam=$1
+	shift
+	if [ "$fam" = 2.0 ]; then
+		# One TPM2_PCR_Read of them all (up to 8): header, update
+		# counter and selection take 28 bytes, then each digest is a
+		# 2-byte size and 32 bytes.
+		mask=0
+		for p in "$@"; do mask=$((mask | (1 << p))); done
+		sel=$(printf '%06x' $mask | sed 's/\(..\)\(..\)\(..\)/\3 \2 \1/')
+		r=$(tis_xfer $((28 + 34 * $#)) 80 01 00 00 00 14 00 00 01 7e 00 00 00 01 00 0b 03 $sel) || return 1
+		[ "$(echo "$r" | cut -c13-20)" = 00000000 ] || { echo "TPM2_PCR_Read($*): $r" >&2; return 1; }
+		i=0
+		for p in "$@"; do
+			o=$((2 * (30 + 34 * i) + 1))
+			echo "$p $(echo "$r" | cut -c$o-$((o + 63)))"
+			i=$((i + 1))
+		done
 	else
-		r=$(tis_xfer 30 00 c1 00 00 00 0e 00 00 00 15 $(printf '%08x' "$2" | sed 's/../& /g')) || return 1
-		[ "$(echo "$r" | cut -c13-20)" = 00000000 ] || { echo "TPM_PCRRead($2): $r" >&2; return 1; }
-		echo "$r" | cut -c21-60
+		for p in "$@"; do
+			r=$(tis_xfer 30 00 c1 00 00 00 0e 00 00 00 15 $(printf '%08x' "$p" | sed 's/../& /g')) || return 1
+			[ "$(echo "$r" | cut -c13-20)" = 00000000 ] || { echo "TPM_PCRRead($p): $r" >&2; return 1; }
+			echo "$p $(echo "$r" | cut -c21-60)"
+		done
 	fi
 }
 

@@ -38,11 +38,13 @@ type Config struct {
 	Events tpmfront.Events
 	// Self is this domain's id (the frontend's domain).
 	Self uint16
-	// Backend is the vTPM domain.
+	// Backend is the vTPM domain (or the manager domain, whose tpmback
+	// serves dom0's management requests the same way).
 	Backend uint16
-	// UUID is written to the backend directory as libxl does; the vTPM
-	// domain does not use it (the manager identifies vTPMs by it, and this
-	// device never reaches a manager). Empty: a random one.
+	// UUID is written to the backend directory as libxl does. A vTPM
+	// domain does not use it; a manager identifies vTPMs by it, but takes
+	// management requests by the frontend's domain, so a dom0 frontend
+	// needs none of its own. Empty: a random one.
 	UUID string
 	// Logf receives progress; nil discards it.
 	Logf func(format string, a ...any)
@@ -105,7 +107,7 @@ func Attach(ctx context.Context, cfg Config) (_ *Device, err error) {
 			cancel()
 		}
 	}()
-	cfg.Logf("attaching to vTPM domain %d as %s", cfg.Backend, p.Frontend)
+	cfg.Logf("attaching to domain %d as %s", cfg.Backend, p.Frontend)
 	d.Front, err = tpmfront.Open(ctx, tpmfront.Config{Store: st, Pages: cfg.Pages, Events: cfg.Events, Node: p.Frontend})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
