@@ -415,6 +415,23 @@ func (t *TPM) ApprovalIndex() uint32 { return t.cfg.ApprovalIndex }
 // ApprovalCounter returns the approval counter's value, defining it (and
 // incrementing it once, owner authorisation) if it is missing: the
 // lowest sequence an SAA list for this TPM can have.
+// PeekApprovalCounter reads the approval counter without defining it:
+// defined is false (and v 0) while it does not exist or was never
+// incremented. No NV write, no owner authorisation.
+func (t *TPM) PeekApprovalCounter() (v uint64, defined bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	written, err := t.approvalState()
+	switch {
+	case errors.Is(err, errNoApprovals):
+		return 0, false, nil
+	case err != nil || !written:
+		return 0, false, err
+	}
+	v, err = t.readApprovals()
+	return v, err == nil, err
+}
+
 func (t *TPM) ApprovalCounter() (uint64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
@@ -33,6 +34,7 @@ type approver20 interface {
 	ResealAuthorized(key []byte, saaPub crypto.PublicKey) (*hwtpm.SealedBlob, error)
 	UnsealAuthorized(b *hwtpm.SealedBlob, seq uint64, approvals []hwtpm.Approval) ([]byte, error)
 	ApprovalCounter() (uint64, error)
+	PeekApprovalCounter() (uint64, bool, error)
 	AdvanceApprovals(seq uint64) error
 }
 
@@ -53,19 +55,36 @@ var ErrNotApproved = errors.New("manager: this host's configuration is not appro
 // sealedToGroup0 reports whether the key is sealed to group 0's approvals.
 func (m *Manager) sealedToGroup0() bool { return len(m.hdr.list) > 0 }
 
-// nextSeq is the lowest sequence number g's next list may carry: above
-// the installed one, and for group 0 on TPM 2.0 not below the approval
-// counter (a list below it would never unseal).
-func (m *Manager) nextSeq(g *group) (uint64, error) {
-	next := g.seq + 1
+// nextSeq is the lowest sequence number g's next list may carry, and the
+// highest: above the installed one, and for group 0 on TPM 2.0 not below
+// the approval counter (a list below it would never unseal) nor more
+// than hwtpm.MaxApprovalJump above it (the counter moves one NV write a
+// step). It writes nothing: GROUP_NEW of group 0 defined the counter; if
+// it is missing, the bounds are the installed list's.
+func (m *Manager) nextSeq(g *group) (lo, hi uint64, err error) {
+	lo, hi = g.seq+1, math.MaxUint64-1
 	if a, ok := m.hw.(approver20); ok && g.id == 0 {
-		c, err := a.ApprovalCounter()
+		c, defined, err := a.PeekApprovalCounter()
 		if err != nil {
-			return 0, fmt.Errorf("manager: reading the approval counter: %w", err)
+			return 0, 0, fmt.Errorf("manager: reading the approval counter: %w", err)
 		}
-		next = max(next, c)
+		if defined {
+			lo, hi = max(lo, c), c+hwtpm.MaxApprovalJump
+		}
 	}
-	return next, nil
+	return lo, hi, nil
+}
+
+// defineApprovals makes sure the approval counter exists (TPM 2.0), so
+// the next sequence numbers group 0 takes are known before an SAA signs
+// one: GROUP_NEW of group 0 calls it.
+func (m *Manager) defineApprovals() error {
+	if a, ok := m.hw.(approver20); ok {
+		if _, err := a.ApprovalCounter(); err != nil {
+			return fmt.Errorf("manager: defining the approval counter: %w", err)
+		}
+	}
+	return nil
 }
 
 func hwApprovals(s *saa.Signed) []hwtpm.Approval {
@@ -163,6 +182,12 @@ func (m *Manager) unsealApproved(blobs []*hwtpm.SealedBlob) ([]byte, error) {
 // approval counter is still below the list's sequence.
 func (m *Manager) reconcileGroup0() error {
 	if !m.sealedToGroup0() {
+		if g0 := m.groups[0]; g0 != nil && g0.seq > 0 {
+			// The store says group 0's list sealed the key, the header
+			// holds a key sealed otherwise: a header from before the
+			// list was put back (on TPM 1.2 nothing retired it).
+			return fmt.Errorf("%w: the store holds group 0's approval list (sequence %d) but the header's key is not sealed to it: the header was replaced", ErrBadDisk, g0.seq)
+		}
 		return nil
 	}
 	s, err := saa.ParseList(m.hdr.list)
@@ -170,6 +195,9 @@ func (m *Manager) reconcileGroup0() error {
 		return fmt.Errorf("%w: %w", ErrBadDisk, err)
 	}
 	g0 := m.groups[0]
+	if g0.seq > s.List.Seq {
+		return fmt.Errorf("%w: the header's approval list (sequence %d) is older than the store's group 0 list (sequence %d): the header was replaced", ErrBadDisk, s.List.Seq, g0.seq)
+	}
 	if g0.seq < s.List.Seq {
 		m.logf("manager: group 0's list sequence %d in the header is newer than the store's %d (an update was cut): finishing it", s.List.Seq, g0.seq)
 		g := &group{id: 0, uuid: g0.uuid, key: g0.key, list: m.hdr.list, seq: s.List.Seq}
@@ -181,7 +209,10 @@ func (m *Manager) reconcileGroup0() error {
 		}
 		var b store.Batch
 		putGroup(&b, g0, g)
-		if err := m.adminCommit(&b); err != nil {
+		m.cmu.Lock()
+		err := m.adminCommit(&b)
+		m.cmu.Unlock()
+		if err != nil {
 			return err
 		}
 		if err := m.checkApproved(g); err != nil {
@@ -195,8 +226,13 @@ func (m *Manager) reconcileGroup0() error {
 			return err
 		}
 		if c < s.List.Seq {
+			// An update was cut before its revocation: finish it. If the
+			// TPM refuses now, the manager still serves (the list itself
+			// unsealed) and says so; the next start tries again.
 			m.logf("manager: approval counter %d below group 0's list sequence %d: revoking the older lists now", c, s.List.Seq)
-			return m.revokeBelow(s.List.Seq)
+			if err := m.revokeBelow(s.List.Seq); err != nil {
+				m.logf("%v", err)
+			}
 		}
 	}
 	return nil

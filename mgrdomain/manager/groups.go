@@ -368,10 +368,10 @@ func (m *Manager) usableGroup(uuid [16]byte, id uint32) error {
 }
 
 // adminCommit commits a batch of group or vTPM changes and increments the
-// hardware counter, as a save does, serialised with the committer.
+// hardware counter, as a save does. cmu is held (lockAdmin), so the
+// committer's saves cannot slip between a request's checks and this
+// commit.
 func (m *Manager) adminCommit(b *store.Batch) error {
-	m.cmu.Lock()
-	defer m.cmu.Unlock()
 	m.mu.Lock()
 	owed := m.owed
 	m.mu.Unlock()
@@ -422,8 +422,21 @@ func (m *Manager) vtpmsOf(id uint32) ([][16]byte, error) {
 	return out, err
 }
 
-// The proto.Admin methods. Each holds amu, so management requests from
-// several admin frontends run one at a time.
+// The proto.Admin methods. A request that changes something holds amu
+// (management requests run one at a time) and cmu from its checks to its
+// commit (no save commits in between: a vTPM being deleted cannot save,
+// a group being deleted cannot gain a vTPM, a record being created is not
+// overwritten).
+
+// lockAdmin takes amu and cmu; the returned function releases them.
+func (m *Manager) lockAdmin() func() {
+	m.amu.Lock()
+	m.cmu.Lock()
+	return func() {
+		m.cmu.Unlock()
+		m.amu.Unlock()
+	}
+}
 
 var _ proto.Admin = (*Manager)(nil)
 
@@ -450,8 +463,7 @@ func (m *Manager) GroupNew(req proto.GroupNew) ([16]byte, uint32, error) {
 	if err != nil {
 		return [16]byte{}, 0, fmt.Errorf("%w: %w", proto.ErrKeyType, err)
 	}
-	m.amu.Lock()
-	defer m.amu.Unlock()
+	defer m.lockAdmin()()
 	m.mu.Lock()
 	g0 := m.groups[0]
 	var g *group
@@ -475,6 +487,13 @@ func (m *Manager) GroupNew(req proto.GroupNew) ([16]byte, uint32, error) {
 		g = &group{id: id, uuid: u}
 	}
 	m.mu.Unlock()
+	if g.id == 0 {
+		// Group 0's SAA signs for this TPM's approval counter: it must
+		// exist before the SAA picks a sequence number.
+		if err := m.defineApprovals(); err != nil {
+			return [16]byte{}, 0, err
+		}
+	}
 	g.key, g.pub = k.Bytes(), &k
 	var b store.Batch
 	putGroup(&b, m.groups[g.id], g)
@@ -494,8 +513,7 @@ func (m *Manager) GroupDel(id uint32) error {
 	if err := m.usable(); err != nil {
 		return err
 	}
-	m.amu.Lock()
-	defer m.amu.Unlock()
+	defer m.lockAdmin()()
 	m.mu.Lock()
 	g := m.groups[id]
 	m.mu.Unlock()
@@ -541,7 +559,7 @@ func (m *Manager) GroupShow(id uint32) (*proto.GroupInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	next, err := m.nextSeq(g)
+	next, _, err := m.nextSeq(g)
 	if err != nil {
 		return nil, err
 	}
@@ -573,8 +591,7 @@ func (m *Manager) GroupUpdate(id uint32, list []byte) error {
 	if err := m.usable(); err != nil {
 		return err
 	}
-	m.amu.Lock()
-	defer m.amu.Unlock()
+	defer m.lockAdmin()()
 	m.mu.Lock()
 	old := m.groups[id]
 	m.mu.Unlock()
@@ -597,12 +614,15 @@ func (m *Manager) GroupUpdate(id uint32, list []byte) error {
 	if bytes.Equal(list, old.list) {
 		return nil
 	}
-	next, err := m.nextSeq(old)
+	lo, hi, err := m.nextSeq(old)
 	if err != nil {
 		return err
 	}
-	if s.List.Seq < next {
-		return fmt.Errorf("%w: list sequence %d, the next must be at least %d", proto.ErrStale, s.List.Seq, next)
+	switch {
+	case s.List.Seq < lo:
+		return fmt.Errorf("%w: list sequence %d, the next must be at least %d", proto.ErrStale, s.List.Seq, lo)
+	case s.List.Seq > hi:
+		return fmt.Errorf("%w: list sequence %d is more than %d above the approval counter (the highest this TPM takes now is %d): ask the SAA for a nearer one", proto.ErrBadRequest, s.List.Seq, hwtpm.MaxApprovalJump, hi)
 	}
 	if s.List.Family != m.family() {
 		return fmt.Errorf("%w: the list approves TPM %s configurations; this host's TPM is %s", proto.ErrBadRequest, s.List.Family, m.family())
@@ -619,17 +639,19 @@ func (m *Manager) GroupUpdate(id uint32, list []byte) error {
 	if err := m.adminCommit(&b); err != nil {
 		return err
 	}
-	if id == 0 {
-		if err := m.revokeBelow(g.seq); err != nil {
-			return err
-		}
-	}
 	if err := m.checkApproved(g); err != nil {
 		m.logf("%v", err)
 	}
 	m.mu.Lock()
 	m.groups[id] = g
 	m.mu.Unlock()
+	if id == 0 {
+		// The list is installed whatever this answers; a revocation the
+		// TPM refuses now is finished at the next start.
+		if err := m.revokeBelow(g.seq); err != nil {
+			return err
+		}
+	}
 	m.logf("manager: group %d: approval list sequence %d installed (%d configurations) in %v", id, g.seq, len(s.List.Approvals), time.Since(t0).Round(time.Millisecond))
 	return nil
 }
@@ -653,8 +675,7 @@ func (m *Manager) VTPMNew(id uint32, uuid *[16]byte) ([16]byte, error) {
 	if err := m.usable(); err != nil {
 		return [16]byte{}, err
 	}
-	m.amu.Lock()
-	defer m.amu.Unlock()
+	defer m.lockAdmin()()
 	m.mu.Lock()
 	g := m.groups[id]
 	m.mu.Unlock()
@@ -692,8 +713,7 @@ func (m *Manager) VTPMDel(uuid [16]byte) error {
 	if err := m.usable(); err != nil {
 		return err
 	}
-	m.amu.Lock()
-	defer m.amu.Unlock()
+	defer m.lockAdmin()()
 	if isReserved(uuid) {
 		return fmt.Errorf("%w: %x", proto.ErrNotFound, uuid)
 	}

@@ -8,8 +8,10 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"errors"
+	"math"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/internal/swtpmtest"
@@ -415,4 +417,136 @@ func FuzzGroupRecord(f *testing.F) {
 			t.Fatalf("re-encoding %x differs from %x", re, b)
 		}
 	})
+}
+
+// TestApprovalJumpRefused: a group 0 list further above the approval
+// counter than the TPM can be moved in one update is refused before
+// anything is written; the manager keeps its list and starts again.
+// (It used to be written, then its revocation failed, leaving the manager
+// with the old list in memory and a start that failed every time.)
+func TestApprovalJumpRefused(t *testing.T) {
+	s := swtpmtest.StartSwtpm(t, "")
+	hw := hwOf(t, s)
+	d := newMemDisk(512, diskBytes)
+	m := openMgr(t, d, hw, Config{})
+	k, wire := saaKey(t, "ecdsa")
+	g, _, err := m.GroupNew(proto.GroupNew{SAAKey: wire})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcrs := []uint{0}
+	a := approvalFor(t, saa.Family20, pcrs, pcrValues(t, hw, pcrs))
+	info, _ := m.GroupShow(0)
+	seq := info.NextSeq
+	if err := m.GroupUpdate(0, signList(t, k, saa.Family20, g, seq, a)); err != nil {
+		t.Fatal(err)
+	}
+	far := seq + hwtpm.MaxApprovalJump + 1
+	if err := m.GroupUpdate(0, signList(t, k, saa.Family20, g, far, a)); !errors.Is(err, proto.ErrBadRequest) {
+		t.Fatalf("a list %d above the counter = %v, want ErrBadRequest", far-seq, err)
+	}
+	if err := m.GroupUpdate(0, signList(t, k, saa.Family20, g, math.MaxUint64, a)); !errors.Is(err, proto.ErrBadRequest) {
+		t.Fatalf("a list with the largest sequence = %v, want ErrBadRequest", err)
+	}
+	if info, _ := m.GroupShow(0); info.Seq != seq {
+		t.Fatalf("group 0 at sequence %d after refused updates, want %d", info.Seq, seq)
+	}
+	if err := m.GroupUpdate(0, signList(t, k, saa.Family20, g, seq+hwtpm.MaxApprovalJump, a)); err != nil {
+		t.Fatalf("a list %d above: %v", hwtpm.MaxApprovalJump, err)
+	}
+	m.Close()
+	s.Restart()
+	m = openMgr(t, d, hwOf(t, s), Config{})
+	if info, _ := m.GroupShow(0); info.Seq != seq+hwtpm.MaxApprovalJump {
+		t.Fatalf("after restart group 0 at %d", info.Seq)
+	}
+}
+
+// TestGroupShowWritesNothing: showing group 0 reads the approval counter
+// without defining it (that needs owner authorisation and an NV write);
+// registering group 0's SAA defines it, so the next sequence shown is
+// the TPM's.
+func TestGroupShowWritesNothing(t *testing.T) {
+	s := swtpmtest.StartSwtpm(t, "")
+	hw := hwOf(t, s)
+	m := openMgr(t, newMemDisk(512, diskBytes), hw, Config{})
+	if _, err := m.GroupShow(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, defined, err := hw.PeekApprovalCounter(); err != nil || defined {
+		t.Fatalf("after GROUP_SHOW the approval counter is defined=%v (%v)", defined, err)
+	}
+	_, wire := saaKey(t, "rsa")
+	if _, _, err := m.GroupNew(proto.GroupNew{SAAKey: wire}); err != nil {
+		t.Fatal(err)
+	}
+	c, defined, err := hw.PeekApprovalCounter()
+	info, _ := m.GroupShow(0)
+	if err != nil || !defined || info.NextSeq != max(c, 1) {
+		t.Fatalf("after GROUP_NEW: counter %d defined=%v (%v); next sequence shown %d", c, defined, err, info.NextSeq)
+	}
+}
+
+// TestReplacedHeaderRefused: the header from before group 0's list, put
+// back over today's store, is refused (on TPM 1.2 its blob still
+// unseals: nothing retires it), instead of dropping the SAA's sealing.
+func TestReplacedHeaderRefused(t *testing.T) {
+	s := swtpmtest.StartSwtpm12(t, owner12, srk12)
+	hw := hw12(t, s)
+	d := newMemDisk(512, diskBytes)
+	m := openMgr(t, d, hw, Config{})
+	k, wire := saaKey(t, "rsa")
+	g, _, err := m.GroupNew(proto.GroupNew{SAAKey: wire})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldHeader := slices.Clone(d.image()[:headerBytes])
+	pcrs := []uint{0, 7}
+	if err := m.GroupUpdate(0, signList(t, k, saa.Family12, g, 1, approvalFor(t, saa.Family12, pcrs, pcrValues(t, hw, pcrs)))); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	img := d.image()
+	copy(img, oldHeader)
+	d.restore(img)
+	if _, err := Open(d, hw, Config{}); !errors.Is(err, ErrBadDisk) {
+		t.Fatalf("Open with the header from before the list = %v, want ErrBadDisk", err)
+	}
+}
+
+// TestOwedIncrementOnce: the rollback counter's increment owed after
+// back-pressure is made once, by a management commit or by the
+// committer, never by both (which left the hardware a step ahead of the
+// store: a false ROLLBACK at the next start).
+func TestOwedIncrementOnce(t *testing.T) {
+	hw := &nvHW{}
+	d := newMemDisk(512, diskBytes)
+	m := openMgr(t, d, hw, Config{BusyAfter: 200 * time.Millisecond})
+	hw.setBusy(1<<30, nvRate)
+	if err := m.SaveHashKey(uuidN(1), blobN(1, 0)); !errors.Is(err, proto.ErrBusy) {
+		t.Fatalf("save under lasting back-pressure = %v", err)
+	}
+	if !m.Stats().Owed {
+		t.Fatal("the counter is not owed")
+	}
+	hw.setBusy(0, nil)
+	hw.entered, hw.gate = make(chan struct{}, 8), make(chan struct{})
+	made := make(chan error, 1)
+	go func() { _, err := m.VTPMNew(0, nil); made <- err }()
+	<-hw.entered // VTPM_NEW makes the owed increment, holding the commit lock
+	saved := make(chan error, 1)
+	go func() { saved <- m.SaveHashKey(uuidN(2), blobN(2, 0)) }()
+	time.Sleep(100 * time.Millisecond) // the committer finds the counter owed too
+	close(hw.gate)
+	if err := <-made; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-saved; err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := hw.ReadCounter(); c != m.Stats().Counter {
+		t.Fatalf("hardware counter %d, store %d", c, m.Stats().Counter)
+	}
+	m.Close()
+	openMgr(t, d, hw, Config{}).Close()
 }

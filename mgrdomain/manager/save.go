@@ -156,13 +156,20 @@ func (m *Manager) commitLoop() {
 			// first, as a write of its own.
 			deadline := m.pending[m.order[0]].since.Add(m.cfg.BusyAfter)
 			m.mu.Unlock()
+			// Under cmu, so a management commit does not make the same
+			// increment meanwhile: owed is looked at again, and cleared
+			// before cmu is let go.
 			m.cmu.Lock()
-			err := m.increment(deadline)
-			m.cmu.Unlock()
+			m.mu.Lock()
+			still := m.owed
+			m.mu.Unlock()
+			var err error
+			if still {
+				err = m.increment(deadline)
+			}
 			m.mu.Lock()
 			switch {
-			case !m.owed:
-				// A management commit made it meanwhile.
+			case !still:
 			case err == nil:
 				m.owed = false
 				m.wrote(m.clk.Now())
@@ -171,6 +178,7 @@ func (m *Manager) commitLoop() {
 			default:
 				m.broken = fmt.Errorf("manager: hardware counter increment: %w (restart the manager)", err)
 			}
+			m.cmu.Unlock()
 			continue
 		}
 		batch := m.take(now)
