@@ -416,3 +416,9 @@ func TestNoExpiry(t *testing.T) {
 		t.Error("notAfter is not 99991231235959Z")
 	}
 }
+
+// The default EK templates, by the profile's names.
+var (
+	gtRSAEK = gt.RSAEKTemplate // template L-1
+	gtECCEK = gt.ECCEKTemplate // template L-2
+)
