@@ -55,6 +55,11 @@ func check(der []byte, caCert *x509.Certificate, wantEK crypto.PublicKey, now ti
 	if cert.SerialNumber.Sign() <= 0 || cert.SerialNumber.BitLen() > 159 {
 		return nil, errors.New("the serial number is not positive or longer than 20 octets")
 	}
+	if bytes.Equal(cert.RawIssuer, emptyName) {
+		// Verify would chain it to a CA with an empty name; the
+		// profile requires an issuer.
+		return nil, errors.New("the issuer name is empty")
+	}
 	usage, err := ekKeyUsage(cert.PublicKey)
 	if err != nil {
 		return nil, err

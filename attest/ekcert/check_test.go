@@ -151,6 +151,21 @@ func TestCheckIssuerAndTime(t *testing.T) {
 	if _, err := Check(der, nil, nil); err == nil {
 		t.Error("Check accepted no issuer")
 	}
+	// A CA with an empty name: what it issues has an empty issuer.
+	anon := &x509.Certificate{SerialNumber: big.NewInt(7), NotBefore: nb, NotAfter: na, BasicConstraintsValid: true,
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign}
+	anonDER, err := x509.CreateCertificate(rand.Reader, anon, anon, ca.Public(), ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anonCA, _ := x509.ParseCertificate(anonDER)
+	der2, err := Issue(ca, anonCA, &k.PublicKey, testInfo, nb, na)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Check(der2, anonCA, nil); err == nil || !strings.Contains(err.Error(), "issuer name is empty") {
+		t.Errorf("empty issuer: %v", err)
+	}
 	for _, now := range []time.Time{nb.Add(-time.Second), na.Add(time.Second)} {
 		if _, err := check(der, caCert, nil, now); err == nil || !strings.Contains(err.Error(), "expired or is not yet valid") {
 			t.Errorf("at %v: %v", now, err)
