@@ -13,8 +13,9 @@
 // for an ECC EK: an EK decrypts, it never signs), a non-critical
 // authorityKeyIdentifier, a non-critical subjectDirectoryAttributes with
 // tcg-at-tpmSpecification (2.23.133.2.16) and a non-critical
-// extendedKeyUsage tcg-kp-EKCertificate (2.23.133.8.1), which verifiers
-// such as Keylime require. The issuer is a per-group CA made by NewCA.
+// extendedKeyUsage tcg-kp-EKCertificate (2.23.133.8.1), which some verifiers
+// require to tell an EK certificate from others. The issuer is a
+// per-group CA made by NewCA.
 //
 // Go's crypto/x509 builds and signs the certificate and checks the chain;
 // this package encodes and parses strictly (DER, with x/crypto/cryptobyte)
