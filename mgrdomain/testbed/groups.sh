@@ -6,10 +6,10 @@
 # deleted; an upgrade (the SAA approves the configuration a new firmware
 # measurement gives, the administrator installs it, the "host" boots it:
 # dom0 extends PCR 16) with an older list and another key's list refused;
-# then the old configuration refused, and the old disk copy refused
-# (REVOKED on TPM 2.0: the TPM itself refuses the older list; ROLLBACK on
-# TPM 1.2, which cannot revoke a sealed blob); finally a stopped vTPM
-# deleted and then unknown.
+# a stopped vTPM deleted and then unknown; then the old configuration
+# refused, and the old disk copy refused (REVOKED on TPM 2.0: the TPM
+# itself refuses the older list; ROLLBACK on TPM 1.2, which cannot revoke
+# a sealed blob).
 # Sourced by the scenario's dom0-test.sh after mgrlib.sh, with FAMILY,
 # MGR_EXTRA (owner/SRK secrets) and SAA_ALG set and no manager running.
 
@@ -132,6 +132,12 @@ gstop upgrade-installed
 pcr_extend16 "$FAMILY" "$NEWFW" # the host boots the new firmware
 gstart new-firmware
 gclient after-upgrade "save=0 expect=$key"
+
+# ---- a stopped vTPM is deleted, and is then unknown ----
+xv vtpm del $U || fail "vtpm del of a stopped vTPM: $out"
+xv vtpm list 0 || fail "vtpm list: $out"
+echo "$out" | grep -q $U && fail "vtpm list still shows the deleted vTPM: $out"
+gclient deleted "refused=13"
 gstop new-firmware
 
 # ---- the old configuration: refused; the old disk copy too ----
@@ -144,16 +150,4 @@ if [ "$FAMILY" = 2.0 ]; then
 else
 	grefused old-copy 'ROLLBACK'
 fi
-cp /tmp/mgr-cur.img /tmp/mgr.img
-rm -f /tmp/mgr-cur.img /tmp/mgr-l1.img
-
-# ---- a stopped vTPM is deleted, and is then unknown ----
-pcr_extend16 "$FAMILY" "$NEWFW"
-gstart delete
-xv vtpm del $U || fail "vtpm del of a stopped vTPM: $out"
-xv vtpm list 0 || fail "vtpm list: $out"
-echo "$out" | grep -q $U && fail "vtpm list still shows the deleted vTPM: $out"
-gclient deleted "refused=13"
-gstop delete
-pcr_reset16 "$FAMILY"
-rm -f $X
+rm -f /tmp/mgr*.img $X
