@@ -44,11 +44,13 @@ gstop() {
 xv() {
 	out=$($X "$@" --manager mgr 2>&1)
 }
-# gclient TAG EXTRA [XL-ARGS...]: the test client; it must pass.
+# gclient TAG EXTRA [XL-ARGS...]: the test client; it must pass. A refused
+# client is done before xl has returned, so the domain is not looked for
+# after xl create (create() would take it for a failed start).
 gclient() {
 	tag=$1 extra=$2
 	shift 2
-	create client.cfg client "extra=\"$extra\"" "$@" || fail "xl create client.cfg ($tag) failed"
+	xl_create client.cfg "extra=\"$extra\"" "$@" || fail "xl create client.cfg ($tag) failed"
 	wait_console client '^MGRCLIENT-RESULT' 240 || fail "client ($tag) did not finish"
 	ended client "[sc]" 60 || fail "client ($tag) still running after its result"
 	cl=$(keep_log client "groups-$tag")
