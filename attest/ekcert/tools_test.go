@@ -61,11 +61,7 @@ func TestTPM2GetEKCertificate(t *testing.T) {
 	if _, err := exec.LookPath("tpm2_getekcertificate"); err != nil {
 		t.Skip("SKIP: tpm2-tools not installed (apt-get install tpm2-tools)")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "vtpmd")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/xenvtpm/xenvtpm/cmd/vtpmd").CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/vtpmd: %v\n%s", err, out)
-	}
+	bin, dir := swtpmtest.BuildVtpmd(t)
 	p := swtpmtest.FreePortPair(t)
 	addr := "127.0.0.1:" + strconv.Itoa(p)
 	daemon := exec.Command(bin, "-family", "2.0", "-mssim", addr)

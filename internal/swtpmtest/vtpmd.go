@@ -17,12 +17,7 @@ import (
 // test ends.
 func StartVtpmd12(t testing.TB) *Proc {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "vtpmd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/xenvtpm/xenvtpm/cmd/vtpmd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/vtpmd: %v\n%s", err, out)
-	}
+	bin, dir := BuildVtpmd(t)
 	p := FreePortPair(t)
 	state := filepath.Join(dir, "state")
 	if err := os.Mkdir(state, 0o700); err != nil {
@@ -45,4 +40,18 @@ func StartVtpmd12(t testing.TB) *Proc {
 	}
 	t.Fatal(err)
 	return nil
+}
+
+// BuildVtpmd builds the project's cmd/vtpmd into a fresh temporary
+// directory (removed when the test ends) and returns the binary and the
+// directory, for tests that run the daemon as a separate process.
+func BuildVtpmd(t testing.TB) (bin, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "vtpmd")
+	build := exec.Command("go", "build", "-o", bin, "github.com/xenvtpm/xenvtpm/cmd/vtpmd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build cmd/vtpmd: %v\n%s", err, out)
+	}
+	return bin, dir
 }
