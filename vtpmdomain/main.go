@@ -206,6 +206,17 @@ func persist(cfg *vtpm.Config, hasDisk, hasManager bool) {
 	}
 	cfg.Saver = saver{st}
 	cfg.HWPCR = func(i int) ([20]byte, error) { return readHWPCR(send, i) }
+	cfg.CertifyEK = func(m proto.CertifyEK) ([]byte, error) {
+		req, err := proto.EncodeCertifyEK(m)
+		if err != nil {
+			return nil, err
+		}
+		rsp, err := send(req)
+		if err != nil {
+			return nil, err
+		}
+		return proto.ParseResponse(rsp, proto.TagVTPMReq)
+	}
 }
 
 // saver logs each save: where the state went and what it cost.

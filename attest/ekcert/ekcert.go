@@ -91,9 +91,9 @@ func randomSerial() (*big.Int, error) {
 	return n.Add(n, big.NewInt(1)), nil
 }
 
-// noExpiry is RFC 5280's notAfter for a certificate with no well-defined
+// NoExpiry is RFC 5280's notAfter for a certificate with no well-defined
 // expiration date (section 4.1.2.5), which the profile allows.
-var noExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+var NoExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 
 // NewCA makes a self-signed CA for a group's EK certificates: a key of
 // alg "ecdsa" (P-256) or "rsa" (2048 bits), and a certificate named
@@ -128,7 +128,7 @@ func NewCA(name string, alg string) (crypto.Signer, *x509.Certificate, error) {
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour).Truncate(time.Second),
-		NotAfter:              noExpiry,
+		NotAfter:              NoExpiry,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLen:            0,

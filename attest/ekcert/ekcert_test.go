@@ -401,7 +401,7 @@ func TestNoExpiry(t *testing.T) {
 	ca, caCert := newCA(t, "ecdsa")
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	nb, _ := window()
-	der, err := Issue(ca, caCert, &k.PublicKey, testInfo, nb, noExpiry)
+	der, err := Issue(ca, caCert, &k.PublicKey, testInfo, nb, NoExpiry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +409,7 @@ func TestNoExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.Certificate.NotAfter.Equal(noExpiry) {
+	if !c.Certificate.NotAfter.Equal(NoExpiry) {
 		t.Errorf("notAfter %v", c.Certificate.NotAfter)
 	}
 	if !bytes.Contains(der, []byte("99991231235959Z")) {

@@ -22,7 +22,7 @@ func FuzzCheck(f *testing.F) {
 	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	nb, _ := window()
 	for _, k := range []any{&rk.PublicKey, &ek.PublicKey} {
-		der, err := Issue(ca, caCert, k, testInfo, nb, noExpiry)
+		der, err := Issue(ca, caCert, k, testInfo, nb, NoExpiry)
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -61,6 +61,7 @@ var commands = map[string]command{
 	"group":    {runGroup, "manage the manager's groups and their signed configuration lists"},
 	"vtpm":     {runVTPM, "manage the vTPMs the manager keeps secrets for"},
 	"saa":      {runSAA, "make an SAA key; sign and show configuration lists"},
+	"verify":   {runVerify, "check evidence from a vTPM: its EK certificate against its group's CA"},
 }
 
 func usage() {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -50,6 +52,7 @@ type managerClient interface {
 	GroupDel(uint32) error
 	GroupUpdate(uint32, []byte) error
 	GroupShow(uint32) (*mgmt.GroupInfo, error)
+	GroupCACert(uint32) (*x509.Certificate, error)
 	VTPMList(uint32) ([][16]byte, error)
 	VTPMNew(uint32, *[16]byte) ([16]byte, error)
 	VTPMDel([16]byte) error
@@ -126,12 +129,15 @@ const groupUsage = `usage:
   xenvtpm group show ID                      a group's key, installed list, vTPMs
   xenvtpm group update ID SIGNED.cfg [--no-check]  install a list signed by the group's SAA
   xenvtpm group del ID                       delete a group that has no vTPMs
+  xenvtpm group ca-cert ID [-o FILE]         the group's EK CA certificate (PEM), which
+                                             signs its vTPMs' EK certificates
 every subcommand takes --manager DOMAIN (default vtpmmgr) and --json
 `
 
 func runGroup(args []string) error {
 	return subcommand("group", map[string]func([]string) error{
 		"add": groupAdd, "list": groupList, "show": groupShow, "update": groupUpdate, "del": groupDel,
+		"ca-cert": groupCACert,
 	}, groupUsage, args)
 }
 
@@ -370,6 +376,45 @@ func groupShow(args []string) error {
 			return err
 		}
 		return output(m, showGroupJSON(id, g), showGroupText(id, g))
+	})
+}
+
+func groupCACert(args []string) error {
+	var m mgmtFlags
+	fs := newSub("group ca-cert", &m)
+	out := fs.String("o", "", "write the PEM certificate to this file (default: standard output)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 1, 1, "xenvtpm group ca-cert ID"); err != nil {
+		return err
+	}
+	id, err := parseGroupID(pos[0])
+	if err != nil {
+		return err
+	}
+	return withManager(m, func(c managerClient) error {
+		cert, err := c.GroupCACert(id)
+		if err != nil {
+			return err
+		}
+		p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+		if *out != "" {
+			if err := os.WriteFile(*out, p, 0o644); err != nil {
+				return err
+			}
+		}
+		type caJSON struct {
+			Group   uint32 `json:"group"`
+			Subject string `json:"subject"`
+			PEM     string `json:"pem"`
+		}
+		text := string(p)
+		if *out != "" {
+			text = fmt.Sprintf("group %d EK CA %q written to %s\n", id, cert.Subject.CommonName, *out)
+		}
+		return output(m, caJSON{id, cert.Subject.CommonName, string(p)}, text)
 	})
 }
 

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/xenvtpm/xenvtpm/attest/ekcert"
 
 	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
 	"github.com/xenvtpm/xenvtpm/toolstack/mgmt"
@@ -72,6 +77,40 @@ func (f *fakeClient) VTPMNew(g uint32, u *[16]byte) ([16]byte, error) {
 	return [16]byte{1}, f.rec("vtpm new")
 }
 func (f *fakeClient) VTPMDel([16]byte) error { return f.rec("vtpm del") }
+func (f *fakeClient) GroupCACert(id uint32) (*x509.Certificate, error) {
+	if _, ok := f.groups[id]; !ok {
+		return nil, &mgmt.Error{Ordinal: 0x02000111, Code: mgmt.CodeBadIndex}
+	}
+	_, c, err := ekcert.NewCA("fake group CA", "ecdsa")
+	if err != nil {
+		return nil, err
+	}
+	return c, f.rec("ca-cert")
+}
+
+// group ca-cert prints the CA as PEM or writes it to a file.
+func TestGroupCACert(t *testing.T) {
+	f := &fakeClient{groups: map[uint32]*mgmt.GroupInfo{0: {}}}
+	useFake(t, f, "vtpmmgr")
+	out, err := captureStdout(t, func() error { return runGroup([]string{"ca-cert", "0"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode([]byte(out))
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		t.Fatalf("output is not a PEM certificate: %q", out)
+	}
+	file := filepath.Join(t.TempDir(), "ca.pem")
+	if out, err = captureStdout(t, func() error { return runGroup([]string{"ca-cert", "0", "-o", file}) }); err != nil || !strings.Contains(out, "written to") {
+		t.Fatalf("%q, %v", out, err)
+	}
+	if b, err := os.ReadFile(file); err != nil || !bytes.HasPrefix(b, []byte("-----BEGIN CERTIFICATE-----")) {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if _, err := captureStdout(t, func() error { return runGroup([]string{"ca-cert", "7"}) }); err == nil {
+		t.Fatal("the CA of a missing group was printed")
+	}
+}
 
 // useFake makes the commands talk to f, checking the manager named.
 func useFake(t *testing.T, f *fakeClient, wantManager string) {

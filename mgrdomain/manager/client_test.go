@@ -64,6 +64,9 @@ func TestAgainstManager(t *testing.T) {
 	if ids, err := c.GroupList(); err != nil || !slices.Equal(ids, []uint32{0, 1}) {
 		t.Fatalf("GroupList = %v, %v", ids, err)
 	}
+	if ca, err := c.GroupCACert(0); err != nil || !ca.IsCA {
+		t.Fatalf("GroupCACert(0): %v", err)
+	}
 	info, err := c.GroupShow(0)
 	if err != nil || info.UUID != g0 || !info.Key.Equal(pub) || info.Seq != 0 || info.Sealed() {
 		t.Fatalf("GroupShow(0) = %+v, %v", info, err)

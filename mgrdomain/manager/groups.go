@@ -38,11 +38,15 @@ import (
 const MaxGroups = 1024
 
 const (
-	groupMagic   = "XVGROUP\x00"
-	groupVersion = 1
+	groupMagic = "XVGROUP\x00"
+	// groupVersion is a group without an EK CA; groupVersionCA one with
+	// (ekcert.go), so groups written before EK certificates read as they
+	// were and are written as they were until they get a CA.
+	groupVersion   = 1
+	groupVersionCA = 2
 	// maxGroupBytes bounds an encoded group: fixed fields, the largest
-	// SAA key and the largest signed list.
-	maxGroupBytes = 1 + 4 + 16 + 2 + proto.SAAKeyRSA + 8 + 2 + saa.MaxListSize
+	// SAA key, the largest signed list and the EK CA.
+	maxGroupBytes = 1 + 4 + 16 + 2 + proto.SAAKeyRSA + 8 + 2 + saa.MaxListSize + 2 + maxCAKey + 2 + maxCACert
 )
 
 // group is one group as the manager holds it.
@@ -53,6 +57,9 @@ type group struct {
 	list []byte // the installed signed list; nil: none
 	seq  uint64 // its sequence number
 	nrec uint32 // store records it takes (0: not stored yet)
+	// caKey (PKCS #8) and caCert (DER) are the group's EK CA
+	// (ekcert.go); nil: none made yet.
+	caKey, caCert []byte
 
 	// Derived at load and update, not stored.
 	pub      *saa.PublicKey
@@ -72,23 +79,36 @@ func groupKey(id, chunk uint32) store.UUID {
 }
 
 // marshal: version u8 ‖ id u32 ‖ uuid ‖ u16 keyLen ‖ key ‖ u64 seq ‖ u16
-// listLen ‖ list.
+// listLen ‖ list, then in version 2 u16 caKeyLen ‖ caKey ‖ u16 caCertLen
+// ‖ caCert.
 func (g *group) marshal() []byte {
-	b := []byte{groupVersion}
+	v := byte(groupVersion)
+	if g.caKey != nil {
+		v = groupVersionCA
+	}
+	b := []byte{v}
 	b = binary.BigEndian.AppendUint32(b, g.id)
 	b = append(b, g.uuid[:]...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(g.key)))
 	b = append(b, g.key...)
 	b = binary.BigEndian.AppendUint64(b, g.seq)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(g.list)))
-	return append(b, g.list...)
+	b = append(b, g.list...)
+	if v == groupVersionCA {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(g.caKey)))
+		b = append(b, g.caKey...)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(g.caCert)))
+		b = append(b, g.caCert...)
+	}
+	return b
 }
 
 func unmarshalGroup(b []byte) (*group, error) {
 	if len(b) < 1+4+16+2 {
 		return nil, fmt.Errorf("group record of %d bytes", len(b))
 	}
-	if b[0] != groupVersion {
+	v := b[0]
+	if v != groupVersion && v != groupVersionCA {
 		return nil, fmt.Errorf("group record version %d", b[0])
 	}
 	g := &group{id: binary.BigEndian.Uint32(b[1:])}
@@ -104,11 +124,17 @@ func unmarshalGroup(b []byte) (*group, error) {
 	b = b[2+kl:]
 	g.seq = binary.BigEndian.Uint64(b)
 	ll := int(binary.BigEndian.Uint16(b[8:]))
-	if len(b) != 10+ll {
+	if len(b) < 10+ll || (v == groupVersion && len(b) != 10+ll) {
 		return nil, errors.New("group record: list length does not match")
 	}
 	if ll > 0 {
-		g.list = slices.Clone(b[10:])
+		g.list = slices.Clone(b[10 : 10+ll])
+	}
+	if v == groupVersionCA {
+		var err error
+		if g.caKey, g.caCert, err = unmarshalCA(b[10+ll:]); err != nil {
+			return nil, fmt.Errorf("group record: %w", err)
+		}
 	}
 	return g, nil
 }

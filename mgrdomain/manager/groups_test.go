@@ -403,12 +403,24 @@ func TestGroupUpdatePowerCut(t *testing.T) {
 }
 
 // FuzzGroupRecord: a group's stored encoding decodes without panic, and
-// what decodes encodes back to the same bytes.
+// what decodes encodes back to the same bytes; the same bytes as the EK
+// public area of a vTPM's CERTIFY_EK are refused or accepted, never a
+// panic.
 func FuzzGroupRecord(f *testing.F) {
 	g := &group{id: 3, uuid: [16]byte{1, 2}, key: make([]byte, 65), seq: 7, list: []byte("XVTPMCFG")}
 	f.Add(g.marshal())
 	f.Add((&group{}).marshal())
+	ca := *g
+	ca.caKey, ca.caCert = make([]byte, 138), make([]byte, 400)
+	f.Add(ca.marshal())
+	rsaPub, eccPub := vtpmEKs(f)
+	f.Add(rsaPub)
+	f.Add(eccPub)
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The same bytes as a vTPM's CERTIFY_EK public area (ekcert.go).
+		if k, err := ekPublicKey(b); err == nil && k == nil {
+			t.Fatal("ekPublicKey accepted a key it did not return")
+		}
 		g, err := unmarshalGroup(b)
 		if err != nil {
 			return

@@ -542,6 +542,7 @@ type Stats struct {
 	Busy      uint64 // saves answered TPM_RETRY (hardware back-pressure or the NV write cap)
 	Waiting   int    // saves waiting for their group commit now
 	Owed      bool   // the hardware counter is one behind the store (back-pressure): made up before the next commit
+	EKCerts   uint64 // EK certificates issued since Open
 	// SealedToApprovals: the storage key is sealed to group 0's approval
 	// list (SealPCRs does not apply).
 	SealedToApprovals bool

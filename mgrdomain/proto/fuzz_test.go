@@ -17,6 +17,10 @@ func FuzzHandle(f *testing.F) {
 	f.Add(EncodeGetRandom(32))
 	f.Add(EncodePCRRead(0))
 	f.Add(raw(TagMgmtReq, 10, OrdGroupNew, nil))
+	f.Add(EncodeGroupCACert(0))
+	if ek, err := EncodeCertifyEK(CertifyEK{Manufacturer: 1, Version: 2, Model: "m", Public: make([]byte, 118)}); err == nil {
+		f.Add(ek)
+	}
 	f.Add([]byte{0x01, 0xC1, 0, 0})
 	h := &Handler{Backend: pcrBackend{newFake()}}
 	admin := PeerInfo{DomID: 0, UUID: [16]byte{1}}

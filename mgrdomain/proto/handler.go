@@ -212,6 +212,26 @@ func (h *Handler) serve(r *Request, msg any, peer PeerInfo) ([]byte, error) {
 			return nil, errorf(ReturnUnsupported, "management ordinal %#x: this manager serves no groups", r.Code)
 		}
 		return serveMgmt(a, m)
+	case CertifyEK, GroupCACert:
+		c, ok := h.Backend.(Certifier)
+		if !ok {
+			return nil, errorf(ReturnUnsupported, "ordinal %#x: this manager issues no EK certificates", r.Code)
+		}
+		if m, ok := m.(CertifyEK); ok {
+			// The backend may keep the slices; copy them off the ring.
+			m.Public = append([]byte(nil), m.Public...)
+			der, err := c.CertifyEK(peer.UUID, m)
+			if err != nil {
+				return nil, fmt.Errorf("CERTIFY_EK: %w", err)
+			}
+			return der, nil
+		}
+		g := m.(GroupCACert).Group
+		der, err := c.GroupCACert(g)
+		if err != nil {
+			return nil, fmt.Errorf("GROUP_CA_CERT %d: %w", g, err)
+		}
+		return der, nil
 	case Unsupported:
 		return nil, errorf(ReturnUnsupported, "ordinal %#x (tag %#04x: boot hash, deep quote or group attestation key) is not supported yet", m.Ordinal, m.Tag)
 	}

@@ -28,7 +28,8 @@ type (
 
 // DecodeRequest checks a request's framing (ParseRequest) and its
 // parameters and returns it typed: SaveHashKey, LoadHashKey, GetRandom,
-// PCRRead, one of the management requests (mgmt.go), Unsupported or
+// PCRRead, CertifyEK, one of the management requests (mgmt.go, ekcert.go),
+// Unsupported or
 // NotPassedThrough. Errors are *Error carrying
 // the return code to answer with.
 func DecodeRequest(b []byte) (*Request, any, error) {
@@ -53,6 +54,12 @@ func DecodeRequest(b []byte) (*Request, any, error) {
 			// GET_BOOT_HASH needs an XSM label and GET_QUOTE (deep quote)
 			// the group AIK: both come with group provisioning.
 			return r, Unsupported{r.Tag, r.Code}, nil
+		case OrdCertifyEK:
+			m, err := decodeCertifyEK(r.Params)
+			if err != nil {
+				return r, nil, err
+			}
+			return r, m, nil
 		}
 		return r, nil, errorf(TPMBadOrdinal, "unknown vTPM ordinal %#x", r.Code)
 	case TagMgmtReq:

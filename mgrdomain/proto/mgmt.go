@@ -208,6 +208,11 @@ func decodeMgmt(r *Request) (any, error) {
 		var m VTPMDel
 		copy(m.UUID[:], p)
 		return m, nil
+	case OrdGroupCACert:
+		if err := want("GROUP_CA_CERT", 4); err != nil {
+			return nil, err
+		}
+		return GroupCACert{u32()}, nil
 	case OrdGroupActivate, OrdGroupRegister, OrdGroupQuote, OrdGroupRecover1, OrdGroupRecover2, OrdVTPMShow, OrdVTPMEdit:
 		return Unsupported{r.Tag, r.Code}, nil
 	}

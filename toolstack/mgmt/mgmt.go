@@ -8,6 +8,7 @@ package mgmt
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -61,6 +62,8 @@ func OrdinalName(ord uint32) string {
 		return "VTPM_NEW"
 	case proto.OrdVTPMDel:
 		return "VTPM_DEL"
+	case proto.OrdGroupCACert:
+		return "GROUP_CA_CERT"
 	}
 	return fmt.Sprintf("ordinal %#08x", ord)
 }
@@ -103,6 +106,9 @@ func Explain(ord, c uint32) string {
 	case proto.TPMBadParamSize:
 		return "TPM_BAD_PARAM_SIZE (25): the manager refused the request's length"
 	case proto.TPMBadOrdinal:
+		if ord == proto.OrdGroupCACert {
+			return "TPM_BAD_ORDINAL (10): the manager issues no EK certificates (an older manager)"
+		}
 		return "TPM_BAD_ORDINAL (10): the manager does not know this ordinal"
 	case proto.TPMFail:
 		return "TPM_FAIL (9): the manager failed (see its console)"
@@ -224,6 +230,24 @@ func (c Client) GroupShow(id uint32) (*GroupInfo, error) {
 		return nil, err
 	}
 	return DecodeGroupShow(p)
+}
+
+// GroupCACert returns the DER certificate of group id's EK CA, which
+// signs its vTPMs' EK certificates (the manager makes the CA at the first
+// need).
+func (c Client) GroupCACert(id uint32) (*x509.Certificate, error) {
+	p, err := c.call(proto.OrdGroupCACert, u32(id))
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(p)
+	if err != nil {
+		return nil, fmt.Errorf("GROUP_CA_CERT: the answer is not a certificate: %w", err)
+	}
+	if !cert.IsCA {
+		return nil, errors.New("GROUP_CA_CERT: the answer is not a CA certificate")
+	}
+	return cert, nil
 }
 
 // VTPMList lists the UUIDs of group's vTPMs, paging through VTPM_LIST

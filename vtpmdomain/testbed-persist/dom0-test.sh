@@ -98,6 +98,36 @@ grep -q "PCR16-VALUE.*$zero" "$g" && fail "PCR 16 still zero after the guest ext
 step "Linux guest (tpm2-tools through xen-tpmfront): wrote NV index 0x1500016 ($written), made persistent key 0x81000005, extended PCR 16"
 grep -E 'state saved' "$(console_log vtpm)" | tail -n 4
 log "FIGURE $(grep 'state saved' "$(console_log vtpm)" | tail -n 1 | sed 's/.*state saved/vTPM save/')"
+
+# EK certificates: at its first start the vTPM had its two EKs certified by
+# the manager (its group's CA) and left the certificates in the EK
+# Credential Profile's NV indices; the guest's tpm2_getekcertificate found
+# them, and dom0 checks them against the CA `xenvtpm group ca-cert`
+# exports, each for the EK the guest's tpm2_createek made.
+X=/tmp/xenvtpm
+gunzip -c /test/xenvtpm.gz >$X && chmod 755 $X || fail "cannot unpack xenvtpm"
+grep 'EK certificate' "$(console_log vtpm)"
+for k in RSA-2048 'ECC P-256'; do
+	grep -q "EK certificate ($k) from the manager" "$(console_log vtpm)" || fail "vTPM: no $k EK certificate from the manager"
+done
+# ekfiles DIR: the guest's FILE lines, decoded into DIR.
+ekfiles() {
+	mkdir -p "$1"
+	tr -d '\r' <"$g" | sed -n 's/^FILE \([a-z.]*\) \(.*\)$/\1 \2/p' | while read -r n b; do
+		echo "$b" | base64 -d >"$1/$n" || fail "guest's $n does not decode"
+	done
+	for f in rsa.crt ecc.crt ekr.pem eke.pem; do [ -s "$1/$f" ] || fail "guest printed no $f"; done
+}
+ekfiles /tmp/ek1
+$X group ca-cert 0 --manager mgr -o /tmp/ca.pem || fail "xenvtpm group ca-cert 0 failed"
+$X verify ekcert /tmp/ek1/rsa.crt --ca /tmp/ca.pem --ek /tmp/ek1/ekr.pem || fail "the RSA EK certificate did not verify"
+$X verify ekcert /tmp/ek1/ecc.crt --ca /tmp/ca.pem --ek /tmp/ek1/eke.pem || fail "the ECC EK certificate did not verify"
+if out=$($X verify ekcert /tmp/ek1/rsa.crt --ca /tmp/ca.pem --ek /tmp/ek1/eke.pem 2>&1); then
+	fail "xenvtpm verify accepted the RSA certificate for the ECC EK"
+fi
+echo "$out"
+step "EK certificates: the guest's tpm2_getekcertificate reads both (RSA-2048, P-256), issued by the manager's group-0 CA at the vTPM's first start; xenvtpm verify checks them against the exported CA and the guest's tpm2_createek keys"
+
 # The manager's disk as it is now (the vTPM's record in it, idle, flushed):
 # restored at the end as the rollback attempt.
 cp /tmp/mgr.img /tmp/mgr-old.img
@@ -115,7 +145,12 @@ grep -q "PCR16-VALUE.*$zero" "$g" || fail "PCR 16 not reset by the vTPM restart:
 
 zero1=0x0000000000000000000000000000000000000000
 grep -q "PCR0-SHA1.*$zero1" "$g" || fail "PCR 0 not at its reset value without hwinitpcr: $(grep PCR0 "$g")"
-step "guest and vTPM domain destroyed and started again: NV data and key still there, PCR 16 reset"
+ekfiles /tmp/ek2
+for f in rsa.crt ecc.crt; do
+	cmp -s /tmp/ek1/$f /tmp/ek2/$f || fail "EK certificate $f changed across a vTPM restart"
+done
+grep -q 'EK certificate (' "$(console_log vtpm)" && fail "the restarted vTPM asked for EK certificates again"
+step "guest and vTPM domain destroyed and started again: NV data, key and EK certificates still there, PCR 16 reset"
 
 # ---- 3. the vTPM is shut down and the manager restarts too; this time
 # PCRs 0-7 come from the hardware TPM ----

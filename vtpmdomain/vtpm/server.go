@@ -39,7 +39,10 @@ type Config struct {
 	// HWPCR reads hardware PCR i (SHA-1) through the manager, for
 	// Options.HWInitPCR. Required when HWInitPCR is not empty.
 	HWPCR func(i int) ([20]byte, error)
-	Log   Logger
+	// CertifyEK asks the manager for an EK certificate (CERTIFY_EK);
+	// nil: the TPM gets none (ekcert.go).
+	CertifyEK func(proto.CertifyEK) ([]byte, error)
+	Log       Logger
 	// Now is the clock of the save budget and of the TPM; time.Now when
 	// nil.
 	Now func() time.Time
@@ -161,6 +164,9 @@ func NewServer(c Config) (*Server, error) {
 		if err := s.initPCRs(o, c.HWPCR); err != nil {
 			return nil, err
 		}
+	}
+	if c.CertifyEK != nil {
+		s.provisionEKCerts(c.CertifyEK)
 	}
 	// Startup itself changes persistent state (the reset counters).
 	if changed := t.NVChanged(); s.saver != nil && (c.State == nil || changed) {

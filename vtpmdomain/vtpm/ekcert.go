@@ -1,0 +1,63 @@
+package vtpm
+
+import (
+	gt "github.com/google/go-tpm/tpm2"
+
+	"github.com/xenvtpm/xenvtpm/attest/ekcert"
+	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
+)
+
+// EK certificates: a TPM 2.0 vTPM with a manager plays the manufacturer.
+// At its first start, and at any later start that finds one missing
+// (a vTPM made before this feature, or one whose certificate could not be
+// had then), it derives its EKs from the TCG default templates (L-1
+// RSA-2048, L-2 NIST P-256), has the manager certify them with its
+// group's CA (CERTIFY_EK), and leaves each certificate in the EK
+// Credential Profile's platform NV index (ekcert.NVIndexRSA2048Cert,
+// NVIndexECCP256Cert), where tpm2_getekcertificate, keylime and Windows
+// look. This happens before the guest's first command, and the indices
+// are platform-created, so the guest's TPM2_Clear keeps them.
+
+// ekCerts are the certified EKs: template and NV index.
+var ekCerts = []struct {
+	name     string
+	template gt.TPMTPublic
+	index    uint32
+}{
+	{"RSA-2048", gt.RSAEKTemplate, ekcert.NVIndexRSA2048Cert},
+	{"ECC P-256", gt.ECCEKTemplate, ekcert.NVIndexECCP256Cert},
+}
+
+// provisionEKCerts gets the certificates the TPM lacks. A failure is
+// logged and leaves the TPM serving without that certificate: the next
+// start tries again.
+func (s *Server) provisionEKCerts(certify func(proto.CertifyEK) ([]byte, error)) {
+	t, ok := s.tpm.(*tpm2.TPM)
+	if !ok {
+		s.log.Infof("EK certificates: not provided for TPM %s yet", s.fam.name)
+		return
+	}
+	manufacturer, model, version := t.Identity()
+	for _, k := range ekCerts {
+		if _, _, ok := t.NVIndexData(k.index); ok {
+			continue
+		}
+		pub, err := t.EndorsementPublic(k.template)
+		if err != nil {
+			s.log.Errorf("EK certificate (%s): deriving the EK: %v", k.name, err)
+			continue
+		}
+		der, err := certify(proto.CertifyEK{Manufacturer: manufacturer, Model: model, Version: version, Public: gt.Marshal(pub)})
+		if err != nil {
+			s.log.Errorf("EK certificate (%s): the manager did not issue it: %v; the guest finds no certificate at NV index %#x until a later start gets one", k.name, err, k.index)
+			continue
+		}
+		idx := gt.TPMSNVPublic{NVIndex: gt.TPMHandle(k.index), NameAlg: gt.TPMAlgSHA256, Attributes: ekcert.NVCertAttributes()}
+		if err := t.ProvisionNV(idx, der); err != nil {
+			s.log.Errorf("EK certificate (%s): %v", k.name, err)
+			continue
+		}
+		s.log.Infof("EK certificate (%s) from the manager at NV index %#x (%d bytes)", k.name, k.index, len(der))
+	}
+}
