@@ -3,7 +3,9 @@ package hwtpm
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -417,4 +419,129 @@ func BenchmarkAKQuote(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// identityBlob12 is a TPM_KEY as TPM_MakeIdentity returns it, for key
+// (its wrapped private part is junk: only the parsers see it).
+func identityBlob12(key *rsa.PublicKey) []byte {
+	b := bytes.Clone(idKeyParams12[:len(idKeyParams12)-8])
+	b = binary.BigEndian.AppendUint32(b, uint32(len(key.N.Bytes())))
+	b = append(b, key.N.Bytes()...)
+	b = binary.BigEndian.AppendUint32(b, 16)
+	return append(b, make([]byte, 16)...)
+}
+
+// exerciseAK calls the attestation-key methods of both families over a
+// TPM that answers a then b to each: only a panic fails.
+func exerciseAK(t *testing.T, blob, a, b []byte) {
+	ok := []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0, 0}
+	tr := &scripted{rsps: [][]byte{ok}}
+	tp, err := Open(tr, Config{})
+	if err != nil {
+		t.Fatalf("Open on the scripted start: %v", err)
+	}
+	tr.rsps = append(tr.rsps, a, b)
+	for _, call := range []func(){
+		func() { tp.AKPublic(groupA) },
+		func() { tp.EKPublic() },
+		func() { tp.Quote(groupA, []byte{1}, []uint{0, 7}) },
+		func() { tp.ActivateCredential(groupA, []byte{1}, []byte{2}) },
+	} {
+		tr.i = 1
+		call()
+	}
+	flags := append([]byte{0, 0xC4, 0, 0, 0, 0x24, 0, 0, 0, 0, 0, 0, 0, 22, 0, 0x1F}, make([]byte, 20)...)
+	owned := []byte{0, 0xC4, 0, 0, 0, 15, 0, 0, 0, 0, 0, 0, 0, 1, 1}
+	tr = &scripted{rsps: [][]byte{{0, 0xC4, 0, 0, 0, 10, 0, 0, 0, 0x1E}, flags, owned}}
+	tp12, err := Open12(tr, Config{})
+	if err != nil {
+		t.Fatalf("Open12 on the scripted start: %v", err)
+	}
+	tr.rsps = append(tr.rsps, a, b)
+	for _, call := range []func(){
+		func() { tp12.MakeIdentity([20]byte{}) },
+		func() { tp12.Quote(blob, [20]byte{}, []uint{0, 7, 16}) },
+		func() { tp12.ActivateIdentity(blob, make([]byte, 256)) },
+	} {
+		tr.i = 3
+		call()
+	}
+}
+
+// FuzzParseAK feeds the attestation-key parsers (TPM 2.0 quotes, TPM 1.2
+// TPM_KEY, TPM_PUBKEY, TPM_MakeIdentity, TPM_Quote and
+// TPM_ActivateIdentity outputs, authorisation areas) and the methods
+// behind them arbitrary bytes: errors, never a panic.
+func FuzzParseAK(f *testing.F) {
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.Fatal(err)
+	}
+	blob := identityBlob12(&rk.PublicKey)
+	attest := tpm2.Marshal(tpm2.TPMSAttest{
+		Magic:     tpm2.TPMGeneratedValue,
+		Type:      tpm2.TPMSTAttestQuote,
+		ExtraData: tpm2.TPM2BData{Buffer: []byte("nonce")},
+		Attested: tpm2.NewTPMUAttest(tpm2.TPMSTAttestQuote, &tpm2.TPMSQuoteInfo{
+			PCRSelect: pcrSelection(tpm2.TPMAlgSHA256, []uint{0, 7}),
+			PCRDigest: tpm2.TPM2BDigest{Buffer: make([]byte, 32)},
+		}),
+	})
+	d := sha256.Sum256(attest)
+	r, s, err := ecdsa.Sign(rand.Reader, ec, d[:])
+	if err != nil {
+		f.Fatal(err)
+	}
+	sig := tpm2.Marshal(tpm2.TPMTSignature{SigAlg: tpm2.TPMAlgECDSA, Signature: tpm2.NewTPMUSignature(tpm2.TPMAlgECDSA, &tpm2.TPMSSignatureECC{
+		Hash: tpm2.TPMAlgSHA256, SignatureR: tpm2.TPM2BECCParameter{Buffer: r.Bytes()}, SignatureS: tpm2.TPM2BECCParameter{Buffer: s.Bytes()},
+	})})
+	f.Add(attest, sig)
+	makeID := binary.BigEndian.AppendUint32(bytes.Clone(blob), 256)
+	makeID = append(makeID, make([]byte, 256)...)
+	quote12 := binary.BigEndian.AppendUint32(pcrSelection12([]uint{0, 7, 16}), 60)
+	quote12 = append(quote12, make([]byte, 60)...)
+	quote12 = binary.BigEndian.AppendUint32(quote12, 256)
+	quote12 = append(quote12, make([]byte, 256)...)
+	f.Add(makeID, quote12)
+	f.Add(symKey12(make([]byte, 16)), append([]byte{0, 0xC4, 0, 0, 0, 92, 0, 0, 0, 0}, make([]byte, 82)...))
+	k12, _, err := parseMakeIdentity(makeID)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, _, _, err := parseQuote12(quote12, []uint{0, 7, 16}); err != nil {
+		f.Fatal(err)
+	}
+	if _, _, err := parseQuote(attest, sig, &ec.PublicKey); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(k12.pubKey(), []byte{0x30, 0x82, 0, 2, 1, 1, 0})
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		if _, q, err := parseQuote(a, b, &ec.PublicKey); err == nil && q.Quote == nil {
+			t.Fatal("a quote without quote info")
+		}
+		parseQuote(a, b, nil)
+		if c := trimDER(a); !bytes.HasPrefix(a, c) {
+			t.Fatal("trimDER is not a prefix")
+		}
+		if k, n, err := parseKey12(a); err == nil {
+			if n > len(a) || !bytes.Equal(k.raw, a[:n]) {
+				t.Fatalf("parseKey12: %d bytes of %d", n, len(a))
+			}
+			ParsePubKey12(k.pubKey())
+		}
+		ParsePubKey12(a)
+		parseMakeIdentity(a)
+		checkSymKey12(a)
+		if _, vals, _, err := parseQuote12(a, []uint{0, 7, 16}); err == nil && len(vals) != 3 {
+			t.Fatalf("parseQuote12: %d values", len(vals))
+		}
+		uses := []use12{{s: &authSession{}}, {s: &authSession{}}}
+		checkAuthResponse("fuzz", 1, a, 4, make([][20]byte, 2), uses)
+		checkAuthResponse("fuzz", 1, b, 0, make([][20]byte, 1), uses[:1])
+		exerciseAK(t, blob, a, b)
+	})
 }

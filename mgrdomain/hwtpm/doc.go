@@ -6,8 +6,11 @@
 // TPM2_Load, TPM2_Unseal, TPM2_StartAuthSession, TPM2_PolicyPCR,
 // TPM2_PolicyLocality, TPM2_PolicyNV, TPM2_NV_DefineSpace,
 // TPM2_NV_Increment, TPM2_NV_Read, TPM2_PCR_Read, TPM2_GetRandom,
-// TPM2_LoadExternal, TPM2_VerifySignature and TPM2_PolicyAuthorize, and
-// Part 1 for salted sessions and parameter encryption; the TCG
+// TPM2_LoadExternal, TPM2_VerifySignature, TPM2_PolicyAuthorize,
+// TPM2_PolicySecret, TPM2_ActivateCredential, TPM2_Quote and
+// TPM2_NV_ReadPublic, and Part 1 for salted sessions, parameter
+// encryption and credential protection; the TCG EK Credential Profile
+// for the RSA EK template and its certificate's NV index; the TCG
 // TPM v2.0 Provisioning Guidance for the storage primary's template (the
 // ECC P-256 "SRK" template, so the same key is re-derived from the owner
 // seed on every boot and nothing has to be persisted in the TPM); the TCG
@@ -42,12 +45,22 @@
 //     owner range) for rollback protection: CreateCounter, ReadCounter,
 //     IncrementCounter. One increment is one hardware NV write.
 //   - GetRandom and PCRRead pass-through for the vTPM protocol.
+//   - A per-group attestation key for deep quotes (ak.go): an ECC P-256
+//     restricted signing key of the endorsement hierarchy re-derived
+//     from a template carrying the group UUID (AKTemplate, AKPublic),
+//     Quote over SHA-256 PCRs with qualifying data, and the EK (EKPublic,
+//     with the manufacturer's certificate) and ActivateCredential for a
+//     privacy CA to certify the key. On TPM 1.2 (ak12.go) an identity
+//     key from MakeIdentity, whose wrapped blob the caller stores, with
+//     ActivateIdentity and Quote.
 //
 // TPM 1.2 hardware (Detect tells the families apart) is TPM12, from
 // Open12, with the same methods (Reseal is Seal, Retire does nothing)
 // over TPM 1.2 Part 3's TPM_Seal,
 // TPM_Unseal, the monotonic counter commands (TPM_CreateCounter,
-// TPM_IncrementCounter, TPM_ReadCounter), TPM_GetRandom and TPM_PcrRead,
+// TPM_IncrementCounter, TPM_ReadCounter), TPM_GetRandom, TPM_PcrRead,
+// TPM_MakeIdentity, TPM_ActivateIdentity, TPM_LoadKey2, TPM_Quote and
+// TPM_FlushSpecific,
 // using the OIAP and OSAP authorisation protocols of TPM 1.2 Part 1.
 //
 // On TPM 1.2 the storage key is on the bus in clear: TPM_Seal's inData
