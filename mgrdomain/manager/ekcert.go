@@ -193,8 +193,8 @@ func ekPublicKey(pub []byte) (crypto.PublicKey, error) {
 }
 
 // CertifyEK issues the EK certificate of the vTPM uuid's key in m, signed
-// by its group's CA. The vTPM must have a record (its first save made it)
-// in a group whose SAA approved this host.
+// by its group's CA. The vTPM must have saved a key (its first save makes
+// its record) and be in a group whose SAA approved this host.
 func (m *Manager) CertifyEK(uuid [16]byte, req proto.CertifyEK) ([]byte, error) {
 	if err := m.usable(); err != nil {
 		return nil, err
@@ -203,16 +203,7 @@ func (m *Manager) CertifyEK(uuid [16]byte, req proto.CertifyEK) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	rec, err := m.st.Get(uuid)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %x (its first save makes its record)", proto.ErrNotFound, uuid)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("manager: reading record %x: %w", uuid, err)
-	}
-	m.mu.Lock()
-	err = m.usableGroup(uuid, rec.Group)
-	m.mu.Unlock()
+	rec, err := m.savedRecord(uuid)
 	if err != nil {
 		return nil, err
 	}

@@ -488,21 +488,27 @@ func (m *Manager) LoadHashKey(uuid [16]byte) ([]byte, error) {
 	if err := m.usable(); err != nil {
 		return nil, err
 	}
-	rec, err := m.st.Get(uuid)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && len(rec.Blob) == 0) {
-		// A record VTPM_NEW made has no key until the vTPM's first save.
-		return nil, fmt.Errorf("%w: %x", proto.ErrNotFound, uuid)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("manager: reading record %x: %w", uuid, err)
-	}
-	m.mu.Lock()
-	err = m.usableGroup(uuid, rec.Group)
-	m.mu.Unlock()
+	rec, err := m.savedRecord(uuid)
 	if err != nil {
 		return nil, err
 	}
 	return rec.Blob, nil
+}
+
+// savedRecord returns the vTPM's record if it has saved a key and its
+// group's SAA approved this host.
+func (m *Manager) savedRecord(uuid [16]byte) (store.Record, error) {
+	rec, err := m.st.Get(uuid)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && len(rec.Blob) == 0) {
+		// A record VTPM_NEW made has no key until the vTPM's first save.
+		return rec, fmt.Errorf("%w: %x", proto.ErrNotFound, uuid)
+	}
+	if err != nil {
+		return rec, fmt.Errorf("manager: reading record %x: %w", uuid, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return rec, m.usableGroup(uuid, rec.Group)
 }
 
 // GetRandom passes through to the hardware TPM.
