@@ -206,8 +206,8 @@ func persist(cfg *vtpm.Config, hasDisk, hasManager bool) {
 	}
 	cfg.Saver = saver{st}
 	cfg.HWPCR = func(i int) ([20]byte, error) { return readHWPCR(send, i) }
-	cfg.CertifyEK = func(m proto.CertifyEK) ([]byte, error) {
-		req, err := proto.EncodeCertifyEK(m)
+	// ask sends a vTPM request to the manager and returns its answer.
+	ask := func(req []byte, err error) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -217,6 +217,8 @@ func persist(cfg *vtpm.Config, hasDisk, hasManager bool) {
 		}
 		return proto.ParseResponse(rsp, proto.TagVTPMReq)
 	}
+	cfg.CertifyEK = func(m proto.CertifyEK) ([]byte, error) { return ask(proto.EncodeCertifyEK(m)) }
+	cfg.DeepQuote = func(m proto.DeepQuote) ([]byte, error) { return ask(proto.EncodeDeepQuote(m)) }
 }
 
 // saver logs each save: where the state went and what it cost.

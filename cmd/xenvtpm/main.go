@@ -54,14 +54,15 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"bridge":   {runBridge, "serve an HVM guest's QEMU TPM from its vTPM domain"},
-	"measure":  {runMeasure, "measure a PV/PVH guest's kernel, command line and ramdisk into its vTPM"},
-	"up":       {runUp, "start vTPM domain, bridge or measurement, and guest; tear down when the guest is gone"},
-	"check-dm": {runCheckDM, "tell whether the device model can give a guest a TPM"},
-	"group":    {runGroup, "manage the manager's groups and their signed configuration lists"},
-	"vtpm":     {runVTPM, "manage the vTPMs the manager keeps secrets for"},
-	"saa":      {runSAA, "make an SAA key; sign and show configuration lists"},
-	"verify":   {runVerify, "check evidence from a vTPM: its EK certificate against its group's CA"},
+	"bridge":    {runBridge, "serve an HVM guest's QEMU TPM from its vTPM domain"},
+	"measure":   {runMeasure, "measure a PV/PVH guest's kernel, command line and ramdisk into its vTPM"},
+	"up":        {runUp, "start vTPM domain, bridge or measurement, and guest; tear down when the guest is gone"},
+	"check-dm":  {runCheckDM, "tell whether the device model can give a guest a TPM"},
+	"group":     {runGroup, "manage the manager's groups and their signed configuration lists"},
+	"vtpm":      {runVTPM, "manage the vTPMs the manager keeps secrets for"},
+	"saa":       {runSAA, "make an SAA key; sign and show configuration lists"},
+	"verify":    {runVerify, "check evidence from a vTPM: its EK certificate, a deep quote"},
+	"deepquote": {runDeepQuote, "in a guest: get a deep quote from its vTPM"},
 }
 
 func usage() {

@@ -53,6 +53,8 @@ type managerClient interface {
 	GroupUpdate(uint32, []byte) error
 	GroupShow(uint32) (*mgmt.GroupInfo, error)
 	GroupCACert(uint32) (*x509.Certificate, error)
+	GroupAK(uint32) (*mgmt.GroupAK, error)
+	GroupActivate(id uint32, credentialBlob, secret []byte) ([]byte, error)
 	VTPMList(uint32) ([][16]byte, error)
 	VTPMNew(uint32, *[16]byte) ([16]byte, error)
 	VTPMDel([16]byte) error
@@ -131,13 +133,16 @@ const groupUsage = `usage:
   xenvtpm group del ID                       delete a group that has no vTPMs
   xenvtpm group ca-cert ID [-o FILE]         the group's EK CA certificate (PEM), which
                                              signs its vTPMs' EK certificates
+  xenvtpm group ak ID [-o AK.pem] [--ek EK.pem]  the group's attestation key in the
+                                             hardware TPM, proven there with
+                                             TPM2_ActivateCredential against its EK
 every subcommand takes --manager DOMAIN (default vtpmmgr) and --json
 `
 
 func runGroup(args []string) error {
 	return subcommand("group", map[string]func([]string) error{
 		"add": groupAdd, "list": groupList, "show": groupShow, "update": groupUpdate, "del": groupDel,
-		"ca-cert": groupCACert,
+		"ca-cert": groupCACert, "ak": groupAK,
 	}, groupUsage, args)
 }
 

@@ -77,6 +77,12 @@ func (f *fakeClient) VTPMNew(g uint32, u *[16]byte) ([16]byte, error) {
 	return [16]byte{1}, f.rec("vtpm new")
 }
 func (f *fakeClient) VTPMDel([16]byte) error { return f.rec("vtpm del") }
+func (f *fakeClient) GroupAK(uint32) (*mgmt.GroupAK, error) {
+	return nil, &mgmt.Error{Ordinal: 0x02000112, Code: 2}
+}
+func (f *fakeClient) GroupActivate(uint32, []byte, []byte) ([]byte, error) {
+	return nil, &mgmt.Error{Ordinal: 0x02000104, Code: 2}
+}
 func (f *fakeClient) GroupCACert(id uint32) (*x509.Certificate, error) {
 	if _, ok := f.groups[id]; !ok {
 		return nil, &mgmt.Error{Ordinal: 0x02000111, Code: mgmt.CodeBadIndex}

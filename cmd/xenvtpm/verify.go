@@ -17,10 +17,16 @@ const verifyUsage = `usage:
       check a vTPM's EK certificate (DER or PEM, e.g. tpm2_getekcertificate's
       output) against its group's CA (xenvtpm group ca-cert) and, with --ek,
       that it certifies that key (PEM public key, e.g. tpm2_createek -f pem)
+  xenvtpm verify quote FILE --ak AK.pem --nonce HEX [--uuid U] [--vtpm-pcr N:HEX]...
+                       [--saa SAA.pub --list LIST.cfg]
+      check a deep quote (xenvtpm deepquote) link by link: the hardware quote's
+      signature by the group's attestation key (xenvtpm group ak), its binding,
+      the nonce, the vTPM, its PCR values, and with --saa/--list the SAA, the
+      installed list and that the hardware PCRs are a configuration it approves
 `
 
 func runVerify(args []string) error {
-	return subcommand("verify", map[string]func([]string) error{"ekcert": verifyEKCert}, verifyUsage, args)
+	return subcommand("verify", map[string]func([]string) error{"ekcert": verifyEKCert, "quote": verifyQuote}, verifyUsage, args)
 }
 
 // readPEMOrDER returns the DER in a file holding one PEM block of the

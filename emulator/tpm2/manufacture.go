@@ -97,3 +97,21 @@ func (t *TPM) Identity() (manufacturer uint32, model string, version uint32) {
 	binary.BigEndian.PutUint32(m[4:], vendorString2)
 	return manufacturerID, string(bytes.TrimRight(m[:], "\x00")), firmwareVersion1
 }
+
+// SHA256PCRs returns the values of the SHA-256 bank's PCRs pcrs (each
+// below 24), for a host that reports them beside the TPM (a deep quote).
+// It fails when the guest has deallocated that bank (TPM2_PCR_Allocate).
+func (t *TPM) SHA256PCRs(pcrs []uint) ([][]byte, error) {
+	vals := t.pcr.banks[gt.TPMAlgSHA256]
+	if vals == nil {
+		return nil, errors.New("tpm2: the SHA-256 PCR bank is not allocated")
+	}
+	out := make([][]byte, len(pcrs))
+	for i, p := range pcrs {
+		if p >= pcrCount {
+			return nil, fmt.Errorf("tpm2: PCR %d (at most %d)", p, pcrCount-1)
+		}
+		out[i] = bytes.Clone(vals[p])
+	}
+	return out, nil
+}

@@ -65,6 +65,7 @@ type group struct {
 	pub      *saa.PublicKey
 	signed   *saa.Signed
 	approved bool // no list, or the current PCRs match one of its approvals
+	match    int  // the index of the approval they matched; -1: none or no list
 }
 
 // isReserved reports a key of the groups' records.
@@ -329,7 +330,7 @@ func (m *Manager) matchApproval(s *saa.Signed) (int, error) {
 
 // checkApproved sets g.approved from the current PCRs and says so.
 func (m *Manager) checkApproved(g *group) error {
-	g.approved = true
+	g.approved, g.match = true, -1
 	if g.signed == nil {
 		return nil
 	}
@@ -343,7 +344,7 @@ func (m *Manager) checkApproved(g *group) error {
 		g.approved = false
 		return fmt.Errorf("manager: group %d: reading the PCRs its approvals name: %w", g.id, err)
 	}
-	g.approved = i >= 0
+	g.approved, g.match = i >= 0, i
 	if !g.approved {
 		m.logf("manager: group %d: its SAA approved none of this host's configurations (list sequence %d): its vTPMs are refused their keys", g.id, g.seq)
 	}
@@ -526,7 +527,7 @@ func (m *Manager) GroupNew(req proto.GroupNew) ([16]byte, uint32, error) {
 	if err := m.adminCommit(&b); err != nil {
 		return [16]byte{}, 0, err
 	}
-	g.approved = true
+	g.approved, g.match = true, -1
 	m.mu.Lock()
 	m.groups[g.id] = g
 	m.mu.Unlock()

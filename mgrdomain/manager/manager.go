@@ -143,6 +143,8 @@ type Manager struct {
 	key []byte // the storage key (reseals, header writes)
 	// pcrCache holds the PCRs read while start-up checks the groups.
 	pcrCache *pcrCache
+	// quoteLimit rations each vTPM's deep quotes (deepquote.go).
+	quoteLimit map[[16]byte]*ratelimit.Bucket
 
 	amu sync.Mutex // management requests, one at a time
 	cmu sync.Mutex // a store commit and its hardware increment
@@ -538,17 +540,18 @@ func (m *Manager) usable() error {
 
 // Stats are the manager's counters.
 type Stats struct {
-	Records   uint64 // vTPM records
-	Groups    int
-	Counter   uint64 // the counter value the store binds
-	Saves     uint64 // acknowledged SAVEHASHKEYs since Open
-	Commits   uint64 // store commits since Open (each followed by an NV increment)
-	HWWrites  uint64 // hardware NV writes (counter increments) since Open, start-up's catch-up included
-	Coalesced uint64 // saves superseded by a newer state of the same vTPM before their commit
-	Busy      uint64 // saves answered TPM_RETRY (hardware back-pressure or the NV write cap)
-	Waiting   int    // saves waiting for their group commit now
-	Owed      bool   // the hardware counter is one behind the store (back-pressure): made up before the next commit
-	EKCerts   uint64 // EK certificates issued since Open
+	Records    uint64 // vTPM records
+	Groups     int
+	Counter    uint64 // the counter value the store binds
+	Saves      uint64 // acknowledged SAVEHASHKEYs since Open
+	Commits    uint64 // store commits since Open (each followed by an NV increment)
+	HWWrites   uint64 // hardware NV writes (counter increments) since Open, start-up's catch-up included
+	Coalesced  uint64 // saves superseded by a newer state of the same vTPM before their commit
+	Busy       uint64 // saves answered TPM_RETRY (hardware back-pressure or the NV write cap)
+	Waiting    int    // saves waiting for their group commit now
+	Owed       bool   // the hardware counter is one behind the store (back-pressure): made up before the next commit
+	EKCerts    uint64 // EK certificates issued since Open
+	DeepQuotes uint64 // deep quotes answered since Open
 	// SealedToApprovals: the storage key is sealed to group 0's approval
 	// list (SealPCRs does not apply).
 	SealedToApprovals bool

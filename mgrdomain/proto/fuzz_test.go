@@ -18,6 +18,12 @@ func FuzzHandle(f *testing.F) {
 	f.Add(EncodePCRRead(0))
 	f.Add(raw(TagMgmtReq, 10, OrdGroupNew, nil))
 	f.Add(EncodeGroupCACert(0))
+	if dq, err := EncodeDeepQuote(DeepQuote{Nonce: []byte("n"), PCRs: 1}); err == nil {
+		f.Add(dq)
+	}
+	f.Add(raw(TagMgmtReq, 14, OrdGroupAK, []byte{0, 0, 0, 0}))
+	act := EncodeGroupActivate(GroupActivate{CredentialBlob: []byte{1}, Secret: []byte{2}})
+	f.Add(raw(TagMgmtReq, uint32(10+len(act)), OrdGroupActivate, act))
 	if ek, err := EncodeCertifyEK(CertifyEK{Manufacturer: 1, Version: 2, Model: "m", Public: make([]byte, 118)}); err == nil {
 		f.Add(ek)
 	}

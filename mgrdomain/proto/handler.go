@@ -212,6 +212,34 @@ func (h *Handler) serve(r *Request, msg any, peer PeerInfo) ([]byte, error) {
 			return nil, errorf(ReturnUnsupported, "management ordinal %#x: this manager serves no groups", r.Code)
 		}
 		return serveMgmt(a, m)
+	case DeepQuote, GroupAK, GroupActivate:
+		a, ok := h.Backend.(Attester)
+		if !ok {
+			return nil, errorf(ReturnUnsupported, "ordinal %#x: this manager gives no deep quotes", r.Code)
+		}
+		switch m := m.(type) {
+		case DeepQuote:
+			m.Nonce = append([]byte(nil), m.Nonce...)
+			out, err := a.DeepQuote(peer.UUID, m)
+			if err != nil {
+				return nil, fmt.Errorf("DEEP_QUOTE: %w", err)
+			}
+			return out, nil
+		case GroupAK:
+			out, err := a.GroupAK(m.Group)
+			if err != nil {
+				return nil, fmt.Errorf("GROUP_AK %d: %w", m.Group, err)
+			}
+			return out, nil
+		case GroupActivate:
+			m.CredentialBlob = append([]byte(nil), m.CredentialBlob...)
+			m.Secret = append([]byte(nil), m.Secret...)
+			out, err := a.GroupActivate(m)
+			if err != nil {
+				return nil, fmt.Errorf("GROUP_ACTIVATE %d: %w", m.Group, err)
+			}
+			return out, nil
+		}
 	case CertifyEK, GroupCACert:
 		c, ok := h.Backend.(Certifier)
 		if !ok {

@@ -54,6 +54,12 @@ func DecodeRequest(b []byte) (*Request, any, error) {
 			// GET_BOOT_HASH needs an XSM label and GET_QUOTE (deep quote)
 			// the group AIK: both come with group provisioning.
 			return r, Unsupported{r.Tag, r.Code}, nil
+		case OrdDeepQuote:
+			m, err := decodeDeepQuote(r.Params)
+			if err != nil {
+				return r, nil, err
+			}
+			return r, m, nil
 		case OrdCertifyEK:
 			m, err := decodeCertifyEK(r.Params)
 			if err != nil {

@@ -213,7 +213,14 @@ func decodeMgmt(r *Request) (any, error) {
 			return nil, err
 		}
 		return GroupCACert{u32()}, nil
-	case OrdGroupActivate, OrdGroupRegister, OrdGroupQuote, OrdGroupRecover1, OrdGroupRecover2, OrdVTPMShow, OrdVTPMEdit:
+	case OrdGroupAK:
+		if err := want("GROUP_AK", 4); err != nil {
+			return nil, err
+		}
+		return GroupAK{u32()}, nil
+	case OrdGroupActivate:
+		return decodeGroupActivate(p)
+	case OrdGroupRegister, OrdGroupQuote, OrdGroupRecover1, OrdGroupRecover2, OrdVTPMShow, OrdVTPMEdit:
 		return Unsupported{r.Tag, r.Code}, nil
 	}
 	if r.Code >= ordMgmtTPMFirst && r.Code <= ordMgmtTPMLast {

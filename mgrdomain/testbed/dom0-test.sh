@@ -9,8 +9,8 @@
 # line. Then the manager's groups (groups.sh).
 # Sourced by dom0's init with testlib.sh loaded.
 
-# start_mgr, refused and tis_cmd are in mgrlib.sh; create, ended and
-# keep_log in testlib.sh.
+# start_mgr and refused are in mgrlib.sh; create, ended, keep_log and the
+# TIS helpers (tis_cmd, pcr_values, pcr_extend16) in testlib.sh.
 . /test/mgrlib.sh
 
 [ ! -e /dev/tpm0 ] || fail "dom0 took the TPM (initcall_blacklist=init_tis missing?)"

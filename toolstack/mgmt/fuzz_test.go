@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/google/go-tpm/tpm2"
+
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
 )
@@ -61,8 +63,9 @@ func FuzzDecoders(f *testing.F) {
 	f.Add(uint8(4), make([]byte, 16))
 	f.Add(uint8(5), []byte("12345678-9abc-def0-0102-030405060708"))
 	f.Add(uint8(5), []byte("123456789abcdef00102030405060708"))
+	f.Add(uint8(6), groupAKSeed(f))
 	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
-		switch which % 6 {
+		switch which % 7 {
 		case 0:
 			g, err := DecodeGroupShow(b)
 			if err != nil {
@@ -99,8 +102,28 @@ func FuzzDecoders(f *testing.F) {
 			if u2, err := ParseUUID(FormatUUID(u)); err != nil || u2 != u {
 				t.Fatalf("%q → %x does not round-trip", b, u)
 			}
+		case 6:
+			if g, err := DecodeGroupAK(b); err == nil && (g.AK == nil || g.EK == nil || len(g.AKName) == 0) {
+				t.Fatal("GROUP_AK decoded without its keys")
+			}
 		}
 	})
+}
+
+// groupAKSeed is a GROUP_AK answer: two default-template public areas
+// (their keys' value does not matter to the decoder) and no certificate.
+func groupAKSeed(t testing.TB) []byte {
+	var b []byte
+	for _, tmpl := range []tpm2.TPMTPublic{tpm2.ECCEKTemplate, tpm2.RSAEKTemplate} {
+		if tmpl.Type == tpm2.TPMAlgECC {
+			tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
+				X: tpm2.TPM2BECCParameter{Buffer: bytes.Repeat([]byte{1}, 32)}, Y: tpm2.TPM2BECCParameter{Buffer: bytes.Repeat([]byte{2}, 32)}})
+		}
+		p := tpm2.Marshal(tmpl)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(p)))
+		b = append(b, p...)
+	}
+	return append(b, 0, 0)
 }
 
 // FuzzClientResponses: whatever a manager answers, the client returns

@@ -64,6 +64,10 @@ func OrdinalName(ord uint32) string {
 		return "VTPM_DEL"
 	case proto.OrdGroupCACert:
 		return "GROUP_CA_CERT"
+	case proto.OrdGroupAK:
+		return "GROUP_AK"
+	case proto.OrdGroupActivate:
+		return "GROUP_ACTIVATE"
 	}
 	return fmt.Sprintf("ordinal %#08x", ord)
 }

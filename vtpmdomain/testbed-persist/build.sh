@@ -10,10 +10,13 @@ make -s -C "$top" OUT="$TESTBED_STAGE" "$TESTBED_STAGE/mgrdomain" "$TESTBED_STAG
 for f in /usr/bin/tpm2 /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0; do
 	[ -e "$f" ] || { echo "build.sh: $f missing: run build/testbed/host-deps.sh tpm2-tools" >&2; exit 1; }
 done
-# dom0's xenvtpm: fetches the group's EK CA and verifies the guest's EK
-# certificates.
+# xenvtpm: dom0's fetches the group's EK CA and attestation key and
+# verifies the guest's evidence; the guest's asks its vTPM for deep quotes.
 (cd "$top" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$TESTBED_STAGE/xenvtpm" ./cmd/xenvtpm)
-gzip -9f "$TESTBED_STAGE/xenvtpm"
+guestbin=$(mktemp -d)
+trap 'rm -rf "$guestbin"' EXIT
+mv "$TESTBED_STAGE/xenvtpm" "$guestbin/xenvtpm"
+gzip -9c "$guestbin/xenvtpm" >"$TESTBED_STAGE/xenvtpm.gz"
 rm -f "$TESTBED_STAGE/mgr.img" "$TESTBED_STAGE/vtpm.img"
 truncate -s 4M "$TESTBED_STAGE/mgr.img"
 truncate -s 4M "$TESTBED_STAGE/vtpm.img"
@@ -24,4 +27,4 @@ for t in nvdefine nvwrite nvread createprimary evictcontrol getcap readpublic pc
 done
 "$TESTBED_PREPARE" guest-initramfs --init "$(dirname "$0")/guest-init" --out "$TESTBED_STAGE/guest.cpio" --gzip \
 	--module xen-tpmfront "${tools[@]}" \
-	--bin /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0
+	--bin /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0 --file "$guestbin/xenvtpm:/usr/bin/xenvtpm"

@@ -62,9 +62,10 @@ shutdown_vtpm() {
 	grep 'powering off' "$v"
 }
 
-# run_guest STEP TAG: boot the guest with step=STEP; every step must pass.
+# run_guest STEP TAG: boot the guest with step=STEP (and GUEST_EXTRA's
+# kernel parameters); every step must pass.
 run_guest() {
-	create guest.cfg guest "extra=\"console=hvc0 quiet step=$1\"" || fail "xl create guest.cfg failed ($2)"
+	create guest.cfg guest "extra=\"console=hvc0 quiet step=$1 ${GUEST_EXTRA:-}\"" || fail "xl create guest.cfg failed ($2)"
 	wait_console guest "GUEST-DONE step=$1" 300 || fail "guest ($2) did not finish step=$1"
 	ended guest s 60 || { xl destroy guest; fail "guest ($2) did not power off"; }
 	g=$(keep_log guest "$2")
@@ -232,6 +233,7 @@ stop_vtpm clear
 
 # ---- 6. the manager's disk rolled back: refused ----
 stop_mgr third
+mv /tmp/mgr.img /tmp/mgr-good.img
 cp /tmp/mgr-old.img /tmp/mgr.img
 create mgr.cfg mgr || fail "xl create mgr.cfg failed (rollback)"
 wait_console mgr 'serving vTPM domains|cannot start' 240 || fail "manager (rollback): neither serving nor refusing"
@@ -242,4 +244,77 @@ why=$(grep -m1 -o 'disk binds counter [0-9]*, hardware counter is [0-9]*' "$(con
 step "manager's disk rolled back to its copy from before the restarts: the manager refused to start as a ROLLBACK${why:+ ($why)}"
 ended mgr c 30 || xl destroy mgr
 
-pass "vTPM state persisted across vTPM and manager restarts (NV index, persistent key; PCRs reset); a corrupted vTPM disk refused, clear gave a fresh TPM; a rolled-back manager disk refused"
+# ---- 7. evidence: deep quotes from the guest, checked in dom0 ----
+mv /tmp/mgr-good.img /tmp/mgr.img
+rm -f /tmp/mgr-old.img
+start_mgr fourth
+start_vtpm quote
+serving quote
+U=$(sed -n 's/.*uuid=\([0-9a-f-]*\).*/\1/p' vtpm.cfg | head -n 1)
+nonce() { head -c 16 /dev/urandom | xxd -p; }
+# qfile: the guest's deep quote, decoded to /tmp/dq.bin.
+qfile() {
+	tr -d '\r' <"$g" | sed -n 's/^FILE dq.bin //p' | base64 -d >/tmp/dq.bin && [ -s /tmp/dq.bin ] || fail "the guest printed no deep quote"
+}
+# vq NAME WANT ARGS...: xenvtpm verify quote; WANT is VERIFIED or the link
+# that must fail.
+vq() {
+	name=$1 want=$2
+	shift 2
+	out=$($X verify quote /tmp/dq.bin --ak /tmp/ak.pem "$@" 2>&1)
+	echo "$out"
+	case $want in
+	VERIFIED) echo "$out" | grep -q ': VERIFIED' || fail "deep quote ($name) not verified: $out" ;;
+	*) echo "$out" | grep -q "NOT VERIFIED: $want:" || fail "deep quote ($name): the verifier did not name the $want link: $out" ;;
+	esac
+}
+fam=$(echo "$hw" | sed -n 's/^TPM \([0-9.]*\) .*/\1/p')
+if [ "$fam" = 2.0 ]; then
+	$X group ak 0 --manager mgr -o /tmp/ak.pem || fail "xenvtpm group ak 0 failed"
+	step "the group's attestation key in the hardware TPM, proven there by dom0 (TPM2_MakeCredential against the hardware EK, the manager's TPM2_ActivateCredential)"
+	# The SAA approves this host's PCRs 0, 2, 4 and 16 for group 0.
+	$X saa keygen --alg ecdsa --out /tmp/saa >/dev/null && $X saa keygen --out /tmp/other >/dev/null || fail "saa keygen failed"
+	$X group add --key /tmp/saa.pub --manager mgr || fail "group add failed"
+	G=$($X group show 0 --manager mgr --json | sed -n 's/^ *"uuid": "\([^"]*\)".*/\1/p' | head -n 1)
+	seq=$($X group show 0 --manager mgr --json | sed -n 's/^ *"next_seq": \([0-9]*\).*/\1/p' | head -n 1)
+	pcr_values 2.0 0 2 4 16 >/tmp/hv || fail "reading the hardware PCRs from dom0"
+	sign() { # SEQ ARGS...
+		s=$1
+		shift
+		$X saa sign-config --key /tmp/saa.key --group-uuid "$G" --seq "$s" --family 2.0 --pcrs 0,2,4,16 --values /tmp/hv "$@" >/dev/null
+	}
+	sign "$seq" --out /tmp/l1.cfg || fail "saa sign-config failed"
+	sign "$((seq + 1))" --extend 16:$(echo other | sha256sum | cut -c1-64) --out /tmp/l2.cfg || fail "saa sign-config (other list) failed"
+	$X group update 0 /tmp/l1.cfg --manager mgr || fail "group update 0 failed"
+
+	N=$(nonce)
+	GUEST_EXTRA="nonce=$N repeat=10" run_guest deepquote quote1
+	qfile
+	v16=$(sed -n 's/^VPCR16 //p' "$g" | tr -d '\r') v16a=$(sed -n 's/^VPCR16-AFTER //p' "$g" | tr -d '\r')
+	log "FIGURE $(grep -m1 -o 'deep quote round trip.*' "$g")"
+	vq good VERIFIED --nonce "$N" --uuid "$U" --vtpm-pcr "16:$v16" --saa /tmp/saa.pub --list /tmp/l1.cfg
+	step "a guest's deep quote (its nonce, vTPM $U, its PCRs 0 and 16, group 0's SAA and list, the hardware PCRs 0,2,4,16 by the group's attestation key) verified by xenvtpm verify in dom0"
+	vq nonce nonce --nonce "$(nonce)" --uuid "$U" --saa /tmp/saa.pub --list /tmp/l1.cfg
+	vq pcr "vTPM PCRs" --nonce "$N" --uuid "$U" --vtpm-pcr "16:$v16a"
+	vq uuid "vTPM UUID" --nonce "$N" --uuid 76747069-7065-7273-6973-740000000002
+	vq saa "SAA key" --nonce "$N" --saa /tmp/other.pub --list /tmp/l1.cfg
+	vq list "configuration list" --nonce "$N" --saa /tmp/saa.pub --list /tmp/l2.cfg
+	# The hardware's PCR 16 changes: a new quote shows a configuration the
+	# SAA did not approve.
+	pcr_extend16 2.0 "$(echo rogue | sha256sum | cut -c1-64)"
+	N=$(nonce)
+	GUEST_EXTRA="nonce=$N" run_guest deepquote quote2
+	qfile
+	vq hwpcr "hardware PCRs" --nonce "$N" --uuid "$U" --saa /tmp/saa.pub --list /tmp/l1.cfg
+	grep -c 'deep quote' "$(console_log vtpm)" | grep -q '^0$' || log "vTPM: $(grep -m1 'deep quote' "$(console_log vtpm)")"
+	step "each link broken once is named: another nonce, a vTPM PCR extended after the quote, another vTPM's UUID, another SAA, a list the group does not have, a hardware PCR changed"
+else
+	N=$(nonce)
+	GUEST_EXTRA="nonce=$N" run_guest deepquote-refused refused
+	grep 'STEP-OK deepquote-refused' "$g" | grep -q TPM_RC_COMMAND_CODE || fail "the deep quote on TPM $fam hardware was not refused with TPM_RC_COMMAND_CODE: $(grep deepquote "$g")"
+	step "deep quotes need TPM 2.0 hardware: on TPM $fam the guest's request is refused (TPM_RC_COMMAND_CODE, the manager's VTPM_UNSUPPORTED)"
+fi
+stop_vtpm quote
+stop_mgr fourth
+
+pass "vTPM state persisted across vTPM and manager restarts (NV index, persistent key; PCRs reset); a corrupted vTPM disk refused, clear gave a fresh TPM; a rolled-back manager disk refused; EK certificates verified; deep quotes verified, each broken link named"

@@ -19,6 +19,9 @@ type issuer struct {
 	sign  func(pub []byte, info ekcert.TPMInfo) ([]byte, error)
 	calls int
 	fail  error
+	// saved, if set, is the vTPM's saver: like the manager, the issuer
+	// knows a vTPM only once it has saved.
+	saved *memSaver
 }
 
 func newIssuer(t *testing.T) *issuer {
@@ -43,6 +46,9 @@ func (i *issuer) certify(m proto.CertifyEK) ([]byte, error) {
 	i.calls++
 	if i.fail != nil {
 		return nil, i.fail
+	}
+	if i.saved != nil && len(i.saved.blobs) == 0 {
+		return nil, errors.New("TPM_KEYNOTFOUND: no record of this vTPM")
 	}
 	return i.sign(m.Public, ekcert.TPMInfo{Manufacturer: m.Manufacturer, Model: m.Model, Version: m.Version})
 }
@@ -78,12 +84,13 @@ func readEKCert(t *testing.T, s *Server, idx uint32) []byte {
 func TestEKCertificatesProvisioned(t *testing.T) {
 	is := newIssuer(t)
 	sv := &memSaver{}
+	is.saved = sv
 	s, err := NewServer(Config{Options: Options{Startup: StartupClear}, Saver: sv, CertifyEK: is.certify, Log: nopLog{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if is.calls != 2 || len(sv.blobs) != 1 {
-		t.Fatalf("%d certificate requests, %d saves; want 2 and 1", is.calls, len(sv.blobs))
+	if is.calls != 2 || len(sv.blobs) != 2 {
+		t.Fatalf("%d certificate requests, %d saves; want 2 and 2 (the new TPM, then its certificates)", is.calls, len(sv.blobs))
 	}
 	check := func(s *Server) {
 		t.Helper()

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xenvtpm/xenvtpm/attest/deepquote"
+
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/ratelimit"
 	"github.com/xenvtpm/xenvtpm/vtpmdomain/platform"
@@ -42,6 +44,10 @@ type Config struct {
 	// CertifyEK asks the manager for an EK certificate (CERTIFY_EK);
 	// nil: the TPM gets none (ekcert.go).
 	CertifyEK func(proto.CertifyEK) ([]byte, error)
+	// DeepQuote asks the manager for a deep quote (DEEP_QUOTE) and
+	// returns its answer; nil: the guest's deep quote command is
+	// answered TPM_RC_COMMAND_CODE (deepquote.go).
+	DeepQuote func(proto.DeepQuote) ([]byte, error)
 	Log       Logger
 	// Now is the clock of the save budget and of the TPM; time.Now when
 	// nil.
@@ -76,6 +82,7 @@ type Server struct {
 	refillRate ratelimit.Rate
 	rationing  bool
 	now        func() time.Time
+	askQuote   func(proto.DeepQuote) ([]byte, error)
 }
 
 // Stats counts the server's work.
@@ -90,6 +97,8 @@ type Stats struct {
 	// PlatformResets counts platform resets (_TPM_Init) from the control
 	// domain.
 	PlatformResets uint64
+	// DeepQuotes counts deep quotes answered.
+	DeepQuotes uint64
 	// LocalityRefused counts commands refused for their locality.
 	LocalityRefused uint64
 	// RateRefused counts commands answered TPM_RC_NV_RATE: the save
@@ -123,7 +132,7 @@ func NewServer(c Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{tpm: t, fam: fam, saver: c.Saver, log: c.Log, saved: c.State,
-		localities: c.Options.Localities, refusedFrom: map[string]bool{}, now: c.Now}
+		localities: c.Options.Localities, refusedFrom: map[string]bool{}, now: c.Now, askQuote: c.DeepQuote}
 	if c.Saver != nil {
 		s.budget = ratelimit.NewBucket(c.Options.SaveBudget, c.Options.SaveRefill, c.Now())
 		s.refillRate = c.Options.SaveRefill
@@ -165,13 +174,20 @@ func NewServer(c Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	if c.CertifyEK != nil {
-		s.provisionEKCerts(c.CertifyEK)
-	}
 	// Startup itself changes persistent state (the reset counters).
 	if changed := t.NVChanged(); s.saver != nil && (c.State == nil || changed) {
 		if err := s.save(); err != nil {
 			return nil, fmt.Errorf("saving the TPM's state: %w", err)
+		}
+	}
+	// After that save: a new vTPM's first save is what makes the manager
+	// know it, and the manager certifies only vTPMs it knows.
+	if c.CertifyEK != nil {
+		s.provisionEKCerts(c.CertifyEK)
+		if t.NVChanged() && s.saver != nil {
+			if err := s.save(); err != nil {
+				return nil, fmt.Errorf("saving the TPM's state with its EK certificates: %w", err)
+			}
 		}
 	}
 	return s, nil
@@ -334,6 +350,9 @@ func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 		}
 		s.unsaved = false
 		s.log.Infof("state saved after earlier failures")
+	}
+	if len(cmd) >= 10 && binary.BigEndian.Uint32(cmd[6:]) == deepquote.CommandCode && s.fam == family20 {
+		return s.deepQuote(from, cmd)
 	}
 	now := s.now()
 	if s.budget != nil && len(cmd) >= 10 && s.tpm.WritesNV(binary.BigEndian.Uint32(cmd[6:])) && !s.budget.Has(now) {

@@ -1,0 +1,374 @@
+// Package deepquote is the evidence that binds a vTPM to the hardware TPM
+// under it: a quote by the vTPM's group attestation key in the hardware
+// TPM (TPM 2.0 Part 3, 18.4 TPM2_Quote; Part 2, 10.12 TPMS_ATTEST) whose
+// qualifyingData is the digest of a Binding: the verifier's nonce, the
+// vTPM's UUID and group, the vTPM's own PCR values, and the group's System
+// Approval Agent key and signed configuration list (mgrdomain/saa). It is
+// Xen vtpmmgr's deep quote (GET_QUOTE, reached from the guest through
+// vtpm-stubdom's TPM_ORD_DeepQuote) with SHA-256 and a defined encoding
+// in place of its SHA-1 concatenation (docs/deep-quote.md).
+//
+// The manager computes the Binding's digest (it knows the UUID from Xen,
+// never from the request), the vTPM domain adds its PCR values and hands
+// the Bundle to its guest, and a verifier (Verify, `xenvtpm verify
+// quote`) checks every link and names the first that fails.
+package deepquote
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+)
+
+// Sizes and bounds.
+const (
+	// MaxNonce is the longest nonce: TPM2B_DATA's 64 bytes.
+	MaxNonce = 64
+	// DigestSize is the size of every digest in a Binding (SHA-256).
+	DigestSize = sha256.Size
+	// MaxAttest and MaxSignature bound the hardware quote's parts.
+	MaxAttest    = 1024
+	MaxSignature = 512
+)
+
+// Binding is what the hardware quote's qualifyingData commits to.
+type Binding struct {
+	Nonce []byte   // the verifier's, 0 to MaxNonce bytes
+	VTPM  [16]byte // the vTPM's UUID, as Xen's toolstack gave it to the manager
+	Group [16]byte // its group's UUID
+	// VTPMPCRs is a bitmap of the vTPM's SHA-256 PCRs quoted (bit i: PCR
+	// i) and VTPMPCRDigest the SHA-256 of their values in ascending order.
+	VTPMPCRs      uint32
+	VTPMPCRDigest [DigestSize]byte
+	// SAAKey is the SHA-256 of the group's SAA public key (its wire form)
+	// and List that of its installed signed list, with ListSeq its
+	// sequence number; all zero when the group has none.
+	SAAKey  [DigestSize]byte
+	ListSeq uint64
+	List    [DigestSize]byte
+}
+
+const bindingMagic = "xenvtpm deep quote v1\x00"
+
+// Marshal encodes the Binding: the magic, u8 nonce length, nonce, vTPM
+// UUID, group UUID, u32 PCR bitmap, PCR digest, SAA key digest, u64
+// sequence, list digest.
+func (b *Binding) Marshal() []byte {
+	out := append([]byte(bindingMagic), byte(len(b.Nonce)))
+	out = append(out, b.Nonce...)
+	out = append(out, b.VTPM[:]...)
+	out = append(out, b.Group[:]...)
+	out = binary.BigEndian.AppendUint32(out, b.VTPMPCRs)
+	out = append(out, b.VTPMPCRDigest[:]...)
+	out = append(out, b.SAAKey[:]...)
+	out = binary.BigEndian.AppendUint64(out, b.ListSeq)
+	return append(out, b.List[:]...)
+}
+
+// QualifyingData is the hardware quote's qualifyingData: SHA-256 of the
+// encoded Binding (32 bytes, which every TPM 2.0 takes).
+func (b *Binding) QualifyingData() []byte {
+	d := sha256.Sum256(b.Marshal())
+	return d[:]
+}
+
+// PCRDigest is the SHA-256 of PCR values in ascending PCR order, as
+// TPM2_Quote's pcrDigest and VTPMPCRDigest are.
+func PCRDigest(values [][]byte) [DigestSize]byte {
+	h := sha256.New()
+	for _, v := range values {
+		h.Write(v)
+	}
+	var d [DigestSize]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// Hardware families of a quote.
+const (
+	HW20 = 2 // TPM2_Quote: TPMS_ATTEST and TPMT_SIGNATURE
+)
+
+// Answer is the manager's part of a deep quote: the Binding it computed
+// and the hardware quote over it. The vTPM domain adds its PCR values to
+// make the Bundle its guest gets.
+type Answer struct {
+	Binding Binding
+	// HWFamily is HW20; Attest the quote's TPMS_ATTEST and Signature its
+	// TPMT_SIGNATURE, marshalled.
+	HWFamily  uint8
+	Attest    []byte
+	Signature []byte
+}
+
+// Bundle is a deep quote as the guest receives it.
+type Bundle struct {
+	Answer
+	// VTPMPCRValues are the values of Binding.VTPMPCRs's PCRs,
+	// ascending, 32 bytes each.
+	VTPMPCRValues [][]byte
+}
+
+const (
+	answerMagic = "XVTPMDQA"
+	bundleMagic = "XVTPMDQ1"
+)
+
+// Marshal encodes the Answer: its magic, the Binding's encoding (as
+// Binding.Marshal, without its magic), u8 family, u16 attestLen, attest,
+// u16 sigLen, signature.
+func (a *Answer) Marshal() ([]byte, error) {
+	if err := a.check(); err != nil {
+		return nil, err
+	}
+	return a.appendQuote(append([]byte(answerMagic), a.Binding.Marshal()[len(bindingMagic):]...)), nil
+}
+
+func (a *Answer) appendQuote(out []byte) []byte {
+	out = append(out, a.HWFamily)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(a.Attest)))
+	out = append(out, a.Attest...)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(a.Signature)))
+	return append(out, a.Signature...)
+}
+
+// Marshal encodes the Bundle as the Answer, with its own magic and the
+// vTPM's PCR values (32 bytes each) after the Binding.
+func (q *Bundle) Marshal() ([]byte, error) {
+	if err := q.check(); err != nil {
+		return nil, err
+	}
+	out := append([]byte(bundleMagic), q.Binding.Marshal()[len(bindingMagic):]...)
+	for _, v := range q.VTPMPCRValues {
+		out = append(out, v...)
+	}
+	return q.appendQuote(out), nil
+}
+
+// MaxBundle is the longest encoded Bundle: it fits one TPM response of
+// 4096 bytes with its header and size field.
+const MaxBundle = len(bundleMagic) + 1 + MaxNonce + 16 + 16 + 4 + 3*DigestSize + 8 + 24*DigestSize + 1 + 2 + MaxAttest + 2 + MaxSignature
+
+func (a *Answer) check() error {
+	b := &a.Binding
+	switch {
+	case len(b.Nonce) > MaxNonce:
+		return fmt.Errorf("deepquote: nonce of %d bytes (at most %d)", len(b.Nonce), MaxNonce)
+	case b.VTPMPCRs>>24 != 0:
+		return fmt.Errorf("deepquote: vTPM PCR bitmap %#x names PCRs above 23", b.VTPMPCRs)
+	case a.HWFamily != HW20:
+		return fmt.Errorf("deepquote: hardware family %d", a.HWFamily)
+	case len(a.Attest) == 0 || len(a.Attest) > MaxAttest || len(a.Signature) == 0 || len(a.Signature) > MaxSignature:
+		return fmt.Errorf("deepquote: quote of %d bytes, signature of %d", len(a.Attest), len(a.Signature))
+	}
+	return nil
+}
+
+func (q *Bundle) check() error {
+	if err := q.Answer.check(); err != nil {
+		return err
+	}
+	if n := bits.OnesCount32(q.Binding.VTPMPCRs); len(q.VTPMPCRValues) != n {
+		return fmt.Errorf("deepquote: %d vTPM PCR values for %d PCRs", len(q.VTPMPCRValues), n)
+	}
+	for _, v := range q.VTPMPCRValues {
+		if len(v) != DigestSize {
+			return fmt.Errorf("deepquote: a vTPM PCR value of %d bytes", len(v))
+		}
+	}
+	return nil
+}
+
+// ErrFormat is wrapped by ParseAnswer's and Parse's errors.
+var ErrFormat = errors.New("deepquote: not a deep quote")
+
+// ParseAnswer decodes what Answer.Marshal encodes, and nothing else.
+func ParseAnswer(p []byte) (*Answer, error) {
+	var a Answer
+	if err := parse(p, answerMagic, &a, nil); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// Parse decodes what Bundle.Marshal encodes, and nothing else.
+func Parse(p []byte) (*Bundle, error) {
+	var q Bundle
+	if err := parse(p, bundleMagic, &q.Answer, &q.VTPMPCRValues); err != nil {
+		return nil, err
+	}
+	if err := q.check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFormat, err)
+	}
+	return &q, nil
+}
+
+// parse reads an Answer, and with values set a Bundle's PCR values too.
+func parse(p []byte, magic string, a *Answer, values *[][]byte) error {
+	bad := func(f string, args ...any) error {
+		return fmt.Errorf("%w: "+f, append([]any{ErrFormat}, args...)...)
+	}
+	if len(p) > MaxBundle {
+		return bad("%d bytes (at most %d)", len(p), MaxBundle)
+	}
+	if !bytes.HasPrefix(p, []byte(magic)) {
+		return bad("no %q magic", magic)
+	}
+	r := reader(p[len(magic):])
+	b := &a.Binding
+	n, ok := r.u8()
+	if !ok || int(n) > MaxNonce {
+		return bad("nonce length")
+	}
+	b.Nonce = bytes.Clone(r.take(int(n)))
+	copy(b.VTPM[:], r.take(16))
+	copy(b.Group[:], r.take(16))
+	b.VTPMPCRs, _ = r.u32()
+	copy(b.VTPMPCRDigest[:], r.take(DigestSize))
+	copy(b.SAAKey[:], r.take(DigestSize))
+	b.ListSeq, _ = r.u64()
+	copy(b.List[:], r.take(DigestSize))
+	if r == nil {
+		return bad("truncated in the binding")
+	}
+	if b.VTPMPCRs>>24 != 0 {
+		return bad("vTPM PCR bitmap %#x", b.VTPMPCRs)
+	}
+	if values != nil {
+		for range bits.OnesCount32(b.VTPMPCRs) {
+			*values = append(*values, bytes.Clone(r.take(DigestSize)))
+		}
+	}
+	a.HWFamily, _ = r.u8()
+	al, _ := r.u16()
+	a.Attest = bytes.Clone(r.take(int(al)))
+	sl, _ := r.u16()
+	a.Signature = bytes.Clone(r.take(int(sl)))
+	if r == nil || len(r) != 0 {
+		return bad("truncated, or bytes after the signature")
+	}
+	if err := a.check(); err != nil {
+		return fmt.Errorf("%w: %w", ErrFormat, err)
+	}
+	return nil
+}
+
+// reader takes big-endian fields; once short it is nil for good, and
+// every later take returns nil.
+type reader []byte
+
+func (r *reader) take(n int) []byte {
+	if *r == nil || len(*r) < n {
+		*r = nil
+		return nil
+	}
+	v := (*r)[:n]
+	*r = (*r)[n:]
+	if len(*r) == 0 {
+		*r = []byte{}
+	}
+	return v
+}
+
+func (r *reader) u8() (uint8, bool) {
+	v := r.take(1)
+	if v == nil {
+		return 0, false
+	}
+	return v[0], true
+}
+
+func (r *reader) u16() (uint16, bool) {
+	v := r.take(2)
+	if v == nil {
+		return 0, false
+	}
+	return binary.BigEndian.Uint16(v), true
+}
+
+func (r *reader) u32() (uint32, bool) {
+	v := r.take(4)
+	if v == nil {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(v), true
+}
+
+func (r *reader) u64() (uint64, bool) {
+	v := r.take(8)
+	if v == nil {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(v), true
+}
+
+// The guest's command (docs/deep-quote.md): a TPM 2.0 vendor command
+// (Part 2, 6.5.2: TPM_CC_V, bit 29, marks one) numbered as vtpmmgr's
+// TPM_ORD_DeepQuote is, the vendor bit with the quote's code (TPM2_Quote,
+// 0x158). Request, after the 10-byte header with tag TPM_ST_NO_SESSIONS:
+// u16 nonceSize ‖ nonce (at most MaxNonce) ‖ u32 bitmap of the vTPM's
+// SHA-256 PCRs to bind. Response: u16 size ‖ the Bundle.
+const CommandCode = 0x20000158
+
+// EncodeCommand builds the guest's deep quote command.
+func EncodeCommand(nonce []byte, pcrs uint32) ([]byte, error) {
+	if len(nonce) > MaxNonce || pcrs>>24 != 0 {
+		return nil, fmt.Errorf("deepquote: nonce of %d bytes (at most %d) or PCR bitmap %#x beyond PCR 23", len(nonce), MaxNonce, pcrs)
+	}
+	b := make([]byte, 10, 16+len(nonce))
+	binary.BigEndian.PutUint16(b, 0x8001) // TPM_ST_NO_SESSIONS
+	binary.BigEndian.PutUint32(b[6:], CommandCode)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(nonce)))
+	b = append(b, nonce...)
+	b = binary.BigEndian.AppendUint32(b, pcrs)
+	binary.BigEndian.PutUint32(b[2:], uint32(len(b)))
+	return b, nil
+}
+
+// DecodeCommand reads a deep quote command's parameters (after the
+// header); ok false when they are malformed.
+func DecodeCommand(params []byte) (nonce []byte, pcrs uint32, ok bool) {
+	if len(params) < 2 {
+		return nil, 0, false
+	}
+	n := int(binary.BigEndian.Uint16(params))
+	if n > MaxNonce || len(params) != 2+n+4 {
+		return nil, 0, false
+	}
+	pcrs = binary.BigEndian.Uint32(params[2+n:])
+	return params[2 : 2+n], pcrs, pcrs>>24 == 0
+}
+
+// DecodeResponse returns the Bundle in a deep quote response, or the
+// TPM response code as an error.
+func DecodeResponse(rsp []byte) (*Bundle, error) {
+	if len(rsp) < 10 || int(binary.BigEndian.Uint32(rsp[2:])) != len(rsp) {
+		return nil, fmt.Errorf("deepquote: a response of %d bytes that is not framed", len(rsp))
+	}
+	if rc := binary.BigEndian.Uint32(rsp[6:]); rc != 0 {
+		return nil, &ResponseError{Code: rc}
+	}
+	p := rsp[10:]
+	if len(p) < 2 || int(binary.BigEndian.Uint16(p)) != len(p)-2 {
+		return nil, fmt.Errorf("%w: the response's size field does not match", ErrFormat)
+	}
+	return Parse(p[2:])
+}
+
+// ResponseError is a deep quote command the vTPM refused.
+type ResponseError struct{ Code uint32 }
+
+func (e *ResponseError) Error() string {
+	switch e.Code {
+	case 0x143:
+		return "deepquote: TPM_RC_COMMAND_CODE: this TPM gives no deep quotes (not a xenvtpm vTPM, or it has no manager)"
+	case 0x922:
+		return "deepquote: TPM_RC_RETRY: asked too often; try again in a second"
+	case 0x923:
+		return "deepquote: TPM_RC_NV_UNAVAILABLE: the manager refused or failed (the vTPM domain's console says why)"
+	}
+	return fmt.Sprintf("deepquote: the TPM answered %#x", e.Code)
+}

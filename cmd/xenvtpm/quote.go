@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-tpm/tpm2"
+
+	"github.com/xenvtpm/xenvtpm/attest/deepquote"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
+	"github.com/xenvtpm/xenvtpm/toolstack/mgmt"
+)
+
+// Deep quotes (attest/deepquote, docs/deep-quote.md): `xenvtpm deepquote`
+// runs in the guest, `xenvtpm group ak` in dom0, `xenvtpm verify quote`
+// anywhere.
+
+const deepquoteUsage = `usage: xenvtpm deepquote --nonce HEX [--pcrs LIST] [--device PATH] [--repeat N] -o FILE
+  in a guest whose TPM is a xenvtpm vTPM with a manager: ask for a deep quote (a
+  hardware TPM quote binding the nonce, this vTPM, its PCRs LIST (default 0-7,
+  SHA-256 bank) and its group's approved configuration) and write it to FILE;
+  --repeat N asks N times and prints the round trip's p50 and p99
+`
+
+func runDeepQuote(args []string) error {
+	fs := flag.NewFlagSet("xenvtpm deepquote", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, deepquoteUsage) }
+	nonceHex := fs.String("nonce", "", "the verifier's nonce, hexadecimal (at most 64 bytes)")
+	pcrList := fs.String("pcrs", "0-7", "the vTPM PCRs (SHA-256 bank) to bind")
+	device := fs.String("device", "/dev/tpm0", "the TPM device")
+	out := fs.String("o", "", "write the deep quote here")
+	repeat := fs.Int("repeat", 1, "ask this many times (waiting when the manager says to retry) and print the round trip's p50 and p99")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errors.New("xenvtpm deepquote: -o FILE is required")
+	}
+	nonce, err := hex.DecodeString(*nonceHex)
+	if err != nil {
+		return fmt.Errorf("--nonce: %w", err)
+	}
+	pcrs, err := parsePCRList(*pcrList)
+	if err != nil {
+		return err
+	}
+	mask, err := saa.PCRMask(pcrs)
+	if err != nil {
+		return err
+	}
+	cmd, err := deepquote.EncodeCommand(nonce, mask)
+	if err != nil {
+		return err
+	}
+	f, err := openTPM(*device)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var q *deepquote.Bundle
+	var took []time.Duration
+	for len(took) < max(*repeat, 1) {
+		t0 := time.Now()
+		if q, err = askDeepQuote(f, cmd); err != nil {
+			var re *deepquote.ResponseError
+			if errors.As(err, &re) && re.Code == 0x922 && *repeat > 1 {
+				time.Sleep(250 * time.Millisecond) // TPM_RC_RETRY: the manager rations deep quotes
+				continue
+			}
+			return err
+		}
+		took = append(took, time.Since(t0))
+	}
+	if *repeat > 1 {
+		slices.Sort(took)
+		fmt.Fprintf(stdout, "deep quote round trip over %d: p50 %v, p99 %v\n", len(took),
+			took[len(took)/2].Round(time.Microsecond), took[(len(took)*99+99)/100-1].Round(time.Microsecond))
+	}
+	enc, err := q.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, enc, 0o644); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "deep quote of vTPM %s (group %s), %d vTPM PCRs, written to %s (%d bytes)\n",
+		deepquote.FormatUUID(q.Binding.VTPM), deepquote.FormatUUID(q.Binding.Group), len(q.VTPMPCRValues), *out, len(enc))
+	return err
+}
+
+// openTPM opens a TPM character device for blocking I/O. os.OpenFile
+// would put it in non-blocking mode (it polls), where Linux's tpm-dev
+// queues a write and a read that comes before the answer returns 0 bytes
+// (EOF) instead of waiting.
+func openTPM(path string) (*os.File, error) {
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// askDeepQuote sends the command on the TPM device and decodes the
+// answer.
+func askDeepQuote(f *os.File, cmd []byte) (*deepquote.Bundle, error) {
+	if _, err := f.Write(cmd); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	rsp := make([]byte, 4096)
+	n, err := f.Read(rsp)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return deepquote.DecodeResponse(rsp[:n])
+}
+
+// groupAK fetches a group's attestation key and proves it is in the
+// hardware TPM whose EK the manager reports: TPM2_MakeCredential here
+// against that EK and the key's name, TPM2_ActivateCredential there
+// (GROUP_ACTIVATE); only that TPM can undo it, and only for that key.
+func groupAK(args []string) error {
+	var m mgmtFlags
+	fs := newSub("group ak", &m)
+	out := fs.String("o", "", "write the attestation key (PEM public key) here, once proven")
+	ekOut := fs.String("ek", "", "write the hardware TPM's EK (PEM public key) here")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 1, 1, "xenvtpm group ak ID [-o AK.pem] [--ek EK.pem]"); err != nil {
+		return err
+	}
+	id, err := parseGroupID(pos[0])
+	if err != nil {
+		return err
+	}
+	return withManager(m, func(c managerClient) error {
+		ak, err := c.GroupAK(id)
+		if err != nil {
+			return err
+		}
+		ekPub, err := tpm2.Unmarshal[tpm2.TPMTPublic](ak.EKPublic)
+		if err != nil {
+			return err
+		}
+		enc, err := tpm2.ImportEncapsulationKey(ekPub)
+		if err != nil {
+			return fmt.Errorf("the hardware EK: %w", err)
+		}
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		blob, encSecret, err := tpm2.CreateCredential(rand.Reader, enc, ak.AKName, secret)
+		if err != nil {
+			return err
+		}
+		got, err := c.GroupActivate(id, blob, encSecret)
+		if err != nil {
+			return fmt.Errorf("the hardware TPM did not activate a credential for the attestation key: %w", err)
+		}
+		if !bytes.Equal(got, secret) {
+			return errors.New("the hardware TPM activated the credential to another secret: the attestation key is not proven")
+		}
+		akPEM, err := publicPEM(ak.AK)
+		if err != nil {
+			return err
+		}
+		ekPEM, err := publicPEM(ak.EK)
+		if err != nil {
+			return err
+		}
+		for _, f := range []struct{ name, pem string }{{*out, akPEM}, {*ekOut, ekPEM}} {
+			if f.name != "" {
+				if err := os.WriteFile(f.name, []byte(f.pem), 0o644); err != nil {
+					return err
+				}
+			}
+		}
+		type akJSON struct {
+			Group       uint32 `json:"group"`
+			AKName      string `json:"ak_name"`
+			AK          string `json:"ak"`
+			EK          string `json:"ek"`
+			EKCert      bool   `json:"ek_certificate"`
+			Activated   bool   `json:"activated"`
+			EKCertBytes []byte `json:"ek_certificate_der,omitempty"`
+		}
+		text := fmt.Sprintf("group %d attestation key (name %x) proven resident in the hardware TPM by TPM2_ActivateCredential against its EK\n", id, ak.AKName)
+		if ak.EKCert != nil {
+			if c, err := x509.ParseCertificate(ak.EKCert); err == nil {
+				text += fmt.Sprintf("the hardware EK has a certificate from %q\n", c.Issuer.String())
+			}
+		} else {
+			text += "the hardware TPM has no EK certificate at 0x01C00002: check its EK another way\n"
+		}
+		if *out == "" {
+			text += akPEM
+		} else {
+			text += "attestation key written to " + *out + "\n"
+		}
+		return output(m, akJSON{id, hex.EncodeToString(ak.AKName), akPEM, ekPEM, ak.EKCert != nil, true, ak.EKCert}, text)
+	})
+}
+
+func publicPEM(k any) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}
+
+// pcrValuesFlag is --vtpm-pcr N:HEX, repeated.
+type pcrValuesFlag map[int][]byte
+
+func (p pcrValuesFlag) String() string { return "" }
+func (p pcrValuesFlag) Set(v string) error {
+	n, h, ok := strings.Cut(v, ":")
+	i, err := strconv.Atoi(n)
+	if !ok || err != nil || i < 0 || i > 23 {
+		return fmt.Errorf("%q is not PCR:HEX (PCR 0..23)", v)
+	}
+	b, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(h), "0x"))
+	if err != nil || len(b) != 32 {
+		return fmt.Errorf("%q: the value is not 32 bytes of hexadecimal", v)
+	}
+	p[i] = b
+	return nil
+}
+
+func verifyQuote(args []string) error {
+	fs := flag.NewFlagSet("xenvtpm verify quote", flag.ContinueOnError)
+	akFile := fs.String("ak", "", "the group's attestation key (PEM, from xenvtpm group ak)")
+	nonceHex := fs.String("nonce", "", "the nonce the guest was given, hexadecimal")
+	uuidS := fs.String("uuid", "", "the vTPM the quote must be of")
+	saaFile := fs.String("saa", "", "the group's SAA public key (PEM); with --list")
+	listFile := fs.String("list", "", "the group's installed signed configuration list")
+	vals := pcrValuesFlag{}
+	fs.Var(vals, "vtpm-pcr", "PCR:HEX, a vTPM PCR value the quote must bind (repeatable)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 1, 1, "xenvtpm verify quote FILE --ak AK.pem --nonce HEX [--uuid U] [--vtpm-pcr N:HEX]... [--saa SAA.pub --list LIST.cfg]"); err != nil {
+		return err
+	}
+	if *akFile == "" || (*saaFile == "") != (*listFile == "") {
+		return errors.New("xenvtpm verify quote: --ak is required, and --saa and --list go together")
+	}
+	t := deepquote.Trust{VTPMPCRs: vals}
+	der, err := readPEMOrDER(*akFile, "PUBLIC KEY")
+	if err != nil {
+		return err
+	}
+	if t.AK, err = x509.ParsePKIXPublicKey(der); err != nil {
+		return fmt.Errorf("%s: %w", *akFile, err)
+	}
+	if t.Nonce, err = hex.DecodeString(*nonceHex); err != nil {
+		return fmt.Errorf("--nonce: %w", err)
+	}
+	if *uuidS != "" {
+		u, err := mgmt.ParseUUID(*uuidS)
+		if err != nil {
+			return err
+		}
+		t.VTPM = &u
+	}
+	if *saaFile != "" {
+		k, err := readPublicKey(*saaFile)
+		if err != nil {
+			return err
+		}
+		t.SAA = &k
+		if t.List, err = os.ReadFile(*listFile); err != nil {
+			return err
+		}
+	}
+	raw, err := os.ReadFile(pos[0])
+	if err != nil {
+		return err
+	}
+	q, err := deepquote.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pos[0], err)
+	}
+	r, err := deepquote.Verify(q, t)
+	if err != nil {
+		return fmt.Errorf("%s: NOT VERIFIED: %w", pos[0], err)
+	}
+	cfg := "configuration not checked (no --saa/--list)"
+	if r.Approval >= 0 {
+		cfg = fmt.Sprintf("hardware PCRs %v match approval %d of the SAA's list (sequence %d)", r.HWPCRs, r.Approval, r.Binding.ListSeq)
+	}
+	_, err = fmt.Fprintf(stdout, "%s: VERIFIED: vTPM %s of group %s, nonce, %d vTPM PCRs bound; %s\n",
+		pos[0], deepquote.FormatUUID(r.Binding.VTPM), deepquote.FormatUUID(r.Binding.Group), len(q.VTPMPCRValues), cfg)
+	return err
+}
