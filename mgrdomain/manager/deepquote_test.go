@@ -226,3 +226,25 @@ func TestDeepQuoteRefused(t *testing.T) {
 		t.Errorf("TPM 1.2 hardware: %v", err)
 	}
 }
+
+// BenchmarkDeepQuote: one DEEP_QUOTE through the dispatcher on swtpm,
+// with the hardware TPM commands it costs.
+func BenchmarkDeepQuote(b *testing.B) {
+	hw, ct := countedHW(b)
+	clk := newFakeClock()
+	m := openMgr(b, newMemDisk(512, diskBytes), hw, Config{clock: clk})
+	h := &proto.Handler{Backend: m}
+	peer := proto.PeerInfo{DomID: 7, UUID: uuidN(1)}
+	if err := m.SaveHashKey(peer.UUID, blobN(1, 1)); err != nil {
+		b.Fatal(err)
+	}
+	req, _ := proto.EncodeDeepQuote(proto.DeepQuote{Nonce: make([]byte, 32), PCRs: 1})
+	before := ct.n.Load()
+	for b.Loop() {
+		clk.Advance(time.Second) // past the ration
+		if _, err := proto.ParseResponse(h.Handle(req, peer), proto.TagVTPMReq); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(ct.n.Load()-before)/float64(b.N), "TPM-commands/op")
+}

@@ -109,6 +109,9 @@ X=/tmp/xenvtpm
 gunzip -c /test/xenvtpm.gz >$X && chmod 755 $X || fail "cannot unpack xenvtpm"
 grep 'EK certificate' "$(console_log vtpm)"
 for k in RSA-2048 'ECC P-256'; do
+	log "FIGURE EK certificate ($k) at the vTPM's first start: $(grep -m1 -o "EK certificate ($k) from the manager.*" "$(console_log vtpm)" | sed 's/.*stored in \([^)]*\)).*/\1/')"
+done
+for k in RSA-2048 'ECC P-256'; do
 	grep -q "EK certificate ($k) from the manager" "$(console_log vtpm)" || fail "vTPM: no $k EK certificate from the manager"
 done
 # ekfiles DIR: the guest's FILE lines, decoded into DIR.

@@ -3,6 +3,7 @@ package vtpm
 import (
 	"encoding/binary"
 	"errors"
+	"time"
 
 	"github.com/xenvtpm/xenvtpm/attest/deepquote"
 	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
@@ -25,6 +26,13 @@ const (
 	rcRetry       = 0x922 // TPM_RC_RETRY: the manager rations deep quotes
 )
 
+// How long the server waits for the manager's next deep quote: its
+// ration refills one a second.
+const (
+	quoteWait    = 100 * time.Millisecond
+	quoteWaitMax = 1500 * time.Millisecond
+)
+
 // deepQuote serves the command (the server's lock held).
 func (s *Server) deepQuote(from Peer, cmd []byte) []byte {
 	t, ok := s.tpm.(*tpm2.TPM)
@@ -40,8 +48,19 @@ func (s *Server) deepQuote(from Peer, cmd []byte) []byte {
 		return s.fam.response(rcValue)
 	}
 	req := proto.DeepQuote{Nonce: nonce, PCRs: mask, PCRDigest: deepquote.PCRDigest(vals)}
-	p, err := s.askQuote(req)
+	// The manager rations deep quotes (a burst, then one a second): the
+	// server waits for the next one rather than answer TPM_RC_RETRY at
+	// once, which Linux's TPM driver resends on its own, and where a
+	// guest's read of /dev/tpm0 has been seen to come back empty.
+	var p []byte
 	var pe *proto.Error
+	for waited := time.Duration(0); ; waited += quoteWait {
+		p, err = s.askQuote(req)
+		if !errors.As(err, &pe) || pe.Code != proto.TPMRetry || waited >= quoteWaitMax {
+			break
+		}
+		time.Sleep(quoteWait)
+	}
 	switch {
 	case errors.As(err, &pe) && pe.Code == proto.TPMRetry:
 		return s.fam.response(rcRetry)

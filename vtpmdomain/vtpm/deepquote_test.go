@@ -115,6 +115,25 @@ func TestDeepQuoteFromGuest(t *testing.T) {
 		}
 	}
 
+	// A manager that asks to retry twice: the server waits for it, the
+	// guest gets its quote.
+	busy := 2
+	patient, err := NewServer(Config{Options: Options{Startup: StartupClear}, Log: nopLog{},
+		DeepQuote: func(m proto.DeepQuote) ([]byte, error) {
+			if busy > 0 {
+				busy--
+				return nil, &proto.Error{Code: proto.TPMRetry}
+			}
+			req, _ := proto.EncodeDeepQuote(m)
+			return ask(req)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deepquote.DecodeResponse(patient.Handle(Peer{Name: "guest"}, 0, cmd)); err != nil || busy != 0 {
+		t.Fatalf("after two retries: %v", err)
+	}
+
 	// Without a manager: TPM_RC_COMMAND_CODE.
 	alone, err := NewServer(Config{Options: Options{Startup: StartupClear}, Log: nopLog{}})
 	if err != nil {

@@ -1,6 +1,8 @@
 package vtpm
 
 import (
+	"time"
+
 	gt "github.com/google/go-tpm/tpm2"
 
 	"github.com/xenvtpm/xenvtpm/attest/ekcert"
@@ -43,6 +45,7 @@ func (s *Server) provisionEKCerts(certify func(proto.CertifyEK) ([]byte, error))
 		if _, _, ok := t.NVIndexData(k.index); ok {
 			continue
 		}
+		t0 := time.Now()
 		pub, err := t.EndorsementPublic(k.template)
 		if err != nil {
 			s.log.Errorf("EK certificate (%s): deriving the EK: %v", k.name, err)
@@ -58,6 +61,7 @@ func (s *Server) provisionEKCerts(certify func(proto.CertifyEK) ([]byte, error))
 			s.log.Errorf("EK certificate (%s): %v", k.name, err)
 			continue
 		}
-		s.log.Infof("EK certificate (%s) from the manager at NV index %#x (%d bytes)", k.name, k.index, len(der))
+		s.log.Infof("EK certificate (%s) from the manager at NV index %#x (%d bytes; EK derived, certified and stored in %v)",
+			k.name, k.index, len(der), time.Since(t0).Round(time.Millisecond))
 	}
 }
