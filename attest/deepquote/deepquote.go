@@ -1,7 +1,9 @@
 // Package deepquote is the evidence that binds a vTPM to the hardware TPM
 // under it: a quote by the vTPM's group attestation key in the hardware
-// TPM (TPM 2.0 Part 3, 18.4 TPM2_Quote; Part 2, 10.12 TPMS_ATTEST) whose
-// qualifyingData is the digest of a Binding: the verifier's nonce, the
+// TPM (TPM 2.0 Part 3, 18.4 TPM2_Quote; Part 2, 10.12 TPMS_ATTEST; or on
+// TPM 1.2 hardware TPM_Quote with the group's identity key, TPM 1.2 Part
+// 3, 16.1, Part 2, 11.3 TPM_QUOTE_INFO) whose qualifyingData (TPM 1.2:
+// externalData, Binding.Nonce12) is the digest of a Binding: the verifier's nonce, the
 // vTPM's UUID and group, the vTPM's own PCR values, and the group's System
 // Approval Agent key and signed configuration list (mgrdomain/saa). It is
 // Xen vtpmmgr's deep quote (GET_QUOTE, reached from the guest through
@@ -89,19 +91,58 @@ func PCRDigest(values [][]byte) [DigestSize]byte {
 
 // Hardware families of a quote.
 const (
+	// HW12 is TPM_Quote (TPM 1.2 Part 3, 16.1) with the group's identity
+	// key: Attest is the TPM_QUOTE_INFO it signs (Part 2, 11.3),
+	// Signature the RSASSA-PKCS1-v1_5 SHA-1 signature over it, and the
+	// hardware PCR values travel beside them (Answer.HWPCRs,
+	// HWPCRValues), since TPM_QUOTE_INFO holds only their composite
+	// digest.
+	HW12 = 1
 	HW20 = 2 // TPM2_Quote: TPMS_ATTEST and TPMT_SIGNATURE
 )
+
+// Sizes of a HW12 quote: TPM_QUOTE_INFO is version 1.1.0.0 ‖ "QUOT" ‖
+// the 20-byte TPM_COMPOSITE_HASH ‖ the 20-byte externalData; the
+// signature is an RSA-2048 one (an identity key is RSA-2048 here,
+// hwtpm.MakeIdentity).
+const (
+	QuoteInfo12Size = 48
+	Signature12Size = 256
+	pcrValue12Size  = 20
+)
+
+// Nonce12 is the externalData of a HW12 quote: the first 20 bytes of
+// QualifyingData (SHA-256 of the Binding). TPM_Quote takes exactly 20
+// bytes. Truncated SHA-256 rather than SHA-1 of the encoding keeps one
+// digest of the Binding for both families, and the vTPM chooses part of
+// what is hashed (its nonce and PCR digest), which SHA-1's practical
+// chosen-prefix collisions would let it exploit; a 160-bit truncation of
+// SHA-256 has no such attack known.
+func (b *Binding) Nonce12() [20]byte {
+	var n [20]byte
+	copy(n[:], b.QualifyingData())
+	return n
+}
 
 // Answer is the manager's part of a deep quote: the Binding it computed
 // and the hardware quote over it. The vTPM domain adds its PCR values to
 // make the Bundle its guest gets.
 type Answer struct {
 	Binding Binding
-	// HWFamily is HW20; Attest the quote's TPMS_ATTEST and Signature its
-	// TPMT_SIGNATURE, marshalled.
+	// HWFamily is HW20 or HW12. On HW20 Attest is the quote's
+	// TPMS_ATTEST and Signature its TPMT_SIGNATURE, marshalled; on HW12
+	// Attest is the TPM_QUOTE_INFO and Signature the 256-byte RSA
+	// signature.
 	HWFamily  uint8
 	Attest    []byte
 	Signature []byte
+	// HWPCRs (bit i: PCR i) and HWPCRValues (20 bytes each, ascending)
+	// are, on HW12 only, the hardware PCRs the quote covers and their
+	// values, from which a verifier recomputes TPM_QUOTE_INFO's
+	// composite digest. Zero and nil on HW20, whose TPMS_ATTEST names
+	// the PCRs itself.
+	HWPCRs      uint32
+	HWPCRValues [][]byte
 }
 
 // Bundle is a deep quote as the guest receives it.
@@ -119,7 +160,8 @@ const (
 
 // Marshal encodes the Answer: its magic, the Binding's encoding (as
 // Binding.Marshal, without its magic), u8 family, u16 attestLen, attest,
-// u16 sigLen, signature.
+// on HW12 only u32 hardware PCR bitmap ‖ their values (20 bytes each,
+// ascending), then u16 sigLen, signature.
 func (a *Answer) Marshal() ([]byte, error) {
 	if err := a.check(); err != nil {
 		return nil, err
@@ -131,6 +173,12 @@ func (a *Answer) appendQuote(out []byte) []byte {
 	out = append(out, a.HWFamily)
 	out = binary.BigEndian.AppendUint16(out, uint16(len(a.Attest)))
 	out = append(out, a.Attest...)
+	if a.HWFamily == HW12 {
+		out = binary.BigEndian.AppendUint32(out, a.HWPCRs)
+		for _, v := range a.HWPCRValues {
+			out = append(out, v...)
+		}
+	}
 	out = binary.BigEndian.AppendUint16(out, uint16(len(a.Signature)))
 	return append(out, a.Signature...)
 }
@@ -159,10 +207,33 @@ func (a *Answer) check() error {
 		return fmt.Errorf("deepquote: nonce of %d bytes (at most %d)", len(b.Nonce), MaxNonce)
 	case b.VTPMPCRs>>24 != 0:
 		return fmt.Errorf("deepquote: vTPM PCR bitmap %#x names PCRs above 23", b.VTPMPCRs)
-	case a.HWFamily != HW20:
+	case a.HWFamily != HW20 && a.HWFamily != HW12:
 		return fmt.Errorf("deepquote: hardware family %d", a.HWFamily)
 	case len(a.Attest) == 0 || len(a.Attest) > MaxAttest || len(a.Signature) == 0 || len(a.Signature) > MaxSignature:
 		return fmt.Errorf("deepquote: quote of %d bytes, signature of %d", len(a.Attest), len(a.Signature))
+	case a.HWFamily == HW20 && (a.HWPCRs != 0 || a.HWPCRValues != nil):
+		return errors.New("deepquote: hardware PCR values with a TPM 2.0 quote")
+	case a.HWFamily == HW12:
+		return a.check12()
+	}
+	return nil
+}
+
+// check12 checks a HW12 quote's sizes: a TPM_QUOTE_INFO, an RSA-2048
+// signature, at least one PCR of 0..23 and a SHA-1 value for each.
+func (a *Answer) check12() error {
+	switch {
+	case len(a.Attest) != QuoteInfo12Size || len(a.Signature) != Signature12Size:
+		return fmt.Errorf("deepquote: TPM 1.2 quote of %d bytes (want %d), signature of %d (want %d)", len(a.Attest), QuoteInfo12Size, len(a.Signature), Signature12Size)
+	case a.HWPCRs == 0 || a.HWPCRs>>24 != 0:
+		return fmt.Errorf("deepquote: hardware PCR bitmap %#x (want PCRs of 0..23)", a.HWPCRs)
+	case len(a.HWPCRValues) != bits.OnesCount32(a.HWPCRs):
+		return fmt.Errorf("deepquote: %d hardware PCR values for %d PCRs", len(a.HWPCRValues), bits.OnesCount32(a.HWPCRs))
+	}
+	for _, v := range a.HWPCRValues {
+		if len(v) != pcrValue12Size {
+			return fmt.Errorf("deepquote: a hardware PCR value of %d bytes", len(v))
+		}
 	}
 	return nil
 }
@@ -245,6 +316,15 @@ func parse(p []byte, magic string, a *Answer, values *[][]byte) error {
 	a.HWFamily, _ = r.u8()
 	al, _ := r.u16()
 	a.Attest = bytes.Clone(r.take(int(al)))
+	if a.HWFamily == HW12 {
+		a.HWPCRs, _ = r.u32()
+		if a.HWPCRs>>24 != 0 {
+			return bad("hardware PCR bitmap %#x", a.HWPCRs)
+		}
+		for range bits.OnesCount32(a.HWPCRs) {
+			a.HWPCRValues = append(a.HWPCRValues, bytes.Clone(r.take(pcrValue12Size)))
+		}
+	}
 	sl, _ := r.u16()
 	a.Signature = bytes.Clone(r.take(int(sl)))
 	if r == nil || len(r) != 0 {

@@ -2,14 +2,19 @@ package deepquote
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
 )
 
 // fakeQuote signs a TPMS_ATTEST the way a TPM's TPM2_Quote would, with a
@@ -121,6 +126,11 @@ func FuzzParse(f *testing.F) {
 	c, _ := EncodeCommand([]byte("n"), 3)
 	f.Add(enc)
 	f.Add(ae)
+	k12, q12 := testBundle12(f)
+	enc12, _ := q12.Marshal()
+	ae12, _ := q12.Answer.Marshal()
+	f.Add(enc12)
+	f.Add(ae12)
 	f.Add(c)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if q, err := Parse(b); err == nil {
@@ -128,6 +138,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("re-encoding differs: %v", err)
 			}
 			Verify(q, Trust{AK: &k.PublicKey})
+			Verify(q, Trust{AK: &k12.PublicKey})
 		}
 		if a, err := ParseAnswer(b); err == nil {
 			if re, err := a.Marshal(); err != nil || !bytes.Equal(re, b) {
@@ -139,4 +150,122 @@ func FuzzParse(f *testing.F) {
 		}
 		DecodeResponse(b)
 	})
+}
+
+// fakeQuote12 signs a TPM_QUOTE_INFO (TPM 1.2 Part 2, 11.3) the way
+// TPM_Quote would with an identity key, over PCRs 0 and 7 with values
+// vals.
+func fakeQuote12(t testing.TB, k *rsa.PrivateKey, b Binding, vals [][]byte) Answer {
+	t.Helper()
+	comp, err := saa.Composite12([]uint{0, 7}, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := b.Nonce12()
+	info := append(append(append([]byte{1, 1, 0, 0}, "QUOT"...), comp[:]...), n[:]...)
+	d := sha1.Sum(info)
+	sig, err := rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA1, d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Answer{Binding: b, HWFamily: HW12, Attest: info, Signature: sig, HWPCRs: 1 | 1<<7, HWPCRValues: vals}
+}
+
+var rsaKey12 = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+func testBundle12(t testing.TB) (*rsa.PrivateKey, *Bundle) {
+	k := rsaKey12()
+	vals := [][]byte{bytes.Repeat([]byte{1}, 32)}
+	hw := [][]byte{bytes.Repeat([]byte{3}, 20), bytes.Repeat([]byte{4}, 20)}
+	b := Binding{Nonce: []byte("nonce"), VTPM: [16]byte{1}, Group: [16]byte{2}, VTPMPCRs: 1 << 16, VTPMPCRDigest: PCRDigest(vals)}
+	return k, &Bundle{Answer: fakeQuote12(t, k, b, hw), VTPMPCRValues: vals}
+}
+
+// The HW12 family: encoding round trip, and each link Verify checks
+// differently for TPM 1.2 (signature, nonce as the binding's digest,
+// composite of the carried PCR values, a Family12 approval).
+func TestVerify12(t *testing.T) {
+	k, q := testBundle12(t)
+	enc, err := q.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Parse(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if re, _ := p.Marshal(); !bytes.Equal(re, enc) || p.HWPCRs != q.HWPCRs || len(p.HWPCRValues) != 2 {
+		t.Fatal("HW12 round trip")
+	}
+	for i := range enc {
+		if _, err := Parse(enc[:i]); err == nil {
+			t.Fatalf("a HW12 bundle cut at %d parsed", i)
+		}
+	}
+	signer, err := saa.GenerateKey("ecdsa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := saa.NewPublicKey(signer.Public())
+	list := func(f saa.Family, digest []byte) []byte {
+		l, err := saa.SignList(saa.ConfigList{Family: f, Group: q.Binding.Group, Seq: 1,
+			Approvals: []saa.Approval{{PCRs: []uint{0, 7}, Digest: digest}}}, signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	comp, _ := saa.Composite12([]uint{0, 7}, q.HWPCRValues)
+	good := list(saa.Family12, comp[:])
+	p.Binding.SAAKey = sha256.Sum256(pub.Bytes())
+	p.Binding.List, p.Binding.ListSeq = sha256.Sum256(good), 1
+	p.Answer = fakeQuote12(t, k, p.Binding, p.HWPCRValues)
+	tr := Trust{AK: &k.PublicKey, Nonce: []byte("nonce"), SAA: &pub, List: good}
+	r, err := Verify(p, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Approval != 0 || len(r.HWPCRs) != 2 || r.HWPCRs[1] != 7 {
+		t.Fatalf("result %+v", r)
+	}
+
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if _, err := Verify(p, Trust{AK: &ecKey.PublicKey, Nonce: []byte("nonce")}); !isLink(err, LinkSignature) {
+		t.Errorf("an ECDSA key for a TPM 1.2 quote: %v", err)
+	}
+	alt := *p
+	alt.HWPCRValues = [][]byte{p.HWPCRValues[0], bytes.Repeat([]byte{5}, 20)}
+	if _, err := Verify(&alt, tr); !isLink(err, LinkSignature) {
+		t.Errorf("altered hardware PCR values: %v", err)
+	}
+	alt = *p
+	alt.Binding.Nonce = []byte("other")
+	if _, err := Verify(&alt, tr); !isLink(err, LinkBinding) {
+		t.Errorf("a bundle with another nonce: %v", err)
+	}
+	tr2 := tr
+	tr2.List = list(saa.Family20, make([]byte, 32))
+	p.Binding.List = sha256.Sum256(tr2.List)
+	p.Answer = fakeQuote12(t, k, p.Binding, p.HWPCRValues)
+	if _, err := Verify(p, tr2); !isLink(err, LinkList) {
+		t.Errorf("a TPM 2.0 list for a TPM 1.2 quote: %v", err)
+	}
+	tr2.List = list(saa.Family12, make([]byte, 20))
+	p.Binding.List = sha256.Sum256(tr2.List)
+	p.Answer = fakeQuote12(t, k, p.Binding, p.HWPCRValues)
+	if _, err := Verify(p, tr2); !isLink(err, LinkHWPCRs) {
+		t.Errorf("an approval of other PCR values: %v", err)
+	}
+	// A HW20 answer with hardware PCR values does not encode.
+	_, q20 := testBundle(t)
+	q20.HWPCRs, q20.HWPCRValues = 1, [][]byte{make([]byte, 20)}
+	if _, err := q20.Marshal(); err == nil {
+		t.Error("a TPM 2.0 quote with hardware PCR values encoded")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -71,7 +72,8 @@ type Result struct {
 	Approval int
 	// HWPCRs are the hardware PCRs quoted.
 	HWPCRs []uint
-	// Clock is the hardware TPM's clock info at the quote.
+	// Clock is the hardware TPM's clock info at the quote (TPM 2.0
+	// only: TPM_QUOTE_INFO has none).
 	Clock tpm2.TPMSClockInfo
 }
 
@@ -80,22 +82,12 @@ func Verify(q *Bundle, t Trust) (*Result, error) {
 	if err := q.check(); err != nil {
 		return nil, fail(LinkBinding, "%v", err)
 	}
-	if err := verifySignature(t.AK, q.Attest, q.Signature); err != nil {
-		return nil, &LinkError{Link: LinkSignature, Err: err}
-	}
-	att, err := tpm2.Unmarshal[tpm2.TPMSAttest](q.Attest)
-	if err != nil || !bytes.Equal(tpm2.Marshal(att), q.Attest) {
-		return nil, fail(LinkSignature, "the signed data is not a TPMS_ATTEST")
-	}
-	if att.Magic != tpm2.TPMGeneratedValue || att.Type != tpm2.TPMSTAttestQuote {
-		return nil, fail(LinkSignature, "not a quote the TPM generated (magic %#x, type %#x)", att.Magic, att.Type)
-	}
-	info, err := att.Attested.Quote()
+	hq, err := verifyHardware(q, t.AK)
 	if err != nil {
-		return nil, fail(LinkSignature, "quote info: %v", err)
+		return nil, err
 	}
 	b := &q.Binding
-	if !bytes.Equal(att.ExtraData.Buffer, b.QualifyingData()) {
+	if !bytes.Equal(hq.extraData, hq.want(b)) {
 		return nil, fail(LinkBinding, "the quote's qualifyingData is not this bundle's binding (the bundle was altered, or belongs to another quote)")
 	}
 	if PCRDigest(q.VTPMPCRValues) != b.VTPMPCRDigest {
@@ -124,9 +116,9 @@ func Verify(q *Bundle, t Trust) (*Result, error) {
 			return nil, fail(LinkVTPMPCRs, "vTPM PCR %d was %x at the quote, not %x", p, got, want)
 		}
 	}
-	r := &Result{Binding: *b, Approval: -1, Clock: att.ClockInfo}
-	if r.HWPCRs, err = sha256Selection(info.PCRSelect); err != nil {
-		return nil, fail(LinkHWPCRs, "%v", err)
+	r := &Result{Binding: *b, Approval: -1, Clock: hq.clock, HWPCRs: hq.pcrs}
+	if hq.pcrsErr != nil {
+		return nil, fail(LinkHWPCRs, "%v", hq.pcrsErr)
 	}
 	if t.SAA == nil {
 		return r, nil
@@ -150,17 +142,91 @@ func Verify(q *Bundle, t Trust) (*Result, error) {
 		}
 		return nil, fail(LinkList, "the group's installed list (sequence %d) is not the one given (sequence %d)", b.ListSeq, s.List.Seq)
 	}
-	if s.List.Family != saa.Family20 || s.List.Group != b.Group {
-		return nil, fail(LinkList, "the list is for TPM %s, group %s", s.List.Family, FormatUUID(s.List.Group))
+	if s.List.Family != hq.family || s.List.Group != b.Group {
+		return nil, fail(LinkList, "the list is for TPM %s, group %s (the quote is by TPM %s hardware)", s.List.Family, FormatUUID(s.List.Group), hq.family)
 	}
 	for k, a := range s.List.Approvals {
-		if equalPCRs(a.PCRs, r.HWPCRs) && bytes.Equal(a.Digest, info.PCRDigest.Buffer) {
+		if equalPCRs(a.PCRs, r.HWPCRs) && bytes.Equal(a.Digest, hq.pcrDigest) {
 			r.Approval = k
 			return r, nil
 		}
 	}
 	return nil, fail(LinkHWPCRs, "the hardware PCRs %v (digest %x) match none of the list's %d approvals: the host is not in a configuration the SAA approved",
-		r.HWPCRs, info.PCRDigest.Buffer, len(s.List.Approvals))
+		r.HWPCRs, hq.pcrDigest, len(s.List.Approvals))
+}
+
+// hwQuote is what a verified hardware quote says, in either family's
+// terms.
+type hwQuote struct {
+	family    saa.Family
+	extraData []byte                // the quote's qualifyingData / externalData
+	want      func(*Binding) []byte // what extraData must be for a Binding
+	pcrs      []uint                // the hardware PCRs quoted
+	pcrsErr   error                 // why pcrs could not be read (LinkHWPCRs)
+	pcrDigest []byte                // their digest as an approval states it
+	clock     tpm2.TPMSClockInfo    // TPM 2.0 only
+}
+
+// verifyHardware checks the hardware quote's signature (LinkSignature)
+// and returns what it says.
+func verifyHardware(q *Bundle, ak crypto.PublicKey) (*hwQuote, error) {
+	if q.HWFamily == HW12 {
+		return verifyHardware12(q, ak)
+	}
+	if err := verifySignature(ak, q.Attest, q.Signature); err != nil {
+		return nil, &LinkError{Link: LinkSignature, Err: err}
+	}
+	att, err := tpm2.Unmarshal[tpm2.TPMSAttest](q.Attest)
+	if err != nil || !bytes.Equal(tpm2.Marshal(att), q.Attest) {
+		return nil, fail(LinkSignature, "the signed data is not a TPMS_ATTEST")
+	}
+	if att.Magic != tpm2.TPMGeneratedValue || att.Type != tpm2.TPMSTAttestQuote {
+		return nil, fail(LinkSignature, "not a quote the TPM generated (magic %#x, type %#x)", att.Magic, att.Type)
+	}
+	info, err := att.Attested.Quote()
+	if err != nil {
+		return nil, fail(LinkSignature, "quote info: %v", err)
+	}
+	h := &hwQuote{family: saa.Family20, extraData: att.ExtraData.Buffer, want: (*Binding).QualifyingData,
+		pcrDigest: info.PCRDigest.Buffer, clock: att.ClockInfo}
+	h.pcrs, h.pcrsErr = sha256Selection(info.PCRSelect)
+	return h, nil
+}
+
+// quoteInfo12Prefix is TPM_QUOTE_INFO's fixed part (TPM 1.2 Part 2,
+// 11.3): TPM_STRUCT_VER 1.1.0.0 and the fixed "QUOT".
+var quoteInfo12Prefix = []byte{1, 1, 0, 0, 'Q', 'U', 'O', 'T'}
+
+// verifyHardware12 checks a TPM_Quote (TPM 1.2 Part 3, 16.1): the RSA
+// PKCS#1 v1.5 SHA-1 signature over TPM_QUOTE_INFO by the identity key,
+// its fixed fields, and that the bundle's hardware PCR values are those
+// whose TPM_COMPOSITE_HASH (Part 2, 8.3) the TPM signed: the values are
+// carried unsigned beside the quote, so a bundle with altered values
+// fails here, as an altered quote does.
+func verifyHardware12(q *Bundle, ak crypto.PublicKey) (*hwQuote, error) {
+	k, ok := ak.(*rsa.PublicKey)
+	if !ok {
+		return nil, fail(LinkSignature, "a TPM 1.2 quote needs an RSA identity key, not %T", ak)
+	}
+	d := sha1.Sum(q.Attest)
+	if rsa.VerifyPKCS1v15(k, crypto.SHA1, d[:], q.Signature) != nil {
+		return nil, fail(LinkSignature, "not signed by the group's identity key")
+	}
+	if len(q.Attest) != QuoteInfo12Size || !bytes.Equal(q.Attest[:8], quoteInfo12Prefix) {
+		return nil, fail(LinkSignature, "the signed data is not a TPM_QUOTE_INFO")
+	}
+	h := &hwQuote{family: saa.Family12, extraData: q.Attest[28:48], pcrDigest: q.Attest[8:28],
+		want: func(b *Binding) []byte { n := b.Nonce12(); return n[:] }}
+	for p := range 24 {
+		if q.HWPCRs&(1<<p) != 0 {
+			h.pcrs = append(h.pcrs, uint(p))
+		}
+	}
+	c, err := saa.Composite12(h.pcrs, q.HWPCRValues)
+	if err != nil || !bytes.Equal(c[:], h.pcrDigest) {
+		return nil, fail(LinkSignature, "the hardware PCR values in the bundle are not those the TPM quoted (composite digest)")
+	}
+	return h, nil
 }
 
 func equalPCRs(a, b []uint) bool {
