@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -19,6 +20,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/xenvtpm/xenvtpm/attest/deepquote"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
 	"github.com/xenvtpm/xenvtpm/toolstack/mgmt"
 )
@@ -152,26 +154,12 @@ func groupAK(args []string) error {
 		if err != nil {
 			return err
 		}
-		ekPub, err := tpm2.Unmarshal[tpm2.TPMTPublic](ak.EKPublic)
-		if err != nil {
+		how := "TPM2_ActivateCredential"
+		if ak.Family == deepquote.HW12 {
+			how = "TPM_ActivateIdentity"
+		}
+		if err := proveAK(c, id, ak); err != nil {
 			return err
-		}
-		enc, err := tpm2.ImportEncapsulationKey(ekPub)
-		if err != nil {
-			return fmt.Errorf("the hardware EK: %w", err)
-		}
-		secret := make([]byte, 32)
-		rand.Read(secret)
-		blob, encSecret, err := tpm2.CreateCredential(rand.Reader, enc, ak.AKName, secret)
-		if err != nil {
-			return err
-		}
-		got, err := c.GroupActivate(id, blob, encSecret)
-		if err != nil {
-			return fmt.Errorf("the hardware TPM did not activate a credential for the attestation key: %w", err)
-		}
-		if !bytes.Equal(got, secret) {
-			return errors.New("the hardware TPM activated the credential to another secret: the attestation key is not proven")
 		}
 		akPEM, err := publicPEM(ak.AK)
 		if err != nil {
@@ -197,11 +185,16 @@ func groupAK(args []string) error {
 			Activated   bool   `json:"activated"`
 			EKCertBytes []byte `json:"ek_certificate_der,omitempty"`
 		}
-		text := fmt.Sprintf("group %d attestation key (name %x) proven resident in the hardware TPM by TPM2_ActivateCredential against its EK\n", id, ak.AKName)
+		text := fmt.Sprintf("group %d attestation key (name %x) proven resident in the hardware TPM by %s against its EK\n", id, ak.AKName, how)
+		if ak.Family == deepquote.HW12 {
+			text = fmt.Sprintf("group %d TPM 1.2 identity key (group %s) proven resident in the hardware TPM by %s against its EK\n", id, deepquote.FormatUUID(ak.Group), how)
+		}
 		if ak.EKCert != nil {
 			if c, err := x509.ParseCertificate(ak.EKCert); err == nil {
 				text += fmt.Sprintf("the hardware EK has a certificate from %q\n", c.Issuer.String())
 			}
+		} else if ak.Family == deepquote.HW12 {
+			text += "the hardware TPM 1.2's EK certificate is not read: check its EK another way\n"
 		} else {
 			text += "the hardware TPM has no EK certificate at 0x01C00002: check its EK another way\n"
 		}
@@ -212,6 +205,51 @@ func groupAK(args []string) error {
 		}
 		return output(m, akJSON{id, hex.EncodeToString(ak.AKName), akPEM, ekPEM, ak.EKCert != nil, true, ak.EKCert}, text)
 	})
+}
+
+// proveAK has the hardware TPM prove it holds ak: on TPM 2.0
+// TPM2_MakeCredential here against the EK and the key's name, undone by
+// TPM2_ActivateCredential there; on TPM 1.2 a privacy CA's
+// TPM_ASYM_CA_CONTENTS (a fresh TPM_SYMMETRIC_KEY and the digest of the
+// identity key's TPM_PUBKEY, RSA-OAEP to the EK, hwtpm.ActivationBlob12)
+// undone by TPM_ActivateIdentity. Only the TPM of that EK can undo either,
+// and only for that key.
+func proveAK(c managerClient, id uint32, ak *mgmt.GroupAK) error {
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	var blob, encSecret, want []byte
+	if ak.Family == deepquote.HW12 {
+		ek, ok := ak.EK.(*rsa.PublicKey)
+		if !ok {
+			return fmt.Errorf("the hardware EK is a %T", ak.EK)
+		}
+		want = hwtpm.SymmetricKey12(secret[:16])
+		var err error
+		if blob, err = hwtpm.ActivationBlob12(ek, want, ak.AKPublic, false); err != nil {
+			return err
+		}
+	} else {
+		ekPub, err := tpm2.Unmarshal[tpm2.TPMTPublic](ak.EKPublic)
+		if err != nil {
+			return err
+		}
+		enc, err := tpm2.ImportEncapsulationKey(ekPub)
+		if err != nil {
+			return fmt.Errorf("the hardware EK: %w", err)
+		}
+		if blob, encSecret, err = tpm2.CreateCredential(rand.Reader, enc, ak.AKName, secret); err != nil {
+			return err
+		}
+		want = secret
+	}
+	got, err := c.GroupActivate(id, blob, encSecret)
+	if err != nil {
+		return fmt.Errorf("the hardware TPM did not activate a credential for the attestation key: %w", err)
+	}
+	if !bytes.Equal(got, want) {
+		return errors.New("the hardware TPM activated the credential to another secret: the attestation key is not proven")
+	}
+	return nil
 }
 
 func publicPEM(k any) (string, error) {

@@ -150,6 +150,25 @@ func Start12Manufactured(t testing.TB) *Proc {
 	return connect(t, serveDir(t, dir, "", "not-need-init"))
 }
 
+// Start12Owned starts a TPM 1.2 swtpm set up as a host owner leaves it
+// for the manager: swtpm_setup made the EK and took ownership with owner
+// password ownerPass and SRK password srkPass (their SHA-1 digests are
+// the secrets, as owner_auth=text:… computes), already started
+// (startup-clear). Skipped when swtpm_setup is missing.
+func Start12Owned(t testing.TB, ownerPass, srkPass string) *Proc {
+	t.Helper()
+	if _, err := exec.LookPath("swtpm_setup"); err != nil {
+		t.Skip("SKIP: swtpm_setup not installed (apt-get install swtpm-tools)")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("swtpm_setup", "--tpm-state", dir, "--take-ownership",
+		"--ownerpass", ownerPass, "--srkpass", srkPass, "--lock-nvram").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swtpm_setup --take-ownership: %v\n%s", err, out)
+	}
+	return connect(t, serveDir(t, dir, "", "not-need-init,startup-clear"))
+}
+
 // connect opens the data and control channels of the swtpm on port p.
 func connect(t testing.TB, p int) *Proc {
 	t.Helper()

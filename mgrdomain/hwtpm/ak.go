@@ -45,9 +45,10 @@ import (
 // authValue.
 var ErrEndorsementAuth = errors.New("hwtpm: the TPM's endorsement hierarchy has an authValue set; attestation keys need it empty (not supported yet)")
 
-// ErrCredential: TPM2_ActivateCredential refused the credential: it was
-// not made with this TPM's EK, or not for this group's attestation key,
-// or it was altered.
+// ErrCredential: TPM2_ActivateCredential (or on TPM 1.2
+// TPM_ActivateIdentity) refused the credential: it was not made with
+// this TPM's EK, or not for this group's attestation key, or it was
+// altered.
 var ErrCredential = errors.New("hwtpm: the credential was not made for this TPM's EK and this attestation key")
 
 // EKCertIndex is the NV index where the TPM manufacturer stores the

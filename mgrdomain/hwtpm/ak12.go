@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"slices"
 
+	"github.com/google/go-tpm/tpm"
 	"github.com/google/go-tpm/tpmutil"
 )
 
@@ -362,12 +363,38 @@ func (t *TPM12) MakeIdentity(labelPrivCADigest [20]byte) (keyBlob, pubKey, ident
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("hwtpm: TPM_MakeIdentity: %w", err)
 	}
-	contents := append(append(append(slices.Clone(ver11), binary.BigEndian.AppendUint32(nil, ord12MakeIdentity)...), labelPrivCADigest[:]...), k.pubKey()...)
-	h := sha1.Sum(contents)
-	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA1, h[:], binding); err != nil {
-		return nil, nil, nil, errors.New("hwtpm: TPM_MakeIdentity: the identityBinding does not verify against the new key")
+	if err := checkIdentityBinding12(pub, k.pubKey(), labelPrivCADigest, binding); err != nil {
+		return nil, nil, nil, fmt.Errorf("hwtpm: TPM_MakeIdentity: %w", err)
 	}
 	return slices.Clone(k.raw), k.pubKey(), slices.Clone(binding), nil
+}
+
+// GroupLabel12 is the labelPrivCADigest (TPM_CHOSENID_HASH) the manager
+// makes a group's identity key with: SHA-1 of the group's UUID. The
+// identityBinding, which only the TPM makes with an identity key (TPM
+// 1.2 Part 3, 15.1), then names the group the key was made for, so a
+// key of another group (a swapped record) does not pass as this one's.
+func GroupLabel12(group [16]byte) [20]byte { return sha1.Sum(group[:]) }
+
+// CheckIdentityBinding12 checks an identityBinding: the identity key
+// pubKey's (TPM_PUBKEY) RSASSA-PKCS1-v1_5 SHA-1 signature over the
+// TPM_IDENTITY_CONTENTS (TPM 1.2 Part 2, 12.5: version 1.1.0.0,
+// TPM_ORD_MakeIdentity, labelPrivCADigest, the key's TPM_PUBKEY).
+func CheckIdentityBinding12(pubKey []byte, labelPrivCADigest [20]byte, binding []byte) error {
+	pub, err := ParsePubKey12(pubKey)
+	if err != nil {
+		return err
+	}
+	return checkIdentityBinding12(pub, pubKey, labelPrivCADigest, binding)
+}
+
+func checkIdentityBinding12(pub *rsa.PublicKey, pubKey []byte, label [20]byte, binding []byte) error {
+	contents := append(append(append(slices.Clone(ver11), binary.BigEndian.AppendUint32(nil, ord12MakeIdentity)...), label[:]...), pubKey...)
+	h := sha1.Sum(contents)
+	if rsa.VerifyPKCS1v15(pub, crypto.SHA1, h[:], binding) != nil {
+		return errors.New("hwtpm: the identityBinding does not verify against the identity key and label")
+	}
+	return nil
 }
 
 // parseMakeIdentity splits TPM_MakeIdentity's output: idKey (TPM_KEY),
@@ -491,9 +518,9 @@ func (t *TPM12) ActivateIdentity(keyBlob, encBlob []byte) ([]byte, error) {
 		case isRC12(err, rc12Auth2Fail):
 			return nil, fmt.Errorf("%w (owner_auth refused)", err)
 		case isRC12(err, rc12BadParameter):
-			return nil, fmt.Errorf("%w (the blob was not made for this identity key)", err)
+			return nil, fmt.Errorf("%w: %w (the blob was not made for this identity key)", ErrCredential, err)
 		case isRC12(err, rc12DecryptError), isRC12(err, rc12BadDataSize):
-			return nil, fmt.Errorf("%w (the blob was not encrypted to this TPM's EK)", err)
+			return nil, fmt.Errorf("%w: %w (the blob was not encrypted to this TPM's EK)", ErrCredential, err)
 		}
 		return nil, fmt.Errorf("%w%s", err, lockoutHint(err))
 	}
@@ -501,6 +528,69 @@ func (t *TPM12) ActivateIdentity(keyBlob, encBlob []byte) ([]byte, error) {
 		return nil, fmt.Errorf("hwtpm: TPM_ActivateIdentity: %w", err)
 	}
 	return slices.Clone(out), nil
+}
+
+// EKPublic12 returns the endorsement key's TPM_PUBKEY (TPM 1.2 Part 2,
+// 10.5) with TPM_OwnerReadInternalPub (Part 3, 27.3: owner-authorised;
+// TPM_ReadPubek, 27.2, is refused once the TPM has an owner), checked
+// with ParsePubKey12. A privacy CA encrypts its TPM_EK_BLOB to it for
+// ActivateIdentity. Costs: TPM_OIAP, TPM_OwnerReadInternalPub.
+func (t *TPM12) EKPublic12() ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	raw, err := tpm.OwnerReadPubEK(t.rw, t.cfg.OwnerAuth.TPM12())
+	if err != nil {
+		if isRC12(err, rc12AuthFail) {
+			return nil, fmt.Errorf("hwtpm: TPM_OwnerReadInternalPub(EK): %w (owner_auth refused)", err)
+		}
+		return nil, fmt.Errorf("hwtpm: TPM_OwnerReadInternalPub(EK): %w%s", err, lockoutHint(err))
+	}
+	if _, err := ParsePubKey12(raw); err != nil {
+		return nil, fmt.Errorf("hwtpm: the EK: %w", err)
+	}
+	return slices.Clone(raw), nil
+}
+
+// SymmetricKey12 is a TPM_SYMMETRIC_KEY (TPM 1.2 Part 2, 11.1) of an
+// AES-128 key (TPM_ALG_AES128, TPM_ES_SYM_CTR): what a privacy CA puts in
+// its TPM_ASYM_CA_CONTENTS and ActivateIdentity returns. The TPM does not
+// use the key; it only hands it back, so the algorithm is a label.
+func SymmetricKey12(key []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, 0x00000006) // TPM_ALG_AES128
+	b = binary.BigEndian.AppendUint16(b, 0x0004)        // TPM_ES_SYM_CTR
+	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
+	return append(b, key...)
+}
+
+// ActivationBlob12 is what a privacy CA sends for ActivateIdentity: the
+// TPM_SYMMETRIC_KEY symKey (SymmetricKey12) and the SHA-1 digest of the
+// identity key's TPM_PUBKEY idPubKey, encrypted to the EK with
+// RSA-OAEP (SHA-1, label "TCPA"; TPM 1.2 Part 1, "Identity Creation"), as
+// the older TPM_ASYM_CA_CONTENTS (Part 2, 12.3), or with ekBlob as a
+// TPM_EK_BLOB (12.4) of type TPM_EK_TYPE_ACTIVATE holding a
+// TPM_EK_BLOB_ACTIVATE (12.5) without PCR binding. The TPM releases
+// symKey only if it holds the EK's private part and the identity key is
+// the one whose digest is inside: the proof `xenvtpm group ak` asks for.
+func ActivationBlob12(ek *rsa.PublicKey, symKey, idPubKey []byte, ekBlob bool) ([]byte, error) {
+	if err := checkSymKey12(symKey); err != nil {
+		return nil, fmt.Errorf("hwtpm: %w", err)
+	}
+	id := sha1.Sum(idPubKey)
+	plain := append(slices.Clone(symKey), id[:]...)
+	if ekBlob {
+		act := binary.BigEndian.AppendUint16(nil, 0x002B) // TPM_TAG_EK_BLOB_ACTIVATE
+		act = append(act, symKey...)
+		act = append(act, id[:]...)
+		// TPM_PCR_INFO_SHORT: an empty 3-byte selection, any locality,
+		// a zero digestAtRelease.
+		act = append(act, 0, 3, 0, 0, 0, 0x1F)
+		act = append(act, make([]byte, 20)...)
+		plain = binary.BigEndian.AppendUint16(nil, 0x000C)   // TPM_TAG_EK_BLOB
+		plain = binary.BigEndian.AppendUint16(plain, 0x0001) // TPM_EK_TYPE_ACTIVATE
+		plain = binary.BigEndian.AppendUint32(plain, uint32(len(act)))
+		plain = append(plain, act...)
+	}
+	return rsa.EncryptOAEP(sha1.New(), rand.Reader, ek, plain, []byte("TCPA"))
 }
 
 // checkSymKey12 checks that p is exactly one TPM_SYMMETRIC_KEY: algId,

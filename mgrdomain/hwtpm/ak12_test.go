@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha1"
 	"encoding/binary"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -150,37 +151,10 @@ func TestTPM12IdentityQuote(t *testing.T) {
 	noneLoaded12(t, s, "a refused TPM_LoadKey2")
 }
 
-// symKey12 is a TPM_SYMMETRIC_KEY: AES-128 (TPM_ALG_AES128), CTR
-// (TPM_ES_SYM_CTR).
-func symKey12(key []byte) []byte {
-	b := binary.BigEndian.AppendUint32(nil, 0x00000006)
-	b = binary.BigEndian.AppendUint16(b, 0x0004)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
-	return append(b, key...)
-}
-
-// privacyCA12 is what a privacy CA sends back: the session key and the
-// digest of the identity key it certifies, encrypted to the EK with
-// RSA-OAEP(SHA-1, "TCPA") (TPM 1.2 Part 1, "Identity Creation"), as a
-// TPM_EK_BLOB of type TPM_EK_TYPE_ACTIVATE (Part 2, 12.4, 12.5) or the
-// older TPM_ASYM_CA_CONTENTS (Part 2, 12.3).
+// privacyCA12 is ActivationBlob12, failing the test on error.
 func privacyCA12(t *testing.T, ek *rsa.PublicKey, sym []byte, idPub []byte, ekBlob bool) []byte {
 	t.Helper()
-	id := sha1.Sum(idPub)
-	plain := append(bytes.Clone(sym), id[:]...)
-	if ekBlob {
-		act := binary.BigEndian.AppendUint16(nil, 0x002B) // TPM_TAG_EK_BLOB_ACTIVATE
-		act = append(act, sym...)
-		act = append(act, id[:]...)
-		// TPM_PCR_INFO_SHORT: no PCRs, any locality.
-		act = append(act, 0, 3, 0, 0, 0, 0x1F)
-		act = append(act, make([]byte, 20)...)
-		plain = binary.BigEndian.AppendUint16(nil, 0x000C) // TPM_TAG_EK_BLOB
-		plain = binary.BigEndian.AppendUint16(plain, 0x0001)
-		plain = binary.BigEndian.AppendUint32(plain, uint32(len(act)))
-		plain = append(plain, act...)
-	}
-	enc, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, ek, plain, []byte("TCPA"))
+	enc, err := ActivationBlob12(ek, sym, idPub, ekBlob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,9 +165,12 @@ func TestTPM12ActivateIdentity(t *testing.T) {
 	s := swtpmtest.StartSwtpm12(t, ownerPass, srkPass)
 	tp, c := open12Counted(t, s)
 	o, _ := auth12(t)
-	ekRaw, err := tpm.OwnerReadPubEK(&sendRW{tr: s.TPM()}, o.TPM12())
+	ekRaw, err := tp.EKPublic12()
 	if err != nil {
-		t.Fatalf("TPM_OwnerReadInternalPub(EK): %v", err)
+		t.Fatal(err)
+	}
+	if want, err := tpm.OwnerReadPubEK(&sendRW{tr: s.TPM()}, o.TPM12()); err != nil || !bytes.Equal(ekRaw, want) {
+		t.Fatalf("EKPublic12 is not TPM_OwnerReadInternalPub's EK: %v", err)
 	}
 	ek, err := ParsePubKey12(ekRaw)
 	if err != nil {
@@ -204,7 +181,7 @@ func TestTPM12ActivateIdentity(t *testing.T) {
 	_, otherPub, _ := makeIdentity12(t, tp, [20]byte{})
 	key := make([]byte, 16)
 	rand.Read(key)
-	sym := symKey12(key)
+	sym := SymmetricKey12(key)
 	for _, ekBlob := range []bool{false, true} {
 		before, start := c.n.Load(), time.Now()
 		got, err := tp.ActivateIdentity(blob, privacyCA12(t, ek, sym, pub, ekBlob))
@@ -218,8 +195,8 @@ func TestTPM12ActivateIdentity(t *testing.T) {
 		noneLoaded12(t, s, "ActivateIdentity")
 	}
 	// The CA certified another identity key: the TPM refuses.
-	if _, err := tp.ActivateIdentity(blob, privacyCA12(t, ek, sym, otherPub, true)); err == nil {
-		t.Fatal("ActivateIdentity released a session key meant for another identity key")
+	if _, err := tp.ActivateIdentity(blob, privacyCA12(t, ek, sym, otherPub, true)); !errors.Is(err, ErrCredential) {
+		t.Fatalf("ActivateIdentity of a session key meant for another identity key = %v, want ErrCredential", err)
 	} else {
 		t.Logf("refused: %v", err)
 	}

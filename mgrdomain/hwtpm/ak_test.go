@@ -507,7 +507,7 @@ func FuzzParseAK(f *testing.F) {
 	quote12 = binary.BigEndian.AppendUint32(quote12, 256)
 	quote12 = append(quote12, make([]byte, 256)...)
 	f.Add(makeID, quote12)
-	f.Add(symKey12(make([]byte, 16)), append([]byte{0, 0xC4, 0, 0, 0, 92, 0, 0, 0, 0}, make([]byte, 82)...))
+	f.Add(SymmetricKey12(make([]byte, 16)), append([]byte{0, 0xC4, 0, 0, 0, 92, 0, 0, 0, 0}, make([]byte, 82)...))
 	k12, _, err := parseMakeIdentity(makeID)
 	if err != nil {
 		f.Fatal(err)

@@ -6,10 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/xenvtpm/xenvtpm/mgrdomain/internal/swtpmtest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xenvtpm/xenvtpm/mgrdomain/internal/swtpmtest"
 
 	"github.com/google/go-tpm/tpm2"
 )

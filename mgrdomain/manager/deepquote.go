@@ -21,7 +21,8 @@ import (
 // key over the hardware PCRs of the group's matching approval. The key
 // is re-derived in the hardware TPM for each quote (hwtpm.AKTemplate);
 // dom0 gets its public part, and certifies it against the hardware EK,
-// with GROUP_AK and GROUP_ACTIVATE.
+// with GROUP_AK and GROUP_ACTIVATE. TPM 1.2 hardware has its own
+// (deepquote12.go).
 
 // attester is what the hardware offers for deep quotes: TPM 2.0
 // (hwtpm.TPM).
@@ -47,12 +48,16 @@ const (
 // sealpcrs=none: the PC Client firmware PCRs.
 var defaultQuotePCRs = []uint{0, 1, 2, 3, 4, 5, 6, 7}
 
-func (m *Manager) attester() (attester, error) {
-	a, ok := m.hw.(attester)
-	if !ok {
-		return nil, fmt.Errorf("%w: deep quotes need TPM 2.0 hardware", proto.ErrUnsupported)
+// attesters returns the hardware's deep quote operations: TPM 2.0's or
+// TPM 1.2's (the other nil).
+func (m *Manager) attesters() (attester, attester12, error) {
+	switch hw := m.hw.(type) {
+	case attester12:
+		return nil, hw, nil
+	case attester:
+		return hw, nil, nil
 	}
-	return a, nil
+	return nil, nil, fmt.Errorf("%w: the hardware TPM offers no deep quotes", proto.ErrUnsupported)
 }
 
 // DeepQuote answers a vTPM's DEEP_QUOTE with a deepquote.Answer.
@@ -60,7 +65,7 @@ func (m *Manager) DeepQuote(uuid [16]byte, req proto.DeepQuote) ([]byte, error) 
 	if err := m.usable(); err != nil {
 		return nil, err
 	}
-	hw, err := m.attester()
+	hw, hw12, err := m.attesters()
 	if err != nil {
 		return nil, err
 	}
@@ -93,11 +98,18 @@ func (m *Manager) DeepQuote(uuid [16]byte, req proto.DeepQuote) ([]byte, error) 
 	}
 	pcrs := m.quotePCRs(g)
 	m.mu.Unlock()
-	attest, sig, err := hw.Quote(g.uuid, b.QualifyingData(), pcrs)
-	if err != nil {
-		return nil, fmt.Errorf("manager: hardware quote: %w", err)
+	var a *deepquote.Answer
+	if hw12 != nil {
+		if a, err = m.quote12(hw12, g.id, b, pcrs); err != nil {
+			return nil, err
+		}
+	} else {
+		attest, sig, err := hw.Quote(g.uuid, b.QualifyingData(), pcrs)
+		if err != nil {
+			return nil, fmt.Errorf("manager: hardware quote: %w", err)
+		}
+		a = &deepquote.Answer{Binding: b, HWFamily: deepquote.HW20, Attest: attest, Signature: sig}
 	}
-	a := deepquote.Answer{Binding: b, HWFamily: deepquote.HW20, Attest: attest, Signature: sig}
 	out, err := a.Marshal()
 	if err != nil {
 		return nil, err
@@ -122,14 +134,20 @@ func (m *Manager) quotePCRs(g *group) []uint {
 	return defaultQuotePCRs
 }
 
-// GroupAK returns GROUP_AK's answer for group id.
+// GroupAK returns GROUP_AK's answer for group id: on TPM 2.0 u8 family
+// (2) ‖ u16 ‖ AK TPMT_PUBLIC ‖ u16 ‖ EK TPMT_PUBLIC ‖ u16 ‖ EK
+// certificate; on TPM 1.2 groupAK12's. The family byte comes first so
+// that dom0 tells the forms apart without guessing from their contents.
 func (m *Manager) GroupAK(id uint32) ([]byte, error) {
 	if err := m.usable(); err != nil {
 		return nil, err
 	}
-	hw, err := m.attester()
+	hw, hw12, err := m.attesters()
 	if err != nil {
 		return nil, err
+	}
+	if hw12 != nil {
+		return m.groupAK12(hw12, id)
 	}
 	u, err := m.groupUUID(id)
 	if err != nil {
@@ -143,7 +161,7 @@ func (m *Manager) GroupAK(id uint32) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []byte
+	out := []byte{deepquote.HW20}
 	for _, f := range [][]byte{ak.Public, ek.Public, ek.Cert} {
 		if len(f) > 0xFFFF {
 			return nil, errors.New("manager: GROUP_AK field too long")
@@ -158,14 +176,17 @@ func (m *Manager) GroupAK(id uint32) ([]byte, error) {
 }
 
 // GroupActivate runs TPM2_ActivateCredential for group's attestation
-// key.
+// key, or on TPM 1.2 TPM_ActivateIdentity (activate12).
 func (m *Manager) GroupActivate(req proto.GroupActivate) ([]byte, error) {
 	if err := m.usable(); err != nil {
 		return nil, err
 	}
-	hw, err := m.attester()
+	hw, hw12, err := m.attesters()
 	if err != nil {
 		return nil, err
+	}
+	if hw12 != nil {
+		return m.activate12(hw12, req)
 	}
 	u, err := m.groupUUID(req.Group)
 	if err != nil {

@@ -41,12 +41,16 @@ const (
 	groupMagic = "XVGROUP\x00"
 	// groupVersion is a group without an EK CA; groupVersionCA one with
 	// (ekcert.go), so groups written before EK certificates read as they
-	// were and are written as they were until they get a CA.
-	groupVersion   = 1
-	groupVersionCA = 2
+	// were and are written as they were until they get a CA;
+	// groupVersionAIK one with a TPM 1.2 identity key (deepquote12.go),
+	// with or without a CA.
+	groupVersion    = 1
+	groupVersionCA  = 2
+	groupVersionAIK = 3
 	// maxGroupBytes bounds an encoded group: fixed fields, the largest
-	// SAA key, the largest signed list and the EK CA.
-	maxGroupBytes = 1 + 4 + 16 + 2 + proto.SAAKeyRSA + 8 + 2 + saa.MaxListSize + 2 + maxCAKey + 2 + maxCACert
+	// SAA key, the largest signed list, the EK CA and the identity key.
+	maxGroupBytes = 1 + 4 + 16 + 2 + proto.SAAKeyRSA + 8 + 2 + saa.MaxListSize + 2 + maxCAKey + 2 + maxCACert +
+		2 + maxAIKBlob + 2 + maxAIKPub + 2 + maxAIKBinding
 )
 
 // group is one group as the manager holds it.
@@ -60,6 +64,11 @@ type group struct {
 	// caKey (PKCS #8) and caCert (DER) are the group's EK CA
 	// (ekcert.go); nil: none made yet.
 	caKey, caCert []byte
+	// aikBlob (the TPM_KEY only this TPM's SRK unwraps), aikPub (its
+	// TPM_PUBKEY) and aikBinding (TPM_MakeIdentity's identityBinding)
+	// are the group's TPM 1.2 identity key (deepquote12.go); nil: none
+	// made yet, or TPM 2.0 hardware.
+	aikBlob, aikPub, aikBinding []byte
 
 	// Derived at load and update, not stored.
 	pub      *saa.PublicKey
@@ -81,10 +90,16 @@ func groupKey(id, chunk uint32) store.UUID {
 
 // marshal: version u8 ‖ id u32 ‖ uuid ‖ u16 keyLen ‖ key ‖ u64 seq ‖ u16
 // listLen ‖ list, then in version 2 u16 caKeyLen ‖ caKey ‖ u16 caCertLen
-// ‖ caCert.
+// ‖ caCert, and in version 3 the same two fields (both empty without a
+// CA) then u16 ‖ aikBlob ‖ u16 ‖ aikPub ‖ u16 ‖ aikBinding. A group is
+// written in the lowest version that holds it, so a record of versions 1
+// and 2 re-encodes as it was read.
 func (g *group) marshal() []byte {
 	v := byte(groupVersion)
-	if g.caKey != nil {
+	switch {
+	case g.aikBlob != nil:
+		v = groupVersionAIK
+	case g.caKey != nil:
 		v = groupVersionCA
 	}
 	b := []byte{v}
@@ -95,13 +110,46 @@ func (g *group) marshal() []byte {
 	b = binary.BigEndian.AppendUint64(b, g.seq)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(g.list)))
 	b = append(b, g.list...)
-	if v == groupVersionCA {
+	if v >= groupVersionCA {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(g.caKey)))
 		b = append(b, g.caKey...)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(g.caCert)))
 		b = append(b, g.caCert...)
 	}
+	if v == groupVersionAIK {
+		for _, f := range [][]byte{g.aikBlob, g.aikPub, g.aikBinding} {
+			b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
+			b = append(b, f...)
+		}
+	}
 	return b
+}
+
+// unmarshalAIK reads version 3's tail: the EK CA's two fields (both
+// empty, or as in version 2) and the identity key's three (none empty).
+func unmarshalAIK(g *group, b []byte) error {
+	var f [5][]byte
+	for i, max := range []int{maxCAKey, maxCACert, maxAIKBlob, maxAIKPub, maxAIKBinding} {
+		if len(b) < 2 {
+			return errors.New("truncated in its EK CA or identity key")
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		if n > max || len(b) < 2+n || (n == 0 && i >= 2) {
+			return fmt.Errorf("EK CA or identity key field of %d bytes (at most %d) with %d left", n, max, len(b)-2)
+		}
+		if n > 0 {
+			f[i] = slices.Clone(b[2 : 2+n])
+		}
+		b = b[2+n:]
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("%d bytes after the identity key", len(b))
+	}
+	if (f[0] == nil) != (f[1] == nil) {
+		return errors.New("an EK CA key without its certificate, or the reverse")
+	}
+	g.caKey, g.caCert, g.aikBlob, g.aikPub, g.aikBinding = f[0], f[1], f[2], f[3], f[4]
+	return nil
 }
 
 func unmarshalGroup(b []byte) (*group, error) {
@@ -109,7 +157,7 @@ func unmarshalGroup(b []byte) (*group, error) {
 		return nil, fmt.Errorf("group record of %d bytes", len(b))
 	}
 	v := b[0]
-	if v != groupVersion && v != groupVersionCA {
+	if v != groupVersion && v != groupVersionCA && v != groupVersionAIK {
 		return nil, fmt.Errorf("group record version %d", b[0])
 	}
 	g := &group{id: binary.BigEndian.Uint32(b[1:])}
@@ -131,9 +179,14 @@ func unmarshalGroup(b []byte) (*group, error) {
 	if ll > 0 {
 		g.list = slices.Clone(b[10 : 10+ll])
 	}
-	if v == groupVersionCA {
+	switch v {
+	case groupVersionCA:
 		var err error
 		if g.caKey, g.caCert, err = unmarshalCA(b[10+ll:]); err != nil {
+			return nil, fmt.Errorf("group record: %w", err)
+		}
+	case groupVersionAIK:
+		if err := unmarshalAIK(g, b[10+ll:]); err != nil {
 			return nil, fmt.Errorf("group record: %w", err)
 		}
 	}
@@ -654,7 +707,10 @@ func (m *Manager) GroupUpdate(id uint32, list []byte) error {
 	if s.List.Family != m.family() {
 		return fmt.Errorf("%w: the list approves TPM %s configurations; this host's TPM is %s", proto.ErrBadRequest, s.List.Family, m.family())
 	}
-	g := &group{id: id, uuid: old.uuid, key: old.key, pub: old.pub, list: list, seq: s.List.Seq, signed: s}
+	// A new list keeps the group's EK CA and identity key (it used to
+	// drop the CA, which the next CERTIFY_EK replaced with a new one).
+	g := &group{id: id, uuid: old.uuid, key: old.key, pub: old.pub, list: list, seq: s.List.Seq, signed: s,
+		caKey: old.caKey, caCert: old.caCert, aikBlob: old.aikBlob, aikPub: old.aikPub, aikBinding: old.aikBinding}
 	t0 := time.Now()
 	if id == 0 {
 		if err := m.sealToApprovals(g); err != nil {

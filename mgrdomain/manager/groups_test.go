@@ -413,6 +413,11 @@ func FuzzGroupRecord(f *testing.F) {
 	ca := *g
 	ca.caKey, ca.caCert = make([]byte, 138), make([]byte, 400)
 	f.Add(ca.marshal())
+	aik := ca
+	aik.aikBlob, aik.aikPub, aik.aikBinding = make([]byte, 559), make([]byte, 284), make([]byte, 256)
+	f.Add(aik.marshal())
+	aik.caKey, aik.caCert = nil, nil
+	f.Add(aik.marshal())
 	rsaPub, eccPub := vtpmEKs(f)
 	f.Add(rsaPub)
 	f.Add(eccPub)

@@ -148,6 +148,9 @@ type Manager struct {
 
 	amu sync.Mutex // management requests, one at a time
 	cmu sync.Mutex // a store commit and its hardware increment
+	// aikMu makes one TPM 1.2 identity key at a time (deepquote12.go):
+	// TPM_MakeIdentity takes seconds and runs outside cmu.
+	aikMu sync.Mutex
 
 	mu        sync.Mutex // guards everything below
 	groups    map[uint32]*group

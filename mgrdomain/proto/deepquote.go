@@ -34,16 +34,31 @@ type DeepQuote struct {
 	PCRDigest [32]byte
 }
 
-// GroupAK (tag 0x01C2, OrdGroupAK): u32 group. Answer: u16 n ‖ the
-// attestation key's TPMT_PUBLIC ‖ u16 m ‖ the hardware EK's TPMT_PUBLIC ‖
-// u16 k ‖ the hardware EK's certificate (k = 0: the TPM has none).
+// GroupAK (tag 0x01C2, OrdGroupAK): u32 group. The answer starts with
+// u8 family, the hardware's (deepquote.HW20 = 2, HW12 = 1):
+//
+//   - TPM 2.0: 2 ‖ u16 n ‖ the attestation key's TPMT_PUBLIC ‖ u16 m ‖
+//     the hardware EK's TPMT_PUBLIC ‖ u16 k ‖ the hardware EK's
+//     certificate (k = 0: the TPM has none).
+//   - TPM 1.2: 1 ‖ u16 n ‖ the group's identity key's TPM_PUBKEY (TPM 1.2
+//     Part 2, 10.5) ‖ u16 m ‖ the EK's TPM_PUBKEY
+//     (TPM_OwnerReadInternalPub) ‖ u16 0 (no EK certificate yet) ‖ u16 b
+//     ‖ the identityBinding (TPM_MakeIdentity's signature over
+//     TPM_IDENTITY_CONTENTS, Part 2, 12.5) ‖ the group's UUID (16), whose
+//     SHA-1 is the binding's labelPrivCADigest.
 type GroupAK struct{ Group uint32 }
 
 // GroupActivate (tag 0x01C2, OrdGroupActivate, vtpmmgr's GROUP_ACTIVATE
 // for TPM 2.0): TPM2_ActivateCredential of a credential made with
 // TPM2_MakeCredential for the group's attestation key against the
 // hardware EK. Wire: u32 group ‖ u16 n ‖ credentialBlob ‖ u16 m ‖ secret.
-// Answer: the credential.
+// Answer: the credential. On TPM 1.2 hardware (vtpmmgr's own form):
+// TPM_ActivateIdentity (TPM 1.2 Part 3, 15.2) of the group's identity
+// key; credentialBlob is a TPM_EK_BLOB or TPM_ASYM_CA_CONTENTS (Part 2,
+// 12.4, 12.3) encrypted to the EK with RSA-OAEP (SHA-1, "TCPA") and the
+// secret is empty (m = 0). Answer: the TPM_SYMMETRIC_KEY (Part 2, 11.1)
+// inside it. Either family answers TPM_BAD_PARAMETER for a blob not
+// made for this key and this TPM.
 type GroupActivate struct {
 	Group          uint32
 	CredentialBlob []byte
@@ -83,7 +98,7 @@ func EncodeDeepQuote(m DeepQuote) ([]byte, error) {
 
 func decodeGroupActivate(p []byte) (GroupActivate, error) {
 	bad := func() (GroupActivate, error) {
-		return GroupActivate{}, errorf(TPMBadParameter, "GROUP_ACTIVATE: %d bytes do not hold a group, a credential blob and a secret", len(p))
+		return GroupActivate{}, errorf(TPMBadParameter, "GROUP_ACTIVATE: %d bytes do not hold a group, a credential blob and a secret (empty on TPM 1.2)", len(p))
 	}
 	if len(p) < 6 {
 		return bad()
@@ -95,10 +110,12 @@ func decodeGroupActivate(p []byte) (GroupActivate, error) {
 	}
 	m.CredentialBlob = p[6 : 6+n]
 	k := int(binary.BigEndian.Uint16(p[6+n:]))
-	if len(p) != 8+n+k || n == 0 || k == 0 {
+	if len(p) != 8+n+k || n == 0 {
 		return bad()
 	}
-	m.Secret = p[8+n:]
+	if k > 0 {
+		m.Secret = p[8+n:]
+	}
 	return m, nil
 }
 

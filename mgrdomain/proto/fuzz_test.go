@@ -24,6 +24,8 @@ func FuzzHandle(f *testing.F) {
 	f.Add(raw(TagMgmtReq, 14, OrdGroupAK, []byte{0, 0, 0, 0}))
 	act := EncodeGroupActivate(GroupActivate{CredentialBlob: []byte{1}, Secret: []byte{2}})
 	f.Add(raw(TagMgmtReq, uint32(10+len(act)), OrdGroupActivate, act))
+	act12 := EncodeGroupActivate(GroupActivate{CredentialBlob: make([]byte, 256)}) // TPM 1.2: no secret
+	f.Add(raw(TagMgmtReq, uint32(10+len(act12)), OrdGroupActivate, act12))
 	if ek, err := EncodeCertifyEK(CertifyEK{Manufacturer: 1, Version: 2, Model: "m", Public: make([]byte, 118)}); err == nil {
 		f.Add(ek)
 	}

@@ -2,11 +2,17 @@ package mgmt
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
 	"encoding/binary"
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/xenvtpm/xenvtpm/attest/deepquote"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
 )
@@ -64,6 +70,7 @@ func FuzzDecoders(f *testing.F) {
 	f.Add(uint8(5), []byte("12345678-9abc-def0-0102-030405060708"))
 	f.Add(uint8(5), []byte("123456789abcdef00102030405060708"))
 	f.Add(uint8(6), groupAKSeed(f))
+	f.Add(uint8(6), groupAK12Seed(f))
 	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
 		switch which % 7 {
 		case 0:
@@ -103,17 +110,19 @@ func FuzzDecoders(f *testing.F) {
 				t.Fatalf("%q → %x does not round-trip", b, u)
 			}
 		case 6:
-			if g, err := DecodeGroupAK(b); err == nil && (g.AK == nil || g.EK == nil || len(g.AKName) == 0) {
+			if g, err := DecodeGroupAK(b); err == nil && (g.AK == nil || g.EK == nil ||
+				(g.Family == deepquote.HW20) != (len(g.AKName) > 0) || (g.Family == deepquote.HW12) != (g.IdentityBinding != nil)) {
 				t.Fatal("GROUP_AK decoded without its keys")
 			}
 		}
 	})
 }
 
-// groupAKSeed is a GROUP_AK answer: two default-template public areas
-// (their keys' value does not matter to the decoder) and no certificate.
+// groupAKSeed is a TPM 2.0 GROUP_AK answer: two default-template public
+// areas (their keys' value does not matter to the decoder) and no
+// certificate.
 func groupAKSeed(t testing.TB) []byte {
-	var b []byte
+	b := []byte{deepquote.HW20}
 	for _, tmpl := range []tpm2.TPMTPublic{tpm2.ECCEKTemplate, tpm2.RSAEKTemplate} {
 		if tmpl.Type == tpm2.TPMAlgECC {
 			tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
@@ -124,6 +133,41 @@ func groupAKSeed(t testing.TB) []byte {
 		b = append(b, p...)
 	}
 	return append(b, 0, 0)
+}
+
+// pubKey12 is an RSA-2048 key's TPM_PUBKEY (TPM 1.2 Part 2, 10.5).
+func pubKey12(k *rsa.PublicKey) []byte {
+	b := []byte{0, 0, 0, 1, 0, 1, 0, 2, 0, 0, 0, 12, 0, 0, 8, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1, 0}
+	return append(b, k.N.FillBytes(make([]byte, 256))...)
+}
+
+// groupAK12Seed is a TPM 1.2 GROUP_AK answer whose identity binding
+// verifies, so the decoder is fuzzed past its signature check.
+func groupAK12Seed(t testing.TB) []byte {
+	ak, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ek, _ := rsa.GenerateKey(rand.Reader, 2048)
+	group := [16]byte{1, 2, 3}
+	label := hwtpm.GroupLabel12(group)
+	contents := append(append([]byte{1, 1, 0, 0, 0, 0, 0, 0x79}, label[:]...), pubKey12(&ak.PublicKey)...)
+	h := sha1.Sum(contents)
+	binding, err := rsa.SignPKCS1v15(rand.Reader, ak, crypto.SHA1, h[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := []byte{deepquote.HW12}
+	for _, f := range [][]byte{pubKey12(&ak.PublicKey), pubKey12(&ek.PublicKey), nil, binding} {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
+		b = append(b, f...)
+	}
+	b = append(b, group[:]...)
+	g, err := DecodeGroupAK(b)
+	if err != nil || g.Group != group || g.AK.(*rsa.PublicKey).N.Cmp(ak.N) != 0 {
+		t.Fatalf("TPM 1.2 GROUP_AK seed: %v", err)
+	}
+	return b
 }
 
 // FuzzClientResponses: whatever a manager answers, the client returns
