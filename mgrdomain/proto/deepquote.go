@@ -52,7 +52,7 @@ type GroupAK struct{ Group uint32 }
 // for TPM 2.0): TPM2_ActivateCredential of a credential made with
 // TPM2_MakeCredential for the group's attestation key against the
 // hardware EK. Wire: u32 group ‖ u16 n ‖ credentialBlob ‖ u16 m ‖ secret.
-// Answer: the credential. On TPM 1.2 hardware (vtpmmgr's own form):
+// Answer: the credential. On TPM 1.2 hardware:
 // TPM_ActivateIdentity (TPM 1.2 Part 3, 15.2) of the group's identity
 // key; credentialBlob is a TPM_EK_BLOB or TPM_ASYM_CA_CONTENTS (Part 2,
 // 12.4, 12.3) encrypted to the EK with RSA-OAEP (SHA-1, "TCPA") and the

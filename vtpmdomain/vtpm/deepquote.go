@@ -20,7 +20,7 @@ import (
 
 // Response codes of the deep quote command (TPM 2.0 Part 2, 6.6).
 const (
-	rcCommandCode = 0x143 // TPM_RC_COMMAND_CODE: no manager, or TPM 1.2 hardware under it
+	rcCommandCode = 0x143 // TPM_RC_COMMAND_CODE: no manager, or hardware under it with no deep quotes
 	rcSize        = 0x095 // TPM_RC_SIZE: malformed parameters
 	rcValue       = 0x084 // TPM_RC_VALUE: the SHA-256 bank is not allocated
 	rcRetry       = 0x922 // TPM_RC_RETRY: the manager rations deep quotes
