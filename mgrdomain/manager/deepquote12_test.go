@@ -263,8 +263,9 @@ func TestDeepQuote12PerGroup(t *testing.T) {
 	hw, ot := hw12Ords(t, s)
 	m := openMgr(t, newMemDisk(512, diskBytes), hw, Config{Admins: []uint32{0}})
 	defer m.Close()
-	_, wire := saaKey(t, "ecdsa")
-	if _, _, err := m.GroupNew(proto.GroupNew{SAAKey: wire}); err != nil {
+	key, wire := saaKey(t, "ecdsa")
+	u0, _, err := m.GroupNew(proto.GroupNew{SAAKey: wire})
+	if err != nil {
 		t.Fatal(err)
 	}
 	u1, id1, err := m.GroupNew(proto.GroupNew{SAAKey: wire})
@@ -289,6 +290,21 @@ func TestDeepQuote12PerGroup(t *testing.T) {
 	a1, _ := m.GroupAK(id1)
 	if bytes.Equal(a0, a1) || ot.count(ord12MakeIdentity) != 2 {
 		t.Fatal("two groups share an identity key")
+	}
+	// A new list keeps the group's identity key and EK CA.
+	ca, err := m.GroupCACert(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := m.GroupShow(0)
+	pcrs := []uint{0}
+	if err := m.GroupUpdate(0, signList(t, key, saa.Family12, u0, info.NextSeq, approvalFor(t, saa.Family12, pcrs, pcrValues(t, hw, pcrs)))); err != nil {
+		t.Fatal(err)
+	}
+	a0b, _ := m.GroupAK(0)
+	ca2, _ := m.GroupCACert(0)
+	if !bytes.Equal(a0, a0b) || !bytes.Equal(ca, ca2) || ot.count(ord12MakeIdentity) != 2 {
+		t.Fatal("a group update replaced the group's identity key or EK CA")
 	}
 	ak1, err := mgmt.DecodeGroupAK(a1)
 	if err != nil {
