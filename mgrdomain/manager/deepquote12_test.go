@@ -91,30 +91,9 @@ func activate12(t *testing.T, admin mgmt.Client, ak *mgmt.GroupAK, idPub []byte)
 func TestDeepQuote12(t *testing.T) {
 	s := swtpmtest.StartSwtpm12(t, owner12, srk12)
 	hw, ot := hw12Ords(t, s)
-	clk := newFakeClock()
 	d := newMemDisk(512, diskBytes)
-	m := openMgr(t, d, hw, Config{Admins: []uint32{0}, clock: clk})
-	h := &proto.Handler{Backend: m}
-	admin := mgmt.Client{T: dom0Peer{h, proto.PeerInfo{DomID: 0, UUID: uuidN(99)}}}
-	vtpm := proto.PeerInfo{DomID: 7, UUID: uuidN(1)}
-	other := proto.PeerInfo{DomID: 8, UUID: uuidN(2)}
-	for _, p := range []proto.PeerInfo{vtpm, other} {
-		if err := m.SaveHashKey(p.UUID, blobN(1, 1)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	key, wire := saaKey(t, "ecdsa")
-	g0, _, err := m.GroupNew(proto.GroupNew{SAAKey: wire})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcrs := []uint{0, 16}
-	info, _ := m.GroupShow(0)
-	list := signList(t, key, saa.Family12, g0, info.NextSeq, approvalFor(t, saa.Family12, pcrs, pcrValues(t, hw, pcrs)))
-	if err := m.GroupUpdate(0, list); err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := saa.ParsePublicKey(wire)
+	b := newDQBed(t, d, hw, saa.Family12)
+	m, h, admin, clk, vtpm := b.m, b.h, b.admin, b.clk, b.vtpm
 
 	// dom0: the identity key, made at this first need, proven with
 	// TPM_ActivateIdentity.
@@ -124,7 +103,7 @@ func TestDeepQuote12(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("first GROUP_AK (TPM_MakeIdentity, commit, EK read): %v on swtpm", time.Since(start))
-	if ak.Family != deepquote.HW12 || ak.Group != g0 || ak.EKCert != nil {
+	if ak.Family != deepquote.HW12 || ak.Group != b.g0 || ak.EKCert != nil {
 		t.Fatalf("GROUP_AK on TPM 1.2: family %d, group %x", ak.Family, ak.Group)
 	}
 	if got, sym, err := activate12(t, admin, ak, ak.AKPublic); err != nil || !bytes.Equal(got, sym) {
@@ -156,75 +135,21 @@ func TestDeepQuote12(t *testing.T) {
 	if q.HWFamily != deepquote.HW12 || q.HWPCRs != 1|1<<16 {
 		t.Fatalf("answer family %d, PCRs %#x", q.HWFamily, q.HWPCRs)
 	}
-	_, want := vtpmPCRs(0x11)
-	trust := deepquote.Trust{AK: ak.AK, Nonce: nonce, VTPM: &vtpm.UUID, VTPMPCRs: map[int][]byte{16: want[1]}, SAA: &pub, List: list}
-	r, err := deepquote.Verify(q, trust)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Approval != 0 || r.Binding.VTPM != vtpm.UUID || r.Binding.Group != g0 {
-		t.Fatalf("result %+v", r)
-	}
+	trust := b.verified(t, q, ak.AK, nonce)
 
-	// Each link broken once.
+	// Each link broken once: first those of TPM 1.2's quote alone, then
+	// those both families share.
 	tr := trust
 	tr.AK = otherKey.Public()
 	_, err = deepquote.Verify(q, tr)
 	wantLink(t, "another identity key", err, deepquote.LinkSignature)
 
-	tr = trust
-	tr.Nonce = []byte("another nonce")
-	_, err = deepquote.Verify(q, tr)
-	wantLink(t, "another nonce", err, deepquote.LinkNonce)
-
-	tr = trust
-	tr.VTPMPCRs = map[int][]byte{16: bytes.Repeat([]byte{0x99}, 32)}
-	_, err = deepquote.Verify(q, tr)
-	wantLink(t, "a vTPM PCR extended after the quote", err, deepquote.LinkVTPMPCRs)
-
-	qo, err := deepQuote(t, h, other, nonce, 0x11)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = deepquote.Verify(qo, trust)
-	wantLink(t, "another vTPM's quote", err, deepquote.LinkVTPM)
-
-	_, otherWire := saaKey(t, "ecdsa")
-	otherSAA, _ := saa.ParsePublicKey(otherWire)
-	tr = trust
-	tr.SAA = &otherSAA
-	_, err = deepquote.Verify(q, tr)
-	wantLink(t, "another SAA", err, deepquote.LinkSAA)
-
-	tr = trust
-	tr.List = signList(t, key, saa.Family12, g0, info.NextSeq+5, approvalFor(t, saa.Family12, pcrs, [][]byte{make([]byte, 20), make([]byte, 20)}))
-	_, err = deepquote.Verify(q, tr)
-	wantLink(t, "a list the group does not have", err, deepquote.LinkList)
-
 	forged := *q
-	forged.Binding.VTPM = other.UUID
-	_, err = deepquote.Verify(&forged, trust)
-	wantLink(t, "a bundle renamed to another vTPM", err, deepquote.LinkBinding)
-
-	forged = *q
-	forged.Attest = bytes.Clone(q.Attest)
-	forged.Attest[len(forged.Attest)-1] ^= 1
-	_, err = deepquote.Verify(&forged, trust)
-	wantLink(t, "an altered quote", err, deepquote.LinkSignature)
-
-	forged = *q
 	forged.HWPCRValues = [][]byte{q.HWPCRValues[0], bytes.Repeat([]byte{0x55}, 20)}
 	_, err = deepquote.Verify(&forged, trust)
 	wantLink(t, "altered hardware PCR values", err, deepquote.LinkSignature)
 
-	swtpmtest.ExtendPCR12(t, s, 16)
-	clk.Advance(time.Minute)
-	q2, err := deepQuote(t, h, vtpm, nonce, 0x11)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = deepquote.Verify(q2, trust)
-	wantLink(t, "a hardware PCR changed", err, deepquote.LinkHWPCRs)
+	breakEachLink(t, b, q, trust, 20, func() { swtpmtest.ExtendPCR12(t, s, 16) })
 
 	// A restart (manager and TPM) keeps the identity key: the same
 	// public key, and no second TPM_MakeIdentity.

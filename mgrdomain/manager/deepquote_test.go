@@ -2,6 +2,7 @@ package manager
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rand"
 	"errors"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/xenvtpm/xenvtpm/mgrdomain/internal/swtpmtest"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/store"
 	"github.com/xenvtpm/xenvtpm/toolstack/mgmt"
 )
 
@@ -65,40 +67,139 @@ func wantLink(t *testing.T, what string, err error, link string) {
 	}
 }
 
-// The deep quote's story on TPM 2.0 hardware (swtpm): dom0 certifies the
-// group's attestation key against the hardware EK, a vTPM's quote
-// verifies, and each link broken once is named.
-func TestDeepQuote(t *testing.T) {
-	s := swtpmtest.StartSwtpm(t, "")
-	hw := hwOf(t, s)
-	clk := newFakeClock()
-	m := openMgr(t, newMemDisk(512, diskBytes), hw, Config{Admins: []uint32{0}, clock: clk})
-	h := &proto.Handler{Backend: m}
-	admin := mgmt.Client{T: dom0Peer{h, proto.PeerInfo{DomID: 0, UUID: uuidN(99)}}}
-	vtpm := proto.PeerInfo{DomID: 7, UUID: uuidN(1)}
-	other := proto.PeerInfo{DomID: 8, UUID: uuidN(2)}
-	for _, p := range []proto.PeerInfo{vtpm, other} {
-		if err := m.SaveHashKey(p.UUID, blobN(1, 1)); err != nil {
+// dqBed is the deep quote story's set-up, the same on both hardware
+// families: a manager with dom0 as its admin, two vTPMs with records,
+// and group 0 approving this host's PCRs 0 and 16 in a signed list of
+// the family's kind.
+type dqBed struct {
+	m           *Manager
+	h           *proto.Handler
+	clk         *fakeClock
+	admin       mgmt.Client
+	vtpm, other proto.PeerInfo
+	key         crypto.Signer
+	pub         saa.PublicKey
+	g0          [16]byte
+	seq         uint64 // the group's next sequence number when list was signed
+	pcrs        []uint
+	list        []byte
+	family      saa.Family
+}
+
+func newDQBed(t *testing.T, d store.Device, hw Hardware, family saa.Family) *dqBed {
+	t.Helper()
+	b := &dqBed{clk: newFakeClock(), family: family, pcrs: []uint{0, 16}}
+	b.m = openMgr(t, d, hw, Config{Admins: []uint32{0}, clock: b.clk})
+	b.h = &proto.Handler{Backend: b.m}
+	b.admin = mgmt.Client{T: dom0Peer{b.h, proto.PeerInfo{DomID: 0, UUID: uuidN(99)}}}
+	b.vtpm = proto.PeerInfo{DomID: 7, UUID: uuidN(1)}
+	b.other = proto.PeerInfo{DomID: 8, UUID: uuidN(2)}
+	for _, p := range []proto.PeerInfo{b.vtpm, b.other} {
+		if err := b.m.SaveHashKey(p.UUID, blobN(1, 1)); err != nil {
 			t.Fatal(err)
 		}
 	}
 
 	// The SAA approves this host's PCRs 0 and 16 for group 0.
 	key, wire := saaKey(t, "ecdsa")
-	g0, _, err := m.GroupNew(proto.GroupNew{SAAKey: wire})
+	g0, _, err := b.m.GroupNew(proto.GroupNew{SAAKey: wire})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcrs := []uint{0, 16}
-	info, _ := m.GroupShow(0)
-	list := signList(t, key, saa.Family20, g0, info.NextSeq, approvalFor(t, saa.Family20, pcrs, pcrValues(t, hw, pcrs)))
-	if err := m.GroupUpdate(0, list); err != nil {
+	info, _ := b.m.GroupShow(0)
+	b.key, b.g0, b.seq = key, g0, info.NextSeq
+	b.list = signList(t, key, family, g0, b.seq, approvalFor(t, family, b.pcrs, pcrValues(t, hw, b.pcrs)))
+	if err := b.m.GroupUpdate(0, b.list); err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := saa.ParsePublicKey(wire)
+	b.pub, _ = saa.ParsePublicKey(wire)
+	return b
+}
+
+// verified checks that q, the vTPM's quote of its PCR values 0x11 for
+// nonce, verifies against ak and the group's SAA and list, and returns
+// that trust.
+func (b *dqBed) verified(t *testing.T, q *deepquote.Bundle, ak crypto.PublicKey, nonce []byte) deepquote.Trust {
+	t.Helper()
+	_, want := vtpmPCRs(0x11)
+	trust := deepquote.Trust{AK: ak, Nonce: nonce, VTPM: &b.vtpm.UUID, VTPMPCRs: map[int][]byte{16: want[1]}, SAA: &b.pub, List: b.list}
+	r, err := deepquote.Verify(q, trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Approval != 0 || r.Binding.VTPM != b.vtpm.UUID || r.Binding.Group != b.g0 {
+		t.Fatalf("result %+v", r)
+	}
+	return trust
+}
+
+// breakEachLink breaks each link of q's verification against trust
+// once and checks that the failure names it: the nonce, the vTPM's
+// PCRs, another vTPM's quote, the SAA, the list, the binding, the
+// signature, and (after extendHWPCR16 extends hardware PCR 16) the
+// hardware PCRs. digestLen is the family's PCR value size.
+func breakEachLink(t *testing.T, b *dqBed, q *deepquote.Bundle, trust deepquote.Trust, digestLen int, extendHWPCR16 func()) {
+	t.Helper()
+	tr := trust
+	tr.Nonce = []byte("another nonce")
+	_, err := deepquote.Verify(q, tr)
+	wantLink(t, "another nonce", err, deepquote.LinkNonce)
+
+	tr = trust
+	tr.VTPMPCRs = map[int][]byte{16: bytes.Repeat([]byte{0x99}, 32)}
+	_, err = deepquote.Verify(q, tr)
+	wantLink(t, "a vTPM PCR extended after the quote", err, deepquote.LinkVTPMPCRs)
+
+	qo, err := deepQuote(t, b.h, b.other, trust.Nonce, 0x11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = deepquote.Verify(qo, trust)
+	wantLink(t, "another vTPM's quote", err, deepquote.LinkVTPM)
+
+	_, otherWire := saaKey(t, "ecdsa")
+	otherSAA, _ := saa.ParsePublicKey(otherWire)
+	tr = trust
+	tr.SAA = &otherSAA
+	_, err = deepquote.Verify(q, tr)
+	wantLink(t, "another SAA", err, deepquote.LinkSAA)
+
+	tr = trust
+	tr.List = signList(t, b.key, b.family, b.g0, b.seq+5, approvalFor(t, b.family, b.pcrs, [][]byte{make([]byte, digestLen), make([]byte, digestLen)}))
+	_, err = deepquote.Verify(q, tr)
+	wantLink(t, "a list the group does not have", err, deepquote.LinkList)
+
+	forged := *q
+	forged.Binding.VTPM = b.other.UUID
+	_, err = deepquote.Verify(&forged, trust)
+	wantLink(t, "a bundle renamed to another vTPM", err, deepquote.LinkBinding)
+
+	forged = *q
+	forged.Attest = bytes.Clone(q.Attest)
+	forged.Attest[len(forged.Attest)-1] ^= 1
+	_, err = deepquote.Verify(&forged, trust)
+	wantLink(t, "an altered quote", err, deepquote.LinkSignature)
+
+	extendHWPCR16()
+	b.clk.Advance(time.Minute)
+	q2, err := deepQuote(t, b.h, b.vtpm, trust.Nonce, 0x11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = deepquote.Verify(q2, trust)
+	wantLink(t, "a hardware PCR changed", err, deepquote.LinkHWPCRs)
+}
+
+// The deep quote's story on TPM 2.0 hardware (swtpm): dom0 certifies the
+// group's attestation key against the hardware EK, a vTPM's quote
+// verifies, and each link broken once is named.
+func TestDeepQuote(t *testing.T) {
+	s := swtpmtest.StartSwtpm(t, "")
+	b := newDQBed(t, newMemDisk(512, diskBytes), hwOf(t, s), saa.Family20)
+	m, h := b.m, b.h
 
 	// dom0: the AK, certified with MakeCredential against the EK.
-	ak, err := admin.GroupAK(0)
+	ak, err := b.admin.GroupAK(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,85 +213,30 @@ func TestDeepQuote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := admin.GroupActivate(0, blob, encSecret); err != nil || !bytes.Equal(got, secret) {
+	if got, err := b.admin.GroupActivate(0, blob, encSecret); err != nil || !bytes.Equal(got, secret) {
 		t.Fatalf("GROUP_ACTIVATE = %q, %v", got, err)
 	}
 	wrongName := bytes.Clone(ak.AKName)
 	wrongName[5] ^= 1
 	blob2, enc2, _ := tpm2.CreateCredential(rand.Reader, enc, wrongName, secret)
-	if _, err := admin.GroupActivate(0, blob2, enc2); !mgmt.IsCode(err, proto.TPMBadParameter) {
+	if _, err := b.admin.GroupActivate(0, blob2, enc2); !mgmt.IsCode(err, proto.TPMBadParameter) {
 		t.Errorf("a credential for another key was activated: %v", err)
 	}
 
 	nonce := []byte("verifier nonce 1")
-	q, err := deepQuote(t, h, vtpm, nonce, 0x11)
+	q, err := deepQuote(t, h, b.vtpm, nonce, 0x11)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, want := vtpmPCRs(0x11)
-	trust := deepquote.Trust{AK: ak.AK, Nonce: nonce, VTPM: &vtpm.UUID, VTPMPCRs: map[int][]byte{16: want[1]}, SAA: &pub, List: list}
-	r, err := deepquote.Verify(q, trust)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Approval != 0 || r.Binding.VTPM != vtpm.UUID || r.Binding.Group != g0 {
-		t.Fatalf("result %+v", r)
-	}
+	trust := b.verified(t, q, ak.AK, nonce)
 
 	// Each link broken once.
-	tr := trust
-	tr.Nonce = []byte("another nonce")
-	_, err = deepquote.Verify(q, tr)
-	wantLink(t, "another nonce", err, deepquote.LinkNonce)
-
-	tr = trust
-	tr.VTPMPCRs = map[int][]byte{16: bytes.Repeat([]byte{0x99}, 32)}
-	_, err = deepquote.Verify(q, tr)
-	wantLink(t, "a vTPM PCR extended after the quote", err, deepquote.LinkVTPMPCRs)
-
-	qo, err := deepQuote(t, h, other, nonce, 0x11)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = deepquote.Verify(qo, trust)
-	wantLink(t, "another vTPM's quote", err, deepquote.LinkVTPM)
-
-	_, otherWire := saaKey(t, "ecdsa")
-	otherPub, _ := saa.ParsePublicKey(otherWire)
-	tr = trust
-	tr.SAA = &otherPub
-	_, err = deepquote.Verify(q, tr)
-	wantLink(t, "another SAA", err, deepquote.LinkSAA)
-
-	tr = trust
-	tr.List = signList(t, key, saa.Family20, g0, info.NextSeq+5, approvalFor(t, saa.Family20, pcrs, [][]byte{make([]byte, 32), make([]byte, 32)}))
-	_, err = deepquote.Verify(q, tr)
-	wantLink(t, "a list the group does not have", err, deepquote.LinkList)
-
-	forged := *q
-	forged.Binding.VTPM = other.UUID
-	_, err = deepquote.Verify(&forged, trust)
-	wantLink(t, "a bundle renamed to another vTPM", err, deepquote.LinkBinding)
-
-	forged = *q
-	forged.Attest = bytes.Clone(q.Attest)
-	forged.Attest[len(forged.Attest)-1] ^= 1
-	_, err = deepquote.Verify(&forged, trust)
-	wantLink(t, "an altered quote", err, deepquote.LinkSignature)
-
-	swtpmtest.ExtendPCR(t, s.TPM(), 16)
-	clk.Advance(time.Minute)
-	q2, err := deepQuote(t, h, vtpm, nonce, 0x11)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = deepquote.Verify(q2, trust)
-	wantLink(t, "a hardware PCR changed", err, deepquote.LinkHWPCRs)
+	breakEachLink(t, b, q, trust, 32, func() { swtpmtest.ExtendPCR(t, s.TPM(), 16) })
 
 	// A vTPM asking too fast is told to retry; the nonce bound is the
 	// request's, never longer than 64 bytes.
 	for i := range quoteBurst + 1 {
-		_, err = deepQuote(t, h, other, nonce, 1)
+		_, err = deepQuote(t, h, b.other, nonce, 1)
 		if i < quoteBurst-1 && err != nil {
 			t.Fatalf("quote %d: %v", i, err)
 		}

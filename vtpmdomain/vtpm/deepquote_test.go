@@ -7,57 +7,17 @@ import (
 	gt "github.com/google/go-tpm/tpm2"
 
 	"github.com/xenvtpm/xenvtpm/attest/deepquote"
-	"github.com/xenvtpm/xenvtpm/internal/swtpmtest"
-	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
-	"github.com/xenvtpm/xenvtpm/mgrdomain/manager"
+	"github.com/xenvtpm/xenvtpm/internal/mgrtest"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
-	"github.com/xenvtpm/xenvtpm/toolstack/mgmt"
 )
-
-type memDisk struct{ data []byte }
-
-func (d *memDisk) ReadAt(p []byte, s uint64) error  { copy(p, d.data[s*512:]); return nil }
-func (d *memDisk) WriteAt(p []byte, s uint64) error { copy(d.data[s*512:], p); return nil }
-func (d *memDisk) SectorSize() int                  { return 512 }
-func (d *memDisk) Sectors() uint64                  { return uint64(len(d.data) / 512) }
-func (d *memDisk) Flush() error                     { return nil }
-
-// realManager is the manager domain's logic on swtpm, reached through
-// its dispatcher as this vTPM (uuid) and as dom0.
-func realManager(t *testing.T, uuid [16]byte) (vtpm func([]byte) ([]byte, error), dom0 mgmt.Client) {
-	t.Helper()
-	sw := swtpmtest.Start(t)
-	(gt.Startup{StartupType: gt.TPMSUClear}).Execute(sw)
-	hw, err := hwtpm.Open(sw, hwtpm.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := manager.Open(&memDisk{make([]byte, 16<<20)}, hw, manager.Config{Admins: []uint32{0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if err := m.SaveHashKey(uuid, make([]byte, 64)); err != nil {
-		t.Fatal(err)
-	}
-	h := &proto.Handler{Backend: m}
-	vtpm = func(req []byte) ([]byte, error) {
-		return proto.ParseResponse(h.Handle(req, proto.PeerInfo{DomID: 5, UUID: uuid}), proto.TagVTPMReq)
-	}
-	return vtpm, mgmt.Client{T: dom0Peer{h}}
-}
-
-type dom0Peer struct{ h *proto.Handler }
-
-func (p dom0Peer) Send(cmd []byte) ([]byte, error) {
-	return p.h.Handle(cmd, proto.PeerInfo{DomID: 0, UUID: [16]byte{0xd0}}), nil
-}
 
 // A guest's deep quote through the server and the real manager: it binds
 // the guest's nonce, this vTPM's UUID and the PCR values the guest reads.
 func TestDeepQuoteFromGuest(t *testing.T) {
 	uuid := [16]byte{1, 2, 3}
-	ask, dom0 := realManager(t, uuid)
+	mgr := mgrtest.Start(t)
+	mgr.AddVTPM(t, uuid)
+	ask := func(req []byte) ([]byte, error) { return mgr.Ask(req, proto.PeerInfo{DomID: 5, UUID: uuid}) }
 	s, err := NewServer(Config{Options: Options{Startup: StartupClear}, Log: nopLog{},
 		DeepQuote: func(m proto.DeepQuote) ([]byte, error) {
 			req, err := proto.EncodeDeepQuote(m)
@@ -89,7 +49,7 @@ func TestDeepQuoteFromGuest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ak, err := dom0.GroupAK(0)
+	ak, err := mgr.Dom0().GroupAK(0)
 	if err != nil {
 		t.Fatal(err)
 	}
