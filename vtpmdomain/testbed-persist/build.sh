@@ -3,7 +3,7 @@
 # domain images, blank 4 MiB disks for both (the manager formats its own on
 # first start; a blank vTPM disk is a new vTPM; dom0 runs from RAM, so they
 # are kept small), and the Linux guest (Debian's kernel, xen-tpmfront,
-# busybox and the tpm2-tools it runs), and dom0's xenvtpm.
+# busybox, the tpm2-tools and openssl it runs, xenvtpm), and dom0's xenvtpm.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 make -s -C "$top" OUT="$TESTBED_STAGE" "$TESTBED_STAGE/mgrdomain" "$TESTBED_STAGE/vtpmdomain"
@@ -27,4 +27,4 @@ for t in nvdefine nvwrite nvread createprimary evictcontrol getcap readpublic pc
 done
 "$TESTBED_PREPARE" guest-initramfs --init "$(dirname "$0")/guest-init" --out "$TESTBED_STAGE/guest.cpio" --gzip \
 	--module xen-tpmfront "${tools[@]}" \
-	--bin /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0 --file "$guestbin/xenvtpm:/usr/bin/xenvtpm"
+	--bin /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0 --bin /usr/bin/openssl --file "$guestbin/xenvtpm:/usr/bin/xenvtpm"

@@ -142,7 +142,11 @@ start_vtpm second
 serving second
 grep -q 'resumed' "$v" || fail "vTPM (second) did not say it resumed its saved state"
 log "FIGURE vTPM restart (LOADHASHKEY + disk read + verify) xl create to serving: $(elapsed "$t0")s"
-run_guest check check1
+# The guest also checks its EK certificates with openssl against the CA
+# dom0 exported (its DER, base64, on the kernel command line).
+GUEST_EXTRA="ca=$(sed '/-----/d' /tmp/ca.pem | tr -d '\n')" run_guest check check1
+grep -q 'STEP-OK openssl-verify' "$g" || fail "openssl verify in the guest did not accept the EK certificates against the exported CA"
+for k in rsa ecc; do grep -q "STEP-OK ekpub-$k" "$g" || fail "the $k EK certificate does not certify the guest's tpm2_createek key"; done
 grep -q "^NV-READ $written" "$g" || fail "NV data after a vTPM restart: $(grep NV-READ "$g"), want $written"
 grep 'STEP-OK persistent' "$g" | grep -q 0x81000005 || fail "persistent key 0x81000005 missing after a vTPM restart"
 grep -q "PCR16-VALUE.*$zero" "$g" || fail "PCR 16 not reset by the vTPM restart: $(grep PCR16 "$g")"
@@ -154,7 +158,7 @@ for f in rsa.crt ecc.crt; do
 	cmp -s /tmp/ek1/$f /tmp/ek2/$f || fail "EK certificate $f changed across a vTPM restart"
 done
 grep -q 'EK certificate (' "$(console_log vtpm)" && fail "the restarted vTPM asked for EK certificates again"
-step "guest and vTPM domain destroyed and started again: NV data, key and EK certificates still there, PCR 16 reset"
+step "guest and vTPM domain destroyed and started again: NV data, key and EK certificates still there (openssl verify in the guest accepts them against the exported CA; each certifies the key tpm2_createek gives), PCR 16 reset"
 
 # ---- 3. the vTPM is shut down and the manager restarts too; this time
 # PCRs 0-7 come from the hardware TPM ----
