@@ -14,10 +14,10 @@ cp "$here/../testbed-persist/dom0-test.sh" "$TESTBED_STAGE/persist-dom0-test.sh"
 # the dom0 command that measures the guest's boot as pv-grub did, and the
 # PCRs 4 and 5 that measurement must give, computed here with Python's
 # hashlib (not the project's code).
-# dom0's root file system (RAM, half of dom0's memory) holds everything
-# under /test and what the test writes, and the TPM 2.0 part alone comes
-# close to its size: the blank disks are made (sparse) in dom0, and the
-# command (xenvtpm.gz, from ../testbed-persist/build.sh) goes compressed.
+# dom0's root file system (RAM, half of dom0's memory; scenario.conf
+# raises it) holds everything under /test and what the test writes: the
+# blank disks are made (sparse) in dom0, and the command (xenvtpm.gz, from
+# ../testbed-persist/build.sh) goes compressed.
 tools=()
 for t in /usr/sbin/tcsd /usr/sbin/tpm_version /usr/sbin/tpm_takeownership /usr/sbin/tpm_getpubek \
 	/usr/bin/tpm_sealdata /usr/bin/tpm_unsealdata /usr/sbin/tpm_nvdefine /usr/sbin/tpm_nvwrite \

@@ -10,9 +10,9 @@
 # data and sealed data are still there. Sourced from ../testbed-persist's
 # test with its helpers, the manager up and no other vTPM running.
 
-# The TPM 2.0 guest's ramdisk is not needed any more: its room in dom0's
-# root file system goes to this part (build.sh says why that matters).
-rm -f /test/guest.cpio
+# dom0's root file system holds both parts (scenario.conf gives dom0 the
+# memory for it): the TPM 2.0 guest boots again after this part, for the
+# deep quote.
 truncate -s 4M /tmp/vtpm12.img && truncate -s 1M /tmp/guest12.img || fail "cannot make the TPM 1.2 disks"
 gunzip -c /test/xenvtpm.gz >/tmp/xenvtpm && chmod 755 /tmp/xenvtpm || fail "cannot unpack xenvtpm"
 t12=$(now)
@@ -146,4 +146,3 @@ for m in 12 16 20 24; do
 	log "memory=$m: the TPM 1.2 vTPM domain did not start ($(xl dmesg | grep 'out of memory\|fatal error' | tail -n 1))"
 done
 log "FIGURE smallest memory= in which a TPM 1.2 vTPM domain (tpm=1.2) starts serving: ${smallest:-more than 24} MiB"
-rm -f /tmp/xenvtpm
