@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 
 	"github.com/google/go-tpm/tpm2"
 
@@ -97,15 +98,11 @@ func Verify(q *Bundle, t Trust) (*Result, error) {
 		return nil, fail(LinkNonce, "the quote is for nonce %x, not %x (a replayed or another verifier's quote)", b.Nonce, t.Nonce)
 	}
 	if t.VTPM != nil && b.VTPM != *t.VTPM {
-		return nil, fail(LinkVTPM, "the quote is of vTPM %s, not %s", FormatUUID(b.VTPM), FormatUUID(*t.VTPM))
+		return nil, fail(LinkVTPM, "the quote is of vTPM %s, not %s", formatUUID(b.VTPM), formatUUID(*t.VTPM))
 	}
 	quoted := map[int][]byte{}
-	i := 0
-	for p := range 24 {
-		if b.VTPMPCRs&(1<<p) != 0 {
-			quoted[p] = q.VTPMPCRValues[i]
-			i++
-		}
+	for i, p := range saa.PCRsOf(b.VTPMPCRs) {
+		quoted[int(p)] = q.VTPMPCRValues[i]
 	}
 	for p, want := range t.VTPMPCRs {
 		got, ok := quoted[p]
@@ -143,10 +140,10 @@ func Verify(q *Bundle, t Trust) (*Result, error) {
 		return nil, fail(LinkList, "the group's installed list (sequence %d) is not the one given (sequence %d)", b.ListSeq, s.List.Seq)
 	}
 	if s.List.Family != hq.family || s.List.Group != b.Group {
-		return nil, fail(LinkList, "the list is for TPM %s, group %s (the quote is by TPM %s hardware)", s.List.Family, FormatUUID(s.List.Group), hq.family)
+		return nil, fail(LinkList, "the list is for TPM %s, group %s (the quote is by TPM %s hardware)", s.List.Family, formatUUID(s.List.Group), hq.family)
 	}
 	for k, a := range s.List.Approvals {
-		if equalPCRs(a.PCRs, r.HWPCRs) && bytes.Equal(a.Digest, hq.pcrDigest) {
+		if slices.Equal(a.PCRs, r.HWPCRs) && bytes.Equal(a.Digest, hq.pcrDigest) {
 			r.Approval = k
 			return r, nil
 		}
@@ -216,29 +213,12 @@ func verifyHardware12(q *Bundle, ak crypto.PublicKey) (*hwQuote, error) {
 		return nil, fail(LinkSignature, "the signed data is not a TPM_QUOTE_INFO")
 	}
 	h := &hwQuote{family: saa.Family12, extraData: q.Attest[28:48], pcrDigest: q.Attest[8:28],
-		want: func(b *Binding) []byte { n := b.Nonce12(); return n[:] }}
-	for p := range 24 {
-		if q.HWPCRs&(1<<p) != 0 {
-			h.pcrs = append(h.pcrs, uint(p))
-		}
-	}
+		want: func(b *Binding) []byte { n := b.Nonce12(); return n[:] }, pcrs: saa.PCRsOf(q.HWPCRs)}
 	c, err := saa.Composite12(h.pcrs, q.HWPCRValues)
 	if err != nil || !bytes.Equal(c[:], h.pcrDigest) {
 		return nil, fail(LinkSignature, "the hardware PCR values in the bundle are not those the TPM quoted (composite digest)")
 	}
 	return h, nil
-}
-
-func equalPCRs(a, b []uint) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // sha256Selection returns the PCRs of a selection of the SHA-256 bank
@@ -288,7 +268,7 @@ func verifySignature(ak crypto.PublicKey, attest, sigB []byte) error {
 	return nil
 }
 
-// FormatUUID writes a UUID in its 8-4-4-4-12 form.
-func FormatUUID(u [16]byte) string {
+// formatUUID writes a UUID in its 8-4-4-4-12 form.
+func formatUUID(u [16]byte) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }

@@ -99,7 +99,7 @@ func runDeepQuote(args []string) error {
 		return err
 	}
 	_, err = fmt.Fprintf(stdout, "deep quote of vTPM %s (group %s), %d vTPM PCRs, written to %s (%d bytes)\n",
-		deepquote.FormatUUID(q.Binding.VTPM), deepquote.FormatUUID(q.Binding.Group), len(q.VTPMPCRValues), *out, len(enc))
+		mgmt.FormatUUID(q.Binding.VTPM), mgmt.FormatUUID(q.Binding.Group), len(q.VTPMPCRValues), *out, len(enc))
 	return err
 }
 
@@ -187,7 +187,7 @@ func groupAK(args []string) error {
 		}
 		text := fmt.Sprintf("group %d attestation key (name %x) proven resident in the hardware TPM by %s against its EK\n", id, ak.AKName, how)
 		if ak.Family == deepquote.HW12 {
-			text = fmt.Sprintf("group %d TPM 1.2 identity key (group %s) proven resident in the hardware TPM by %s against its EK\n", id, deepquote.FormatUUID(ak.Group), how)
+			text = fmt.Sprintf("group %d TPM 1.2 identity key (group %s) proven resident in the hardware TPM by %s against its EK\n", id, mgmt.FormatUUID(ak.Group), how)
 		}
 		if ak.EKCert != nil {
 			if c, err := x509.ParseCertificate(ak.EKCert); err == nil {
@@ -342,6 +342,6 @@ func verifyQuote(args []string) error {
 		cfg = fmt.Sprintf("hardware PCRs %v match approval %d of the SAA's list (sequence %d)", r.HWPCRs, r.Approval, r.Binding.ListSeq)
 	}
 	_, err = fmt.Fprintf(stdout, "%s: VERIFIED: vTPM %s of group %s, nonce, %d vTPM PCRs bound; %s\n",
-		pos[0], deepquote.FormatUUID(r.Binding.VTPM), deepquote.FormatUUID(r.Binding.Group), len(q.VTPMPCRValues), cfg)
+		pos[0], mgmt.FormatUUID(r.Binding.VTPM), mgmt.FormatUUID(r.Binding.Group), len(q.VTPMPCRValues), cfg)
 	return err
 }

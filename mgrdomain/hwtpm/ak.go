@@ -149,14 +149,7 @@ func (t *TPM) endorsementPrimary(what string, tmpl tpm2.TPMTPublic) (*endorsemen
 		return nil, fmt.Errorf("hwtpm: TPM2_CreatePrimary(endorsement, %s): %w", what, err)
 	}
 	k := &endorsementKey{handle: rsp.ObjectHandle}
-	pub, err := rsp.OutPublic.Contents()
-	var name *tpm2.TPM2BName
-	if err == nil {
-		name, err = tpm2.ObjectName(pub)
-	}
-	if err == nil && !bytes.Equal(name.Buffer, rsp.Name.Buffer) {
-		err = fmt.Errorf("name %x is not its public area's (%x)", rsp.Name.Buffer, name.Buffer)
-	}
+	pub, name, err := primaryPublic(rsp)
 	if err == nil {
 		got := *pub
 		got.Unique = tmpl.Unique

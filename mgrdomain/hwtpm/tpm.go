@@ -359,14 +359,7 @@ func (t *TPM) createPrimary(h tpm2.AuthHandle, what string, sens tpm2.TPM2BSensi
 		return nil, fmt.Errorf("hwtpm: TPM2_CreatePrimary(%s): %w", what, err)
 	}
 	k := &saltKey{handle: rsp.ObjectHandle}
-	pub, err := rsp.OutPublic.Contents()
-	var name *tpm2.TPM2BName
-	if err == nil {
-		name, err = tpm2.ObjectName(pub)
-	}
-	if err == nil && !bytes.Equal(name.Buffer, rsp.Name.Buffer) {
-		err = fmt.Errorf("name %x is not its public area's (%x)", rsp.Name.Buffer, name.Buffer)
-	}
+	pub, name, err := primaryPublic(rsp)
 	if err == nil && (pub.Type != tpm2.TPMAlgECC || !pub.ObjectAttributes.Decrypt || !pub.ObjectAttributes.Restricted) {
 		err = errors.New("not a restricted ECC decryption key")
 	}
@@ -376,6 +369,24 @@ func (t *TPM) createPrimary(h tpm2.AuthHandle, what string, sens tpm2.TPM2BSensi
 	}
 	k.pub, k.name = *pub, *name
 	return k, nil
+}
+
+// primaryPublic returns a TPM2_CreatePrimary answer's public area and
+// the name computed from it, refusing an answer whose name is not that
+// of its public area.
+func primaryPublic(rsp *tpm2.CreatePrimaryResponse) (*tpm2.TPMTPublic, *tpm2.TPM2BName, error) {
+	pub, err := rsp.OutPublic.Contents()
+	if err != nil {
+		return nil, nil, err
+	}
+	name, err := tpm2.ObjectName(pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !bytes.Equal(name.Buffer, rsp.Name.Buffer) {
+		return nil, nil, fmt.Errorf("name %x is not its public area's (%x)", rsp.Name.Buffer, name.Buffer)
+	}
+	return pub, name, nil
 }
 
 func (t *TPM) flush(h tpm2.TPMHandle) { tpm2.FlushContext{FlushHandle: h}.Execute(t.tr) }

@@ -5,33 +5,15 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/xenvtpm/xenvtpm/internal/mgrtest"
+
 	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/internal/swtpmtest"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/manager"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/saa"
-	"github.com/xenvtpm/xenvtpm/mgrdomain/store"
 	"github.com/xenvtpm/xenvtpm/toolstack/mgmt"
 )
-
-// memDevice is an in-memory disk for the manager.
-type memDevice struct{ data []byte }
-
-func (d *memDevice) ReadAt(p []byte, s uint64) error  { copy(p, d.data[s*512:]); return nil }
-func (d *memDevice) WriteAt(p []byte, s uint64) error { copy(d.data[s*512:], p); return nil }
-func (d *memDevice) SectorSize() int                  { return 512 }
-func (d *memDevice) Sectors() uint64                  { return uint64(len(d.data) / 512) }
-func (d *memDevice) Flush() error                     { return nil }
-
-var _ store.Device = (*memDevice)(nil)
-
-// handlerPeer is the manager's dispatcher as a dom0 frontend sees it.
-type handlerPeer struct {
-	h    *proto.Handler
-	peer proto.PeerInfo
-}
-
-func (p handlerPeer) Send(cmd []byte) ([]byte, error) { return p.h.Handle(cmd, p.peer), nil }
 
 // TestAgainstManager: dom0's client (toolstack/mgmt) against the real manager (swtpm as its
 // hardware TPM) through the real dispatcher: every ordinal, paging over
@@ -42,12 +24,12 @@ func TestAgainstManager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := manager.Open(&memDevice{data: make([]byte, 4<<20)}, hw, manager.Config{NoAutocreate: true, Admins: []uint32{0}})
+	m, err := manager.Open(&mgrtest.Disk{Data: make([]byte, 4<<20)}, hw, manager.Config{NoAutocreate: true, Admins: []uint32{0}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &proto.Handler{Backend: m}
-	c := mgmt.Client{T: handlerPeer{h, proto.PeerInfo{DomID: 0, UUID: [16]byte{0xd0}}}}
+	c := mgmt.Client{T: mgrtest.Peer{H: h, Info: proto.PeerInfo{DomID: 0, UUID: [16]byte{0xd0}}}}
 	key, err := saa.GenerateKey("ecdsa")
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +108,7 @@ func TestAgainstManager(t *testing.T) {
 		t.Fatalf("GroupShow of a deleted group = %v", err)
 	}
 	// Not an admin domain.
-	other := mgmt.Client{T: handlerPeer{h, proto.PeerInfo{DomID: 5, UUID: [16]byte{0xd5}}}}
+	other := mgmt.Client{T: mgrtest.Peer{H: h, Info: proto.PeerInfo{DomID: 5, UUID: [16]byte{0xd5}}}}
 	var e *mgmt.Error
 	if _, err := other.GroupList(); !errors.As(err, &e) || e.Code != proto.TPMAuthFail {
 		t.Fatalf("GroupList from domain 5 = %v", err)

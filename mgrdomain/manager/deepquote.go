@@ -161,16 +161,25 @@ func (m *Manager) GroupAK(id uint32) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []byte{deepquote.HW20}
-	for _, f := range [][]byte{ak.Public, ek.Public, ek.Cert} {
+	out, err := appendFields([]byte{deepquote.HW20}, ak.Public, ek.Public, ek.Cert)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > proto.MaxMessage-proto.HeaderSize {
+		return nil, fmt.Errorf("manager: GROUP_AK answer of %d bytes does not fit a message (the EK certificate is %d bytes)", len(out), len(ek.Cert))
+	}
+	return out, nil
+}
+
+// appendFields appends each field as u16 length ‖ bytes (GROUP_AK's
+// answer).
+func appendFields(out []byte, fields ...[]byte) ([]byte, error) {
+	for _, f := range fields {
 		if len(f) > 0xFFFF {
 			return nil, errors.New("manager: GROUP_AK field too long")
 		}
 		out = binary.BigEndian.AppendUint16(out, uint16(len(f)))
 		out = append(out, f...)
-	}
-	if len(out) > proto.MaxMessage-proto.HeaderSize {
-		return nil, fmt.Errorf("manager: GROUP_AK answer of %d bytes does not fit a message (the EK certificate is %d bytes)", len(out), len(ek.Cert))
 	}
 	return out, nil
 }

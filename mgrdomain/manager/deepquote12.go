@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -138,13 +137,9 @@ func (m *Manager) groupAK12(hw attester12, id uint32) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []byte{deepquote.HW12}
-	for _, f := range [][]byte{g.aikPub, ek, nil, g.aikBinding} {
-		if len(f) > 0xFFFF {
-			return nil, errors.New("manager: GROUP_AK field too long")
-		}
-		out = binary.BigEndian.AppendUint16(out, uint16(len(f)))
-		out = append(out, f...)
+	out, err := appendFields([]byte{deepquote.HW12}, g.aikPub, ek, nil, g.aikBinding)
+	if err != nil {
+		return nil, err
 	}
 	return append(out, g.uuid[:]...), nil
 }
