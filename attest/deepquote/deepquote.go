@@ -41,8 +41,11 @@ type Binding struct {
 	Nonce []byte   // the verifier's, 0 to MaxNonce bytes
 	VTPM  [16]byte // the vTPM's UUID, as Xen's toolstack gave it to the manager
 	Group [16]byte // its group's UUID
-	// VTPMPCRs is a bitmap of the vTPM's SHA-256 PCRs quoted (bit i: PCR
-	// i) and VTPMPCRDigest the SHA-256 of their values in ascending order.
+	// VTPMBank is the vTPM's PCR bank quoted (BankSHA256 for a TPM 2.0
+	// vTPM, BankSHA1 for the TPM 1.2 personality), VTPMPCRs a bitmap of
+	// its PCRs (bit i: PCR i) and VTPMPCRDigest the SHA-256 of their
+	// values in ascending order.
+	VTPMBank      uint16
 	VTPMPCRs      uint32
 	VTPMPCRDigest [DigestSize]byte
 	// SAAKey is the SHA-256 of the group's SAA public key (its wire form)
@@ -53,16 +56,36 @@ type Binding struct {
 	List    [DigestSize]byte
 }
 
-const bindingMagic = "xenvtpm deep quote v1\x00"
+// The vTPM PCR banks a Binding names, by their TPM_ALG_ID (TPM 2.0 Part
+// 2, 6.3).
+const (
+	BankSHA1   uint16 = 0x0004
+	BankSHA256 uint16 = 0x000B
+)
+
+// BankSize is the size of a PCR value of bank, 0 for a bank a Binding
+// cannot name.
+func BankSize(bank uint16) int {
+	switch bank {
+	case BankSHA1:
+		return 20
+	case BankSHA256:
+		return 32
+	}
+	return 0
+}
+
+const bindingMagic = "xenvtpm deep quote v2\x00"
 
 // Marshal encodes the Binding: the magic, u8 nonce length, nonce, vTPM
-// UUID, group UUID, u32 PCR bitmap, PCR digest, SAA key digest, u64
-// sequence, list digest.
+// UUID, group UUID, u16 bank, u32 PCR bitmap, PCR digest, SAA key
+// digest, u64 sequence, list digest.
 func (b *Binding) Marshal() []byte {
 	out := append([]byte(bindingMagic), byte(len(b.Nonce)))
 	out = append(out, b.Nonce...)
 	out = append(out, b.VTPM[:]...)
 	out = append(out, b.Group[:]...)
+	out = binary.BigEndian.AppendUint16(out, b.VTPMBank)
 	out = binary.BigEndian.AppendUint32(out, b.VTPMPCRs)
 	out = append(out, b.VTPMPCRDigest[:]...)
 	out = append(out, b.SAAKey[:]...)
@@ -149,13 +172,13 @@ type Answer struct {
 type Bundle struct {
 	Answer
 	// VTPMPCRValues are the values of Binding.VTPMPCRs's PCRs,
-	// ascending, 32 bytes each.
+	// ascending, each of Binding.VTPMBank's size.
 	VTPMPCRValues [][]byte
 }
 
 const (
-	answerMagic = "XVTPMDQA"
-	bundleMagic = "XVTPMDQ1"
+	answerMagic = "XVTPMDA2"
+	bundleMagic = "XVTPMDQ2"
 )
 
 // Marshal encodes the Answer: its magic, the Binding's encoding (as
@@ -184,7 +207,7 @@ func (a *Answer) appendQuote(out []byte) []byte {
 }
 
 // Marshal encodes the Bundle as the Answer, with its own magic and the
-// vTPM's PCR values (32 bytes each) after the Binding.
+// vTPM's PCR values (of the bank's size) after the Binding.
 func (q *Bundle) Marshal() ([]byte, error) {
 	if err := q.check(); err != nil {
 		return nil, err
@@ -198,7 +221,7 @@ func (q *Bundle) Marshal() ([]byte, error) {
 
 // MaxBundle is the longest encoded Bundle: it fits one TPM response of
 // 4096 bytes with its header and size field.
-const MaxBundle = len(bundleMagic) + 1 + MaxNonce + 16 + 16 + 4 + 3*DigestSize + 8 + 24*DigestSize + 1 + 2 + MaxAttest + 2 + MaxSignature
+const MaxBundle = len(bundleMagic) + 1 + MaxNonce + 16 + 16 + 2 + 4 + 3*DigestSize + 8 + 24*DigestSize + 1 + 2 + MaxAttest + 2 + MaxSignature
 
 func (a *Answer) check() error {
 	b := &a.Binding
@@ -207,6 +230,8 @@ func (a *Answer) check() error {
 		return fmt.Errorf("deepquote: nonce of %d bytes (at most %d)", len(b.Nonce), MaxNonce)
 	case b.VTPMPCRs>>24 != 0:
 		return fmt.Errorf("deepquote: vTPM PCR bitmap %#x names PCRs above 23", b.VTPMPCRs)
+	case BankSize(b.VTPMBank) == 0:
+		return fmt.Errorf("deepquote: vTPM PCR bank %#04x (want SHA-1 %#04x or SHA-256 %#04x)", b.VTPMBank, BankSHA1, BankSHA256)
 	case a.HWFamily != HW20 && a.HWFamily != HW12:
 		return fmt.Errorf("deepquote: hardware family %d", a.HWFamily)
 	case len(a.Attest) == 0 || len(a.Attest) > MaxAttest || len(a.Signature) == 0 || len(a.Signature) > MaxSignature:
@@ -246,7 +271,7 @@ func (q *Bundle) check() error {
 		return fmt.Errorf("deepquote: %d vTPM PCR values for %d PCRs", len(q.VTPMPCRValues), n)
 	}
 	for _, v := range q.VTPMPCRValues {
-		if len(v) != DigestSize {
+		if len(v) != BankSize(q.Binding.VTPMBank) {
 			return fmt.Errorf("deepquote: a vTPM PCR value of %d bytes", len(v))
 		}
 	}
@@ -297,6 +322,7 @@ func parse(p []byte, magic string, a *Answer, values *[][]byte) error {
 	b.Nonce = bytes.Clone(r.take(int(n)))
 	copy(b.VTPM[:], r.take(16))
 	copy(b.Group[:], r.take(16))
+	b.VTPMBank, _ = r.u16()
 	b.VTPMPCRs, _ = r.u32()
 	copy(b.VTPMPCRDigest[:], r.take(DigestSize))
 	copy(b.SAAKey[:], r.take(DigestSize))
@@ -305,12 +331,12 @@ func parse(p []byte, magic string, a *Answer, values *[][]byte) error {
 	if r == nil {
 		return bad("truncated in the binding")
 	}
-	if b.VTPMPCRs>>24 != 0 {
-		return bad("vTPM PCR bitmap %#x", b.VTPMPCRs)
+	if b.VTPMPCRs>>24 != 0 || BankSize(b.VTPMBank) == 0 {
+		return bad("vTPM PCR bitmap %#x of bank %#04x", b.VTPMPCRs, b.VTPMBank)
 	}
 	if values != nil {
 		for range bits.OnesCount32(b.VTPMPCRs) {
-			*values = append(*values, bytes.Clone(r.take(DigestSize)))
+			*values = append(*values, bytes.Clone(r.take(BankSize(b.VTPMBank))))
 		}
 	}
 	a.HWFamily, _ = r.u8()
@@ -422,8 +448,68 @@ func DecodeCommand(params []byte) (nonce []byte, pcrs uint32, ok bool) {
 	return params[2 : 2+n], pcrs, pcrs>>24 == 0
 }
 
-// DecodeResponse returns the Bundle in a deep quote response, or the
-// TPM response code as an error.
+// The TPM 1.2 personality's command (TPM 1.2 Part 2, 17: the vendor bit
+// 0x02000000 with TPM_ORD_Quote), vtpm-stubdom's TPM_ORD_DeepQuote in
+// its request's shape. Request, after the 10-byte header with tag
+// TPM_TAG_RQU_COMMAND: TPM_NONCE (20 bytes) ‖ TPM_PCR_SELECTION of the
+// vTPM's PCRs (u16 sizeOfSelect ≤ 3 ‖ the bitmap, byte i bit j = PCR
+// 8i+j) ‖ a TPM_PCR_SELECTION of hardware PCRs that must select none
+// (the group's configuration names the hardware PCRs quoted, never the
+// guest) ‖ optionally u32 extraInfoFlags, which must be 0. Response,
+// tag TPM_TAG_RSP_COMMAND: u32 size ‖ the Bundle, whose vTPM PCRs are of
+// BankSHA1.
+const CommandCode12 = 0x02000016
+
+// EncodeCommand12 builds the TPM 1.2 guest's deep quote command.
+func EncodeCommand12(nonce []byte, pcrs uint32) ([]byte, error) {
+	if len(nonce) != 20 || pcrs>>24 != 0 {
+		return nil, fmt.Errorf("deepquote: a TPM 1.2 deep quote takes a 20-byte nonce (TPM_NONCE), not %d bytes, and PCRs of 0..23 (bitmap %#x)", len(nonce), pcrs)
+	}
+	b := make([]byte, 10, 10+20+5+2)
+	binary.BigEndian.PutUint16(b, 0x00C1) // TPM_TAG_RQU_COMMAND
+	binary.BigEndian.PutUint32(b[6:], CommandCode12)
+	b = append(b, nonce...)
+	b = append(b, 0, 3, byte(pcrs), byte(pcrs>>8), byte(pcrs>>16))
+	b = append(b, 0, 0) // no hardware PCRs
+	binary.BigEndian.PutUint32(b[2:], uint32(len(b)))
+	return b, nil
+}
+
+// DecodeCommand12 reads a TPM 1.2 deep quote command's parameters (after
+// the header); ok false when they are malformed or ask for what the
+// command does not give.
+func DecodeCommand12(params []byte) (nonce []byte, pcrs uint32, ok bool) {
+	r := reader(params)
+	nonce = r.take(20)
+	sel := func() (uint32, bool) {
+		n, ok := r.u16()
+		if !ok || n > 3 {
+			return 0, false
+		}
+		var m uint32
+		for i, c := range r.take(int(n)) {
+			m |= uint32(c) << (8 * i)
+		}
+		return m, r != nil
+	}
+	pcrs, ok1 := sel()
+	hw, ok2 := sel()
+	if !ok1 || !ok2 || hw != 0 {
+		return nil, 0, false
+	}
+	if len(r) == 4 {
+		if flags, _ := r.u32(); flags != 0 {
+			return nil, 0, false
+		}
+	}
+	if len(r) != 0 {
+		return nil, 0, false
+	}
+	return nonce, pcrs, true
+}
+
+// DecodeResponse returns the Bundle in a deep quote response of either
+// family, or the TPM response code as an error.
 func DecodeResponse(rsp []byte) (*Bundle, error) {
 	if len(rsp) < 10 || int(binary.BigEndian.Uint32(rsp[2:])) != len(rsp) {
 		return nil, fmt.Errorf("deepquote: a response of %d bytes that is not framed", len(rsp))
@@ -431,11 +517,15 @@ func DecodeResponse(rsp []byte) (*Bundle, error) {
 	if rc := binary.BigEndian.Uint32(rsp[6:]); rc != 0 {
 		return nil, &ResponseError{Code: rc}
 	}
-	p := rsp[10:]
-	if len(p) < 2 || int(binary.BigEndian.Uint16(p)) != len(p)-2 {
+	p, size := rsp[10:], 2
+	if binary.BigEndian.Uint16(rsp) == 0x00C4 { // TPM_TAG_RSP_COMMAND: u32 size
+		size = 4
+	}
+	if len(p) < size || (size == 2 && int(binary.BigEndian.Uint16(p)) != len(p)-2) ||
+		(size == 4 && int64(binary.BigEndian.Uint32(p)) != int64(len(p)-4)) {
 		return nil, fmt.Errorf("%w: the response's size field does not match", ErrFormat)
 	}
-	return Parse(p[2:])
+	return Parse(p[size:])
 }
 
 // ResponseError is a deep quote command the vTPM refused.
@@ -443,6 +533,14 @@ type ResponseError struct{ Code uint32 }
 
 func (e *ResponseError) Error() string {
 	switch e.Code {
+	case 0x0A: // TPM_BAD_ORDINAL
+		return "deepquote: TPM_BAD_ORDINAL: this TPM 1.2 gives no deep quotes (not a xenvtpm vTPM, or it has no manager)"
+	case 0x03: // TPM_BAD_PARAMETER
+		return "deepquote: TPM_BAD_PARAMETER: the vTPM refused the command's parameters"
+	case 0x800:
+		return "deepquote: TPM_RETRY: asked too often; try again in a second"
+	case 0x09:
+		return "deepquote: TPM_FAIL: the manager refused or failed (the vTPM domain's console says why)"
 	case 0x143:
 		return "deepquote: TPM_RC_COMMAND_CODE: this TPM gives no deep quotes (not a xenvtpm vTPM, or it has no manager)"
 	case 0x922:

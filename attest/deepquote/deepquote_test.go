@@ -45,7 +45,7 @@ func fakeQuote(t testing.TB, k *ecdsa.PrivateKey, b Binding, pcrDigest []byte) A
 func testBundle(t testing.TB) (*ecdsa.PrivateKey, *Bundle) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	vals := [][]byte{bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)}
-	b := Binding{Nonce: []byte("nonce"), VTPM: [16]byte{1}, Group: [16]byte{2}, VTPMPCRs: 1 | 1<<16, VTPMPCRDigest: PCRDigest(vals)}
+	b := Binding{Nonce: []byte("nonce"), VTPM: [16]byte{1}, Group: [16]byte{2}, VTPMBank: BankSHA256, VTPMPCRs: 1 | 1<<16, VTPMPCRDigest: PCRDigest(vals)}
 	return k, &Bundle{Answer: fakeQuote(t, k, b, make([]byte, 32)), VTPMPCRValues: vals}
 }
 
@@ -116,6 +116,85 @@ func TestCommand(t *testing.T) {
 	}
 }
 
+// The TPM 1.2 personality's SHA-1 PCRs: 20-byte values round trip and
+// verify; the bank is bound, so a bundle claiming the other bank is
+// another binding.
+func TestSHA1Bank(t *testing.T) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	vals := [][]byte{bytes.Repeat([]byte{1}, 20), bytes.Repeat([]byte{2}, 20)}
+	b := Binding{Nonce: bytes.Repeat([]byte{9}, 20), VTPM: [16]byte{1}, VTPMBank: BankSHA1, VTPMPCRs: 1<<4 | 1<<5, VTPMPCRDigest: PCRDigest(vals)}
+	q := &Bundle{Answer: fakeQuote(t, k, b, make([]byte, 32)), VTPMPCRValues: vals}
+	enc, err := q.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Parse(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(p, Trust{AK: &k.PublicKey, Nonce: b.Nonce, VTPMPCRs: map[int][]byte{5: vals[1]}}); err != nil {
+		t.Fatal(err)
+	}
+	other := b
+	other.VTPMBank = BankSHA256
+	if bytes.Equal(other.QualifyingData(), b.QualifyingData()) {
+		t.Error("the bank is not bound")
+	}
+	p.Binding.VTPMBank = 0x0012 // SM3_256: not a bank a Binding names
+	if _, err := p.Marshal(); err == nil {
+		t.Error("a bundle of an unknown bank encoded")
+	}
+	q.VTPMPCRValues = [][]byte{bytes.Repeat([]byte{1}, 32), vals[1]}
+	if _, err := q.Marshal(); err == nil {
+		t.Error("a SHA-256 value in a SHA-1 bundle encoded")
+	}
+}
+
+// TPM_ORD_DeepQuote's parameters: vtpm-stubdom's shape, with or without
+// extraInfoFlags; what it must not ask for is refused.
+func TestCommand12(t *testing.T) {
+	nonce := bytes.Repeat([]byte{7}, 20)
+	c, err := EncodeCommand12(nonce, 1<<23|1<<4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, m, ok := DecodeCommand12(c[10:]); !ok || !bytes.Equal(n, nonce) || m != 1<<23|1<<4 {
+		t.Fatal("command round trip")
+	}
+	sel := func(b ...byte) []byte { return append([]byte{0, byte(len(b))}, b...) }
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	for _, tc := range []struct {
+		name string
+		p    []byte
+		ok   bool
+		pcrs uint32
+	}{
+		{"one-byte selection", cat(nonce, sel(0x30), sel()), true, 0x30},
+		{"flags 0", cat(nonce, sel(1, 0, 0), sel(0, 0, 0), []byte{0, 0, 0, 0}), true, 1},
+		{"empty vTPM selection", cat(nonce, sel(), sel()), true, 0},
+		{"flags set", cat(nonce, sel(1), sel(), []byte{0, 0, 0, 8}), false, 0},
+		{"hardware PCRs", cat(nonce, sel(1), sel(1)), false, 0},
+		{"4-byte selection", cat(nonce, sel(1, 0, 0, 0), sel()), false, 0},
+		{"no hardware selection", cat(nonce, sel(1)), false, 0},
+		{"short nonce", cat(nonce[:19], sel(1), sel()), false, 0},
+		{"trailing byte", cat(nonce, sel(1), sel(), []byte{0}), false, 0},
+		{"flags and more", cat(nonce, sel(1), sel(), make([]byte, 5)), false, 0},
+	} {
+		if _, m, ok := DecodeCommand12(tc.p); ok != tc.ok || m != tc.pcrs {
+			t.Errorf("%s: ok %v, PCRs %#x", tc.name, ok, m)
+		}
+	}
+	if _, err := EncodeCommand12(nonce[:16], 1); err == nil {
+		t.Error("a 16-byte nonce")
+	}
+	if _, err := DecodeResponse([]byte{0, 0xC4, 0, 0, 0, 10, 0, 0, 8, 0}); !errors.As(err, new(*ResponseError)) {
+		t.Errorf("TPM_RETRY: %v", err)
+	}
+	if _, err := DecodeResponse([]byte{0, 0xC4, 0, 0, 0, 14, 0, 0, 0, 0, 0, 0, 0, 1}); !errors.Is(err, ErrFormat) {
+		t.Errorf("a 1.2 response whose size field lies: %v", err)
+	}
+}
+
 // FuzzParse: bundles, answers, commands and responses from a guest, a
 // vTPM domain or a file decode or are refused, never a panic; what
 // decodes encodes back to the same bytes, and Verify of it never panics.
@@ -132,6 +211,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(enc12)
 	f.Add(ae12)
 	f.Add(c)
+	c12, _ := EncodeCommand12(make([]byte, 20), 3)
+	f.Add(c12)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if q, err := Parse(b); err == nil {
 			if re, err := q.Marshal(); err != nil || !bytes.Equal(re, b) {
@@ -147,6 +228,15 @@ func FuzzParse(f *testing.F) {
 		}
 		if len(b) >= 10 {
 			DecodeCommand(b[10:])
+			if n, m, ok := DecodeCommand12(b[10:]); ok {
+				c, err := EncodeCommand12(n, m)
+				if err != nil {
+					t.Fatalf("a decoded TPM 1.2 command does not encode: %v", err)
+				}
+				if n2, m2, ok := DecodeCommand12(c[10:]); !ok || !bytes.Equal(n2, n) || m2 != m {
+					t.Fatal("a TPM 1.2 command does not decode to what it encoded")
+				}
+			}
 		}
 		DecodeResponse(b)
 	})
@@ -183,7 +273,7 @@ func testBundle12(t testing.TB) (*rsa.PrivateKey, *Bundle) {
 	k := rsaKey12()
 	vals := [][]byte{bytes.Repeat([]byte{1}, 32)}
 	hw := [][]byte{bytes.Repeat([]byte{3}, 20), bytes.Repeat([]byte{4}, 20)}
-	b := Binding{Nonce: []byte("nonce"), VTPM: [16]byte{1}, Group: [16]byte{2}, VTPMPCRs: 1 << 16, VTPMPCRDigest: PCRDigest(vals)}
+	b := Binding{Nonce: []byte("nonce"), VTPM: [16]byte{1}, Group: [16]byte{2}, VTPMBank: BankSHA256, VTPMPCRs: 1 << 16, VTPMPCRDigest: PCRDigest(vals)}
 	return k, &Bundle{Answer: fakeQuote12(t, k, b, hw), VTPMPCRValues: vals}
 }
 

@@ -54,7 +54,8 @@ type Trust struct {
 	// VTPM, if set, is the UUID of the vTPM the verifier asked about.
 	VTPM *[16]byte
 	// VTPMPCRs, if set, are the vTPM PCR values (PCR number to its
-	// SHA-256 value) the verifier expects, each of which must have been
+	// value in the quote's bank: SHA-256, or SHA-1 for a TPM 1.2 vTPM)
+	// the verifier expects, each of which must have been
 	// quoted with that value.
 	VTPMPCRs map[int][]byte
 	// SAA is the group's System Approval Agent key and List the signed
@@ -109,6 +110,9 @@ func Verify(q *Bundle, t Trust) (*Result, error) {
 		switch {
 		case !ok:
 			return nil, fail(LinkVTPMPCRs, "vTPM PCR %d was not quoted", p)
+		case len(want) != len(got):
+			return nil, fail(LinkVTPMPCRs, "vTPM PCR %d was quoted from the %d-byte bank (%s), the value expected is of %d bytes",
+				p, len(got), map[uint16]string{BankSHA1: "SHA-1", BankSHA256: "SHA-256"}[b.VTPMBank], len(want))
 		case !bytes.Equal(got, want):
 			return nil, fail(LinkVTPMPCRs, "vTPM PCR %d was %x at the quote, not %x", p, got, want)
 		}

@@ -24,7 +24,7 @@ import (
 func signed(t *testing.T, ca crypto.Signer, caCert *x509.Certificate, ek crypto.PublicKey, usage x509.KeyUsage, mutate func(*x509.Certificate)) []byte {
 	t.Helper()
 	nb, na := window()
-	tmpl, err := ekTemplate(usage, testInfo, nb, na)
+	tmpl, err := ekTemplate(usage, testInfo, TPMSpecification{Family: SpecFamily, Level: SpecLevel, Revision: SpecRevision}, nb, na)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -154,6 +154,21 @@ func NewCA(name string, alg string) (crypto.Signer, *x509.Certificate, error) {
 // 9999-12-31T23:59:59Z for no expiry). It returns the DER encoding, which
 // is what goes into the NV index (NVIndexRSA2048Cert, NVIndexECCP256Cert).
 func Issue(ca crypto.Signer, caCert *x509.Certificate, ek crypto.PublicKey, info TPMInfo, notBefore, notAfter time.Time) ([]byte, error) {
+	return issue(ca, caCert, ek, info, TPMSpecification{Family: SpecFamily, Level: SpecLevel, Revision: SpecRevision}, notBefore, notAfter)
+}
+
+// Issue12 makes the EK certificate of a TPM 1.2's EK (RSA-2048), as
+// Issue, naming the TPM 1.2 specification (family "1.2", level 2,
+// revision 116) in its subjectDirectoryAttributes, as the TCG Credential
+// Profiles for TPM 1.2 do. The key is given as rsaEncryption, not the
+// profile's id-RSAES-OAEP (which crypto/x509 does not write); the EK is
+// still an OAEP key (SHA-1, MGF1, label "TCPA") in the TPM. It goes into
+// the TPM's NV index TPM_NV_INDEX_EKCert.
+func Issue12(ca crypto.Signer, caCert *x509.Certificate, ek *rsa.PublicKey, info TPMInfo, notBefore, notAfter time.Time) ([]byte, error) {
+	return issue(ca, caCert, ek, info, TPMSpecification{Family: "1.2", Level: 2, Revision: 116}, notBefore, notAfter)
+}
+
+func issue(ca crypto.Signer, caCert *x509.Certificate, ek crypto.PublicKey, info TPMInfo, spec TPMSpecification, notBefore, notAfter time.Time) ([]byte, error) {
 	usage, err := ekKeyUsage(ek)
 	if err != nil {
 		return nil, err
@@ -172,7 +187,7 @@ func Issue(ca crypto.Signer, caCert *x509.Certificate, ek crypto.PublicKey, info
 		// crypto/x509 takes from the issuer's subjectKeyIdentifier.
 		return nil, errors.New("ekcert: the CA certificate has no subjectKeyIdentifier")
 	}
-	tmpl, err := ekTemplate(usage, info, notBefore, notAfter)
+	tmpl, err := ekTemplate(usage, info, spec, notBefore, notAfter)
 	if err != nil {
 		return nil, err
 	}
@@ -211,12 +226,12 @@ func checkInfo(info TPMInfo) error {
 
 // ekTemplate is the profile's EK certificate for crypto/x509 to complete
 // with the key, the issuer and its authorityKeyIdentifier.
-func ekTemplate(usage x509.KeyUsage, info TPMInfo, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+func ekTemplate(usage x509.KeyUsage, info TPMInfo, spec TPMSpecification, notBefore, notAfter time.Time) (*x509.Certificate, error) {
 	san, err := marshalSAN(info)
 	if err != nil {
 		return nil, err
 	}
-	sda, err := marshalSDA(TPMSpecification{Family: SpecFamily, Level: SpecLevel, Revision: SpecRevision})
+	sda, err := marshalSDA(spec)
 	if err != nil {
 		return nil, err
 	}

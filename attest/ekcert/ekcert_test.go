@@ -422,3 +422,22 @@ var (
 	gtRSAEK = gt.RSAEKTemplate // template L-1
 	gtECCEK = gt.ECCEKTemplate // template L-2
 )
+
+// A TPM 1.2's EK certificate names the TPM 1.2 specification and checks
+// like any other.
+func TestIssue12(t *testing.T) {
+	ca, caCert := newCA(t, "ecdsa")
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	nb, na := window()
+	der, err := Issue12(ca, caCert, &k.PublicKey, testInfo, nb, na)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Check(der, caCert, &k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Spec != (TPMSpecification{Family: "1.2", Level: 2, Revision: 116}) || c.Info != testInfo {
+		t.Errorf("spec %+v, info %+v", c.Spec, c.Info)
+	}
+}

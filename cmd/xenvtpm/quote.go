@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -32,8 +34,9 @@ import (
 const deepquoteUsage = `usage: xenvtpm deepquote --nonce HEX [--pcrs LIST] [--device PATH] [--repeat N] -o FILE
   in a guest whose TPM is a xenvtpm vTPM with a manager: ask for a deep quote (a
   hardware TPM quote binding the nonce, this vTPM, its PCRs LIST (default 0-7,
-  SHA-256 bank) and its group's approved configuration) and write it to FILE;
-  --repeat N asks N times and prints the round trip's p50 and p99
+  SHA-256 bank; SHA-1 on a TPM 1.2 vTPM, whose nonce is 20 bytes) and its
+  group's approved configuration) and write it to FILE; --repeat N asks N
+  times and prints the round trip's p50 and p99
 `
 
 func runDeepQuote(args []string) error {
@@ -74,12 +77,26 @@ func runDeepQuote(args []string) error {
 	defer f.Close()
 	var q *deepquote.Bundle
 	var took []time.Duration
+	tpm12 := false
 	for len(took) < max(*repeat, 1) {
 		t0 := time.Now()
-		if q, err = askDeepQuote(f, cmd); err != nil {
+		rsp, err := transmit(f, cmd)
+		if err != nil {
+			return err
+		}
+		// A TPM 1.2 answers the TPM 2.0 command with its own tag
+		// (TPM_BADTAG): ask it with TPM_ORD_DeepQuote.
+		if !tpm12 && len(rsp) >= 2 && binary.BigEndian.Uint16(rsp) == 0x00C4 {
+			tpm12 = true
+			if cmd, err = deepquote.EncodeCommand12(nonce, mask); err != nil {
+				return fmt.Errorf("%s is a TPM 1.2: %w", *device, err)
+			}
+			continue
+		}
+		if q, err = deepquote.DecodeResponse(rsp); err != nil {
 			var re *deepquote.ResponseError
-			if errors.As(err, &re) && re.Code == 0x922 && *repeat > 1 {
-				time.Sleep(250 * time.Millisecond) // TPM_RC_RETRY: the manager rations deep quotes
+			if errors.As(err, &re) && (re.Code == 0x922 || re.Code == 0x800) && *repeat > 1 {
+				time.Sleep(250 * time.Millisecond) // TPM_RC_RETRY, TPM_RETRY: the manager rations deep quotes
 				continue
 			}
 			return err
@@ -98,8 +115,8 @@ func runDeepQuote(args []string) error {
 	if err := os.WriteFile(*out, enc, 0o644); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "deep quote of vTPM %s (group %s), %d vTPM PCRs, written to %s (%d bytes)\n",
-		mgmt.FormatUUID(q.Binding.VTPM), mgmt.FormatUUID(q.Binding.Group), len(q.VTPMPCRValues), *out, len(enc))
+	_, err = fmt.Fprintf(stdout, "deep quote of vTPM %s (group %s), %d vTPM PCRs (%s), written to %s (%d bytes)\n",
+		mgmt.FormatUUID(q.Binding.VTPM), mgmt.FormatUUID(q.Binding.Group), len(q.VTPMPCRValues), bankName(q.Binding.VTPMBank), *out, len(enc))
 	return err
 }
 
@@ -115,9 +132,8 @@ func openTPM(path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// askDeepQuote sends the command on the TPM device and decodes the
-// answer.
-func askDeepQuote(f *os.File, cmd []byte) (*deepquote.Bundle, error) {
+// transmit sends a command on the TPM device and returns the answer.
+func transmit(f *os.File, cmd []byte) ([]byte, error) {
 	if _, err := f.Write(cmd); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
@@ -126,7 +142,15 @@ func askDeepQuote(f *os.File, cmd []byte) (*deepquote.Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
-	return deepquote.DecodeResponse(rsp[:n])
+	return rsp[:n], nil
+}
+
+// bankName names a deep quote's vTPM PCR bank.
+func bankName(bank uint16) string {
+	if bank == deepquote.BankSHA1 {
+		return "SHA-1"
+	}
+	return "SHA-256"
 }
 
 // groupAK fetches a group's attestation key and proves it is in the
@@ -190,11 +214,18 @@ func groupAK(args []string) error {
 			text = fmt.Sprintf("group %d TPM 1.2 identity key (group %s) proven resident in the hardware TPM by %s against its EK\n", id, mgmt.FormatUUID(ak.Group), how)
 		}
 		if ak.EKCert != nil {
-			if c, err := x509.ParseCertificate(ak.EKCert); err == nil {
-				text += fmt.Sprintf("the hardware EK has a certificate from %q\n", c.Issuer.String())
+			// The certificate is the manufacturer's word for the EK the
+			// manager reports: it must be for that key.
+			c, err := x509.ParseCertificate(ak.EKCert)
+			if err != nil {
+				return fmt.Errorf("group %d: the hardware EK certificate: %w", id, err)
 			}
+			if k, ok := c.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(ak.EK) {
+				return fmt.Errorf("group %d: the hardware EK certificate (from %q) is for another key than the EK the manager reports", id, c.Issuer.String())
+			}
+			text += fmt.Sprintf("the hardware EK has a certificate from %q for that EK (not checked against the manufacturer's CA here)\n", c.Issuer.String())
 		} else if ak.Family == deepquote.HW12 {
-			text += "the hardware TPM 1.2's EK certificate is not read: check its EK another way\n"
+			text += "the hardware TPM 1.2 has no EK certificate at TPM_NV_INDEX_EKCert: check its EK another way\n"
 		} else {
 			text += "the hardware TPM has no EK certificate at 0x01C00002: check its EK another way\n"
 		}
@@ -271,8 +302,8 @@ func (p pcrValuesFlag) Set(v string) error {
 		return fmt.Errorf("%q is not PCR:HEX (PCR 0..23)", v)
 	}
 	b, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(h), "0x"))
-	if err != nil || len(b) != 32 {
-		return fmt.Errorf("%q: the value is not 32 bytes of hexadecimal", v)
+	if err != nil || (len(b) != 32 && len(b) != 20) {
+		return fmt.Errorf("%q: the value is not 32 (SHA-256) or 20 (SHA-1, a TPM 1.2 vTPM) bytes of hexadecimal", v)
 	}
 	p[i] = b
 	return nil
@@ -286,7 +317,7 @@ func verifyQuote(args []string) error {
 	saaFile := fs.String("saa", "", "the group's SAA public key (PEM); with --list")
 	listFile := fs.String("list", "", "the group's installed signed configuration list")
 	vals := pcrValuesFlag{}
-	fs.Var(vals, "vtpm-pcr", "PCR:HEX, a vTPM PCR value the quote must bind (repeatable)")
+	fs.Var(vals, "vtpm-pcr", "PCR:HEX, a vTPM PCR value (SHA-256; SHA-1 for a TPM 1.2 vTPM) the quote must bind (repeatable)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -341,7 +372,7 @@ func verifyQuote(args []string) error {
 	if r.Approval >= 0 {
 		cfg = fmt.Sprintf("hardware PCRs %v match approval %d of the SAA's list (sequence %d)", r.HWPCRs, r.Approval, r.Binding.ListSeq)
 	}
-	_, err = fmt.Fprintf(stdout, "%s: VERIFIED: vTPM %s of group %s, nonce, %d vTPM PCRs bound; %s\n",
-		pos[0], mgmt.FormatUUID(r.Binding.VTPM), mgmt.FormatUUID(r.Binding.Group), len(q.VTPMPCRValues), cfg)
+	_, err = fmt.Fprintf(stdout, "%s: VERIFIED: vTPM %s of group %s, nonce, %d vTPM PCRs (%s) bound; %s\n",
+		pos[0], mgmt.FormatUUID(r.Binding.VTPM), mgmt.FormatUUID(r.Binding.Group), len(q.VTPMPCRValues), bankName(r.Binding.VTPMBank), cfg)
 	return err
 }

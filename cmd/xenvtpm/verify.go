@@ -89,7 +89,7 @@ func verifyEKCert(args []string) error {
 	if ek != nil {
 		what = "the EK given (" + *ekFile + ")"
 	}
-	_, err = fmt.Fprintf(stdout, "%s: VERIFIED: EK certificate of %s, TPM %s (manufacturer %#08x, firmware %#08x), signed by %q\n",
-		pos[0], what, c.Info.Model, c.Info.Manufacturer, c.Info.Version, ca.Subject.CommonName)
+	_, err = fmt.Fprintf(stdout, "%s: VERIFIED: EK certificate of %s, a TPM %s (specification level %d, revision %d), model %q (manufacturer %#08x, firmware %#08x), signed by %q\n",
+		pos[0], what, c.Spec.Family, c.Spec.Level, c.Spec.Revision, c.Info.Model, c.Info.Manufacturer, c.Info.Version, ca.Subject.CommonName)
 	return err
 }

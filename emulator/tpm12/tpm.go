@@ -235,6 +235,20 @@ func (t *TPM) InitPCR(i int, value [20]byte) error {
 	return nil
 }
 
+// PCRValues are the values of pcrs, read outside any command (the vTPM
+// domain binds them into a deep quote).
+func (t *TPM) PCRValues(pcrs []uint) ([][]byte, error) {
+	out := make([][]byte, len(pcrs))
+	for i, p := range pcrs {
+		if p >= pcrCount {
+			return nil, fmt.Errorf("tpm12: PCR %d (at most %d)", p, pcrCount-1)
+		}
+		v := t.pcr[p]
+		out[i] = v[:]
+	}
+	return out, nil
+}
+
 // RestorePersistent puts back the durable state of blob (from Save),
 // keeping the volatile state (PCRs, sessions, STCLEAR flags, Startup):
 // a host undoes with it a command whose change it could not store. The

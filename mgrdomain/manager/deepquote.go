@@ -89,7 +89,7 @@ func (m *Manager) DeepQuote(uuid [16]byte, req proto.DeepQuote) ([]byte, error) 
 	}
 	bk.Spend(now)
 	g := m.groups[rec.Group]
-	b := deepquote.Binding{Nonce: req.Nonce, VTPM: uuid, Group: g.uuid, VTPMPCRs: req.PCRs, VTPMPCRDigest: req.PCRDigest}
+	b := deepquote.Binding{Nonce: req.Nonce, VTPM: uuid, Group: g.uuid, VTPMBank: req.Bank, VTPMPCRs: req.PCRs, VTPMPCRDigest: req.PCRDigest}
 	if g.key != nil {
 		b.SAAKey = sha256.Sum256(g.key)
 	}

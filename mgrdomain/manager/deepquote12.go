@@ -39,6 +39,7 @@ type attester12 interface {
 	ActivateIdentity(keyBlob, encBlob []byte) ([]byte, error)
 	Quote(keyBlob []byte, nonce [20]byte, pcrs []uint) (quoteInfo, sig []byte, pcrValues [][]byte, err error)
 	EKPublic12() ([]byte, error)
+	EKCert12() ([]byte, error)
 }
 
 var _ attester12 = (*hwtpm.TPM12)(nil)
@@ -124,9 +125,9 @@ func (m *Manager) quote12(hw attester12, id uint32, b deepquote.Binding, pcrs []
 }
 
 // groupAK12 is GROUP_AK's TPM 1.2 answer: u8 family (1) ‖ u16 ‖ the
-// identity key's TPM_PUBKEY ‖ u16 ‖ the EK's TPM_PUBKEY ‖ u16 0 (no EK
-// certificate: TPM 1.2's, in NV index TPM_NV_INDEX_EKCert, is not read
-// yet) ‖ u16 ‖ the identityBinding ‖ the group's UUID (16), which
+// identity key's TPM_PUBKEY ‖ u16 ‖ the EK's TPM_PUBKEY ‖ u16 ‖ the EK's
+// certificate from NV index TPM_NV_INDEX_EKCert (empty when the TPM has
+// none) ‖ u16 ‖ the identityBinding ‖ the group's UUID (16), which
 // hwtpm.GroupLabel12 makes the binding's label from.
 func (m *Manager) groupAK12(hw attester12, id uint32) ([]byte, error) {
 	g, err := m.groupAIK(hw, id)
@@ -137,7 +138,11 @@ func (m *Manager) groupAK12(hw attester12, id uint32) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := appendFields([]byte{deepquote.HW12}, g.aikPub, ek, nil, g.aikBinding)
+	cert, err := hw.EKCert12()
+	if err != nil {
+		return nil, err
+	}
+	out, err := appendFields([]byte{deepquote.HW12}, g.aikPub, ek, cert, g.aikBinding)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/binary"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -266,4 +268,30 @@ func BenchmarkDeepQuote12(b *testing.B) {
 	}
 	_, n1 := ot.since(0)
 	b.ReportMetric(float64(n1-n0)/float64(b.N), "cmds/op")
+}
+
+// TPM 1.2 hardware whose manufacturer (here swtpm_setup with
+// swtpm_localca) left an EK certificate in TPM_NV_INDEX_EKCert: GROUP_AK
+// hands it to dom0, and it certifies the EK GROUP_AK reports.
+func TestGroupAK12EKCert(t *testing.T) {
+	if _, err := exec.LookPath("swtpm_localca"); err != nil {
+		t.Skip("SKIP: swtpm_localca not installed")
+	}
+	s := swtpmtest.StartSwtpm12(t, owner12, srk12, "--create-ek-cert")
+	hw, _ := hw12Ords(t, s)
+	b := newDQBed(t, newMemDisk(512, diskBytes), hw, saa.Family12)
+	ak, err := b.admin.GroupAK(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ak.EKCert == nil {
+		t.Fatal("no EK certificate")
+	}
+	c, err := x509.ParseCertificate(ak.EKCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := c.PublicKey.(*rsa.PublicKey); !ok || !k.Equal(ak.EK) {
+		t.Errorf("the certificate is for %T, not the EK GROUP_AK reports", c.PublicKey)
+	}
 }

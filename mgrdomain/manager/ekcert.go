@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/xenvtpm/xenvtpm/attest/ekcert"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/store"
 )
@@ -192,6 +193,21 @@ func ekPublicKey(pub []byte) (crypto.PublicKey, error) {
 	return k, nil
 }
 
+// ekPubKey12 decodes a TPM 1.2 EK's TPM_PUBKEY and refuses any other
+// key: an EK is an RSA-2048 encryption key (TPM_ES_RSAESOAEP_SHA1_MGF1,
+// TPM_SS_NONE; TPM 1.2 Part 1, 5.8), so the manager never certifies a
+// signing key.
+func ekPubKey12(pub []byte) (crypto.PublicKey, error) {
+	k, err := hwtpm.ParsePubKey12(pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", proto.ErrBadRequest, err)
+	}
+	if binary.BigEndian.Uint16(pub[4:]) != 0x0003 || binary.BigEndian.Uint16(pub[6:]) != 0x0001 || k.N.BitLen() != 2048 || k.E != 65537 {
+		return nil, fmt.Errorf("%w: not a TPM 1.2 EK (RSA-2048, exponent 65537, OAEP encryption, no signature scheme)", proto.ErrKeyType)
+	}
+	return k, nil
+}
+
 // CertifyEK issues the EK certificate of the vTPM uuid's key in m, signed
 // by its group's CA. The vTPM must have saved a key (its first save makes
 // its record) and be in a group whose SAA approved this host.
@@ -199,7 +215,13 @@ func (m *Manager) CertifyEK(uuid [16]byte, req proto.CertifyEK) ([]byte, error) 
 	if err := m.usable(); err != nil {
 		return nil, err
 	}
-	ek, err := ekPublicKey(req.Public)
+	var ek crypto.PublicKey
+	var err error
+	if req.Family == proto.FamilyEK12 {
+		ek, err = ekPubKey12(req.Public)
+	} else {
+		ek, err = ekPublicKey(req.Public)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +236,13 @@ func (m *Manager) CertifyEK(uuid [16]byte, req proto.CertifyEK) ([]byte, error) 
 	info := ekcert.TPMInfo{Manufacturer: req.Manufacturer, Model: req.Model, Version: req.Version}
 	// The manager domain has no wall clock of its own yet: notBefore is
 	// its clock, which may read 1970; verifiers accept any past date.
-	der, err := ekcert.Issue(ca, caCert, ek, info, m.clk.Now().Add(-time.Hour).Truncate(time.Second), ekcert.NoExpiry)
+	notBefore := m.clk.Now().Add(-time.Hour).Truncate(time.Second)
+	var der []byte
+	if k, ok := ek.(*rsa.PublicKey); ok && req.Family == proto.FamilyEK12 {
+		der, err = ekcert.Issue12(ca, caCert, k, info, notBefore, ekcert.NoExpiry)
+	} else {
+		der, err = ekcert.Issue(ca, caCert, ek, info, notBefore, ekcert.NoExpiry)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", proto.ErrBadRequest, err)
 	}

@@ -9,7 +9,9 @@ import (
 	gt "github.com/google/go-tpm/tpm2"
 
 	"github.com/xenvtpm/xenvtpm/attest/ekcert"
+	"github.com/xenvtpm/xenvtpm/emulator/tpm12"
 	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/internal/swtpmtest"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 )
@@ -134,6 +136,55 @@ func TestCertifyEK(t *testing.T) {
 	}
 	if _, err := m.GroupCACert(99); !errors.Is(err, proto.ErrNoGroup) {
 		t.Errorf("CA of a missing group: %v", err)
+	}
+}
+
+// A TPM 1.2 vTPM's EK (its TPM_PUBKEY) gets a certificate naming the TPM
+// 1.2 specification; a TPM_PUBKEY of a signing key or another size is
+// refused.
+func TestCertifyEK12(t *testing.T) {
+	s := swtpmtest.StartSwtpm(t, "")
+	m := openMgr(t, newMemDisk(512, diskBytes), hwOf(t, s), Config{Admins: []uint32{0}})
+	e, err := tpm12.New(tpm12.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := e.EKPublic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := uuidN(2)
+	if err := m.SaveHashKey(u, blobN(2, 1)); err != nil {
+		t.Fatal(err)
+	}
+	req := certifyReq(pub)
+	req.Family = proto.FamilyEK12
+	der, err := m.CertifyEK(u, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caDER, _ := m.GroupCACert(0)
+	ca, _ := x509.ParseCertificate(caDER)
+	want, _ := hwtpm.ParsePubKey12(pub)
+	c, err := ekcert.Check(der, ca, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Spec.Family != "1.2" {
+		t.Errorf("spec %+v", c.Spec)
+	}
+	sign := bytes.Clone(pub)
+	sign[5], sign[7] = 0x01, 0x02 // TPM_ES_NONE, TPM_SS_RSASSAPKCS1v15_SHA1
+	for name, p := range map[string][]byte{"signing key": sign, "a TPM 2.0 public area": gt.Marshal(gt.RSAEKTemplate), "cut": pub[:100]} {
+		r := certifyReq(p)
+		r.Family = proto.FamilyEK12
+		if _, err := m.CertifyEK(u, r); err == nil {
+			t.Errorf("%s certified", name)
+		}
+	}
+	// A TPM 1.2 EK sent as a TPM 2.0 one does not decode.
+	if _, err := m.CertifyEK(u, certifyReq(pub)); !errors.Is(err, proto.ErrBadRequest) {
+		t.Errorf("a TPM_PUBKEY without the family: %v", err)
 	}
 }
 

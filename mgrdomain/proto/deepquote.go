@@ -21,18 +21,29 @@ const (
 const MaxDeepQuoteNonce = 64
 
 // DeepQuote (tag 0x01C1, OrdDeepQuote): the verifier's Nonce, and the
-// caller's PCRs (bitmap, bit i = PCR i of its SHA-256 bank) and the
-// SHA-256 of their values, which the quote binds as the caller states
-// them. The manager names the caller by the UUID Xen gives it, never one
-// from the request.
+// caller's PCRs (bitmap, bit i = PCR i of its Bank: deepquote.BankSHA256
+// for a TPM 2.0 vTPM, BankSHA1 for a TPM 1.2 one) and the SHA-256 of
+// their values, which the quote binds as the caller states them. The
+// manager names the caller by the UUID Xen gives it, never one from the
+// request.
 //
-// Wire: u8 nonceLen ‖ nonce ‖ u32 PCR bitmap ‖ 32-byte PCR digest.
-// Answer: a deepquote.Answer.
+// Wire: u8 nonceLen ‖ nonce ‖ u32 PCR bitmap ‖ 32-byte PCR digest ‖ u16
+// bank (TPM_ALG_SHA1 0x0004 or TPM_ALG_SHA256 0x000B; a request without
+// it, from a vTPM older than the TPM 1.2 personality's deep quote, is of
+// SHA-256). Answer: a deepquote.Answer.
 type DeepQuote struct {
 	Nonce     []byte
 	PCRs      uint32
 	PCRDigest [32]byte
+	Bank      uint16 // zero: SHA-256
 }
+
+// The banks DEEP_QUOTE names (deepquote.BankSHA1, BankSHA256: this
+// package does not import that one).
+const (
+	bankSHA1   = 0x0004
+	bankSHA256 = 0x000B
+)
 
 // GroupAK (tag 0x01C2, OrdGroupAK): u32 group. The answer starts with
 // u8 family, the hardware's (deepquote.HW20 = 2, HW12 = 1):
@@ -42,7 +53,8 @@ type DeepQuote struct {
 //     certificate (k = 0: the TPM has none).
 //   - TPM 1.2: 1 ‖ u16 n ‖ the group's identity key's TPM_PUBKEY (TPM 1.2
 //     Part 2, 10.5) ‖ u16 m ‖ the EK's TPM_PUBKEY
-//     (TPM_OwnerReadInternalPub) ‖ u16 0 (no EK certificate yet) ‖ u16 b
+//     (TPM_OwnerReadInternalPub) ‖ u16 k ‖ the EK certificate from
+//     TPM_NV_INDEX_EKCert (k = 0: none) ‖ u16 b
 //     ‖ the identityBinding (TPM_MakeIdentity's signature over
 //     TPM_IDENTITY_CONTENTS, Part 2, 12.5) ‖ the group's UUID (16), whose
 //     SHA-1 is the binding's labelPrivCADigest.
@@ -74,26 +86,36 @@ type Attester interface {
 }
 
 func decodeDeepQuote(p []byte) (DeepQuote, error) {
-	if len(p) < 1 || int(p[0]) > MaxDeepQuoteNonce || len(p) != 1+int(p[0])+4+32 {
-		return DeepQuote{}, errorf(TPMBadParameter, "DEEP_QUOTE: %d bytes of parameters do not hold a nonce of at most %d bytes, a PCR bitmap and a digest", len(p), MaxDeepQuoteNonce)
+	if len(p) < 1 || int(p[0]) > MaxDeepQuoteNonce || (len(p) != 1+int(p[0])+4+32 && len(p) != 1+int(p[0])+4+32+2) {
+		return DeepQuote{}, errorf(TPMBadParameter, "DEEP_QUOTE: %d bytes of parameters do not hold a nonce of at most %d bytes, a PCR bitmap, a digest and a bank", len(p), MaxDeepQuoteNonce)
 	}
 	n := int(p[0])
-	m := DeepQuote{Nonce: p[1 : 1+n], PCRs: binary.BigEndian.Uint32(p[1+n:])}
+	m := DeepQuote{Nonce: p[1 : 1+n], PCRs: binary.BigEndian.Uint32(p[1+n:]), Bank: bankSHA256}
 	if m.PCRs>>24 != 0 {
 		return DeepQuote{}, errorf(TPMBadParameter, "DEEP_QUOTE: PCR bitmap %#x names PCRs above 23", m.PCRs)
 	}
 	copy(m.PCRDigest[:], p[5+n:])
+	if rest := p[5+n+32:]; len(rest) == 2 {
+		m.Bank = binary.BigEndian.Uint16(rest)
+	}
+	if m.Bank != bankSHA1 && m.Bank != bankSHA256 {
+		return DeepQuote{}, errorf(TPMBadParameter, "DEEP_QUOTE: PCR bank %#04x (SHA-1 %#04x or SHA-256 %#04x)", m.Bank, bankSHA1, bankSHA256)
+	}
 	return m, nil
 }
 
 // EncodeDeepQuote builds a DEEP_QUOTE request (the vTPM side).
 func EncodeDeepQuote(m DeepQuote) ([]byte, error) {
-	if len(m.Nonce) > MaxDeepQuoteNonce || m.PCRs>>24 != 0 {
-		return nil, fmt.Errorf("DEEP_QUOTE: nonce of %d bytes or PCR bitmap %#x out of range", len(m.Nonce), m.PCRs)
+	if m.Bank == 0 {
+		m.Bank = bankSHA256
+	}
+	if len(m.Nonce) > MaxDeepQuoteNonce || m.PCRs>>24 != 0 || (m.Bank != bankSHA1 && m.Bank != bankSHA256) {
+		return nil, fmt.Errorf("DEEP_QUOTE: nonce of %d bytes, PCR bitmap %#x or bank %#04x out of range", len(m.Nonce), m.PCRs, m.Bank)
 	}
 	b := append([]byte{byte(len(m.Nonce))}, m.Nonce...)
 	b = binary.BigEndian.AppendUint32(b, m.PCRs)
-	return encodeRequest(TagVTPMReq, OrdDeepQuote, append(b, m.PCRDigest[:]...))
+	b = append(b, m.PCRDigest[:]...)
+	return encodeRequest(TagVTPMReq, OrdDeepQuote, binary.BigEndian.AppendUint16(b, m.Bank))
 }
 
 func decodeGroupActivate(p []byte) (GroupActivate, error) {

@@ -37,14 +37,27 @@ const (
 // TPM in the certificate (TPM_PT_MANUFACTURER, TPM_PT_VENDOR_STRING_*,
 // TPM_PT_FIRMWARE_VERSION_1).
 //
+// A TPM 1.2 vTPM (Family FamilyEK12) sends its EK's TPM_PUBKEY (TPM 1.2
+// Part 2, 10.5) as Public, its TPM_CAP_PROP_MANUFACTURER, and its
+// TPM_CAP_VERSION_VAL's revision as Version.
+//
 // Wire: u32 manufacturer ‖ u32 version ‖ u8 modelLen ‖ model ‖ u16
-// publicLen ‖ public. Answer: the DER certificate.
+// publicLen ‖ public ‖ optionally u8 family (FamilyEK12; absent: TPM
+// 2.0). Answer: the DER certificate.
 type CertifyEK struct {
 	Manufacturer uint32
 	Version      uint32
 	Model        string
 	Public       []byte
+	Family       uint8 // FamilyEK20 (or zero) or FamilyEK12
 }
+
+// The TPM families of CERTIFY_EK, numbered as the deep quote's hardware
+// families are.
+const (
+	FamilyEK12 uint8 = 1
+	FamilyEK20 uint8 = 2
+)
 
 // GroupCACert (tag 0x01C2, OrdGroupCACert): u32 group. Answer: the DER
 // certificate of the group's EK CA.
@@ -78,17 +91,22 @@ func decodeCertifyEK(p []byte) (CertifyEK, error) {
 	}
 	p = p[ml:]
 	pl := int(binary.BigEndian.Uint16(p))
-	if pl == 0 || pl > MaxEKPublic || len(p) != 2+pl {
+	if pl == 0 || pl > MaxEKPublic || (len(p) != 2+pl && len(p) != 2+pl+1) {
 		return bad("public area of %d bytes (1 to %d) with %d bytes left", pl, MaxEKPublic, len(p)-2)
 	}
-	m.Public = p[2:]
+	m.Public, m.Family = p[2:2+pl], FamilyEK20
+	if len(p) == 2+pl+1 {
+		if m.Family = p[2+pl]; m.Family != FamilyEK12 && m.Family != FamilyEK20 {
+			return bad("TPM family %d", m.Family)
+		}
+	}
 	return m, nil
 }
 
 // EncodeCertifyEK builds a CERTIFY_EK request (the vTPM side).
 func EncodeCertifyEK(m CertifyEK) ([]byte, error) {
-	if m.Model == "" || len(m.Model) > MaxTPMModel || len(m.Public) == 0 || len(m.Public) > MaxEKPublic {
-		return nil, fmt.Errorf("CERTIFY_EK: model of %d bytes or public area of %d bytes out of range", len(m.Model), len(m.Public))
+	if m.Model == "" || len(m.Model) > MaxTPMModel || len(m.Public) == 0 || len(m.Public) > MaxEKPublic || m.Family > FamilyEK20 {
+		return nil, fmt.Errorf("CERTIFY_EK: model of %d bytes, public area of %d bytes or family %d out of range", len(m.Model), len(m.Public), m.Family)
 	}
 	b := binary.BigEndian.AppendUint32(nil, m.Manufacturer)
 	b = binary.BigEndian.AppendUint32(b, m.Version)
@@ -96,6 +114,9 @@ func EncodeCertifyEK(m CertifyEK) ([]byte, error) {
 	b = append(b, m.Model...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Public)))
 	b = append(b, m.Public...)
+	if m.Family == FamilyEK12 {
+		b = append(b, m.Family)
+	}
 	return encodeRequest(TagVTPMReq, OrdCertifyEK, b)
 }
 

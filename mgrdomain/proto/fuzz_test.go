@@ -29,6 +29,12 @@ func FuzzHandle(f *testing.F) {
 	if ek, err := EncodeCertifyEK(CertifyEK{Manufacturer: 1, Version: 2, Model: "m", Public: make([]byte, 118)}); err == nil {
 		f.Add(ek)
 	}
+	if ek, err := EncodeCertifyEK(CertifyEK{Manufacturer: 1, Version: 2, Model: "m", Public: make([]byte, 284), Family: FamilyEK12}); err == nil {
+		f.Add(ek)
+	}
+	if dq, err := EncodeDeepQuote(DeepQuote{Nonce: make([]byte, 20), PCRs: 1 << 16, Bank: bankSHA1}); err == nil {
+		f.Add(dq)
+	}
 	f.Add([]byte{0x01, 0xC1, 0, 0})
 	h := &Handler{Backend: pcrBackend{newFake()}}
 	admin := PeerInfo{DomID: 0, UUID: [16]byte{1}}

@@ -392,3 +392,54 @@ func TestBusy(t *testing.T) {
 		t.Fatalf("failing manager answered %v, want a failure that is not TPM_RETRY", err)
 	}
 }
+
+// DEEP_QUOTE names the caller's PCR bank; a request without it (a vTPM
+// from before the TPM 1.2 personality's deep quote) is of SHA-256, and
+// a bank the binding cannot name is refused.
+func TestDeepQuoteBank(t *testing.T) {
+	d := bytes.Repeat([]byte{5}, 32)
+	m := DeepQuote{Nonce: []byte("n"), PCRs: 1 << 16, Bank: bankSHA1}
+	copy(m.PCRDigest[:], d)
+	req, err := EncodeDeepQuote(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := DecodeRequest(req); err != nil || fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", m) {
+		t.Fatalf("round trip: %#v, %v", got, err)
+	}
+	old := raw(TagVTPMReq, 10+1+1+4+32, OrdDeepQuote, append(append([]byte{1, 'n'}, 0, 1, 0, 0), d...))
+	if _, got, err := DecodeRequest(old); err != nil || got.(DeepQuote).Bank != bankSHA256 {
+		t.Errorf("a request without a bank: %#v, %v", got, err)
+	}
+	bad := bytes.Clone(req)
+	bad[len(bad)-1] = 0x12
+	if _, _, err := DecodeRequest(bad); err == nil {
+		t.Error("bank 0x0012 decoded")
+	}
+	if _, err := EncodeDeepQuote(DeepQuote{Bank: 0x0012}); err == nil {
+		t.Error("bank 0x0012 encoded")
+	}
+}
+
+// CERTIFY_EK's family: absent is TPM 2.0, 1 a TPM 1.2 EK's TPM_PUBKEY,
+// anything else refused.
+func TestCertifyEKFamily(t *testing.T) {
+	m := CertifyEK{Manufacturer: 1, Version: 2, Model: "m", Public: []byte{1, 2, 3}, Family: FamilyEK12}
+	req, err := EncodeCertifyEK(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := DecodeRequest(req); err != nil || fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", m) {
+		t.Fatalf("round trip: %#v, %v", got, err)
+	}
+	m.Family = 0
+	req, _ = EncodeCertifyEK(m)
+	if _, got, err := DecodeRequest(req); err != nil || got.(CertifyEK).Family != FamilyEK20 {
+		t.Errorf("without a family: %#v, %v", got, err)
+	}
+	bad := append(bytes.Clone(req), 7)
+	binary.BigEndian.PutUint32(bad[2:], uint32(len(bad)))
+	if _, _, err := DecodeRequest(bad); err == nil {
+		t.Error("family 7 decoded")
+	}
+}

@@ -25,9 +25,16 @@ for t in /usr/sbin/tcsd /usr/sbin/tpm_version /usr/sbin/tpm_takeownership /usr/s
 	[ -e "$t" ] || { echo "build.sh: $t missing: run build/testbed/host-deps.sh trousers tpm-tools" >&2; exit 1; }
 	tools+=(--bin "$t")
 done
-# tcsd needs libgcc_s.so.1: glibc loads it when a thread exits.
+# tcsd needs libgcc_s.so.1: glibc loads it when a thread exits. The
+# guest's xenvtpm asks for a deep quote (TPM_ORD_DeepQuote), its openssl
+# checks the EK certificate.
+guestbin=$(mktemp -d)
+trap 'rm -rf "$guestbin"' EXIT
+gunzip -c "$TESTBED_STAGE/xenvtpm.gz" >"$guestbin/xenvtpm"
+chmod 755 "$guestbin/xenvtpm"
 "$TESTBED_PREPARE" guest-initramfs --init "$here/guest12-init" --out "$TESTBED_STAGE/guest12.cpio" --gzip \
-	--module xen-tpmfront --module xen-blkfront "${tools[@]}" --bin /usr/lib/x86_64-linux-gnu/libgcc_s.so.1
+	--module xen-tpmfront --module xen-blkfront "${tools[@]}" --bin /usr/lib/x86_64-linux-gnu/libgcc_s.so.1 \
+	--bin /usr/bin/openssl --file "$guestbin/xenvtpm:/usr/bin/xenvtpm"
 cp "$here/vtpm12.cfg" "$here/guest12.cfg" "$here/tpm12-dom0.sh" "$TESTBED_STAGE/"
 python3 - "$TESTBED_STAGE" "$here/guest12.cfg" <<'PY'
 import hashlib, os, re, sys

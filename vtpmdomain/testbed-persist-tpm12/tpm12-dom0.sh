@@ -7,7 +7,8 @@
 # the kernel's hwrng, PCRs 4 and 5, and runs TrouSerS' tcsd and tpm-tools:
 # takes ownership, writes an NV index, seals data. The vTPM is destroyed
 # and started again, then shut down with the manager restarted: owner, NV
-# data and sealed data are still there. Sourced from ../testbed-persist's
+# data and sealed data are still there, and the guest's deep quote
+# (TPM_ORD_DeepQuote) verifies in dom0. Sourced from ../testbed-persist's
 # test with its helpers, the manager up and no other vTPM running.
 
 # dom0's root file system holds both parts (scenario.conf gives dom0 the
@@ -27,11 +28,12 @@ start_vtpm12() {
 	grep -E 'vTPM|TPM 1.2|state|fresh|resumed' "$v" | grep -v 'grant mappings' | head -n 8
 }
 
-# guest12 TAG [STEP]: boot the TPM 1.2 guest (guest12.cfg's own command
-# line, the measured one, without STEP) and keep its marker lines in $g.
+# guest12 TAG [STEP [ARGS]]: boot the TPM 1.2 guest (guest12.cfg's own
+# command line, the measured one, without STEP; ARGS are more kernel
+# parameters) and keep its marker lines in $g.
 guest12() {
 	if [ -n "$2" ]; then
-		create guest12.cfg guest12 "extra=\"console=hvc0 quiet step=$2\"" || fail "xl create guest12.cfg failed ($1)"
+		create guest12.cfg guest12 "extra=\"console=hvc0 quiet step=$2 $3\"" || fail "xl create guest12.cfg failed ($1)"
 	else
 		create guest12.cfg guest12 || fail "xl create guest12.cfg failed ($1)"
 	fi
@@ -64,6 +66,8 @@ pcrs_reset() {
 # ---- a new TPM 1.2 vTPM; dom0 measures the guest's boot into it ----
 start_vtpm12 first
 grep -q 'new vTPM' "$v" || fail "first start of a blank TPM 1.2 vTPM disk did not say it made a new TPM"
+grep -q 'EK certificate (RSA-2048, TPM 1.2) from the manager' "$v" || fail "TPM 1.2 vTPM: no EK certificate from the manager: $(grep -m1 'EK certificate' "$v")"
+log "FIGURE EK certificate (TPM 1.2) at the vTPM's first start: $(grep -m1 -o 'EK certificate (RSA-2048, TPM 1.2).*' "$v" | sed 's/.*stored in \([^)]*\)).*/\1/')"
 t0=$(now)
 /tmp/xenvtpm measure --vtpm vtpm12 guest12.cfg >/tmp/measure12.out 2>&1 || { cat /tmp/measure12.out; fail "xenvtpm measure (TPM 1.2) failed"; }
 cat /tmp/measure12.out
@@ -95,7 +99,8 @@ wait_gone vtpm12 30 || fail "TPM 1.2 vTPM not destroyed"
 keep_log vtpm12 first >/dev/null
 start_vtpm12 second
 grep -q 'resumed' "$v" || fail "TPM 1.2 vTPM (second) did not resume its saved state"
-guest12 check1 check
+$X group ca-cert 0 --manager mgr -o /tmp/ca.pem || fail "xenvtpm group ca-cert 0 failed"
+guest12 check1 check "ca=$(sed '/-----/d' /tmp/ca.pem | tr -d '\n')"
 grep -q "^T12-OWNED 1" "$g" || fail "TPM 1.2 vTPM restart: not owned any more"
 pcrs_reset check1
 for c in probe hwrng owner getpubek-owner nvread nv-roundtrip; do t12_ok $c; done
@@ -103,6 +108,16 @@ grep '^T12-OK getpubek-owner:' "$g" | grep -q 'Public Endorsement Key' || fail "
 grep -q "^NV-READ $written" "$g" || fail "TPM 1.2 NV data after a vTPM restart: $(grep NV-READ "$g"), want $written"
 seal_verdict
 step "TPM 1.2 vTPM destroyed and started again: still owned (owner auth works), NV data read back, PCRs reset; $seal"
+
+# The EK certificate the manager issued at the vTPM's first start, as the
+# guest read it from TPM_NV_INDEX_EKCert after a restart: openssl in the
+# guest accepted it against the group's exported CA and found the EK's
+# modulus in it; dom0's verifier says it names a TPM 1.2.
+for c in ekcert-read ekcert-framing ekcert-verify ekcert-key; do t12_ok $c; done
+tr -d '\r' <"$g" | sed -n 's/^FILE ek12.der //p' | base64 -d >/tmp/ek12.der && [ -s /tmp/ek12.der ] || fail "the TPM 1.2 guest printed no EK certificate"
+out=$($X verify ekcert /tmp/ek12.der --ca /tmp/ca.pem 2>&1) && echo "$out" | grep -q 'a TPM 1.2 (' || fail "xenvtpm verify ekcert (TPM 1.2): $out"
+echo "$out"
+step "TPM 1.2 EK certificate: tpm_nvread in the guest reads it from TPM_NV_INDEX_EKCert (PC Client framing), openssl verify accepts it against the group's exported CA, its key is the EK's (sysfs pubek); xenvtpm verify ekcert in dom0: VERIFIED, TPM 1.2"
 
 # ---- the vTPM shut down and the manager restarted ----
 xl shutdown vtpm12 || log "xl shutdown exited non-zero; judging by the domain"
@@ -112,13 +127,32 @@ stop_mgr before-tpm12
 start_mgr tpm12
 start_vtpm12 third
 grep -q 'resumed' "$v" || fail "TPM 1.2 vTPM (third) did not resume its saved state after a manager restart"
-guest12 check2 check
+N12=$(head -c 20 /dev/urandom | xxd -p)
+guest12 check2 check "nonce=$N12"
 grep -q "^T12-OWNED 1" "$g" || fail "TPM 1.2 after a manager restart: not owned any more"
 pcrs_reset check2
 for c in probe owner getpubek-owner nvread nv-roundtrip; do t12_ok $c; done
 grep -q "^NV-READ $written" "$g" || fail "TPM 1.2 NV data after a manager restart: $(grep NV-READ "$g"), want $written"
 seal_verdict
 step "TPM 1.2 vTPM shut down, manager restarted: still owned (owner auth works), NV data read back, PCRs reset; $seal"
+
+# The same boot asked for a deep quote of its PCRs 4, 5 and 16 (SHA-1,
+# all zero after the vTPM's start) with TPM_ORD_DeepQuote.
+t12_ok deepquote
+qfile
+out=$($X group ak 0 --manager mgr -o /tmp/ak.pem 2>&1) || fail "xenvtpm group ak 0 failed: $out"
+echo "$out"
+# The hardware TPM 1.2 has the EK certificate swtpm_setup made
+# (scenario.conf: --create-ek-cert): GROUP_AK read it from
+# TPM_NV_INDEX_EKCert, and it certifies the EK the manager reports.
+echo "$out" | grep -q 'the hardware EK has a certificate from .* for that EK' || fail "GROUP_AK on TPM 1.2: no hardware EK certificate: $out"
+U12=$(sed -n 's/.*uuid=\([0-9a-f-]*\).*/\1/p' vtpm12.cfg | head -n 1)
+Z=0000000000000000000000000000000000000000
+vq tpm12 VERIFIED --nonce "$N12" --uuid "$U12" --vtpm-pcr "4:$Z" --vtpm-pcr "16:$Z"
+vq tpm12-nonce nonce --nonce "$(head -c 20 /dev/urandom | xxd -p)" --uuid "$U12"
+vq tpm12-uuid "vTPM UUID" --nonce "$N12" --uuid 76747069-7065-7273-6973-740000000002
+vq tpm12-pcr "vTPM PCRs" --nonce "$N12" --vtpm-pcr "4:$(sed -n 's/^PCR12 4 //p' /test/guest12.expected)"
+step "the hardware TPM 1.2's EK certificate (TPM_NV_INDEX_EKCert, read with the owner's authorization) came with the group's identity key and certifies the hardware EK; the TPM 1.2 guest's deep quote (TPM_ORD_DeepQuote: its 20-byte nonce, vTPM $U12, its SHA-1 PCRs 4, 5, 16) verified by xenvtpm verify in dom0; another nonce, another vTPM's UUID and the measured PCR 4 each named"
 xl destroy vtpm12
 wait_gone vtpm12 30 || fail "TPM 1.2 vTPM not destroyed at the end"
 keep_log vtpm12 third >/dev/null

@@ -107,6 +107,24 @@ log "FIGURE $(grep 'state saved' "$(console_log vtpm)" | tail -n 1 | sed 's/.*st
 # exports, each for the EK the guest's tpm2_createek made.
 X=/tmp/xenvtpm
 gunzip -c /test/xenvtpm.gz >$X && chmod 755 $X || fail "cannot unpack xenvtpm"
+# Deep quotes (step 7, and a part run before the rollback):
+nonce() { head -c 16 /dev/urandom | xxd -p; }
+# qfile: the guest's deep quote, decoded to /tmp/dq.bin.
+qfile() {
+	tr -d '\r' <"$g" | sed -n 's/^FILE dq.bin //p' | base64 -d >/tmp/dq.bin && [ -s /tmp/dq.bin ] || fail "the guest printed no deep quote"
+}
+# vq NAME WANT ARGS...: xenvtpm verify quote; WANT is VERIFIED or the link
+# that must fail.
+vq() {
+	name=$1 want=$2
+	shift 2
+	out=$($X verify quote /tmp/dq.bin --ak /tmp/ak.pem "$@" 2>&1)
+	echo "$out"
+	case $want in
+	VERIFIED) echo "$out" | grep -q ': VERIFIED' || fail "deep quote ($name) not verified: $out" ;;
+	*) echo "$out" | grep -q "NOT VERIFIED: $want:" || fail "deep quote ($name): the verifier did not name the $want link: $out" ;;
+	esac
+}
 grep 'EK certificate' "$(console_log vtpm)"
 for k in RSA-2048 'ECC P-256'; do
 	log "FIGURE EK certificate ($k) at the vTPM's first start: $(grep -m1 -o "EK certificate ($k) from the manager.*" "$(console_log vtpm)" | sed 's/.*stored in \([^)]*\)).*/\1/')"
@@ -260,23 +278,6 @@ start_mgr fourth
 start_vtpm quote
 serving quote
 U=$(sed -n 's/.*uuid=\([0-9a-f-]*\).*/\1/p' vtpm.cfg | head -n 1)
-nonce() { head -c 16 /dev/urandom | xxd -p; }
-# qfile: the guest's deep quote, decoded to /tmp/dq.bin.
-qfile() {
-	tr -d '\r' <"$g" | sed -n 's/^FILE dq.bin //p' | base64 -d >/tmp/dq.bin && [ -s /tmp/dq.bin ] || fail "the guest printed no deep quote"
-}
-# vq NAME WANT ARGS...: xenvtpm verify quote; WANT is VERIFIED or the link
-# that must fail.
-vq() {
-	name=$1 want=$2
-	shift 2
-	out=$($X verify quote /tmp/dq.bin --ak /tmp/ak.pem "$@" 2>&1)
-	echo "$out"
-	case $want in
-	VERIFIED) echo "$out" | grep -q ': VERIFIED' || fail "deep quote ($name) not verified: $out" ;;
-	*) echo "$out" | grep -q "NOT VERIFIED: $want:" || fail "deep quote ($name): the verifier did not name the $want link: $out" ;;
-	esac
-}
 fam=$(echo "$hw" | sed -n 's/^TPM \([0-9.]*\) .*/\1/p')
 # digest HEX-SEED: a digest of the hardware family's PCR bank (SHA-256 on
 # 2.0, SHA-1 on 1.2) of a word.

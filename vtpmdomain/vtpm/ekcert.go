@@ -6,6 +6,7 @@ import (
 	gt "github.com/google/go-tpm/tpm2"
 
 	"github.com/xenvtpm/xenvtpm/attest/ekcert"
+	"github.com/xenvtpm/xenvtpm/emulator/tpm12"
 	"github.com/xenvtpm/xenvtpm/emulator/tpm2"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 )
@@ -20,6 +21,10 @@ import (
 // NVIndexECCP256Cert), where tpm2_getekcertificate, keylime and Windows
 // look. This happens before the guest's first command, and the indices
 // are platform-created, so the guest's TPM2_Clear keeps them.
+//
+// A TPM 1.2 vTPM (tpm=1.2) has one EK, RSA-2048: its certificate goes to
+// TPM_NV_INDEX_EKCert in the PC Client framing (tpm12.ProvisionEKCert),
+// an index the guest's TPM_OwnerClear keeps.
 
 // ekCerts are the certified EKs: template and NV index.
 var ekCerts = []struct {
@@ -35,9 +40,12 @@ var ekCerts = []struct {
 // logged and leaves the TPM serving without that certificate: the next
 // start tries again.
 func (s *Server) provisionEKCerts(certify func(proto.CertifyEK) ([]byte, error)) {
+	if t, ok := s.tpm.(tpm12Engine); ok {
+		s.provisionEKCert12(t.TPM, certify)
+		return
+	}
 	t, ok := s.tpm.(*tpm2.TPM)
 	if !ok {
-		s.log.Infof("EK certificates: not provided for TPM %s yet", s.fam.name)
 		return
 	}
 	manufacturer, model, version := t.Identity()
@@ -64,4 +72,29 @@ func (s *Server) provisionEKCerts(certify func(proto.CertifyEK) ([]byte, error))
 		s.log.Infof("EK certificate (%s) from the manager at NV index %#x (%d bytes; EK derived, certified and stored in %v)",
 			k.name, k.index, len(der), time.Since(t0).Round(time.Millisecond))
 	}
+}
+
+// provisionEKCert12 is provisionEKCerts for a TPM 1.2.
+func (s *Server) provisionEKCert12(t *tpm12.TPM, certify func(proto.CertifyEK) ([]byte, error)) {
+	if _, ok := t.EKCert(); ok {
+		return
+	}
+	t0 := time.Now()
+	pub, err := t.EKPublic()
+	if err != nil {
+		s.log.Errorf("EK certificate (TPM 1.2): reading the EK: %v", err)
+		return
+	}
+	manufacturer, model, version := t.Identity()
+	der, err := certify(proto.CertifyEK{Manufacturer: manufacturer, Model: model, Version: version, Public: pub, Family: proto.FamilyEK12})
+	if err != nil {
+		s.log.Errorf("EK certificate (TPM 1.2): the manager did not issue it: %v; the guest finds no certificate at NV index %#x until a later start gets one", err, tpm12.NVIndexEKCert)
+		return
+	}
+	if err := t.ProvisionEKCert(der); err != nil {
+		s.log.Errorf("EK certificate (TPM 1.2): %v", err)
+		return
+	}
+	s.log.Infof("EK certificate (RSA-2048, TPM 1.2) from the manager at NV index %#x (%d bytes; certified and stored in %v)",
+		tpm12.NVIndexEKCert, len(der), time.Since(t0).Round(time.Millisecond))
 }

@@ -9,6 +9,9 @@ import (
 	gt "github.com/google/go-tpm/tpm2"
 
 	"github.com/xenvtpm/xenvtpm/attest/ekcert"
+	"github.com/xenvtpm/xenvtpm/emulator/tpm12"
+	"github.com/xenvtpm/xenvtpm/internal/mgrtest"
+	"github.com/xenvtpm/xenvtpm/mgrdomain/hwtpm"
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 )
 
@@ -163,4 +166,63 @@ func mustTPM2(t *testing.T, state []byte) interface {
 	return e.(interface {
 		NVIndexData(uint32) (gt.TPMSNVPublic, []byte, bool)
 	})
+}
+
+// A TPM 1.2 vTPM's EK certificate, from the real manager: at its first
+// start it is in TPM_NV_INDEX_EKCert, which the guest reads without
+// authorization in the PC Client framing; it certifies the EK
+// TPM_ReadPubek gives, names the TPM 1.2 specification, and is not asked
+// for again at the next start.
+func TestEKCertificate12(t *testing.T) {
+	uuid := [16]byte{1, 2, 5}
+	mgr := mgrtest.Start(t)
+	mgr.AddVTPM(t, uuid)
+	asked := 0
+	certify := func(m proto.CertifyEK) ([]byte, error) {
+		asked++
+		req, err := proto.EncodeCertifyEK(m)
+		if err != nil {
+			return nil, err
+		}
+		return mgr.Ask(req, proto.PeerInfo{DomID: 5, UUID: uuid})
+	}
+	sv := &memSaver{}
+	s := new12(t, Config{CertifyEK: certify, Saver: sv})
+	if asked != 1 || len(sv.blobs) == 0 {
+		t.Fatalf("asked %d times, %d saves", asked, len(sv.blobs))
+	}
+	// TPM_NV_ReadValue (no authorization) of the index, in two reads as
+	// TrouSerS does.
+	read := func(off, n uint32) []byte {
+		return send12(t, s, cmd12(0xCF, be32(tpm12.NVIndexEKCert), be32(off), be32(n)))[4:]
+	}
+	head := read(0, 5)
+	n := uint32(head[3])<<8 | uint32(head[4])
+	der, err := ekcert.Unframe12(append(head, read(5, n)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := mgr.Dom0().GroupCACert(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := s.tpm.(tpm12Engine).EKPublic()
+	ek, err := hwtpm.ParsePubKey12(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ekcert.Check(der, ca, ek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Spec.Family != "1.2" || c.Info.Manufacturer != 0x58565450 {
+		t.Errorf("spec %+v, info %+v", c.Spec, c.Info)
+	}
+	s2 := new12(t, Config{CertifyEK: certify, State: sv.last()})
+	if asked != 1 {
+		t.Errorf("asked again at the next start (%d)", asked)
+	}
+	if again, ok := s2.tpm.(tpm12Engine).EKCert(); !ok || string(again) != string(der) {
+		t.Error("the certificate did not persist")
+	}
 }

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/xenvtpm/xenvtpm/attest/deepquote"
-
 	"github.com/xenvtpm/xenvtpm/mgrdomain/proto"
 	"github.com/xenvtpm/xenvtpm/ratelimit"
 	"github.com/xenvtpm/xenvtpm/vtpmdomain/platform"
@@ -46,7 +44,8 @@ type Config struct {
 	CertifyEK func(proto.CertifyEK) ([]byte, error)
 	// DeepQuote asks the manager for a deep quote (DEEP_QUOTE) and
 	// returns its answer; nil: the guest's deep quote command is
-	// answered TPM_RC_COMMAND_CODE (deepquote.go).
+	// answered TPM_RC_COMMAND_CODE (TPM 1.2: TPM_BAD_ORDINAL;
+	// deepquote.go).
 	DeepQuote func(proto.DeepQuote) ([]byte, error)
 	Log       Logger
 	// Now is the clock of the save budget and of the TPM; time.Now when
@@ -351,8 +350,8 @@ func (s *Server) Handle(from Peer, locality uint8, cmd []byte) []byte {
 		s.unsaved = false
 		s.log.Infof("state saved after earlier failures")
 	}
-	if len(cmd) >= 10 && binary.BigEndian.Uint32(cmd[6:]) == deepquote.CommandCode && s.fam == family20 {
-		return s.deepQuote(from, cmd)
+	if q := s.quoteFamilyOf(cmd); q != nil {
+		return s.deepQuote(from, q, cmd)
 	}
 	now := s.now()
 	if s.budget != nil && len(cmd) >= 10 && s.tpm.WritesNV(binary.BigEndian.Uint32(cmd[6:])) && !s.budget.Has(now) {

@@ -14,8 +14,10 @@ import (
 // took ownership with owner password ownerPass and SRK password srkPass
 // (their SHA-1 digests become the authorisation data, as the
 // text:<password> form of owner_auth=/srk_auth= computes), and locked NV.
-// With ownerPass "" the TPM is left unowned, without an EK.
-func StartSwtpm12(t testing.TB, ownerPass, srkPass string) *Swtpm {
+// With ownerPass "" the TPM is left unowned, without an EK. setup are
+// more swtpm_setup options (--create-ek-cert: an EK certificate in NV
+// index TPM_NV_INDEX_EKCert, from swtpm_localca).
+func StartSwtpm12(t testing.TB, ownerPass, srkPass string, setup ...string) *Swtpm {
 	t.Helper()
 	for _, tool := range []string{"swtpm", "swtpm_setup"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -24,8 +26,8 @@ func StartSwtpm12(t testing.TB, ownerPass, srkPass string) *Swtpm {
 	}
 	dir := t.TempDir()
 	if ownerPass != "" {
-		out, err := exec.Command("swtpm_setup", "--tpm-state", dir, "--take-ownership",
-			"--ownerpass", ownerPass, "--srkpass", srkPass, "--lock-nvram").CombinedOutput()
+		args := append([]string{"--tpm-state", dir, "--take-ownership", "--ownerpass", ownerPass, "--srkpass", srkPass, "--lock-nvram"}, setup...)
+		out, err := exec.Command("swtpm_setup", args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("swtpm_setup: %v\n%s", err, out)
 		}
