@@ -69,6 +69,7 @@ func main() {
 	loc, _ := strconv.Atoi(cfg.Get("tpmlocality"))
 	owner, _ := hwtpm.ParseAuth(cfg.Get("owner_auth"))
 	srk, _ := hwtpm.ParseAuth(cfg.Get("srk_auth"))
+	endorsement, _ := hwtpm.ParseAuth(cfg.Get("endorsement_auth"))
 	pcrs, _ := hwtpm.ParsePCRs(cfg.Get("sealpcrs"))
 	nvRate, _ := ratelimit.ParseRate(cfg.Get("hwnvrate"))
 	nvBurst, _ := strconv.Atoi(cfg.Get("hwnvburst"))
@@ -89,7 +90,7 @@ func main() {
 	} else {
 		tpm = openTIS(base, loc, cfg.Get("tpmseize") == "1")
 	}
-	hwcfg := hwtpm.Config{OwnerAuth: owner, SRKAuth: srk, Locality: uint8(loc)}
+	hwcfg := hwtpm.Config{OwnerAuth: owner, SRKAuth: srk, EndorsementAuth: endorsement, Locality: uint8(loc)}
 	// Open probes the family; a TPM 1.2 is opened by Open12 instead.
 	var hw manager.Hardware
 	hw20, err := hwtpm.Open(tpm, hwcfg)

@@ -36,14 +36,14 @@ import (
 // the hardware TPM (in the Xen design, its iomem= window at the TIS
 // locality it alone uses).
 //
-// The endorsement hierarchy's authValue must be empty, as it is out of
-// the box and as the TCG EK Credential Profile expects for the EK's
-// PolicySecret(TPM_RH_ENDORSEMENT). A TPM whose endorsement authValue was
-// set (tpm2_changeauth -c e) is not supported yet: ErrEndorsementAuth.
+// The endorsement hierarchy's authValue is empty out of the box; a host
+// owner who set one (tpm2_changeauth -c e) gives it as endorsement_auth=
+// (Config.EndorsementAuth). Then CreatePrimary in that hierarchy and the
+// EK's PolicySecret(TPM_RH_ENDORSEMENT) authorise with it as an HMAC in
+// a salted session, so it never crosses the bus in clear.
 
-// ErrEndorsementAuth: the endorsement hierarchy refused the empty
-// authValue.
-var ErrEndorsementAuth = errors.New("hwtpm: the TPM's endorsement hierarchy has an authValue set; attestation keys need it empty (not supported yet)")
+// ErrEndorsementAuth: the endorsement hierarchy refused endorsement_auth=.
+var ErrEndorsementAuth = errors.New("hwtpm: the TPM's endorsement hierarchy refused endorsement_auth= (tpm2_changeauth -c e set its authValue: give it as endorsement_auth=)")
 
 // ErrCredential: TPM2_ActivateCredential (or on TPM 1.2
 // TPM_ActivateIdentity) refused the credential: it was not made with
@@ -133,15 +133,28 @@ type endorsementKey struct {
 }
 
 // endorsementPrimary runs TPM2_CreatePrimary with tmpl in the endorsement
-// hierarchy (empty authValue, password session: nothing secret crosses).
-// It checks that the TPM made the key the template asks for (the same
+// hierarchy: with an empty endorsement_auth= in a password session
+// (nothing secret crosses), else as an HMAC in a session salted to a
+// null-hierarchy key (withSalt). It checks that the TPM made the key the template asks for (the same
 // public area apart from unique) and computes the name itself rather than
 // trusting the response's. The caller flushes the handle.
 func (t *TPM) endorsementPrimary(what string, tmpl tpm2.TPMTPublic) (*endorsementKey, error) {
-	rsp, err := tpm2.CreatePrimary{
-		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
-		InPublic:      tpm2.New2B(tmpl),
-	}.Execute(t.tr)
+	create := func(auth tpm2.Session) (*tpm2.CreatePrimaryResponse, error) {
+		return tpm2.CreatePrimary{
+			PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: auth},
+			InPublic:      tpm2.New2B(tmpl),
+		}.Execute(t.tr)
+	}
+	var rsp *tpm2.CreatePrimaryResponse
+	var err error
+	if ea := t.cfg.EndorsementAuth.TPM2(); len(ea) == 0 {
+		rsp, err = create(tpm2.PasswordAuth(nil))
+	} else {
+		err = t.withSalt(func(null *saltKey) error {
+			rsp, err = create(null.hmac(ea))
+			return err
+		})
+	}
 	if err != nil {
 		if errors.Is(err, tpm2.TPMRCBadAuth) || errors.Is(err, tpm2.TPMRCAuthFail) {
 			return nil, fmt.Errorf("%w: TPM2_CreatePrimary(endorsement, %s): %w", ErrEndorsementAuth, what, err)
@@ -397,8 +410,12 @@ func (t *TPM) ActivateCredential(group [16]byte, credentialBlob, secret []byte) 
 	}
 	defer t.flush(ek.handle)
 	policy := tpm2.Policy(sessionHash, sessionNonce, func(tr transport.TPM, s tpm2.TPMISHPolicy, nonceTPM tpm2.TPM2BNonce) error {
+		auth := tpm2.PasswordAuth(nil)
+		if ea := t.cfg.EndorsementAuth.TPM2(); len(ea) > 0 {
+			auth = tpm2.HMAC(tpm2.TPMAlgSHA256, 16, tpm2.Auth(ea), tpm2.Salted(ek.handle, ek.pub))
+		}
 		_, err := tpm2.PolicySecret{
-			AuthHandle:    tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
+			AuthHandle:    tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: auth},
 			PolicySession: s,
 			NonceTPM:      nonceTPM,
 		}.Execute(tr)

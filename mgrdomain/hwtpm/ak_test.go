@@ -380,34 +380,60 @@ func TestEKCertificate(t *testing.T) {
 	noneLeft(t, tr, "EKPublic with a certificate")
 }
 
-func TestAKEndorsementAuthRefused(t *testing.T) {
+// A TPM whose endorsement hierarchy has an authValue: without
+// endorsement_auth= (or with a wrong one) the attestation key is refused
+// with ErrEndorsementAuth and nothing is left loaded; with it, the AK, its
+// quote and TPM2_ActivateCredential (the EK's PolicySecret) all work.
+func TestAKEndorsementAuth(t *testing.T) {
 	s := swtpmtest.StartSwtpm(t, "")
 	tr := s.TPM()
-	change := func(from, to []byte) {
-		t.Helper()
-		_, err := tpm2.HierarchyChangeAuth{
-			AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(from)},
-			NewAuth:    tpm2.TPM2BAuth{Buffer: to},
-		}.Execute(tr)
-		if err != nil {
-			t.Fatalf("HierarchyChangeAuth: %v", err)
+	good, _ := ParseAuth("text:endorsement")
+	_, err := tpm2.HierarchyChangeAuth{
+		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHEndorsement, Auth: tpm2.PasswordAuth(nil)},
+		NewAuth:    tpm2.TPM2BAuth{Buffer: good.TPM2()},
+	}.Execute(tr)
+	if err != nil {
+		t.Fatalf("HierarchyChangeAuth: %v", err)
+	}
+	wrong, _ := ParseAuth("text:other")
+	for _, a := range []Auth{WellKnown, wrong} {
+		tp := openTPM(t, s, Config{EndorsementAuth: a})
+		if _, err := tp.AKPublic(groupA); !errors.Is(err, ErrEndorsementAuth) {
+			t.Fatalf("AKPublic with endorsement_auth=%v = %v, want ErrEndorsementAuth", a, err)
+		} else {
+			t.Logf("refused: %v", err)
 		}
+		if _, _, err := tp.Quote(groupA, nil, []uint{0}); !errors.Is(err, ErrEndorsementAuth) {
+			t.Fatalf("Quote with endorsement_auth=%v = %v, want ErrEndorsementAuth", a, err)
+		}
+		noneLeft(t, tr, "a refused CreatePrimary")
 	}
-	change(nil, []byte("endorsement"))
-	tp := openTPM(t, s, Config{})
-	if _, err := tp.AKPublic(groupA); !errors.Is(err, ErrEndorsementAuth) {
-		t.Fatalf("AKPublic with an endorsement authValue = %v, want ErrEndorsementAuth", err)
-	} else {
-		t.Logf("refused: %v", err)
-	}
-	if _, _, err := tp.Quote(groupA, nil, []uint{0}); !errors.Is(err, ErrEndorsementAuth) {
-		t.Fatalf("Quote with an endorsement authValue = %v, want ErrEndorsementAuth", err)
-	}
-	noneLeft(t, tr, "a refused CreatePrimary")
-	change([]byte("endorsement"), nil)
-	if _, err := tp.AKPublic(groupA); err != nil {
+	tp := openTPM(t, s, Config{EndorsementAuth: good})
+	ak, err := tp.AKPublic(groupA)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := tp.Quote(groupA, nil, []uint{0}); err != nil {
+		t.Fatal(err)
+	}
+	ek, err := tp.EKPublic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ekPub, _ := tpm2.Unmarshal[tpm2.TPMTPublic](ek.Public)
+	ekEnc, err := tpm2.ImportEncapsulationKey(ekPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("a privacy CA's secret")
+	blob, enc, err := tpm2.CreateCredential(rand.Reader, ekEnc, ak.Name, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tp.ActivateCredential(groupA, blob, enc); err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("ActivateCredential with endorsement_auth= = %q, %v", got, err)
+	}
+	noneLeft(t, tr, "endorsement_auth=")
 }
 
 func BenchmarkAKQuote(b *testing.B) {

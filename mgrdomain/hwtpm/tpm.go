@@ -62,8 +62,12 @@ type Config struct {
 	// is re-derived from the owner seed on every boot with this value, so
 	// on TPM 2.0 it does not protect the sealed key by itself; OwnerAuth
 	// does, because creating the primary needs it.
-	SRKAuth      Auth
-	CounterIndex uint32 // NV index of the counter; 0 = DefaultCounterIndex (TPM 2.0)
+	SRKAuth Auth
+	// EndorsementAuth (endorsement_auth=, TPM 2.0) is the endorsement
+	// hierarchy's authValue, which the group attestation keys and the EK
+	// need (ak.go); empty out of the box.
+	EndorsementAuth Auth
+	CounterIndex    uint32 // NV index of the counter; 0 = DefaultCounterIndex (TPM 2.0)
 	// EpochIndex (TPM 2.0) is the NV index of the seal epoch (epoch.go);
 	// 0 = DefaultEpochIndex.
 	EpochIndex uint32

@@ -51,6 +51,10 @@ func Spec() cmdline.Spec {
 		{Name: "srk_auth", Check: checkAuth, Form: "well-known|hash:<40 hex>|text:<str>", Default: "well-known",
 			Help: "SRK (TPM 1.2) / storage primary (TPM 2.0) auth",
 			Doc:  "As `owner_auth` (`swtpm_setup --srkpass` sets `text:`)."},
+		{Name: "endorsement_auth", Check: checkAuth, Form: "well-known|hash:<40 hex>|text:<str>", Default: "well-known",
+			Help: "endorsement hierarchy auth (TPM 2.0): the group attestation keys and the EK need it",
+			Doc: "As `owner_auth`; only for a TPM 2.0 whose endorsement authValue was set (`tpm2_changeauth -c e hex:<SHA-1 of the text>` matches `text:`). " +
+				"Deep quotes and GROUP_AK/GROUP_ACTIVATE use it, as an HMAC in a salted session."},
 		{Name: "sealpcrs", Check: checkPCRs, Form: "default|none|N|X-Y,...", Default: "default",
 			Help: "PCRs the storage key is sealed to: default (0,2,4,7), none, or a list",
 			Doc: "SHA-256 bank on TPM 2.0, SHA-1 on TPM 1.2. For hosts without a System Approval Agent: once group 0 has an approval list (`xenvtpm group update 0`), " +
