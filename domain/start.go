@@ -80,3 +80,21 @@ func (d *Domain) connectStore() error {
 
 // Exit ends the domain: status 0 powers it off, anything else is a crash.
 func (d *Domain) Exit(status int) { os.Exit(status) }
+
+// WallClock returns the time of day from Xen's wall clock
+// (pvh.WallClock), for what must be dated (certificates): Go's own clock
+// in a domain counts from its start. It returns nil, after saying so,
+// when Xen gives none.
+func (d *Domain) WallClock() func() time.Time {
+	if t, ok := pvh.WallClock(); ok {
+		d.Log.Infof("time of day from Xen's wall clock: %s", t.UTC().Format(time.RFC3339))
+		return func() time.Time {
+			if t, ok := pvh.WallClock(); ok {
+				return t
+			}
+			return time.Now()
+		}
+	}
+	d.Log.Infof("Xen gives no wall clock: certificates are dated by the domain's own clock, which starts at 1970")
+	return nil
+}

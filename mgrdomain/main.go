@@ -130,6 +130,7 @@ func main() {
 		NVWriteRate:     nvRate,
 		NVWriteBurst:    nvBurst,
 		Logf:            dom.Log.Infof,
+		WallClock:       dom.WallClock(),
 	})
 	if err != nil {
 		die("%s%v", hint(err), err)

@@ -102,6 +102,11 @@ var NoExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 // it signs have none either, and it is valid from an hour back so that a
 // verifier whose clock lags the manager's a little still accepts it.
 func NewCA(name string, alg string) (crypto.Signer, *x509.Certificate, error) {
+	return NewCAAt(name, alg, time.Now())
+}
+
+// NewCAAt is NewCA with now as the time of day.
+func NewCAAt(name string, alg string, now time.Time) (crypto.Signer, *x509.Certificate, error) {
 	if name == "" || len(name) > 64 || !utf8.ValidString(name) {
 		return nil, nil, errors.New("ekcert: a CA name is 1 to 64 bytes of UTF-8 (RFC 5280 ub-common-name)")
 	}
@@ -127,7 +132,7 @@ func NewCA(name string, alg string) (crypto.Signer, *x509.Certificate, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour).Truncate(time.Second),
+		NotBefore:             now.Add(-time.Hour).Truncate(time.Second),
 		NotAfter:              NoExpiry,
 		BasicConstraintsValid: true,
 		IsCA:                  true,

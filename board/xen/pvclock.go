@@ -71,3 +71,30 @@ func (t TimeInfo) TSCHz() uint64 {
 	}
 	return hz
 }
+
+// Offsets inside struct shared_info (xen.h, x86_64) of the wall clock:
+// the time of day at Xen system time 0, which Xen sets from the host's
+// real-time clock and keeps as dom0 sets the time.
+const (
+	wcVersion = 3072
+	wcSec     = 3076
+	wcNsec    = 3080
+	wcSecHi   = 3084
+)
+
+// ReadWallClock returns the wall clock of the shared_info page p: the
+// nanoseconds since 1970-01-01 UTC at Xen system time 0 (add the system
+// time for the time of day); ok false while Xen has set none (0).
+func ReadWallClock(p *shm.Page) (ns int64, ok bool) {
+	for {
+		v := p.Load32(wcVersion)
+		if v&1 != 0 {
+			continue
+		}
+		sec := int64(p.Load32(wcSecHi))<<32 | int64(p.Load32(wcSec))
+		nsec := int64(p.Load32(wcNsec))
+		if p.Load32(wcVersion) == v {
+			return sec*1e9 + nsec, sec != 0
+		}
+	}
+}

@@ -41,3 +41,17 @@ func TestReadTimeInfo(t *testing.T) {
 		t.Fatalf("ReadTimeInfo = %+v", ti)
 	}
 }
+
+func TestReadWallClock(t *testing.T) {
+	p := shm.New(make([]byte, 4096))
+	if _, ok := ReadWallClock(p); ok {
+		t.Error("a wall clock Xen never set")
+	}
+	p.Store32(wcVersion, 2)
+	p.Store32(wcSec, 0x6a000000)
+	p.Store32(wcSecHi, 1)
+	p.Store32(wcNsec, 5)
+	if ns, ok := ReadWallClock(p); !ok || ns != (1<<32|0x6a000000)*1e9+5 {
+		t.Errorf("ReadWallClock = %d, %v", ns, ok)
+	}
+}

@@ -122,7 +122,7 @@ func (m *Manager) makeCA(id uint32) (*group, error) {
 	if old.caKey != nil {
 		return old, nil
 	}
-	key, cert, err := ekcert.NewCA(caName(old.uuid), "ecdsa")
+	key, cert, err := ekcert.NewCAAt(caName(old.uuid), "ecdsa", m.wallClock())
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +142,14 @@ func (m *Manager) makeCA(id uint32) (*group, error) {
 	m.mu.Unlock()
 	m.logf("manager: group %d has an EK CA (%s)", id, cert.Subject.CommonName)
 	return &g, nil
+}
+
+// wallClock is the time of day certificates are dated with.
+func (m *Manager) wallClock() time.Time {
+	if m.cfg.WallClock != nil {
+		return m.cfg.WallClock()
+	}
+	return m.clk.Now()
 }
 
 // GroupCACert returns the DER certificate of the group's EK CA.
@@ -234,9 +242,7 @@ func (m *Manager) CertifyEK(uuid [16]byte, req proto.CertifyEK) ([]byte, error) 
 		return nil, err
 	}
 	info := ekcert.TPMInfo{Manufacturer: req.Manufacturer, Model: req.Model, Version: req.Version}
-	// The manager domain has no wall clock of its own yet: notBefore is
-	// its clock, which may read 1970; verifiers accept any past date.
-	notBefore := m.clk.Now().Add(-time.Hour).Truncate(time.Second)
+	notBefore := m.wallClock().Add(-time.Hour).Truncate(time.Second)
 	var der []byte
 	if k, ok := ek.(*rsa.PublicKey); ok && req.Family == proto.FamilyEK12 {
 		der, err = ekcert.Issue12(ca, caCert, k, info, notBefore, ekcert.NoExpiry)

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"testing"
+	"time"
 
 	gt "github.com/google/go-tpm/tpm2"
 
@@ -218,5 +219,32 @@ func TestCertifyEKProtocol(t *testing.T) {
 	var pe *proto.Error
 	if _, err := proto.ParseResponse(h.Handle(proto.EncodeGroupCACert(0), vtpm), proto.TagMgmtReq); !errors.As(err, &pe) || pe.Code != proto.TPMAuthFail {
 		t.Fatalf("GROUP_CA_CERT from a vTPM domain: %v", err)
+	}
+}
+
+// Certificates are dated by Config.WallClock (Xen's wall clock in the
+// manager domain), not by the manager's own clock.
+func TestCertifyEKWallClock(t *testing.T) {
+	s := swtpmtest.StartSwtpm(t, "")
+	day := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
+	m := openMgr(t, newMemDisk(512, diskBytes), hwOf(t, s), Config{Admins: []uint32{0}, WallClock: func() time.Time { return day }})
+	u := uuidN(3)
+	if err := m.SaveHashKey(u, blobN(3, 1)); err != nil {
+		t.Fatal(err)
+	}
+	rsaPub, _ := vtpmEKs(t)
+	der, err := m.CertifyEK(u, certifyReq(rsaPub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caDER, _ := m.GroupCACert(0)
+	for name, d := range map[string][]byte{"EK certificate": der, "CA": caDER} {
+		c, err := x509.ParseCertificate(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := day.Add(-time.Hour); !c.NotBefore.Equal(want) {
+			t.Errorf("%s: notBefore %v, want %v", name, c.NotBefore, want)
+		}
 	}
 }

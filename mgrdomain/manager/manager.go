@@ -41,6 +41,11 @@ var (
 
 // Config configures the manager (from the domain's command line).
 type Config struct {
+	// WallClock is the time of day, for the dates of the certificates the
+	// manager issues (EK certificates and their CA); nil: the clock's
+	// Now, which in the manager domain counts from its start unless the
+	// board gives Xen's wall clock (pvh.WallClock).
+	WallClock func() time.Time
 	// SealPCRs is the sealpcrs= selection the storage key is sealed to;
 	// nil means hwtpm.DefaultSealPCRs, an empty non-nil slice no PCR
 	// policy (hwtpm.ParsePCRs gives both). A disk sealed to another

@@ -165,6 +165,10 @@ log "FIGURE vTPM restart (LOADHASHKEY + disk read + verify) xl create to serving
 GUEST_EXTRA="ca=$(sed '/-----/d' /tmp/ca.pem | tr -d '\n')" run_guest check check1
 grep -q 'STEP-OK openssl-verify' "$g" || fail "openssl verify in the guest did not accept the EK certificates against the exported CA"
 for k in rsa ecc; do grep -q "STEP-OK ekpub-$k" "$g" || fail "the $k EK certificate does not certify the guest's tpm2_createek key"; done
+# The manager dates certificates by Xen's wall clock, not its own clock
+# (which counts from 1970 at its start).
+since=$(sed -n 's/^EKCERT-notBefore=.* \([0-9][0-9][0-9][0-9]\) GMT.*/\1/p' "$g" | tr -d '\r' | head -n 1)
+[ -n "$since" ] && [ "$since" -ge 2024 ] || fail "the EK certificate's notBefore is not of this time: $(grep -m1 EKCERT- "$g")"
 grep -q "^NV-READ $written" "$g" || fail "NV data after a vTPM restart: $(grep NV-READ "$g"), want $written"
 grep 'STEP-OK persistent' "$g" | grep -q 0x81000005 || fail "persistent key 0x81000005 missing after a vTPM restart"
 grep -q "PCR16-VALUE.*$zero" "$g" || fail "PCR 16 not reset by the vTPM restart: $(grep PCR16 "$g")"

@@ -9,6 +9,7 @@ import (
 	"math"
 	"runtime/goos"
 	"sync/atomic"
+	"time"
 	"unsafe"
 	_ "unsafe"
 
@@ -72,6 +73,20 @@ func nanotime() int64 {
 		return bootCounter
 	}
 	return xenTime() - clockBase
+}
+
+// WallClock is the time of day from Xen's wall clock (shared_info's, which
+// Xen sets from the host's real-time clock): Go's own wall clock in this
+// runtime counts from the domain's start. ok false while Xen has none.
+func WallClock() (t time.Time, ok bool) {
+	if !clockReady.Load() {
+		return time.Time{}, false
+	}
+	wc, ok := xen.ReadWallClock(sharedInfo)
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(0, wc+xenTime()), true
 }
 
 // XenTime converts a Go nanotime value to Xen system time.
