@@ -19,6 +19,7 @@
 package swtpm
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -148,9 +149,12 @@ func (s *Server) Locality() uint8 {
 func (s *Server) ServeData(c net.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// A client writes a command in one piece: one read takes its header
+	// and body together.
+	r := bufio.NewReaderSize(c, 4096)
 	hdr := make([]byte, 10)
 	for {
-		if _, err := io.ReadFull(c, hdr); err != nil {
+		if _, err := io.ReadFull(r, hdr); err != nil {
 			return
 		}
 		n := binary.BigEndian.Uint32(hdr[2:])
@@ -161,7 +165,7 @@ func (s *Server) ServeData(c net.Conn) {
 		}
 		cmd := make([]byte, n)
 		copy(cmd, hdr)
-		if _, err := io.ReadFull(c, cmd[10:]); err != nil {
+		if _, err := io.ReadFull(r, cmd[10:]); err != nil {
 			return
 		}
 		if _, err := c.Write(s.execute(ctx, cmd)); err != nil {

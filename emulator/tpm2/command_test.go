@@ -73,7 +73,23 @@ func TestFastPathsMatchGeneric(t *testing.T) {
 	_, _ = (gt.ContextLoad{Context: cs.Context}).Execute(rec)
 	_, _ = (gt.FlushContext{FlushHandle: gt.TPMHandle(0x80FFFFFF)}).Execute(rec)
 	_, _ = (gt.GetRandom{BytesRequested: 20}).Execute(rec)
-	for _, name := range []string{"GetRandom", "PCRRead", "Sign", "Quote"} {
+	// Each kind of capability: the hand-written ones (TPM properties,
+	// handles, PCR allocation) and those left to go-tpm.
+	for _, c := range []gt.GetCapability{
+		{Capability: gt.TPMCapTPMProperties, Property: uint32(gt.TPMPTFamilyIndicator), PropertyCount: 64},
+		{Capability: gt.TPMCapTPMProperties, Property: uint32(gt.TPMPTManufacturer), PropertyCount: 1},
+		{Capability: gt.TPMCapHandles, Property: 0x80000000, PropertyCount: 8}, // transient
+		{Capability: gt.TPMCapHandles, Property: 0x81000000, PropertyCount: 8}, // persistent
+		{Capability: gt.TPMCapPCRs, PropertyCount: 1},
+		{Capability: gt.TPMCapAlgs, Property: 1, PropertyCount: 16},
+		{Capability: gt.TPMCapCommands, Property: uint32(gt.TPMCCNVUndefineSpaceSpecial), PropertyCount: 8},
+		{Capability: gt.TPMCapECCCurves, PropertyCount: 4},
+	} {
+		if _, err := c.Execute(rec); err != nil {
+			t.Fatalf("GetCapability %v: %v", c.Capability, err)
+		}
+	}
+	for _, name := range []string{"GetRandom", "PCRRead", "Sign", "Quote", "GetCapability"} {
 		if !encoded[name] {
 			t.Errorf("%s's hand-written encoder was not compared with go-tpm's", name)
 		}

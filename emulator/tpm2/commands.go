@@ -156,7 +156,7 @@ var commandTable = table(
 	cmd((*TPM).clockRateAdjust),
 
 	// Part 3 §30: capability commands.
-	cmd((*TPM).getCapability),
+	cmd((*TPM).getCapability, decodeWith(decodeGetCapability), encodeWith(encodeGetCapability)),
 	cmd((*TPM).testParms),
 
 	// Part 3 §31: non-volatile storage.

@@ -157,6 +157,54 @@ func (r *paramReader) sigScheme() gt.TPMTSigScheme {
 	return gt.TPMTSigScheme{Scheme: gt.TPMAlgNull}
 }
 
+// decodeGetCapability reads TPM2_GetCapability's parameters.
+func decodeGetCapability(p []byte, cmd *gt.GetCapability) error {
+	r := &paramReader{b: p, n: 1}
+	cmd.Capability = gt.TPMCap(r.u32())
+	r.next()
+	cmd.Property = r.u32()
+	r.next()
+	cmd.PropertyCount = r.u32()
+	return r.done()
+}
+
+// encodeGetCapability appends moreData and TPMS_CAPABILITY_DATA: by hand
+// for what guests and tools read at every start (TPM properties, handles,
+// PCR allocation), through go-tpm for the rest.
+func encodeGetCapability(b []byte, rsp *gt.GetCapabilityResponse) []byte {
+	if rsp.MoreData {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	cd := &rsp.CapabilityData
+	head := binary.BigEndian.AppendUint32(b, uint32(cd.Capability))
+	switch cd.Capability {
+	case gt.TPMCapTPMProperties:
+		if l, err := cd.Data.TPMProperties(); err == nil {
+			b = binary.BigEndian.AppendUint32(head, uint32(len(l.TPMProperty)))
+			for _, p := range l.TPMProperty {
+				b = binary.BigEndian.AppendUint32(b, uint32(p.Property))
+				b = binary.BigEndian.AppendUint32(b, p.Value)
+			}
+			return b
+		}
+	case gt.TPMCapHandles:
+		if l, err := cd.Data.Handles(); err == nil {
+			b = binary.BigEndian.AppendUint32(head, uint32(len(l.Handle)))
+			for _, h := range l.Handle {
+				b = binary.BigEndian.AppendUint32(b, uint32(h))
+			}
+			return b
+		}
+	case gt.TPMCapPCRs:
+		if l, err := cd.Data.AssignedPCR(); err == nil {
+			return appendPCRSelection(head, l)
+		}
+	}
+	return append(b, gt.Marshal(cd)...)
+}
+
 // decodeGetRandom reads TPM2_GetRandom's parameters.
 func decodeGetRandom(p []byte, cmd *gt.GetRandom) error {
 	r := &paramReader{b: p, n: 1}
