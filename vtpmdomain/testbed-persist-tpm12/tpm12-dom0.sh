@@ -33,11 +33,10 @@ start_vtpm12() {
 # parameters) and keep its marker lines in $g.
 guest12() {
 	if [ -n "$2" ]; then
-		create guest12.cfg guest12 "extra=\"console=hvc0 quiet step=$2 $3\"" || fail "xl create guest12.cfg failed ($1)"
+		boot_guest guest12.cfg guest12 "GUEST-DONE" 300 "extra=\"console=hvc0 quiet step=$2 $3\"" || fail "TPM 1.2 guest ($1) did not finish"
 	else
-		create guest12.cfg guest12 || fail "xl create guest12.cfg failed ($1)"
+		boot_guest guest12.cfg guest12 "GUEST-DONE" 300 || fail "TPM 1.2 guest ($1) did not finish"
 	fi
-	wait_console guest12 "GUEST-DONE" 300 || fail "TPM 1.2 guest ($1) did not finish"
 	ended guest12 s 60 || { xl destroy guest12; fail "TPM 1.2 guest ($1) did not power off"; }
 	g=$(keep_log guest12 "$1")
 	grep -E 'T12-|NV-|PCR12' "$g" | cut -c1-240

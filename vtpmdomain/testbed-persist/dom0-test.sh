@@ -65,8 +65,8 @@ shutdown_vtpm() {
 # run_guest STEP TAG: boot the guest with step=STEP (and GUEST_EXTRA's
 # kernel parameters); every step must pass.
 run_guest() {
-	create guest.cfg guest "extra=\"console=hvc0 quiet step=$1 ${GUEST_EXTRA:-}\"" || fail "xl create guest.cfg failed ($2)"
-	wait_console guest "GUEST-DONE step=$1" 300 || fail "guest ($2) did not finish step=$1"
+	boot_guest guest.cfg guest "GUEST-DONE step=$1" 300 "extra=\"console=hvc0 quiet step=$1 ${GUEST_EXTRA:-}\"" ||
+		fail "guest ($2) did not finish step=$1"
 	ended guest s 60 || { xl destroy guest; fail "guest ($2) did not power off"; }
 	g=$(keep_log guest "$2")
 	grep -E 'STEP-|NV-|PCR16' "$g"
