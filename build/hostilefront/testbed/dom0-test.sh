@@ -29,18 +29,14 @@ bad=0
 for a in revoke never-initialised destroy-mid-command length states cancel flood; do
 	log "---- attack=$a"
 	from=$(($(wc -l <"$(console_log vtpm1)") + 1))
-	# Once more if xl failed (xl has been seen to die while building a
-	# domain on the loaded test bed, status 127 here).
-	if ! xl_create hostile.cfg "extra=\"attack=$a\""; then
-		xl destroy hostile >/dev/null 2>&1
-		wait_gone hostile 30
-		xl_create hostile.cfg "extra=\"attack=$a\"" || fail "xl create hostile (attack=$a) failed twice"
-	fi
+	# boot_guest creates it once more if xl failed (xl has been seen to
+	# die while building a domain on the loaded test bed) or the test bed
+	# triple-faulted it at boot.
 	if [ "$a" = destroy-mid-command ]; then
-		wait_console hostile 'HOSTILE-SUBMITTED' 120 || { log "attack=$a: no HOSTILE-SUBMITTED"; bad=1; }
+		boot_guest hostile.cfg hostile 'HOSTILE-SUBMITTED' 120 "extra=\"attack=$a\"" || { log "attack=$a: no HOSTILE-SUBMITTED"; bad=1; }
 		sleep 0.5
 	else
-		wait_console hostile 'HOSTILE-(DONE|ERROR)' 400 || {
+		boot_guest hostile.cfg hostile 'HOSTILE-(DONE|ERROR)' 400 "extra=\"attack=$a\"" || {
 			log "attack=$a: hostile domain did not finish"
 			xen_diag hostile
 			bad=1
@@ -89,16 +85,13 @@ live12() {
 }
 for a in revoke never-initialised destroy-mid-command length states cancel flood; do
 	log "---- attack=$a against vtpm12 (TPM 1.2)"
-	if ! xl_create hostile.cfg "extra=\"attack=$a\"" 'vtpm=[ "backend=vtpm12" ]'; then
-		xl destroy hostile >/dev/null 2>&1
-		wait_gone hostile 30
-		xl_create hostile.cfg "extra=\"attack=$a\"" 'vtpm=[ "backend=vtpm12" ]' || fail "xl create hostile (attack=$a, vtpm12) failed twice"
-	fi
 	if [ "$a" = destroy-mid-command ]; then
-		wait_console hostile 'HOSTILE-SUBMITTED' 120 || { log "attack=$a (vtpm12): no HOSTILE-SUBMITTED"; bad=1; }
+		boot_guest hostile.cfg hostile 'HOSTILE-SUBMITTED' 120 "extra=\"attack=$a\"" 'vtpm=[ "backend=vtpm12" ]' ||
+			{ log "attack=$a (vtpm12): no HOSTILE-SUBMITTED"; bad=1; }
 		sleep 0.5
 	else
-		wait_console hostile 'HOSTILE-(DONE|ERROR)' 400 || { log "attack=$a (vtpm12): hostile domain did not finish"; bad=1; }
+		boot_guest hostile.cfg hostile 'HOSTILE-(DONE|ERROR)' 400 "extra=\"attack=$a\"" 'vtpm=[ "backend=vtpm12" ]' ||
+			{ log "attack=$a (vtpm12): hostile domain did not finish"; bad=1; }
 	fi
 	grep -h 'HOSTILE\|then a well-formed' "$(console_log hostile)" | while read -r l; do log "hostile: $l"; done
 	grep -q 'HOSTILE-ERROR' "$(console_log hostile)" && bad=1
