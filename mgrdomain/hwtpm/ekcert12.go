@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/google/go-tpm/tpmutil"
+
 	"github.com/xenvtpm/xenvtpm/attest/ekcert"
 )
 
@@ -35,11 +37,13 @@ func (t *TPM12) EKCert12() ([]byte, error) {
 	}()
 	read := func(off, n int) ([]byte, error) {
 		const name = "TPM_NV_ReadValue(EK certificate)"
-		params := []any{uint32(ekcert.NVIndexEKCert12), uint32(off), uint32(n)}
+		p := binary.BigEndian.AppendUint32(nil, ekcert.NVIndexEKCert12)
+		p = binary.BigEndian.AppendUint32(p, uint32(off))
+		p = binary.BigEndian.AppendUint32(p, uint32(n))
 		var out []byte
 		var err error
 		if owner == nil {
-			out, err = t.run12(name, tag12RquCommand, ord12NVReadValue, params...)
+			out, err = t.run12(name, tag12RquCommand, ord12NVReadValue, tpmutil.RawBytes(p))
 			if isRC12(err, rc12AuthConflict) {
 				if owner, err = t.oiap(t.cfg.OwnerAuth.TPM12()); err != nil {
 					return nil, err
@@ -47,9 +51,6 @@ func (t *TPM12) EKCert12() ([]byte, error) {
 			}
 		}
 		if owner != nil {
-			p := binary.BigEndian.AppendUint32(nil, ekcert.NVIndexEKCert12)
-			p = binary.BigEndian.AppendUint32(p, uint32(off))
-			p = binary.BigEndian.AppendUint32(p, uint32(n))
 			if out, err = t.authCmd(name, ord12NVReadValue, nil, p, 0, use12{s: owner, cont: true}); err != nil {
 				owner = nil // a failed command ends the session
 				return nil, fmt.Errorf("%w%s", err, lockoutHint(err))

@@ -33,21 +33,21 @@ type quoteFamily struct {
 	// rcRetry: the manager rations deep quotes.
 	rcCommand, rcParams, rcBank, rcRetry uint32
 	rcCommandName                        string
+	// sizeBytes is the width of the response's size field before the
+	// Bundle: a TPM2B's u16, TPM 1.2's u32.
+	sizeBytes int
 }
 
 var (
 	quote20 = &quoteFamily{tag: 0x8001, code: deepquote.CommandCode, decode: deepquote.DecodeCommand, bank: deepquote.BankSHA256,
-		rcCommand: 0x143, rcParams: 0x095, rcBank: 0x084, rcRetry: 0x922, rcCommandName: "TPM_RC_COMMAND_CODE"}
+		rcCommand: 0x143, rcParams: 0x095, rcBank: 0x084, rcRetry: 0x922, rcCommandName: "TPM_RC_COMMAND_CODE", sizeBytes: 2}
 	quote12 = &quoteFamily{tag: 0x00C1, code: deepquote.CommandCode12, decode: deepquote.DecodeCommand12, bank: deepquote.BankSHA1,
-		rcCommand: 0x0A, rcParams: 0x03, rcBank: 0x03, rcRetry: 0x800, rcCommandName: "TPM_BAD_ORDINAL"}
+		rcCommand: 0x0A, rcParams: 0x03, rcBank: 0x03, rcRetry: 0x800, rcCommandName: "TPM_BAD_ORDINAL", sizeBytes: 4}
 )
 
 // quoteFamilyOf is the deep quote command cmd is, or nil.
 func (s *Server) quoteFamilyOf(cmd []byte) *quoteFamily {
-	q := quote20
-	if s.fam == family12 {
-		q = quote12
-	}
+	q := s.fam.quote
 	if len(cmd) < 10 || binary.BigEndian.Uint32(cmd[6:]) != q.code {
 		return nil
 	}
@@ -121,13 +121,13 @@ func (s *Server) deepQuote(from Peer, q *quoteFamily, cmd []byte) []byte {
 		s.log.Errorf("%s: deep quote: %v: answered %s", from.Name, err, s.fam.nvUnavailableName)
 		return s.fam.response(s.fam.rcNVUnavailable)
 	}
-	// The family's success header, then the Bundle's size: u16 on TPM
-	// 2.0 (a TPM2B), u32 on TPM 1.2.
+	// The family's success header, then the Bundle's size and the Bundle.
 	rsp := s.fam.response(0)
-	if s.fam == family12 {
-		rsp = binary.BigEndian.AppendUint32(rsp, uint32(len(enc)))
+	rsp = append(rsp, make([]byte, q.sizeBytes)...)
+	if q.sizeBytes == 4 {
+		binary.BigEndian.PutUint32(rsp[10:], uint32(len(enc)))
 	} else {
-		rsp = binary.BigEndian.AppendUint16(rsp, uint16(len(enc)))
+		binary.BigEndian.PutUint16(rsp[10:], uint16(len(enc)))
 	}
 	rsp = append(rsp, enc...)
 	binary.BigEndian.PutUint32(rsp[2:], uint32(len(rsp)))

@@ -57,17 +57,19 @@ type family struct {
 	rcLocality, rcRate, rcNVUnavailable uint32
 	// The codes' names, for the log.
 	localityName, rateName, nvUnavailableName string
+	// quote is the family's deep quote command (deepquote.go).
+	quote *quoteFamily
 }
 
 var (
 	family20 = &family{name: Family20, startupName: "TPM2_Startup", clear: 0x0000, state: 0x0001,
 		rcLocality: rcLocality, rcRate: rcNVRate, rcNVUnavailable: rcNVUnavailable,
-		localityName: "TPM_RC_LOCALITY", rateName: "TPM_RC_NV_RATE", nvUnavailableName: "TPM_RC_NV_UNAVAILABLE"}
+		localityName: "TPM_RC_LOCALITY", rateName: "TPM_RC_NV_RATE", nvUnavailableName: "TPM_RC_NV_UNAVAILABLE", quote: quote20}
 	// TPM 1.2 (Part 2 §16): TPM_BAD_LOCALITY; TPM_RETRY, "the command
 	// could be resubmitted at a later time"; TPM_FAIL.
 	family12 = &family{name: Family12, startupName: "TPM_Startup", clear: 0x0001, state: 0x0002,
 		rcLocality: 0x3D, rcRate: 0x800, rcNVUnavailable: 0x09,
-		localityName: "TPM_BAD_LOCALITY", rateName: "TPM_RETRY", nvUnavailableName: "TPM_FAIL"}
+		localityName: "TPM_BAD_LOCALITY", rateName: "TPM_RETRY", nvUnavailableName: "TPM_FAIL", quote: quote12}
 )
 
 func familyOf(name string) *family {
