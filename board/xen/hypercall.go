@@ -122,21 +122,12 @@ func (h *Hypervisor) SetParam(index uint32, value uint64) error {
 	return Result(fmt.Sprintf("HVMOP_set_param(%d)", index), rc)
 }
 
-// SetUpcallVector asks Xen to signal pending events on vcpu by raising
-// vector through the local APIC (HVMOP_set_evtchn_upcall_vector). Unlike the
-// domain-wide HVM_PARAM_CALLBACK_IRQ vector, which Xen re-injects for as long
-// as evtchn_upcall_pending is set, this one is an ordinary edge interrupt
-// that the APIC holds until EOI, so a handler can defer all work to a
-// goroutine without losing or storming events.
-func (h *Hypervisor) SetUpcallVector(vcpu uint32, vector uint8) error {
-	arg := struct {
-		vcpu   uint32
-		vector uint8
-		_      [3]uint8
-	}{vcpu: vcpu, vector: vector}
-	rc := h.call(hcHVMOp, 23, ptr(&arg))
-	runtime.KeepAlive(&arg)
-	return Result("HVMOP_set_evtchn_upcall_vector", rc)
+// SetCallbackVector has Xen signal pending events by injecting vector
+// (HVM_PARAM_CALLBACK_IRQ, type vector): domain-wide, no local APIC, no
+// EOI, injected again for as long as evtchn_upcall_pending is set and the
+// vCPU has interrupts enabled.
+func (h *Hypervisor) SetCallbackVector(vector uint8) error {
+	return h.SetParam(ParamCallbackIRQ, 2<<56|uint64(vector))
 }
 
 // AddToPhysmap maps a Xen-owned frame (space: 0 shared_info, 1 grant table)
@@ -175,29 +166,6 @@ func (h *Hypervisor) Shutdown(reason uint32) error {
 	runtime.KeepAlive(&arg)
 	return Result("SCHEDOP_shutdown", rc)
 }
-
-// Poll blocks the calling vCPU until one of ports is pending (at once if
-// one already is), any of this domain's event channels becomes pending
-// when ports is empty, or Xen system time reaches timeout (0: no timeout):
-// SCHEDOP_poll. Xen allows at most MaxPollPorts ports.
-func (h *Hypervisor) Poll(ports []uint32, timeout int64) error {
-	arg := struct {
-		ports   uintptr
-		nrPorts uint32
-		_       uint32
-		timeout uint64
-	}{nrPorts: uint32(len(ports)), timeout: uint64(timeout)}
-	if len(ports) > 0 {
-		arg.ports = uintptr(unsafe.Pointer(&ports[0]))
-	}
-	rc := h.call(hcSchedOp, 3 /* SCHEDOP_poll */, ptr(&arg))
-	runtime.KeepAlive(&arg)
-	runtime.KeepAlive(ports)
-	return Result("SCHEDOP_poll", rc)
-}
-
-// MaxPollPorts is Xen's limit on Poll's port list.
-const MaxPollPorts = 128
 
 // ConsoleWrite writes to Xen's console (CONSOLEIO_write). Release builds of
 // Xen refuse it to unprivileged domains (EPERM); DebugPutc is the fallback.

@@ -170,10 +170,51 @@ func init() {
 		panic(err)
 	}
 	Events = mux
-	// Events are delivered without interrupts: idle demultiplexes them and
-	// waits for the next with SCHEDOP_poll (see idle).
+	if err := initUpcall(); err != nil {
+		panic(err)
+	}
 	mux.Demux()
 }
+
+// upcallVector is the callback vector: Linux's HYPERVISOR_CALLBACK_VECTOR,
+// clear of the exceptions (0-31), which are tamago's.
+const upcallVector = 0xf3
+
+// svm is true when Xen's hypercall stubs use VMMCALL (AMD), false for
+// VMCALL (Intel).
+var svm bool
+
+// initUpcall points the callback vector's IDT gate at upcallEntry and has
+// Xen raise it (see idle).
+func initUpcall() error {
+	// The sched_op stub: hypercall 29, 32 bytes a stub, mov eax then the
+	// vendor's instruction.
+	stub := shm.At(pageOf(hypercallPage[:])+29*32, 32)
+	switch op := stub.Bytes()[5:8]; {
+	case op[0] == 0x0f && op[1] == 0x01 && op[2] == 0xc1:
+		svm = false
+	case op[0] == 0x0f && op[1] == 0x01 && op[2] == 0xd9:
+		svm = true
+	default:
+		return fmt.Errorf("pvh: Xen's sched_op hypercall stub has neither VMCALL nor VMMCALL (% x)", op)
+	}
+	// A 64-bit interrupt gate (Intel SDM vol. 3A, 6.14.1): present, DPL 0,
+	// the code segment cpuinit's GDT puts at 0x08.
+	h := upcallEntryPC()
+	gate := shm.At(sidt()+upcallVector*16, 16)
+	gate.Store16(0, uint16(h))
+	gate.Store16(2, 0x08)
+	gate.Store16(4, 0x8e00)
+	gate.Store16(6, uint16(h>>16))
+	gate.Store32(8, uint32(h>>32))
+	gate.Store32(12, 0)
+	return Hypervisor.SetCallbackVector(upcallVector)
+}
+
+func pollIdle(arg uintptr, svm bool) int64
+func upcallEntry()
+func upcallEntryPC() uintptr
+func sidt() uintptr
 
 // upcallPending reports vcpu_info[0].evtchn_upcall_pending.
 func upcallPending() bool { return sharedInfo.Load8(0) != 0 }
@@ -184,49 +225,41 @@ func upcallPending() bool { return sharedInfo.Load8(0) != 0 }
 // pending events itself: the channels' readers become runnable and the
 // scheduler picks them up on its next round.
 //
-// No interrupt is involved: Xen is asked to block the vCPU until a port is
-// pending, with SCHEDOP_poll, which checks the ports after marking the
-// vCPU blocked and wakes it when any becomes pending, so no event can slip
-// in between. Taking an interrupt on an upcall vector (through the local
-// APIC) instead, and waking a goroutine from its handler by editing that
-// goroutine's timer in the scheduler's heap, as tamago's
-// CPU.ServiceInterrupts does, is not safe here: under a hostile frontend's
-// flood of notifications a domain built that way was seen halted for good,
-// events pending and its vector never delivered again.
+// It waits in SCHEDOP_poll naming no port, which any later event of the
+// domain ends, however many channels it has. An event set pending after
+// the last demux but before the poll would not end it; what does is the
+// callback vector: pollIdle enables interrupts across the hypercall, and
+// with them enabled Xen counts a pending upcall as an event to deliver and
+// returns from the poll at once. The vector's handler (upcallEntry) only
+// disables interrupts again in the frame it returns to: events are
+// delivered here, on the scheduler, never from an interrupt, because
+// waking a goroutine from a handler by editing the scheduler's timers, as
+// tamago's CPU.ServiceInterrupts does, was seen to halt a domain for good
+// under a hostile frontend's flood of notifications.
 func idle(until int64) {
 	if demux() {
 		return
 	}
-	var timeout int64
+	pollArg.timeout = 0
 	if until != 0 && until != math.MaxInt64 {
 		if until <= nanotime() {
 			return
 		}
-		timeout = XenTime(until)
+		pollArg.timeout = uint64(XenTime(until))
 	}
-	ports := pollPorts[:]
-	if n := Events.Ports(ports); n <= len(ports) {
-		ports = ports[:n]
-	} else {
-		// More channels than one poll can name: wait for any event of
-		// the domain. One that arrives just before the poll would not
-		// end it, so bound the wait.
-		ports = nil
-		if limit := XenTime(nanotime()) + maxBlindPoll; timeout == 0 || timeout > limit {
-			timeout = limit
-		}
-	}
-	if err := Hypervisor.Poll(ports, timeout); err != nil {
-		return // keep polling rather than sleep forever
-	}
+	pollIdle(uintptr(unsafe.Pointer(&pollArg)), svm)
 	demux()
 }
 
-// pollPorts is idle's port list (the scheduler runs idle one at a time).
-var pollPorts [xen.MaxPollPorts]uint32
-
-// maxBlindPoll bounds a poll that cannot name every port (ns).
-const maxBlindPoll = 1e6
+// pollArg is idle's sched_poll (the scheduler runs idle one at a time): no
+// ports, so any event ends the poll; timeout in Xen system time, 0 for
+// none.
+var pollArg struct {
+	ports   uintptr
+	nrPorts uint32
+	_       uint32
+	timeout uint64
+}
 
 // demux delivers pending events, reporting whether there were any.
 func demux() bool {
