@@ -11,6 +11,7 @@ import (
 	"github.com/xenvtpm/xenvtpm/grant"
 	"github.com/xenvtpm/xenvtpm/ring"
 	"github.com/xenvtpm/xenvtpm/xenbus"
+	"github.com/xenvtpm/xenvtpm/xenbus/xswire"
 )
 
 // unwatchTimeout bounds the clean-up calls made after a context ended.
@@ -226,7 +227,14 @@ func (in *instance) run(ctx context.Context) {
 
 	w, err := st.Watch(ctx, in.fe.FrontendPath+"/state")
 	if err != nil {
-		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
+		why := ""
+		if errors.Is(err, xswire.Err2Big) {
+			why = fmt.Sprintf(" (xenstored's quota of watches for this domain is reached: it needs one for each vTPM device it serves, %d here, and a few of its own; raise the quota, e.g. C xenstored's --watch-nb)", in.b.count())
+		}
+		in.log().Errorf("tpmback: frontend %v refused: cannot watch its state: %v%s", in.fe, err, why)
+		// Closed, so that the frontend fails at once rather than wait
+		// for a backend that cannot follow it.
+		in.switchState(ctx, xenbus.StateClosed)
 		return
 	}
 	defer func() {

@@ -197,6 +197,13 @@ func (b *Backend) Run(ctx context.Context) error {
 	}
 }
 
+// count is the number of instances.
+func (b *Backend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.instances)
+}
+
 // Frontends lists the current instances.
 func (b *Backend) Frontends() []*Frontend {
 	b.mu.Lock()

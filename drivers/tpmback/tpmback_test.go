@@ -270,3 +270,26 @@ func TestToolstackDetachAttach(t *testing.T) {
 	checkServed(t, f2)
 	checkServed(t, good)
 }
+
+// A backend domain at xenstored's watch quota cannot follow another
+// frontend: that frontend's backend says Closed at once, and the log names
+// the quota, while the frontends already served go on.
+func TestWatchQuota(t *testing.T) {
+	e := newEnv(t, 0)
+	// The backend directory's watch and one frontend's.
+	e.x.Store.SetMaxWatches(2)
+	d, p := e.addDevice(10)
+	f := newRawFront(e, d, p)
+	f.linuxSetup()
+	e.waitState(p.Backend, xenbus.StateConnected)
+
+	_, p2 := e.addDevice(11)
+	e.waitState(p2.Backend, xenbus.StateClosed)
+	if !e.log.hasError("quota of watches") {
+		t.Errorf("no error naming the watch quota; errors: %v", e.log.errs)
+	}
+	cmd := []byte("still served")
+	if rsp := f.transact(0, cmd); string(rsp) != "rsp:"+string(cmd) {
+		t.Errorf("first frontend: %q for %q", rsp, cmd)
+	}
+}

@@ -46,6 +46,7 @@ type Server struct {
 	txs         map[uint32]*txn
 	lastTx      uint32
 	failCommits int
+	maxWatches  int
 	stats       Stats
 	onDirPart   func()
 	dom0        *Conn
@@ -298,6 +299,18 @@ func (c *Conn) Handle(m xswire.Message) []Delivery {
 	case xswire.XSGetDomainPath:
 		return out(Reply(m, "/local/domain/"+arg(0)+"\x00"))
 	case xswire.XSWatch:
+		if s.maxWatches > 0 && c.domid != 0 {
+			n := 0
+			for _, w := range s.watches {
+				if w.conn.domid == c.domid {
+					n++
+				}
+			}
+			if n >= s.maxWatches {
+				// C xenstored's answer at its per-domain watch quota.
+				return one(ErrReply(m, "E2BIG"))
+			}
+		}
 		s.watches = append(s.watches, watch{c, arg(0), arg(1)})
 		// Fired once at setup, after the acknowledgement.
 		return []Delivery{{c, Reply(m, "OK\x00")}, {c, Event(arg(0), arg(1))}}
@@ -400,6 +413,15 @@ func (s *Server) Watches() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.watches)
+}
+
+// SetMaxWatches caps the watches each domain other than dom0 may hold
+// (0: no cap), as xenstored's per-domain quota does (C xenstored's default
+// is 128).
+func (s *Server) SetMaxWatches(n int) {
+	s.mu.Lock()
+	s.maxWatches = n
+	s.mu.Unlock()
 }
 
 // SetFailCommits makes the next n commits fail with EAGAIN.
