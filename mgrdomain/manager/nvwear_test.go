@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -471,5 +472,58 @@ func TestTPM12Retry(t *testing.T) {
 	mustLoad(t, m, uuidN(1), blobN(1, 3))
 	if c, _ := hw.ReadCounter(); c != m.Stats().Counter {
 		t.Fatalf("hardware %d, store %d", c, m.Stats().Counter)
+	}
+}
+
+// Every vTPM of a host saving at once, while the NV write cap allows one
+// write, is one group commit: one hardware NV write acknowledges all of
+// them. (With batches of at most 64 vTPMs, a thousand vTPMs saving at once
+// needed 16 writes, and under the default cap most of them were answered
+// TPM_RETRY after waiting 10 s.)
+func TestGroupCommitAHost(t *testing.T) {
+	clk := newFakeClock()
+	hw := &nvHW{}
+	m := openMgr(t, newMemDisk(512, 8*diskBytes), hw, Config{clock: clk, NVWriteBurst: 1, NVWriteRate: ratelimit.Rate{N: 1, Per: 5 * time.Second}})
+	defer m.Close()
+	// Spend the one write the cap allows now.
+	if err := m.SaveHashKey(uuidN(0), blobN(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	before := hw.nvWrites()
+
+	const n = 1000
+	done := make([]chan error, n)
+	for i := range n {
+		done[i] = saveAsync(m, uuidN(1+i), blobN(1+i, 0))
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
+		m.mu.Lock()
+		waiting := len(m.order)
+		m.mu.Unlock()
+		if waiting == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d saves waiting", waiting, n)
+		}
+	}
+	clk.Advance(5 * time.Second)
+	for i, ch := range done {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatalf("save %d: %v", i, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("save %d not answered after the write the cap allowed", i)
+		}
+	}
+	if w := hw.nvWrites() - before; w != 1 {
+		t.Errorf("%d hardware NV writes for %d saves waiting together, want 1", w, n)
+	}
+	for _, i := range []int{1, n / 2, n} {
+		if got, err := m.LoadHashKey(uuidN(i)); err != nil || !bytes.Equal(got, blobN(i, 0)) {
+			t.Errorf("vTPM %d loads %x, %v", i, got, err)
+		}
 	}
 }

@@ -47,8 +47,12 @@ import (
 // too, never acknowledged.
 
 // maxBatch bounds how many vTPMs one group commit takes; the rest go in
-// the next, first come first served.
-const maxBatch = 64
+// the next, first come first served. It is a host's worth of vTPMs: every
+// write the cap allows should acknowledge every vTPM waiting for one, or a
+// host whose vTPMs save together (a boot storm) gets TPM_RETRY where one
+// write would have done. The bound only keeps one commit's disk write
+// finite.
+const maxBatch = 1024
 
 // clock is the time the committer uses; tests substitute a fake one.
 type clock interface {
