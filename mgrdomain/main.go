@@ -25,6 +25,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -190,6 +191,7 @@ func main() {
 		die("control/shutdown watch: %v", err)
 	}
 	go logNVWrites(m, nvRate, nvBurst)
+	go logLoad(back)
 	dom.Log.Infof("serving vTPM domains through backend/vtpm (start-up took %v)", time.Since(t0).Round(time.Millisecond))
 	err = back.Run(runCtx)
 	close(runDone)
@@ -322,6 +324,26 @@ func logNVWrites(m *manager.Manager, rate ratelimit.Rate, burst int) {
 		dom.Log.Infof("hardware NV writes: %d in %.1fs since start (cap hwnvrate=%v hwnvburst=%d); %d saves acknowledged, %d superseded by a newer one of the same vTPM, %d answered TPM_RETRY; counter %d",
 			st.HWWrites, time.Since(t0).Seconds(), rate, burst, st.Saves, st.Coalesced, st.Busy, st.Counter)
 		last = st
+	}
+}
+
+// logLoad reports, every nvLogEvery while either changes, how many vTPM
+// devices the manager serves and the memory the Go runtime holds for them:
+// the manager is meant to serve every vTPM of a host, and the test bed
+// (mgrdomain/testbed-scale) reads these lines.
+func logLoad(back *tpmback.Backend) {
+	var lastN int
+	var lastHeap uint64
+	var ms runtime.MemStats
+	for range time.Tick(nvLogEvery) {
+		n := len(back.Frontends())
+		runtime.ReadMemStats(&ms)
+		if n == lastN && max(ms.HeapInuse, lastHeap)-min(ms.HeapInuse, lastHeap) < 1<<20 {
+			continue
+		}
+		dom.Log.Infof("load: %d vTPM devices; Go heap in use %.1f MiB, %.1f MiB taken from the domain's RAM by the runtime",
+			n, float64(ms.HeapInuse)/(1<<20), float64(ms.Sys-ms.HeapReleased)/(1<<20))
+		lastN, lastHeap = n, ms.HeapInuse
 	}
 }
 

@@ -80,6 +80,14 @@ func main() {
 	if !check("grant-table", err) {
 		finish()
 	}
+	var devices, rounds, hold int
+	fmt.Sscanf(dom.Config.Get("devices"), "%d", &devices)
+	fmt.Sscanf(dom.Config.Get("rounds"), "%d", &rounds)
+	fmt.Sscanf(dom.Config.Get("hold"), "%d", &hold)
+	if devices > 1 {
+		scale(ctx, table, devices, rounds, hold) // ends the domain
+	}
+
 	t0 := time.Now()
 	f, err := tpmfront.Open(ctx, tpmfront.Config{Store: dom.Store, Pages: grant.TableSharer{Table: table}, Events: dom.Events, Node: dom.Config.Get("node")})
 	if !check("tpmfront-open", err) {
@@ -132,8 +140,6 @@ func main() {
 	}
 
 	if dom.Config.Get("save") == "1" {
-		var rounds int
-		fmt.Sscanf(dom.Config.Get("rounds"), "%d", &rounds)
 		var saveLat, loadLat []time.Duration
 		var last []byte
 		for i := range rounds {
@@ -196,8 +202,6 @@ func main() {
 		fmt.Printf("MGRCLIENT-FIGURE getrandom32_us=%d\n", time.Since(t).Microseconds())
 	}
 
-	var hold int
-	fmt.Sscanf(dom.Config.Get("hold"), "%d", &hold)
 	if hold > 0 {
 		fmt.Printf("MGRCLIENT-HOLDING %ds\n", hold)
 		time.Sleep(time.Duration(hold) * time.Second)

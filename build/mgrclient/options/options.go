@@ -41,6 +41,14 @@ func checkHold(s string) error {
 	return nil
 }
 
+func checkDevices(s string) error {
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 1 || n > 4000 {
+		return errors.New("want 1 to 4000")
+	}
+	return nil
+}
+
 func checkRounds(s string) error {
 	var n int
 	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 1 || n > 1000 {
@@ -67,6 +75,9 @@ func Spec() cmdline.Spec {
 		{Name: "hold", Check: checkHold, Form: "SECONDS", Default: "0",
 			Help: "stay connected this long before closing (a running vTPM, for dom0 to act on meanwhile)",
 			Doc:  "0 to 600. The client prints `MGRCLIENT-HOLDING` when it starts waiting."},
+		{Name: "devices", Check: checkDevices, Form: "N", Default: "1",
+			Help: "more than 1: connect to every vtpm device at once (there must be N), hold= them, then every connection saves and loads its own key rounds= times at once",
+			Doc:  "1 to 4000. The scale test's client: it prints `MGRCLIENT-CONNECTED`, then `MGRCLIENT-HOLDING`, then one `MGRCLIENT-FIGURE scale` line; node=, save=, expect= and refused= do not apply."},
 		{Name: "node", Form: "PATH", Default: "device/vtpm/0",
 			Help: "the vtpm device",
 			Doc:  "Its xenstore directory, relative to the domain's home or absolute."},
