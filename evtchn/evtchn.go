@@ -218,6 +218,22 @@ func (m *Mux) Demux() int {
 	}
 }
 
+// Ports copies bound ports into dst, as many as fit, and returns how many
+// are bound: a vCPU waiting for any of them names them to SCHEDOP_poll.
+// It does not allocate, so the scheduler's idle hook may call it.
+func (m *Mux) Ports(dst []uint32) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := 0
+	for p := range m.ports {
+		if i < len(dst) {
+			dst[i] = uint32(p)
+		}
+		i++
+	}
+	return i
+}
+
 // Deliver signals the channel bound to p (an event arrived on it); an
 // unbound port counts as Stray.
 func (m *Mux) Deliver(p Port) {

@@ -2,6 +2,7 @@ package evtchn
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -257,5 +258,60 @@ func TestDeviceMuxDeliver(t *testing.T) {
 	m.Deliver(c.Port)
 	if m.Stray.Load() != 2 {
 		t.Fatalf("an event after Close was not stray")
+	}
+}
+
+// The idle hook names every bound port to SCHEDOP_poll: all of them when
+// they fit, and the true count when they do not.
+func TestPorts(t *testing.T) {
+	m, _ := newMux(t)
+	want := map[uint32]bool{}
+	for i := 0; i < 5; i++ {
+		c, err := m.AllocUnbound(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[uint32(c.Port)] = true
+	}
+	buf := make([]uint32, 8)
+	n := m.Ports(buf)
+	if n != 5 {
+		t.Fatalf("Ports = %d, want 5", n)
+	}
+	for _, p := range buf[:n] {
+		if !want[p] {
+			t.Fatalf("Ports listed %d, not bound", p)
+		}
+		delete(want, p)
+	}
+	if len(want) != 0 {
+		t.Fatalf("Ports missed %v", want)
+	}
+	if n := m.Ports(buf[:2]); n != 5 {
+		t.Fatalf("Ports with room for 2 = %d, want the true count 5", n)
+	}
+	if allocs := testing.AllocsPerRun(10, func() { m.Ports(buf) }); allocs != 0 {
+		t.Fatalf("Ports allocates (%v per call); the scheduler's idle hook calls it", allocs)
+	}
+}
+
+// BenchmarkPorts is what the PVH board's idle loop pays per poll to name
+// the bound ports to SCHEDOP_poll: 3 ports is a vTPM domain, 128 the most
+// one poll can name (a manager with ~127 vTPMs).
+func BenchmarkPorts(b *testing.B) {
+	for _, n := range []int{3, 128} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			m, _ := newMux(b)
+			for range n {
+				if _, err := m.AllocUnbound(0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			buf := make([]uint32, 128)
+			b.ReportAllocs()
+			for b.Loop() {
+				m.Ports(buf)
+			}
+		})
 	}
 }

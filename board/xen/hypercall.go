@@ -119,13 +119,18 @@ func (h *Hypervisor) SetParam(index uint32, value uint64) error {
 	p := hvmParam{domid: domidSelf, index: index, value: value}
 	rc := h.call(hcHVMOp, 0 /* HVMOP_set_param */, ptr(&p))
 	runtime.KeepAlive(&p)
+	if rc >= 0 {
+		return nil // without allocating: the PVH board's idle hook sets one
+	}
 	return Result(fmt.Sprintf("HVMOP_set_param(%d)", index), rc)
 }
 
 // SetCallbackVector has Xen signal pending events by injecting vector
 // (HVM_PARAM_CALLBACK_IRQ, type vector): domain-wide, no local APIC, no
 // EOI, injected again for as long as evtchn_upcall_pending is set and the
-// vCPU has interrupts enabled.
+// vCPU has interrupts enabled. There is no going back on a PVH domain:
+// Xen ignores a callback of another type, "none" included, for a domain
+// without an emulated PIC and IO-APIC.
 func (h *Hypervisor) SetCallbackVector(vector uint8) error {
 	return h.SetParam(ParamCallbackIRQ, 2<<56|uint64(vector))
 }
@@ -166,6 +171,29 @@ func (h *Hypervisor) Shutdown(reason uint32) error {
 	runtime.KeepAlive(&arg)
 	return Result("SCHEDOP_shutdown", rc)
 }
+
+// Poll blocks the calling vCPU until one of ports is pending (at once if
+// one already is), any of this domain's event channels becomes pending
+// when ports is empty, or Xen system time reaches timeout (0: no timeout):
+// SCHEDOP_poll. Xen allows at most MaxPollPorts ports.
+func (h *Hypervisor) Poll(ports []uint32, timeout int64) error {
+	arg := struct {
+		ports   uintptr
+		nrPorts uint32
+		_       uint32
+		timeout uint64
+	}{nrPorts: uint32(len(ports)), timeout: uint64(timeout)}
+	if len(ports) > 0 {
+		arg.ports = uintptr(unsafe.Pointer(&ports[0]))
+	}
+	rc := h.call(hcSchedOp, 3 /* SCHEDOP_poll */, ptr(&arg))
+	runtime.KeepAlive(&arg)
+	runtime.KeepAlive(ports)
+	return Result("SCHEDOP_poll", rc)
+}
+
+// MaxPollPorts is Xen's limit on Poll's port list.
+const MaxPollPorts = 128
 
 // ConsoleWrite writes to Xen's console (CONSOLEIO_write). Release builds of
 // Xen refuse it to unprivileged domains (EPERM); DebugPutc is the fallback.

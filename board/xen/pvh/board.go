@@ -184,8 +184,8 @@ const upcallVector = 0xf3
 // VMCALL (Intel).
 var svm bool
 
-// initUpcall points the callback vector's IDT gate at upcallEntry and has
-// Xen raise it (see idle).
+// initUpcall points the callback vector's IDT gate at upcallEntry; idle
+// has Xen raise it once the domain has more channels than a poll can name.
 func initUpcall() error {
 	// The sched_op stub: hypercall 29, 32 bytes a stub, mov eax then the
 	// vendor's instruction.
@@ -208,7 +208,7 @@ func initUpcall() error {
 	gate.Store16(6, uint16(h>>16))
 	gate.Store32(8, uint32(h>>32))
 	gate.Store32(12, 0)
-	return Hypervisor.SetCallbackVector(upcallVector)
+	return nil
 }
 
 func pollIdle(arg uintptr, svm bool) int64
@@ -225,35 +225,63 @@ func upcallPending() bool { return sharedInfo.Load8(0) != 0 }
 // pending events itself: the channels' readers become runnable and the
 // scheduler picks them up on its next round.
 //
-// It waits in SCHEDOP_poll naming no port, which any later event of the
-// domain ends, however many channels it has. An event set pending after
-// the last demux but before the poll would not end it; what does is the
-// callback vector: pollIdle enables interrupts across the hypercall, and
-// with them enabled Xen counts a pending upcall as an event to deliver and
-// returns from the poll at once. The vector's handler (upcallEntry) only
-// disables interrupts again in the frame it returns to: events are
-// delivered here, on the scheduler, never from an interrupt, because
-// waking a goroutine from a handler by editing the scheduler's timers, as
-// tamago's CPU.ServiceInterrupts does, was seen to halt a domain for good
-// under a hostile frontend's flood of notifications.
+// While the domain has at most xen.MaxPollPorts channels, it names them
+// all to SCHEDOP_poll, which checks them after marking the vCPU blocked,
+// so no event can slip in between, and no interrupt is involved.
+//
+// Beyond that (a manager serving more than ~125 vTPMs) it polls naming no
+// port, which any later event of the domain ends. An event set pending
+// after the last demux but before the poll would not end it; what does is
+// the callback vector, set then for good: pollIdle enables interrupts
+// across the hypercall, and with them enabled Xen counts a pending upcall
+// as an event to deliver and returns from the poll at once. The vector's
+// handler (upcallEntry) only disables interrupts again in the frame it
+// returns to. Events are delivered here, on the scheduler, never from an
+// interrupt, because waking a goroutine from a handler by editing the
+// scheduler's timers, as tamago's CPU.ServiceInterrupts does, was seen to
+// halt a domain for good under a hostile frontend's flood of
+// notifications. Below the bound the port list is kept because it needs
+// no interrupt at all: on the test bed (Xen under QEMU's emulated SVM),
+// domains with the vector set were lost to triple faults under that
+// flood, in Xen's code on their way into or out of a hypercall.
 func idle(until int64) {
 	if demux() {
 		return
 	}
-	pollArg.timeout = 0
+	var timeout int64
 	if until != 0 && until != math.MaxInt64 {
 		if until <= nanotime() {
 			return
 		}
-		pollArg.timeout = uint64(XenTime(until))
+		timeout = XenTime(until)
 	}
+	if !vectorSet {
+		if n := Events.Ports(pollPorts[:]); n <= len(pollPorts) {
+			if err := Hypervisor.Poll(pollPorts[:n], timeout); err != nil {
+				return // keep polling rather than sleep forever
+			}
+			demux()
+			return
+		}
+		if err := Hypervisor.SetCallbackVector(upcallVector); err != nil {
+			return // keep polling rather than sleep through an event
+		}
+		vectorSet = true
+	}
+	pollArg.timeout = uint64(timeout)
 	pollIdle(uintptr(unsafe.Pointer(&pollArg)), svm)
 	demux()
 }
 
-// pollArg is idle's sched_poll (the scheduler runs idle one at a time): no
-// ports, so any event ends the poll; timeout in Xen system time, 0 for
-// none.
+// pollPorts is idle's port list (the scheduler runs idle one at a time).
+var pollPorts [xen.MaxPollPorts]uint32
+
+// vectorSet: Xen raises the callback vector for pending events, and idle
+// waits for any event (see idle).
+var vectorSet bool
+
+// pollArg is idle's sched_poll once vectorSet: no ports, so any event
+// ends the poll; timeout in Xen system time, 0 for none.
 var pollArg struct {
 	ports   uintptr
 	nrPorts uint32

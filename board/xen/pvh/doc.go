@@ -6,10 +6,10 @@
 // map; Hwinit1 installs the hypercall page, maps shared_info, takes time from
 // Xen's pvclock and moves the log to the PV console ring; idle delivers
 // pending event channels and blocks the vCPU in SCHEDOP_poll until the next
-// event or timer (interrupts are enabled only across that poll, so that a
-// pending upcall ends it; events are never delivered from an interrupt
-// handler); exit and panic end the
-// domain with SCHEDOP_shutdown (poweroff or crash).
+// event or timer (naming every channel; beyond the 128 a poll can name,
+// with interrupts enabled only across that poll, so that a pending upcall
+// ends it; events are never delivered from an interrupt handler); exit
+// and panic end the domain with SCHEDOP_shutdown (poweroff or crash).
 //
 // Images must be built with the tags `linkcpuinit linkramstart` and linked
 // at 0x110000 (see the Makefile).

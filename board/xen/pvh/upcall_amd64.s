@@ -3,7 +3,8 @@
 #include "textflag.h"
 
 // The event-channel upcall, and the one place the domain runs with
-// interrupts enabled (see idle in board.go).
+// interrupts enabled (see idle in board.go): once it has more channels
+// than SCHEDOP_poll can name.
 //
 // Xen injects the callback vector (HVM_PARAM_CALLBACK_IRQ, type vector)
 // whenever vcpu_info's evtchn_upcall_pending is set and RFLAGS.IF is 1,
