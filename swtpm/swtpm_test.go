@@ -222,6 +222,118 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// blockingFD reports whether c's socket is in blocking mode.
+func blockingFD(t *testing.T, c net.Conn) bool {
+	t.Helper()
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags uintptr
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		flags, _, errno = syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
+	}); err != nil || errno != 0 {
+		t.Fatal(err, errno)
+	}
+	return flags&syscall.O_NONBLOCK == 0
+}
+
+// CloseData ends every data channel: one whose command is in progress
+// after that command's answer, one read by a thread blocked in the kernel
+// and one read through the poller while idle; BlockingData bounds the
+// blocking ones; and no data channel is served after it.
+func TestCloseData(t *testing.T) {
+	tpm := &recTPM{}
+	s := New(Config{TPM: tpm, BlockingData: 2})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var served sync.WaitGroup
+	accept := func() (client, server net.Conn) {
+		t.Helper()
+		client, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { client.Close() })
+		server, err = l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		served.Add(1)
+		go func() {
+			defer served.Done()
+			s.ServeData(server)
+			server.Close()
+		}()
+		// One command answered: the channel is served, and waits for the
+		// next one.
+		if rsp := command(t, client, getRandom); rcOf(rsp) != 0 {
+			t.Fatalf("rc %#x", rcOf(rsp))
+		}
+		return client, server
+	}
+	busy, busyServer := accept()
+	idle, idleServer := accept()
+	polled, polledServer := accept()
+	if !blockingFD(t, busyServer) || !blockingFD(t, idleServer) || blockingFD(t, polledServer) {
+		t.Fatalf("blocking sockets: %v %v %v, want the first two (BlockingData 2)",
+			blockingFD(t, busyServer), blockingFD(t, idleServer), blockingFD(t, polledServer))
+	}
+
+	block := make(chan struct{})
+	tpm.mu.Lock()
+	tpm.block = block
+	tpm.mu.Unlock()
+	if _, err := busy.Write(getRandom); err != nil {
+		t.Fatal(err)
+	}
+	for len(tpm.got()) < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan struct{})
+	go func() {
+		s.CloseData()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("CloseData returned while a command was in progress")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(block)
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("CloseData did not return")
+	}
+	served.Wait()
+	rsp := make([]byte, 10)
+	busy.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(busy, rsp); err != nil || rcOf(rsp) != 0 {
+		t.Fatalf("the command in progress: % x, %v", rsp, err)
+	}
+	for name, c := range map[string]net.Conn{"busy": busy, "idle": idle, "polled": polled} {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(rsp); err != io.EOF {
+			t.Fatalf("%s channel after CloseData: %d bytes, %v; want EOF", name, n, err)
+		}
+	}
+
+	c, sc := net.Pipe()
+	defer c.Close()
+	done := make(chan struct{})
+	go func() { s.ServeData(sc); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a data channel was served after CloseData")
+	}
+}
+
 // Requests this Server does not offer get TPM_FAIL in an answer of the
 // size the client reads, and a body that follows is consumed, not taken
 // for the next request.

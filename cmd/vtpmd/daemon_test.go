@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -313,6 +314,45 @@ func TestStopWritesLazyState(t *testing.T) {
 	}
 	if !clk.CurrentTime.ClockInfo.Safe {
 		t.Fatal("clock unsafe after the daemon stopped in order")
+	}
+}
+
+// Stopping the daemon ends its swtpm data channels, an idle one read by a
+// thread blocked in the kernel too, and turns the TPM off for good: a
+// command a client sends afterwards cannot change the state it stored.
+func TestCloseEndsClients(t *testing.T) {
+	td := startDaemon(t, t.TempDir())
+	data, err := net.Dial("tcp", td.swtpm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer data.Close()
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(swtpmtest.Conn{C: data}); err != nil {
+		t.Fatal(err)
+	}
+	mssim := openMssim(t, td.mssim)
+	defer mssim.Close()
+	if _, err := (gt.GetRandom{BytesRequested: 8}).Execute(mssim); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- td.d.close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the daemon did not stop while a client was connected and idle")
+	}
+	data.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := data.Read(make([]byte, 10)); err != io.EOF {
+		t.Fatalf("swtpm data channel after the daemon stopped: %d bytes, %v; want EOF", n, err)
+	}
+	_, err = (gt.NVDefineSpace{AuthHandle: gt.TPMRHOwner, PublicInfo: gt.New2B(gt.TPMSNVPublic{
+		NVIndex: 0x01500021, NameAlg: gt.TPMAlgSHA256, Attributes: gt.TPMANV{AuthRead: true, AuthWrite: true}, DataSize: 4})}).Execute(mssim)
+	if !errors.Is(err, gt.TPMRCFailure) {
+		t.Fatalf("NV_DefineSpace after the daemon stopped: %v, want TPM_RC_FAILURE", err)
 	}
 }
 

@@ -81,6 +81,7 @@ type daemon struct {
 	tpm       engine
 	store     *store
 	powered   bool
+	closed    bool // the state is stored for good: no command runs any more
 	startup   bool
 	swtpm     *swtpm.Server
 	listeners []net.Listener
@@ -90,7 +91,7 @@ type daemon struct {
 
 func newDaemon(stateDir string, f family, startup bool) (*daemon, error) {
 	d := &daemon{family: f, powered: true, startup: startup}
-	d.swtpm = swtpm.New(swtpm.Config{TPM: swtpmTPM{d}, Logf: log.Printf, Verbose: verbose})
+	d.swtpm = swtpm.New(swtpm.Config{TPM: swtpmTPM{d}, Logf: log.Printf, Verbose: verbose, BlockingData: blockingData})
 	var blob []byte
 	if stateDir != "" {
 		s, err := openStore(stateDir, f.stateFile())
@@ -138,7 +139,7 @@ func (d *daemon) powerOnLocked() {
 func (d *daemon) process(cmd []byte, locality uint8) []byte {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.powered {
+	if !d.powered || d.closed {
 		return swtpm.ErrorResponse(cmd, swtpm.RCFailure, swtpm.ResultFail)
 	}
 	rsp := d.tpm.Process(cmd, locality)
@@ -277,15 +278,25 @@ func (d *daemon) serve(network, addr string, handle func(net.Conn)) error {
 	return nil
 }
 
-// close stops listening, stores the state and releases the lock.
+// blockingData is how many swtpm data channels are read by a thread
+// blocked in the kernel (swtpm.Config.BlockingData): a host's QEMU
+// instances and tools, with a bound against a local client opening
+// thousands.
+const blockingData = 64
+
+// close stops listening, ends the swtpm data channels, stores the state
+// and releases the lock. The TPM is then off: a command still arriving
+// on another channel cannot change what was stored.
 func (d *daemon) close() error {
 	for _, l := range d.listeners {
 		l.Close()
 	}
 	d.wg.Wait()
+	d.swtpm.CloseData()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	err := d.stopLocked()
+	d.closed = true
 	if d.store != nil {
 		d.store.unlock()
 	}
