@@ -190,8 +190,7 @@ func main() {
 	}); err != nil {
 		die("control/shutdown watch: %v", err)
 	}
-	go logNVWrites(m, nvRate, nvBurst)
-	go logLoad(back)
+	go report(m, back, nvRate, nvBurst)
 	dom.Log.Infof("serving vTPM domains through backend/vtpm (start-up took %v)", time.Since(t0).Round(time.Millisecond))
 	err = back.Run(runCtx)
 	close(runDone)
@@ -305,46 +304,59 @@ func hint(err error) string {
 	return ""
 }
 
-// nvLogEvery is how often the manager reports its hardware NV writes,
-// when there is something new to report.
-const nvLogEvery = 5 * time.Second
+// reportEvery is how often the manager reports its hardware NV writes and
+// its load, each when there is something new to report.
+const reportEvery = 5 * time.Second
 
-// logNVWrites reports the hardware NV writes (counter increments) and
-// what the saves cost, every nvLogEvery while they change: the wear the
-// vTPMs cause, and whether the cap or the hardware holds saves back. The
-// test bed (vtpmdomain/testbed-nvwear) reads these lines.
-func logNVWrites(m *manager.Manager, rate ratelimit.Rate, burst int) {
-	t0 := time.Now()
-	var last manager.Stats
-	for range time.Tick(nvLogEvery) {
-		st := m.Stats()
-		if st.HWWrites == last.HWWrites && st.Saves == last.Saves && st.Busy == last.Busy {
-			continue
-		}
-		dom.Log.Infof("hardware NV writes: %d in %.1fs since start (cap hwnvrate=%v hwnvburst=%d); %d saves acknowledged, %d superseded by a newer one of the same vTPM, %d answered TPM_RETRY; counter %d",
-			st.HWWrites, time.Since(t0).Seconds(), rate, burst, st.Saves, st.Coalesced, st.Busy, st.Counter)
-		last = st
+// report runs the manager's periodic reports (reportNVWrites, reportLoad)
+// on one ticker.
+func report(m *manager.Manager, back *tpmback.Backend, rate ratelimit.Rate, burst int) {
+	nv := nvReport{t0: time.Now(), rate: rate, burst: burst}
+	var load loadReport
+	for range time.Tick(reportEvery) {
+		nv.report(m.Stats())
+		load.report(len(back.Frontends()))
 	}
 }
 
-// logLoad reports, every nvLogEvery while either changes, how many vTPM
-// devices the manager serves and the memory the Go runtime holds for them:
-// the manager is meant to serve every vTPM of a host, and the test bed
-// (mgrdomain/testbed-scale) reads these lines.
-func logLoad(back *tpmback.Backend) {
-	var lastN int
-	var lastHeap uint64
-	var ms runtime.MemStats
-	for range time.Tick(nvLogEvery) {
-		n := len(back.Frontends())
-		runtime.ReadMemStats(&ms)
-		if n == lastN && max(ms.HeapInuse, lastHeap)-min(ms.HeapInuse, lastHeap) < 1<<20 {
-			continue
-		}
-		dom.Log.Infof("load: %d vTPM devices; Go heap in use %.1f MiB, %.1f MiB taken from the domain's RAM by the runtime",
-			n, float64(ms.HeapInuse)/(1<<20), float64(ms.Sys-ms.HeapReleased)/(1<<20))
-		lastN, lastHeap = n, ms.HeapInuse
+// nvReport reports the hardware NV writes (counter increments) and what
+// the saves cost while they change: the wear the vTPMs cause, and whether
+// the cap or the hardware holds saves back. The test bed
+// (vtpmdomain/testbed-nvwear) reads these lines.
+type nvReport struct {
+	t0    time.Time
+	rate  ratelimit.Rate
+	burst int
+	last  manager.Stats
+}
+
+func (r *nvReport) report(st manager.Stats) {
+	if st.HWWrites == r.last.HWWrites && st.Saves == r.last.Saves && st.Busy == r.last.Busy {
+		return
 	}
+	dom.Log.Infof("hardware NV writes: %d in %.1fs since start (cap hwnvrate=%v hwnvburst=%d); %d saves acknowledged, %d superseded by a newer one of the same vTPM, %d answered TPM_RETRY; counter %d",
+		st.HWWrites, time.Since(r.t0).Seconds(), r.rate, r.burst, st.Saves, st.Coalesced, st.Busy, st.Counter)
+	r.last = st
+}
+
+// loadReport reports, while either changes, how many vTPM devices the
+// manager serves and the memory the Go runtime holds for them: the manager
+// is meant to serve every vTPM of a host, and the test bed
+// (mgrdomain/testbed-scale) reads these lines.
+type loadReport struct {
+	lastN    int
+	lastHeap uint64
+	ms       runtime.MemStats
+}
+
+func (r *loadReport) report(n int) {
+	runtime.ReadMemStats(&r.ms)
+	if n == r.lastN && max(r.ms.HeapInuse, r.lastHeap)-min(r.ms.HeapInuse, r.lastHeap) < 1<<20 {
+		return
+	}
+	dom.Log.Infof("load: %d vTPM devices; Go heap in use %.1f MiB, %.1f MiB taken from the domain's RAM by the runtime",
+		n, float64(r.ms.HeapInuse)/(1<<20), float64(r.ms.Sys-r.ms.HeapReleased)/(1<<20))
+	r.lastN, r.lastHeap = n, r.ms.HeapInuse
 }
 
 // peerInfo identifies a vTPM domain by its backend directory: the uuid there

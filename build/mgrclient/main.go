@@ -28,11 +28,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/xenvtpm/xenvtpm/board/xen"
@@ -140,44 +138,19 @@ func main() {
 	}
 
 	if dom.Config.Get("save") == "1" {
-		var saveLat, loadLat []time.Duration
-		var last []byte
-		for i := range rounds {
-			blob := make([]byte, options.BlobSize)
-			rand.Read(blob)
-			req, err := proto.EncodeSaveHashKey(blob)
-			if err != nil {
-				check("savehashkey", err)
-				break
-			}
-			t := time.Now()
-			rsp, err := send(req)
-			if err == nil {
-				_, err = proto.ParseResponse(rsp, proto.TagVTPMReq)
-			}
-			saveLat = append(saveLat, time.Since(t))
-			if err != nil {
-				check("savehashkey", fmt.Errorf("round %d: %w", i, err))
-				break
-			}
-			t = time.Now()
-			got, err := load()
-			loadLat = append(loadLat, time.Since(t))
-			if err == nil && !bytes.Equal(got, blob) {
-				err = fmt.Errorf("loaded %x, saved %x", got, blob)
-			}
-			if err != nil {
-				check("loadhashkey-roundtrip", fmt.Errorf("round %d: %w", i, err))
-				break
-			}
-			last = blob
-		}
-		if last != nil && len(saveLat) == rounds {
+		rt, err := saveLoad(ctx, f, rounds)
+		var se *stepError
+		switch {
+		case errors.As(err, &se):
+			check(se.step, se.err)
+		case err != nil:
+			check("savehashkey", err)
+		default:
 			check("savehashkey", nil)
 			check("loadhashkey-roundtrip", nil)
-			fmt.Printf("MGRCLIENT-SAVED %x\n", last)
-			fmt.Printf("MGRCLIENT-FIGURE savehashkey_roundtrip %s over %d (manager disk commit + NV increment)\n", stats(saveLat), len(saveLat))
-			fmt.Printf("MGRCLIENT-FIGURE loadhashkey_roundtrip %s over %d\n", stats(loadLat), len(loadLat))
+			fmt.Printf("MGRCLIENT-SAVED %x\n", rt.last)
+			fmt.Printf("MGRCLIENT-FIGURE savehashkey_roundtrip %s over %d (manager disk commit + NV increment)\n", latency(rt.save), len(rt.save))
+			fmt.Printf("MGRCLIENT-FIGURE loadhashkey_roundtrip %s over %d\n", latency(rt.load), len(rt.load))
 		}
 	} else {
 		got, err := load()
@@ -211,16 +184,4 @@ func main() {
 	check("tpmfront-close", f.Close(c))
 	cl()
 	finish()
-}
-
-// stats renders mean, median and maximum in milliseconds.
-func stats(l []time.Duration) string {
-	s := slices.Clone(l)
-	slices.Sort(s)
-	var sum time.Duration
-	for _, v := range s {
-		sum += v
-	}
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
-	return fmt.Sprintf("mean %s median %s max %s", ms(sum/time.Duration(len(s))), ms(s[len(s)/2]), ms(s[len(s)-1]))
 }

@@ -71,14 +71,18 @@ func scale(ctx context.Context, table *grant.Table, want, rounds, hold int) {
 	loadLat := make([][]time.Duration, len(fronts))
 	t0 = time.Now()
 	for i, f := range fronts {
-		wg.Go(func() { saveLat[i], loadLat[i], errs[i] = saveLoad(ctx, f, rounds) })
+		wg.Go(func() {
+			var rt roundTrips
+			rt, errs[i] = saveLoad(ctx, f, rounds)
+			saveLat[i], loadLat[i] = rt.save, rt.load
+		})
 	}
 	wg.Wait()
 	took := time.Since(t0)
 	if check("savehashkey-all-own-key-back", firstErr(names, errs)) {
 		saves := len(fronts) * rounds
 		fmt.Printf("MGRCLIENT-FIGURE scale connections=%d rounds=%d saves=%d in %.2fs: %.0f SAVEHASHKEY+LOADHASHKEY/s; savehashkey %s; loadhashkey %s\n",
-			len(fronts), rounds, saves, took.Seconds(), float64(saves)/took.Seconds(), percentiles(slices.Concat(saveLat...)), percentiles(slices.Concat(loadLat...)))
+			len(fronts), rounds, saves, took.Seconds(), float64(saves)/took.Seconds(), latency(slices.Concat(saveLat...)), latency(slices.Concat(loadLat...)))
 	}
 
 	for i, f := range fronts {
@@ -98,9 +102,26 @@ func scale(ctx context.Context, table *grant.Table, want, rounds, hold int) {
 // xenstoreTransactions bounds the connections opened or closed at once.
 const xenstoreTransactions = 8
 
+// roundTrips is what saveLoad measured.
+type roundTrips struct {
+	save, load []time.Duration
+	last       []byte // the blob saved and loaded back last
+}
+
+// stepError is a failure of one of saveLoad's steps, named as the
+// console's MGRCLIENT-OK/FAIL lines name it.
+type stepError struct {
+	step string // savehashkey or loadhashkey-roundtrip
+	err  error
+}
+
+func (e *stepError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
 // saveLoad saves a fresh random blob through f and loads it back, rounds
 // times; what comes back must be this connection's own blob.
-func saveLoad(ctx context.Context, f *tpmfront.Front, rounds int) (save, load []time.Duration, err error) {
+func saveLoad(ctx context.Context, f *tpmfront.Front, rounds int) (roundTrips, error) {
+	var rt roundTrips
 	send := func(req []byte) ([]byte, error) {
 		c, cl := context.WithTimeout(ctx, 2*time.Minute)
 		defer cl()
@@ -111,7 +132,7 @@ func saveLoad(ctx context.Context, f *tpmfront.Front, rounds int) (save, load []
 		rand.Read(blob)
 		req, err := proto.EncodeSaveHashKey(blob)
 		if err != nil {
-			return nil, nil, err
+			return rt, &stepError{"savehashkey", err}
 		}
 		t := time.Now()
 		rsp, err := send(req)
@@ -119,9 +140,9 @@ func saveLoad(ctx context.Context, f *tpmfront.Front, rounds int) (save, load []
 			_, err = proto.ParseResponse(rsp, proto.TagVTPMReq)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("round %d: SAVEHASHKEY: %w", r, err)
+			return rt, &stepError{"savehashkey", fmt.Errorf("round %d: %w", r, err)}
 		}
-		save = append(save, time.Since(t))
+		rt.save = append(rt.save, time.Since(t))
 		t = time.Now()
 		rsp, err = send(proto.EncodeLoadHashKey())
 		var got []byte
@@ -132,11 +153,12 @@ func saveLoad(ctx context.Context, f *tpmfront.Front, rounds int) (save, load []
 			err = fmt.Errorf("loaded %x, saved %x", got, blob)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("round %d: LOADHASHKEY: %w", r, err)
+			return rt, &stepError{"loadhashkey-roundtrip", fmt.Errorf("round %d: %w", r, err)}
 		}
-		load = append(load, time.Since(t))
+		rt.load = append(rt.load, time.Since(t))
+		rt.last = blob
 	}
-	return save, load, nil
+	return rt, nil
 }
 
 // firstErr names the first device whose error is not nil, and how many
@@ -158,12 +180,16 @@ func firstErr(names []string, errs []error) error {
 	return first
 }
 
-// percentiles renders p50, p99 and the maximum in milliseconds.
-func percentiles(l []time.Duration) string {
+// latency renders mean, p50, p99 and the maximum in milliseconds.
+func latency(l []time.Duration) string {
 	if len(l) == 0 {
 		return "none"
 	}
-	slices.Sort(l)
+	s := slices.Sorted(slices.Values(l))
+	var sum time.Duration
+	for _, v := range s {
+		sum += v
+	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
-	return fmt.Sprintf("p50 %s p99 %s max %s", ms(l[len(l)/2]), ms(l[len(l)*99/100]), ms(l[len(l)-1]))
+	return fmt.Sprintf("mean %s p50 %s p99 %s max %s", ms(sum/time.Duration(len(s))), ms(s[len(s)/2]), ms(s[len(s)*99/100]), ms(s[len(s)-1]))
 }
