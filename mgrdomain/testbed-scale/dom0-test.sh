@@ -6,7 +6,8 @@
 # millisecond from 128 event channels on). Then the 126 devices of one
 # client each save and load their own key, all at once, and each must get
 # its own key back; the run reports throughput, latency, the hardware NV
-# writes the saves cost (group commit) and the manager's memory.
+# writes the saves cost (group commit) and the manager's memory; last, the
+# smallest memory= in which the manager starts.
 # testbed-scale-1000 (/test/scale-full) adds a client of 872 more devices:
 # idle with 1,000 attached, and those 872 save at once instead.
 # Sourced by dom0's init with testlib.sh loaded.
