@@ -124,26 +124,8 @@ for d in c1 c2 c3 c4; do xl destroy "$d" 2>/dev/null; done
 xl shutdown mgr || log "xl shutdown exited non-zero; judging by the domain"
 ended mgr s 60 || { xl destroy mgr; fail "the manager did not power off on xl shutdown"; }
 keep_log mgr scale >/dev/null
-mgr_starts_at() {
-	local dom="mgr-mem$1" i=0 ok=1
-	if xl create -q mgr.cfg "memory=$1" "name=\"$dom\"" >/dev/null 2>&1; then
-		while [ $i -lt 120 ]; do
-			if grep -q 'serving vTPM domains' "$(console_log "$dom")" 2>/dev/null; then ok=0; break; fi
-			xl domid "$dom" >/dev/null 2>&1 || break
-			sleep 1
-			i=$((i + 1))
-		done
-	fi
-	grep -m1 'cannot start' "$(console_log "$dom")" 2>/dev/null
-	xl destroy "$dom" 2>/dev/null
-	wait_gone "$dom" 30
-	return $ok
-}
-smallest=
-for mem in 12 13 14 15 16 20 24 32; do
-	if mgr_starts_at "$mem"; then smallest=$mem; break; fi
-	log "memory=$mem: the manager did not start ($(xl dmesg | grep 'out of memory\|fatal error' | tail -n 1))"
-done
+smallest_memory mgr.cfg mgr 'serving vTPM domains' "12 13 14 15 16 20 24 32"
+smallest=$SMALLEST
 log "FIGURE smallest memory= in which the manager starts serving: ${smallest:-more than 32} MiB"
 # The README's figure: a change that needs more memory fails here.
 [ -n "$smallest" ] && [ "$smallest" -le 14 ] ||

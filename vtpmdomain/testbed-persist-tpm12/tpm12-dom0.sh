@@ -159,25 +159,8 @@ log "FIGURE TPM 1.2 part (3 vTPM starts, measure, 3 guest boots, a manager resta
 
 # Smallest memory= in which a TPM 1.2 vTPM domain starts and serves (its
 # state in memory: no disk, no manager), as ../testbed probes for TPM 2.0.
-vtpm12_starts_at() {
-	local dom="vtpm12-mem$1" i=0 ok=1
-	if xl create -q vtpm12.cfg "memory=$1" "name=\"$dom\"" 'disk=[ ]' 'vtpm=[ ]' >/dev/null 2>&1; then
-		while [ $i -lt 60 ]; do
-			if grep -q 'serving TPM 1.2' "$(console_log "$dom")" 2>/dev/null; then ok=0; break; fi
-			xl domid "$dom" >/dev/null 2>&1 || break
-			sleep 1
-			i=$((i + 1))
-		done
-	fi
-	xl destroy "$dom" 2>/dev/null
-	wait_gone "$dom" 30
-	return $ok
-}
-smallest=
-for m in 12 16 17 18 19 20 24; do
-	if vtpm12_starts_at "$m"; then smallest=$m; break; fi
-	log "memory=$m: the TPM 1.2 vTPM domain did not start ($(xl dmesg | grep 'out of memory\|fatal error' | tail -n 1))"
-done
+smallest_memory vtpm12.cfg vtpm12 'serving TPM 1.2' "12 16 17 18 19 20 24" 'disk=[ ]' 'vtpm=[ ]'
+smallest=$SMALLEST
 log "FIGURE smallest memory= in which a TPM 1.2 vTPM domain (tpm=1.2) starts serving: ${smallest:-more than 24} MiB"
 # The README's figure: a change that needs more memory fails here.
 [ -n "$smallest" ] && [ "$smallest" -le 18 ] ||

@@ -61,28 +61,11 @@ grep -q 'STEP-OK reattach-getrandom' "$(console_log guest1)" || fail "TPM comman
 log "vtpm-detach + vtpm-attach: vtpm1 serves guest1 again"
 
 # Smallest memory= in which a vTPM domain starts its TPM and serves.
-vtpm_starts_at() {
-	local dom="vtpm-mem$1" i=0 ok=1
-	if xl create -q vtpm1.cfg "memory=$1" "name=\"$dom\"" >/dev/null 2>&1; then
-		while [ $i -lt 60 ]; do
-			if grep -q 'serving TPM 2.0' "$(console_log "$dom")" 2>/dev/null; then ok=0; break; fi
-			xl domid "$dom" >/dev/null 2>&1 || break
-			sleep 1
-			i=$((i + 1))
-		done
-	fi
-	xl destroy "$dom" 2>/dev/null
-	wait_gone "$dom" 30
-	return $ok
-}
 # Go's heap comes in 4 MiB arenas, 4 MiB-aligned above the image, so the
 # floor is that alignment plus an arena plus what the runtime keeps above
 # it: 1 MiB steps from 16 MiB find the last part.
-smallest=
-for m in 12 16 17 18 19 20 24; do
-	if vtpm_starts_at "$m"; then smallest=$m; break; fi
-	log "memory=$m: the vTPM domain did not start ($(xl dmesg | grep -m1 'out of memory\|fatal error'))"
-done
+smallest_memory vtpm1.cfg vtpm 'serving TPM 2.0' "12 16 17 18 19 20 24"
+smallest=$SMALLEST
 log "FIGURE smallest memory= in which the vTPM domain starts serving: ${smallest:-more than 24} MiB"
 # The README's figure: a change that needs more memory fails here.
 [ -n "$smallest" ] && [ "$smallest" -le 18 ] ||

@@ -83,31 +83,8 @@ log "panic message and stack reached the console; domain gone"
 # Smallest memory= that boots to a working xenstore connection. A size that
 # is too small crashes early (its reason is in xl dmesg), so stop waiting as
 # soon as the domain is gone.
-boots_at() {
-	local dom="hello-mem$1" i=0 ok=1
-	# xl itself has been seen to segfault while building a domain on the
-	# loaded test bed: one more try before calling a size too small.
-	xl create -q hello.cfg "memory=$1" "name=\"$dom\"" >/tmp/xl-mem.log 2>&1 ||
-		{ xl destroy "$dom" 2>/dev/null; xl create -q hello.cfg "memory=$1" "name=\"$dom\"" >/tmp/xl-mem.log 2>&1; }
-	if xl domid "$dom" >/dev/null 2>&1; then
-		while [ $i -lt 60 ]; do
-			if grep -q 'xenstore write/read ok' "$(console_log "$dom")" 2>/dev/null; then ok=0; break; fi
-			xl domid "$dom" >/dev/null 2>&1 || break
-			sleep 1
-			i=$((i + 1))
-		done
-	else
-		log "memory=$1: xl create failed: $(grep -m1 'too large\|error' /tmp/xl-mem.log)"
-	fi
-	[ $ok = 0 ] || log "memory=$1: no working domain; Xen console: $(xl dmesg | grep -m1 'out of memory\|fatal error\|triple fault')"
-	xl destroy "$dom" 2>/dev/null
-	wait_gone "$dom" 30
-	return $ok
-}
-smallest=
-for m in 4 8 9 10 11 12 16 24 32; do
-	if boots_at "$m"; then smallest=$m; break; fi
-done
+smallest_memory hello.cfg hello 'xenstore write/read ok' "4 8 9 10 11 12 16 24 32"
+smallest=$SMALLEST
 [ -n "$smallest" ] || fail "hello did not boot at any memory= up to 32 MiB"
 log "FIGURE smallest memory= that boots hello: ${smallest} MiB"
 # The README's figure: a change that needs more memory fails here.

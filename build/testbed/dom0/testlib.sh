@@ -250,6 +250,39 @@ triple_fault() {
 		END { exit !found }'
 }
 
+# smallest_memory CFG TAG PATTERN SIZES [ARGS]: sets SMALLEST to the first
+# of SIZES (MiB, rising) in which a domain created from CFG with ARGS,
+# named TAG-memN, writes PATTERN (an ERE) to its console within 120 s, and
+# to nothing if none does; each size that does not is logged with the
+# reason Xen's console or the domain's gives. xl itself has been seen to
+# segfault while building a domain on the loaded test bed: a failed xl
+# create is tried once more before a size is called too small.
+smallest_memory() {
+	local cfg=$1 tag=$2 pat=$3 sizes=$4 m dom c i id
+	shift 4
+	SMALLEST=
+	for m in $sizes; do
+		dom="$tag-mem$m"
+		c=$(console_log "$dom")
+		xl create -q "$cfg" "memory=$m" "name=\"$dom\"" "$@" >/tmp/xl-mem.log 2>&1 ||
+			{ xl destroy "$dom" 2>/dev/null; xl create -q "$cfg" "memory=$m" "name=\"$dom\"" "$@" >/tmp/xl-mem.log 2>&1; }
+		id=$(xl domid "$dom" 2>/dev/null)
+		i=0
+		while [ $i -lt 120 ] && ! grep -q -E -e "$pat" "$c" 2>/dev/null && xl domid "$dom" >/dev/null 2>&1; do
+			sleep 1
+			i=$((i + 1))
+		done
+		xl destroy "$dom" 2>/dev/null
+		wait_gone "$dom" 30
+		if grep -q -E -e "$pat" "$c" 2>/dev/null; then
+			SMALLEST=$m
+			return 0
+		fi
+		log "memory=$m: $dom did not start: $(xl dmesg | grep -e "(d$id) " -e "d${id}v0 " | grep -m1 'out of memory\|fatal error\|Triple fault')$(grep -m1 'cannot start\|panic:' "$c" 2>/dev/null | sed 's/^/; console: /')$(grep -m1 'too large\|error' /tmp/xl-mem.log | sed 's/^/; xl: /')"
+	done
+	return 1
+}
+
 # ended DOM STATE SECS: DOM went away within SECS, or it is still listed in
 # a state matching STATE, a case pattern (s: shut down, c: crashed). The
 # on_poweroff/on_crash "destroy" is done by the xl process that created the
