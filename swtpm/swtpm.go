@@ -29,6 +29,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/xenvtpm/xenvtpm/internal/connset"
 )
 
 // TPM is what the protocol serves.
@@ -116,12 +118,8 @@ type Config struct {
 	Logf    func(format string, a ...any)
 	Verbose bool
 	// BlockingData is how many data channels at most are read by a thread
-	// blocked in the kernel instead of through Go's network poller. A
-	// blocked read wakes with the client's command; the poller's round
-	// (epoll, then scheduling the reading goroutine) added 5-19 µs to each
-	// of vtpmd's small commands, more than the engine takes for them.
-	// Each such channel holds an OS thread while it waits, hence the bound;
-	// channels beyond it use the poller. 0: none.
+	// blocked in the kernel instead of through Go's network poller
+	// (internal/connset: faster small commands, a thread each). 0: none.
 	BlockingData int
 }
 
@@ -135,10 +133,7 @@ type Server struct {
 	buffer   int
 	cancel   context.CancelFunc // of the command in progress, if any
 
-	data       map[net.Conn]bool // live data channels: read blocking?
-	blocking   int               // how many of them are
-	dataClosed bool              // CloseData was called
-	dataWG     sync.WaitGroup
+	data connset.Set
 }
 
 // New returns a Server.
@@ -149,7 +144,7 @@ func New(cfg Config) *Server {
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
 	}
-	return &Server{cfg: cfg, buffer: cfg.BufferSize, data: map[net.Conn]bool{}}
+	return &Server{cfg: cfg, buffer: cfg.BufferSize, data: connset.Set{Blocking: cfg.BlockingData}}
 }
 
 // Locality is the locality of the client's next commands.
@@ -162,10 +157,10 @@ func (s *Server) Locality() uint8 {
 // ServeData serves the data channel c until it closes or CloseData is
 // called. The caller closes c.
 func (s *Server) ServeData(c net.Conn) {
-	if !s.addData(c) {
+	if !s.data.Add(c) {
 		return
 	}
-	defer s.dropData(c)
+	defer s.data.Done(c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// A client writes a command in one piece: one read takes its header
@@ -193,106 +188,14 @@ func (s *Server) ServeData(c net.Conn) {
 	}
 }
 
-// addData counts c among the live data channels and, within
-// BlockingData, switches its socket to blocking mode: Go's own reads and
-// writes on it then wait in the kernel (the poller only ever waits after
-// EAGAIN, which a blocking socket never returns). False once CloseData was
-// called.
-func (s *Server) addData(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.dataClosed {
-		return false
-	}
-	blocking := s.blocking < s.cfg.BlockingData && setBlocking(c) == nil
-	if blocking {
-		s.blocking++
-	}
-	s.data[c] = blocking
-	s.dataWG.Add(1)
-	return true
-}
-
-func (s *Server) dropData(c net.Conn) {
-	s.mu.Lock()
-	if s.data[c] {
-		s.blocking--
-	}
-	delete(s.data, c)
-	s.mu.Unlock()
-	s.dataWG.Done()
-}
-
-// setBlocking clears O_NONBLOCK on c's socket.
-func setBlocking(c net.Conn) error {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return fmt.Errorf("%T has no descriptor", c)
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil {
-		return err
-	}
-	return serr
-}
-
 // closeGrace is how long CloseData lets the commands in progress be
 // answered before it also shuts down the sending side of their channels.
 const closeGrace = 5 * time.Second
 
-// CloseData ends every data channel and serves no new one. Each channel's
-// reading side is shut down, which wakes a read blocked in the kernel as
-// well as one waiting in the poller (closing the descriptor would not wake
-// the first: Go's Close waits for it to return); a command in progress
-// still gets its response, unless sending it has not completed within
-// closeGrace (a client that stopped reading). CloseData returns once no
-// channel is served any more.
-func (s *Server) CloseData() {
-	s.mu.Lock()
-	s.dataClosed = true
-	for c := range s.data {
-		shutdown(c, true)
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.dataWG.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return
-	case <-time.After(closeGrace):
-	}
-	s.mu.Lock()
-	for c := range s.data {
-		shutdown(c, false)
-	}
-	s.mu.Unlock()
-	<-done
-}
-
-// shutdown shuts down c's reading side (read) or its sending side; a
-// connection without them is closed.
-func shutdown(c net.Conn, read bool) {
-	type halfCloser interface {
-		CloseRead() error
-		CloseWrite() error
-	}
-	hc, ok := c.(halfCloser)
-	switch {
-	case !ok:
-		c.Close()
-	case read:
-		hc.CloseRead()
-	default:
-		hc.CloseWrite()
-	}
-}
+// CloseData ends every data channel and serves no new one: a command in
+// progress still gets its response (see connset.Set.Close). It returns
+// once no channel is served any more.
+func (s *Server) CloseData() { s.data.Close(closeGrace) }
 
 // TPM 2.0 response codes the Server answers itself.
 const (

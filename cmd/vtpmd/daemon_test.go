@@ -317,9 +317,9 @@ func TestStopWritesLazyState(t *testing.T) {
 	}
 }
 
-// Stopping the daemon ends its swtpm data channels, an idle one read by a
-// thread blocked in the kernel too, and turns the TPM off for good: a
-// command a client sends afterwards cannot change the state it stored.
+// Stopping the daemon ends its command channels, swtpm data and mssim,
+// idle ones read by a thread blocked in the kernel too, and turns the TPM
+// off for good: nothing can change the state it stored.
 func TestCloseEndsClients(t *testing.T) {
 	td := startDaemon(t, t.TempDir())
 	data, err := net.Dial("tcp", td.swtpm)
@@ -330,10 +330,26 @@ func TestCloseEndsClients(t *testing.T) {
 	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(swtpmtest.Conn{C: data}); err != nil {
 		t.Fatal(err)
 	}
-	mssim := openMssim(t, td.mssim)
-	defer mssim.Close()
-	if _, err := (gt.GetRandom{BytesRequested: 8}).Execute(mssim); err != nil {
+	host, port, _ := splitHostPortNum(td.mssim)
+	mssim, err := net.Dial("tcp", td.mssim)
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer mssim.Close()
+	platform, err := net.Dial("tcp", net.JoinHostPort(host, itoa(port+1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer platform.Close()
+	// TPM_SIGNAL_POWER_ON, then TPM2_GetRandom(8) at locality 0.
+	platform.Write([]byte{0, 0, 0, 1})
+	platform.Read(make([]byte, 4))
+	getRandom := []byte{0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x7b, 0, 8}
+	mssim.Write(append([]byte{0, 0, 0, 8, 0, 0, 0, 0, byte(len(getRandom))}, getRandom...))
+	rsp := make([]byte, 4+20+4)
+	mssim.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(mssim, rsp); err != nil {
+		t.Fatalf("mssim GetRandom: %v", err)
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- td.d.close() }()
@@ -345,14 +361,16 @@ func TestCloseEndsClients(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the daemon did not stop while a client was connected and idle")
 	}
-	data.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if n, err := data.Read(make([]byte, 10)); err != io.EOF {
-		t.Fatalf("swtpm data channel after the daemon stopped: %d bytes, %v; want EOF", n, err)
+	for name, c := range map[string]net.Conn{"swtpm data": data, "mssim command": mssim} {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 10)); err != io.EOF {
+			t.Fatalf("%s channel after the daemon stopped: %d bytes, %v; want EOF", name, n, err)
+		}
 	}
-	_, err = (gt.NVDefineSpace{AuthHandle: gt.TPMRHOwner, PublicInfo: gt.New2B(gt.TPMSNVPublic{
-		NVIndex: 0x01500021, NameAlg: gt.TPMAlgSHA256, Attributes: gt.TPMANV{AuthRead: true, AuthWrite: true}, DataSize: 4})}).Execute(mssim)
-	if !errors.Is(err, gt.TPMRCFailure) {
-		t.Fatalf("NV_DefineSpace after the daemon stopped: %v, want TPM_RC_FAILURE", err)
+	// The platform channel is still open and could power the TPM on.
+	platform.Write([]byte{0, 0, 0, 1})
+	if rsp := td.d.process(getRandom, 0); binary.BigEndian.Uint32(rsp[6:]) != swtpm.RCFailure {
+		t.Fatalf("a command after the daemon stopped: % x, want TPM_RC_FAILURE", rsp)
 	}
 }
 

@@ -33,7 +33,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
+	"github.com/xenvtpm/xenvtpm/internal/connset"
 	"github.com/xenvtpm/xenvtpm/swtpm"
 )
 
@@ -84,13 +86,14 @@ type daemon struct {
 	closed    bool // the state is stored for good: no command runs any more
 	startup   bool
 	swtpm     *swtpm.Server
+	mssim     connset.Set // the mssim command channels
 	listeners []net.Listener
 	addrs     []string
 	wg        sync.WaitGroup
 }
 
 func newDaemon(stateDir string, f family, startup bool) (*daemon, error) {
-	d := &daemon{family: f, powered: true, startup: startup}
+	d := &daemon{family: f, powered: true, startup: startup, mssim: connset.Set{Blocking: blockingData}}
 	d.swtpm = swtpm.New(swtpm.Config{TPM: swtpmTPM{d}, Logf: log.Printf, Verbose: verbose, BlockingData: blockingData})
 	var blob []byte
 	if stateDir != "" {
@@ -278,21 +281,27 @@ func (d *daemon) serve(network, addr string, handle func(net.Conn)) error {
 	return nil
 }
 
-// blockingData is how many swtpm data channels are read by a thread
-// blocked in the kernel (swtpm.Config.BlockingData): a host's QEMU
-// instances and tools, with a bound against a local client opening
-// thousands.
+// blockingData is how many swtpm data channels, and how many mssim
+// command channels, are read by a thread blocked in the kernel
+// (internal/connset): a host's QEMU instances and tools, with a bound
+// against a local client opening thousands.
 const blockingData = 64
 
-// close stops listening, ends the swtpm data channels, stores the state
-// and releases the lock. The TPM is then off: a command still arriving
-// on another channel cannot change what was stored.
+// closeGrace is how long stopping waits for a response a client does not
+// read.
+const closeGrace = 5 * time.Second
+
+// close stops listening, ends the command channels (swtpm data, mssim
+// command) once the commands in progress are answered, stores the state
+// and releases the lock. The TPM is then off for good, so nothing can
+// change what was stored.
 func (d *daemon) close() error {
 	for _, l := range d.listeners {
 		l.Close()
 	}
 	d.wg.Wait()
 	d.swtpm.CloseData()
+	d.mssim.Close(closeGrace)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	err := d.stopLocked()

@@ -46,6 +46,10 @@ func readU32(r io.Reader) (uint32, error) {
 func putU32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
 
 func (d *daemon) serveMssimCommand(c net.Conn) {
+	if !d.mssim.Add(c) {
+		return
+	}
+	defer d.mssim.Done(c)
 	r := bufio.NewReader(quickAck(c))
 	for {
 		code, err := readU32(r)
