@@ -222,23 +222,6 @@ func TestCancel(t *testing.T) {
 	}
 }
 
-// blockingFD reports whether c's socket is in blocking mode.
-func blockingFD(t *testing.T, c net.Conn) bool {
-	t.Helper()
-	rc, err := c.(syscall.Conn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var flags uintptr
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		flags, _, errno = syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
-	}); err != nil || errno != 0 {
-		t.Fatal(err, errno)
-	}
-	return flags&syscall.O_NONBLOCK == 0
-}
-
 // CloseData ends every data channel: one whose command is in progress
 // after that command's answer, one read by a thread blocked in the kernel
 // and one read through the poller while idle; BlockingData bounds the
@@ -279,9 +262,8 @@ func TestCloseData(t *testing.T) {
 	busy, busyServer := accept()
 	idle, idleServer := accept()
 	polled, polledServer := accept()
-	if !blockingFD(t, busyServer) || !blockingFD(t, idleServer) || blockingFD(t, polledServer) {
-		t.Fatalf("blocking sockets: %v %v %v, want the first two (BlockingData 2)",
-			blockingFD(t, busyServer), blockingFD(t, idleServer), blockingFD(t, polledServer))
+	if b := [3]bool{s.data.IsBlocking(busyServer), s.data.IsBlocking(idleServer), s.data.IsBlocking(polledServer)}; b != [3]bool{true, true, false} {
+		t.Fatalf("blocking channels: %v, want the first two (BlockingData 2)", b)
 	}
 
 	block := make(chan struct{})
