@@ -372,6 +372,11 @@ func TestCloseEndsClients(t *testing.T) {
 	if rsp := td.d.process(getRandom, 0); binary.BigEndian.Uint32(rsp[6:]) != swtpm.RCFailure {
 		t.Fatalf("a command after the daemon stopped: % x, want TPM_RC_FAILURE", rsp)
 	}
+	// The swtpm control channel stays open too: CMD_STORE_VOLATILE must
+	// not write a state file whose lock another daemon may hold by now.
+	if err := td.d.save(false); !errors.Is(err, errStopped) {
+		t.Fatalf("storing the state after the daemon stopped: %v, want errStopped", err)
+	}
 }
 
 // The script runs with pipefail, under which `tool | grep -q` fails

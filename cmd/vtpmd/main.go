@@ -162,6 +162,10 @@ func (d *daemon) process(cmd []byte, locality uint8) []byte {
 func (d *daemon) save(stop bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		// The state file's lock is released: another daemon may own it.
+		return errStopped
+	}
 	var err error
 	if stop {
 		err = d.stopLocked()
@@ -281,6 +285,9 @@ func (d *daemon) serve(network, addr string, handle func(net.Conn)) error {
 	return nil
 }
 
+// errStopped answers what would store the state once the daemon stopped.
+var errStopped = errors.New("vtpmd: stopped: the state is stored and its lock released")
+
 // blockingData is how many swtpm data channels, and how many mssim
 // command channels, are read by a thread blocked in the kernel
 // (internal/connset): a host's QEMU instances and tools, with a bound
@@ -304,6 +311,9 @@ func (d *daemon) close() error {
 	d.mssim.Close(closeGrace)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
 	err := d.stopLocked()
 	d.closed = true
 	if d.store != nil {
