@@ -307,8 +307,12 @@ func (d *daemon) close() error {
 		l.Close()
 	}
 	d.wg.Wait()
-	d.swtpm.CloseData()
-	d.mssim.Close(closeGrace)
+	// Both kinds of channel end together: a client that stops reading on
+	// each holds the stop for one grace period, not two.
+	var ends sync.WaitGroup
+	ends.Go(d.swtpm.CloseData)
+	ends.Go(func() { d.mssim.Close(closeGrace) })
+	ends.Wait()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
