@@ -156,11 +156,12 @@ func (s *Server) Locality() uint8 {
 
 // ServeData serves the data channel c until it closes or CloseData is
 // called. The caller closes c.
-func (s *Server) ServeData(c net.Conn) {
-	if !s.data.Add(c) {
+func (s *Server) ServeData(conn net.Conn) {
+	c, ok := s.data.Add(conn)
+	if !ok {
 		return
 	}
-	defer s.data.Done(c)
+	defer s.data.Done(conn)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// A client writes a command in one piece: one read takes its header

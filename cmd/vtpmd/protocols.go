@@ -45,11 +45,12 @@ func readU32(r io.Reader) (uint32, error) {
 
 func putU32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
 
-func (d *daemon) serveMssimCommand(c net.Conn) {
-	if !d.mssim.Add(c) {
+func (d *daemon) serveMssimCommand(conn net.Conn) {
+	c, ok := d.mssim.Add(conn)
+	if !ok {
 		return
 	}
-	defer d.mssim.Done(c)
+	defer d.mssim.Done(conn)
 	r := bufio.NewReader(quickAck(c))
 	for {
 		code, err := readU32(r)

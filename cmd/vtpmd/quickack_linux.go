@@ -12,11 +12,11 @@ import (
 // quick ACK. Linux leaves quick-ACK mode by itself, so it is asked for
 // again after each read.
 func quickAck(c net.Conn) net.Conn {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	sc, ok := c.(syscall.Conn)
+	if _, tcp := c.LocalAddr().(*net.TCPAddr); !ok || !tcp {
 		return c
 	}
-	rc, err := tc.SyscallConn()
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return c
 	}
