@@ -164,6 +164,7 @@ func (s *Server) ServeData(conn net.Conn) {
 	defer s.data.Done(conn)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	cmdCtx := cmdContext{parent: ctx}
 	// A client writes a command in one piece: one read takes its header
 	// and body together.
 	r := bufio.NewReaderSize(c, 4096)
@@ -183,7 +184,7 @@ func (s *Server) ServeData(conn net.Conn) {
 		if _, err := io.ReadFull(r, cmd[10:]); err != nil {
 			return
 		}
-		if _, err := c.Write(s.execute(ctx, cmd)); err != nil {
+		if _, err := c.Write(s.execute(&cmdCtx, cmd)); err != nil {
 			return
 		}
 	}
@@ -204,7 +205,24 @@ const (
 	RCCommandSize = 0x142 // TPM_RC_COMMAND_SIZE
 )
 
-func (s *Server) execute(ctx context.Context, cmd []byte) []byte {
+// cmdContext is the context of a data channel's commands, which
+// CMD_CANCEL_TPM_CMD cancels: one serves command after command until it is
+// cancelled, so a command costs no allocation for it.
+type cmdContext struct {
+	parent context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// next is the context for the channel's next command.
+func (c *cmdContext) next() (context.Context, context.CancelFunc) {
+	if c.ctx == nil || c.ctx.Err() != nil {
+		c.ctx, c.cancel = context.WithCancel(c.parent)
+	}
+	return c.ctx, c.cancel
+}
+
+func (s *Server) execute(cc *cmdContext, cmd []byte) []byte {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -215,14 +233,13 @@ func (s *Server) execute(ctx context.Context, cmd []byte) []byte {
 		return ErrorResponse(cmd, RCCommandSize, ResultBadParam)
 	}
 	loc := s.locality
-	cctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := cc.next()
 	s.cancel = cancel
 	s.mu.Unlock()
-	rsp := s.cfg.TPM.Execute(cctx, cmd, loc)
+	rsp := s.cfg.TPM.Execute(ctx, cmd, loc)
 	s.mu.Lock()
 	s.cancel = nil
 	s.mu.Unlock()
-	cancel()
 	return rsp
 }
 

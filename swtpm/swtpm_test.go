@@ -220,6 +220,29 @@ func TestCancel(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("cancel did not end the command")
 	}
+	// The channel's next command is not cancelled: it runs to its answer.
+	tpm.mu.Lock()
+	tpm.canceled = false
+	tpm.mu.Unlock()
+	go func() {
+		dataClient.Write(getRandom)
+		b := make([]byte, 10)
+		io.ReadFull(dataClient, b)
+		done <- b
+	}()
+	for len(tpm.got()) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(tpm.block)
+	select {
+	case rsp := <-done:
+		if rcOf(rsp) != 0 || tpm.canceled {
+			t.Fatalf("the command after a cancelled one answered % x (cancelled %v)", rsp, tpm.canceled)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the command after a cancelled one was not answered")
+	}
 }
 
 // CloseData ends every data channel: one whose command is in progress

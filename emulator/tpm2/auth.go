@@ -595,9 +595,10 @@ func (t *TPM) encryptParams(c *call, params []byte) []byte {
 func (t *TPM) responseAuths(c *call, params []byte) []byte {
 	// The response HMAC uses the entity's authValue as it is after the
 	// command: HierarchyChangeAuth and NV_ChangeAuth answer under the new
-	// value (Part 1 §19.6.12).
+	// value (Part 1 §19.6.12). A password authorization has no response
+	// HMAC, so its entity is not looked up again.
 	for i := range c.authEnt {
-		if i < len(c.handles) && c.authEnt[i] != nil {
+		if i < len(c.handles) && c.authEnt[i] != nil && i < len(c.auths) && c.auths[i].sess != nil {
 			if e, err := t.resolve(c.handles[i], i+1, false); err == nil {
 				e.name = c.authEnt[i].name
 				c.authEnt[i] = e

@@ -80,7 +80,12 @@ func hashSupported(a gt.TPMIAlgHash) bool {
 
 type taggedProp struct{ tag, val uint32 }
 
-func (t *TPM) properties() []taggedProp {
+// propertyTable is every TPM_PT the TPM reports, in tag order. An array,
+// not a slice, so that a GetCapability allocates nothing for it; its
+// length is the literal's in properties.
+type propertyTable = [67]taggedProp
+
+func (t *TPM) properties() propertyTable {
 	nCmds := uint32(len(t.commands))
 	var perm uint32
 	if len(t.ps.OwnerAuth) > 0 {
@@ -119,7 +124,7 @@ func (t *TPM) properties() []taggedProp {
 			loaded++
 		}
 	}
-	return []taggedProp{
+	table := [...]taggedProp{
 		{0x100, 0x322E3000}, // TPM_PT_FAMILY_INDICATOR "2.0"
 		{0x101, 0},
 		{0x102, specRevision},
@@ -188,6 +193,7 @@ func (t *TPM) properties() []taggedProp {
 		{0x213, 0},
 		{0x214, 0},
 	}
+	return table
 }
 
 // handleList returns the handles of the type of start, from start on.
@@ -329,9 +335,12 @@ func (t *TPM) getCapability(c *call, cmd *gt.GetCapability) (*gt.GetCapabilityRe
 		}
 		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
 	case capTPMProperties:
+		props := t.properties()
+		// At most one more than the page holds: enough to tell there is more.
 		var l gt.TPMLTaggedTPMProperty
-		for _, p := range t.properties() {
-			if p.tag >= property {
+		l.TPMProperty = make([]gt.TPMSTaggedProperty, 0, min(uint64(len(props)), uint64(count)+1))
+		for _, p := range props {
+			if p.tag >= property && uint32(len(l.TPMProperty)) <= count {
 				l.TPMProperty = append(l.TPMProperty, gt.TPMSTaggedProperty{Property: gt.TPMPT(p.tag), Value: p.val})
 			}
 		}
