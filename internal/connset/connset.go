@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -162,9 +163,26 @@ func outOfPoller(c net.Conn) (net.Conn, error) {
 type blockingConn struct {
 	f             *os.File // not pollable: its descriptor is blocking
 	local, remote net.Addr
+	yielded       time.Time // by Read, which one goroutine calls at a time
 }
 
-func (b *blockingConn) Read(p []byte) (int, error)  { return b.f.Read(p) }
+// Read yields to the scheduler now and then before it waits in the
+// kernel. A goroutine that only ever blocks in system calls never passes
+// through the scheduler, so Go's monitor thread takes it for one running
+// without pause: every 10 ms it preempts it and takes its processor away,
+// and then polls every 20 µs again rather than sleeping. Yielding on every
+// read would cost a second thread's wake-up per request instead.
+func (b *blockingConn) Read(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(b.yielded) > yieldEvery {
+		b.yielded = now
+		runtime.Gosched()
+	}
+	return b.f.Read(p)
+}
+
+// yieldEvery is well within the monitor's 10 ms.
+const yieldEvery = 2 * time.Millisecond
+
 func (b *blockingConn) Write(p []byte) (int, error) { return b.f.Write(p) }
 func (b *blockingConn) Close() error                { return b.f.Close() }
 func (b *blockingConn) LocalAddr() net.Addr         { return b.local }
