@@ -108,6 +108,12 @@ func newEnv(t testing.TB, slots int) *env {
 // the real one).
 func newEnvClock(t testing.TB, slots int, now func() time.Time) *env {
 	t.Helper()
+	return newEnvRescan(t, slots, now, 0)
+}
+
+// newEnvRescan is newEnvClock with the backend's Config.Rescan.
+func newEnvRescan(t testing.TB, slots int, now func() time.Time, rescan time.Duration) *env {
+	t.Helper()
 	e := &env{t: t, ctx: testCtx(t), x: xentest.New(), log: &testLog{t: t}, handler: echo}
 	e.be = e.x.AddDomain(t, beDom, slots)
 	b, err := tpmback.New(tpmback.Config{
@@ -125,6 +131,7 @@ func newEnvClock(t testing.TB, slots int, now func() time.Time) *env {
 				e.reported.Add(-1)
 			}
 		},
+		Rescan: rescan,
 	})
 	if err != nil {
 		t.Fatal(err)

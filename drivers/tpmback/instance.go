@@ -66,6 +66,8 @@ type instance struct {
 	quit     chan struct{}
 	quitOne  sync.Once
 	kick     chan struct{} // a key of the backend directory changed
+	rescan   chan struct{} // the backend's periodic rescan
+	feState  xenbus.State  // the frontend state last acted on
 	buf      []byte
 }
 
@@ -77,6 +79,7 @@ func newInstance(b *Backend, k key, dir, fePath, uuid string) *instance {
 		done:     make(chan result, 1),
 		quit:     make(chan struct{}),
 		kick:     make(chan struct{}, 1),
+		rescan:   make(chan struct{}, 1),
 		guestLog: logLimit{now: b.now},
 	}
 }
@@ -106,6 +109,15 @@ func (in *instance) flushGuestLog() {
 func (in *instance) kickToolstack() {
 	select {
 	case in.kick <- struct{}{}:
+	default:
+	}
+}
+
+// recheck asks the instance to read its online key and its frontend's
+// state again, for events xenstored may have dropped.
+func (in *instance) recheck() {
+	select {
+	case in.rescan <- struct{}{}:
 	default:
 	}
 }
@@ -205,13 +217,14 @@ func (in *instance) run(ctx context.Context) {
 		for {
 			select {
 			case <-in.kick:
-				if !in.online(ctx) {
-					in.detach(ctx, "device removed by the toolstack", nil)
-					return
-				}
+			case <-in.rescan:
 			case <-in.quit:
 				return
 			case <-ctx.Done():
+				return
+			}
+			if !in.online(ctx) {
+				in.detach(ctx, "device removed by the toolstack", nil)
 				return
 			}
 		}
@@ -269,6 +282,12 @@ func (in *instance) run(ctx context.Context) {
 				in.detach(ctx, "device removed by the toolstack", w)
 				return
 			}
+		case <-in.rescan:
+			if !in.online(ctx) {
+				in.detach(ctx, "device removed by the toolstack", w)
+				return
+			}
+			in.frontendRechecked(ctx)
 		case <-in.quit:
 			in.log().Infof("VTPM detached from Frontend %v", in.fe)
 			return
@@ -278,7 +297,23 @@ func (in *instance) run(ctx context.Context) {
 	}
 }
 
+// frontendChanged follows the frontend's state after its watch fired.
 func (in *instance) frontendChanged(ctx context.Context) {
+	if s, ok := in.frontendState(ctx); ok {
+		in.follow(ctx, s)
+	}
+}
+
+// frontendRechecked follows the frontend's state if it is not the one last
+// followed: a change whose watch event xenstored dropped.
+func (in *instance) frontendRechecked(ctx context.Context) {
+	if s, ok := in.frontendState(ctx); ok && s != in.feState {
+		in.log().Infof("tpmback: frontend %v is %v, which no watch event said (was %v)", in.fe, s, in.feState)
+		in.follow(ctx, s)
+	}
+}
+
+func (in *instance) frontendState(ctx context.Context) (xenbus.State, bool) {
 	s, err := in.b.cfg.Store.ReadState(ctx, in.fe.FrontendPath)
 	if errors.Is(err, xenbus.ErrAccess) {
 		// xenstored answers EACCES, not ENOENT, under a destroyed
@@ -287,8 +322,13 @@ func (in *instance) frontendChanged(ctx context.Context) {
 	}
 	if err != nil {
 		in.log().Errorf("tpmback: frontend %v: %v", in.fe, err)
-		return
+		return 0, false
 	}
+	return s, true
+}
+
+func (in *instance) follow(ctx context.Context, s xenbus.State) {
+	in.feState = s
 	in.log().Debugf("tpmback: frontend %v is %v, backend %v", in.fe, s, in.state)
 	switch s {
 	case xenbus.StateInitialised, xenbus.StateConnected:

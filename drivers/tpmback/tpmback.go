@@ -122,7 +122,16 @@ type Config struct {
 	// different frontends may overlap). A page Xen refused to unmap stays
 	// mapped and is not reported.
 	Mapped func(fe *Frontend, mapped bool)
+	// Rescan is how often the backend reads its directory and each
+	// frontend's state again, for what a watch event xenstored dropped
+	// would have told it (C xenstored drops one a domain left unread for
+	// 20 s, or one beyond its quota); 0 means DefaultRescan.
+	Rescan time.Duration
 }
+
+// DefaultRescan is Config.Rescan's default: a device a dropped event hid
+// is served within a minute, at a cost of a few reads per device.
+const DefaultRescan = time.Minute
 
 // Backend serves every vtpm frontend configured against this domain.
 type Backend struct {
@@ -184,6 +193,12 @@ func (b *Backend) Run(ctx context.Context) error {
 		w.Unwatch(uctx)
 		c()
 	}()
+	every := b.cfg.Rescan
+	if every <= 0 {
+		every = DefaultRescan
+	}
+	rescan := time.NewTicker(every)
+	defer rescan.Stop()
 	for {
 		select {
 		case p, ok := <-w.Events():
@@ -191,6 +206,13 @@ func (b *Backend) Run(ctx context.Context) error {
 				return fmt.Errorf("tpmback: watch %s ended: %w", b.cfg.Dir, w.Err())
 			}
 			b.event(ctx, p)
+		case <-rescan.C:
+			b.scan(ctx)
+			b.mu.Lock()
+			for _, in := range b.instances {
+				in.recheck()
+			}
+			b.mu.Unlock()
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/xenvtpm/xenvtpm/drivers/tpmback"
 	"github.com/xenvtpm/xenvtpm/grant"
@@ -260,6 +261,40 @@ func TestToolstackDetachAttach(t *testing.T) {
 	eventually(t, "instance gone", func() bool { return len(e.b.Frontends()) == 1 })
 	f.ch.Close()
 
+	if _, err := e.x.AddVTPM(e.ctx, beDom, 5, 0, testUUID(5)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(p.Backend, xenbus.StateInitWait)
+	f2 := newRawFront(e, d, p)
+	f2.linuxSetup()
+	e.waitState(p.Backend, xenbus.StateConnected)
+	checkServed(t, f2)
+	checkServed(t, good)
+}
+
+// What xenstored's dropped watch events would have said reaches the
+// backend by its rescan: a device added, its frontend connecting, the
+// device detached and attached again, all while every watch event for the
+// backend's domain is dropped.
+func TestDroppedWatchEvents(t *testing.T) {
+	e := newEnvRescan(t, 0, nil, 100*time.Millisecond)
+	good := goodNeighbour(e, 20)
+	e.x.Store.DropWatchEvents(beDom, true)
+	d, p := e.addDevice(5)
+	e.waitState(p.Backend, xenbus.StateInitWait)
+	f := newRawFront(e, d, p)
+	f.linuxSetup()
+	e.waitState(p.Backend, xenbus.StateConnected)
+	checkServed(t, f)
+	eventually(t, "the rescan's finding logged", func() bool { return e.log.hasInfo("which no watch event said") })
+
+	ok, err := e.x.DetachVTPM(e.ctx, p)
+	if err != nil || !ok {
+		t.Fatalf("detach: cooperated %v, %v", ok, err)
+	}
+	eventually(t, "unmap after detach", func() bool { return e.be.Mapper.Live() == 1 })
+	eventually(t, "instance gone", func() bool { return len(e.b.Frontends()) == 1 })
+	f.ch.Close()
 	if _, err := e.x.AddVTPM(e.ctx, beDom, 5, 0, testUUID(5)); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,19 @@ type Store struct {
 	*xstest.Server
 	mu    sync.Mutex
 	conns map[*xstest.Conn]*conn
+	drop  map[uint16]bool // domains whose watch events are dropped
+}
+
+// DropWatchEvents makes the store drop every watch event for domain domid
+// (drop true) or deliver them again (false), as C xenstored drops the
+// events a domain leaves unread too long or beyond its quota.
+func (s *Store) DropWatchEvents(domid uint16, drop bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.drop == nil {
+		s.drop = map[uint16]bool{}
+	}
+	s.drop[domid] = drop
 }
 
 func newStore() *Store {
@@ -35,6 +48,7 @@ func newStore() *Store {
 // conn is one domain's connection: a xenbus.Transport over channels.
 type conn struct {
 	st     *Store
+	dom    uint16
 	xc     *xstest.Conn
 	in     chan xswire.Message
 	out    chan xswire.Message
@@ -87,8 +101,9 @@ func (c *conn) serve() {
 			for _, d := range c.xc.Handle(m) {
 				c.st.mu.Lock()
 				to := c.st.conns[d.To]
+				dropped := to != nil && d.Msg.Type == xswire.XSWatchEvent && c.st.drop[to.dom]
 				c.st.mu.Unlock()
-				if to != nil {
+				if to != nil && !dropped {
 					to.push(d.Msg)
 				}
 			}
@@ -116,7 +131,7 @@ func (c *conn) push(m xswire.Message) {
 
 // Connect opens a xenbus client for domain domid.
 func (s *Store) Connect(domid uint16) *xenbus.Client {
-	c := &conn{st: s, xc: s.Conn(domid), in: make(chan xswire.Message, 64), out: make(chan xswire.Message, 1024), closed: make(chan struct{})}
+	c := &conn{st: s, dom: domid, xc: s.Conn(domid), in: make(chan xswire.Message, 64), out: make(chan xswire.Message, 1024), closed: make(chan struct{})}
 	s.mu.Lock()
 	s.conns[c.xc] = c
 	s.mu.Unlock()
