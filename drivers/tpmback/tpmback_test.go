@@ -245,8 +245,29 @@ func TestValidUUID(t *testing.T) {
 // a driver domain, keeps no mapping, and serves the re-attached device.
 func TestToolstackDetachAttach(t *testing.T) {
 	e := newEnv(t, 0)
+	detachAttach(t, e, goodNeighbour(e, 20))
+}
+
+// What xenstored's dropped watch events would have said reaches the
+// backend by its rescan: a device added, its frontend connecting, the
+// device detached and attached again, all while every watch event for the
+// backend's domain is dropped.
+func TestDroppedWatchEvents(t *testing.T) {
+	e := newEnvRescan(t, 0, nil, 100*time.Millisecond)
 	good := goodNeighbour(e, 20)
+	e.x.Store.DropWatchEvents(beDom, true)
+	detachAttach(t, e, good)
+	if !e.log.hasInfo("which no watch event said") {
+		t.Error("the rescan's findings were not logged")
+	}
+}
+
+// detachAttach serves a device of domain 5, detaches it as libxl does,
+// attaches it again and serves it, while good goes on being served.
+func detachAttach(t *testing.T, e *env, good *rawFront) {
+	t.Helper()
 	d, p := e.addDevice(5)
+	e.waitState(p.Backend, xenbus.StateInitWait)
 	f := newRawFront(e, d, p)
 	f.linuxSetup()
 	e.waitState(p.Backend, xenbus.StateConnected)
@@ -261,40 +282,6 @@ func TestToolstackDetachAttach(t *testing.T) {
 	eventually(t, "instance gone", func() bool { return len(e.b.Frontends()) == 1 })
 	f.ch.Close()
 
-	if _, err := e.x.AddVTPM(e.ctx, beDom, 5, 0, testUUID(5)); err != nil {
-		t.Fatal(err)
-	}
-	e.waitState(p.Backend, xenbus.StateInitWait)
-	f2 := newRawFront(e, d, p)
-	f2.linuxSetup()
-	e.waitState(p.Backend, xenbus.StateConnected)
-	checkServed(t, f2)
-	checkServed(t, good)
-}
-
-// What xenstored's dropped watch events would have said reaches the
-// backend by its rescan: a device added, its frontend connecting, the
-// device detached and attached again, all while every watch event for the
-// backend's domain is dropped.
-func TestDroppedWatchEvents(t *testing.T) {
-	e := newEnvRescan(t, 0, nil, 100*time.Millisecond)
-	good := goodNeighbour(e, 20)
-	e.x.Store.DropWatchEvents(beDom, true)
-	d, p := e.addDevice(5)
-	e.waitState(p.Backend, xenbus.StateInitWait)
-	f := newRawFront(e, d, p)
-	f.linuxSetup()
-	e.waitState(p.Backend, xenbus.StateConnected)
-	checkServed(t, f)
-	eventually(t, "the rescan's finding logged", func() bool { return e.log.hasInfo("which no watch event said") })
-
-	ok, err := e.x.DetachVTPM(e.ctx, p)
-	if err != nil || !ok {
-		t.Fatalf("detach: cooperated %v, %v", ok, err)
-	}
-	eventually(t, "unmap after detach", func() bool { return e.be.Mapper.Live() == 1 })
-	eventually(t, "instance gone", func() bool { return len(e.b.Frontends()) == 1 })
-	f.ch.Close()
 	if _, err := e.x.AddVTPM(e.ctx, beDom, 5, 0, testUUID(5)); err != nil {
 		t.Fatal(err)
 	}
