@@ -31,7 +31,7 @@
 #                                   faults after Xen's first N is the test bed's own
 #
 # The wait_* helpers return 0 when the condition is met and 1 after SECS (default 60)
-# seconds, or 90 s after a domain's testbed_fault; they do not fail the test
+# seconds, or 180 s after a domain's testbed_fault; they do not fail the test
 # themselves, so a script says what a miss means:
 #   wait_console pvh 'GUEST-INIT-RAN' 120 || fail "pvh guest init did not run"
 
@@ -109,15 +109,18 @@ elapsed() {
 
 # _wait_for polls CMD once a second until it succeeds or SECS have passed, logging how
 # long the wait took either way (the numbers are what timing reports are built from).
-# When a domain dies of the test bed's own fault meanwhile (testbed_fault), it waits at
-# most _FAULT_GRACE seconds more: a guest xl restarts (on_reboot="restart") may still get
-# there, and otherwise nothing the wait is for will come.
-_FAULT_GRACE=90
+# When a domain has died of the test bed's own fault (testbed_fault) that no wait has
+# answered for yet, it waits at most _FAULT_GRACE seconds more: a guest xl restarts
+# (on_reboot="restart"; an HVM guest's boot takes 90 s here) may still get there, and
+# otherwise nothing the wait is for will come. _FAULTS_SEEN counts Xen's triple-fault
+# reports already answered for, so that one fault shortens one wait; a wait counts from
+# there rather than from its own start, for a domain that faulted a moment before.
+_FAULT_GRACE=180
+_FAULTS_SEEN=0
 _wait_for() {
-	local what=$1 secs=$2 t0 nf i=0 f=""
+	local what=$1 secs=$2 t0 i=0 f=""
 	shift 2
 	t0=$(now)
-	nf=$(_triple_faults | wc -l)
 	while :; do
 		if "$@"; then
 			log "seen: $what after $(elapsed "$t0")s"
@@ -128,12 +131,18 @@ _wait_for() {
 			return 1
 		fi
 		i=$((i + 1))
-		if [ -z "$f" ] && [ $((i % 5)) -eq 0 ] && f=$(testbed_fault "$nf"); then
+		if [ -z "$f" ] && [ $((i % 5)) -eq 0 ] && f=$(testbed_fault "$_FAULTS_SEEN"); then
+			_faults_answered
 			secs=$(_fault_deadline "$t0" "$secs")
 			log "$f; waiting for $what at most until ${secs}s into the wait"
 		fi
 		sleep 1
 	done
+}
+
+# _faults_answered marks every triple fault Xen has reported so far as answered for.
+_faults_answered() {
+	_FAULTS_SEEN=$(_triple_faults | wc -l)
 }
 
 # _fault_deadline T0 SECS: the deadline of a wait that began at T0 and had SECS,
@@ -172,10 +181,9 @@ wait_console() {
 }
 
 wait_progress() {
-	local dom=$1 pat=$2 secs=$3 markers=$4 t0 con last="" l nf i=0 f=""
+	local dom=$1 pat=$2 secs=$3 markers=$4 t0 con last="" l i=0 f=""
 	t0=$(now)
 	con=$(console_log "$dom")
-	nf=$(_triple_faults | wc -l)
 	while :; do
 		if grep -q -E -e "$pat" "$con" 2>/dev/null; then
 			log "seen: console of $dom matching '$pat' after $(elapsed "$t0")s"
@@ -191,7 +199,8 @@ wait_progress() {
 			last=$l
 		fi
 		i=$((i + 1))
-		if [ -z "$f" ] && [ $((i % 5)) -eq 0 ] && f=$(testbed_fault "$nf"); then
+		if [ -z "$f" ] && [ $((i % 5)) -eq 0 ] && f=$(testbed_fault "$_FAULTS_SEEN"); then
+			_faults_answered
 			secs=$(_fault_deadline "$t0" "$secs")
 			log "$f; waiting for $dom's console at most until ${secs}s into the wait"
 		fi
@@ -281,6 +290,7 @@ boot_guest() {
 			*) [ ! -s "$(console_log "$name")" ] || return 1 ;;
 			esac
 			log "$name (domain $id) triple-faulted (RIP $rip; the test bed's nested SVM): creating it once more"
+			_faults_answered
 			xl destroy "$name" >/dev/null 2>&1
 			wait_gone "$name" 30 || return 1
 			keep_log "$name" "faulted-$id" >/dev/null
