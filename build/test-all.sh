@@ -24,7 +24,7 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 2
-FUZZTIME=${FUZZTIME:-5s}
+FUZZTIME=${FUZZTIME:-4s}
 TESTBED=${TESTBED:-}
 passed=0 failed=0 skipped=0
 failures=()
