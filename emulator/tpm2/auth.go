@@ -44,13 +44,23 @@ func trimAuth(b []byte) []byte {
 // resolve maps a handle of the handle area (position n, 1-based) to its
 // entity, with the response codes of Part 3 §5.3 for absent entities.
 func (t *TPM) resolve(h uint32, n int, anon bool) (*entity, error) {
-	e := &entity{handle: h}
+	e := new(entity)
+	if err := t.resolveInto(e, h, n, anon); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// resolveInto is resolve filling e, which the caller owns: a command's
+// handle area resolves into its call, so resolving allocates nothing.
+func (t *TPM) resolveInto(e *entity, h uint32, n int, anon bool) error {
+	*e = entity{handle: h}
 	binary.BigEndian.PutUint32(e.handleName[:], h)
 	e.name = e.handleName[:]
 	switch h >> 24 {
 	case htPCR:
 		if h >= pcrCount {
-			return nil, rcH(rcValue, n, "PCR %d", h)
+			return rcH(rcValue, n, "PCR %d", h)
 		}
 		e.userWithAuth, e.noDA = true, true
 		e.auth = nil
@@ -60,45 +70,45 @@ func (t *TPM) resolve(h uint32, n int, anon bool) (*entity, error) {
 		}
 	case htPermanent:
 		if err := t.resolvePermanent(e, n); err != nil {
-			return nil, err
+			return err
 		}
 	case htHMAC, htPolicy:
 		s := t.sessions[h]
 		if s == nil || s.saved {
-			return nil, absentHandle(h, activeSessionsMax, n)
+			return absentHandle(h, activeSessionsMax, n)
 		}
 		e.sess = s
 	case htTransient:
 		o := t.objects[h]
 		if o == nil {
-			return nil, absentHandle(h, loadedObjectsMax, n)
+			return absentHandle(h, loadedObjectsMax, n)
 		}
 		o.fillEntity(e)
 	case htPersistent:
 		o := t.ps.persistent[h]
 		if o == nil {
-			return nil, rcH(rcHandle, n, "persistent 0x%08x not defined", h)
+			return rcH(rcHandle, n, "persistent 0x%08x not defined", h)
 		}
 		if !t.hierarchyEnabled(o.hierarchy) {
-			return nil, rcH(rcHierarchy, n, "hierarchy of 0x%08x disabled", h)
+			return rcH(rcHierarchy, n, "hierarchy of 0x%08x disabled", h)
 		}
 		o.fillEntity(e)
 	case htNVIndex:
 		nv := t.ps.nv[h]
 		if nv == nil {
-			return nil, rcH(rcHandle, n, "NV index 0x%08x not defined", h)
+			return rcH(rcHandle, n, "NV index 0x%08x not defined", h)
 		}
 		if !t.nvAccessible(nv) {
-			return nil, rcH(rcHandle, n, "NV index 0x%08x: its hierarchy is disabled", h)
+			return rcH(rcHandle, n, "NV index 0x%08x: its hierarchy is disabled", h)
 		}
 		nv.fillEntity(e)
 	default:
-		return nil, rcH(rcHandle, n, "handle 0x%08x", h)
+		return rcH(rcHandle, n, "handle 0x%08x", h)
 	}
 	if anon {
 		e.name = nil
 	}
-	return e, nil
+	return nil
 }
 
 // absentHandle is the error for a transient or session handle with

@@ -261,6 +261,7 @@ type call struct {
 	handleArr [3]uint32
 	nameArr   [3][]byte
 	entArr    [3]*entity
+	entVals   [3]entity // what entArr points to; live for the command only
 	authArr   [maxSessionsPerCmd]authCmd
 	authPtrs  [maxSessionsPerCmd]*authCmd
 	authEnts  [maxSessionsPerCmd]*entity
@@ -432,8 +433,8 @@ func parseAuthCommand(b []byte, a *authCmd) ([]byte, bool) {
 func (t *TPM) execute(c *call) []byte {
 	ents := c.entArr[:0]
 	for i, h := range c.handles {
-		e, err := t.resolve(h, i+1, c.def.anon[i])
-		if err != nil {
+		e := &c.entVals[i]
+		if err := t.resolveInto(e, h, i+1, c.def.anon[i]); err != nil {
 			return errorResponse(rcOf(err))
 		}
 		ents = append(ents, e)

@@ -2,9 +2,9 @@ package tpm2
 
 import (
 	"crypto"
-	_ "crypto/sha1"
-	_ "crypto/sha256"
-	_ "crypto/sha512"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
 	"fmt"
 
 	gt "github.com/google/go-tpm/tpm2"
@@ -111,15 +111,31 @@ func localityBit(l uint8) uint8 {
 	return 1 << l
 }
 
+// pcrExtend sets PCR i of bank alg to H(PCR i || digest), Part 1 §17.2;
+// a bank the TPM has not allocated is left alone.
 func (t *TPM) pcrExtend(i uint32, alg gt.TPMAlgID, digest []byte) {
 	vals := t.pcr.banks[alg]
 	if vals == nil {
 		return
 	}
-	h := pcrAlgs[alg].New()
-	h.Write(vals[i])
-	h.Write(digest)
-	vals[i] = h.Sum(nil)
+	// The hash of old||digest, through the one-shot functions on a
+	// stack buffer: no hasher to allocate per extend.
+	var buf [2 * sha512.Size]byte
+	in := append(append(buf[:0], vals[i]...), digest...)
+	switch alg {
+	case gt.TPMAlgSHA1:
+		s := sha1.Sum(in)
+		vals[i] = append(vals[i][:0:0], s[:]...)
+	case gt.TPMAlgSHA256:
+		s := sha256.Sum256(in)
+		vals[i] = append(vals[i][:0:0], s[:]...)
+	case gt.TPMAlgSHA384:
+		s := sha512.Sum384(in)
+		vals[i] = append(vals[i][:0:0], s[:]...)
+	case gt.TPMAlgSHA512:
+		s := sha512.Sum512(in)
+		vals[i] = append(vals[i][:0:0], s[:]...)
+	}
 }
 
 // pcrSelected walks a TPML_PCR_SELECTION in order, calling fn for each

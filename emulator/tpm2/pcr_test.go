@@ -63,3 +63,48 @@ func TestInitPCR(t *testing.T) {
 		t.Error("InitPCR before Startup succeeded")
 	}
 }
+
+// Every bank this TPM implements extends as H(old || digest): with all
+// banks allocated (as PCR_Allocate leaves them after a restart), PCR 16
+// is extended twice in each and read back against the hash computed here.
+func TestPCRExtendEveryBank(t *testing.T) {
+	tp, tr := newStarted(t)
+	tp.ps.PCRBanks = nil
+	for _, alg := range pcrAlgOrder {
+		tp.ps.PCRBanks = append(tp.ps.PCRBanks, uint16(alg))
+	}
+	tp.Reset()
+	if _, err := (gt.Startup{StartupType: gt.TPMSUClear}).Execute(tr); err != nil {
+		t.Fatalf("Startup: %v", err)
+	}
+	want := map[gt.TPMAlgID][]byte{}
+	for round := 0; round < 2; round++ {
+		var ds []gt.TPMTHA
+		for _, alg := range pcrAlgOrder {
+			h := pcrAlgs[alg]
+			d := bytes.Repeat([]byte{byte(alg), byte(round)}, h.Size()/2)
+			ds = append(ds, gt.TPMTHA{HashAlg: gt.TPMIAlgHash(alg), Digest: d})
+			old := want[alg]
+			if old == nil {
+				old = make([]byte, h.Size())
+			}
+			hh := h.New()
+			hh.Write(old)
+			hh.Write(d)
+			want[alg] = hh.Sum(nil)
+		}
+		if _, err := (gt.PCRExtend{PCRHandle: gt.AuthHandle{Handle: 16, Auth: gt.PasswordAuth(nil)},
+			Digests: gt.TPMLDigestValues{Digests: ds}}).Execute(tr); err != nil {
+			t.Fatalf("PCR_Extend: %v", err)
+		}
+	}
+	for _, alg := range pcrAlgOrder {
+		r, err := (gt.PCRRead{PCRSelectionIn: pcrSel(gt.TPMIAlgHash(alg), 16)}).Execute(tr)
+		if err != nil {
+			t.Fatalf("PCR_Read(0x%x): %v", alg, err)
+		}
+		if len(r.PCRValues.Digests) != 1 || !bytes.Equal(r.PCRValues.Digests[0].Buffer, want[alg]) {
+			t.Errorf("bank 0x%x: PCR 16 = %x, want %x", alg, r.PCRValues.Digests, want[alg])
+		}
+	}
+}
