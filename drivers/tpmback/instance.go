@@ -129,6 +129,17 @@ func (in *instance) online(ctx context.Context) bool {
 	return err != nil || v != "0"
 }
 
+// removedByToolstack detaches the device when the toolstack has taken it
+// offline (online = 0: xl vtpm-detach, the frontend's domain destroyed),
+// and reports whether it did.
+func (in *instance) removedByToolstack(ctx context.Context, w *xenbus.Watch) bool {
+	if in.online(ctx) {
+		return false
+	}
+	in.detach(ctx, "device removed by the toolstack", w)
+	return true
+}
+
 // detach ends a device the toolstack is removing: Closed, then the backend
 // directory goes (libxl waits for both when the backend is not in dom0).
 // The directory goes a moment after Closed: libxl reads our state when its
@@ -223,8 +234,7 @@ func (in *instance) run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			}
-			if !in.online(ctx) {
-				in.detach(ctx, "device removed by the toolstack", nil)
+			if in.removedByToolstack(ctx, nil) {
 				return
 			}
 		}
@@ -278,13 +288,11 @@ func (in *instance) run(ctx context.Context) {
 				in.serve()
 			}
 		case <-in.kick:
-			if !in.online(ctx) {
-				in.detach(ctx, "device removed by the toolstack", w)
+			if in.removedByToolstack(ctx, w) {
 				return
 			}
 		case <-in.rescan:
-			if !in.online(ctx) {
-				in.detach(ctx, "device removed by the toolstack", w)
+			if in.removedByToolstack(ctx, w) {
 				return
 			}
 			in.frontendRechecked(ctx)
