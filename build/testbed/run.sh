@@ -397,9 +397,11 @@ dump_section() {
 # the test bed's mark (dom0's testlib.sh, testbed_fault): in Xen's own code or in a Linux
 # kernel.
 testbed_faults() {
-	sed -n 's/^\[ *[0-9.]*\] (XEN) //p' "$log_file" | awk '
+	local mark
+	mark=$(sed -n "s/^TESTBED_MARK='\(.*\)'\$/\1/p" "$HERE/dom0/testlib.sh")
+	sed -n 's/^\[ *[0-9.]*\] (XEN) //p' "$log_file" | awk -v m="$mark" '
 		/v0 Triple fault/ { id = $1; sub(/v0$/, "", id); on = 1; next }
-		on && /^RIP:/ { on = 0; if ($2 ~ /^e008:/ || $2 ~ /^0010:\[<ffffffff/) print id, $2 }' | sort -u
+		on && /^RIP:/ { on = 0; if ($2 ~ m) print id, $2 }' | sort -u
 }
 
 [[ $result == PASS* ]] || print_tails

@@ -36,6 +36,9 @@
 #   wait_console pvh 'GUEST-INIT-RAN' 120 || fail "pvh guest init did not run"
 
 TESTBED_RESULT_FILE=/run/testbed/result
+# TESTBED_MARK (grep -E, awk) matches the RIP of a triple fault that bears the test bed's
+# mark (testbed_fault); run.sh reads it from this line too.
+TESTBED_MARK='^(e008:|0010:[[]<ffffffff)'
 TESTBED_CONSOLE_DIR=/var/log/xen/console
 
 now() {
@@ -131,10 +134,8 @@ _wait_for() {
 			return 1
 		fi
 		i=$((i + 1))
-		if [ -z "$f" ] && [ $((i % 5)) -eq 0 ] && f=$(testbed_fault "$_FAULTS_SEEN"); then
-			_faults_answered
-			secs=$(_fault_deadline "$t0" "$secs")
-			log "$f; waiting for $what at most until ${secs}s into the wait"
+		if [ -z "$f" ] && [ $((i % 5)) -eq 0 ] && _fault_shortens "$t0" "$secs" "$what"; then
+			f=1 secs=$_DEADLINE
 		fi
 		sleep 1
 	done
@@ -145,10 +146,15 @@ _faults_answered() {
 	_FAULTS_SEEN=$(_triple_faults | wc -l)
 }
 
-# _fault_deadline T0 SECS: the deadline of a wait that began at T0 and had SECS,
-# shortened to _FAULT_GRACE seconds from now.
-_fault_deadline() {
-	awk -v e="$(elapsed "$1")" -v s="$2" -v g="$_FAULT_GRACE" 'BEGIN { print (e + g < s) ? int(e + g) : s }'
+# _fault_shortens T0 SECS WHAT: true when a test-bed fault no wait has answered for has
+# come (testbed_fault): it is answered for, logged, and _DEADLINE is the deadline of the
+# wait for WHAT that began at T0 and had SECS, shortened to _FAULT_GRACE seconds from now.
+_fault_shortens() {
+	local f
+	f=$(testbed_fault "$_FAULTS_SEEN") || return 1
+	_faults_answered
+	_DEADLINE=$(awk -v e="$(elapsed "$1")" -v s="$2" -v g="$_FAULT_GRACE" 'BEGIN { print (e + g < s) ? int(e + g) : s }')
+	log "$f; waiting for $3 at most until ${_DEADLINE}s into the wait"
 }
 
 # _triple_faults prints "ID RIP" for each triple fault Xen's console reports, oldest
@@ -167,8 +173,8 @@ _triple_faults() {
 # and build/test-all.sh gives such a run one more try. Our own domains' faults (code
 # selector 0008, e.g. the memory probes' out-of-memory ends) do not count.
 testbed_fault() {
-	_triple_faults | awk -v n="$1" '
-		NR > n && ($2 ~ /^e008:/ || $2 ~ /^0010:\[<ffffffff/) {
+	_triple_faults | awk -v n="$1" -v m="$TESTBED_MARK" '
+		NR > n && $2 ~ m {
 			printf "TESTBED-FAULT: domain %s triple-faulted at RIP %s (the test bed'"'"'s nested SVM)\n", $1, $2
 			found = 1; exit
 		}
@@ -199,10 +205,8 @@ wait_progress() {
 			last=$l
 		fi
 		i=$((i + 1))
-		if [ -z "$f" ] && [ $((i % 5)) -eq 0 ] && f=$(testbed_fault "$_FAULTS_SEEN"); then
-			_faults_answered
-			secs=$(_fault_deadline "$t0" "$secs")
-			log "$f; waiting for $dom's console at most until ${secs}s into the wait"
+		if [ -z "$f" ] && [ $((i % 5)) -eq 0 ] && _fault_shortens "$t0" "$secs" "$dom's console"; then
+			f=1 secs=$_DEADLINE
 		fi
 		sleep 1
 	done
@@ -285,10 +289,7 @@ boot_guest() {
 		_wait_for "console of $name matching '$pat', or $name gone" "$secs" _console_or_gone "$name" "$pat" &&
 			grep -q -E -e "$pat" "$(console_log "$name")" 2>/dev/null && return 0
 		if [ "$try" = 1 ] && [ -n "$id" ] && rip=$(triple_fault "$id"); then
-			case $rip in
-			e008:* | 0010:\[\<ffffffff*) ;;
-			*) [ ! -s "$(console_log "$name")" ] || return 1 ;;
-			esac
+			echo "$rip" | grep -q -E -e "$TESTBED_MARK" || [ ! -s "$(console_log "$name")" ] || return 1
 			log "$name (domain $id) triple-faulted (RIP $rip; the test bed's nested SVM): creating it once more"
 			_faults_answered
 			xl destroy "$name" >/dev/null 2>&1
