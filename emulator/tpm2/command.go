@@ -4,9 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"reflect"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	gt "github.com/google/go-tpm/tpm2"
@@ -45,7 +43,11 @@ type cmdDef struct {
 	// flushed: it flushes the transient objects it names (TPMA_CC,
 	// Part 2 §8.9).
 	extensive, flushed bool
-	run                func(t *TPM, c *call) (*reply, error)
+	// The command and response structures and their parameter fields
+	// (params is nil for a row only its hand-written decoder reads).
+	cmdType, rspType  reflect.Type
+	params, rspParams []param
+	run               func(t *TPM, c *call) (*reply, error)
 	// generic decodes with go-tpm even where the row has a hand-written
 	// decoder, so tests can compare the two; nil where go-tpm cannot
 	// decode the command.
@@ -60,10 +62,10 @@ var forceGeneric bool
 // produced and what go-tpm's encoder produces for the same response.
 var checkEncoder func(command string, fast, generic []byte)
 
-// handler runs one command: cmd is the decoded parameter area (handles
-// are in c.handles), the result is go-tpm's response structure, nil when
-// the response has no parameters.
-type handler[C any, R any] func(t *TPM, c *call, cmd *C) (*R, error)
+// A row's handler runs one command: cmd is the decoded parameter area
+// (handles are in c.handles), the result is go-tpm's response structure,
+// nil when the response has no parameters. Rows are generic in pointer
+// types only (*gt.X), which Go compiles once for all rows.
 
 // rowOption adds what a table row says beyond its handler.
 type rowOption func(d *cmdDef, fast *fastCodec)
@@ -72,8 +74,8 @@ type rowOption func(d *cmdDef, fast *fastCodec)
 // the row's own command and response structures, so they cannot disagree
 // with the handler about what a command carries.
 type fastCodec struct {
-	decode any // func(p []byte, cmd *C) error
-	encode any // func(b []byte, r *R) []byte
+	decode func(p []byte, cmd any) error // cmd is a *C
+	encode func(b []byte, r any) []byte  // r is a *R
 	only   bool
 }
 
@@ -101,23 +103,46 @@ func flushesItsObject(d *cmdDef, _ *fastCodec) { d.flushed = true }
 // decodeWith gives a command on the hot path a hand-written parameter
 // decoder: go-tpm's reflective decoder costs more than such a command's
 // work. It fills the structure go-tpm's decoder fills; tests compare the
-// two on every command they record.
-func decodeWith[C any](fn func(p []byte, cmd *C) error) rowOption {
-	return func(_ *cmdDef, f *fastCodec) { f.decode = fn }
+// two on every command they record. PC is *C, C the command structure.
+func decodeWith[PC any](fn func(p []byte, cmd PC) error) rowOption {
+	return func(_ *cmdDef, f *fastCodec) {
+		f.decode = func(p []byte, cmd any) error { return fn(p, cmd.(PC)) }
+	}
 }
 
 // encodeWith gives a command on the hot path a hand-written response
-// encoder of go-tpm's response structure, appending to b.
-func encodeWith[R any](fn func(b []byte, r *R) []byte) rowOption {
-	return func(_ *cmdDef, f *fastCodec) { f.encode = fn }
+// encoder of go-tpm's response structure, appending to b. PR is *R, R the
+// response structure.
+func encodeWith[PR any](fn func(b []byte, r PR) []byte) rowOption {
+	return func(_ *cmdDef, f *fastCodec) {
+		f.encode = func(b []byte, r any) []byte { return fn(b, r.(PR)) }
+	}
 }
 
-// cmd builds the dispatcher's definition of command C from its handler
-// and options.
-func cmd[C gt.Command[R, *R], R any](fn handler[C, R], opts ...rowOption) *cmdDef {
-	var zero C
-	ct := reflect.TypeOf(zero)
-	def := &cmdDef{cc: uint32(zero.Command()), name: ct.Name()}
+// cmd builds the dispatcher's definition of a command from its handler
+// and options. PC is *C and PR is *R, for C a go-tpm command structure and
+// R its response. Go compiles a generic function once per type argument,
+// so cmd only adapts the handler to untyped values; newCmdDef, compiled
+// once, does the rest by reflection.
+func cmd[PC, PR comparable](fn func(t *TPM, c *call, cmd PC) (PR, error), opts ...rowOption) *cmdDef {
+	var none PR
+	return newCmdDef(reflect.TypeFor[PC]().Elem(), reflect.TypeFor[PR]().Elem(), func(t *TPM, c *call, cmd any) (any, error) {
+		r, err := fn(t, c, cmd.(PC))
+		if err != nil || r == none {
+			return nil, err
+		}
+		return r, nil
+	}, opts)
+}
+
+// newCmdDef builds a command's definition: ct and rt are its command and
+// response structures, run its handler on a *ct giving a *rt or nil.
+func newCmdDef(ct, rt reflect.Type, run func(t *TPM, c *call, cmd any) (any, error), opts []rowOption) *cmdDef {
+	code, ok := reflect.Zero(ct).Interface().(interface{ Command() gt.TPMCC })
+	if !ok {
+		panic(fmt.Sprintf("tpm2: %v is not a command structure", ct))
+	}
+	def := &cmdDef{cc: uint32(code.Command()), name: ct.Name(), cmdType: ct, rspType: rt}
 	i := 0
 	for ; i < ct.NumField(); i++ {
 		f := ct.Field(i)
@@ -137,9 +162,9 @@ func cmd[C gt.Command[R, *R], R any](fn handler[C, R], opts ...rowOption) *cmdDe
 	if i < ct.NumField() {
 		def.decrypt = isTPM2B(ct.Field(i).Type)
 	}
-	rt := reflect.TypeOf((*R)(nil)).Elem()
 	var rspHandles []int
-	for j := 0; j < rt.NumField(); j++ {
+	j := 0
+	for ; j < rt.NumField(); j++ {
 		f := rt.Field(j)
 		if strings.Contains(f.Tag.Get("gotpm"), "handle") {
 			def.rspHandle = true
@@ -158,26 +183,28 @@ func cmd[C gt.Command[R, *R], R any](fn handler[C, R], opts ...rowOption) *cmdDe
 	}
 	def.roles = append(append([]authRole{}, def.roles...), make([]authRole, def.nAuth-len(def.roles))...)
 
-	encode := func(_ *TPM, r *R) ([]byte, error) {
-		b, err := gt.MarshalResponse(zero, r)
-		if err != nil {
-			return nil, rcE(rcFailure, "%s response: %v", def.name, err)
+	rspParams := paramFields(rt, j, false)
+	def.rspParams = rspParams
+	encode := func(t *TPM, r any) ([]byte, error) {
+		b, err := encodeParams(t.paramBuf[:0], reflect.ValueOf(r).Elem(), rspParams)
+		if err == nil {
+			t.paramBuf = b
 		}
-		return b[8:], nil // after responseCode || commandCode
+		return b, err
 	}
 	if fast.encode != nil {
-		fn, generic := fast.encode.(func([]byte, *R) []byte), encode
-		encode = func(t *TPM, r *R) ([]byte, error) {
+		fn := fast.encode
+		encode = func(t *TPM, r any) ([]byte, error) {
 			t.paramBuf = fn(t.paramBuf[:0], r)
 			if checkEncoder != nil {
-				if g, err := generic(t, r); err == nil {
+				if g, err := encodeParams(nil, reflect.ValueOf(r).Elem(), rspParams); err == nil {
 					checkEncoder(def.name, t.paramBuf, g)
 				}
 			}
 			return t.paramBuf, nil
 		}
 	}
-	finish := func(t *TPM, c *call, r *R, err error) (*reply, error) {
+	finish := func(t *TPM, c *call, r any, err error) (*reply, error) {
 		if err != nil || r == nil {
 			return nil, err
 		}
@@ -191,23 +218,28 @@ func cmd[C gt.Command[R, *R], R any](fn handler[C, R], opts ...rowOption) *cmdDe
 		out.params, err = encode(t, r)
 		return out, err
 	}
+	var cmdParams []param
+	if !fast.only {
+		cmdParams = paramFields(ct, i, true)
+		def.params = cmdParams
+	}
 	def.run = func(t *TPM, c *call) (*reply, error) {
-		cmd, err := unmarshalParams[C](c)
-		if err != nil {
+		v := reflect.New(ct)
+		if err := decodeParams(c.params, v.Elem(), cmdParams); err != nil {
 			return nil, err
 		}
-		r, err := fn(t, c, &cmd)
+		r, err := run(t, c, v.Interface())
 		return finish(t, c, r, err)
 	}
 	if fast.decode != nil {
-		dec := fast.decode.(func([]byte, *C) error)
+		dec := fast.decode
 		def.generic = def.run
 		def.run = func(t *TPM, c *call) (*reply, error) {
-			var cmd C
-			if err := dec(c.params, &cmd); err != nil {
+			cmd := reflect.New(ct).Interface()
+			if err := dec(c.params, cmd); err != nil {
 				return nil, err
 			}
-			r, err := fn(t, c, &cmd)
+			r, err := run(t, c, cmd)
 			return finish(t, c, r, err)
 		}
 		if fast.only {
@@ -316,46 +348,6 @@ func (t *TPM) implementedCommands() []uint32 {
 	}
 	sort.Slice(ccs, func(i, j int) bool { return ccs[i] < ccs[j] })
 	return ccs
-}
-
-var paramErrRE = regexp.MustCompile(`unmarshalling (first )?parameter( (\d+))?`)
-
-// unmarshalParams decodes the parameter area into the go-tpm structure C.
-// go-tpm's decoder expects the cpHash layout (CC || names || parameters);
-// handle placeholders stand in for the names since handlers use
-// c.handles, not the struct's handle fields.
-func unmarshalParams[C gt.Command[R, *R], R any](c *call) (C, error) {
-	var zero C
-	buf := make([]byte, 0, 4+4*len(c.handles)+len(c.params))
-	buf = binary.BigEndian.AppendUint32(buf, c.def.cc)
-	for i := range c.handles {
-		if !c.def.anon[i] {
-			buf = binary.BigEndian.AppendUint32(buf, rhOwner)
-		}
-	}
-	prefix := len(buf)
-	buf = append(buf, c.params...)
-	cmd, err := gt.UnmarshalCommand[C](buf)
-	if err != nil {
-		n := 1
-		if m := paramErrRE.FindStringSubmatch(err.Error()); m != nil && m[3] != "" {
-			if v, e := strconv.Atoi(m[3]); e == nil {
-				n = v + 1
-			}
-		}
-		if msg := err.Error(); strings.Contains(msg, "EOF") || strings.Contains(msg, "insufficient") ||
-			strings.Contains(msg, "ran out of data") || strings.Contains(msg, "error reading data") {
-			return zero, rcP(rcInsufficient, n, "%v", err)
-		}
-		return zero, rcP(rcValue, n, "%v", err)
-	}
-	// go-tpm's decoder does not report leftover bytes; re-encoding tells
-	// how many were consumed, and Part 3 §5.2 requires TPM_RC_SIZE when
-	// the parameter area is longer than its contents.
-	if re, err := gt.MarshalCommand(cmd); err == nil && len(re)-prefix < len(c.params) {
-		return zero, rcE(rcSize, "%d trailing parameter bytes", len(c.params)-(len(re)-prefix))
-	}
-	return cmd, nil
 }
 
 // parseCommand splits the command body into handles, authorization area

@@ -3,6 +3,7 @@ package tpm2
 import (
 	"bytes"
 	"encoding/binary"
+	"reflect"
 	"testing"
 
 	gt "github.com/google/go-tpm/tpm2"
@@ -134,17 +135,18 @@ func TestFastPathsMatchGeneric(t *testing.T) {
 }
 
 // TestGoTPMDecoderErrorText pins the wording of go-tpm's decoder errors
-// that unmarshalParams reads (paramErrRE and the "ran out of data"
-// family) to turn them into format-one response codes naming the
-// parameter. A go-tpm release that words them differently fails here
-// rather than silently answering every malformed command as parameter 1.
+// that decodeParams reads (the "ran out of data" family) to tell
+// TPM_RC_INSUFFICIENT from TPM_RC_VALUE, and checks the parameter each
+// format-one response code names. A go-tpm release that words them
+// differently fails here rather than silently answering a short
+// parameter as a bad value.
 func TestGoTPMDecoderErrorText(t *testing.T) {
-	nvWrite := func(params ...byte) *call {
-		return &call{def: commandTable[uint32(gt.TPMCCNVWrite)], handles: []uint32{rhOwner, 0x01000000}, params: params}
-	}
+	nvWrite := func(params ...byte) []byte { return params }
+	ct := reflect.TypeOf(gt.NVWrite{})
+	ps := paramFields(ct, 2, true)
 	for _, tc := range []struct {
 		name string
-		c    *call
+		c    []byte
 		want uint32
 	}{
 		// data (parameter 1) is a TPM2B promising 3 octets, giving 2.
@@ -155,7 +157,7 @@ func TestGoTPMDecoderErrorText(t *testing.T) {
 		{"second parameter missing", nvWrite(0, 1, 9), rcInsufficient | 0x040 | 2<<8},
 		{"trailing octets", nvWrite(0, 1, 9, 0, 0, 7), rcSize},
 	} {
-		_, err := unmarshalParams[gt.NVWrite](tc.c)
+		err := decodeParams(tc.c, reflect.New(ct).Elem(), ps)
 		if got := rcOf(err); got != tc.want {
 			t.Errorf("%s: rc %#x, want %#x (go-tpm said: %v)", tc.name, got, tc.want, err)
 		}

@@ -63,12 +63,12 @@ log "vtpm-detach + vtpm-attach: vtpm1 serves guest1 again"
 # Smallest memory= in which a vTPM domain starts its TPM and serves.
 # Go's heap comes in 4 MiB arenas, 4 MiB-aligned above the image, so the
 # floor is that alignment plus an arena plus what the runtime keeps above
-# it: 1 MiB steps from 16 MiB find the last part.
-smallest_memory vtpm1.cfg vtpm 'serving TPM 2.0' "12 16 17 18 19 20 24"
+# it: 1 MiB steps from 12 MiB find the last part.
+smallest_memory vtpm1.cfg vtpm 'serving TPM 2.0' "12 13 14 15 16 18 20 24"
 smallest=$SMALLEST
 log "FIGURE smallest memory= in which the vTPM domain starts serving: ${smallest:-more than 24} MiB"
 # The README's figure: a change that needs more memory fails here.
-[ -n "$smallest" ] && [ "$smallest" -le 18 ] ||
-	fail "the vTPM domain needs ${smallest:-more than 24} MiB to start serving, more than the 18 the README gives"
+[ -n "$smallest" ] && [ "$smallest" -le 14 ] ||
+	fail "the vTPM domain needs ${smallest:-more than 24} MiB to start serving, more than the 14 the README gives"
 
 pass "two stock Linux guests used their own vTPM domains; reboot and detach/attach kept them serving"
