@@ -62,7 +62,7 @@ func codecCase[C gt.Command[R, *R], R any](t *testing.T, tp *TPM, rec *wireRecor
 				t.Fatalf("%T: go-tpm: %v", cmd, err)
 			}
 			rec.decoded = append(rec.decoded, ct.Name())
-		tv := reflect.ValueOf(theirs)
+			tv := reflect.ValueOf(theirs)
 			for i := def.nHandles; i < ct.NumField(); i++ {
 				if !reflect.DeepEqual(mine.Field(i).Interface(), tv.Field(i).Interface()) {
 					t.Errorf("%T.%s: decoded %+v, go-tpm %+v", cmd, ct.Field(i).Name, mine.Field(i), tv.Field(i))
