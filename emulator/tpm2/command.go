@@ -48,18 +48,18 @@ type cmdDef struct {
 	cmdType, rspType  reflect.Type
 	params, rspParams []param
 	run               func(t *TPM, c *call) (*reply, error)
-	// generic decodes with go-tpm even where the row has a hand-written
-	// decoder, so tests can compare the two; nil where go-tpm cannot
-	// decode the command.
+	// generic decodes with the parameter codec (paramcodec.go) even where
+	// the row has a hand-written decoder, so tests can compare the two;
+	// nil where the codec cannot decode the command.
 	generic func(t *TPM, c *call) (*reply, error)
 }
 
-// forceGeneric makes execute use the go-tpm-decoder path even where a
+// forceGeneric makes execute use the parameter codec's path even where a
 // fast path exists; tests set it to compare the two.
 var forceGeneric bool
 
 // checkEncoder, when set (by tests), is given what a hand-written encoder
-// produced and what go-tpm's encoder produces for the same response.
+// produced and what the parameter codec produces for the same response.
 var checkEncoder func(command string, fast, generic []byte)
 
 // A row's handler runs one command: cmd is the decoded parameter area
@@ -101,8 +101,8 @@ func flushesContexts(d *cmdDef, _ *fastCodec) { d.extensive = true }
 func flushesItsObject(d *cmdDef, _ *fastCodec) { d.flushed = true }
 
 // decodeWith gives a command on the hot path a hand-written parameter
-// decoder: go-tpm's reflective decoder costs more than such a command's
-// work. It fills the structure go-tpm's decoder fills; tests compare the
+// decoder: the reflective parameter codec costs more than such a
+// command's work. It fills the structure the codec fills; tests compare the
 // two on every command they record. PC is *C, C the command structure.
 func decodeWith[PC any](fn func(p []byte, cmd PC) error) rowOption {
 	return func(_ *cmdDef, f *fastCodec) {
@@ -258,8 +258,8 @@ func handleValue(v reflect.Value) uint32 {
 	return uint32(v.Uint())
 }
 
-// noDecoder marks a hand-written decoder as the only one: go-tpm's
-// decoder cannot read the command, so the row has no generic path.
+// noDecoder marks a hand-written decoder as the only one: the parameter
+// codec cannot read the command, so the row has no generic path.
 func noDecoder(_ *cmdDef, f *fastCodec) { f.only = true }
 
 // table indexes the command definitions by command code.

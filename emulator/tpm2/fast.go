@@ -8,10 +8,10 @@ import (
 
 // Hand-written decoders and encoders for the commands on the hot path
 // (PCR measurement, signing, quoting, resource-manager context swapping):
-// go-tpm's reflective codec costs more than such a command's work. Each
-// fills or reads the same go-tpm structure as the generic codec, so the
+// the reflective parameter codec costs more than such a command's work.
+// Each fills or reads the same go-tpm structure as that codec, so the
 // command's handler is the only body; the rows in commands.go name them,
-// and tests compare them with go-tpm's decoder.
+// and tests compare them with the codec.
 
 // paramReader decodes a parameter area, tracking the parameter number
 // for format-one response codes.
