@@ -63,7 +63,9 @@ log "vtpm-detach + vtpm-attach: vtpm1 serves guest1 again"
 # Smallest memory= in which a vTPM domain starts its TPM and serves.
 # Go's heap comes in 4 MiB arenas, 4 MiB-aligned above the image, so the
 # floor is that alignment plus an arena plus what the runtime keeps above
-# it: 1 MiB steps from 12 MiB find the last part.
+# it: 1 MiB steps from 12 MiB find the last part. Serving guests takes
+# more of what the runtime keeps outside its heap: this scenario's vTPM
+# domains and the persistence scenarios' run in 16.
 smallest_memory vtpm1.cfg vtpm 'serving TPM 2.0' "12 13 14 15 16 18 20 24"
 smallest=$SMALLEST
 log "FIGURE smallest memory= in which the vTPM domain starts serving: ${smallest:-more than 24} MiB"

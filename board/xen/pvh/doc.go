@@ -9,7 +9,9 @@
 // event or timer (naming every channel; beyond the 128 a poll can name,
 // with interrupts enabled only across that poll, so that a pending upcall
 // ends it; events are never delivered from an interrupt handler); exit
-// and panic end the domain with SCHEDOP_shutdown (poweroff or crash).
+// and panic end the domain with SCHEDOP_shutdown (poweroff or crash). The
+// runtime's memory limit is set to what the heap arenas that fit in RAM
+// hold (heaplimit.go).
 //
 // Images must be built with the tags `linkcpuinit linkramstart` and linked
 // at 0x110000 (see the Makefile).

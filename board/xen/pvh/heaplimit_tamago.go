@@ -1,0 +1,14 @@
+//go:build tamago
+
+package pvh
+
+import (
+	"runtime/debug"
+	"runtime/goos"
+)
+
+func init() {
+	if limit := heapLimit(uint64(ramStart)+uint64(ramSize), uint64(goos.Bloc), uint64(goos.RamStackOffset)); limit > 0 {
+		debug.SetMemoryLimit(int64(limit))
+	}
+}
