@@ -122,20 +122,22 @@ func (t *TPM) pcrExtend(i uint32, alg gt.TPMAlgID, digest []byte) {
 	// stack buffer: no hasher to allocate per extend.
 	var buf [2 * sha512.Size]byte
 	in := append(append(buf[:0], vals[i]...), digest...)
+	var sum []byte
 	switch alg {
 	case gt.TPMAlgSHA1:
 		s := sha1.Sum(in)
-		vals[i] = append(vals[i][:0:0], s[:]...)
+		sum = s[:]
 	case gt.TPMAlgSHA256:
 		s := sha256.Sum256(in)
-		vals[i] = append(vals[i][:0:0], s[:]...)
+		sum = s[:]
 	case gt.TPMAlgSHA384:
 		s := sha512.Sum384(in)
-		vals[i] = append(vals[i][:0:0], s[:]...)
+		sum = s[:]
 	case gt.TPMAlgSHA512:
 		s := sha512.Sum512(in)
-		vals[i] = append(vals[i][:0:0], s[:]...)
+		sum = s[:]
 	}
+	vals[i] = append(vals[i][:0:0], sum...)
 }
 
 // pcrSelected walks a TPML_PCR_SELECTION in order, calling fn for each
