@@ -14,7 +14,7 @@ import (
 // parameters encoded (Part 1 §18.9), field by field through go-tpm's own
 // codec. go-tpm's command-level functions (UnmarshalCommand,
 // MarshalResponse) are generic in the command type: one copy of their
-// code per command, which made up a fifth of the vTPM domain's image.
+// code per command, which made up a third of the vTPM domain's image.
 // Here only a field's type has a generic decoder (paramDecoders), and the
 // parameter types are shared among commands; every other step works on
 // reflect values. The result is the same bytes and structures as go-tpm's
