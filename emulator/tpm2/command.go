@@ -183,10 +183,9 @@ func newCmdDef(ct, rt reflect.Type, run func(t *TPM, c *call, cmd any) (any, err
 	}
 	def.roles = append(append([]authRole{}, def.roles...), make([]authRole, def.nAuth-len(def.roles))...)
 
-	rspParams := paramFields(rt, j, false)
-	def.rspParams = rspParams
+	def.rspParams = paramFields(rt, j, false)
 	encode := func(t *TPM, r any) ([]byte, error) {
-		b, err := encodeParams(t.paramBuf[:0], reflect.ValueOf(r).Elem(), rspParams)
+		b, err := encodeParams(t.paramBuf[:0], reflect.ValueOf(r).Elem(), def.rspParams)
 		if err == nil {
 			t.paramBuf = b
 		}
@@ -197,7 +196,7 @@ func newCmdDef(ct, rt reflect.Type, run func(t *TPM, c *call, cmd any) (any, err
 		encode = func(t *TPM, r any) ([]byte, error) {
 			t.paramBuf = fn(t.paramBuf[:0], r)
 			if checkEncoder != nil {
-				if g, err := encodeParams(nil, reflect.ValueOf(r).Elem(), rspParams); err == nil {
+				if g, err := encodeParams(nil, reflect.ValueOf(r).Elem(), def.rspParams); err == nil {
 					checkEncoder(def.name, t.paramBuf, g)
 				}
 			}
@@ -218,14 +217,12 @@ func newCmdDef(ct, rt reflect.Type, run func(t *TPM, c *call, cmd any) (any, err
 		out.params, err = encode(t, r)
 		return out, err
 	}
-	var cmdParams []param
 	if !fast.only {
-		cmdParams = paramFields(ct, i, true)
-		def.params = cmdParams
+		def.params = paramFields(ct, i, true)
 	}
 	def.run = func(t *TPM, c *call) (*reply, error) {
 		v := reflect.New(ct)
-		if err := decodeParams(c.params, v.Elem(), cmdParams); err != nil {
+		if err := decodeParams(c.params, v.Elem(), def.params); err != nil {
 			return nil, err
 		}
 		r, err := run(t, c, v.Interface())

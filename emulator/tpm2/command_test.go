@@ -141,7 +141,6 @@ func TestFastPathsMatchGeneric(t *testing.T) {
 // differently fails here rather than silently answering a short
 // parameter as a bad value.
 func TestGoTPMDecoderErrorText(t *testing.T) {
-	nvWrite := func(params ...byte) []byte { return params }
 	ct := reflect.TypeOf(gt.NVWrite{})
 	ps := paramFields(ct, 2, true)
 	for _, tc := range []struct {
@@ -150,12 +149,12 @@ func TestGoTPMDecoderErrorText(t *testing.T) {
 		want uint32
 	}{
 		// data (parameter 1) is a TPM2B promising 3 octets, giving 2.
-		{"first parameter short", nvWrite(0, 3, 1, 2), rcInsufficient | 0x040 | 1<<8},
+		{"first parameter short", []byte{0, 3, 1, 2}, rcInsufficient | 0x040 | 1<<8},
 		// offset (parameter 2) is a UINT16 cut after one octet.
-		{"second parameter short", nvWrite(0, 1, 9, 0), rcInsufficient | 0x040 | 2<<8},
+		{"second parameter short", []byte{0, 1, 9, 0}, rcInsufficient | 0x040 | 2<<8},
 		// offset missing altogether.
-		{"second parameter missing", nvWrite(0, 1, 9), rcInsufficient | 0x040 | 2<<8},
-		{"trailing octets", nvWrite(0, 1, 9, 0, 0, 7), rcSize},
+		{"second parameter missing", []byte{0, 1, 9}, rcInsufficient | 0x040 | 2<<8},
+		{"trailing octets", []byte{0, 1, 9, 0, 0, 7}, rcSize},
 	} {
 		err := decodeParams(tc.c, reflect.New(ct).Elem(), ps)
 		if got := rcOf(err); got != tc.want {

@@ -124,11 +124,13 @@ func seedCommands(t testing.TB) [][]byte {
 type recorder struct {
 	t    *TPM
 	cmds [][]byte
+	rsp  []byte // the last response
 }
 
 func (r *recorder) Send(cmd []byte) ([]byte, error) {
 	r.cmds = append(r.cmds, append([]byte{}, cmd...))
-	return r.t.Process(cmd, 0), nil
+	r.rsp = r.t.Process(cmd, 0)
+	return r.rsp, nil
 }
 
 // checkResponse asserts the framing invariants every response keeps.

@@ -175,34 +175,6 @@ func encodeParams(out []byte, v reflect.Value, ps []param) (_ []byte, err error)
 	return out, nil
 }
 
-// decoderOf decodes a T through go-tpm's Unmarshal; how many octets it
-// took is the length of its encoding, which go-tpm's codec reproduces
-// octet for octet.
-func decoderOf[T gt.Marshallable, P interface {
-	*T
-	gt.Unmarshallable
-}]() fieldDecoder {
-	return func(b []byte, dst reflect.Value) (_ int, err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("%v", r) // go-tpm cannot encode what it decoded
-			}
-		}()
-		v, err := gt.Unmarshal[T, P](b)
-		if err != nil {
-			return 0, err
-		}
-		n := len(gt.Marshal(*v))
-		if n > len(b) {
-			// go-tpm read past the end without saying so (e.g. a size
-			// it zero-filled): the parameter is short.
-			return 0, errInsufficient
-		}
-		dst.Set(reflect.ValueOf(v).Elem())
-		return n, nil
-	}
-}
-
 // paramDecoders are the decoders of every structure type a command table
 // row has as a parameter (paramFields panics on one missing here).
 var paramDecoders = decoders(
@@ -246,11 +218,32 @@ type typedDecoder struct {
 	dec fieldDecoder
 }
 
+// decoderFor decodes a T through go-tpm's Unmarshal; how many octets it
+// took is the length of its encoding, which go-tpm's codec reproduces
+// octet for octet.
 func decoderFor[T gt.Marshallable, P interface {
 	*T
 	gt.Unmarshallable
 }]() typedDecoder {
-	return typedDecoder{reflect.TypeFor[T](), decoderOf[T, P]()}
+	return typedDecoder{reflect.TypeFor[T](), func(b []byte, dst reflect.Value) (_ int, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%v", r) // go-tpm cannot encode what it decoded
+			}
+		}()
+		v, err := gt.Unmarshal[T, P](b)
+		if err != nil {
+			return 0, err
+		}
+		n := len(gt.Marshal(*v))
+		if n > len(b) {
+			// go-tpm read past the end without saying so (e.g. a size
+			// it zero-filled): the parameter is short.
+			return 0, errInsufficient
+		}
+		dst.Set(reflect.ValueOf(v).Elem())
+		return n, nil
+	}}
 }
 
 func decoders(ds ...typedDecoder) map[reflect.Type]fieldDecoder {

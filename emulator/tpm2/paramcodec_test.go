@@ -9,17 +9,11 @@ import (
 	gt "github.com/google/go-tpm/tpm2"
 )
 
-// wireRecorder keeps the last command and response it carried.
-type wireRecorder struct {
-	t                  *TPM
-	cmd, rsp           []byte
-	decoded, responded []string // commands compared with go-tpm's codec
-}
-
-func (r *wireRecorder) Send(cmd []byte) ([]byte, error) {
-	r.cmd = append([]byte{}, cmd...)
-	r.rsp = r.t.Process(cmd, 0)
-	return r.rsp, nil
+// codecRecorder records what codecCase sends and which commands and
+// responses it compared with go-tpm's codec.
+type codecRecorder struct {
+	recorder
+	decoded, responded []string
 }
 
 // codecCase sends cmd through the engine and checks the parameter codec
@@ -27,7 +21,8 @@ func (r *wireRecorder) Send(cmd []byte) ([]byte, error) {
 // decodeParams must give the parameters UnmarshalCommand gives, and
 // encodeParams must give back the response parameters go-tpm's client
 // read from the wire.
-func codecCase[C gt.Command[R, *R], R any](t *testing.T, tp *TPM, rec *wireRecorder, cmd C, sess ...gt.Session) *R {
+
+func codecCase[C gt.Command[R, *R], R any](t *testing.T, tp *TPM, rec *codecRecorder, cmd C, sess ...gt.Session) *R {
 	t.Helper()
 	rsp, err := cmd.Execute(rec, sess...)
 	if err != nil {
@@ -37,7 +32,7 @@ func codecCase[C gt.Command[R, *R], R any](t *testing.T, tp *TPM, rec *wireRecor
 	ct, rt := reflect.TypeFor[C](), reflect.TypeFor[R]()
 
 	// The parameter area, as the dispatcher splits it.
-	c, err := tp.parseCommand(def, binary.BigEndian.Uint16(rec.cmd), rec.cmd[10:])
+	c, err := tp.parseCommand(def, binary.BigEndian.Uint16(last(rec.cmds)), last(rec.cmds)[10:])
 	if err != nil {
 		t.Fatalf("%T: parse: %v", cmd, err)
 	}
@@ -107,7 +102,7 @@ func codecCase[C gt.Command[R, *R], R any](t *testing.T, tp *TPM, rec *wireRecor
 // rows have no hand-written decoder or encoder.
 func TestParamCodecMatchesGoTPM(t *testing.T) {
 	tp, _ := newStarted(t)
-	rec := &wireRecorder{t: tp}
+	rec := &codecRecorder{recorder: recorder{t: tp}}
 	pw := gt.PasswordAuth(nil)
 
 	srk := codecCase(t, tp, rec, gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(gt.RSASRKTemplate),
@@ -170,3 +165,5 @@ func TestParamCodecMatchesGoTPM(t *testing.T) {
 		t.Errorf("compared %d commands and %d responses with go-tpm's codec; the table's rows changed under this test", len(rec.decoded), len(rec.responded))
 	}
 }
+
+func last(b [][]byte) []byte { return b[len(b)-1] }
