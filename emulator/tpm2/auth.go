@@ -600,9 +600,9 @@ func (t *TPM) encryptParams(c *call, params []byte) []byte {
 	return params
 }
 
-// responseAuths builds the response authorization area (Part 1 §18.9)
-// and retires sessions whose continueSession was clear.
-func (t *TPM) responseAuths(c *call, params []byte) []byte {
+// appendResponseAuths appends the response authorization area (Part 1
+// §18.9) to out and retires sessions whose continueSession was clear.
+func (t *TPM) appendResponseAuths(out []byte, c *call, params []byte) []byte {
 	// The response HMAC uses the entity's authValue as it is after the
 	// command: HierarchyChangeAuth and NV_ChangeAuth answer under the new
 	// value (Part 1 §19.6.12). A password authorization has no response
@@ -616,7 +616,6 @@ func (t *TPM) responseAuths(c *call, params []byte) []byte {
 		}
 	}
 	t.audit(c, params)
-	var out []byte
 	for i, a := range c.auths {
 		s := a.sess
 		if s == nil {
@@ -640,9 +639,9 @@ func (t *TPM) responseAuths(c *call, params []byte) []byte {
 			}
 			mac = sessionHMAC(s.hash, key, d.Sum(nil), s.nonceTPM, a.nonce, nil, attrs)
 		}
-		out = append(out, sized(s.nonceTPM)...)
+		out = appendSized(out, s.nonceTPM)
 		out = append(out, attrs)
-		out = append(out, sized(mac)...)
+		out = appendSized(out, mac)
 		if a.attrs&saContinueSession == 0 {
 			delete(t.sessions, s.handle)
 		} else if s.isPolicy() && i < c.def.nAuth {

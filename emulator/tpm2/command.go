@@ -230,9 +230,21 @@ func newCmdDef(ct, rt reflect.Type, run func(t *TPM, c *call, cmd any) (any, err
 	}
 	if fast.decode != nil {
 		dec := fast.decode
+		if fastSlots == nFastSlots {
+			panic(fmt.Sprintf("tpm2: %s: more than nFastSlots (%d) hand-decoded commands", def.name, nFastSlots))
+		}
+		slot := fastSlots
+		fastSlots++
 		def.generic = def.run
 		def.run = func(t *TPM, c *call) (*reply, error) {
-			cmd := reflect.New(ct).Interface()
+			v := t.fastCmds[slot]
+			if v.IsValid() {
+				v.Elem().SetZero()
+			} else {
+				v = reflect.New(ct)
+				t.fastCmds[slot] = v
+			}
+			cmd := v.Interface()
 			if err := dec(c.params, cmd); err != nil {
 				return nil, err
 			}
@@ -254,6 +266,12 @@ func handleValue(v reflect.Value) uint32 {
 	}
 	return uint32(v.Uint())
 }
+
+// fastSlots counts the hand-decoded commands as the table is built, each
+// given its slot in TPM.fastCmds; nFastSlots bounds them.
+var fastSlots int
+
+const nFastSlots = 16
 
 // noDecoder marks a hand-written decoder as the only one: the parameter
 // codec cannot read the command, so the row has no generic path.
@@ -456,9 +474,17 @@ func (t *TPM) execute(c *call) []byte {
 }
 
 func (t *TPM) buildResponse(c *call, r *reply) []byte {
-	// Sized for the common case so that the response is one allocation;
-	// a session's nonce and HMAC are at most a digest each.
-	b := make([]byte, 10, 10+4*len(r.handles)+4+len(r.params)+len(c.auths)*(2+maxDigestBytes+1+2+maxDigestBytes))
+	// Sized so that the response is one allocation and no larger than it
+	// must be: a password authorization answers 5 octets, a session's
+	// nonce and HMAC are at most a digest each.
+	n := 10 + 4*len(r.handles) + 4 + len(r.params)
+	for _, a := range c.auths {
+		n += 2 + 1 + 2
+		if a.sess != nil {
+			n += 2 * maxDigestBytes
+		}
+	}
+	b := make([]byte, 10, n)
 	for _, h := range r.handles {
 		b = binary.BigEndian.AppendUint32(b, h)
 	}
@@ -468,7 +494,7 @@ func (t *TPM) buildResponse(c *call, r *reply) []byte {
 		t.commandAudit(c, params)
 		b = binary.BigEndian.AppendUint32(b, uint32(len(params)))
 		b = append(b, params...)
-		b = append(b, t.responseAuths(c, params)...)
+		b = t.appendResponseAuths(b, c, params)
 	} else {
 		// A command outside the exclusive audit session ends its
 		// exclusivity (Part 1 §32.7).

@@ -68,8 +68,10 @@ func (p *pcrBanks) snapshot() map[uint16][][]byte {
 func (p *pcrBanks) restore(allocated []uint16, saved map[uint16][][]byte) {
 	p.reset(allocated, 0)
 	for alg, vals := range saved {
-		if _, ok := p.banks[gt.TPMAlgID(alg)]; ok {
-			p.banks[gt.TPMAlgID(alg)] = vals
+		if cur, ok := p.banks[gt.TPMAlgID(alg)]; ok {
+			for i := range min(len(cur), len(vals)) {
+				copy(cur[i], vals[i])
+			}
 		}
 	}
 }
@@ -137,7 +139,9 @@ func (t *TPM) pcrExtend(i uint32, alg gt.TPMAlgID, digest []byte) {
 		s := sha512.Sum512(in)
 		sum = s[:]
 	}
-	vals[i] = append(vals[i][:0:0], sum...)
+	// In place: a bank's values are the TPM's own (snapshot and restore
+	// copy them), and every value of a bank has the bank's digest size.
+	copy(vals[i], sum)
 }
 
 // pcrSelected walks a TPML_PCR_SELECTION in order, calling fn for each

@@ -2,6 +2,7 @@ package tpm2
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"testing"
 	"time"
@@ -285,5 +286,14 @@ func TestShutdownStateWrittenLazily(t *testing.T) {
 	}
 	if got := readPCR(t, tr2, 5); !bytes.Equal(got, pcr) {
 		t.Fatalf("PCR 5 after resume %x, want %x", got, pcr)
+	}
+	// A resumed PCR extends from its resumed value.
+	if _, err := (gt.PCRExtend{PCRHandle: gt.AuthHandle{Handle: 5, Auth: gt.PasswordAuth(nil)},
+		Digests: gt.TPMLDigestValues{Digests: []gt.TPMTHA{{HashAlg: gt.TPMAlgSHA256, Digest: d}}}}).Execute(tr2); err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(append(append([]byte{}, pcr...), d...))
+	if got := readPCR(t, tr2, 5); !bytes.Equal(got, want[:]) {
+		t.Fatalf("PCR 5 extended after resume %x, want %x", got, want)
 	}
 }

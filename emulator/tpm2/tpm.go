@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"reflect"
 	"runtime/debug"
 	"time"
 
@@ -81,12 +82,14 @@ type TPM struct {
 	// commands is commandTable, for the handlers that list it.
 	commands map[uint32]*cmdDef
 	// call is the command in flight, paramBuf the response parameters
-	// of a hand-encoded command and pcrReadOut PCR_Read's response: kept
-	// here because the hot path would otherwise allocate them for every
-	// command. None of them outlives Process.
+	// of a hand-encoded command, pcrReadOut PCR_Read's response and
+	// fastCmds the decoded parameters of each hand-decoded command (by
+	// cmdDef.fastSlot): kept here because the hot path would otherwise
+	// allocate them for every command. None of them outlives Process.
 	call       call
 	paramBuf   []byte
 	pcrReadOut pcrReadResponse
+	fastCmds   [nFastSlots]reflect.Value
 
 	ps persistentState
 
