@@ -118,6 +118,7 @@ func main() {
 		if unsaved {
 			d.Log.Errorf("powering off with the last state change unsaved (its save failed)")
 		}
+		d.LogMemory()
 		d.Log.Infof("%d commands served, %d state saves, %d commands answered TPM_RC_NV_RATE: powering off", st.Commands, st.Saves, st.RateRefused)
 		d.Exit(0)
 	}); err != nil {

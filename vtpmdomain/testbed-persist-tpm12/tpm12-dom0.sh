@@ -121,7 +121,10 @@ step "TPM 1.2 EK certificate: tpm_nvread in the guest reads it from TPM_NV_INDEX
 # ---- the vTPM shut down and the manager restarted ----
 xl shutdown vtpm12 || log "xl shutdown exited non-zero; judging by the domain"
 ended vtpm12 s 60 || { xl destroy vtpm12; fail "TPM 1.2 vTPM did not power off on xl shutdown"; }
-grep 'powering off' "$(keep_log vtpm12 second)"
+v=$(keep_log vtpm12 second)
+grep 'powering off' "$v"
+m=$(grep -o 'memory: the runtime holds.*' "$v") || fail "TPM 1.2 vTPM logged no memory line as it powered off"
+figure "TPM 1.2 vTPM memory at its shutdown" "${m#memory: }"
 stop_mgr before-tpm12
 start_mgr tpm12
 start_vtpm12 third

@@ -60,6 +60,9 @@ shutdown_vtpm() {
 	v=$(keep_log vtpm "$1")
 	grep -q 'powering off' "$v" || fail "vTPM ($1) went away without its shutdown line"
 	grep 'powering off' "$v"
+	# How much of its memory= the vTPM's life needed (README, memory).
+	m=$(grep -o 'memory: the runtime holds.*' "$v") || fail "vTPM ($1) logged no memory line as it powered off"
+	figure "vTPM memory at its shutdown ($1)" "${m#memory: }"
 }
 
 # run_guest STEP TAG: boot the guest with step=STEP (and GUEST_EXTRA's
@@ -325,7 +328,7 @@ GUEST_EXTRA="nonce=$N" run_guest deepquote quote2
 qfile
 vq hwpcr "hardware PCRs" --nonce "$N" --uuid "$U" --saa /tmp/saa.pub --list /tmp/l1.cfg
 step "each link broken once is named: another nonce, a vTPM PCR extended after the quote, another vTPM's UUID, another SAA, a list the group does not have, a hardware PCR changed"
-stop_vtpm quote
+shutdown_vtpm quote
 stop_mgr fourth
 
 pass "vTPM state persisted across vTPM and manager restarts (NV index, persistent key; PCRs reset); a corrupted vTPM disk refused, clear gave a fresh TPM; a rolled-back manager disk refused; EK certificates verified; deep quotes verified, each broken link named"

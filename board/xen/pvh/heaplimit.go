@@ -15,6 +15,16 @@ const (
 	bootStackLen = 64 << 10 // the g0 stack the runtime makes below the boot SP
 )
 
+// runtimeRoom returns the RAM the runtime can take, for its heap and for
+// what it keeps outside it: from the heap's start at bloc to the bottom of
+// the boot stack, whose top is stackOffset below ramEnd.
+func runtimeRoom(ramEnd, bloc, stackOffset uint64) uint64 {
+	if ramEnd < stackOffset+bootStackLen+bloc {
+		return 0
+	}
+	return ramEnd - stackOffset - bootStackLen - bloc
+}
+
 // heapLimit returns the memory limit for a heap starting at bloc in RAM
 // ending at ramEnd, whose boot stack's top is stackOffset below ramEnd;
 // 0 when not one arena fits.

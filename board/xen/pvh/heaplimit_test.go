@@ -24,3 +24,15 @@ func TestHeapLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestRuntimeRoom(t *testing.T) {
+	const mib = 1 << 20
+	// memory=16: RAM ends at 15 MiB, the heap starts at 7 MiB + 192 KiB,
+	// the boot stack is 64 KiB below a 256-octet offset.
+	if got, want := runtimeRoom(15*mib, 7*mib+0x30000, 0x100), uint64(15*mib-0x100-64<<10-(7*mib+0x30000)); got != want {
+		t.Errorf("runtimeRoom = %d, want %d", got, want)
+	}
+	if got := runtimeRoom(7*mib, 7*mib, 0x100); got != 0 {
+		t.Errorf("runtimeRoom with the image meeting the stack = %d, want 0", got)
+	}
+}

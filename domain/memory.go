@@ -1,0 +1,63 @@
+package domain
+
+import (
+	"fmt"
+	"runtime/metrics"
+)
+
+// The runtime/metrics classes a memory line is made of. Every byte the
+// runtime holds is in exactly one /memory/classes leaf, so the heap's
+// arenas are the heap leaves and everything else is kept outside them.
+var memoryMetrics = []string{
+	"/memory/classes/total:bytes",
+	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/free:bytes",
+	"/memory/classes/heap/released:bytes",
+	"/memory/classes/heap/stacks:bytes",
+	"/memory/classes/heap/unused:bytes",
+	"/memory/classes/metadata/mspan/inuse:bytes",
+	"/memory/classes/metadata/mspan/free:bytes",
+	"/memory/classes/metadata/other:bytes",
+	"/gc/cycles/total:gc-cycles",
+}
+
+// memoryLine says how the runtime uses room, the RAM it may take (from the
+// image's end to the boot stack): its heap arenas, the live objects in
+// them, what it keeps outside them (span structures, the collector's
+// metadata, its allocator's own tables) and what it does not hold. That
+// outside share grows with a domain's work and is never given back; it is
+// what a domain's smallest memory= depends on once the heap fits.
+func memoryLine(room uint64, v map[string]uint64) string {
+	heap := v["/memory/classes/heap/objects:bytes"] + v["/memory/classes/heap/free:bytes"] +
+		v["/memory/classes/heap/released:bytes"] + v["/memory/classes/heap/stacks:bytes"] +
+		v["/memory/classes/heap/unused:bytes"]
+	total := v["/memory/classes/total:bytes"]
+	outside := total - min(heap, total)
+	spans := v["/memory/classes/metadata/mspan/inuse:bytes"] + v["/memory/classes/metadata/mspan/free:bytes"]
+	gcMeta := v["/memory/classes/metadata/other:bytes"]
+	free := "none"
+	if room > total {
+		free = mib(room - total)
+	}
+	return fmt.Sprintf("memory: the runtime holds %s of the %s between the image and the boot stack: heap arenas %s (%s in live objects, %d GC cycles), outside them %s (span structures %s, collector and allocator metadata %s, other %s); not held %s",
+		mib(total), mib(room), mib(heap), mib(v["/memory/classes/heap/objects:bytes"]), v["/gc/cycles/total:gc-cycles"],
+		mib(outside), mib(spans), mib(gcMeta), mib(outside-min(spans+gcMeta, outside)), free)
+}
+
+func mib(n uint64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
+
+// readMemoryLine reads the runtime's figures now.
+func readMemoryLine(room uint64) string {
+	s := make([]metrics.Sample, len(memoryMetrics))
+	for i, name := range memoryMetrics {
+		s[i].Name = name
+	}
+	metrics.Read(s)
+	v := make(map[string]uint64, len(s))
+	for _, m := range s {
+		if m.Value.Kind() == metrics.KindUint64 {
+			v[m.Name] = m.Value.Uint64()
+		}
+	}
+	return memoryLine(room, v)
+}
