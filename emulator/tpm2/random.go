@@ -13,7 +13,18 @@ func (t *TPM) getRandom(c *call, cmd *gt.GetRandom) (*gt.GetRandomResponse, erro
 	if n > maxDigestBytes {
 		n = maxDigestBytes
 	}
-	return &gt.GetRandomResponse{RandomBytes: gt.TPM2BDigest{Buffer: t.randBytes(n)}}, nil
+	// The response and its bytes live in the TPM until they are encoded,
+	// before Process returns: GetRandom is a hot command (a guest's
+	// hwrng reads through it).
+	out := &t.getRandomOut
+	out.r = gt.GetRandomResponse{RandomBytes: gt.TPM2BDigest{Buffer: t.fillRandom(out.buf[:n])}}
+	return &out.r, nil
+}
+
+// getRandomResponse is GetRandom's response kept in the TPM.
+type getRandomResponse struct {
+	r   gt.GetRandomResponse
+	buf [maxDigestBytes]byte
 }
 
 // stirRandom is TPM2_StirRandom, Part 3 §16.2.

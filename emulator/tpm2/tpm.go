@@ -82,14 +82,16 @@ type TPM struct {
 	// commands is commandTable, for the handlers that list it.
 	commands map[uint32]*cmdDef
 	// call is the command in flight, paramBuf the response parameters
-	// of a hand-encoded command, pcrReadOut PCR_Read's response and
-	// fastCmds the decoded parameters of each hand-decoded command (by
-	// cmdDef.fastSlot): kept here because the hot path would otherwise
-	// allocate them for every command. None of them outlives Process.
-	call       call
-	paramBuf   []byte
-	pcrReadOut pcrReadResponse
-	fastCmds   [nFastSlots]reflect.Value
+	// of a hand-encoded command, pcrReadOut and getRandomOut the
+	// responses of PCR_Read and GetRandom, and fastCmds the decoded
+	// parameters of each hand-decoded command (by its slot, see
+	// fastSlots): kept here because the hot path would otherwise allocate
+	// them for every command. None of them outlives Process.
+	call         call
+	paramBuf     []byte
+	pcrReadOut   pcrReadResponse
+	getRandomOut getRandomResponse
+	fastCmds     [nFastSlots]reflect.Value
 
 	ps persistentState
 
@@ -188,8 +190,10 @@ func New(cfg Config) (*TPM, error) {
 }
 
 // randBytes returns n fresh random bytes.
-func (t *TPM) randBytes(n int) []byte {
-	b := make([]byte, n)
+func (t *TPM) randBytes(n int) []byte { return t.fillRandom(make([]byte, n)) }
+
+// fillRandom fills b with fresh random bytes and returns it.
+func (t *TPM) fillRandom(b []byte) []byte {
 	if _, err := io.ReadFull(t.rand, b); err != nil {
 		// A failing entropy source leaves the TPM unable to do anything
 		// safe: enter failure mode, as Part 1 §12 requires.
