@@ -4,7 +4,8 @@
 # domain is gone vtpm1 must hold only the guest's grant mapping (vtpm1 logs
 # "grant mappings live: N" when the count changes). Also reports the
 # guest's /dev/tpm0 latency against the engine in-process. Then the
-# attacks against a TPM 1.2 vTPM domain (tpm=1.2).
+# attacks against a TPM 1.2 vTPM domain (tpm=1.2). Both vTPM domains are
+# shut down last; how much of their memory= they used is reported.
 # Sourced by dom0's init with testlib.sh loaded.
 
 boot_guest vtpm1.cfg vtpm1 'serving TPM 2.0' 60 || fail "vtpm1 did not come up"
