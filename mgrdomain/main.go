@@ -386,6 +386,7 @@ func watchShutdown(ctx context.Context, m *manager.Manager, disk *blkfront.Devic
 			dom.Log.Infof("closing the disk: %v (everything acknowledged was already flushed)", err)
 		}
 		cancel()
+		dom.LogMemory()
 		dom.Log.Infof("manager closed in %v: powering off", time.Since(t).Round(time.Millisecond))
 		dom.Exit(0)
 	})

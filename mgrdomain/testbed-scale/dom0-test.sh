@@ -123,7 +123,8 @@ for d in c1 c2 c3 c4; do xl destroy "$d" 2>/dev/null; done
 # 4 MiB heap arena goes at 8 MiB, above the 6.6 MiB image).
 xl shutdown mgr || log "xl shutdown exited non-zero; judging by the domain"
 ended mgr s 60 || { xl destroy mgr; fail "the manager did not power off on xl shutdown"; }
-keep_log mgr scale >/dev/null
+m=$(grep -o 'memory: the runtime holds.*' "$(keep_log mgr scale)") || fail "the manager logged no memory line as it powered off"
+figure "manager memory at its shutdown, after serving every vTPM device:" "${m#memory: }"
 smallest_memory mgr.cfg mgr 'serving vTPM domains' "12 13 14 15 16 20 24 32"
 smallest=$SMALLEST
 log "FIGURE smallest memory= in which the manager starts serving: ${smallest:-more than 32} MiB"
