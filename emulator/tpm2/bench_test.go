@@ -18,7 +18,8 @@ func BenchmarkProcess(b *testing.B) {
 	_, _ = (gt.PCRExtend{PCRHandle: gt.AuthHandle{Handle: 16, Auth: gt.PasswordAuth(nil)},
 		Digests: gt.TPMLDigestValues{Digests: []gt.TPMTHA{{HashAlg: gt.TPMAlgSHA256, Digest: make([]byte, 32)}}}}).Execute(rec)
 	_, _ = (gt.PCRRead{PCRSelectionIn: pcrSel(gt.TPMAlgSHA256, 0)}).Execute(rec)
-	cmds := map[string][]byte{"GetRandom32": rec.cmds[1], "PCR_Extend": rec.cmds[2], "PCR_Read": rec.cmds[3]}
+	_, _ = (gt.GetCapability{Capability: gt.TPMCapTPMProperties, Property: uint32(gt.TPMPTManufacturer), PropertyCount: 8}).Execute(rec)
+	cmds := map[string][]byte{"GetRandom32": rec.cmds[1], "PCR_Extend": rec.cmds[2], "PCR_Read": rec.cmds[3], "GetCapability": rec.cmds[4]}
 	sign := func(name string, tmpl gt.TPMTPublic) {
 		k, err := (gt.CreatePrimary{PrimaryHandle: gt.TPMRHOwner, InPublic: gt.New2B(tmpl)}).Execute(rec)
 		if err != nil {

@@ -287,7 +287,9 @@ func pcrProperties() []pcrSelectProperty {
 // getCapability is TPM2_GetCapability, Part 3 §30.2.
 func (t *TPM) getCapability(c *call, cmd *gt.GetCapability) (*gt.GetCapabilityResponse, error) {
 	property, count := cmd.Property, cmd.PropertyCount
-	r := &gt.GetCapabilityResponse{CapabilityData: gt.TPMSCapabilityData{Capability: cmd.Capability}}
+	out := &t.getCapabilityOut
+	out.r = gt.GetCapabilityResponse{CapabilityData: gt.TPMSCapabilityData{Capability: cmd.Capability}}
+	r := &out.r
 	var data gt.TPMUCapabilities
 	switch uint32(cmd.Capability) {
 	case capAlgs:
@@ -337,15 +339,15 @@ func (t *TPM) getCapability(c *call, cmd *gt.GetCapability) (*gt.GetCapabilityRe
 	case capTPMProperties:
 		props := t.properties()
 		// At most one more than the page holds: enough to tell there is more.
-		var l gt.TPMLTaggedTPMProperty
-		l.TPMProperty = make([]gt.TPMSTaggedProperty, 0, min(uint64(len(props)), uint64(count)+1))
+		l := &out.props
+		l.TPMProperty = out.propBuf[:0]
 		for _, p := range props {
 			if p.tag >= property && uint32(len(l.TPMProperty)) <= count {
 				l.TPMProperty = append(l.TPMProperty, gt.TPMSTaggedProperty{Property: gt.TPMPT(p.tag), Value: p.val})
 			}
 		}
 		l.TPMProperty = pageOf(r, l.TPMProperty, count, 8)
-		data = gt.NewTPMUCapabilities(cmd.Capability, &l)
+		data = gt.NewTPMUCapabilities(cmd.Capability, l)
 	case capPCRProperties:
 		var l gt.TPMLTaggedPCRProperty
 		for _, p := range pcrProperties() {
@@ -396,6 +398,17 @@ func (t *TPM) getCapability(c *call, cmd *gt.GetCapability) (*gt.GetCapabilityRe
 	}
 	r.CapabilityData.Data = data
 	return r, nil
+}
+
+// getCapabilityResponse is GetCapability's response, kept in the TPM
+// until it is encoded, before Process returns: clients ask for TPM
+// properties at every start and around many commands. propBuf holds every
+// TPM property (a page is at most all of them, and one more only when
+// there are more).
+type getCapabilityResponse struct {
+	r       gt.GetCapabilityResponse
+	props   gt.TPMLTaggedTPMProperty
+	propBuf [len(propertyTable{})]gt.TPMSTaggedProperty
 }
 
 // testParms is TPM2_TestParms, Part 3 §30.3.

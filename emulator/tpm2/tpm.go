@@ -82,16 +82,18 @@ type TPM struct {
 	// commands is commandTable, for the handlers that list it.
 	commands map[uint32]*cmdDef
 	// call is the command in flight, paramBuf the response parameters
-	// of a hand-encoded command, pcrReadOut and getRandomOut the
-	// responses of PCR_Read and GetRandom, and fastCmds the decoded
-	// parameters of each hand-decoded command (by its slot, see
-	// fastSlots): kept here because the hot path would otherwise allocate
-	// them for every command. None of them outlives Process.
-	call         call
-	paramBuf     []byte
-	pcrReadOut   pcrReadResponse
-	getRandomOut getRandomResponse
-	fastCmds     [nFastSlots]reflect.Value
+	// of a hand-encoded command, pcrReadOut, getRandomOut and
+	// getCapabilityOut the responses of PCR_Read, GetRandom and
+	// GetCapability, and fastCmds the decoded parameters of each
+	// hand-decoded command (by its slot, see fastSlots): kept here
+	// because the hot path would otherwise allocate them for every
+	// command. None of them outlives Process.
+	call             call
+	paramBuf         []byte
+	pcrReadOut       pcrReadResponse
+	getRandomOut     getRandomResponse
+	getCapabilityOut getCapabilityResponse
+	fastCmds         [nFastSlots]reflect.Value
 
 	ps persistentState
 
