@@ -6,8 +6,10 @@ import (
 )
 
 // The runtime/metrics classes a memory line is made of. Every byte the
-// runtime holds is in exactly one /memory/classes leaf, so the heap's
-// arenas are the heap leaves and everything else is kept outside them.
+// runtime holds is in exactly one /memory/classes leaf: the heap's arenas
+// are the heap leaves, and everything else is kept outside them, except
+// the collector's work buffers, which come from the arenas but count as
+// metadata (few are left between cycles, when a domain logs the line).
 var memoryMetrics = []string{
 	"/memory/classes/total:bytes",
 	"/memory/classes/heap/objects:bytes",
