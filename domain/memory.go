@@ -10,17 +10,22 @@ import (
 // are the heap leaves, and everything else is kept outside them, except
 // the collector's work buffers, which come from the arenas but count as
 // metadata (few are left between cycles, when a domain logs the line).
+const (
+	metricTotal      = "/memory/classes/total:bytes"
+	metricObjects    = "/memory/classes/heap/objects:bytes"
+	metricHeapFree   = "/memory/classes/heap/free:bytes"
+	metricReleased   = "/memory/classes/heap/released:bytes"
+	metricStacks     = "/memory/classes/heap/stacks:bytes"
+	metricHeapUnused = "/memory/classes/heap/unused:bytes"
+	metricSpansInUse = "/memory/classes/metadata/mspan/inuse:bytes"
+	metricSpansFree  = "/memory/classes/metadata/mspan/free:bytes"
+	metricOtherMeta  = "/memory/classes/metadata/other:bytes"
+	metricGCCycles   = "/gc/cycles/total:gc-cycles"
+)
+
 var memoryMetrics = []string{
-	"/memory/classes/total:bytes",
-	"/memory/classes/heap/objects:bytes",
-	"/memory/classes/heap/free:bytes",
-	"/memory/classes/heap/released:bytes",
-	"/memory/classes/heap/stacks:bytes",
-	"/memory/classes/heap/unused:bytes",
-	"/memory/classes/metadata/mspan/inuse:bytes",
-	"/memory/classes/metadata/mspan/free:bytes",
-	"/memory/classes/metadata/other:bytes",
-	"/gc/cycles/total:gc-cycles",
+	metricTotal, metricObjects, metricHeapFree, metricReleased, metricStacks, metricHeapUnused,
+	metricSpansInUse, metricSpansFree, metricOtherMeta, metricGCCycles,
 }
 
 // memoryLine says how the runtime uses room, the RAM it may take (from the
@@ -30,19 +35,17 @@ var memoryMetrics = []string{
 // outside share grows with a domain's work and is never given back; it is
 // what a domain's smallest memory= depends on once the heap fits.
 func memoryLine(room uint64, v map[string]uint64) string {
-	heap := v["/memory/classes/heap/objects:bytes"] + v["/memory/classes/heap/free:bytes"] +
-		v["/memory/classes/heap/released:bytes"] + v["/memory/classes/heap/stacks:bytes"] +
-		v["/memory/classes/heap/unused:bytes"]
-	total := v["/memory/classes/total:bytes"]
+	heap := v[metricObjects] + v[metricHeapFree] + v[metricReleased] + v[metricStacks] + v[metricHeapUnused]
+	total := v[metricTotal]
 	outside := total - min(heap, total)
-	spans := v["/memory/classes/metadata/mspan/inuse:bytes"] + v["/memory/classes/metadata/mspan/free:bytes"]
-	gcMeta := v["/memory/classes/metadata/other:bytes"]
+	spans := v[metricSpansInUse] + v[metricSpansFree]
+	gcMeta := v[metricOtherMeta]
 	free := "none"
 	if room > total {
 		free = mib(room - total)
 	}
 	return fmt.Sprintf("memory: the runtime holds %s of the %s between the image and the boot stack: heap arenas %s (%s in live objects, %d GC cycles), outside them %s (span structures %s, collector and allocator metadata %s, other %s); not held %s",
-		mib(total), mib(room), mib(heap), mib(v["/memory/classes/heap/objects:bytes"]), v["/gc/cycles/total:gc-cycles"],
+		mib(total), mib(room), mib(heap), mib(v[metricObjects]), v[metricGCCycles],
 		mib(outside), mib(spans), mib(gcMeta), mib(outside-min(spans+gcMeta, outside)), free)
 }
 

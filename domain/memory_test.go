@@ -8,16 +8,16 @@ import (
 func TestMemoryLine(t *testing.T) {
 	const mib = 1 << 20
 	v := map[string]uint64{
-		"/memory/classes/total:bytes":                6 * mib,
-		"/memory/classes/heap/objects:bytes":         mib,
-		"/memory/classes/heap/free:bytes":            2 * mib,
-		"/memory/classes/heap/released:bytes":        mib / 2,
-		"/memory/classes/heap/stacks:bytes":          mib / 4,
-		"/memory/classes/heap/unused:bytes":          mib / 4,
-		"/memory/classes/metadata/mspan/inuse:bytes": mib / 8,
-		"/memory/classes/metadata/mspan/free:bytes":  mib / 8,
-		"/memory/classes/metadata/other:bytes":       mib,
-		"/gc/cycles/total:gc-cycles":                 37,
+		metricTotal:      6 * mib,
+		metricObjects:    mib,
+		metricHeapFree:   2 * mib,
+		metricReleased:   mib / 2,
+		metricStacks:     mib / 4,
+		metricHeapUnused: mib / 4,
+		metricSpansInUse: mib / 8,
+		metricSpansFree:  mib / 8,
+		metricOtherMeta:  mib,
+		metricGCCycles:   37,
 	}
 	got := memoryLine(8*mib, v)
 	for _, want := range []string{

@@ -131,8 +131,7 @@ if ! xl domid mgr >/dev/null 2>&1; then
 else
 	xl shutdown mgr || log "xl shutdown exited non-zero; judging by the domain"
 	ended mgr s 60 || { xl destroy mgr; fail "the manager did not power off on xl shutdown"; }
-	mem=$(grep -o 'memory: the runtime holds.*' "$(keep_log mgr scale)") || fail "the manager logged no memory line as it powered off"
-	figure "manager memory at its shutdown, after serving every vTPM device:" "${mem#memory: }"
+	memory_figure "$(keep_log mgr scale)" "the manager" "manager memory at its shutdown, after serving every vTPM device:"
 fi
 
 # Smallest memory= in which the manager starts serving, on the disk it

@@ -123,8 +123,7 @@ xl shutdown vtpm12 || log "xl shutdown exited non-zero; judging by the domain"
 ended vtpm12 s 60 || { xl destroy vtpm12; fail "TPM 1.2 vTPM did not power off on xl shutdown"; }
 v=$(keep_log vtpm12 second)
 grep 'powering off' "$v"
-m=$(grep -o 'memory: the runtime holds.*' "$v") || fail "TPM 1.2 vTPM logged no memory line as it powered off"
-figure "TPM 1.2 vTPM memory at its shutdown" "${m#memory: }"
+memory_figure "$v" "TPM 1.2 vTPM" "TPM 1.2 vTPM memory at its shutdown"
 stop_mgr before-tpm12
 start_mgr tpm12
 start_vtpm12 third

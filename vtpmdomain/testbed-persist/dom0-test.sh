@@ -60,9 +60,7 @@ shutdown_vtpm() {
 	v=$(keep_log vtpm "$1")
 	grep -q 'powering off' "$v" || fail "vTPM ($1) went away without its shutdown line"
 	grep 'powering off' "$v"
-	# How much of its memory= the vTPM's life needed (README, memory).
-	m=$(grep -o 'memory: the runtime holds.*' "$v") || fail "vTPM ($1) logged no memory line as it powered off"
-	figure "vTPM memory at its shutdown ($1)" "${m#memory: }"
+	memory_figure "$v" "vTPM ($1)" "vTPM memory at its shutdown ($1)"
 }
 
 # run_guest STEP TAG: boot the guest with step=STEP (and GUEST_EXTRA's

@@ -30,9 +30,6 @@ func runtimeRoom(ramEnd, bloc, stackOffset uint64) uint64 {
 // 0 when not one arena fits.
 func heapLimit(ramEnd, bloc, stackOffset uint64) uint64 {
 	first := (bloc + arenaBytes - 1) &^ (arenaBytes - 1)
-	if ramEnd < stackOffset+bootStackLen+first {
-		return 0
-	}
-	n := (ramEnd - stackOffset - bootStackLen - first) / arenaBytes
+	n := runtimeRoom(ramEnd, first, stackOffset) / arenaBytes
 	return n * arenaBytes / 8 * 7
 }

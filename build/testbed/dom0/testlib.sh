@@ -21,6 +21,8 @@
 #                                   guest's serial port kept with xl's serial="file:FILE"
 #   dm_log DOM                      print the path of an HVM guest's device model log
 #   figure NAME VALUE               print "FIGURE NAME VALUE", a measurement for reports
+#   memory_figure LOG WHO NAME      figure NAME: the memory line WHO (a Go domain) wrote to
+#                                   its console log LOG as it powered off; fail without one
 #   step MSG...                     log "STEP: MSG", one step of the scenario's story as a
 #                                   reader should see it: run.sh --story (make demo) shows
 #                                   these, the FIGURE lines and the verdict, nothing else
@@ -224,6 +226,14 @@ dm_log() {
 # "FIGURE hvm_create_to_init_s 52.3".
 figure() {
 	echo "FIGURE $1 $2"
+}
+
+# memory_figure LOG WHO NAME reports how much of its memory= a domain's life
+# needed (README, memory): the line domain.LogMemory writes before "powering off".
+memory_figure() {
+	local m
+	m=$(grep -o 'memory: the runtime holds.*' "$1") || fail "$2 logged no memory line as it powered off"
+	figure "$3" "${m#memory: }"
 }
 
 # step says what the scenario has just shown, in one line for a reader who sees
