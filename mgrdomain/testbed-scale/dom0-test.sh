@@ -13,46 +13,13 @@
 # Sourced by dom0's init with testlib.sh loaded.
 . /test/mgrlib.sh
 
-release_locality0
-cp /test/mgr.img /tmp/mgr.img || fail "cannot copy the manager's disk"
-start_mgr scale
-m=$(console_log mgr)
-grep -q 'serving vTPM domains' "$m" || fail "manager did not start: $(grep -m1 'cannot start' "$m")"
-mid=$(xl domid mgr)
+serve_mgr scale
 
-# client NAME DEVICES FIRST EXTRA: a test client holding DEVICES vtpm
-# devices, uuids numbered from FIRST, options EXTRA.
-client() {
-	local name=$1 n=$2 first=$3 extra=$4 i sep=""
-	{
-		echo "name = \"$name\""
-		echo 'type = "pvh"'
-		echo 'kernel = "/test/mgrclient"'
-		echo "extra = \"$extra\""
-		printf 'vtpm = [ '
-		i=0
-		while [ "$i" -lt "$n" ]; do
-			printf '%s"backend=mgr,uuid=6d677274-7363-616c-8000-%012x"' "$sep" $((first + i))
-			sep=", "
-			i=$((i + 1))
-		done
-		echo ' ]'
-		echo 'memory = 64'
-		echo 'vcpus = 1'
-		echo 'max_event_channels = 2048'
-		echo 'tsc_mode = "native"'
-		echo 'on_poweroff = "destroy"'
-		echo 'on_crash = "destroy"'
-		echo 'on_reboot = "destroy"'
-	} >"/tmp/$name.cfg"
-	local t0
-	t0=$(now)
-	create "/tmp/$name.cfg" "$name" || fail "xl create $name ($n vtpm devices) failed"
-	log "FIGURE xl create $name with $n vtpm devices: $(elapsed "$t0")s"
-	wait_console "$name" 'MGRCLIENT-HOLDING|MGRCLIENT-RESULT' 300 || fail "$name did not connect its $n devices"
-	grep -q 'MGRCLIENT-HOLDING' "$(console_log "$name")" ||
-		fail "$name failed: $(grep -m3 'FAIL' "$(console_log "$name")" | tr -d '\r' | tr '\n' ' ')"
-	log "$name: $(grep -m1 -o -E 'MGRCLIENT-(CONNECTED|FIGURE connect_ms).*' "$(console_log "$name")" | tr -d '\r')"
+# lost_client NAME: NAME did not connect, and the test bed lost it or the
+# manager (mgr_lost fails on any other loss of the manager).
+lost_client() {
+	mgr_lost "$mid"
+	fail "$1 did not connect its devices: the test bed lost it or the manager"
 }
 
 # idle_cpu COUNT: the manager's CPU share over 10 s, with COUNT devices
@@ -69,26 +36,26 @@ idle_cpu() {
 
 full=0
 [ -e /test/scale-full ] && full=1
-client c1 1 1 "rounds=1 hold=600"
+mgr_client c1 1 1 "rounds=1 hold=600" || lost_client c1
 idle_cpu 1
 # The NV writes so far (c1's save): what the saves below cost is counted
 # from here.
 nv_before=$(grep 'hardware NV writes:' "$m" | tail -n 1 | tr -d '\r')
 if [ "$full" = 1 ]; then
-	client c2 126 2 "devices=126 rounds=1 hold=600"
+	mgr_client c2 126 2 "devices=126 rounds=1 hold=600" || lost_client c2
 else
 	# c2 holds through the next two measurements, then its devices save.
-	client c2 126 2 "devices=126 rounds=3 hold=40"
+	mgr_client c2 126 2 "devices=126 rounds=3 hold=40" || lost_client c2
 fi
 idle_cpu 127
 c2id=$(xl domid c2)
 log "FIGURE xenstore nodes for c2's 126 devices: $(xenstore-ls -f "/local/domain/$c2id/device/vtpm" | wc -l) in its device/vtpm, $(xenstore-ls -f "/local/domain/$mid/backend/vtpm/$c2id" | wc -l) in the manager's backend/vtpm"
-client c3 1 128 "rounds=1 hold=600"
+mgr_client c3 1 128 "rounds=1 hold=600" || lost_client c3
 idle_cpu 128
 saver=c2 n=126
 if [ "$full" = 1 ]; then
 	# c4 holds long enough for the measurement, then its 872 devices save.
-	client c4 872 129 "devices=872 rounds=3 hold=25"
+	mgr_client c4 872 129 "devices=872 rounds=3 hold=25" || lost_client c4
 	idle_cpu 1000
 	saver=c4 n=872
 fi
@@ -118,16 +85,9 @@ awk '$2 > 2 { bad = bad " " $1 " devices: " $2 "%" } END { if (bad != "") { prin
 
 for d in c1 c2 c3 c4; do xl destroy "$d" 2>/dev/null; done
 
-# The manager must still run here. With more channels than a poll names
-# it waits with Xen's callback vector set, the mode in which the test bed's
-# emulated SVM has lost domains to triple faults (board/xen/pvh, idle):
-# once the manager was lost so, at the instruction after its poll's
-# VMMCALL, after the figures above. That is reported; a manager gone in any
-# other way fails.
-if ! xl domid mgr >/dev/null 2>&1; then
-	rip=$(triple_fault "$mid") || fail "the manager (domain $mid) was gone before its shutdown, without a triple fault: $(tail -n 3 "$m" | tr -d '\r' | tr '\n' ' ')"
-	log "TESTBED-FAULT: the manager (domain $mid) triple-faulted at RIP $rip with the callback vector set, before its shutdown (the test bed's nested SVM): no memory figure"
-	keep_log mgr faulted >/dev/null
+# The manager must still run here (mgr_lost says when the test bed lost it).
+if mgr_lost "$mid"; then
+	log "no memory figure: the manager was lost before its shutdown"
 else
 	xl shutdown mgr || log "xl shutdown exited non-zero; judging by the domain"
 	ended mgr s 60 || { xl destroy mgr; fail "the manager did not power off on xl shutdown"; }

@@ -241,9 +241,10 @@ func upcallPending() bool { return sharedInfo.Load8(0) != 0 }
 // scheduler's timers, as tamago's CPU.ServiceInterrupts does, was seen to
 // halt a domain for good under a hostile frontend's flood of
 // notifications. Below the bound the port list is kept because it needs
-// no interrupt at all: on the test bed (Xen under QEMU's emulated SVM),
-// domains with the vector set were lost to triple faults under that
-// flood, in Xen's code on their way into or out of a hypercall.
+// no interrupt at all. (The test bed, Xen under QEMU's emulated SVM,
+// triple-faults domains now and then as they return from a hypercall,
+// with the vector set or not, interrupts enabled or not: see
+// mgrdomain/testbed-scale.)
 func idle(until int64) {
 	if demux() {
 		return

@@ -35,8 +35,8 @@ func checkCode(s string) error {
 
 func checkHold(s string) error {
 	var n int
-	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 0 || n > 600 {
-		return errors.New("want 0 to 600 seconds")
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n < 0 || n > 3600 {
+		return errors.New("want 0 to 3600 seconds")
 	}
 	return nil
 }
@@ -74,7 +74,7 @@ func Spec() cmdline.Spec {
 			Doc:  "13 (TPM_KEYNOTFOUND): a vTPM the manager does not know, with autocreate=0; 1 (TPM_AUTHFAIL): a group whose SAA did not approve the host."},
 		{Name: "hold", Check: checkHold, Form: "SECONDS", Default: "0",
 			Help: "stay connected this long before closing (a running vTPM, for dom0 to act on meanwhile)",
-			Doc:  "0 to 600. The client prints `MGRCLIENT-HOLDING` when it starts waiting."},
+			Doc:  "0 to 3600. The client prints `MGRCLIENT-HOLDING` when it starts waiting."},
 		{Name: "devices", Check: checkDevices, Form: "N", Default: "1",
 			Help: "more than 1: connect to every vtpm device at once (there must be N), hold= them, then every connection saves and loads its own key rounds= times at once",
 			Doc:  "1 to 4000. The scale test's client: it prints `MGRCLIENT-CONNECTED`, then `MGRCLIENT-HOLDING`, then one `MGRCLIENT-FIGURE scale` line; node=, save=, expect= and refused= do not apply."},
