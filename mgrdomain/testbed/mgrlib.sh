@@ -86,7 +86,10 @@ mgr_client() {
 	} >"/tmp/$name.cfg"
 	local t0
 	t0=$(now)
-	create "/tmp/$name.cfg" "$name" || fail "xl create $name ($n vtpm devices) failed"
+	if ! create "/tmp/$name.cfg" "$name"; then
+		xl domid mgr >/dev/null 2>&1 || return 1
+		fail "xl create $name ($n vtpm devices) failed"
+	fi
 	log "FIGURE xl create $name with $n vtpm devices: $(elapsed "$t0")s"
 	client_wait "$name" 'MGRCLIENT-HOLDING|MGRCLIENT-RESULT' 300 || return
 	if ! grep -q 'MGRCLIENT-HOLDING' "$(console_log "$name")"; then
