@@ -93,6 +93,11 @@ type fakeClock struct {
 	now     time.Time
 	waiters []fakeWaiter
 	parked  chan struct{} // a token each time someone starts waiting
+
+	// The clock moves by jump right after the jumpAt-th reading from now
+	// (0: never), as if time passed between reading it and waiting.
+	jumpAt int
+	jump   time.Duration
 }
 
 type fakeWaiter struct {
@@ -106,17 +111,30 @@ func newFakeClock() *fakeClock {
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
+	now := c.now
+	c.jumpAt--
+	jump := c.jumpAt == 0
+	c.mu.Unlock()
+	if jump {
+		c.Advance(c.jump)
+	}
+	return now
 }
 
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+// jumpAfter makes the clock move by d right after its n-th reading from now.
+func (c *fakeClock) jumpAfter(n int, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.jumpAt, c.jump = n, d
+}
+
+func (c *fakeClock) At(t time.Time) <-chan time.Time {
 	c.mu.Lock()
 	ch := make(chan time.Time, 1)
-	if d <= 0 {
+	if !t.After(c.now) {
 		ch <- c.now
 	} else {
-		c.waiters = append(c.waiters, fakeWaiter{at: c.now.Add(d), ch: ch})
+		c.waiters = append(c.waiters, fakeWaiter{at: t, ch: ch})
 	}
 	c.mu.Unlock()
 	select {
@@ -472,6 +490,36 @@ func TestTPM12Retry(t *testing.T) {
 	mustLoad(t, m, uuidN(1), blobN(1, 3))
 	if c, _ := hw.ReadCounter(); c != m.Stats().Counter {
 		t.Fatalf("hardware %d, store %d", c, m.Stats().Counter)
+	}
+}
+
+// A save waiting for the write the cap allows next is committed once that
+// moment has come, even when the clock moved on between the committer's
+// reading it and its starting to wait. (When the committer waited for a
+// duration from that reading, the wait ended that much after the moment,
+// and a test that moved a fake clock by exactly the wait hung one run in
+// ten.)
+func TestWriteWaitEndsAtItsMoment(t *testing.T) {
+	clk := newFakeClock()
+	hw := &nvHW{}
+	m := openMgr(t, newMemDisk(512, diskBytes), hw, Config{clock: clk, NVWriteBurst: 1, NVWriteRate: ratelimit.Rate{N: 1, Per: 5 * time.Second}})
+	defer m.Close()
+	if err := m.SaveHashKey(uuidN(0), blobN(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	// Readings: the save's arrival, then the committer's, after which the
+	// clock reaches the moment the next write is allowed.
+	clk.jumpAfter(2, 5*time.Second)
+	select {
+	case err := <-saveAsync(m, uuidN(1), blobN(1, 0)):
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the save was not committed though the moment its write was allowed had come")
+	}
+	if n := hw.nvWrites(); n != 2 {
+		t.Fatalf("%d NV writes, want 2", n)
 	}
 }
 

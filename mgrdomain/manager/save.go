@@ -55,15 +55,18 @@ import (
 const maxBatch = 1024
 
 // clock is the time the committer uses; tests substitute a fake one.
+// Waits end at a moment, not after a duration: the committer computes
+// when a write is allowed from the Now it read, and a duration counted
+// from a later moment would overshoot by whatever ran in between.
 type clock interface {
 	Now() time.Time
-	After(d time.Duration) <-chan time.Time
+	At(t time.Time) <-chan time.Time // fires once t has come
 }
 
 type realClock struct{}
 
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (realClock) Now() time.Time                  { return time.Now() }
+func (realClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
 
 // newManager makes a Manager with its save scheduler; Open then opens
 // the disk.
@@ -148,7 +151,7 @@ func (m *Manager) commitLoop() {
 			wait = min(wait, m.firstExpiry(now))
 			m.mu.Unlock()
 			select {
-			case <-m.clk.After(wait):
+			case <-m.clk.At(now.Add(wait)):
 			case <-m.wake:
 			case <-m.stop:
 			}
@@ -317,15 +320,15 @@ func (m *Manager) increment(deadline time.Time) error {
 		if err == nil || !hwtpm.IsBusy(err) {
 			return err
 		}
-		left := deadline.Sub(m.clk.Now())
-		if left <= 0 {
+		now := m.clk.Now()
+		if !deadline.After(now) {
 			return err
 		}
 		m.mu.Lock()
 		m.pressure(err)
 		m.mu.Unlock()
 		select {
-		case <-m.clk.After(min(wait, left)):
+		case <-m.clk.At(now.Add(min(wait, deadline.Sub(now)))):
 		case <-m.stop:
 			return err
 		}
