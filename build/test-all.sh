@@ -209,6 +209,7 @@ layout() { # the scenarios' shape (above); a host check, so it always runs
 }
 
 step "test-bed scenario layout (${#scen_path[@]} scenarios)" layout
+step "test-bed helpers (dom0's testlib.sh under busybox, xl stood in for)" build/testbed/testlib-test.sh
 if [ -z "$TESTBED" ]; then
 	# The engine's Linux-guest test (tier 2/3) boots the test bed's Debian
 	# kernel under QEMU; prepare it when the test bed's packages can be fetched.

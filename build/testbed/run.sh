@@ -36,7 +36,8 @@
 #
 # Exit status: 0 PASS; 1 FAIL, timeout or no verdict; 2 bad usage or set-up error; 4 FAIL
 # in a run where Xen reported a triple fault bearing the test bed's own mark (a RIP in
-# Xen's code or in a Linux kernel: QEMU's emulated SVM, not the scenario).
+# Xen's code or in a Linux kernel) or dom0 named one (a TESTBED-FAULT line: also a Go
+# domain's at a hypercall return): QEMU's emulated SVM, not the scenario.
 set -euo pipefail
 shopt -s extglob # for the escape-sequence pattern in timestamp()
 
@@ -189,7 +190,8 @@ if [ -n "$scenario" ]; then
 			set +a
 			export TESTBED_STAGE=$stage/test TESTBED_SCENARIO=$scenario TESTBED_DIR=$HERE
 			export TESTBED_HVM=$hvm
-			cd "$scenario" && bash ./build.sh
+			cd "$scenario" && bash ./build.sh &&
+				"$HERE/hypercall-returns.sh" "$TESTBED_STAGE"
 		) >&4 2>&5; then
 			[ "$story" = 0 ] || tail -n 30 "$run_dir/build.log" >&2
 			die "scenario build failed: $scenario/build.sh"
@@ -409,9 +411,12 @@ say "dom0 ready at +${ready:-?}s; total $((total / 100)).$(printf %02d $((total 
 say "serial log: $log_file"
 say "RESULT: $result"
 [[ $result != PASS* ]] || exit 0
+# dom0 names the faults it told apart by the domain's image (a hypercall
+# return: testbed_fault, mgr_lost) on TESTBED-FAULT lines.
 faults=$(testbed_faults | tr '\n' ' ')
-if [ -n "$faults" ]; then
-	say "the test bed's own fault (QEMU's emulated SVM) hit this run: triple faults $faults"
+told=$(grep -m1 -o 'TESTBED-FAULT: .*' "$log_file" | tr -d '\r') || true
+if [ -n "$faults$told" ]; then
+	say "the test bed's own fault (QEMU's emulated SVM) hit this run:${faults:+ triple faults $faults}${told:+ dom0 says $told}"
 	exit 4
 fi
 exit 1

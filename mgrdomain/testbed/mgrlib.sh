@@ -32,24 +32,16 @@ refused() {
 }
 
 # mgr_lost ID: false while the manager (domain ID) runs. Gone, it is the
-# test bed's loss, reported with a TESTBED-FAULT line, when Xen reports it
-# triple-faulted as it returned from a hypercall or in Xen's code; any
-# other end fails. The test bed's emulated SVM has triple-faulted domains
-# of every kind that way: a Linux guest and the manager's client in Xen's
-# own code (e008:, which testbed_fault knows), a flooding frontend and the
-# manager at a hypercall stub's ret with interrupts disabled, the manager
-# at pollIdle's CLI with them enabled, on QEMU 7.2 and 10.0 alike. None of
-# those is the domain's doing: the same instruction had returned from
-# thousands of hypercalls before, with the IDT, GDT and page tables the
-# domain set up once at boot, and a triple fault needs three deliveries
-# through them to fail. build.sh lists the image's hypercall returns.
+# test bed's loss, reported with a TESTBED-FAULT line, when Xen reports a
+# triple fault that testbed_lost calls the test bed's (at one of the
+# image's hypercall returns, or in Xen's code: the manager has been lost
+# both ways on QEMU 7.2 and 10.0 alike); any other end fails.
 mgr_lost() {
-	local rip pc m
+	local rip m
 	xl domid mgr >/dev/null 2>&1 && return 1
 	m=$(console_log mgr)
 	rip=$(triple_fault "$1") || fail "the manager (domain $1) is gone, without a triple fault: $(tail -n 3 "$m" | tr -d '\r' | tr '\n' ' ')"
-	pc=$(echo "$rip" | sed -n 's/^0008:\[<0*\([0-9a-f]*\)>\]$/\1/p')
-	{ [ -n "$pc" ] && grep -qx "$pc" /test/mgr-hypercall-returns; } || echo "$rip" | grep -q -E -e "$TESTBED_MARK" ||
+	testbed_lost "$1" ||
 		fail "the manager (domain $1) triple-faulted at RIP $rip, neither a hypercall's return nor Xen's code: $(tail -n 3 "$m" | tr -d '\r' | tr '\n' ' ')"
 	log "TESTBED-FAULT: the manager (domain $1) triple-faulted at RIP $rip, a hypercall's return or Xen's code (the test bed's nested SVM)"
 	keep_log mgr "faulted-$1" >/dev/null
@@ -87,13 +79,13 @@ mgr_client() {
 	local t0
 	t0=$(now)
 	if ! create "/tmp/$name.cfg" "$name"; then
-		xl domid mgr >/dev/null 2>&1 || return 1
+		_domain_gone mgr && return 1
 		fail "xl create $name ($n vtpm devices) failed"
 	fi
 	log "FIGURE xl create $name with $n vtpm devices: $(elapsed "$t0")s"
 	client_wait "$name" 'MGRCLIENT-HOLDING|MGRCLIENT-RESULT' 300 || return
 	if ! grep -q 'MGRCLIENT-HOLDING' "$(console_log "$name")"; then
-		xl domid mgr >/dev/null 2>&1 || return 1
+		_domain_gone mgr && return 1
 		fail "$name failed: $(grep -m3 'FAIL' "$(console_log "$name")" | tr -d '\r' | tr '\n' ' ')"
 	fi
 	log "$name: $(grep -m1 -o -E 'MGRCLIENT-(CONNECTED|FIGURE connect_ms).*' "$(console_log "$name")" | tr -d '\r')"
@@ -101,20 +93,15 @@ mgr_client() {
 
 # client_wait NAME PATTERN SECS: wait until the client NAME's console
 # matches PATTERN. Returns 2 when the client is gone with a triple fault
-# bearing the test bed's mark (testbed_fault; the test bed loses clients
-# to it, in Xen's code, while they connect or save), which is logged and
-# answered for, the client's console log kept apart; fails otherwise.
+# testbed_lost calls the test bed's (it has lost clients in Xen's code
+# while they connected or saved), dropped with drop_faulted; fails
+# otherwise.
 client_wait() {
 	local id rip
 	id=$(xl domid "$1" 2>/dev/null)
-	_wait_for "console of $1 matching '$2', or $1 gone" "$3" _console_or_gone "$1" "$2" &&
-		grep -q -E -e "$2" "$(console_log "$1")" && return 0
-	[ -n "$id" ] && rip=$(triple_fault "$id") && echo "$rip" | grep -q -E -e "$TESTBED_MARK" ||
+	console_or_gone "$1" "$2" "$3" && return 0
+	[ -n "$id" ] && rip=$(triple_fault "$id") && testbed_lost "$id" ||
 		fail "$1 did not get to '$2': $(tail -n 3 "$(console_log "$1")" | tr -d '\r' | tr '\n' ' ')"
-	log "$1 (domain $id) was lost to the test bed's nested SVM (RIP $rip)"
-	_faults_answered
-	xl destroy "$1" >/dev/null 2>&1
-	wait_gone "$1" 60 || fail "$1 did not go away"
-	keep_log "$1" "faulted-$id" >/dev/null
+	drop_faulted "$1" "$id" "$rip" "the test bed's nested SVM" || fail "$1 did not go away"
 	return 2
 }

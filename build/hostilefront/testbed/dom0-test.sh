@@ -37,11 +37,9 @@ attack() {
 	shift
 	boot_guest hostile.cfg hostile "$@" && return 0
 	[ -n "$BOOT_DOMID" ] && rip=$(triple_fault "$BOOT_DOMID") || return 1
-	log "attack=$a: Xen reports hostile (domain $BOOT_DOMID) triple-faulted mid-attack (RIP $rip): running it once more"
 	grep -h 'HOSTILE' "$(console_log hostile)" | while read -r l; do log "hostile (faulted): $l"; done
-	xl destroy hostile >/dev/null 2>&1
-	wait_gone hostile 60 || return 1
-	keep_log hostile "$a-faulted" >/dev/null
+	drop_faulted hostile "$BOOT_DOMID" "$rip" "mid-attack $a" || return 1
+	log "attack=$a: running it once more"
 	boot_guest hostile.cfg hostile "$@"
 }
 

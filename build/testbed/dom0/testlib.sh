@@ -8,7 +8,8 @@
 #   fail REASON                     record FAIL REASON and end the test
 #   check DESC CMD [ARGS...]        run CMD; fail "DESC" if it exits non-zero
 #   xl_create CFG [XL-ARGS...]      xl create CFG, logging how long xl took (a domain that
-#                                   exists counts as created even if xl crashed)
+#                                   exists counts as created even if xl crashed); XL_DOMID
+#                                   is the new domain's id (empty if it was already gone)
 #   wait_console DOM PATTERN [SECS] wait until DOM's console log matches PATTERN (grep -E)
 #   wait_progress DOM PATTERN SECS MARKERS
 #                                   wait_console, logging DOM's newest line matching MARKERS
@@ -31,6 +32,11 @@
 #
 #   testbed_fault N                 true, printing a TESTBED-FAULT line, if one of the triple
 #                                   faults after Xen's first N is the test bed's own
+#   testbed_lost ID                 true if domain ID triple-faulted by the test bed's own fault
+#   boot_guest CFG NAME PAT SECS [ARGS]
+#                                   create a guest, wait for PAT; once more if the test bed lost it
+#   console_or_gone NAME PAT SECS   wait until NAME's console matches PAT, or NAME is gone
+#   drop_faulted NAME ID RIP WHY    log, answer for, destroy and keep apart a faulted domain
 #
 # The wait_* helpers return 0 when the condition is met and 1 after SECS (default 60)
 # seconds, or 180 s after a domain's testbed_fault; they do not fail the test
@@ -65,6 +71,9 @@ pass() {
 }
 
 fail() {
+	# A fault of the test bed's own is named here, even if no wait saw it,
+	# for run.sh to give the run one more try.
+	testbed_fault 0 || true
 	log "FAIL: ${*:-no reason given}"
 	record_result "FAIL ${*:-no reason given}"
 	exit 1
@@ -85,26 +94,47 @@ console_log() {
 }
 
 xl_create() {
-	local t0 rc=0
+	local t0 rc=0 name kernel
+	name=$(_cfg_value name "$@")
+	kernel=$(_cfg_value kernel "$@")
 	t0=$(now)
 	log "xl create $*"
 	xl create "$@" || rc=$?
+	# At once: a domain may be done and gone within a second.
+	XL_DOMID=$([ -n "$name" ] && xl domid "$name" 2>/dev/null)
 	if [ "$rc" -eq 0 ]; then
 		log "xl create $1 done in $(elapsed "$t0")s"
-		return 0
-	fi
-	# xl's domain-monitoring child has been seen to segfault on this test
-	# bed after the domain was built; xl then reports failure for a domain
-	# that runs. Judge by the domain, and say so.
-	local name
-	name=$(printf '%s\n' "$@" | sed -n 's/^name="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' | tail -n 1)
-	[ -n "$name" ] || name=$(sed -n 's/^name *= *"\([^"]*\)".*/\1/p' "$1" 2>/dev/null | head -n 1)
-	if [ -n "$name" ] && xl domid "$name" >/dev/null 2>&1; then
+	elif [ -n "$XL_DOMID" ]; then
+		# xl's domain-monitoring child has been seen to segfault on this
+		# test bed after the domain was built; xl then reports failure for
+		# a domain that runs. Judge by the domain, and say so.
 		log "xl create $1 exited with status $rc but domain $name exists; carrying on (xl's own crash, not the domain's)"
-		return 0
+	else
+		log "xl create $1 failed with status $rc"
+		return "$rc"
 	fi
-	log "xl create $1 failed with status $rc"
-	return "$rc"
+	_note_kernel "$XL_DOMID" "$kernel"
+	return 0
+}
+
+# _cfg_value KEY CFG [ARGS]: the value of KEY among xl create's ARGS (the
+# last wins), else in the file CFG; nothing if neither sets it.
+_cfg_value() {
+	local key=$1 v
+	shift
+	v=$(shift; printf '%s\n' "$@" | sed -n "s/^$key *= *\"\{0,1\}\([^\"]*\)\"\{0,1\}\$/\1/p" | tail -n 1)
+	[ -n "$v" ] || v=$(sed -n "s/^$key *= *\"\([^\"]*\)\".*/\1/p" "$1" 2>/dev/null | head -n 1)
+	echo "$v"
+}
+
+# _KERNELS has a line "ID KERNEL" for each domain xl_create made (Xen
+# does not reuse ids while it runs), so a triple fault's RIP can be looked
+# up in the image's hypercall returns (testbed_fault).
+_KERNELS=/run/testbed/kernels
+_note_kernel() {
+	[ -n "$1" ] && [ -n "$2" ] || return 0
+	mkdir -p "${_KERNELS%/*}"
+	echo "$1 $2" >>"$_KERNELS"
 }
 
 # elapsed T0 prints the seconds since uptime T0.
@@ -168,19 +198,48 @@ _triple_faults() {
 }
 
 # testbed_fault N: true, printing a TESTBED-FAULT line, when one of the triple faults
-# Xen reported after the first N bears the test bed's mark: a RIP in Xen's own code (code
-# selector e008, which no guest runs) or in a Linux kernel (0010:ffffffff...), which
-# handles every exception it takes. Under QEMU's emulated SVM the test bed loses a
-# domain's state that way now and then, whatever the domain runs; run.sh reads the line
-# and build/test-all.sh gives such a run one more try. Our own domains' faults (code
-# selector 0008, e.g. the memory probes' out-of-memory ends) do not count.
+# Xen reported after the first N is the test bed's own (_faults): under QEMU's emulated
+# SVM the test bed loses a domain's state that way now and then, whatever the domain
+# runs; run.sh reads the line and build/test-all.sh gives such a run one more try.
 testbed_fault() {
-	_triple_faults | awk -v n="$1" -v m="$TESTBED_MARK" '
-		NR > n && $2 ~ m {
+	_faults | awk -v n="$1" '
+		NR > n && $3 {
 			printf "TESTBED-FAULT: domain %s triple-faulted at RIP %s (the test bed'"'"'s nested SVM)\n", $1, $2
 			found = 1; exit
 		}
 		END { exit !found }'
+}
+
+# testbed_lost ID: true when Xen reported domain ID triple-faulted and the fault is the
+# test bed's own (_faults).
+testbed_lost() {
+	_faults | awk -v id="$1" '$1 == id { tb = $3; exit } END { exit !tb }'
+}
+
+# _faults prints "ID RIP TESTBED" for each triple fault Xen reported, oldest first;
+# TESTBED is 1 when the fault is the test bed's own: its RIP is in Xen's own code (code
+# selector e008, which no guest runs) or in a Linux kernel (0010:ffffffff...), which
+# handles every exception it takes, or it is one of the hypercall returns of the Go
+# image the domain ran (/test/IMAGE.hypercall-returns, made by the host's
+# hypercall-returns.sh): the same instruction had returned from thousands of
+# hypercalls before, with the IDT, GDT and page tables the domain set up once at boot,
+# and a triple fault needs three deliveries through them to fail. Our own domains'
+# other faults (code selector 0008, e.g. the memory probes' out-of-memory ends) do not
+# count.
+_faults() {
+	_triple_faults | awk -v m="$TESTBED_MARK" -v k="$_KERNELS" '
+		BEGIN { while ((getline l < k) > 0) { split(l, f, " "); kernel[f[1]] = f[2] } }
+		{
+			tb = $2 ~ m
+			if (!tb && ($1 in kernel) && $2 ~ /^0008:\[<[0-9a-f]+>\]$/) {
+				pc = $2
+				gsub(/^0008:\[<0*|>\]$/, "", pc)
+				f = kernel[$1] ".hypercall-returns"
+				while ((getline l < f) > 0) if (l == pc) tb = 1
+				close(f)
+			}
+			print $1, $2, tb
+		}'
 }
 
 wait_console() {
@@ -258,17 +317,15 @@ wait_gone() {
 	_wait_for "domain $1 gone" "${2:-60}" _domain_gone "$1"
 }
 
-# create CFG NAME [ARGS]: xl create, once more if the domain did not come
-# into existence (xl itself has been seen to segfault while building a
-# domain on the loaded test bed).
+# create CFG NAME [ARGS]: xl_create, once more if it failed (xl itself has
+# been seen to segfault while building a domain on the loaded test bed).
 create() {
 	local cfg=$1 name=$2
 	shift 2
-	xl_create "$cfg" "$@"
-	xl domid "$name" >/dev/null 2>&1 && return 0
-	log "$name does not exist after xl create; retrying once"
+	xl_create "$cfg" "$@" && return 0
+	log "$name was not created; retrying once"
 	xl destroy "$name" >/dev/null 2>&1
-	xl_create "$cfg" "$@" && xl domid "$name" >/dev/null 2>&1
+	xl_create "$cfg" "$@"
 }
 
 # _console_or_gone DOM PATTERN: DOM's console matches PATTERN, or DOM is
@@ -280,9 +337,9 @@ _console_or_gone() {
 # boot_guest CFG NAME PATTERN SECS [ARGS]: create the guest NAME (create,
 # with ARGS) and wait until its console matches PATTERN, within SECS. A
 # guest that Xen reports triple-faulted is created once more at once if it
-# had not written a byte to its console yet, or if its fault bears the test
-# bed's mark (testbed_fault: a RIP in Xen's own code or in a Linux kernel):
-# under QEMU's emulated SVM the test bed loses a guest's state that way now
+# had not written a byte to its console yet, or if the fault is the test
+# bed's own (testbed_lost: in Xen's own code, in a Linux kernel, at a
+# hypercall return of a Go image): under QEMU's emulated SVM the test bed loses a guest's state that way now
 # and then, in its first instructions or later, which is the test bed's,
 # not the guest's, doing. The faulted boot's console log is kept apart as
 # NAME-faulted-ID; the caller keeps each boot's console log apart too
@@ -294,22 +351,42 @@ boot_guest() {
 	BOOT_DOMID=
 	for try in 1 2; do
 		create "$cfg" "$name" "$@" || return 1
-		id=$(xl domid "$name" 2>/dev/null)
+		id=$XL_DOMID
 		BOOT_DOMID=$id
-		_wait_for "console of $name matching '$pat', or $name gone" "$secs" _console_or_gone "$name" "$pat" &&
-			grep -q -E -e "$pat" "$(console_log "$name")" 2>/dev/null && return 0
-		if [ "$try" = 1 ] && [ -n "$id" ] && rip=$(triple_fault "$id"); then
-			echo "$rip" | grep -q -E -e "$TESTBED_MARK" || [ ! -s "$(console_log "$name")" ] || return 1
-			log "$name (domain $id) triple-faulted (RIP $rip; the test bed's nested SVM): creating it once more"
-			_faults_answered
-			xl destroy "$name" >/dev/null 2>&1
-			wait_gone "$name" 30 || return 1
-			keep_log "$name" "faulted-$id" >/dev/null
-			continue
+		console_or_gone "$name" "$pat" "$secs" && return 0
+		[ "$try" = 1 ] || return 1
+		if [ -z "$id" ] && [ ! -s "$(console_log "$name")" ]; then
+			log "$name was gone before its id was seen, without a byte on its console"
+			keep_log "$name" "gone" >/dev/null
+		elif [ -n "$id" ] && rip=$(triple_fault "$id") && testbed_lost "$id"; then
+			drop_faulted "$name" "$id" "$rip" "the test bed's nested SVM" || return 1
+		elif [ -n "$rip" ] && [ ! -s "$(console_log "$name")" ]; then
+			drop_faulted "$name" "$id" "$rip" "before its console's first byte" || return 1
+		else
+			return 1
 		fi
-		return 1
+		log "creating $name once more"
 	done
 	return 1
+}
+
+# console_or_gone NAME PATTERN SECS: wait until NAME's console matches
+# PATTERN (true) or NAME is gone or SECS have passed (false).
+console_or_gone() {
+	_wait_for "console of $1 matching '$2', or $1 gone" "$3" _console_or_gone "$1" "$2" &&
+		grep -q -E -e "$2" "$(console_log "$1")" 2>/dev/null
+}
+
+# drop_faulted NAME ID RIP WHY: the domain NAME (id ID) triple-faulted at
+# RIP, for the reason WHY, and is to be run again: log it, answer for the
+# fault (no wait is shortened for it), destroy what is left of the domain
+# and keep its console log apart as NAME-faulted-ID.
+drop_faulted() {
+	log "$1 (domain $2) triple-faulted at RIP $3 ($4): dropped, its console log kept as $1-faulted-$2"
+	_faults_answered
+	xl destroy "$1" >/dev/null 2>&1
+	wait_gone "$1" 60 || return 1
+	keep_log "$1" "faulted-$2" >/dev/null
 }
 
 # triple_fault ID: the RIP of Xen's dump of domain ID's triple fault, if
