@@ -414,6 +414,7 @@ say "RESULT: $result"
 # dom0 names the faults it told apart by the domain's image (a hypercall
 # return: testbed_fault, mgr_lost) on TESTBED-FAULT lines.
 faults=$(testbed_faults | tr '\n' ' ')
+faults=${faults% }
 told=$(grep -m1 -o 'TESTBED-FAULT: .*' "$log_file" | tr -d '\r') || true
 if [ -n "$faults$told" ]; then
 	say "the test bed's own fault (QEMU's emulated SVM) hit this run:${faults:+ triple faults $faults}${told:+ dom0 says $told}"

@@ -22,16 +22,25 @@ lost_client() {
 	fail "$1 did not connect its devices: the test bed lost it or the manager"
 }
 
-# idle_cpu COUNT: the manager's CPU share over 10 s, with COUNT devices
-# attached and connected, none sending.
+# idle_cpu COUNT: the manager's CPU share with COUNT devices attached and
+# connected, none sending: the quieter of two 5 s windows. Once a minute
+# the manager rescans its backend directory (tpmback's DefaultRescan),
+# rereading every device's state; with 128 devices that took 0.1-0.2 s of
+# the test bed's CPU, and a single 10 s window that held it read up to
+# 2.1%. A rescan falls in one window at most, while waking to poll (every
+# millisecond, with the old port list) would show in both; both windows
+# are reported.
 idle_cpu() {
 	local have pct
 	have=$(xenstore-list "/local/domain/$mid/backend/vtpm" | while read -r fe; do xenstore-list "/local/domain/$mid/backend/vtpm/$fe"; done | wc -l)
 	[ "$have" = "$1" ] || fail "the manager's backend directory lists $have vtpm devices, want $1"
-	pct=$(xentop -b -d 10 -i 2 | awk '$1 == "mgr" { v = $4 } END { print v }')
-	[ -n "$pct" ] || fail "xentop did not report the manager"
-	echo "$1 $pct" >>/tmp/idle
-	log "FIGURE manager idle CPU with $1 vTPM devices attached: ${pct}% (xentop over 10 s)"
+	# The first of xentop's three reports has no interval behind it.
+	pct=$(xentop -b -d 5 -i 3 | awk '$1 == "mgr" && ++n > 1 { w[n] = $4 + 0 }
+		END { if (n == 3) print (w[2] < w[3] ? w[2] : w[3]), w[2], w[3] }')
+	[ -n "$pct" ] || fail "xentop did not report the manager three times"
+	set -- "$1" $pct
+	echo "$1 $2" >>/tmp/idle
+	log "FIGURE manager idle CPU with $1 vTPM devices attached: $2% (the quieter of two 5 s windows by xentop: $3% and $4%)"
 }
 
 full=0
