@@ -339,12 +339,13 @@ _console_or_gone() {
 # guest that Xen reports triple-faulted is created once more at once if it
 # had not written a byte to its console yet, or if the fault is the test
 # bed's own (testbed_lost: in Xen's own code, in a Linux kernel, at a
-# hypercall return of a Go image): under QEMU's emulated SVM the test bed loses a guest's state that way now
-# and then, in its first instructions or later, which is the test bed's,
-# not the guest's, doing. The faulted boot's console log is kept apart as
-# NAME-faulted-ID; the caller keeps each boot's console log apart too
-# (keep_log), so an empty log is this boot's. BOOT_DOMID is the id of the
-# domain last created.
+# hypercall return of a Go image): under QEMU's emulated SVM the test bed
+# loses a guest's state that way now and then, in its first instructions
+# or later, which is the test bed's, not the guest's, doing. So is a guest
+# gone before its id could be read, without a byte on its console. The
+# faulted boot's console log is kept apart as NAME-faulted-ID; the caller
+# keeps each boot's console log apart too (keep_log), so an empty log is
+# this boot's. BOOT_DOMID is the id of the domain last created.
 boot_guest() {
 	local cfg=$1 name=$2 pat=$3 secs=$4 try id rip
 	shift 4
